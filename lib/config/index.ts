@@ -1,0 +1,136 @@
+import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { ConfigError } from '../errors.js';
+
+const Seconds = (options: { default?: number; minimum?: number; maximum?: number } = {}) =>
+  T.Number({ exclusiveMinimum: 0, ...options });
+const Strict = { additionalProperties: false, default: {} } as const;
+
+/** The resolved configuration every backend is built from. Durations are seconds. */
+export const StorageConfigSchema = T.Object(
+  {
+    backend: T.Union([T.Literal('memory'), T.Literal('redis'), T.Literal('postgresql'), T.Literal('hybrid')], {
+      default: 'memory',
+    }),
+    /** Prefix of every Redis key (and the hash tags built from it). */
+    keyPrefix: T.String({ minLength: 1, maxLength: 64, default: 'kubently:' }),
+    redis: T.Object(
+      {
+        url: T.String({ default: 'redis://127.0.0.1:6379' }),
+        /** Connect as a Redis Cluster client (ElastiCache cluster mode); `url` is a seed node. */
+        cluster: T.Boolean({ default: false }),
+        /** Force TLS even for `redis://` URLs (a `rediss://` URL always uses TLS). */
+        tls: T.Boolean({ default: false }),
+        password: T.Optional(T.String()),
+        connectTimeout: Seconds({ default: 5, maximum: 60 }),
+        commandTimeout: Seconds({ default: 5, maximum: 60 }),
+        /** Retries of one command while reconnecting before it fails with `BackendUnavailableError`. */
+        maxRetriesPerRequest: T.Integer({ minimum: 0, maximum: 20, default: 2 }),
+      },
+      Strict,
+    ),
+    limits: T.Object(
+      {
+        maxValueBytes: T.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 256 * 1024 }),
+      },
+      Strict,
+    ),
+    sessions: T.Object({ defaultTtl: Seconds({ default: 300, maximum: 315_360_000 }) }, Strict),
+    queues: T.Object(
+      {
+        maxAttempts: T.Integer({ minimum: 1, maximum: 1000, default: 5 }),
+        dedupWindow: Seconds({ default: 300, maximum: 86_400 }),
+      },
+      Strict,
+    ),
+    events: T.Object(
+      {
+        /** Events kept per channel. */
+        maxHistory: T.Integer({ minimum: 1, maximum: 1_000_000, default: 1000 }),
+        /** Per-channel overrides: glob pattern → events kept; the first matching pattern wins. */
+        maxHistoryByChannel: T.Record(T.String(), T.Integer({ minimum: 1, maximum: 1_000_000 }), { default: {} }),
+      },
+      Strict,
+    ),
+    audit: T.Object(
+      {
+        maxEntries: T.Integer({ minimum: 1, maximum: 100_000_000, default: 100_000 }),
+        maxAge: Seconds({ default: 90 * 86_400 }),
+      },
+      Strict,
+    ),
+    ttl: T.Object({ batchSize: T.Integer({ minimum: 1, maximum: 100_000, default: 1000 }) }, Strict),
+  },
+  { additionalProperties: false },
+);
+
+export type StorageConfig = Static<typeof StorageConfigSchema>;
+
+type DeepPartial<V> = V extends readonly unknown[]
+  ? V
+  : V extends object
+    ? { [K in keyof V]?: DeepPartial<V[K]> }
+    : V;
+export type StorageConfigInput = DeepPartial<StorageConfig>;
+
+/** Every problem in `value` against `schema`, as `path: message` lines. */
+export function schemaProblems(schema: TSchema, value: unknown, root = ''): string[] {
+  const problems: string[] = [];
+  for (const error of Value.Errors(schema, value)) {
+    const path = `${root}${error.path.replaceAll('/', '.')}`.replace(/^\./, '') || '(root)';
+    const allowed = error.schema.anyOf
+      ? ` (allowed: ${(error.schema.anyOf as TSchema[]).map((s) => JSON.stringify(s.const)).join(', ')})`
+      : '';
+    problems.push(`${path}: ${error.message}${allowed}`);
+  }
+  // A union failing reports once per branch too; keep the first line per path.
+  const seen = new Set<string>();
+  return problems.filter((line) => {
+    const path = line.slice(0, line.indexOf(':'));
+    if (seen.has(path)) return false;
+    seen.add(path);
+    return true;
+  });
+}
+
+/** Fills defaults and validates; throws `ConfigError` listing every bad field. */
+export function resolveConfig(input: StorageConfigInput = {}): StorageConfig {
+  const value = Value.Default(StorageConfigSchema, structuredClone(input));
+  const problems = schemaProblems(StorageConfigSchema, value);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return value as StorageConfig;
+}
+
+function numberFrom(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n)) throw new ConfigError([`${name}: expected a number, got ${JSON.stringify(raw)}`]);
+  return n;
+}
+
+/**
+ * Configuration from the environment, as Lambda sets it: `STORAGE_BACKEND`, `REDIS_URL`,
+ * `REDIS_CLUSTER`, `KEY_PREFIX`, `MAX_VALUE_BYTES`, `QUEUE_MAX_ATTEMPTS`, `SESSION_DEFAULT_TTL`.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env, base: StorageConfigInput = {}): StorageConfig {
+  const input = structuredClone(base) as Record<string, Record<string, unknown> | unknown>;
+  const section = (name: string) => {
+    const current = input[name];
+    if (current && typeof current === 'object') return current as Record<string, unknown>;
+    const created: Record<string, unknown> = {};
+    input[name] = created;
+    return created;
+  };
+  if (env.STORAGE_BACKEND) input.backend = env.STORAGE_BACKEND;
+  if (env.KEY_PREFIX) input.keyPrefix = env.KEY_PREFIX;
+  if (env.REDIS_URL) section('redis').url = env.REDIS_URL;
+  if (env.REDIS_CLUSTER) section('redis').cluster = env.REDIS_CLUSTER === 'true' || env.REDIS_CLUSTER === '1';
+  const maxValueBytes = numberFrom(env, 'MAX_VALUE_BYTES');
+  if (maxValueBytes !== undefined) section('limits').maxValueBytes = maxValueBytes;
+  const maxAttempts = numberFrom(env, 'QUEUE_MAX_ATTEMPTS');
+  if (maxAttempts !== undefined) section('queues').maxAttempts = maxAttempts;
+  const sessionTtl = numberFrom(env, 'SESSION_DEFAULT_TTL');
+  if (sessionTtl !== undefined) section('sessions').defaultTtl = sessionTtl;
+  return resolveConfig(input as StorageConfigInput);
+}

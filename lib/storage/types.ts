@@ -1,0 +1,401 @@
+/**
+ * The storage contract. Every backend (memory, redis, postgresql, hybrid) implements these
+ * interfaces with the same semantics, and the conformance suite in `test/conformance` holds
+ * each of them to it.
+ *
+ * Conventions shared by every store:
+ * - Names (kv keys, queue names, channel names, cluster ids, session ids) are opaque UTF-8
+ *   strings of 1–255 bytes without control characters.
+ * - Values are plain JSON (null, booleans, finite numbers, strings, arrays, plain objects),
+ *   at most `limits.maxValueBytes` once serialised (default 256 KiB).
+ * - Durations are seconds; fractions are allowed and kept to the millisecond.
+ * - Times are ISO-8601 UTC strings (`2026-01-01T00:00:00.000Z`).
+ * - Lookups answer `undefined` for a missing item; deletes answer whether something was
+ *   deleted; operations that need a current lease (queue ack/nack/extend) throw.
+ * - Bad arguments throw `ValidationError` naming the argument, before any I/O.
+ * - An unreachable backend throws `BackendUnavailableError`.
+ */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+// ---------------------------------------------------------------------------------------
+// kv
+
+export interface SetOptions {
+  /** Seconds until the key expires (> 0, ms precision). Without `ttl`/`expiresAt` the key never expires. */
+  ttl?: number;
+  /** Absolute deadline. A deadline already past writes nothing visible: the key is gone at once. */
+  expiresAt?: Date;
+  /** Write only if the key does not exist (an expired key does not exist). */
+  nx?: boolean;
+  /** Write only if the key exists. */
+  xx?: boolean;
+}
+
+export interface KvEntry {
+  value: Json;
+  /** ISO time the key expires, or null when it never does. */
+  expiresAt: string | null;
+}
+
+export interface KvSetManyEntry {
+  key: string;
+  value: Json;
+  ttl?: number;
+}
+
+export interface KvStore {
+  /** The value, or `undefined` when the key is missing or expired. Expiry is exact: a key is invisible from the moment its TTL ends, whether or not a sweep has run. */
+  get(key: string): Promise<Json | undefined>;
+  /** The value with its expiry in one round trip, or `undefined`. */
+  getEntry(key: string): Promise<KvEntry | undefined>;
+  /**
+   * Writes `value`, replacing any previous value and its TTL. Answers `false` (writing nothing)
+   * when `nx` is set and the key exists, or `xx` is set and it does not.
+   */
+  set(key: string, value: Json, options?: SetOptions): Promise<boolean>;
+  /** Deletes the key; answers whether a live key was deleted. */
+  delete(key: string): Promise<boolean>;
+  exists(key: string): Promise<boolean>;
+  /**
+   * Sets the key's TTL in seconds, or removes it with `null` (the key persists). Answers
+   * `false` when the key is missing.
+   */
+  expire(key: string, ttl: number | null): Promise<boolean>;
+  /** Sets an absolute deadline; a deadline already past deletes the key at once. */
+  expireAt(key: string, at: Date): Promise<boolean>;
+  /** Seconds left (ms precision), `null` when the key never expires, `undefined` when missing. */
+  ttl(key: string): Promise<number | null | undefined>;
+  /**
+   * Adds `by` (a safe integer, default 1) to an integer value and answers the result. A missing
+   * key starts at 0 and is created without TTL; an existing key keeps its TTL. A value that is
+   * not an integer, or a result outside ±(2^53−1), throws `ConflictError` and changes nothing.
+   */
+  incr(key: string, by?: number): Promise<number>;
+  /** Values in the order of `keys`, `undefined` for missing ones. At most 1000 keys. */
+  getMany(keys: string[]): Promise<(Json | undefined)[]>;
+  /** Writes every entry, all or none on a single-node backend. At most 1000 entries. */
+  setMany(entries: KvSetManyEntry[]): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------
+// sessions
+
+export interface Session {
+  sessionId: string;
+  clusterId: string;
+  userId: string | null;
+  correlationId: string | null;
+  serviceIdentity: string | null;
+  data: JsonObject;
+  createdAt: string;
+  lastActivity: string;
+  expiresAt: string;
+}
+
+export interface CreateSessionInput {
+  clusterId: string;
+  userId?: string;
+  correlationId?: string;
+  serviceIdentity?: string;
+  data?: JsonObject;
+  /** Seconds the session lives without a keep-alive (default `sessions.defaultTtl`, 300). */
+  ttl?: number;
+}
+
+export interface SessionStore {
+  create(input: CreateSessionInput): Promise<Session>;
+  /** The live session, or `undefined` when missing, ended or expired. */
+  get(sessionId: string): Promise<Session | undefined>;
+  /**
+   * Marks activity and sets the expiry to now + `ttl` (default: the ttl the session was created
+   * with). Answers the updated session, or `undefined` when it is not live.
+   */
+  keepAlive(sessionId: string, ttl?: number): Promise<Session | undefined>;
+  /** Ends the session at once; answers whether a live session was ended. */
+  end(sessionId: string): Promise<boolean>;
+  /** Live sessions of a cluster, oldest first. */
+  byCluster(clusterId: string): Promise<Session[]>;
+  /** Live sessions sharing a correlation id, oldest first. */
+  byCorrelation(correlationId: string): Promise<Session[]>;
+  /** Cluster ids with at least one live session, sorted. */
+  activeClusters(): Promise<string[]>;
+  /** Whether the cluster has a live session. The hot path: one round trip. */
+  isClusterActive(clusterId: string): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------------------------------
+// queues
+
+export interface SendOptions {
+  /** Seconds before the message becomes visible (0 ≤ delay ≤ 7 days). */
+  delay?: number;
+  /**
+   * Deduplication id: a second send with the same id within the dedup window
+   * (`queues.dedupWindow`, default 300 s) enqueues nothing and answers the first message's id.
+   */
+  dedupId?: string;
+}
+
+export interface SendResult {
+  id: string;
+  /** True when `dedupId` matched an earlier send and nothing new was enqueued. */
+  duplicate: boolean;
+}
+
+export interface ReceiveOptions {
+  /** Most messages to lease (1–100, default 1). */
+  max?: number;
+  /** Seconds the lease lasts before the message is delivered again (default 30, at most 12 h). */
+  visibilityTimeout?: number;
+  /** Seconds to wait for a message when none is visible (0–20, default 0): a long poll, not a busy loop. */
+  wait?: number;
+}
+
+export interface ReceivedMessage {
+  id: string;
+  /** Proves the lease; only the receipt of the latest delivery is accepted by ack/nack/extend. */
+  receipt: string;
+  payload: Json;
+  /** Deliveries so far, this one included. */
+  attempts: number;
+  enqueuedAt: string;
+}
+
+export interface DeadMessage {
+  id: string;
+  payload: Json;
+  attempts: number;
+  enqueuedAt: string;
+  diedAt: string;
+}
+
+export interface QueueStats {
+  /** Messages waiting to be delivered (visible now or delayed). */
+  depth: number;
+  /** Of `depth`, those whose delay has not yet passed. */
+  delayed: number;
+  /** Messages leased and not yet acked. */
+  inFlight: number;
+  /** Messages moved to the dead letters after `maxAttempts` deliveries. */
+  dead: number;
+}
+
+/**
+ * At-least-once queues with visibility-timeout leases. Among visible messages, delivery is FIFO
+ * by enqueue order (a message whose lease expired keeps its place). A message delivered
+ * `queues.maxAttempts` times (default 5) without an ack moves to the dead letters when its last
+ * lease ends or it is nacked.
+ */
+export interface QueueStore {
+  send(queue: string, payload: Json, options?: SendOptions): Promise<SendResult>;
+  receive(queue: string, options?: ReceiveOptions): Promise<ReceivedMessage[]>;
+  /**
+   * Deletes a leased message. Throws `NotFoundError` when the message no longer exists and
+   * `ConflictError` when `receipt` is not the latest delivery's (the lease ended and the
+   * message was delivered again, or it went to the dead letters).
+   */
+  ack(queue: string, id: string, receipt: string): Promise<void>;
+  /**
+   * Gives a leased message back: visible again after `delay` seconds (default 0), or to the
+   * dead letters when its attempts are spent. Throws like `ack`.
+   */
+  nack(queue: string, id: string, receipt: string, options?: { delay?: number }): Promise<void>;
+  /** Sets the lease to end `visibilityTimeout` seconds from now. Throws like `ack`. */
+  extend(queue: string, id: string, receipt: string, visibilityTimeout: number): Promise<void>;
+  stats(queue: string): Promise<QueueStats>;
+  /** Dead letters, oldest death first (at most `limit`, 1–1000, default 100). */
+  deadLetters(queue: string, options?: { limit?: number }): Promise<DeadMessage[]>;
+  /** Moves up to `limit` dead letters back to the queue with attempts reset; answers how many. */
+  redrive(queue: string, options?: { limit?: number }): Promise<number>;
+}
+
+// ---------------------------------------------------------------------------------------
+// events
+
+export interface PublishedEvent {
+  /** Strictly increasing within a channel, in publish order; ids compare correctly as strings. */
+  id: string;
+  channel: string;
+  message: Json;
+  publishedAt: string;
+}
+
+export interface HistoryOptions {
+  /** Only events after this id. Without it, history starts at the oldest retained event. */
+  after?: string;
+  /** Most events to answer (1–1000, default 100). */
+  limit?: number;
+}
+
+export type EventHandler = (event: PublishedEvent) => void | Promise<void>;
+
+export interface SubscribeOptions {
+  /** Deliver retained events after this id first, then live ones, with no gap and no repeat. */
+  after?: string;
+}
+
+/**
+ * Channels with bounded history (`events.maxHistory`, per-channel overrides by glob) and live
+ * subscriptions. Events reach a subscriber in id order, each once.
+ */
+export interface EventStore {
+  publish(channel: string, message: Json): Promise<{ id: string; publishedAt: string }>;
+  /** Retained events, oldest first. */
+  history(channel: string, options?: HistoryOptions): Promise<PublishedEvent[]>;
+  /**
+   * Calls `handler` for every event published to `channel` from now on (or after
+   * `options.after`), for long-lived processes. Answers once the subscription is active;
+   * the returned function ends it.
+   */
+  subscribe(channel: string, handler: EventHandler, options?: SubscribeOptions): Promise<() => Promise<void>>;
+}
+
+// ---------------------------------------------------------------------------------------
+// tokens
+
+export const SCOPES = [
+  'kv:read',
+  'kv:write',
+  'sessions:read',
+  'sessions:write',
+  'queues:send',
+  'queues:receive',
+  'events:publish',
+  'events:subscribe',
+  'admin',
+] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface TokenInfo {
+  id: string;
+  identity: string;
+  scopes: Scope[];
+  /** Glob patterns (`*` matches any run of characters) over the resource names a route touches. */
+  resources: string[];
+  createdAt: string;
+  expiresAt: string | null;
+}
+
+export interface IssuedToken extends TokenInfo {
+  /** The secret. Shown once; only its SHA-256 hash is stored. */
+  token: string;
+}
+
+export interface IssueTokenInput {
+  identity: string;
+  scopes: Scope[];
+  /** Default `["*"]`. */
+  resources?: string[];
+  /** Seconds until the token expires; without it the token lives until revoked. */
+  ttl?: number;
+}
+
+export interface TokenStore {
+  issue(input: IssueTokenInput): Promise<IssuedToken>;
+  /**
+   * The token's record when it is known, unexpired and unrevoked, else `undefined`. Looks the
+   * SHA-256 of `token` up and compares hashes in constant time; never caches, so a revoked
+   * token fails on the next call.
+   */
+  verify(token: string): Promise<TokenInfo | undefined>;
+  /** Revokes at once; answers whether a live token was revoked. */
+  revoke(id: string): Promise<boolean>;
+  /** Live tokens, oldest first. */
+  list(): Promise<TokenInfo[]>;
+}
+
+// ---------------------------------------------------------------------------------------
+// audit
+
+export interface AuditInput {
+  /** Who: the token identity or service name. */
+  identity: string;
+  /** What: e.g. `kv.set`, `tokens.revoke`. */
+  action: string;
+  /** The resource acted on (key, queue, channel, cluster id). */
+  resource?: string;
+  correlationId?: string;
+  outcome?: 'ok' | 'denied' | 'error';
+  details?: JsonObject;
+}
+
+export interface AuditEntry {
+  id: string;
+  /** When, as recorded by the backend. */
+  at: string;
+  identity: string;
+  action: string;
+  resource: string | null;
+  correlationId: string | null;
+  outcome: 'ok' | 'denied' | 'error';
+  details: JsonObject | null;
+}
+
+export interface AuditQuery {
+  identity?: string;
+  /** Entries at or after this time. */
+  since?: Date;
+  /** Entries before this time. */
+  until?: Date;
+  /** 1–1000, default 100. */
+  limit?: number;
+  /** `desc` (default): newest first. */
+  order?: 'asc' | 'desc';
+}
+
+/**
+ * Append-only audit log. Retention is bounded by age (`audit.maxAge`) and count
+ * (`audit.maxEntries`): entries past either bound are never answered and are removed by the sweep.
+ */
+export interface AuditStore {
+  append(entry: AuditInput): Promise<AuditEntry>;
+  query(query?: AuditQuery): Promise<AuditEntry[]>;
+}
+
+// ---------------------------------------------------------------------------------------
+// the whole
+
+export interface HealthCheck {
+  ok: boolean;
+  latencyMs: number;
+  error?: string;
+}
+
+export interface HealthReport {
+  status: 'ok' | 'degraded' | 'down';
+  backend: string;
+  checks: Record<string, HealthCheck>;
+}
+
+export interface SweepOptions {
+  /** Rows or keys removed per batch (default `ttl.batchSize`, 1000). */
+  batchSize?: number;
+}
+
+/** What one sweep removed, per store. Reads never depend on it: expired data is filtered on read. */
+export interface SweepReport {
+  kv: number;
+  sessions: number;
+  queues: number;
+  events: number;
+  tokens: number;
+  audit: number;
+  durationMs: number;
+}
+
+export interface Storage {
+  readonly backend: string;
+  readonly kv: KvStore;
+  readonly sessions: SessionStore;
+  readonly queues: QueueStore;
+  readonly events: EventStore;
+  readonly tokens: TokenStore;
+  readonly audit: AuditStore;
+  health(): Promise<HealthReport>;
+  /** Removes expired data in batches and answers the counts. Harmless to run at any time. */
+  sweep(options?: SweepOptions): Promise<SweepReport>;
+  /** Closes every connection this instance opened. */
+  close(): Promise<void>;
+}
