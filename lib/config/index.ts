@@ -9,11 +9,14 @@ const Strict = { additionalProperties: false, default: {} } as const;
 /** The resolved configuration every backend is built from. Durations are seconds. */
 export const StorageConfigSchema = T.Object(
   {
-    backend: T.Union([T.Literal('memory'), T.Literal('redis'), T.Literal('postgresql'), T.Literal('hybrid')], {
-      default: 'memory',
-    }),
+    backend: T.Union(
+      [T.Literal('memory'), T.Literal('redis'), T.Literal('postgresql'), T.Literal('hybrid')],
+      {
+        default: 'memory',
+      },
+    ),
     /** Prefix of every Redis key (and the hash tags built from it). */
-    keyPrefix: T.String({ minLength: 1, maxLength: 64, default: 'kubently:' }),
+    keyPrefix: T.String({ minLength: 1, maxLength: 64, pattern: '^[^{}\\s]+$', default: 'kubently:' }),
     redis: T.Object(
       {
         url: T.String({ default: 'redis://127.0.0.1:6379' }),
@@ -48,7 +51,9 @@ export const StorageConfigSchema = T.Object(
         /** Events kept per channel. */
         maxHistory: T.Integer({ minimum: 1, maximum: 1_000_000, default: 1000 }),
         /** Per-channel overrides: glob pattern → events kept; the first matching pattern wins. */
-        maxHistoryByChannel: T.Record(T.String(), T.Integer({ minimum: 1, maximum: 1_000_000 }), { default: {} }),
+        maxHistoryByChannel: T.Record(T.String(), T.Integer({ minimum: 1, maximum: 1_000_000 }), {
+          default: {},
+        }),
       },
       Strict,
     ),
@@ -56,6 +61,13 @@ export const StorageConfigSchema = T.Object(
       {
         maxEntries: T.Integer({ minimum: 1, maximum: 100_000_000, default: 100_000 }),
         maxAge: Seconds({ default: 90 * 86_400 }),
+      },
+      Strict,
+    ),
+    auth: T.Object(
+      {
+        /** Hex SHA-256 of a bootstrap admin token (the plain token never appears in config). */
+        bootstrapTokenHash: T.Optional(T.String({ pattern: '^[0-9a-fA-F]{64}$' })),
       },
       Strict,
     ),
@@ -111,9 +123,12 @@ function numberFrom(env: NodeJS.ProcessEnv, name: string): number | undefined {
 
 /**
  * Configuration from the environment, as Lambda sets it: `STORAGE_BACKEND`, `REDIS_URL`,
- * `REDIS_CLUSTER`, `KEY_PREFIX`, `MAX_VALUE_BYTES`, `QUEUE_MAX_ATTEMPTS`, `SESSION_DEFAULT_TTL`.
+ * `REDIS_CLUSTER`, `KEY_PREFIX`, `BOOTSTRAP_TOKEN_HASH`, `MAX_VALUE_BYTES`, `QUEUE_MAX_ATTEMPTS`, `SESSION_DEFAULT_TTL`.
  */
-export function configFromEnv(env: NodeJS.ProcessEnv = process.env, base: StorageConfigInput = {}): StorageConfig {
+export function configFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  base: StorageConfigInput = {},
+): StorageConfig {
   const input = structuredClone(base) as Record<string, Record<string, unknown> | unknown>;
   const section = (name: string) => {
     const current = input[name];
@@ -124,6 +139,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env, base: Storag
   };
   if (env.STORAGE_BACKEND) input.backend = env.STORAGE_BACKEND;
   if (env.KEY_PREFIX) input.keyPrefix = env.KEY_PREFIX;
+  if (env.BOOTSTRAP_TOKEN_HASH) section('auth').bootstrapTokenHash = env.BOOTSTRAP_TOKEN_HASH;
   if (env.REDIS_URL) section('redis').url = env.REDIS_URL;
   if (env.REDIS_CLUSTER) section('redis').cluster = env.REDIS_CLUSTER === 'true' || env.REDIS_CLUSTER === '1';
   const maxValueBytes = numberFrom(env, 'MAX_VALUE_BYTES');

@@ -1,13 +1,40 @@
 import { resolveConfig, type StorageConfig, type StorageConfigInput } from '../config/index.js';
+import { ConfigError } from '../errors.js';
+import type { Driver } from './driver.js';
+import { createFacade } from './facade.js';
+import { createMemoryDriver } from './memory/index.js';
+import { createRedisDriver, type RedisDriverOptions } from './redis/index.js';
 import type { Storage } from './types.js';
 
 export * from './types.js';
 
+export interface CreateStorageOptions {
+  /** Redis: reuse this client instead of opening one (the storage will not close it). */
+  redis?: RedisDriverOptions;
+}
+
 /**
  * Builds the storage for `config.backend`. Synchronous: connections open in the background
- * and the first operation waits for them, so a Lambda container can build it at module scope.
+ * and the first operation waits for them, so a Lambda container can build it at module scope
+ * and reuse it across warm invocations.
  */
-export function createStorage(input: StorageConfigInput | StorageConfig = {}): Storage {
+export function createStorage(
+  input: StorageConfigInput | StorageConfig = {},
+  options: CreateStorageOptions = {},
+): Storage {
   const config = resolveConfig(input);
-  throw new Error(`backend ${config.backend} not built yet`);
+  return createFacade(createDriver(config, options), config);
+}
+
+function createDriver(config: StorageConfig, options: CreateStorageOptions): Driver {
+  switch (config.backend) {
+    case 'memory':
+      return createMemoryDriver(config);
+    case 'redis':
+      return createRedisDriver(config, options.redis);
+    default:
+      throw new ConfigError([
+        `backend: ${config.backend} is not available in this build (allowed: memory, redis)`,
+      ]);
+  }
 }

@@ -194,7 +194,8 @@ export interface QueueStore {
   /**
    * Deletes a leased message. Throws `NotFoundError` when the message no longer exists and
    * `ConflictError` when `receipt` is not the latest delivery's (the lease ended and the
-   * message was delivered again, or it went to the dead letters).
+   * message was delivered again, or it went to the dead letters). A lease that ended but whose
+   * message has not been delivered again is still honoured: the work was done, so keep it.
    */
   ack(queue: string, id: string, receipt: string): Promise<void>;
   /**

@@ -16,7 +16,8 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** A name (key, queue, channel, cluster id): 1–255 bytes of UTF-8, no control characters. */
 export function checkName(field: string, value: unknown): string {
-  if (typeof value !== 'string') throw new ValidationError(field, `expected a string, got ${describe(value)}`);
+  if (typeof value !== 'string')
+    throw new ValidationError(field, `expected a string, got ${describe(value)}`);
   if (value.length === 0) throw new ValidationError(field, 'must not be empty');
   // Fast path: ASCII-only strings of ≤ 255 chars are ≤ 255 bytes.
   if (value.length > MAX_NAME_BYTES || !isAscii(value)) {
@@ -52,7 +53,8 @@ export function checkDelay(field: string, value: unknown, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw new ValidationError(field, `expected a number of seconds, got ${describe(value)}`);
   }
-  if (value < 0 || value > max) throw new ValidationError(field, `must be between 0 and ${max}, got ${value}`);
+  if (value < 0 || value > max)
+    throw new ValidationError(field, `must be between 0 and ${max}, got ${value}`);
   return Math.round(value * 1000);
 }
 
@@ -60,12 +62,14 @@ export function checkInt(field: string, value: unknown, min: number, max: number
   if (typeof value !== 'number' || !Number.isInteger(value)) {
     throw new ValidationError(field, `expected an integer, got ${describe(value)}`);
   }
-  if (value < min || value > max) throw new ValidationError(field, `must be between ${min} and ${max}, got ${value}`);
+  if (value < min || value > max)
+    throw new ValidationError(field, `must be between ${min} and ${max}, got ${value}`);
   return value;
 }
 
 export function checkBool(field: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') throw new ValidationError(field, `expected a boolean, got ${describe(value)}`);
+  if (typeof value !== 'boolean')
+    throw new ValidationError(field, `expected a boolean, got ${describe(value)}`);
   return value;
 }
 
@@ -94,7 +98,10 @@ export function checkOptions<K extends string>(
   if (!isPlainObject(value)) throw new ValidationError(field, `expected an object, got ${describe(value)}`);
   for (const key of Object.keys(value)) {
     if (!(allowed as readonly string[]).includes(key)) {
-      throw new ValidationError(`${field}.${key}`, `unknown option (allowed: ${allowed.join(', ') || 'none'})`);
+      throw new ValidationError(
+        `${field}.${key}`,
+        `unknown option (allowed: ${allowed.join(', ') || 'none'})`,
+      );
     }
   }
   return value as Partial<Record<K, unknown>>;
@@ -114,7 +121,8 @@ export function serializeJson(field: string, value: unknown, maxBytes: number): 
   // A string's UTF-8 size is at most 3 bytes per UTF-16 unit: skip the exact count when it can't matter.
   if (text.length * 3 > maxBytes) {
     const bytes = Buffer.byteLength(text, 'utf8');
-    if (bytes > maxBytes) throw new PayloadTooLargeError(field, `is ${bytes} bytes as JSON; the limit is ${maxBytes}`);
+    if (bytes > maxBytes)
+      throw new PayloadTooLargeError(field, `is ${bytes} bytes as JSON; the limit is ${maxBytes}`);
   }
   return text;
 }
@@ -122,7 +130,8 @@ export function serializeJson(field: string, value: unknown, maxBytes: number): 
 function checkJsonScalar(path: string, value: unknown): void {
   switch (typeof value) {
     case 'string':
-      if (!value.isWellFormed()) throw new ValidationError(path, 'string is not valid UTF-8 (lone surrogate)');
+      if (!value.isWellFormed())
+        throw new ValidationError(path, 'string is not valid UTF-8 (lone surrogate)');
       return;
     case 'number':
       if (!Number.isFinite(value)) throw new ValidationError(path, `${value} is not a JSON number`);
@@ -159,7 +168,8 @@ function checkJsonNode(path: string, value: unknown, ancestors: Set<object>, dep
 
 /** A JSON object (not array, not null) such as session `data`; answers its JSON text. */
 export function serializeJsonObject(field: string, value: unknown, maxBytes: number): string {
-  if (!isPlainObject(value)) throw new ValidationError(field, `expected a JSON object, got ${describe(value)}`);
+  if (!isPlainObject(value))
+    throw new ValidationError(field, `expected a JSON object, got ${describe(value)}`);
   return serializeJson(field, value, maxBytes);
 }
 

@@ -1,0 +1,146 @@
+/**
+ * The backend seam. A backend implements these driver interfaces; `createStorage` wraps them
+ * in the public stores (`facade.ts`), which validate every argument once, for every backend.
+ * Drivers therefore receive checked, normalised input: names already validated, values as
+ * JSON text within the size limit, durations in whole milliseconds.
+ */
+import type {
+  AuditEntry,
+  DeadMessage,
+  EventHandler,
+  HealthCheck,
+  Json,
+  KvEntry,
+  PublishedEvent,
+  QueueStats,
+  ReceivedMessage,
+  SendResult,
+  Session,
+  SweepReport,
+  TokenInfo,
+} from './types.js';
+
+/** A relative TTL (measured on the backend's clock) or an absolute deadline, in ms. */
+export type Expiry = { ttlMs: number } | { atMs: number };
+
+export interface KvDriver {
+  get(key: string): Promise<Json | undefined>;
+  getEntry(key: string): Promise<KvEntry | undefined>;
+  /** `expiry` undefined: no TTL. An `atMs` in the past: nothing visible remains (an old value is deleted). */
+  set(
+    key: string,
+    json: string,
+    expiry: Expiry | undefined,
+    condition: 'nx' | 'xx' | undefined,
+  ): Promise<boolean>;
+  delete(key: string): Promise<boolean>;
+  exists(key: string): Promise<boolean>;
+  /** `null` removes the TTL. */
+  expire(key: string, expiry: Expiry | null): Promise<boolean>;
+  /** Milliseconds left, null without TTL, undefined when missing. */
+  ttlMs(key: string): Promise<number | null | undefined>;
+  incr(key: string, by: number): Promise<number>;
+  getMany(keys: string[]): Promise<(Json | undefined)[]>;
+  setMany(entries: { key: string; json: string; ttlMs: number | undefined }[]): Promise<void>;
+}
+
+export interface NewSession {
+  sessionId: string;
+  clusterId: string;
+  userId: string | null;
+  correlationId: string | null;
+  serviceIdentity: string | null;
+  dataJson: string;
+  ttlMs: number;
+}
+
+export interface SessionDriver {
+  create(session: NewSession): Promise<Session>;
+  get(sessionId: string): Promise<Session | undefined>;
+  /** `ttlMs` undefined: the ttl the session was created with. */
+  keepAlive(sessionId: string, ttlMs: number | undefined): Promise<Session | undefined>;
+  end(sessionId: string): Promise<boolean>;
+  byCluster(clusterId: string): Promise<Session[]>;
+  byCorrelation(correlationId: string): Promise<Session[]>;
+  activeClusters(): Promise<string[]>;
+  isClusterActive(clusterId: string): Promise<boolean>;
+}
+
+export interface QueueDriver {
+  send(queue: string, json: string, delayMs: number, dedupId: string | undefined): Promise<SendResult>;
+  receive(queue: string, max: number, visibilityMs: number, waitMs: number): Promise<ReceivedMessage[]>;
+  ack(queue: string, id: string, receipt: string): Promise<void>;
+  nack(queue: string, id: string, receipt: string, delayMs: number): Promise<void>;
+  extend(queue: string, id: string, receipt: string, visibilityMs: number): Promise<void>;
+  stats(queue: string): Promise<QueueStats>;
+  deadLetters(queue: string, limit: number): Promise<DeadMessage[]>;
+  redrive(queue: string, limit: number): Promise<number>;
+}
+
+export interface EventDriver {
+  /** `maxHistory`: events this channel keeps (resolved from config by the facade). */
+  publish(channel: string, json: string, maxHistory: number): Promise<{ id: string; publishedAt: string }>;
+  /** `after`: a sequence number (0 = from the start). */
+  history(channel: string, after: number, limit: number): Promise<PublishedEvent[]>;
+  /**
+   * Live delivery. The driver calls `onEvent` for each published event, possibly out of order
+   * or more than once around reconnects; the facade orders, deduplicates and fills gaps from
+   * history. `onReconnect` is called after a dropped connection is back, so the facade can
+   * catch up from history.
+   */
+  subscribe(channel: string, onEvent: EventHandler, onReconnect: () => void): Promise<() => Promise<void>>;
+}
+
+export interface StoredToken extends TokenInfo {
+  /** Hex SHA-256 of the token. */
+  hash: string;
+}
+
+export interface TokenDriver {
+  insert(token: StoredToken): Promise<void>;
+  /** The live (unexpired) token with this hash. */
+  findByHash(hash: string): Promise<StoredToken | undefined>;
+  revoke(id: string): Promise<boolean>;
+  list(): Promise<TokenInfo[]>;
+}
+
+export interface NewAuditEntry {
+  identity: string;
+  action: string;
+  resource: string | null;
+  correlationId: string | null;
+  outcome: 'ok' | 'denied' | 'error';
+  detailsJson: string | null;
+}
+
+export interface AuditDriver {
+  append(entry: NewAuditEntry): Promise<AuditEntry>;
+  query(query: {
+    identity: string | undefined;
+    sinceMs: number | undefined;
+    untilMs: number | undefined;
+    limit: number;
+    order: 'asc' | 'desc';
+  }): Promise<AuditEntry[]>;
+}
+
+export interface Driver {
+  readonly name: string;
+  readonly kv: KvDriver;
+  readonly sessions: SessionDriver;
+  readonly queues: QueueDriver;
+  readonly events: EventDriver;
+  readonly tokens: TokenDriver;
+  readonly audit: AuditDriver;
+  ping(): Promise<void>;
+  sweep(batchSize: number): Promise<Omit<SweepReport, 'durationMs'>>;
+  close(): Promise<void>;
+}
+
+export type HealthChecks = Record<string, HealthCheck>;
+
+/** Event ids are sequence numbers per channel, zero-padded so they sort as strings. */
+export const EVENT_ID_DIGITS = 16;
+export function formatEventId(seq: number): string {
+  return String(seq).padStart(EVENT_ID_DIGITS, '0');
+}

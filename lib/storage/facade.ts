@@ -1,0 +1,483 @@
+/**
+ * The public stores: argument validation and defaults, written once and shared by every
+ * backend, in front of a backend's drivers.
+ */
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { StorageConfig } from '../config/index.js';
+import { BackendUnavailableError, ValidationError } from '../errors.js';
+import { globMatcher } from '../glob.js';
+import type { Driver, EventDriver, Expiry, StoredToken } from './driver.js';
+import type {
+  AuditStore,
+  EventHandler,
+  EventStore,
+  HealthReport,
+  KvStore,
+  PublishedEvent,
+  QueueStore,
+  Scope,
+  SessionStore,
+  Storage,
+  SweepReport,
+  TokenStore,
+} from './types.js';
+import { SCOPES } from './types.js';
+import {
+  checkBool,
+  checkDate,
+  checkDelay,
+  checkInt,
+  checkName,
+  checkOptionalName,
+  checkOptions,
+  checkTtl,
+  describe,
+  serializeJson,
+  serializeJsonObject,
+} from './validate.js';
+
+const MAX_BATCH = 1000;
+const MAX_VISIBILITY_SECONDS = 43_200;
+const MAX_DELAY_SECONDS = 604_800;
+const MAX_WAIT_SECONDS = 20;
+const SET_OPTIONS = ['ttl', 'expiresAt', 'nx', 'xx'] as const;
+
+export function createFacade(driver: Driver, config: StorageConfig): Storage {
+  const maxBytes = config.limits.maxValueBytes;
+
+  const kv: KvStore = {
+    get: async (key) => driver.kv.get(checkName('key', key)),
+    getEntry: async (key) => driver.kv.getEntry(checkName('key', key)),
+    async set(key, value, options) {
+      checkName('key', key);
+      const json = serializeJson('value', value, maxBytes);
+      const o = checkOptions('options', options, SET_OPTIONS);
+      const nx = o.nx === undefined ? false : checkBool('options.nx', o.nx);
+      const xx = o.xx === undefined ? false : checkBool('options.xx', o.xx);
+      if (nx && xx) throw new ValidationError('options', 'nx and xx cannot both be set');
+      if (o.ttl !== undefined && o.expiresAt !== undefined) {
+        throw new ValidationError('options', 'ttl and expiresAt cannot both be set');
+      }
+      let expiry: Expiry | undefined;
+      if (o.ttl !== undefined) expiry = { ttlMs: checkTtl('options.ttl', o.ttl) };
+      else if (o.expiresAt !== undefined)
+        expiry = { atMs: checkDate('options.expiresAt', o.expiresAt).getTime() };
+      return driver.kv.set(key, json, expiry, nx ? 'nx' : xx ? 'xx' : undefined);
+    },
+    delete: async (key) => driver.kv.delete(checkName('key', key)),
+    exists: async (key) => driver.kv.exists(checkName('key', key)),
+    async expire(key, ttl) {
+      checkName('key', key);
+      return driver.kv.expire(key, ttl === null ? null : { ttlMs: checkTtl('ttl', ttl) });
+    },
+    async expireAt(key, at) {
+      checkName('key', key);
+      return driver.kv.expire(key, { atMs: checkDate('at', at).getTime() });
+    },
+    async ttl(key) {
+      const ms = await driver.kv.ttlMs(checkName('key', key));
+      return ms === null || ms === undefined ? ms : ms / 1000;
+    },
+    async incr(key, by = 1) {
+      checkName('key', key);
+      checkInt('by', by, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+      return driver.kv.incr(key, by);
+    },
+    async getMany(keys) {
+      checkBatch('keys', keys);
+      for (const [i, key] of keys.entries()) checkName(`keys[${i}]`, key);
+      return keys.length === 0 ? Promise.resolve([]) : driver.kv.getMany(keys);
+    },
+    async setMany(entries) {
+      checkBatch('entries', entries);
+      const checked = entries.map((entry, i) => {
+        const e = checkOptions(`entries[${i}]`, entry, ['key', 'value', 'ttl']);
+        if (!('value' in (entry as object))) throw new ValidationError(`entries[${i}].value`, 'is required');
+        return {
+          key: checkName(`entries[${i}].key`, e.key),
+          json: serializeJson(`entries[${i}].value`, e.value, maxBytes),
+          ttlMs: e.ttl === undefined ? undefined : checkTtl(`entries[${i}].ttl`, e.ttl),
+        };
+      });
+      if (checked.length > 0) await driver.kv.setMany(checked);
+    },
+  };
+
+  const sessions: SessionStore = {
+    async create(input) {
+      const i = checkOptions('input', input, [
+        'clusterId',
+        'userId',
+        'correlationId',
+        'serviceIdentity',
+        'data',
+        'ttl',
+      ]);
+      if (input === undefined) throw new ValidationError('input', 'is required');
+      return driver.sessions.create({
+        sessionId: randomUUID(),
+        clusterId: checkName('clusterId', i.clusterId),
+        userId: checkOptionalName('userId', i.userId) ?? null,
+        correlationId: checkOptionalName('correlationId', i.correlationId) ?? null,
+        serviceIdentity: checkOptionalName('serviceIdentity', i.serviceIdentity) ?? null,
+        dataJson: i.data === undefined ? '{}' : serializeJsonObject('data', i.data, maxBytes),
+        ttlMs: i.ttl === undefined ? Math.round(config.sessions.defaultTtl * 1000) : checkTtl('ttl', i.ttl),
+      });
+    },
+    get: async (id) => driver.sessions.get(checkName('sessionId', id)),
+    async keepAlive(id, ttl) {
+      checkName('sessionId', id);
+      return driver.sessions.keepAlive(id, ttl === undefined ? undefined : checkTtl('ttl', ttl));
+    },
+    end: async (id) => driver.sessions.end(checkName('sessionId', id)),
+    byCluster: async (clusterId) => driver.sessions.byCluster(checkName('clusterId', clusterId)),
+    byCorrelation: async (correlationId) =>
+      driver.sessions.byCorrelation(checkName('correlationId', correlationId)),
+    activeClusters: async () => driver.sessions.activeClusters(),
+    isClusterActive: async (clusterId) => driver.sessions.isClusterActive(checkName('clusterId', clusterId)),
+  };
+
+  const queues: QueueStore = {
+    async send(queue, payload, options) {
+      checkName('queue', queue);
+      const json = serializeJson('payload', payload, maxBytes);
+      const o = checkOptions('options', options, ['delay', 'dedupId']);
+      const delayMs = o.delay === undefined ? 0 : checkDelay('options.delay', o.delay, MAX_DELAY_SECONDS);
+      const dedupId = checkOptionalName('options.dedupId', o.dedupId);
+      return driver.queues.send(queue, json, delayMs, dedupId);
+    },
+    async receive(queue, options) {
+      checkName('queue', queue);
+      const o = checkOptions('options', options, ['max', 'visibilityTimeout', 'wait']);
+      const max = o.max === undefined ? 1 : checkInt('options.max', o.max, 1, 100);
+      const visibilityMs =
+        o.visibilityTimeout === undefined
+          ? 30_000
+          : checkTtl('options.visibilityTimeout', o.visibilityTimeout);
+      if (visibilityMs > MAX_VISIBILITY_SECONDS * 1000) {
+        throw new ValidationError(
+          'options.visibilityTimeout',
+          `must be at most ${MAX_VISIBILITY_SECONDS} seconds`,
+        );
+      }
+      const waitMs = o.wait === undefined ? 0 : checkDelay('options.wait', o.wait, MAX_WAIT_SECONDS);
+      return driver.queues.receive(queue, max, visibilityMs, waitMs);
+    },
+    async ack(queue, id, receipt) {
+      checkLease(queue, id, receipt);
+      return driver.queues.ack(queue, id, receipt);
+    },
+    async nack(queue, id, receipt, options) {
+      checkLease(queue, id, receipt);
+      const o = checkOptions('options', options, ['delay']);
+      const delayMs = o.delay === undefined ? 0 : checkDelay('options.delay', o.delay, MAX_DELAY_SECONDS);
+      return driver.queues.nack(queue, id, receipt, delayMs);
+    },
+    async extend(queue, id, receipt, visibilityTimeout) {
+      checkLease(queue, id, receipt);
+      const ms = checkTtl('visibilityTimeout', visibilityTimeout);
+      if (ms > MAX_VISIBILITY_SECONDS * 1000) {
+        throw new ValidationError('visibilityTimeout', `must be at most ${MAX_VISIBILITY_SECONDS} seconds`);
+      }
+      return driver.queues.extend(queue, id, receipt, ms);
+    },
+    stats: async (queue) => driver.queues.stats(checkName('queue', queue)),
+    async deadLetters(queue, options) {
+      checkName('queue', queue);
+      const o = checkOptions('options', options, ['limit']);
+      return driver.queues.deadLetters(
+        queue,
+        o.limit === undefined ? 100 : checkInt('options.limit', o.limit, 1, 1000),
+      );
+    },
+    async redrive(queue, options) {
+      checkName('queue', queue);
+      const o = checkOptions('options', options, ['limit']);
+      return driver.queues.redrive(
+        queue,
+        o.limit === undefined ? 100 : checkInt('options.limit', o.limit, 1, 1000),
+      );
+    },
+  };
+
+  const historyLimit = maxHistoryFor(config);
+  const events: EventStore = {
+    async publish(channel, message) {
+      checkName('channel', channel);
+      const json = serializeJson('message', message, maxBytes);
+      return driver.events.publish(channel, json, historyLimit(channel));
+    },
+    async history(channel, options) {
+      checkName('channel', channel);
+      const o = checkOptions('options', options, ['after', 'limit']);
+      const after = o.after === undefined ? 0 : parseEventId('options.after', o.after);
+      const limit = o.limit === undefined ? 100 : checkInt('options.limit', o.limit, 1, 1000);
+      return driver.events.history(channel, after, limit);
+    },
+    async subscribe(channel, handler, options) {
+      checkName('channel', channel);
+      if (typeof handler !== 'function')
+        throw new ValidationError('handler', `expected a function, got ${describe(handler)}`);
+      const o = checkOptions('options', options, ['after']);
+      const after = o.after === undefined ? undefined : parseEventId('options.after', o.after);
+      return subscribeInOrder(driver.events, channel, handler, after);
+    },
+  };
+
+  const bootstrapHash = config.auth.bootstrapTokenHash?.toLowerCase();
+  const tokens: TokenStore = {
+    async issue(input) {
+      const i = checkOptions('input', input, ['identity', 'scopes', 'resources', 'ttl']);
+      if (input === undefined) throw new ValidationError('input', 'is required');
+      const identity = checkName('identity', i.identity);
+      const scopes = checkScopes(i.scopes);
+      const resources = i.resources === undefined ? ['*'] : checkPatterns('resources', i.resources);
+      const ttlMs = i.ttl === undefined ? undefined : checkTtl('ttl', i.ttl);
+      const token = `kbs_${randomBytes(32).toString('base64url')}`;
+      const now = Date.now();
+      const record: StoredToken = {
+        id: randomUUID(),
+        identity,
+        scopes,
+        resources,
+        createdAt: new Date(now).toISOString(),
+        expiresAt: ttlMs === undefined ? null : new Date(now + ttlMs).toISOString(),
+        hash: hashToken(token),
+      };
+      await driver.tokens.insert(record);
+      const { hash: _hash, ...info } = record;
+      return { ...info, token };
+    },
+    async verify(token) {
+      // Bad input here is an unknown token, not a ValidationError: callers answer 401 either way.
+      if (typeof token !== 'string' || token.length === 0 || token.length > 1024) return undefined;
+      const hash = hashToken(token);
+      if (bootstrapHash && hashesEqual(hash, bootstrapHash)) {
+        return {
+          id: 'bootstrap',
+          identity: 'bootstrap',
+          scopes: ['admin'],
+          resources: ['*'],
+          createdAt: '1970-01-01T00:00:00.000Z',
+          expiresAt: null,
+        };
+      }
+      const record = await driver.tokens.findByHash(hash);
+      if (!record || !hashesEqual(hash, record.hash)) return undefined;
+      if (record.expiresAt !== null && Date.parse(record.expiresAt) <= Date.now()) return undefined;
+      const { hash: _hash, ...info } = record;
+      return info;
+    },
+    revoke: async (id) => driver.tokens.revoke(checkName('id', id)),
+    list: async () => driver.tokens.list(),
+  };
+
+  const audit: AuditStore = {
+    async append(entry) {
+      const e = checkOptions('entry', entry, [
+        'identity',
+        'action',
+        'resource',
+        'correlationId',
+        'outcome',
+        'details',
+      ]);
+      if (entry === undefined) throw new ValidationError('entry', 'is required');
+      const outcome = e.outcome ?? 'ok';
+      if (outcome !== 'ok' && outcome !== 'denied' && outcome !== 'error') {
+        throw new ValidationError('entry.outcome', `must be ok, denied or error, got ${describe(outcome)}`);
+      }
+      return driver.audit.append({
+        identity: checkName('entry.identity', e.identity),
+        action: checkName('entry.action', e.action),
+        resource: checkOptionalName('entry.resource', e.resource) ?? null,
+        correlationId: checkOptionalName('entry.correlationId', e.correlationId) ?? null,
+        outcome,
+        detailsJson:
+          e.details === undefined ? null : serializeJsonObject('entry.details', e.details, maxBytes),
+      });
+    },
+    async query(query) {
+      const q = checkOptions('query', query, ['identity', 'since', 'until', 'limit', 'order']);
+      const order = q.order ?? 'desc';
+      if (order !== 'asc' && order !== 'desc')
+        throw new ValidationError('query.order', 'must be asc or desc');
+      return driver.audit.query({
+        identity: checkOptionalName('query.identity', q.identity),
+        sinceMs: q.since === undefined ? undefined : checkDate('query.since', q.since).getTime(),
+        untilMs: q.until === undefined ? undefined : checkDate('query.until', q.until).getTime(),
+        limit: q.limit === undefined ? 100 : checkInt('query.limit', q.limit, 1, 1000),
+        order,
+      });
+    },
+  };
+
+  return {
+    backend: driver.name,
+    kv,
+    sessions,
+    queues,
+    events,
+    tokens,
+    audit,
+    async health(): Promise<HealthReport> {
+      const started = performance.now();
+      try {
+        await driver.ping();
+        const latencyMs = round2(performance.now() - started);
+        return { status: 'ok', backend: driver.name, checks: { [driver.name]: { ok: true, latencyMs } } };
+      } catch (error) {
+        const latencyMs = round2(performance.now() - started);
+        const message = error instanceof BackendUnavailableError ? error.message : 'not answering';
+        return {
+          status: 'down',
+          backend: driver.name,
+          checks: { [driver.name]: { ok: false, latencyMs, error: message } },
+        };
+      }
+    },
+    async sweep(options): Promise<SweepReport> {
+      const o = checkOptions('options', options, ['batchSize']);
+      const batchSize =
+        o.batchSize === undefined
+          ? config.ttl.batchSize
+          : checkInt('options.batchSize', o.batchSize, 1, 100_000);
+      const started = performance.now();
+      const counts = await driver.sweep(batchSize);
+      return { ...counts, durationMs: round2(performance.now() - started) };
+    },
+    close: async () => driver.close(),
+  };
+}
+
+function checkBatch(field: string, value: unknown): asserts value is unknown[] {
+  if (!Array.isArray(value)) throw new ValidationError(field, `expected an array, got ${describe(value)}`);
+  if (value.length > MAX_BATCH)
+    throw new ValidationError(field, `at most ${MAX_BATCH} items, got ${value.length}`);
+}
+
+function checkLease(queue: unknown, id: unknown, receipt: unknown): void {
+  checkName('queue', queue);
+  checkName('id', id);
+  checkName('receipt', receipt);
+}
+
+function checkScopes(value: unknown): Scope[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new ValidationError('scopes', `expected a non-empty array of scopes, got ${describe(value)}`);
+  }
+  for (const [i, scope] of value.entries()) {
+    if (!(SCOPES as readonly unknown[]).includes(scope)) {
+      throw new ValidationError(
+        `scopes[${i}]`,
+        `unknown scope ${JSON.stringify(scope)} (allowed: ${SCOPES.join(', ')})`,
+      );
+    }
+  }
+  return [...new Set(value as Scope[])];
+}
+
+function checkPatterns(field: string, value: unknown): string[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new ValidationError(field, `expected a non-empty array of patterns, got ${describe(value)}`);
+  }
+  if (value.length > 100) throw new ValidationError(field, 'at most 100 patterns');
+  return value.map((p, i) => checkName(`${field}[${i}]`, p));
+}
+
+const EVENT_ID = /^\d{1,16}$/;
+function parseEventId(field: string, value: unknown): number {
+  if (typeof value !== 'string' || !EVENT_ID.test(value)) {
+    throw new ValidationError(field, 'expected an event id (a string of up to 16 digits)');
+  }
+  return Number(value);
+}
+
+function maxHistoryFor(config: StorageConfig): (channel: string) => number {
+  const rules = Object.entries(config.events.maxHistoryByChannel).map(
+    ([pattern, limit]) => [globMatcher(pattern), limit] as const,
+  );
+  if (rules.length === 0) return () => config.events.maxHistory;
+  return (channel) => rules.find(([matches]) => matches(channel))?.[1] ?? config.events.maxHistory;
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+function hashesEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+/**
+ * Delivers a channel's events to `handler` in id order, each once, with no gap: live events
+ * from the driver pass through a cursor; a jump in sequence numbers or a reconnect is filled
+ * from history. Handler calls are serialised; a handler that throws does not end the subscription.
+ */
+async function subscribeInOrder(
+  driver: EventDriver,
+  channel: string,
+  handler: EventHandler,
+  after: number | undefined,
+): Promise<() => Promise<void>> {
+  let cursor = after; // last sequence delivered; undefined until the first live event without `after`
+  let closed = false;
+  let chain: Promise<void> = Promise.resolve();
+
+  const deliver = async (event: PublishedEvent) => {
+    if (closed) return;
+    const seq = Number(event.id);
+    if (cursor !== undefined && seq <= cursor) return;
+    cursor = seq;
+    try {
+      await handler(event);
+    } catch (error) {
+      console.error(
+        JSON.stringify({ level: 'ERROR', message: 'event handler failed', channel, error: String(error) }),
+      );
+    }
+  };
+  const catchUp = async (upTo: number) => {
+    while (!closed && cursor !== undefined && cursor < upTo) {
+      const page = await driver.history(channel, cursor, 1000);
+      const before = cursor;
+      for (const event of page) await deliver(event);
+      if (page.length === 0 || cursor === before) break;
+    }
+  };
+  const enqueue = (task: () => Promise<void>) => {
+    chain = chain.then(task).catch((error) => {
+      console.error(
+        JSON.stringify({
+          level: 'ERROR',
+          message: 'subscription catch-up failed',
+          channel,
+          error: String(error),
+        }),
+      );
+    });
+  };
+
+  const unsubscribe = await driver.subscribe(
+    channel,
+    (event) =>
+      enqueue(async () => {
+        const seq = Number(event.id);
+        if (cursor !== undefined && seq > cursor + 1) await catchUp(seq - 1);
+        await deliver(event);
+      }),
+    () => enqueue(() => catchUp(Number.MAX_SAFE_INTEGER)),
+  );
+  if (after !== undefined) enqueue(() => catchUp(Number.MAX_SAFE_INTEGER));
+  await chain;
+  return async () => {
+    closed = true;
+    await unsubscribe();
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * ioredis clients fit for Lambda: built once per container (the storage is built at module
+ * scope and reused by warm invocations), connecting in the background during init, with
+ * keep-alive, connect and command timeouts, bounded retries per command, and TLS for
+ * `rediss://` (ElastiCache in-transit encryption, Upstash).
+ */
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { StorageConfig } from '../../config/index.js';
+import { BackendUnavailableError, ConfigError, StorageError } from '../../errors.js';
+
+export type RedisClient = Redis | Cluster;
+
+interface ParsedUrl {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  db?: number;
+  tls: boolean;
+}
+
+function parseUrl(url: string): ParsedUrl {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError([`redis.url: not a URL: ${JSON.stringify(url.replace(/\/\/[^@]*@/, '//***@'))}`]);
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new ConfigError([`redis.url: expected redis:// or rediss://, got ${parsed.protocol}//`]);
+  }
+  const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : undefined;
+  if (db !== undefined && !Number.isInteger(db))
+    throw new ConfigError(['redis.url: the path must be a database number']);
+  return {
+    host: parsed.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
+    port: parsed.port ? Number(parsed.port) : 6379,
+    username: parsed.username ? decodeURIComponent(parsed.username) : undefined,
+    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+    db,
+    tls: parsed.protocol === 'rediss:',
+  };
+}
+
+/** Options shared by every connection of one storage (commands, subscriber, blocking waits). */
+export function redisOptions(config: StorageConfig): { url: ParsedUrl; options: RedisOptions } {
+  const url = parseUrl(config.redis.url);
+  const r = config.redis;
+  const options: RedisOptions = {
+    username: url.username,
+    password: r.password ?? url.password,
+    db: url.db,
+    tls: url.tls || r.tls ? { servername: url.host } : undefined,
+    connectTimeout: Math.round(r.connectTimeout * 1000),
+    commandTimeout: Math.round(r.commandTimeout * 1000),
+    keepAlive: 30_000,
+    noDelay: true,
+    maxRetriesPerRequest: r.maxRetriesPerRequest,
+    // Reconnect forever with a capped back-off; each command gives up after its own retries.
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+    // Fail over to a new primary (ElastiCache) instead of writing to a replica.
+    reconnectOnError: (error) => error.message.startsWith('READONLY'),
+    enableReadyCheck: true,
+  };
+  return { url, options };
+}
+
+export function createRedisClient(config: StorageConfig, overrides: RedisOptions = {}): RedisClient {
+  const { url, options } = redisOptions(config);
+  if (config.redis.cluster) {
+    return new Cluster([{ host: url.host, port: url.port }], {
+      redisOptions: { ...options, db: undefined, ...overrides },
+      // ElastiCache TLS certificates name the configuration endpoint, not node IPs.
+      dnsLookup: (address, callback) => callback(null, address),
+      slotsRefreshTimeout: options.connectTimeout,
+      clusterRetryStrategy: (times) => Math.min(times * 100, 2000),
+    });
+  }
+  return new Redis({ host: url.host, port: url.port, ...options, ...overrides });
+}
+
+const UNAVAILABLE =
+  /Connection is closed|Command timed out|Stream isn't writeable|Reached the max retries|connect ETIMEDOUT|ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EAI_AGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY|OOM|NOAUTH|WRONGPASS|Failed to refresh slots|None of startup nodes/;
+
+/** Maps a driver error to a typed one: anything about reaching Redis is `BackendUnavailableError`. */
+export function mapRedisError(error: unknown): unknown {
+  if (error instanceof StorageError) return error;
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (UNAVAILABLE.test(error.message) || (typeof code === 'string' && /^E[A-Z]+$/.test(code))) {
+      return new BackendUnavailableError('redis', error.message, { cause: error });
+    }
+    if (
+      error.name === 'ReplyError' ||
+      error.name === 'MaxRetriesPerRequestError' ||
+      error.name === 'AbortError'
+    ) {
+      return new BackendUnavailableError('redis', error.message, { cause: error });
+    }
+  }
+  return error;
+}

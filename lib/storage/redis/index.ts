@@ -1,0 +1,649 @@
+/**
+ * The Redis backend (ioredis 5; Redis 6.2+, ElastiCache incl. cluster mode and Serverless,
+ * Upstash). Every key starts with `keyPrefix` (so ACL key patterns like `~kubently:*` work),
+ * followed by a hash tag per related key set: `{s}` sessions, `{t}` tokens, `{a}` audit,
+ * `{q:<name>}` per queue, `{e:<name>}` per channel; kv keys are single keys.
+ *
+ * Trade-off: the sessions, tokens and audit stores each live in one cluster slot so that
+ * one script can keep a record and its indexes consistent; queues and channels spread
+ * across slots by name.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Redis, RedisOptions } from 'ioredis';
+import type { StorageConfig } from '../../config/index.js';
+import { ConflictError, NotFoundError } from '../../errors.js';
+import type {
+  AuditDriver,
+  Driver,
+  EventDriver,
+  KvDriver,
+  QueueDriver,
+  SessionDriver,
+  StoredToken,
+  TokenDriver,
+} from '../driver.js';
+import { formatEventId } from '../driver.js';
+import type { AuditEntry, PublishedEvent, ReceivedMessage, Session, TokenInfo } from '../types.js';
+import { parseJson } from '../validate.js';
+import { createRedisClient, mapRedisError, type RedisClient } from './client.js';
+import { type ScriptName, SESSION_FIELDS, scripts } from './scripts.js';
+
+export interface RedisDriverOptions {
+  /** Use this client for commands instead of opening one; it is not closed by `close()`. */
+  client?: RedisClient;
+}
+
+type Reply = string | number | null | Reply[];
+type ScriptCaller = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<Reply>;
+
+const iso = (ms: number | string) => new Date(Number(ms)).toISOString();
+const nullable = (text: string | null | undefined) => (text === '' || text == null ? null : text);
+
+export function createRedisDriver(config: StorageConfig, options: RedisDriverOptions = {}): Driver {
+  const client = options.client ?? createRedisClient(config);
+  const owned = options.client === undefined;
+  for (const [name, script] of Object.entries(scripts)) {
+    client.defineCommand(`kst_${name}`, { numberOfKeys: script.numberOfKeys, lua: script.lua });
+  }
+  const run: ScriptCaller = (name, keys, args) =>
+    (client as unknown as Record<string, (...a: (string | number)[]) => Promise<Reply>>)[`kst_${name}`]!(
+      ...keys,
+      ...args,
+    );
+
+  const prefix = config.keyPrefix;
+  const blocking = blockingPool(client);
+  const subscriber = subscriberHub(client);
+
+  const driver: Driver = {
+    name: 'redis',
+    kv: redisKv(client, run, prefix, config.redis.cluster),
+    sessions: redisSessions(client, run, `${prefix}{s}:`),
+    queues: redisQueues(run, prefix, config, blocking),
+    events: redisEvents(client, run, prefix, subscriber),
+    tokens: redisTokens(client, run, `${prefix}{t}:`),
+    audit: redisAudit(run, `${prefix}{a}:`, config),
+    async ping() {
+      await client.ping();
+    },
+    async sweep(batchSize) {
+      const sessions = Number(
+        await run('sessionSweep', [`${prefix}{s}:clusters`], [`${prefix}{s}:`, batchSize]),
+      );
+      const tokensBefore = Number(await client.hlen(`${prefix}{t}:ids`));
+      await run('tokenList', [`${prefix}{t}:ids`], [`${prefix}{t}:`]);
+      const tokens = tokensBefore - Number(await client.hlen(`${prefix}{t}:ids`));
+      const audit = Number(
+        await run(
+          'auditSweep',
+          [`${prefix}{a}:identities`],
+          [`${prefix}{a}:`, Math.round(config.audit.maxAge * 1000), batchSize],
+        ),
+      );
+      // kv, queue dedup ids and event history expire or trim natively in Redis.
+      return { kv: 0, sessions, queues: 0, events: 0, tokens: Math.max(0, tokens), audit };
+    },
+    async close() {
+      await Promise.allSettled([blocking.close(), subscriber.close()]);
+      if (owned) await client.quit().catch(() => client.disconnect());
+    },
+  };
+  return guard(driver);
+}
+
+/** Wraps every driver method so connection failures surface as `BackendUnavailableError`. */
+function guard(driver: Driver): Driver {
+  const wrap = <T extends object>(target: T): T => {
+    const wrapped = {} as Record<string, unknown>;
+    for (const [name, value] of Object.entries(target)) {
+      wrapped[name] =
+        typeof value === 'function'
+          ? async (...args: unknown[]) => {
+              try {
+                return await value.apply(target, args);
+              } catch (error) {
+                throw mapRedisError(error);
+              }
+            }
+          : value;
+    }
+    return wrapped as T;
+  };
+  return {
+    ...wrap(driver),
+    name: driver.name,
+    kv: wrap(driver.kv),
+    sessions: wrap(driver.sessions),
+    queues: wrap(driver.queues),
+    events: wrap(driver.events),
+    tokens: wrap(driver.tokens),
+    audit: wrap(driver.audit),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+function redisKv(client: RedisClient, run: ScriptCaller, prefix: string, cluster: boolean): KvDriver {
+  const k = (key: string) => `${prefix}kv:${key}`;
+  const decode = (text: string | null) => (text === null ? undefined : parseJson(text));
+  return {
+    async get(key) {
+      return decode(await client.get(k(key)));
+    },
+    async getEntry(key) {
+      const reply = (await run('kvGetEntry', [k(key)], [])) as [string, number] | null;
+      if (reply === null) return undefined;
+      const [text, pttl] = reply;
+      return { value: parseJson(text), expiresAt: pttl < 0 ? null : iso(Date.now() + pttl) };
+    },
+    async set(key, json, expiry, condition) {
+      const args: (string | number)[] = [k(key), json];
+      if (expiry)
+        args.push(...('ttlMs' in expiry ? ['PX', expiry.ttlMs] : ['PXAT', Math.max(1, expiry.atMs)]));
+      if (condition) args.push(condition.toUpperCase());
+      const reply = await (client.call as (...a: (string | number)[]) => Promise<unknown>)('SET', ...args);
+      return reply === 'OK';
+    },
+    async delete(key) {
+      return (await client.del(k(key))) === 1;
+    },
+    async exists(key) {
+      return (await client.exists(k(key))) === 1;
+    },
+    async expire(key, expiry) {
+      const args =
+        expiry === null
+          ? ['', 0]
+          : 'ttlMs' in expiry
+            ? ['ttl', expiry.ttlMs]
+            : ['at', Math.max(1, expiry.atMs)];
+      return (await run('kvExpire', [k(key)], args)) === 1;
+    },
+    async ttlMs(key) {
+      const pttl = await client.pttl(k(key));
+      return pttl === -2 ? undefined : pttl === -1 ? null : pttl;
+    },
+    async incr(key, by) {
+      try {
+        return Number(await run('kvIncr', [k(key)], [by]));
+      } catch (error) {
+        if (error instanceof Error && error.message.includes('KST_CONFLICT')) {
+          throw new ConflictError(
+            `value of ${JSON.stringify(key)} is not an integer, or the result would overflow`,
+          );
+        }
+        throw error;
+      }
+    },
+    async getMany(keys) {
+      if (!cluster) return (await client.mget(keys.map(k))).map(decode);
+      // MGET across slots is refused by a cluster; single GETs in flight together cost one round trip.
+      return Promise.all(keys.map(async (key) => decode(await client.get(k(key)))));
+    },
+    async setMany(entries) {
+      const write = (p: ReturnType<Redis['multi']>) => {
+        for (const { key, json, ttlMs } of entries) {
+          if (ttlMs === undefined) p.set(k(key), json);
+          else p.set(k(key), json, 'PX', ttlMs);
+        }
+        return p;
+      };
+      if (!cluster) {
+        const results = await write((client as Redis).multi()).exec();
+        const failed = results?.find(([error]) => error);
+        if (!results || failed) throw failed?.[0] ?? new Error('Connection is closed.');
+        return;
+      }
+      // A cluster cannot run MULTI across slots: each write is atomic on its own.
+      await Promise.all(
+        entries.map(({ key, json, ttlMs }) =>
+          ttlMs === undefined ? client.set(k(key), json) : client.set(k(key), json, 'PX', ttlMs),
+        ),
+      );
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+function redisSessions(client: RedisClient, run: ScriptCaller, base: string): SessionDriver {
+  const clusters = `${base}clusters`;
+  /** Fields in the order of the scripts' FIELDS table. */
+  const fromFields = (id: string, f: Reply[]): Session => {
+    const [cluster, user, corr, svc, data, created, last, exp] = f as string[];
+    return {
+      sessionId: id,
+      clusterId: cluster as string,
+      userId: nullable(user),
+      correlationId: nullable(corr),
+      serviceIdentity: nullable(svc),
+      data: parseJson(data as string) as Session['data'],
+      createdAt: iso(created as string),
+      lastActivity: iso(last as string),
+      expiresAt: iso(exp as string),
+    };
+  };
+  const list = async (index: string) => {
+    const flat = (await run('sessionList', [index], [base])) as Reply[];
+    const sessions: Session[] = [];
+    for (let i = 0; i < flat.length; i += 10)
+      sessions.push(fromFields(flat[i] as string, flat.slice(i + 1, i + 10)));
+    return sessions.sort(
+      (a, b) => a.createdAt.localeCompare(b.createdAt) || a.sessionId.localeCompare(b.sessionId),
+    );
+  };
+  return {
+    async create(s) {
+      const [created, exp] = (await run(
+        'sessionCreate',
+        [clusters],
+        [
+          base,
+          s.sessionId,
+          s.clusterId,
+          s.userId ?? '',
+          s.correlationId ?? '',
+          s.serviceIdentity ?? '',
+          s.dataJson,
+          s.ttlMs,
+        ],
+      )) as [number, number];
+      return {
+        sessionId: s.sessionId,
+        clusterId: s.clusterId,
+        userId: s.userId,
+        correlationId: s.correlationId,
+        serviceIdentity: s.serviceIdentity,
+        data: parseJson(s.dataJson) as Session['data'],
+        createdAt: iso(created),
+        lastActivity: iso(created),
+        expiresAt: iso(exp),
+      };
+    },
+    async get(id) {
+      // The session hash expires with the session, so one HMGET answers exactly.
+      const f = await client.hmget(`${base}sess:${id}`, ...SESSION_FIELDS);
+      return f[0] === null ? undefined : fromFields(id, f);
+    },
+    async keepAlive(id, ttlMs) {
+      const f = (await run('sessionKeepAlive', [clusters], [base, id, ttlMs ?? ''])) as Reply[] | null;
+      return f === null ? undefined : fromFields(id, f);
+    },
+    async end(id) {
+      return (await run('sessionEnd', [clusters], [base, id])) === 1;
+    },
+    byCluster: (clusterId) => list(`${base}cluster:${clusterId}`),
+    byCorrelation: (correlationId) => list(`${base}corr:${correlationId}`),
+    async activeClusters() {
+      return ((await run('sessionActiveClusters', [clusters], [])) as string[]).sort();
+    },
+    async isClusterActive(clusterId) {
+      return (await run('sessionIsClusterActive', [clusters], [clusterId])) === 1;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+interface BlockingPool {
+  /** Waits up to `ms` for a wake-up token on `key`. */
+  wait(key: string, ms: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Connections for long polls: a blocking BLPOP holds its connection, so waits never run on the
+ * command connection. Idle connections are kept for reuse (a few), extra ones are closed.
+ */
+function blockingPool(client: RedisClient): BlockingPool {
+  const idle: Redis[] = [];
+  const busy = new Set<Redis>();
+  const MAX_IDLE = 4;
+  let closed = false;
+  const open = (): Redis => {
+    const overrides: RedisOptions = {
+      commandTimeout: 30_000,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: true,
+    };
+    return (client as Redis).duplicate(overrides);
+  };
+  return {
+    async wait(key, ms) {
+      if (closed || ms <= 0) return;
+      const connection = idle.pop() ?? open();
+      busy.add(connection);
+      try {
+        // BLPOP takes seconds with decimals; 0 would block forever.
+        await connection.blpop(key, Math.max(0.01, ms / 1000));
+      } finally {
+        busy.delete(connection);
+        if (!closed && idle.length < MAX_IDLE && connection.status === 'ready') idle.push(connection);
+        else connection.disconnect();
+      }
+    },
+    async close() {
+      closed = true;
+      for (const connection of [...idle, ...busy]) connection.disconnect();
+      idle.length = 0;
+    },
+  };
+}
+
+function redisQueues(
+  run: ScriptCaller,
+  prefix: string,
+  config: StorageConfig,
+  blocking: BlockingPool,
+): QueueDriver {
+  const maxAttempts = config.queues.maxAttempts;
+  const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
+  const keysOf = (queue: string) => {
+    const base = `${prefix}{q:${queue}}:`;
+    return {
+      base,
+      keys: [`${base}ready`, `${base}delayed`, `${base}inflight`, `${base}dead`, `${base}notify`],
+    };
+  };
+  const leaseResult = (reply: Reply, id: string) => {
+    if (reply === -1) throw new NotFoundError(`message ${id} not found`);
+    if (reply === 0) throw new ConflictError(`receipt for message ${id} is stale: the lease ended`);
+  };
+  return {
+    async send(queue, json, delayMs, dedupId) {
+      const { base, keys } = keysOf(queue);
+      const [id, duplicate] = (await run('queueSend', keys, [
+        base,
+        randomUUID(),
+        json,
+        delayMs,
+        dedupId ?? '',
+        dedupWindowMs,
+      ])) as [string, number];
+      return { id, duplicate: duplicate === 1 };
+    },
+    async receive(queue, max, visibilityMs, waitMs) {
+      const { base, keys } = keysOf(queue);
+      const deadline = Date.now() + waitMs;
+      for (;;) {
+        const receiptPrefix = `${randomBytes(12).toString('base64url')}.`;
+        const reply = (await run('queueReceive', keys, [
+          base,
+          max,
+          visibilityMs,
+          maxAttempts,
+          receiptPrefix,
+        ])) as Reply[];
+        const count = Number(reply[0]);
+        if (count > 0) {
+          const messages: ReceivedMessage[] = [];
+          for (let i = 2; i < 2 + count * 5; i += 5) {
+            messages.push({
+              id: reply[i] as string,
+              receipt: reply[i + 1] as string,
+              payload: parseJson(reply[i + 2] as string),
+              attempts: Number(reply[i + 3]),
+              enqueuedAt: iso(reply[i + 4] as string),
+            });
+          }
+          return messages;
+        }
+        const now = Date.now();
+        if (now >= deadline) return [];
+        const nextDue = Number(reply[1]);
+        // Wake on a send, or when a delay passes or a lease ends (server clock; a few ms of skew only costs a retry).
+        const until = nextDue > 0 ? Math.min(deadline, Math.max(now + 5, nextDue)) : deadline;
+        await blocking.wait(`${base}notify`, until - now);
+      }
+    },
+    async ack(queue, id, receipt) {
+      const { base, keys } = keysOf(queue);
+      leaseResult(await run('queueAck', keys, [base, id, receipt]), id);
+    },
+    async nack(queue, id, receipt, delayMs) {
+      const { base, keys } = keysOf(queue);
+      leaseResult(await run('queueNack', keys, [base, id, receipt, delayMs, maxAttempts]), id);
+    },
+    async extend(queue, id, receipt, visibilityMs) {
+      const { base, keys } = keysOf(queue);
+      leaseResult(await run('queueExtend', keys, [base, id, receipt, visibilityMs]), id);
+    },
+    async stats(queue) {
+      const { base, keys } = keysOf(queue);
+      const [depth, delayed, inFlight, dead] = (await run('queueStats', keys, [
+        base,
+        maxAttempts,
+      ])) as number[];
+      return {
+        depth: Number(depth),
+        delayed: Number(delayed),
+        inFlight: Number(inFlight),
+        dead: Number(dead),
+      };
+    },
+    async deadLetters(queue, limit) {
+      const { base, keys } = keysOf(queue);
+      const flat = (await run('queueDeadLetters', keys, [base, maxAttempts, limit])) as string[];
+      const out = [];
+      for (let i = 0; i < flat.length; i += 5) {
+        out.push({
+          id: flat[i] as string,
+          payload: parseJson(flat[i + 1] as string),
+          attempts: Number(flat[i + 2]),
+          enqueuedAt: iso(flat[i + 3] as string),
+          diedAt: iso(flat[i + 4] as string),
+        });
+      }
+      return out;
+    },
+    async redrive(queue, limit) {
+      const { base, keys } = keysOf(queue);
+      return Number(await run('queueRedrive', keys, [base, maxAttempts, limit]));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+interface SubscriberHub {
+  subscribe(
+    channel: string,
+    onMessage: (text: string) => void,
+    onReconnect: () => void,
+  ): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** One dedicated subscriber connection per storage, shared by all its subscriptions. */
+function subscriberHub(client: RedisClient): SubscriberHub {
+  let connection: Redis | undefined;
+  const listeners = new Map<string, Set<{ onMessage: (text: string) => void; onReconnect: () => void }>>();
+  let connectedOnce = false;
+  const connect = (): Redis => {
+    if (connection) return connection;
+    const c = (client as Redis).duplicate({ commandTimeout: undefined, maxRetriesPerRequest: null });
+    c.on('message', (channel: string, text: string) => {
+      for (const listener of listeners.get(channel) ?? []) listener.onMessage(text);
+    });
+    c.on('ready', () => {
+      // ioredis re-subscribes by itself; events published while we were away come from history.
+      if (connectedOnce) for (const set of listeners.values()) for (const l of set) l.onReconnect();
+      connectedOnce = true;
+    });
+    c.on('error', () => {}); // reconnects on its own; errors surface through missed-event catch-up
+    connection = c;
+    return c;
+  };
+  return {
+    async subscribe(channel, onMessage, onReconnect) {
+      const c = connect();
+      let set = listeners.get(channel);
+      const listener = { onMessage, onReconnect };
+      if (!set) {
+        set = new Set();
+        listeners.set(channel, set);
+        set.add(listener);
+        await c.subscribe(channel);
+      } else set.add(listener);
+      return async () => {
+        const current = listeners.get(channel);
+        if (!current?.delete(listener)) return;
+        if (current.size === 0) {
+          listeners.delete(channel);
+          await c.unsubscribe(channel).catch(() => {});
+        }
+      };
+    },
+    async close() {
+      listeners.clear();
+      if (connection) await connection.quit().catch(() => connection?.disconnect());
+      connection = undefined;
+    },
+  };
+}
+
+function redisEvents(
+  client: RedisClient,
+  run: ScriptCaller,
+  prefix: string,
+  hub: SubscriberHub,
+): EventDriver {
+  const keysOf = (channel: string) => {
+    const base = `${prefix}{e:${channel}}:`;
+    return { stream: `${base}s`, counter: `${base}n`, live: `${base}live` };
+  };
+  return {
+    async publish(channel, json, maxHistory) {
+      const { stream, counter, live } = keysOf(channel);
+      const [seq, ms] = (await run('eventPublish', [stream, counter], [json, maxHistory, live])) as [
+        number,
+        number,
+      ];
+      return { id: formatEventId(Number(seq)), publishedAt: iso(ms) };
+    },
+    async history(channel, after, limit) {
+      const { stream } = keysOf(channel);
+      const start = after > 0 ? `(${after}-1` : '-';
+      const entries = (await client.xrange(stream, start, '+', 'COUNT', limit)) as [string, string[]][];
+      return entries.map(([id, fields]): PublishedEvent => {
+        const f = pairs(fields);
+        return {
+          id: formatEventId(Number(id.slice(0, id.indexOf('-')))),
+          channel,
+          message: parseJson(f.m as string),
+          publishedAt: iso(f.t as string),
+        };
+      });
+    },
+    async subscribe(channel, onEvent, onReconnect) {
+      const { live } = keysOf(channel);
+      return hub.subscribe(
+        live,
+        (text) => {
+          const a = text.indexOf(':');
+          const b = text.indexOf(':', a + 1);
+          void onEvent({
+            id: formatEventId(Number(text.slice(0, a))),
+            channel,
+            message: parseJson(text.slice(b + 1)),
+            publishedAt: iso(text.slice(a + 1, b)),
+          });
+        },
+        onReconnect,
+      );
+    },
+  };
+}
+
+function pairs(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+
+function redisTokens(client: RedisClient, run: ScriptCaller, base: string): TokenDriver {
+  const ids = `${base}ids`;
+  const byCreation = (a: TokenInfo, b: TokenInfo) =>
+    a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id);
+  return {
+    async insert(token) {
+      const expiresAt = token.expiresAt === null ? '' : Date.parse(token.expiresAt);
+      await run('tokenInsert', [ids], [base, token.id, token.hash, JSON.stringify(token), expiresAt]);
+    },
+    async findByHash(hash) {
+      const text = await client.get(`${base}h:${hash}`);
+      return text === null ? undefined : (JSON.parse(text) as StoredToken);
+    },
+    async revoke(id) {
+      return (await run('tokenRevoke', [ids], [base, id])) === 1;
+    },
+    async list() {
+      const records = (await run('tokenList', [ids], [base])) as string[];
+      return records
+        .map((text) => {
+          const { hash: _hash, ...info } = JSON.parse(text) as StoredToken;
+          return info;
+        })
+        .sort(byCreation);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+function redisAudit(run: ScriptCaller, base: string, config: StorageConfig): AuditDriver {
+  const log = `${base}log`;
+  const maxAgeMs = Math.round(config.audit.maxAge * 1000);
+  const toEntry = ([id, fields]: [string, string[]]): AuditEntry => {
+    const f = pairs(fields);
+    return {
+      id,
+      at: iso(id.slice(0, id.indexOf('-'))),
+      identity: f.i as string,
+      action: f.a as string,
+      resource: nullable(f.r),
+      correlationId: nullable(f.c),
+      outcome: f.o as AuditEntry['outcome'],
+      details: f.d ? (parseJson(f.d) as AuditEntry['details']) : null,
+    };
+  };
+  return {
+    async append(e) {
+      const id = (await run(
+        'auditAppend',
+        [log, `${base}identities`],
+        [
+          base,
+          config.audit.maxEntries,
+          maxAgeMs,
+          e.identity,
+          e.action,
+          e.resource ?? '',
+          e.correlationId ?? '',
+          e.outcome,
+          e.detailsJson ?? '',
+        ],
+      )) as string;
+      return {
+        id,
+        at: iso(id.slice(0, id.indexOf('-'))),
+        identity: e.identity,
+        action: e.action,
+        resource: e.resource,
+        correlationId: e.correlationId,
+        outcome: e.outcome,
+        details: e.detailsJson === null ? null : (parseJson(e.detailsJson) as AuditEntry['details']),
+      };
+    },
+    async query(q) {
+      const entries = (await run(
+        'auditQuery',
+        [log],
+        [base, q.identity ?? '', q.sinceMs ?? '', q.untilMs ?? '', q.limit, q.order, maxAgeMs],
+      )) as [string, string[]][];
+      return entries.map(toEntry);
+    },
+  };
+}

@@ -1,0 +1,565 @@
+/**
+ * Lua scripts: every multi-step operation runs as one script, so it is atomic and one round
+ * trip. Scripts read the clock with TIME, so every client agrees on expiry whatever its own
+ * clock says. A script touches only keys of one hash tag: the keys it is given and keys it
+ * builds from the `base` argument (the tag's prefix), as BullMQ does for job keys; so every
+ * script runs on Redis Cluster and ElastiCache Serverless.
+ *
+ * User JSON never passes through Lua's cjson (it would round numbers to 14 digits): values
+ * are stored and answered as the caller's JSON text.
+ */
+
+const NOW = `local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+export interface ScriptDefinition {
+  numberOfKeys: number;
+  lua: string;
+}
+
+// ---------------------------------------------------------------------------------------
+// kv
+
+/** KEYS[1] key → {value, pttl} or nil. */
+export const kvGetEntry: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `local v = redis.call('GET', KEYS[1])
+if not v then return nil end
+return {v, redis.call('PTTL', KEYS[1])}`,
+};
+
+/** KEYS[1] key; ARGV[1] '' = persist, 'ttl' or 'at'; ARGV[2] ms → 1 or 0 when missing. */
+export const kvExpire: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then redis.call('PERSIST', KEYS[1])
+elseif ARGV[1] == 'ttl' then redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+return 1`,
+};
+
+/**
+ * KEYS[1] key; ARGV[1] by → the new value; an error reply 'KST_CONFLICT …' when the value is
+ * not an integer or the result leaves ±(2^53−1). The TTL is kept.
+ */
+export const kvIncr: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `local v = redis.call('GET', KEYS[1])
+local current = 0
+if v then
+  if not string.match(v, '^%-?%d+$') or string.len(v) > 17 then
+    return redis.error_reply('KST_CONFLICT not an integer')
+  end
+  current = tonumber(v)
+  if math.abs(current) > 9007199254740991 then return redis.error_reply('KST_CONFLICT not a safe integer') end
+end
+local n = current + tonumber(ARGV[1])
+if math.abs(n) > 9007199254740991 then return redis.error_reply('KST_CONFLICT overflow') end
+local text = string.format('%.0f', n)
+if text == '-0' then text = '0' end
+if v then redis.call('SET', KEYS[1], text, 'KEEPTTL') else redis.call('SET', KEYS[1], text) end
+return text`,
+};
+
+// ---------------------------------------------------------------------------------------
+// sessions: one hash tag for the whole store, so one script can update a session and every
+// index. Keys (base = '<prefix>{s}:'): sess:<id> (hash), cluster:<clusterId> and corr:<id>
+// (zsets of session id → expiry ms), clusters (zset of cluster id → latest expiry ms).
+
+export const SESSION_FIELDS = ['cluster', 'user', 'corr', 'svc', 'data', 'created', 'last', 'exp', 'ttl'];
+const SESSION_HELPERS = `${NOW}
+local FIELDS = {${SESSION_FIELDS.map((f) => `'${f}'`).join(', ')}}
+-- Keeps an index key alive exactly as long as its latest member.
+local function index_add(key, score, member)
+  redis.call('ZADD', key, score, member)
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', key, top[2])
+end
+local function index_remove(key, member, now)
+  redis.call('ZREM', key, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if top[2] then redis.call('PEXPIREAT', key, top[2]) end
+end
+-- clusters: cluster id → the latest expiry among its sessions.
+local function refresh_cluster(base, clusters, cluster, now)
+  local ckey = base .. 'cluster:' .. cluster
+  redis.call('ZREMRANGEBYSCORE', ckey, '-inf', now)
+  local top = redis.call('ZRANGE', ckey, -1, -1, 'WITHSCORES')
+  if top[2] then
+    redis.call('ZADD', clusters, top[2], cluster)
+    local latest = redis.call('ZRANGE', clusters, -1, -1, 'WITHSCORES')
+    redis.call('PEXPIREAT', clusters, latest[2])
+  else
+    redis.call('ZREM', clusters, cluster)
+  end
+end
+`;
+
+/**
+ * KEYS[1] clusters; ARGV: base, id, cluster, user, corr, svc, data, ttlMs ('' = null)
+ * → {created, exp}.
+ */
+export const sessionCreate: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${SESSION_HELPERS}
+local base, id, cluster, corr = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+local ttl = tonumber(ARGV[8])
+local now = now_ms()
+local exp = now + ttl
+local key = base .. 'sess:' .. id
+redis.call('HSET', key, 'cluster', cluster, 'user', ARGV[4], 'corr', corr, 'svc', ARGV[6], 'data', ARGV[7],
+  'created', now, 'last', now, 'exp', exp, 'ttl', ttl)
+redis.call('PEXPIREAT', key, exp)
+index_add(base .. 'cluster:' .. cluster, exp, id)
+if corr ~= '' then index_add(base .. 'corr:' .. corr, exp, id) end
+refresh_cluster(base, KEYS[1], cluster, now)
+return {now, exp}`,
+};
+
+/** KEYS[1] clusters; ARGV: base, id, ttlMs or '' → the session's fields, or nil. */
+export const sessionKeepAlive: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${SESSION_HELPERS}
+local base, id = ARGV[1], ARGV[2]
+local key = base .. 'sess:' .. id
+local s = redis.call('HMGET', key, 'cluster', 'corr', 'ttl')
+if not s[1] then return nil end
+local now = now_ms()
+local ttl = tonumber(ARGV[3]) or tonumber(s[3])
+local exp = now + ttl
+redis.call('HSET', key, 'last', now, 'exp', exp)
+redis.call('PEXPIREAT', key, exp)
+local ckey = base .. 'cluster:' .. s[1]
+redis.call('ZADD', ckey, exp, id)
+local top = redis.call('ZRANGE', ckey, -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', ckey, top[2])
+if s[2] ~= '' then
+  local rkey = base .. 'corr:' .. s[2]
+  redis.call('ZADD', rkey, exp, id)
+  local rtop = redis.call('ZRANGE', rkey, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', rkey, rtop[2])
+end
+refresh_cluster(base, KEYS[1], s[1], now)
+return redis.call('HMGET', key, unpack(FIELDS))`,
+};
+
+/** KEYS[1] clusters; ARGV: base, id → 1 when a live session was ended, else 0. */
+export const sessionEnd: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${SESSION_HELPERS}
+local base, id = ARGV[1], ARGV[2]
+local key = base .. 'sess:' .. id
+local s = redis.call('HMGET', key, 'cluster', 'corr')
+if not s[1] then return 0 end
+local now = now_ms()
+redis.call('DEL', key)
+index_remove(base .. 'cluster:' .. s[1], id, now)
+if s[2] ~= '' then index_remove(base .. 'corr:' .. s[2], id, now) end
+refresh_cluster(base, KEYS[1], s[1], now)
+return 1`,
+};
+
+/** KEYS[1] an index zset; ARGV[1] base → flat list of id followed by the session's fields. */
+export const sessionList: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${SESSION_HELPERS}
+local now = now_ms()
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+local out = {}
+for _, id in ipairs(ids) do
+  local s = redis.call('HMGET', ARGV[1] .. 'sess:' .. id, unpack(FIELDS))
+  if s[1] then
+    out[#out + 1] = id
+    for i = 1, #FIELDS do out[#out + 1] = s[i] end
+  end
+end
+return out`,
+};
+
+/** KEYS[1] clusters → cluster ids with a live session. */
+export const sessionActiveClusters: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${NOW}
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now_ms(), '+inf')`,
+};
+
+/** KEYS[1] clusters; ARGV[1] cluster id → 1 or 0. One lookup: the hot path. */
+export const sessionIsClusterActive: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${NOW}
+local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if exp and tonumber(exp) > now_ms() then return 1 end
+return 0`,
+};
+
+/** KEYS[1] clusters; ARGV[1] base, ARGV[2] batch → index members removed. */
+export const sessionSweep: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${SESSION_HELPERS}
+local now = now_ms()
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local removed = 0
+for _, cluster in ipairs(expired) do
+  removed = removed + redis.call('ZREMRANGEBYSCORE', ARGV[1] .. 'cluster:' .. cluster, '-inf', now)
+  refresh_cluster(ARGV[1], KEYS[1], cluster, now)
+end
+return removed`,
+};
+
+// ---------------------------------------------------------------------------------------
+// queues: one hash tag per queue. Keys (base = '<prefix>{q:<name>}:'): ready (zset id → enqueue
+// sequence: FIFO), delayed (zset id → visible-at ms), inflight (zset id → lease end ms), dead
+// (zset id → death ms), seq (counter), notify (list: wake-up tokens for long polls), m:<id>
+// (hash: p payload, s sequence, e enqueued ms, a attempts, r current receipt), dd:<dedupId>.
+
+const QUEUE_KEYS = 5; // ready, delayed, inflight, dead, notify
+const QUEUE_HELPERS = `${NOW}
+local READY, DELAYED, INFLIGHT, DEAD, NOTIFY = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local function wake()
+  redis.call('LPUSH', NOTIFY, 1)
+  redis.call('LTRIM', NOTIFY, 0, 63)
+end
+-- Moves due delayed messages to ready and ends expired leases (bounded work per call).
+local function settle(base, now, max_attempts)
+  local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', DELAYED, id)
+    local s = redis.call('HGET', base .. 'm:' .. id, 's')
+    if s then redis.call('ZADD', READY, s, id) end
+  end
+  local ended = redis.call('ZRANGEBYSCORE', INFLIGHT, '-inf', now, 'LIMIT', 0, 1000)
+  for _, id in ipairs(ended) do
+    redis.call('ZREM', INFLIGHT, id)
+    local m = base .. 'm:' .. id
+    local a = redis.call('HGET', m, 'a')
+    if a then
+      redis.call('HDEL', m, 'r')
+      if tonumber(a) >= max_attempts then
+        redis.call('ZADD', DEAD, now, id)
+      else
+        redis.call('ZADD', READY, redis.call('HGET', m, 's'), id)
+      end
+    end
+  end
+end
+-- Checks a lease: 'missing', 'stale' or the message key.
+local function lease(base, id, receipt)
+  local m = base .. 'm:' .. id
+  local r = redis.call('HMGET', m, 's', 'r')
+  if not r[1] then return 'missing' end
+  if r[2] ~= receipt then return 'stale' end
+  return m
+end
+`;
+
+/** ARGV: base, id, payload, delayMs, dedupId ('' = none), dedupWindowMs → {id, duplicate}. */
+export const queueSend: ScriptDefinition = {
+  numberOfKeys: QUEUE_KEYS,
+  lua: `${QUEUE_HELPERS}
+local base, id, delay, dedup = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5]
+if dedup ~= '' then
+  local first = redis.call('GET', base .. 'dd:' .. dedup)
+  if first then return {first, 1} end
+  redis.call('SET', base .. 'dd:' .. dedup, id, 'PX', ARGV[6])
+end
+local now = now_ms()
+local seq = redis.call('INCR', base .. 'seq')
+redis.call('HSET', base .. 'm:' .. id, 'p', ARGV[3], 's', seq, 'e', now, 'a', 0)
+if delay > 0 then
+  redis.call('ZADD', DELAYED, now + delay, id)
+else
+  redis.call('ZADD', READY, seq, id)
+  wake()
+end
+return {id, 0}`,
+};
+
+/**
+ * ARGV: base, max, visibilityMs, maxAttempts, receipt prefix → {count, nextDueMs, then per
+ * message id, receipt, payload, attempts, enqueuedMs}. nextDueMs (-1 = none) tells a long poll
+ * when a delay passes or a lease ends with no send to wake it.
+ */
+export const queueReceive: ScriptDefinition = {
+  numberOfKeys: QUEUE_KEYS,
+  lua: `${QUEUE_HELPERS}
+local base, max, vis = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+settle(base, now, tonumber(ARGV[4]))
+local popped = redis.call('ZPOPMIN', READY, max)
+local out = {0, -1}
+local n = 0
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  local m = base .. 'm:' .. id
+  local fields = redis.call('HMGET', m, 'p', 'e')
+  if fields[1] then
+    n = n + 1
+    local attempts = redis.call('HINCRBY', m, 'a', 1)
+    local receipt = ARGV[5] .. n
+    redis.call('HSET', m, 'r', receipt)
+    redis.call('ZADD', INFLIGHT, now + vis, id)
+    out[#out + 1] = id
+    out[#out + 1] = receipt
+    out[#out + 1] = fields[1]
+    out[#out + 1] = attempts
+    out[#out + 1] = fields[2]
+  end
+end
+out[1] = n
+if n == 0 then
+  -- Nothing visible: stale wake-up tokens would only make long polls spin.
+  redis.call('DEL', NOTIFY)
+  local d = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
+  local f = redis.call('ZRANGE', INFLIGHT, 0, 0, 'WITHSCORES')
+  local next_due = -1
+  if d[2] then next_due = tonumber(d[2]) end
+  if f[2] and (next_due < 0 or tonumber(f[2]) < next_due) then next_due = tonumber(f[2]) end
+  out[2] = next_due
+end
+return out`,
+};
+
+/** ARGV: base, id, receipt → 1 acked, 0 stale receipt, -1 no such message. */
+export const queueAck: ScriptDefinition = {
+  numberOfKeys: QUEUE_KEYS,
+  lua: `${QUEUE_HELPERS}
+local m = lease(ARGV[1], ARGV[2], ARGV[3])
+if m == 'missing' then return -1 end
+if m == 'stale' then return 0 end
+redis.call('DEL', m)
+redis.call('ZREM', INFLIGHT, ARGV[2])
+return 1`,
+};
+
+/** ARGV: base, id, receipt, delayMs, maxAttempts → 1, 0 stale, -1 missing. */
+export const queueNack: ScriptDefinition = {
+  numberOfKeys: QUEUE_KEYS,
+  lua: `${QUEUE_HELPERS}
+local id, delay = ARGV[2], tonumber(ARGV[4])
+local m = lease(ARGV[1], id, ARGV[3])
+if m == 'missing' then return -1 end
+if m == 'stale' then return 0 end
+local now = now_ms()
+redis.call('ZREM', INFLIGHT, id)
+redis.call('HDEL', m, 'r')
+if tonumber(redis.call('HGET', m, 'a')) >= tonumber(ARGV[5]) then
+  redis.call('ZADD', DEAD, now, id)
+elseif delay > 0 then
+  redis.call('ZADD', DELAYED, now + delay, id)
+else
+  redis.call('ZADD', READY, redis.call('HGET', m, 's'), id)
+  wake()
+end
+return 1`,
+};
+
+/** ARGV: base, id, receipt, visibilityMs → 1, 0 stale, -1 missing. */
+export const queueExtend: ScriptDefinition = {
+  numberOfKeys: QUEUE_KEYS,
+  lua: `${QUEUE_HELPERS}
+local m = lease(ARGV[1], ARGV[2], ARGV[3])
+if m == 'missing' then return -1 end
+if m == 'stale' then return 0 end
+redis.call('ZADD', INFLIGHT, now_ms() + tonumber(ARGV[4]), ARGV[2])
+return 1`,
+};
+
+/** ARGV: base, maxAttempts → {waiting (ready + delayed), delayed, inFlight, dead}. */
+export const queueStats: ScriptDefinition = {
+  numberOfKeys: QUEUE_KEYS,
+  lua: `${QUEUE_HELPERS}
+settle(ARGV[1], now_ms(), tonumber(ARGV[2]))
+local delayed = redis.call('ZCARD', DELAYED)
+return {redis.call('ZCARD', READY) + delayed, delayed, redis.call('ZCARD', INFLIGHT), redis.call('ZCARD', DEAD)}`,
+};
+
+/** ARGV: base, maxAttempts, limit → flat list of id, payload, attempts, enqueuedMs, diedMs. */
+export const queueDeadLetters: ScriptDefinition = {
+  numberOfKeys: QUEUE_KEYS,
+  lua: `${QUEUE_HELPERS}
+settle(ARGV[1], now_ms(), tonumber(ARGV[2]))
+local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
+local out = {}
+for i = 1, #dead, 2 do
+  local f = redis.call('HMGET', ARGV[1] .. 'm:' .. dead[i], 'p', 'a', 'e')
+  if f[1] then
+    out[#out + 1] = dead[i]
+    out[#out + 1] = f[1]
+    out[#out + 1] = f[2]
+    out[#out + 1] = f[3]
+    out[#out + 1] = dead[i + 1]
+  end
+end
+return out`,
+};
+
+/** ARGV: base, maxAttempts, limit → messages moved back to ready with attempts reset. */
+export const queueRedrive: ScriptDefinition = {
+  numberOfKeys: QUEUE_KEYS,
+  lua: `${QUEUE_HELPERS}
+settle(ARGV[1], now_ms(), tonumber(ARGV[2]))
+local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[3]) - 1)
+local moved = 0
+for _, id in ipairs(dead) do
+  redis.call('ZREM', DEAD, id)
+  local m = ARGV[1] .. 'm:' .. id
+  local s = redis.call('HGET', m, 's')
+  if s then
+    redis.call('HSET', m, 'a', 0)
+    redis.call('ZADD', READY, s, id)
+    moved = moved + 1
+  end
+end
+if moved > 0 then wake() end
+return moved`,
+};
+
+// ---------------------------------------------------------------------------------------
+// events: one hash tag per channel. Keys: s (stream; entry id '<seq>-1'), n (sequence).
+
+/**
+ * KEYS: stream, counter; ARGV: json, maxHistory, pub/sub channel → {seq, publishedMs}.
+ * The live message is '<seq>:<ms>:<json>'.
+ */
+export const eventPublish: ScriptDefinition = {
+  numberOfKeys: 2,
+  lua: `${NOW}
+local seq = redis.call('INCR', KEYS[2])
+local now = now_ms()
+redis.call('XADD', KEYS[1], 'MAXLEN', '=', ARGV[2], seq .. '-1', 'm', ARGV[1], 't', now)
+redis.call('PUBLISH', ARGV[3], seq .. ':' .. now .. ':' .. ARGV[1])
+return {seq, now}`,
+};
+
+// ---------------------------------------------------------------------------------------
+// tokens: one hash tag. Keys (base = '<prefix>{t}:'): h:<sha256> (the record as JSON, expiring
+// with the token), ids (hash id → sha256).
+
+/** KEYS[1] ids; ARGV: base, id, hash, record JSON, expiresAtMs or '' → 1. */
+export const tokenInsert: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `local key = ARGV[1] .. 'h:' .. ARGV[3]
+if ARGV[5] ~= '' then redis.call('SET', key, ARGV[4], 'PXAT', ARGV[5]) else redis.call('SET', key, ARGV[4]) end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+return 1`,
+};
+
+/** KEYS[1] ids; ARGV: base, id → 1 when a live token was revoked. */
+export const tokenRevoke: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `local hash = redis.call('HGET', KEYS[1], ARGV[2])
+if not hash then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[2])
+return redis.call('DEL', ARGV[1] .. 'h:' .. hash)`,
+};
+
+/** KEYS[1] ids; ARGV[1] base → records (JSON) of live tokens; forgets expired ones. */
+export const tokenList: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local record = redis.call('GET', ARGV[1] .. 'h:' .. all[i + 1])
+  if record then out[#out + 1] = record else redis.call('HDEL', KEYS[1], all[i]) end
+end
+return out`,
+};
+
+// ---------------------------------------------------------------------------------------
+// audit: one hash tag. Keys (base = '<prefix>{a}:'): log (stream of every entry), i:<identity>
+// (stream of that identity's entries, same ids), identities (set).
+
+/**
+ * KEYS: log, identities; ARGV: base, maxEntries, maxAgeMs, identity, action, resource,
+ * correlationId, outcome, details ('' = null) → the entry id.
+ */
+export const auditAppend: ScriptDefinition = {
+  numberOfKeys: 2,
+  lua: `${NOW}
+local base, max_entries = ARGV[1], ARGV[2]
+local fields = {'i', ARGV[4], 'a', ARGV[5], 'r', ARGV[6], 'c', ARGV[7], 'o', ARGV[8], 'd', ARGV[9]}
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '=', max_entries, '*', unpack(fields))
+local ikey = base .. 'i:' .. ARGV[4]
+redis.call('XADD', ikey, 'MAXLEN', '~', max_entries, id, unpack(fields))
+redis.call('SADD', KEYS[2], ARGV[4])
+local oldest = now_ms() - tonumber(ARGV[3])
+redis.call('XTRIM', KEYS[1], 'MINID', '~', oldest)
+redis.call('XTRIM', ikey, 'MINID', '~', oldest)
+return id`,
+};
+
+/**
+ * KEYS: log; ARGV: base, identity ('' = all), sinceMs ('' = none), untilMs ('' = none),
+ * limit, order, maxAgeMs → stream entries within both retention bounds.
+ */
+export const auditQuery: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${NOW}
+local base, identity, limit = ARGV[1], ARGV[2], tonumber(ARGV[5])
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+if #first == 0 then return {} end
+-- Entries older than the log's first (trimmed by count) or than maxAge are never answered.
+local floor = now_ms() - tonumber(ARGV[7])
+if ARGV[3] ~= '' and tonumber(ARGV[3]) > floor then floor = tonumber(ARGV[3]) end
+local start = floor .. '-0'
+local first_ms, first_seq = string.match(first[1][1], '^(%d+)-(%d+)$')
+if tonumber(first_ms) > floor or (tonumber(first_ms) == floor and tonumber(first_seq) > 0) then start = first[1][1] end
+local stop = '+'
+if ARGV[4] ~= '' then stop = '(' .. ARGV[4] .. '-0' end
+local stream = KEYS[1]
+if identity ~= '' then stream = base .. 'i:' .. identity end
+if ARGV[6] == 'asc' then return redis.call('XRANGE', stream, start, stop, 'COUNT', limit) end
+return redis.call('XREVRANGE', stream, stop, start, 'COUNT', limit)`,
+};
+
+/** KEYS: identities; ARGV: base, maxAgeMs, batch → entries trimmed from identity streams. */
+export const auditSweep: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${NOW}
+local oldest = now_ms() - tonumber(ARGV[2])
+local removed = 0
+local identities = redis.call('SRANDMEMBER', KEYS[1], tonumber(ARGV[3]))
+for _, identity in ipairs(identities) do
+  local key = ARGV[1] .. 'i:' .. identity
+  removed = removed + redis.call('XTRIM', key, 'MINID', oldest)
+  if redis.call('XLEN', key) == 0 then
+    redis.call('DEL', key)
+    redis.call('SREM', KEYS[1], identity)
+  end
+end
+return removed`,
+};
+
+export const scripts = {
+  kvGetEntry,
+  kvExpire,
+  kvIncr,
+  sessionCreate,
+  sessionKeepAlive,
+  sessionEnd,
+  sessionList,
+  sessionActiveClusters,
+  sessionIsClusterActive,
+  sessionSweep,
+  queueSend,
+  queueReceive,
+  queueAck,
+  queueNack,
+  queueExtend,
+  queueStats,
+  queueDeadLetters,
+  queueRedrive,
+  eventPublish,
+  tokenInsert,
+  tokenRevoke,
+  tokenList,
+  auditAppend,
+  auditQuery,
+  auditSweep,
+} as const;
+
+export type ScriptName = keyof typeof scripts;
