@@ -42,6 +42,9 @@ const nullable = (text: string | null | undefined) => (text === '' || text == nu
 export function createRedisDriver(config: StorageConfig, options: RedisDriverOptions = {}): Driver {
   const client = options.client ?? createRedisClient(config);
   const owned = options.client === undefined;
+  // Connection errors surface on the commands that meet them (as BackendUnavailableError);
+  // without a listener ioredis would also print each reconnect failure.
+  if (owned) client.on('error', () => {});
   for (const [name, script] of Object.entries(scripts)) {
     client.defineCommand(`kst_${name}`, { numberOfKeys: script.numberOfKeys, lua: script.lua });
   }
