@@ -100,3 +100,11 @@ export function mapRedisError(error: unknown): unknown {
   }
   return error;
 }
+
+/** A new connection like `client` (same server or cluster, same options) with `overrides`. */
+export function duplicateClient(client: RedisClient, overrides: RedisOptions): RedisClient {
+  if (client instanceof Cluster) {
+    return client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...overrides } });
+  }
+  return client.duplicate(overrides);
+}

@@ -9,7 +9,7 @@
  * across slots by name.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { StorageConfig } from '../../config/index.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type {
@@ -25,7 +25,7 @@ import type {
 import { formatEventId } from '../driver.js';
 import type { AuditEntry, PublishedEvent, ReceivedMessage, Session, TokenInfo } from '../types.js';
 import { parseJson } from '../validate.js';
-import { createRedisClient, mapRedisError, type RedisClient } from './client.js';
+import { createRedisClient, duplicateClient, mapRedisError, type RedisClient } from './client.js';
 import { type ScriptName, SESSION_FIELDS, scripts } from './scripts.js';
 
 export interface RedisDriverOptions {
@@ -299,17 +299,14 @@ interface BlockingPool {
  * command connection. Idle connections are kept for reuse (a few), extra ones are closed.
  */
 function blockingPool(client: RedisClient): BlockingPool {
-  const idle: Redis[] = [];
-  const busy = new Set<Redis>();
+  const idle: RedisClient[] = [];
+  const busy = new Set<RedisClient>();
   const MAX_IDLE = 4;
   let closed = false;
-  const open = (): Redis => {
-    const overrides: RedisOptions = {
-      commandTimeout: 30_000,
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: true,
-    };
-    return (client as Redis).duplicate(overrides);
+  const open = (): RedisClient => {
+    const connection = duplicateClient(client, { commandTimeout: 30_000, maxRetriesPerRequest: 1 });
+    connection.on('error', () => {});
+    return connection;
   };
   return {
     async wait(key, ms) {
@@ -459,12 +456,12 @@ interface SubscriberHub {
 
 /** One dedicated subscriber connection per storage, shared by all its subscriptions. */
 function subscriberHub(client: RedisClient): SubscriberHub {
-  let connection: Redis | undefined;
+  let connection: RedisClient | undefined;
   const listeners = new Map<string, Set<{ onMessage: (text: string) => void; onReconnect: () => void }>>();
   let connectedOnce = false;
-  const connect = (): Redis => {
+  const connect = (): RedisClient => {
     if (connection) return connection;
-    const c = (client as Redis).duplicate({ commandTimeout: undefined, maxRetriesPerRequest: null });
+    const c = duplicateClient(client, { commandTimeout: undefined, maxRetriesPerRequest: null });
     c.on('message', (channel: string, text: string) => {
       for (const listener of listeners.get(channel) ?? []) listener.onMessage(text);
     });
