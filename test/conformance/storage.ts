@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import type { Fixture } from '../support/fixture.js';
+import { name, sleep } from '../support/helpers.js';
+
+export function describeStorage(f: Fixture): void {
+  const s = () => f.storage();
+
+  describe('storage', () => {
+    it('backend names the configured backend', () => {
+      expect(s().backend).toBe(f.backend.kind);
+    });
+
+    it("health() answers status 'ok' with a passing check for the backend", async () => {
+      const report = await s().health();
+      expect(report.status).toBe('ok');
+      expect(report.backend).toBe(f.backend.kind);
+      const checks = Object.entries(report.checks);
+      expect(checks.length).toBeGreaterThanOrEqual(1);
+      for (const [check, result] of checks) {
+        expect(result.ok, check).toBe(true);
+        expect(result.latencyMs, check).toBeGreaterThanOrEqual(0);
+        expect(Number.isFinite(result.latencyMs), check).toBe(true);
+        expect(result.error, check).toBeUndefined();
+      }
+    });
+
+    it('sweep() answers numeric counts and removes no live data', async () => {
+      const st = s();
+      const liveKey = name('k');
+      const ttlKey = name('k');
+      const goneKey = name('k');
+      await st.kv.set(liveKey, 'forever');
+      await st.kv.set(ttlKey, 'later', { ttl: 600 });
+      await st.kv.set(goneKey, 'soon', { ttl: 0.1 });
+      const session = await st.sessions.create({ clusterId: name('c') });
+      const short = await st.sessions.create({ clusterId: name('c'), ttl: 0.1 });
+      const queue = name('q');
+      await st.queues.send(queue, 'waiting');
+      await st.queues.send(queue, 'leased');
+      const channel = name('ch');
+      await st.events.publish(channel, 'kept');
+      const token = await st.tokens.issue({ identity: name('who'), scopes: ['kv:read'] });
+      const expiringToken = await st.tokens.issue({ identity: name('who'), scopes: ['kv:read'], ttl: 0.1 });
+      const identity = name('who');
+      const entry = await st.audit.append({ identity, action: 'sweep.test' });
+      const [leased] = await st.queues.receive(queue, { visibilityTimeout: 600 });
+      await sleep(300);
+
+      const report = await st.sweep();
+      for (const field of ['kv', 'sessions', 'queues', 'events', 'tokens', 'audit', 'durationMs'] as const) {
+        expect(typeof report[field], field).toBe('number');
+        expect(report[field], field).toBeGreaterThanOrEqual(0);
+      }
+      expect(await st.sweep({ batchSize: 1 })).toMatchObject({ kv: expect.any(Number) });
+
+      expect(await st.kv.get(liveKey)).toBe('forever');
+      expect(await st.kv.get(ttlKey)).toBe('later');
+      expect(await st.kv.get(goneKey)).toBeUndefined();
+      expect(await st.sessions.get(session.sessionId)).toEqual(session);
+      expect(await st.sessions.get(short.sessionId)).toBeUndefined();
+      expect(await st.queues.stats(queue)).toEqual({ depth: 1, delayed: 0, inFlight: 1, dead: 0 });
+      await st.queues.ack(queue, leased!.id, leased!.receipt);
+      expect((await st.events.history(channel)).map((e) => e.message)).toEqual(['kept']);
+      expect((await st.tokens.verify(token.token))?.id).toBe(token.id);
+      expect(await st.tokens.verify(expiringToken.token)).toBeUndefined();
+      expect(await st.audit.query({ identity })).toEqual([entry]);
+    });
+
+    it('close() resolves on a storage that was never used', async () => {
+      const fresh = f.backend.create();
+      await expect(fresh.close()).resolves.toBeUndefined();
+    });
+  });
+}
