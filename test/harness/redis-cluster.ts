@@ -27,13 +27,16 @@ async function clusterOk(): Promise<boolean> {
   }
 }
 
-/** Why a cluster cannot be had here, or undefined once one answers. */
-export async function startRedisCluster(): Promise<string | undefined> {
-  if (await clusterOk()) return undefined;
+/**
+ * Starts a cluster unless one already answers. `unavailable` says why none can be had here;
+ * `started` is true when this call started it (so the caller stops it).
+ */
+export async function startRedisCluster(): Promise<{ unavailable?: string; started: boolean }> {
+  if (await clusterOk()) return { started: false };
   try {
     await run('redis-server', ['--version']);
   } catch {
-    return 'redis-server is not installed (apt-get install redis-server)';
+    return { unavailable: 'redis-server is not installed (apt-get install redis-server)', started: false };
   }
   for (const port of CLUSTER_PORTS) {
     const dir = join(tmpdir(), `kst-redis-cluster-${port}`);
@@ -65,11 +68,18 @@ export async function startRedisCluster(): Promise<string | undefined> {
   for (const port of CLUSTER_PORTS) await waitFor(async () => (await cli(port, 'ping')).trim() === 'PONG');
   await run(
     'redis-cli',
-    ['--cluster', 'create', ...CLUSTER_PORTS.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
+    [
+      '--cluster',
+      'create',
+      ...CLUSTER_PORTS.map((p) => `127.0.0.1:${p}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ],
     { timeout: 30_000 },
   );
   await waitFor(clusterOk);
-  return undefined;
+  return { started: true };
 }
 
 export async function stopRedisCluster(): Promise<void> {

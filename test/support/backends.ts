@@ -6,10 +6,11 @@
  * `CONFORMANCE_BACKENDS=memory,redis` narrows the run to the named backends.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { StorageConfigInput } from '../../lib/config/index.js';
 import { createStorage } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
+import { CLUSTER_URL, startRedisCluster, stopRedisCluster } from '../harness/redis-cluster.js';
 
 /**
  * What a backend can do. Every toggle is true unless a backend truly cannot do the thing; a
@@ -61,14 +62,32 @@ export const memoryBackend: Backend = {
   cleanup: async () => {},
 };
 
-export function redisBackend(url = process.env.REDIS_URL || 'redis://127.0.0.1:6379'): Backend {
+interface RedisVariant {
+  name: string;
+  url: string;
+  /** Connect as a Redis Cluster client. */
+  cluster?: boolean;
+  /** Brings the server up when the tests own it; answers why it cannot, or undefined. */
+  start?: () => Promise<string | undefined>;
+  /** Stops what `start` brought up, after cleanup. */
+  stop?: () => Promise<void>;
+}
+
+export function redisBackend(variant: RedisVariant = defaultRedis()): Backend {
+  const { url, cluster = false } = variant;
   const prefixes: string[] = [];
   const run = randomBytes(4).toString('hex');
+  const connect = () =>
+    cluster
+      ? new Cluster([url], { redisOptions: { maxRetriesPerRequest: 1 } })
+      : new Redis(url, { maxRetriesPerRequest: 1 });
   return {
-    name: 'redis',
+    name: variant.name,
     kind: 'redis',
     capabilities: { ...ALL },
     async available() {
+      const started = await variant.start?.();
+      if (started !== undefined) return started;
       const client = new Redis(url, {
         lazyConnect: true,
         connectTimeout: 1500,
@@ -96,24 +115,63 @@ export function redisBackend(url = process.env.REDIS_URL || 'redis://127.0.0.1:6
       // A fresh prefix per Storage: runs (and tests that need a pristine store) never collide.
       const keyPrefix = `kst:test:${run}${randomBytes(4).toString('hex')}:`;
       prefixes.push(keyPrefix);
-      return createStorage(withBackend(overrides, { backend: 'redis', keyPrefix, redis: { url } }));
+      return createStorage(withBackend(overrides, { backend: 'redis', keyPrefix, redis: { url, cluster } }));
     },
     async cleanup() {
-      if (prefixes.length === 0) return;
-      const client = new Redis(url, { maxRetriesPerRequest: 1 });
       try {
-        for (const prefix of prefixes.splice(0)) {
-          // Every key the backend writes starts with keyPrefix; the prefix is hex, so no glob escaping.
-          let cursor = '0';
-          do {
-            const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-            cursor = next;
-            if (keys.length > 0) await client.unlink(...keys);
-          } while (cursor !== '0');
-        }
+        if (prefixes.length > 0) await deleteKeys(connect(), prefixes.splice(0));
       } finally {
-        client.disconnect();
+        await variant.stop?.();
       }
+    },
+  };
+}
+
+/** Deletes every key under `prefixes`, on every primary of a cluster, then disconnects. */
+async function deleteKeys(client: Redis | Cluster, prefixes: string[]): Promise<void> {
+  try {
+    const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+    for (const node of nodes) {
+      for (const prefix of prefixes) {
+        // Every key the backend writes starts with keyPrefix; the prefix is hex, so no glob escaping.
+        let cursor = '0';
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+          cursor = next;
+          // One UNLINK per key: keys of different slots cannot share a command on a cluster.
+          await Promise.all(keys.map((key) => node.unlink(key)));
+        } while (cursor !== '0');
+      }
+    }
+  } finally {
+    client.disconnect();
+  }
+}
+
+function defaultRedis(): RedisVariant {
+  return { name: 'redis', url: process.env.REDIS_URL || 'redis://127.0.0.1:6379' };
+}
+
+/**
+ * A three-primary Redis Cluster the tests start from the local redis-server and stop after
+ * (test/harness/redis-cluster.ts): proves every script and multi-key command is cluster-safe.
+ * `REDIS_CLUSTER_URL` points the suite at an existing cluster instead.
+ */
+function clusterRedis(): RedisVariant {
+  const external = process.env.REDIS_CLUSTER_URL;
+  if (external) return { name: 'redis-cluster', url: external, cluster: true };
+  let startedHere = false;
+  return {
+    name: 'redis-cluster',
+    url: CLUSTER_URL,
+    cluster: true,
+    async start() {
+      const result = await startRedisCluster();
+      startedHere = result.started;
+      return result.unavailable;
+    },
+    async stop() {
+      if (startedHere) await stopRedisCluster();
     },
   };
 }
@@ -125,7 +183,7 @@ export function redisBackend(url = process.env.REDIS_URL || 'redis://127.0.0.1:6
 
 /** Every backend the suite knows, in the order they run. */
 export function allBackends(): Backend[] {
-  return [memoryBackend, redisBackend()];
+  return [memoryBackend, redisBackend(), redisBackend(clusterRedis())];
 }
 
 /** The backends selected by `CONFORMANCE_BACKENDS` (default: all). */

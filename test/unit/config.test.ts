@@ -45,7 +45,9 @@ describe('resolveConfig', () => {
     expect(problems.some((p) => p.startsWith('queues.maxAttempts:'))).toBe(true);
     expect(problems.some((p) => p.startsWith('limits.maxValueBytes:'))).toBe(true);
     expect(problems.some((p) => p.startsWith('sessions.defaultTtl:'))).toBe(true);
-    expect(problems.some((p) => p.startsWith('redis.bogus:') && p.includes('Unexpected property'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('redis.bogus:') && p.includes('Unexpected property'))).toBe(
+      true,
+    );
   });
 
   it('refuses hash-tag braces in the key prefix', () => {
