@@ -1,0 +1,202 @@
+/**
+ * Redis-specific guarantees the conformance suite cannot see: round trips per operation, every
+ * key under the prefix (proved with an ACL user confined to it), typed errors when Redis is
+ * unreachable, and the client options used for Lambda.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../lib/config/index.js';
+import { BackendUnavailableError, ConfigError } from '../../lib/errors.js';
+import { createStorage } from '../../lib/storage/index.js';
+import { redisOptions } from '../../lib/storage/redis/client.js';
+import { redisBackend } from '../support/backends.js';
+
+const URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+const backend = redisBackend();
+const unavailable = await backend.available();
+if (unavailable && process.env.CI) throw new Error(`Redis is required under CI: ${unavailable}`);
+if (unavailable)
+  console.warn(`\n⚠ test/redis SKIPPED: ${unavailable} (install redis-server or set REDIS_URL)\n`);
+
+describe.skipIf(unavailable !== undefined)(
+  `redis backend specifics${unavailable ? ` — SKIPPED: ${unavailable}` : ''}`,
+  () => {
+    const prefix = `kst:test:rt${randomBytes(4).toString('hex')}:`;
+    let admin: Redis;
+
+    beforeAll(() => {
+      admin = new Redis(URL);
+    });
+    afterAll(async () => {
+      const keys = await admin.keys(`${prefix}*`);
+      if (keys.length > 0) await admin.unlink(...keys);
+      admin.disconnect();
+    });
+
+    describe('round trips', () => {
+      /** Counts commands sent on the storage's command connection during `fn`. */
+      async function commandsDuring(client: Redis, fn: () => Promise<unknown>): Promise<string[]> {
+        const sent: string[] = [];
+        const original = client.sendCommand.bind(client);
+        client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+          sent.push(command.name.toLowerCase());
+          return (original as (...a: unknown[]) => unknown)(command, ...rest);
+        }) as typeof client.sendCommand;
+        try {
+          await fn();
+        } finally {
+          client.sendCommand = original;
+        }
+        return sent;
+      }
+
+      it('get, set, exists, getEntry, isClusterActive, send, receive and ack are one command each', async () => {
+        const client = new Redis(URL);
+        const storage = createStorage(
+          { backend: 'redis', keyPrefix: prefix, redis: { url: URL } },
+          { redis: { client } },
+        );
+        try {
+          await storage.sessions.create({ clusterId: 'c1' });
+          await storage.kv.set('warm', 1); // scripts are loaded on first use: measure warm calls
+          await storage.kv.getEntry('warm');
+          await storage.sessions.isClusterActive('c1');
+          const warm = await storage.queues.send('q', 0);
+          const [lease] = await storage.queues.receive('q');
+          await storage.queues.ack('q', warm.id, lease!.receipt);
+
+          expect(await commandsDuring(client, () => storage.kv.set('k', { a: 1 }, { ttl: 5 }))).toEqual([
+            'set',
+          ]);
+          expect(await commandsDuring(client, () => storage.kv.get('k'))).toEqual(['get']);
+          expect(await commandsDuring(client, () => storage.kv.exists('k'))).toEqual(['exists']);
+          expect(await commandsDuring(client, () => storage.kv.getEntry('k'))).toEqual(['evalsha']);
+          expect(await commandsDuring(client, () => storage.sessions.isClusterActive('c1'))).toEqual([
+            'evalsha',
+          ]);
+          const sent = await storage.queues.send('q', { n: 1 });
+          let received: Awaited<ReturnType<typeof storage.queues.receive>> = [];
+          expect(
+            await commandsDuring(client, async () => {
+              received = await storage.queues.receive('q');
+            }),
+          ).toEqual(['evalsha']);
+          expect(received[0]?.id).toBe(sent.id);
+          expect(
+            await commandsDuring(client, () => storage.queues.ack('q', sent.id, received[0]!.receipt)),
+          ).toEqual(['evalsha']);
+        } finally {
+          await storage.close();
+          client.disconnect();
+        }
+      });
+    });
+
+    describe('every key under the prefix', () => {
+      const user = `kst-test-${randomBytes(4).toString('hex')}`;
+      const password = randomBytes(12).toString('hex');
+      const aclPrefix = `${prefix}acl:`;
+
+      beforeAll(async () => {
+        // Confined to the prefix: any key outside it, from a command or inside a script, is refused.
+        await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, `~${aclPrefix}*`, '&*', '+@all');
+      });
+      afterAll(async () => {
+        await admin.call('ACL', 'DELUSER', user);
+      });
+
+      // Redis checks ACL key patterns on commands run inside scripts too: a key built outside the
+      // prefix anywhere would fail this test with NOPERM.
+      it('runs every store under an ACL user limited to ~<prefix>*', async () => {
+        const url = new globalThis.URL(URL);
+        url.username = user;
+        url.password = password;
+        const storage = createStorage({
+          backend: 'redis',
+          keyPrefix: aclPrefix,
+          redis: { url: url.toString() },
+          events: { maxHistory: 5 },
+        });
+        try {
+          await storage.kv.set('k', 1, { ttl: 10 });
+          await storage.kv.setMany([{ key: 'a', value: 1 }]);
+          expect(await storage.kv.getMany(['a', 'k'])).toEqual([1, 1]);
+          await storage.kv.incr('n');
+          await storage.kv.expire('k', null);
+          const session = await storage.sessions.create({ clusterId: 'c', correlationId: 'r' });
+          await storage.sessions.keepAlive(session.sessionId);
+          expect(await storage.sessions.byCorrelation('r')).toHaveLength(1);
+          await storage.sessions.end(session.sessionId);
+          await storage.queues.send('q', 1, { dedupId: 'd', delay: 0 });
+          const [m] = await storage.queues.receive('q', { visibilityTimeout: 5 });
+          await storage.queues.nack('q', m!.id, m!.receipt);
+          await storage.queues.stats('q');
+          await storage.queues.deadLetters('q');
+          expect(await storage.queues.receive('q', { wait: 0.05 })).toHaveLength(1);
+          expect(await storage.queues.receive('q', { wait: 0.05 })).toHaveLength(0); // a blocking wait too
+          await storage.events.publish('ch', { a: 1 });
+          expect(await storage.events.history('ch')).toHaveLength(1);
+          const token = await storage.tokens.issue({ identity: 'i', scopes: ['admin'] });
+          expect(await storage.tokens.verify(token.token)).toBeDefined();
+          await storage.tokens.list();
+          await storage.tokens.revoke(token.id);
+          await storage.audit.append({ identity: 'i', action: 'x' });
+          expect(await storage.audit.query({ identity: 'i' })).toHaveLength(1);
+          await storage.sweep();
+        } finally {
+          await storage.close();
+        }
+      });
+    });
+
+    describe('unreachable Redis', () => {
+      it('fails fast with BackendUnavailableError and health reports down', async () => {
+        // A port nothing listens on: connection refused at once.
+        const storage = createStorage({
+          backend: 'redis',
+          redis: { url: 'redis://127.0.0.1:1', maxRetriesPerRequest: 1 },
+        });
+        try {
+          await expect(storage.kv.get('k')).rejects.toBeInstanceOf(BackendUnavailableError);
+          await expect(storage.queues.send('q', 1)).rejects.toMatchObject({
+            code: 'unavailable',
+            status: 503,
+          });
+          const health = await storage.health();
+          expect(health.status).toBe('down');
+          expect(health.checks.redis?.ok).toBe(false);
+        } finally {
+          await storage.close();
+        }
+      });
+    });
+  },
+);
+
+describe('redis client options', () => {
+  it('uses TLS for rediss:// and when asked, with credentials from the URL', () => {
+    const tls = redisOptions(resolveConfig({ redis: { url: 'rediss://user:p%40ss@cache.example:6380/2' } }));
+    expect(tls.url).toMatchObject({ host: 'cache.example', port: 6380, tls: true, db: 2 });
+    expect(tls.options.tls).toEqual({ servername: 'cache.example' });
+    expect(tls.options.username).toBe('user');
+    expect(tls.options.password).toBe('p@ss');
+    const forced = redisOptions(resolveConfig({ redis: { url: 'redis://h:1', tls: true } }));
+    expect(forced.options.tls).toBeDefined();
+    expect(redisOptions(resolveConfig({ redis: { url: 'redis://h:1' } })).options.tls).toBeUndefined();
+  });
+
+  it('bounds connects, commands and retries, and keeps connections alive', () => {
+    const { options } = redisOptions(resolveConfig({ redis: { connectTimeout: 2, commandTimeout: 0.5 } }));
+    expect(options.connectTimeout).toBe(2000);
+    expect(options.commandTimeout).toBe(500);
+    expect(options.maxRetriesPerRequest).toBe(2);
+    expect(options.keepAlive).toBeGreaterThan(0);
+    expect(options.retryStrategy?.(100)).toBeLessThanOrEqual(2000);
+  });
+
+  it('refuses a URL that is not redis:// or rediss:// with a config error naming the field', () => {
+    expect(() => redisOptions(resolveConfig({ redis: { url: 'http://h' } }))).toThrow(ConfigError);
+    expect(() => redisOptions(resolveConfig({ redis: { url: 'not a url' } }))).toThrow(/redis\.url/);
+  });
+});
