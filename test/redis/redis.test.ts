@@ -200,3 +200,35 @@ describe('redis client options', () => {
     expect(() => redisOptions(resolveConfig({ redis: { url: 'not a url' } }))).toThrow(/redis\.url/);
   });
 });
+
+describe.skipIf(unavailable !== undefined)('redis subscriptions survive a dropped connection', () => {
+  it('delivers every event once, in order, across a killed subscriber connection', async () => {
+    const admin = new Redis(URL);
+    const keyPrefix = `kst:test:sub${randomBytes(4).toString('hex')}:`;
+    const publisher = createStorage({ backend: 'redis', keyPrefix, redis: { url: URL } });
+    const subscriber = createStorage({ backend: 'redis', keyPrefix, redis: { url: URL } });
+    const seen: string[] = [];
+    const unsubscribe = await subscriber.events.subscribe('ch', (event) => {
+      seen.push(event.id);
+    });
+    try {
+      const published: string[] = [];
+      for (let i = 0; i < 200; i++) {
+        published.push((await publisher.events.publish('ch', { i })).id);
+        // Drop every pub/sub connection midway: events published while it reconnects are missed
+        // live and must come from history.
+        if (i === 50 || i === 120) await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      }
+      const deadline = Date.now() + 15_000;
+      while (seen.length < published.length && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(seen).toEqual(published);
+    } finally {
+      await unsubscribe();
+      await Promise.all([publisher.close(), subscriber.close()]);
+      const keys = await admin.keys(`${keyPrefix}*`);
+      if (keys.length > 0) await admin.unlink(...keys);
+      admin.disconnect();
+    }
+  });
+});
