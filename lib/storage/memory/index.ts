@@ -302,6 +302,7 @@ function memoryQueues(config: StorageConfig) {
   const maxAttempts = config.queues.maxAttempts;
   const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
   const timers = new Set<NodeJS.Timeout>();
+  let closed = false;
 
   const stateOf = (name: string): QueueState => {
     let q = queues.get(name);
@@ -399,7 +400,7 @@ function memoryQueues(config: StorageConfig) {
       for (;;) {
         const got = take(q, max, visibilityMs);
         const now = Date.now();
-        if (got.length > 0 || now >= deadline) return got;
+        if (got.length > 0 || now >= deadline || closed) return got;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, Math.max(1, Math.min(deadline, nextDue(q)) - now));
           timers.add(timer);
@@ -488,6 +489,7 @@ function memoryQueues(config: StorageConfig) {
     return removed;
   };
   const close = () => {
+    closed = true;
     for (const timer of timers) clearTimeout(timer);
     for (const q of queues.values()) wake(q);
   };
