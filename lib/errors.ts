@@ -71,17 +71,23 @@ export class ConflictError extends StorageError {
   readonly status = 409;
 }
 
-/** The backend could not be reached or did not answer in time. Safe to retry. */
+/**
+ * The backend cannot serve the operation. `retryable` is true when it could not be reached or
+ * did not answer in time (the operation may not have run: retry it); false when it answered
+ * with a refusal that a retry will meet again (permissions, out of memory, a foreign key).
+ */
 export class BackendUnavailableError extends StorageError {
   readonly code = 'unavailable' as const;
   readonly status = 503;
+  readonly retryable: boolean;
 
   constructor(
     readonly backend: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryable?: boolean },
   ) {
     super(`${backend} unavailable: ${message}`, options);
+    this.retryable = options?.retryable ?? true;
   }
 }
 

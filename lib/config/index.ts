@@ -60,7 +60,7 @@ export const StorageConfigSchema = T.Object(
     audit: T.Object(
       {
         maxEntries: T.Integer({ minimum: 1, maximum: 100_000_000, default: 100_000 }),
-        maxAge: Seconds({ default: 90 * 86_400 }),
+        maxAge: Seconds({ default: 90 * 86_400, maximum: 315_360_000 }),
       },
       Strict,
     ),

@@ -80,6 +80,8 @@ export interface QueueDriver {
 export interface EventDriver {
   /** `maxHistory`: events this channel keeps (resolved from config by the facade). */
   publish(channel: string, json: string, maxHistory: number): Promise<{ id: string; publishedAt: string }>;
+  /** The channel's latest sequence number (0 before its first event). */
+  last(channel: string): Promise<number>;
   /** `after`: a sequence number (0 = from the start). */
   history(channel: string, after: number, limit: number): Promise<PublishedEvent[]>;
   /**

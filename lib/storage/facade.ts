@@ -32,6 +32,7 @@ import {
   checkOptions,
   checkTtl,
   describe,
+  MAX_TTL_SECONDS,
   serializeJson,
   serializeJsonObject,
 } from './validate.js';
@@ -60,8 +61,7 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
       }
       let expiry: Expiry | undefined;
       if (o.ttl !== undefined) expiry = { ttlMs: checkTtl('options.ttl', o.ttl) };
-      else if (o.expiresAt !== undefined)
-        expiry = { atMs: checkDate('options.expiresAt', o.expiresAt).getTime() };
+      else if (o.expiresAt !== undefined) expiry = { atMs: checkDeadline('options.expiresAt', o.expiresAt) };
       return driver.kv.set(key, json, expiry, nx ? 'nx' : xx ? 'xx' : undefined);
     },
     delete: async (key) => driver.kv.delete(checkName('key', key)),
@@ -72,7 +72,7 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
     },
     async expireAt(key, at) {
       checkName('key', key);
-      return driver.kv.expire(key, { atMs: checkDate('at', at).getTime() });
+      return driver.kv.expire(key, { atMs: checkDeadline('at', at) });
     },
     async ttl(key) {
       const ms = await driver.kv.ttlMs(checkName('key', key));
@@ -350,6 +350,15 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
   };
 }
 
+/** An absolute deadline: any past moment, or at most ten years ahead (like a TTL). */
+function checkDeadline(field: string, value: unknown): number {
+  const ms = checkDate(field, value).getTime();
+  if (ms > Date.now() + MAX_TTL_SECONDS * 1000) {
+    throw new ValidationError(field, `must be at most ${MAX_TTL_SECONDS} seconds ahead`);
+  }
+  return ms;
+}
+
 function checkBatch(field: string, value: unknown): asserts value is unknown[] {
   if (!Array.isArray(value)) throw new ValidationError(field, `expected an array, got ${describe(value)}`);
   if (value.length > MAX_BATCH)
@@ -426,14 +435,16 @@ async function subscribeInOrder(
   handler: EventHandler,
   after: number | undefined,
 ): Promise<() => Promise<void>> {
-  let cursor = after; // last sequence delivered; undefined until the first live event without `after`
+  // The last sequence delivered. Without `after`, everything published from this call on is
+  // delivered: the cursor starts at the channel's current end.
+  let cursor = after ?? (await driver.last(channel));
   let closed = false;
   let chain: Promise<void> = Promise.resolve();
 
   const deliver = async (event: PublishedEvent) => {
     if (closed) return;
     const seq = Number(event.id);
-    if (cursor !== undefined && seq <= cursor) return;
+    if (seq <= cursor) return;
     cursor = seq;
     try {
       await handler(event);
@@ -444,7 +455,7 @@ async function subscribeInOrder(
     }
   };
   const catchUp = async (upTo: number) => {
-    while (!closed && cursor !== undefined && cursor < upTo) {
+    while (!closed && cursor < upTo) {
       const page = await driver.history(channel, cursor, 1000);
       const before = cursor;
       for (const event of page) await deliver(event);
@@ -469,12 +480,13 @@ async function subscribeInOrder(
     (event) =>
       enqueue(async () => {
         const seq = Number(event.id);
-        if (cursor !== undefined && seq > cursor + 1) await catchUp(seq - 1);
+        if (seq > cursor + 1) await catchUp(seq - 1);
         await deliver(event);
       }),
     () => enqueue(() => catchUp(Number.MAX_SAFE_INTEGER)),
   );
-  if (after !== undefined) enqueue(() => catchUp(Number.MAX_SAFE_INTEGER));
+  // Events published before the subscription was confirmed come from history.
+  enqueue(() => catchUp(Number.MAX_SAFE_INTEGER));
   await chain;
   return async () => {
     closed = true;

@@ -118,6 +118,7 @@ export function serializeJson(field: string, value: unknown, maxBytes: number): 
   if (typeof value !== 'object') checkJsonScalar(field, value);
   else checkJsonTree(field, value, new Set(), 0);
   const text = JSON.stringify(value);
+  if (typeof text !== 'string') throw new ValidationError(field, 'does not serialise to JSON');
   // A string's UTF-8 size is at most 3 bytes per UTF-16 unit: skip the exact count when it can't matter.
   if (text.length * 3 > maxBytes) {
     const bytes = Buffer.byteLength(text, 'utf8');
@@ -148,6 +149,10 @@ function checkJsonTree(path: string, value: object, ancestors: Set<object>, dept
   if (ancestors.has(value)) throw new ValidationError(path, 'is circular');
   ancestors.add(value);
   if (Array.isArray(value)) {
+    // Own properties besides the indices (a toJSON, a tag) would change or vanish in JSON.
+    if (Object.keys(value).length !== value.length || Object.getPrototypeOf(value) !== Array.prototype) {
+      throw new ValidationError(path, 'is an array with extra properties, not plain JSON');
+    }
     for (let i = 0; i < value.length; i++) checkJsonNode(`${path}[${i}]`, value[i], ancestors, depth);
   } else if (isPlainObject(value)) {
     for (const key of Object.keys(value)) {

@@ -322,10 +322,8 @@ function memoryQueues(config: StorageConfig) {
     for (const m of q.messages.values()) {
       if (m.state === 'inflight' && m.dueAt <= now) {
         if (m.attempts >= maxAttempts) kill(m, now);
-        else {
-          m.state = 'waiting';
-          m.receipt = null;
-        }
+        // The receipt stays valid until the next delivery replaces it: a late ack still counts.
+        else m.state = 'waiting';
       }
     }
   };
@@ -336,7 +334,7 @@ function memoryQueues(config: StorageConfig) {
     const m = q.messages.get(id);
     if (!m) throw new NotFoundError(`message ${id} not found`);
     // A lease that ended is still honoured until the message is delivered again (or dies).
-    if (m.state !== 'inflight' || m.receipt !== receipt) {
+    if (m.state === 'dead' || m.receipt === null || m.receipt !== receipt) {
       throw new ConflictError(`receipt for message ${id} is stale: the lease ended`);
     }
     return m;
@@ -433,6 +431,7 @@ function memoryQueues(config: StorageConfig) {
     },
     async extend(queue, id, receipt, visibilityMs) {
       const m = leased(stateOf(queue), id, receipt);
+      m.state = 'inflight';
       m.dueAt = Date.now() + visibilityMs;
     },
     async stats(queue) {
@@ -528,6 +527,9 @@ function memoryEvents() {
       // Delivery is asynchronous, as it is over a network.
       for (const subscriber of c.subscribers) queueMicrotask(() => void subscriber(copy(event)));
       return { id: event.id, publishedAt: event.publishedAt };
+    },
+    async last(channel) {
+      return channels.get(channel)?.seq ?? 0;
     },
     async history(channel, after, limit) {
       const c = channels.get(channel);

@@ -32,11 +32,18 @@ function parseUrl(url: string): ParsedUrl {
   const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : undefined;
   if (db !== undefined && !Number.isInteger(db))
     throw new ConfigError(['redis.url: the path must be a database number']);
+  const decode = (part: string, what: string) => {
+    try {
+      return part ? decodeURIComponent(part) : undefined;
+    } catch {
+      throw new ConfigError([`redis.url: the ${what} is not valid percent-encoding`]);
+    }
+  };
   return {
     host: parsed.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
     port: parsed.port ? Number(parsed.port) : 6379,
-    username: parsed.username ? decodeURIComponent(parsed.username) : undefined,
-    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+    username: decode(parsed.username, 'user name'),
+    password: decode(parsed.password, 'password'),
     db,
     tls: parsed.protocol === 'rediss:',
   };
@@ -79,23 +86,24 @@ export function createRedisClient(config: StorageConfig, overrides: RedisOptions
   return new Redis({ host: url.host, port: url.port, ...options, ...overrides });
 }
 
-const UNAVAILABLE =
-  /Connection is closed|Command timed out|Stream isn't writeable|Reached the max retries|connect ETIMEDOUT|ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EAI_AGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY|OOM|NOAUTH|WRONGPASS|Failed to refresh slots|None of startup nodes/;
+/** Failures to reach Redis or to get an answer in time: the operation may be retried. */
+const TRANSIENT =
+  /Connection is closed|Command timed out|Stream isn't writeable|Reached the max retries|ETIMEDOUT|ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EAI_AGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY|BUSY|Failed to refresh slots|None of startup nodes/;
 
 /** Maps a driver error to a typed one: anything about reaching Redis is `BackendUnavailableError`. */
 export function mapRedisError(error: unknown): unknown {
   if (error instanceof StorageError) return error;
   if (error instanceof Error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (UNAVAILABLE.test(error.message) || (typeof code === 'string' && /^E[A-Z]+$/.test(code))) {
+    if (TRANSIENT.test(error.message) || (typeof code === 'string' && /^E[A-Z]+$/.test(code))) {
       return new BackendUnavailableError('redis', error.message, { cause: error });
     }
-    if (
-      error.name === 'ReplyError' ||
-      error.name === 'MaxRetriesPerRequestError' ||
-      error.name === 'AbortError'
-    ) {
+    if (error.name === 'MaxRetriesPerRequestError' || error.name === 'AbortError') {
       return new BackendUnavailableError('redis', error.message, { cause: error });
+    }
+    // Any other reply is a refusal (NOPERM, OOM, WRONGTYPE…): retrying meets it again.
+    if (error.name === 'ReplyError') {
+      return new BackendUnavailableError('redis', error.message, { cause: error, retryable: false });
     }
   }
   return error;

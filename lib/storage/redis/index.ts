@@ -79,7 +79,7 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
       const audit = Number(
         await run(
           'auditSweep',
-          [`${prefix}{a}:identities`],
+          [`${prefix}{a}:log`, `${prefix}{a}:identities`],
           [`${prefix}{a}:`, Math.round(config.audit.maxAge * 1000), batchSize],
         ),
       );
@@ -88,7 +88,12 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
     },
     async close() {
       await Promise.allSettled([blocking.close(), subscriber.close()]);
-      if (owned) await client.quit().catch(() => client.disconnect());
+      if (owned) {
+        // QUIT flushes what is in flight; a client that is not connected has nothing to flush
+        // and would only queue QUIT behind its reconnect attempts.
+        if (client.status === 'ready') await client.quit().catch(() => {});
+        client.disconnect();
+      }
     },
   };
   return guard(driver);
@@ -291,6 +296,8 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
 interface BlockingPool {
   /** Waits up to `ms` for a wake-up token on `key`. */
   wait(key: string, ms: number): Promise<void>;
+  /** True once `close()` ran: long polls end with what they have. */
+  readonly closed: boolean;
   close(): Promise<void>;
 }
 
@@ -316,11 +323,16 @@ function blockingPool(client: RedisClient): BlockingPool {
       try {
         // BLPOP takes seconds with decimals; 0 would block forever.
         await connection.blpop(key, Math.max(0.01, ms / 1000));
+      } catch (error) {
+        if (!closed) throw error; // closing disconnects a waiting BLPOP: that is not a failure
       } finally {
         busy.delete(connection);
         if (!closed && idle.length < MAX_IDLE && connection.status === 'ready') idle.push(connection);
         else connection.disconnect();
       }
+    },
+    get closed() {
+      return closed;
     },
     async close() {
       closed = true;
@@ -339,7 +351,7 @@ function redisQueues(
   const maxAttempts = config.queues.maxAttempts;
   const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
   const keysOf = (queue: string) => {
-    const base = `${prefix}{q:${queue}}:`;
+    const base = `${prefix}{q:${tagSafe(queue)}}:`;
     return {
       base,
       keys: [`${base}ready`, `${base}delayed`, `${base}inflight`, `${base}dead`, `${base}notify`],
@@ -389,11 +401,12 @@ function redisQueues(
           return messages;
         }
         const now = Date.now();
-        if (now >= deadline) return [];
+        if (now >= deadline || blocking.closed) return [];
         const nextDue = Number(reply[1]);
         // Wake on a send, or when a delay passes or a lease ends (server clock; a few ms of skew only costs a retry).
         const until = nextDue > 0 ? Math.min(deadline, Math.max(now + 5, nextDue)) : deadline;
         await blocking.wait(`${base}notify`, until - now);
+        if (blocking.closed) return [];
       }
     },
     async ack(queue, id, receipt) {
@@ -454,49 +467,82 @@ interface SubscriberHub {
   close(): Promise<void>;
 }
 
-/** One dedicated subscriber connection per storage, shared by all its subscriptions. */
+/**
+ * One dedicated subscriber connection per storage, shared by all its subscriptions. It
+ * inherits the command connection's retry bound, so a subscribe to an unreachable server
+ * fails with the same typed error as any command instead of waiting forever.
+ */
 function subscriberHub(client: RedisClient): SubscriberHub {
+  interface Listener {
+    onMessage: (text: string) => void;
+    onReconnect: () => void;
+  }
   let connection: RedisClient | undefined;
-  const listeners = new Map<string, Set<{ onMessage: (text: string) => void; onReconnect: () => void }>>();
+  /** Channel → its listeners and the promise of its SUBSCRIBE being confirmed. */
+  const channels = new Map<string, { listeners: Set<Listener>; ready: Promise<unknown> }>();
   let connectedOnce = false;
+
   const connect = (): RedisClient => {
     if (connection) return connection;
-    const c = duplicateClient(client, { commandTimeout: undefined, maxRetriesPerRequest: null });
+    const c = duplicateClient(client, {});
     c.on('message', (channel: string, text: string) => {
-      for (const listener of listeners.get(channel) ?? []) listener.onMessage(text);
+      for (const listener of channels.get(channel)?.listeners ?? []) listener.onMessage(text);
     });
     c.on('ready', () => {
-      // ioredis re-subscribes by itself; events published while we were away come from history.
-      if (connectedOnce) for (const set of listeners.values()) for (const l of set) l.onReconnect();
-      connectedOnce = true;
+      if (!connectedOnce) {
+        connectedOnce = true;
+        return;
+      }
+      // Back after a drop. Catch-up from history must start only once live delivery is back,
+      // or an event published in between would wait for the next one to be noticed: subscribe
+      // again (ioredis does too; a repeat is harmless) and wait for the server's confirmation.
+      const names = [...channels.keys()];
+      if (names.length === 0) return;
+      c.subscribe(...names).then(
+        () => {
+          for (const name of names) for (const l of channels.get(name)?.listeners ?? []) l.onReconnect();
+        },
+        () => {}, // dropped again: the next 'ready' retries
+      );
     });
-    c.on('error', () => {}); // reconnects on its own; errors surface through missed-event catch-up
+    c.on('error', () => {}); // reconnects by itself; subscribers catch up from history
     connection = c;
     return c;
   };
+
   return {
     async subscribe(channel, onMessage, onReconnect) {
       const c = connect();
-      let set = listeners.get(channel);
-      const listener = { onMessage, onReconnect };
-      if (!set) {
-        set = new Set();
-        listeners.set(channel, set);
-        set.add(listener);
-        await c.subscribe(channel);
-      } else set.add(listener);
+      const listener: Listener = { onMessage, onReconnect };
+      let entry = channels.get(channel);
+      if (entry) entry.listeners.add(listener);
+      else {
+        const created = { listeners: new Set([listener]), ready: c.subscribe(channel) };
+        channels.set(channel, created);
+        // A refused SUBSCRIBE must not leave a channel entry that later subscribers would trust.
+        created.ready.catch(() => {
+          if (channels.get(channel) === created) channels.delete(channel);
+        });
+        entry = created;
+      }
+      try {
+        await entry.ready; // a second subscriber of a channel waits for the first SUBSCRIBE too
+      } catch (error) {
+        entry.listeners.delete(listener);
+        throw error;
+      }
       return async () => {
-        const current = listeners.get(channel);
-        if (!current?.delete(listener)) return;
-        if (current.size === 0) {
-          listeners.delete(channel);
+        const current = channels.get(channel);
+        if (!current?.listeners.delete(listener)) return;
+        if (current.listeners.size === 0) {
+          channels.delete(channel);
           await c.unsubscribe(channel).catch(() => {});
         }
       };
     },
     async close() {
-      listeners.clear();
-      if (connection) await connection.quit().catch(() => connection?.disconnect());
+      channels.clear();
+      connection?.disconnect();
       connection = undefined;
     },
   };
@@ -509,7 +555,7 @@ function redisEvents(
   hub: SubscriberHub,
 ): EventDriver {
   const keysOf = (channel: string) => {
-    const base = `${prefix}{e:${channel}}:`;
+    const base = `${prefix}{e:${tagSafe(channel)}}:`;
     return { stream: `${base}s`, counter: `${base}n`, live: `${base}live` };
   };
   return {
@@ -520,6 +566,9 @@ function redisEvents(
         number,
       ];
       return { id: formatEventId(Number(seq)), publishedAt: iso(ms) };
+    },
+    async last(channel) {
+      return Number((await client.get(keysOf(channel).counter)) ?? 0);
     },
     async history(channel, after, limit) {
       const { stream } = keysOf(channel);
@@ -553,6 +602,16 @@ function redisEvents(
       );
     },
   };
+}
+
+/**
+ * A name inside a hash tag: `{`, `}` and `%` percent-encoded, so the tag ends where the key
+ * layout says and two names never share a key (`a}:dd:z` is not queue `a`).
+ */
+function tagSafe(name: string): string {
+  return /[{}%]/.test(name)
+    ? name.replace(/[{}%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    : name;
 }
 
 function pairs(flat: string[]): Record<string, string> {
@@ -638,6 +697,8 @@ function redisAudit(run: ScriptCaller, base: string, config: StorageConfig): Aud
       };
     },
     async query(q) {
+      // Stream ids start at 0-1: nothing is before the epoch.
+      if (q.untilMs !== undefined && q.untilMs <= 0) return [];
       const entries = (await run(
         'auditQuery',
         [log],

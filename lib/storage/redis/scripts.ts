@@ -237,16 +237,18 @@ local function settle(base, now, max_attempts)
     local m = base .. 'm:' .. id
     local a = redis.call('HGET', m, 'a')
     if a then
-      redis.call('HDEL', m, 'r')
       if tonumber(a) >= max_attempts then
+        redis.call('HDEL', m, 'r')
         redis.call('ZADD', DEAD, now, id)
       else
+        -- The receipt stays valid until the next delivery replaces it: a late ack still counts.
         redis.call('ZADD', READY, redis.call('HGET', m, 's'), id)
       end
     end
   end
 end
--- Checks a lease: 'missing', 'stale' or the message key.
+-- Checks a lease: 'missing', 'stale' or the message key. A lease that ended is honoured until
+-- the message is delivered again (which replaces the receipt) or dies (which clears it).
 local function lease(base, id, receipt)
   local m = base .. 'm:' .. id
   local r = redis.call('HMGET', m, 's', 'r')
@@ -273,8 +275,9 @@ if delay > 0 then
   redis.call('ZADD', DELAYED, now + delay, id)
 else
   redis.call('ZADD', READY, seq, id)
-  wake()
 end
+-- Wakes one long poll: it takes the message, or recomputes when the delay passes.
+wake()
 return {id, 0}`,
 };
 
@@ -310,6 +313,8 @@ for i = 1, #popped, 2 do
   end
 end
 out[1] = n
+-- More visible than this call took: pass the wake-up on to the next long poll.
+if n > 0 and redis.call('ZCARD', READY) > 0 then wake() end
 if n == 0 then
   -- Nothing visible: stale wake-up tokens would only make long polls spin.
   redis.call('DEL', NOTIFY)
@@ -332,6 +337,7 @@ if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
 redis.call('DEL', m)
 redis.call('ZREM', INFLIGHT, ARGV[2])
+redis.call('ZREM', READY, ARGV[2])
 return 1`,
 };
 
@@ -345,11 +351,13 @@ if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
 local now = now_ms()
 redis.call('ZREM', INFLIGHT, id)
+redis.call('ZREM', READY, id)
 redis.call('HDEL', m, 'r')
 if tonumber(redis.call('HGET', m, 'a')) >= tonumber(ARGV[5]) then
   redis.call('ZADD', DEAD, now, id)
 elseif delay > 0 then
   redis.call('ZADD', DELAYED, now + delay, id)
+  wake() -- a long poll recomputes when to look again
 else
   redis.call('ZADD', READY, redis.call('HGET', m, 's'), id)
   wake()
@@ -364,7 +372,9 @@ export const queueExtend: ScriptDefinition = {
 local m = lease(ARGV[1], ARGV[2], ARGV[3])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
+redis.call('ZREM', READY, ARGV[2])
 redis.call('ZADD', INFLIGHT, now_ms() + tonumber(ARGV[4]), ARGV[2])
+wake() -- a shorter lease ends sooner: a long poll recomputes when to look again
 return 1`,
 };
 
@@ -372,9 +382,11 @@ return 1`,
 export const queueStats: ScriptDefinition = {
   numberOfKeys: QUEUE_KEYS,
   lua: `${QUEUE_HELPERS}
-settle(ARGV[1], now_ms(), tonumber(ARGV[2]))
-local delayed = redis.call('ZCARD', DELAYED)
-return {redis.call('ZCARD', READY) + delayed, delayed, redis.call('ZCARD', INFLIGHT), redis.call('ZCARD', DEAD)}`,
+local now = now_ms()
+settle(ARGV[1], now, tonumber(ARGV[2]))
+local waiting = redis.call('ZCARD', READY) + redis.call('ZCARD', DELAYED)
+local delayed = redis.call('ZCOUNT', DELAYED, '(' .. now, '+inf')
+return {waiting, delayed, redis.call('ZCARD', INFLIGHT), redis.call('ZCARD', DEAD)}`,
 };
 
 /** ARGV: base, maxAttempts, limit → flat list of id, payload, attempts, enqueuedMs, diedMs. */
@@ -431,7 +443,9 @@ export const eventPublish: ScriptDefinition = {
 local seq = redis.call('INCR', KEYS[2])
 local now = now_ms()
 redis.call('XADD', KEYS[1], 'MAXLEN', '=', ARGV[2], seq .. '-1', 'm', ARGV[1], 't', now)
-redis.call('PUBLISH', ARGV[3], seq .. ':' .. now .. ':' .. ARGV[1])
+-- History is the record; live delivery is best effort (subscribers fill gaps from history),
+-- so a refused PUBLISH must not fail a publish that is already stored.
+redis.pcall('PUBLISH', ARGV[3], seq .. ':' .. now .. ':' .. ARGV[1])
 return {seq, now}`,
 };
 
@@ -473,39 +487,44 @@ return out`,
 // audit: one hash tag. Keys (base = '<prefix>{a}:'): log (stream of every entry), i:<identity>
 // (stream of that identity's entries, same ids), identities (set).
 
+/** Lua formats large numbers in exponent form: stream ids and bounds go through this. */
+const MS = `local function ms_text(n) return string.format('%.0f', n) end
+`;
+
 /**
  * KEYS: log, identities; ARGV: base, maxEntries, maxAgeMs, identity, action, resource,
- * correlationId, outcome, details ('' = null) → the entry id.
+ * correlationId, outcome, details ('' = null) → the entry id. The log is trimmed to exactly
+ * maxEntries; identity streams approximately (the query and the sweep bound them by the log).
  */
 export const auditAppend: ScriptDefinition = {
   numberOfKeys: 2,
-  lua: `${NOW}
+  lua: `${NOW}${MS}
 local base, max_entries = ARGV[1], ARGV[2]
+local oldest = ms_text(math.max(0, now_ms() - tonumber(ARGV[3])))
 local fields = {'i', ARGV[4], 'a', ARGV[5], 'r', ARGV[6], 'c', ARGV[7], 'o', ARGV[8], 'd', ARGV[9]}
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '=', max_entries, '*', unpack(fields))
 local ikey = base .. 'i:' .. ARGV[4]
 redis.call('XADD', ikey, 'MAXLEN', '~', max_entries, id, unpack(fields))
 redis.call('SADD', KEYS[2], ARGV[4])
-local oldest = now_ms() - tonumber(ARGV[3])
 redis.call('XTRIM', KEYS[1], 'MINID', '~', oldest)
 redis.call('XTRIM', ikey, 'MINID', '~', oldest)
 return id`,
 };
 
 /**
- * KEYS: log; ARGV: base, identity ('' = all), sinceMs ('' = none), untilMs ('' = none),
+ * KEYS: log; ARGV: base, identity ('' = all), sinceMs ('' = none), untilMs ('' = none; > 0),
  * limit, order, maxAgeMs → stream entries within both retention bounds.
  */
 export const auditQuery: ScriptDefinition = {
   numberOfKeys: 1,
-  lua: `${NOW}
+  lua: `${NOW}${MS}
 local base, identity, limit = ARGV[1], ARGV[2], tonumber(ARGV[5])
 local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
 if #first == 0 then return {} end
 -- Entries older than the log's first (trimmed by count) or than maxAge are never answered.
-local floor = now_ms() - tonumber(ARGV[7])
+local floor = math.max(0, now_ms() - tonumber(ARGV[7]))
 if ARGV[3] ~= '' and tonumber(ARGV[3]) > floor then floor = tonumber(ARGV[3]) end
-local start = floor .. '-0'
+local start = ms_text(floor) .. '-0'
 local first_ms, first_seq = string.match(first[1][1], '^(%d+)-(%d+)$')
 if tonumber(first_ms) > floor or (tonumber(first_ms) == floor and tonumber(first_seq) > 0) then start = first[1][1] end
 local stop = '+'
@@ -516,19 +535,26 @@ if ARGV[6] == 'asc' then return redis.call('XRANGE', stream, start, stop, 'COUNT
 return redis.call('XREVRANGE', stream, stop, start, 'COUNT', limit)`,
 };
 
-/** KEYS: identities; ARGV: base, maxAgeMs, batch → entries trimmed from identity streams. */
+/**
+ * KEYS: log, identities; ARGV: base, maxAgeMs, batch → entries removed from the log. Trims the
+ * log exactly by age, then a batch of identity streams (a cursor walks the identity set across
+ * sweeps) down to the log's first entry, deleting empty ones.
+ */
 export const auditSweep: ScriptDefinition = {
-  numberOfKeys: 1,
-  lua: `${NOW}
-local oldest = now_ms() - tonumber(ARGV[2])
-local removed = 0
-local identities = redis.call('SRANDMEMBER', KEYS[1], tonumber(ARGV[3]))
-for _, identity in ipairs(identities) do
-  local key = ARGV[1] .. 'i:' .. identity
-  removed = removed + redis.call('XTRIM', key, 'MINID', oldest)
+  numberOfKeys: 2,
+  lua: `${NOW}${MS}
+local base = ARGV[1]
+local removed = redis.call('XTRIM', KEYS[1], 'MINID', ms_text(math.max(0, now_ms() - tonumber(ARGV[2]))))
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+local cursor_key = base .. 'sweep-cursor'
+local scan = redis.call('SSCAN', KEYS[2], redis.call('GET', cursor_key) or '0', 'COUNT', tonumber(ARGV[3]))
+redis.call('SET', cursor_key, scan[1])
+for _, identity in ipairs(scan[2]) do
+  local key = base .. 'i:' .. identity
+  if first[1] then redis.call('XTRIM', key, 'MINID', first[1][1]) else redis.call('DEL', key) end
   if redis.call('XLEN', key) == 0 then
     redis.call('DEL', key)
-    redis.call('SREM', KEYS[1], identity)
+    redis.call('SREM', KEYS[2], identity)
   end
 end
 return removed`,
