@@ -95,6 +95,12 @@ export function describeAudit(f: Fixture): void {
         ),
       ).toEqual(['a', 'b']);
       expect(await audit().query({ identity, since: new Date(Date.now() + 60_000) })).toEqual([]);
+      // Bounds at the edges of the Date range are answers, not backend errors.
+      expect(await audit().query({ identity, until: new Date(0) })).toEqual([]);
+      expect(await audit().query({ identity, until: new Date(-1000) })).toEqual([]);
+      expect(await audit().query({ identity, since: new Date('6000-01-01') })).toEqual([]);
+      expect(await audit().query({ identity, since: new Date(8.64e15) })).toEqual([]);
+      expect(await audit().query({ identity, since: new Date(-8.64e15), order: 'asc' })).toHaveLength(3);
     });
 
     it('query without filters answers entries of every identity, newest first', async () => {

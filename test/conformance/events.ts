@@ -165,6 +165,22 @@ export function describeEvents(f: Fixture): void {
       const it_ = it.skipIf(!f.caps.subscribe);
       const tag = needs('subscribe');
 
+      it_(`two subscribers racing onto a new channel both receive what follows ${tag}`, async () => {
+        for (let round = 0; round < 5; round++) {
+          const channel = name('ch');
+          const [a, b] = await Promise.all([record(events(), channel), record(events(), channel)]);
+          try {
+            const [id] = await publishAll(events(), channel, ['after-both']);
+            await eventually(() => {
+              expect(a.received.map((e) => e.id)).toEqual([id]);
+              expect(b.received.map((e) => e.id)).toEqual([id]);
+            });
+          } finally {
+            await Promise.all([a.stop(), b.stop()]);
+          }
+        }
+      });
+
       it_(`receives subsequent publishes in order, each exactly once ${tag}`, async () => {
         const channel = name('ch');
         await events().publish(channel, 'before');

@@ -82,6 +82,19 @@ export function describeQueues(f: Fixture): void {
         }
       });
 
+      it("a dedupId that spells another queue's key layout does not reach that queue", async () => {
+        const base = name('q');
+        // A store that pasted names into keys unescaped would map both sends to one dedup key.
+        const first = await queues().send(`${base}}:dd:z`, 'for B', { dedupId: 'w' });
+        const second = await queues().send(base, 'for A', { dedupId: 'z}:dd:w' });
+        expect(second.duplicate).toBe(false);
+        expect(second.id).not.toBe(first.id);
+        expect((await queues().receive(base)).map((m) => m.payload)).toEqual(['for A']);
+        const third = await queues().send(base, 'typed', { dedupId: 'x}:ready' });
+        expect(third.duplicate).toBe(false);
+        expect((await queues().stats(base)).depth).toBe(1);
+      });
+
       it('queues are isolated from each other', async () => {
         const a = name('q');
         const b = name('q');
@@ -104,6 +117,31 @@ export function describeQueues(f: Fixture): void {
         expect(second.receipt).not.toBe(first.receipt);
         expect(second.payload).toBe('p');
         expect(second.enqueuedAt).toBe(first.enqueuedAt);
+      });
+
+      it('a lease that ended is still honoured until the message is delivered again, whatever reads ran', async () => {
+        const queue = name('q');
+        await queues().send(queue, 'late');
+        const lease = await receiveOne(queues(), queue, 0.2);
+        await sleep(400);
+        // Reads that look at the queue must not change the outcome of the late ack.
+        expect((await queues().stats(queue)).inFlight).toBe(0);
+        await queues().deadLetters(queue);
+        await queues().ack(queue, lease.id, lease.receipt);
+        expect(await queues().receive(queue)).toEqual([]);
+        expect(await queues().stats(queue)).toEqual({ depth: 0, delayed: 0, inFlight: 0, dead: 0 });
+      });
+
+      it('extend revives a lease that ended but was not delivered again', async () => {
+        const queue = name('q');
+        await queues().send(queue, 'slow');
+        const lease = await receiveOne(queues(), queue, 0.2);
+        await sleep(400);
+        await queues().stats(queue);
+        await queues().extend(queue, lease.id, lease.receipt, 60);
+        expect(await queues().receive(queue)).toEqual([]);
+        expect((await queues().stats(queue)).inFlight).toBe(1);
+        await queues().ack(queue, lease.id, lease.receipt);
       });
 
       it('ack with a stale receipt throws ConflictError; the current receipt works once, then NotFoundError', async () => {

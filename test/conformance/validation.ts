@@ -372,6 +372,13 @@ export function describeValidation(f: Fixture): void {
         await expectInvalid(() => s().kv.expireAt(key, new Date('not a date')), 'at', 'expireAt invalid');
         await expectInvalid(() => s().kv.expireAt(key, bad(Date.now() + 1000)), 'at', 'expireAt number');
         await expectInvalid(() => s().kv.set(key, 2, { expiresAt: bad('tomorrow') }), 'expiresAt', 'set');
+        // A deadline further ahead than the longest TTL (ten years) is refused like that TTL.
+        await expectInvalid(
+          () => s().kv.set(key, 2, { expiresAt: new Date(8.64e15) }),
+          'expiresAt',
+          'set far',
+        );
+        await expectInvalid(() => s().kv.expireAt(key, new Date('3000-01-01')), 'at', 'expireAt far');
         expect(await s().kv.getEntry(key)).toEqual({ value: 1, expiresAt: null });
         await expectInvalid(() => s().audit.query({ since: new Date('x') }), 'since', 'audit since');
         await expectInvalid(() => s().audit.query({ until: bad('2026-01-01') }), 'until', 'audit until');

@@ -166,8 +166,12 @@ describe.skipIf(unavailable !== undefined)(
           const health = await storage.health();
           expect(health.status).toBe('down');
           expect(health.checks.redis?.ok).toBe(false);
+          // A subscription needs its own connection: it fails the same way instead of waiting forever.
+          await expect(storage.events.subscribe('ch', () => {})).rejects.toBeInstanceOf(
+            BackendUnavailableError,
+          );
         } finally {
-          await storage.close();
+          await storage.close(); // resolves although nothing ever connected
         }
       });
     });
@@ -198,6 +202,9 @@ describe('redis client options', () => {
   it('refuses a URL that is not redis:// or rediss:// with a config error naming the field', () => {
     expect(() => redisOptions(resolveConfig({ redis: { url: 'http://h' } }))).toThrow(ConfigError);
     expect(() => redisOptions(resolveConfig({ redis: { url: 'not a url' } }))).toThrow(/redis\.url/);
+    expect(() => redisOptions(resolveConfig({ redis: { url: 'redis://:pa%zzword@h:1' } }))).toThrow(
+      /redis\.url: the password/,
+    );
   });
 });
 
@@ -226,6 +233,58 @@ describe.skipIf(unavailable !== undefined)('redis subscriptions survive a droppe
     } finally {
       await unsubscribe();
       await Promise.all([publisher.close(), subscriber.close()]);
+      const keys = await admin.keys(`${keyPrefix}*`);
+      if (keys.length > 0) await admin.unlink(...keys);
+      admin.disconnect();
+    }
+  });
+});
+
+describe.skipIf(unavailable !== undefined)('redis subscription catch-up without later traffic', () => {
+  it('events published while the subscriber reconnects arrive although nothing follows them', async () => {
+    const admin = new Redis(URL);
+    const keyPrefix = `kst:test:cu${randomBytes(4).toString('hex')}:`;
+    const publisher = createStorage({ backend: 'redis', keyPrefix, redis: { url: URL } });
+    const subscriber = createStorage({ backend: 'redis', keyPrefix, redis: { url: URL } });
+    const seen: unknown[] = [];
+    const unsubscribe = await subscriber.events.subscribe('ch', (event) => {
+      seen.push(event.message);
+    });
+    try {
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      for (const message of ['while-down-1', 'while-down-2', 'while-down-3'])
+        await publisher.events.publish('ch', message);
+      const deadline = Date.now() + 15_000;
+      while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(seen).toEqual(['while-down-1', 'while-down-2', 'while-down-3']);
+    } finally {
+      await unsubscribe();
+      await Promise.all([publisher.close(), subscriber.close()]);
+      const keys = await admin.keys(`${keyPrefix}*`);
+      if (keys.length > 0) await admin.unlink(...keys);
+      admin.disconnect();
+    }
+  });
+
+  it('the sweep trims the audit log itself by age, not only what queries answer', async () => {
+    const admin = new Redis(URL);
+    const keyPrefix = `kst:test:au${randomBytes(4).toString('hex')}:`;
+    const storage = createStorage({
+      backend: 'redis',
+      keyPrefix,
+      redis: { url: URL },
+      audit: { maxAge: 0.2 },
+    });
+    try {
+      for (let i = 0; i < 20; i++)
+        await storage.audit.append({ identity: i % 2 ? 'alice' : 'bob', action: 'x' });
+      await new Promise((r) => setTimeout(r, 400));
+      const report = await storage.sweep();
+      expect(report.audit).toBe(20);
+      expect(await admin.xlen(`${keyPrefix}{a}:log`)).toBe(0);
+      expect(await admin.exists(`${keyPrefix}{a}:i:alice`, `${keyPrefix}{a}:i:bob`)).toBe(0);
+    } finally {
+      await storage.close();
       const keys = await admin.keys(`${keyPrefix}*`);
       if (keys.length > 0) await admin.unlink(...keys);
       admin.disconnect();

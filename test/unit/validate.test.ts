@@ -112,6 +112,15 @@ describe('serializeJson', () => {
     for (const [bad, path] of cases) expect(fieldOf(() => serializeJson('value', bad, 1024))).toBe(path);
   });
 
+  it('refuses arrays with properties besides their items (toJSON, tags)', () => {
+    for (const extra of [() => undefined, () => 10n, () => new Date(), 'tag']) {
+      const list = Object.assign([1, 2], { toJSON: extra });
+      expect(fieldOf(() => serializeJson('value', { list }, 1024))).toBe('value.list');
+    }
+    const tagged = Object.assign([1], { note: 'x' });
+    expect(fieldOf(() => serializeJson('payload', tagged, 1024))).toBe('payload');
+  });
+
   it('refuses cycles but accepts shared subtrees', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
