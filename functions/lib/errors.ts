@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { ConfigError, isStorageError } from '../../lib/errors.js';
+import { BackendUnavailableError, ConfigError, isStorageError } from '../../lib/errors.js';
 import { type ApiErrorCode, errorBody, type HttpResponse, json } from './http.js';
 
 /** The one-line message of a `ConfigError`, naming every bad field (its own message is multi-line). */
@@ -43,9 +43,17 @@ function isMiddyHttpError(error: unknown): error is MiddyHttpError {
  */
 export function errorResponse(error: unknown, logger: Logger): HttpResponse {
   if (isStorageError(error)) {
-    if (error.status >= 500) logger.error('storage error', { code: error.code, error });
-    else logger.info('request refused', { status: error.status, code: error.code, reason: error.message });
-    return json(error.status, errorBody(error.code, error.message));
+    if (error.status < 500) {
+      logger.info('request refused', { status: error.status, code: error.code, reason: error.message });
+      return json(error.status, errorBody(error.code, error.message));
+    }
+    // Driver messages name hosts and ports: logged, never shown to callers.
+    logger.error('storage error', { code: error.code, error });
+    const message =
+      error instanceof BackendUnavailableError
+        ? `${error.backend} is unavailable${error.retryable ? '; retry later' : ''}`
+        : 'storage is unavailable';
+    return json(error.status, errorBody(error.code, message));
   }
   if (error instanceof ConfigError) {
     logger.error('invalid storage configuration', { problems: error.problems });

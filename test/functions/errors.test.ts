@@ -32,7 +32,18 @@ describe('errorResponse: errors become API.md error bodies', () => {
     [new PayloadTooLargeError('value', 'is too big'), 413, 'payload_too_large', 'value: is too big'],
     [new NotFoundError('no such key'), 404, 'not_found', 'no such key'],
     [new ConflictError('key exists'), 409, 'conflict', 'key exists'],
-    [new BackendUnavailableError('redis', 'timed out'), 503, 'unavailable', 'redis unavailable: timed out'],
+    [
+      new BackendUnavailableError('redis', 'connect ECONNREFUSED 10.0.0.5:6379'),
+      503,
+      'unavailable',
+      'redis is unavailable; retry later',
+    ],
+    [
+      new BackendUnavailableError('redis', 'NOPERM no access to key', { retryable: false }),
+      503,
+      'unavailable',
+      'redis is unavailable',
+    ],
   ])('%s → %i %s', (error, status, code, message) => {
     expect(mapped(error)).toEqual({ status, type: 'application/json', body: { error: { code, message } } });
   });
