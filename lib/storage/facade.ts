@@ -440,6 +440,8 @@ async function subscribeInOrder(
   let cursor = after ?? (await driver.last(channel));
   let closed = false;
   let chain: Promise<void> = Promise.resolve();
+  const log = (message: string, error: unknown) =>
+    console.error(JSON.stringify({ level: 'ERROR', message, channel, error: String(error) }));
 
   const deliver = async (event: PublishedEvent) => {
     if (closed) return;
@@ -449,9 +451,7 @@ async function subscribeInOrder(
     try {
       await handler(event);
     } catch (error) {
-      console.error(
-        JSON.stringify({ level: 'ERROR', message: 'event handler failed', channel, error: String(error) }),
-      );
+      log('event handler failed', error);
     }
   };
   const catchUp = async (upTo: number) => {
@@ -462,17 +462,19 @@ async function subscribeInOrder(
       if (page.length === 0 || cursor === before) break;
     }
   };
+  /** Catch-up that a failed history read does not end: retried with back-off until it succeeds or the subscription closes. */
+  const catchUpReliably = async (upTo: number) => {
+    for (let delayMs = 100; !closed; delayMs = Math.min(delayMs * 2, 5000)) {
+      try {
+        return await catchUp(upTo);
+      } catch (error) {
+        log('subscription catch-up failed; retrying', error);
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  };
   const enqueue = (task: () => Promise<void>) => {
-    chain = chain.then(task).catch((error) => {
-      console.error(
-        JSON.stringify({
-          level: 'ERROR',
-          message: 'subscription catch-up failed',
-          channel,
-          error: String(error),
-        }),
-      );
-    });
+    chain = chain.then(task).catch((error) => log('subscription task failed', error));
   };
 
   const unsubscribe = await driver.subscribe(
@@ -480,14 +482,22 @@ async function subscribeInOrder(
     (event) =>
       enqueue(async () => {
         const seq = Number(event.id);
-        if (seq > cursor + 1) await catchUp(seq - 1);
+        if (seq > cursor + 1) await catchUpReliably(seq - 1);
         await deliver(event);
       }),
-    () => enqueue(() => catchUp(Number.MAX_SAFE_INTEGER)),
+    () => enqueue(() => catchUpReliably(Number.MAX_SAFE_INTEGER)),
   );
-  // Events published before the subscription was confirmed come from history.
-  enqueue(() => catchUp(Number.MAX_SAFE_INTEGER));
-  await chain;
+  // Events published before the subscription was confirmed (or after `after`) come from history.
+  // Live events queue behind this first catch-up; if it fails, subscribe fails.
+  const initial = chain.then(() => catchUp(Number.MAX_SAFE_INTEGER));
+  chain = initial.catch(() => {});
+  try {
+    await initial;
+  } catch (error) {
+    closed = true;
+    await unsubscribe().catch(() => {});
+    throw error;
+  }
   return async () => {
     closed = true;
     await unsubscribe();

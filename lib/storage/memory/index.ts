@@ -430,9 +430,11 @@ function memoryQueues(config: StorageConfig) {
       }
     },
     async extend(queue, id, receipt, visibilityMs) {
-      const m = leased(stateOf(queue), id, receipt);
+      const q = stateOf(queue);
+      const m = leased(q, id, receipt);
       m.state = 'inflight';
       m.dueAt = Date.now() + visibilityMs;
+      wake(q); // a shorter lease ends sooner: long polls recompute when to look again
     },
     async stats(queue) {
       const q = stateOf(queue);

@@ -311,7 +311,13 @@ function blockingPool(client: RedisClient): BlockingPool {
   const MAX_IDLE = 4;
   let closed = false;
   const open = (): RedisClient => {
-    const connection = duplicateClient(client, { commandTimeout: 30_000, maxRetriesPerRequest: 1 });
+    // A BLPOP resent after a reconnect would start its full timeout again: fail it instead, and
+    // the long poll runs its loop again with the time it has left.
+    const connection = duplicateClient(client, {
+      commandTimeout: 30_000,
+      maxRetriesPerRequest: 1,
+      autoResendUnfulfilledCommands: false,
+    });
     connection.on('error', () => {});
     return connection;
   };
@@ -323,8 +329,11 @@ function blockingPool(client: RedisClient): BlockingPool {
       try {
         // BLPOP takes seconds with decimals; 0 would block forever.
         await connection.blpop(key, Math.max(0.01, ms / 1000));
-      } catch (error) {
-        if (!closed) throw error; // closing disconnects a waiting BLPOP: that is not a failure
+      } catch {
+        // A dropped connection (or close()) ends the wait like a wake-up. A short pause keeps a
+        // connection that cannot come back from turning the long poll into a busy loop; if Redis
+        // is down, the poll's next script call reports it.
+        if (!closed) await new Promise((resolve) => setTimeout(resolve, 100));
       } finally {
         busy.delete(connection);
         if (!closed && idle.length < MAX_IDLE && connection.status === 'ready') idle.push(connection);
@@ -401,10 +410,15 @@ function redisQueues(
           return messages;
         }
         const now = Date.now();
-        if (now >= deadline || blocking.closed) return [];
-        const nextDue = Number(reply[1]);
-        // Wake on a send, or when a delay passes or a lease ends (server clock; a few ms of skew only costs a retry).
-        const until = nextDue > 0 ? Math.min(deadline, Math.max(now + 5, nextDue)) : deadline;
+        const dueIn = Number(reply[1]); // ms until a delay passes or a lease ends, by Redis's clock
+        if (now >= deadline || blocking.closed) {
+          // Something becomes visible after this poll gives up. A wake-up this poll consumed
+          // (for a delayed send, say) would go with it: hand one on to the next long poll.
+          if (dueIn >= 0 && !blocking.closed) await run('queueWake', keys, []);
+          return [];
+        }
+        // Wake on a send, or when a delay passes or a lease ends.
+        const until = dueIn >= 0 ? Math.min(deadline, now + Math.max(5, dueIn)) : deadline;
         await blocking.wait(`${base}notify`, until - now);
         if (blocking.closed) return [];
       }

@@ -282,9 +282,9 @@ return {id, 0}`,
 };
 
 /**
- * ARGV: base, max, visibilityMs, maxAttempts, receipt prefix → {count, nextDueMs, then per
- * message id, receipt, payload, attempts, enqueuedMs}. nextDueMs (-1 = none) tells a long poll
- * when a delay passes or a lease ends with no send to wake it.
+ * ARGV: base, max, visibilityMs, maxAttempts, receipt prefix → {count, dueInMs, then per
+ * message id, receipt, payload, attempts, enqueuedMs}. dueInMs (-1 = none) tells a long poll
+ * how long until a delay passes or a lease ends with no send to wake it.
  */
 export const queueReceive: ScriptDefinition = {
   numberOfKeys: QUEUE_KEYS,
@@ -323,9 +323,18 @@ if n == 0 then
   local next_due = -1
   if d[2] then next_due = tonumber(d[2]) end
   if f[2] and (next_due < 0 or tonumber(f[2]) < next_due) then next_due = tonumber(f[2]) end
-  out[2] = next_due
+  -- Milliseconds from now by this server's clock: the client's clock may differ.
+  if next_due >= 0 then out[2] = math.max(0, next_due - now) end
 end
 return out`,
+};
+
+/** ARGV: (none) → pushes one wake-up token for the next long poll. */
+export const queueWake: ScriptDefinition = {
+  numberOfKeys: QUEUE_KEYS,
+  lua: `${QUEUE_HELPERS}
+wake()
+return 1`,
 };
 
 /** ARGV: base, id, receipt → 1 acked, 0 stale receipt, -1 no such message. */
@@ -573,6 +582,7 @@ export const scripts = {
   sessionSweep,
   queueSend,
   queueReceive,
+  queueWake,
   queueAck,
   queueNack,
   queueExtend,
