@@ -6,9 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../lib/config/index.js';
+import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { BackendUnavailableError, ConfigError } from '../../lib/errors.js';
-import { createStorage } from '../../lib/storage/index.js';
+import { createStorage, type Storage } from '../../lib/storage/index.js';
 import { redisOptions } from '../../lib/storage/redis/client.js';
 import { redisBackend } from '../support/backends.js';
 
@@ -209,140 +209,145 @@ describe('redis client options', () => {
   });
 });
 
+/**
+ * A key prefix of its own and an ACL user confined to it, so a test can drop exactly its own
+ * subscriber connections (other test files share this Redis) and clean up after itself.
+ */
+async function scratchRedis(label: string) {
+  const admin = new Redis(URL);
+  const keyPrefix = `kst:test:${label}${randomBytes(4).toString('hex')}:`;
+  const user = `kst-test-${randomBytes(4).toString('hex')}`;
+  const password = randomBytes(12).toString('hex');
+  await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, `~${keyPrefix}*`, '&*', '+@all');
+  const userUrl = new globalThis.URL(URL);
+  userUrl.username = user;
+  userUrl.password = password;
+  const opened: Storage[] = [];
+  return {
+    admin,
+    keyPrefix,
+    user,
+    /** A storage on the prefix, connected as the confined user. */
+    storage(overrides: StorageConfigInput = {}): Storage {
+      const storage = createStorage({
+        ...overrides,
+        backend: 'redis',
+        keyPrefix,
+        redis: { url: userUrl.toString() },
+      });
+      opened.push(storage);
+      return storage;
+    },
+    /** Drops the pub/sub connections of this test's storages only. */
+    async killSubscribers(): Promise<void> {
+      const clients = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
+      const mine = clients.split('\n').filter((l) => l.includes(`user=${user} `));
+      expect(mine.length, 'a subscriber connection to drop').toBeGreaterThan(0);
+      for (const line of mine) await admin.call('CLIENT', 'KILL', 'ID', /id=(\d+)/.exec(line)![1]!);
+    },
+    async cleanup(): Promise<void> {
+      await Promise.all(opened.map((storage) => storage.close()));
+      await admin.call('ACL', 'DELUSER', user);
+      const keys = await admin.keys(`${keyPrefix}*`);
+      if (keys.length > 0) await admin.unlink(...keys);
+      admin.disconnect();
+    },
+  };
+}
+
+async function until(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
+
 describe.skipIf(unavailable !== undefined)(
-  `redis subscriptions survive a dropped connection${skipped}`,
+  `redis subscriptions survive dropped connections${skipped}`,
   () => {
     it('delivers every event once, in order, across a killed subscriber connection', async () => {
-      const admin = new Redis(URL);
-      const keyPrefix = `kst:test:sub${randomBytes(4).toString('hex')}:`;
-      const publisher = createStorage({ backend: 'redis', keyPrefix, redis: { url: URL } });
-      const subscriber = createStorage({ backend: 'redis', keyPrefix, redis: { url: URL } });
-      const seen: string[] = [];
-      const unsubscribe = await subscriber.events.subscribe('ch', (event) => {
-        seen.push(event.id);
-      });
+      const redis = await scratchRedis('sub');
       try {
+        const publisher = redis.storage();
+        const seen: string[] = [];
+        await redis.storage().events.subscribe('ch', (event) => {
+          seen.push(event.id);
+        });
         const published: string[] = [];
         for (let i = 0; i < 200; i++) {
           published.push((await publisher.events.publish('ch', { i })).id);
-          // Drop every pub/sub connection midway: events published while it reconnects are missed
+          // Drop the subscriber midway, twice: events published while it reconnects are missed
           // live and must come from history.
-          if (i === 50 || i === 120) await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+          if (i === 50 || i === 120) await redis.killSubscribers();
         }
-        const deadline = Date.now() + 15_000;
-        while (seen.length < published.length && Date.now() < deadline)
-          await new Promise((r) => setTimeout(r, 50));
+        await until(() => seen.length >= published.length);
         expect(seen).toEqual(published);
       } finally {
-        await unsubscribe();
-        await Promise.all([publisher.close(), subscriber.close()]);
-        const keys = await admin.keys(`${keyPrefix}*`);
-        if (keys.length > 0) await admin.unlink(...keys);
-        admin.disconnect();
+        await redis.cleanup();
       }
     });
-  },
-);
 
-describe.skipIf(unavailable !== undefined)(
-  `redis subscription catch-up without later traffic${skipped}`,
-  () => {
     it('events published while the subscriber reconnects arrive although nothing follows them', async () => {
-      const admin = new Redis(URL);
-      const keyPrefix = `kst:test:cu${randomBytes(4).toString('hex')}:`;
-      const publisher = createStorage({ backend: 'redis', keyPrefix, redis: { url: URL } });
-      const subscriber = createStorage({ backend: 'redis', keyPrefix, redis: { url: URL } });
-      const seen: unknown[] = [];
-      const unsubscribe = await subscriber.events.subscribe('ch', (event) => {
-        seen.push(event.message);
-      });
+      const redis = await scratchRedis('cu');
       try {
-        await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
-        for (const message of ['while-down-1', 'while-down-2', 'while-down-3'])
+        const publisher = redis.storage();
+        const seen: unknown[] = [];
+        await redis.storage().events.subscribe('ch', (event) => {
+          seen.push(event.message);
+        });
+        await redis.killSubscribers();
+        for (const message of ['while-down-1', 'while-down-2', 'while-down-3']) {
           await publisher.events.publish('ch', message);
-        const deadline = Date.now() + 15_000;
-        while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        }
+        await until(() => seen.length >= 3);
         expect(seen).toEqual(['while-down-1', 'while-down-2', 'while-down-3']);
       } finally {
-        await unsubscribe();
-        await Promise.all([publisher.close(), subscriber.close()]);
-        const keys = await admin.keys(`${keyPrefix}*`);
-        if (keys.length > 0) await admin.unlink(...keys);
-        admin.disconnect();
+        await redis.cleanup();
       }
     });
 
-    it('the sweep trims the audit log itself by age, not only what queries answer', async () => {
-      const admin = new Redis(URL);
-      const keyPrefix = `kst:test:au${randomBytes(4).toString('hex')}:`;
-      const storage = createStorage({
-        backend: 'redis',
-        keyPrefix,
-        redis: { url: URL },
-        audit: { maxAge: 0.2 },
-      });
-      try {
-        for (let i = 0; i < 20; i++)
-          await storage.audit.append({ identity: i % 2 ? 'alice' : 'bob', action: 'x' });
-        await new Promise((r) => setTimeout(r, 400));
-        const report = await storage.sweep();
-        expect(report.audit).toBe(20);
-        expect(await admin.xlen(`${keyPrefix}{a}:log`)).toBe(0);
-        expect(await admin.exists(`${keyPrefix}{a}:i:alice`, `${keyPrefix}{a}:i:bob`)).toBe(0);
-      } finally {
-        await storage.close();
-        const keys = await admin.keys(`${keyPrefix}*`);
-        if (keys.length > 0) await admin.unlink(...keys);
-        admin.disconnect();
-      }
-    });
-  },
-);
-
-describe.skipIf(unavailable !== undefined)(
-  `redis subscription catch-up that fails is retried${skipped}`,
-  () => {
-    it('events missed while history could not be read arrive once it can, with no later traffic', async () => {
-      const admin = new Redis(URL);
-      const keyPrefix = `kst:test:rc${randomBytes(4).toString('hex')}:`;
-      const user = `kst-test-${randomBytes(4).toString('hex')}`;
-      const password = randomBytes(12).toString('hex');
-      await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, `~${keyPrefix}*`, '&*', '+@all');
-      const url = new globalThis.URL(URL);
-      url.username = user;
-      url.password = password;
-      const publisher = createStorage({ backend: 'redis', keyPrefix, redis: { url: URL } });
-      const subscriber = createStorage({ backend: 'redis', keyPrefix, redis: { url: url.toString() } });
-      const seen: unknown[] = [];
+    it('a catch-up that fails is retried: events arrive once history can be read, with no later traffic', async () => {
+      const redis = await scratchRedis('rc');
       const logged = console.error;
       console.error = () => {}; // the failed catch-ups are logged; expected here
       try {
-        const unsubscribe = await subscriber.events.subscribe('ch', (event) => {
+        const publisher = redis.storage();
+        const seen: unknown[] = [];
+        await redis.storage().events.subscribe('ch', (event) => {
           seen.push(event.message);
         });
         await publisher.events.publish('ch', 'e1');
         // History reads are refused while the subscriber's live connection drops and returns.
-        await admin.call('ACL', 'SETUSER', user, '-xrange');
-        const clients = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
-        for (const line of clients.split('\n').filter((l) => l.includes(`user=${user}`))) {
-          await admin.call('CLIENT', 'KILL', 'ID', /id=(\d+)/.exec(line)![1]!);
-        }
-        await publisher.events.publish('ch', 'e2');
+        await redis.admin.call('ACL', 'SETUSER', redis.user, '-xrange');
+        await redis.killSubscribers();
+        await publisher.events.publish('ch', 'e2'); // publishing (XADD) is still allowed
         await publisher.events.publish('ch', 'e3');
         await new Promise((r) => setTimeout(r, 1000));
-        await admin.call('ACL', 'SETUSER', user, '+xrange');
-        const deadline = Date.now() + 15_000;
-        while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        await redis.admin.call('ACL', 'SETUSER', redis.user, '+xrange');
+        await until(() => seen.length >= 3);
         expect(seen).toEqual(['e1', 'e2', 'e3']);
-        await unsubscribe();
       } finally {
         console.error = logged;
-        await Promise.all([publisher.close(), subscriber.close()]);
-        await admin.call('ACL', 'DELUSER', user);
-        const keys = await admin.keys(`${keyPrefix}*`);
-        if (keys.length > 0) await admin.unlink(...keys);
-        admin.disconnect();
+        await redis.cleanup();
       }
     });
   },
 );
+
+describe.skipIf(unavailable !== undefined)(`redis audit sweep${skipped}`, () => {
+  it('trims the audit log itself by age, not only what queries answer', async () => {
+    const redis = await scratchRedis('au');
+    try {
+      const storage = redis.storage({ audit: { maxAge: 0.2 } });
+      for (let i = 0; i < 20; i++)
+        await storage.audit.append({ identity: i % 2 ? 'alice' : 'bob', action: 'x' });
+      await new Promise((r) => setTimeout(r, 400));
+      const report = await storage.sweep();
+      expect(report.audit).toBe(20);
+      expect(await redis.admin.xlen(`${redis.keyPrefix}{a}:log`)).toBe(0);
+      expect(await redis.admin.exists(`${redis.keyPrefix}{a}:i:alice`, `${redis.keyPrefix}{a}:i:bob`)).toBe(
+        0,
+      );
+    } finally {
+      await redis.cleanup();
+    }
+  });
+});
