@@ -240,8 +240,15 @@ async function scratchRedis(label: string) {
     },
     /** Drops the pub/sub connections of this test's storages only. */
     async killSubscribers(): Promise<void> {
-      const clients = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
-      const mine = clients.split('\n').filter((l) => l.includes(`user=${user} `));
+      // After an earlier drop the subscriber may still be reconnecting: wait for it to be back.
+      let mine: string[] = [];
+      await until(
+        () => mine.length > 0,
+        async () => {
+          const clients = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
+          mine = clients.split('\n').filter((l) => l.includes(`user=${user} `));
+        },
+      );
       expect(mine.length, 'a subscriber connection to drop').toBeGreaterThan(0);
       for (const line of mine) await admin.call('CLIENT', 'KILL', 'ID', /id=(\d+)/.exec(line)![1]!);
     },
@@ -255,9 +262,14 @@ async function scratchRedis(label: string) {
   };
 }
 
-async function until(done: () => boolean): Promise<void> {
+/** Polls (running `refresh` first each time) until `done`, for at most 15 s. */
+async function until(done: () => boolean, refresh?: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + 15_000;
-  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  for (;;) {
+    await refresh?.();
+    if (done() || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 describe.skipIf(unavailable !== undefined)(
