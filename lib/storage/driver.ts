@@ -141,6 +141,11 @@ export interface Driver {
 
 export type HealthChecks = Record<string, HealthCheck>;
 
+/** A time in ms (as a number or the decimal text a backend answers) as an ISO-8601 string. */
+export function isoTime(ms: number | string): string {
+  return new Date(Number(ms)).toISOString();
+}
+
 /** Event ids are sequence numbers per channel, zero-padded so they sort as strings. */
 export const EVENT_ID_DIGITS = 16;
 export function formatEventId(seq: number): string {

@@ -17,7 +17,7 @@ import type {
   StoredToken,
   TokenDriver,
 } from '../driver.js';
-import { formatEventId } from '../driver.js';
+import { formatEventId, isoTime as iso } from '../driver.js';
 import type {
   AuditEntry,
   DeadMessage,
@@ -30,7 +30,6 @@ import type {
 } from '../types.js';
 import { parseJson } from '../validate.js';
 
-const iso = (ms: number) => new Date(ms).toISOString();
 const deadlineOf = (expiry: Expiry, now: number) => ('ttlMs' in expiry ? now + expiry.ttlMs : expiry.atMs);
 
 export function createMemoryDriver(config: StorageConfig): Driver {

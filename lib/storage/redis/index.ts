@@ -22,7 +22,7 @@ import type {
   StoredToken,
   TokenDriver,
 } from '../driver.js';
-import { formatEventId } from '../driver.js';
+import { formatEventId, isoTime as iso } from '../driver.js';
 import type { AuditEntry, PublishedEvent, ReceivedMessage, Session, TokenInfo } from '../types.js';
 import { parseJson } from '../validate.js';
 import { createRedisClient, duplicateClient, mapRedisError, type RedisClient } from './client.js';
@@ -36,7 +36,6 @@ export interface RedisDriverOptions {
 type Reply = string | number | null | Reply[];
 type ScriptCaller = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<Reply>;
 
-const iso = (ms: number | string) => new Date(Number(ms)).toISOString();
 const nullable = (text: string | null | undefined) => (text === '' || text == null ? null : text);
 
 export function createRedisDriver(config: StorageConfig, options: RedisDriverOptions = {}): Driver {

@@ -364,13 +364,14 @@ redis.call('ZREM', READY, id)
 redis.call('HDEL', m, 'r')
 if tonumber(redis.call('HGET', m, 'a')) >= tonumber(ARGV[5]) then
   redis.call('ZADD', DEAD, now, id)
-elseif delay > 0 then
+  return 1
+end
+if delay > 0 then
   redis.call('ZADD', DELAYED, now + delay, id)
-  wake() -- a long poll recomputes when to look again
 else
   redis.call('ZADD', READY, redis.call('HGET', m, 's'), id)
-  wake()
 end
+wake() -- a long poll takes it, or recomputes when the delay passes
 return 1`,
 };
 
