@@ -32,6 +32,37 @@ export const StorageConfigSchema = T.Object(
       },
       Strict,
     ),
+    postgresql: T.Object(
+      {
+        /** Connection URL (`postgres://user:pass@host:5432/db`); required for the `pg` and `neon` drivers. */
+        url: T.Optional(T.String()),
+        /** `neon`: the Neon WebSocket Pool; `pg`: node-postgres (RDS, Aurora, any Postgres); `pglite`: embedded WASM Postgres. */
+        driver: T.Union([T.Literal('pg'), T.Literal('neon'), T.Literal('pglite')], { default: 'pg' }),
+        /** Schema holding the tables; every statement names it, so no `search_path` is needed. */
+        schema: T.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,62}$', default: 'kubently' }),
+        /** Connections per container (a Lambda container serves one request at a time: keep it small). */
+        poolSize: T.Integer({ minimum: 1, maximum: 100, default: 5 }),
+        connectTimeout: Seconds({ default: 5, maximum: 60 }),
+        /** A statement running longer fails with `BackendUnavailableError` (`statement_timeout`). */
+        commandTimeout: Seconds({ default: 10, maximum: 600 }),
+        /**
+         * Use LISTEN/NOTIFY to wake long polls and subscriptions. Needs a direct (unpooled)
+         * connection: turn it off behind PgBouncer or a Neon `-pooler` endpoint; polling then does it all.
+         */
+        listen: T.Boolean({ default: true }),
+        /** How often waits and subscriptions look again when no notification came. */
+        pollInterval: Seconds({ default: 1, minimum: 0.01, maximum: 60 }),
+        /** Apply pending migrations when the storage first connects (off: run `npm run migrate`). */
+        migrate: T.Boolean({ default: false }),
+        /** PGlite data directory; omitted: in memory (lost with the process). */
+        dataDir: T.Optional(T.String({ minLength: 1 })),
+        /** Neon driver: WebSocket proxy (`host:port/v1`) for a Postgres without Neon's proxy, e.g. local. */
+        wsProxy: T.Optional(T.String({ minLength: 1 })),
+        /** Neon driver: `wss://` to the proxy (off only for a local proxy). */
+        secureWebSocket: T.Boolean({ default: true }),
+      },
+      Strict,
+    ),
     limits: T.Object(
       {
         maxValueBytes: T.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 256 * 1024 }),
@@ -109,8 +140,29 @@ export function schemaProblems(schema: TSchema, value: unknown, root = ''): stri
 export function resolveConfig(input: StorageConfigInput = {}): StorageConfig {
   const value = Value.Default(StorageConfigSchema, structuredClone(input));
   const problems = schemaProblems(StorageConfigSchema, value);
+  if (problems.length === 0) problems.push(...crossFieldProblems(value as StorageConfig));
   if (problems.length > 0) throw new ConfigError(problems);
   return value as StorageConfig;
+}
+
+/** What one field cannot say alone: a URL the chosen driver needs. */
+function crossFieldProblems(config: StorageConfig): string[] {
+  const pg = config.postgresql;
+  if (config.backend !== 'postgresql' && config.backend !== 'hybrid') return [];
+  if (pg.driver === 'pglite') return [];
+  if (pg.url === undefined || pg.url === '') {
+    return [`postgresql.url: required for driver ${pg.driver} (set DATABASE_URL to postgres://user:password@host:5432/database)`];
+  }
+  let url: URL;
+  try {
+    url = new URL(pg.url);
+  } catch {
+    return ['postgresql.url: not a URL (DATABASE_URL must look like postgres://user:password@host:5432/database)'];
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    return [`postgresql.url: expected a postgres:// or postgresql:// URL (DATABASE_URL), got ${url.protocol}//…`];
+  }
+  return [];
 }
 
 function numberFrom(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -123,7 +175,7 @@ function numberFrom(env: NodeJS.ProcessEnv, name: string): number | undefined {
 
 /**
  * Configuration from the environment, as Lambda sets it: `STORAGE_BACKEND`, `REDIS_URL`,
- * `REDIS_CLUSTER`, `KEY_PREFIX`, `BOOTSTRAP_TOKEN_HASH`, `MAX_VALUE_BYTES`, `QUEUE_MAX_ATTEMPTS`, `SESSION_DEFAULT_TTL`.
+ * `REDIS_CLUSTER`, `KEY_PREFIX`, `DATABASE_URL`, `POSTGRES_DRIVER`, `POSTGRES_SCHEMA`, `NEON_WS_PROXY`, `BOOTSTRAP_TOKEN_HASH`, `MAX_VALUE_BYTES`, `QUEUE_MAX_ATTEMPTS`, `SESSION_DEFAULT_TTL`.
  */
 export function configFromEnv(
   env: NodeJS.ProcessEnv = process.env,
@@ -141,6 +193,10 @@ export function configFromEnv(
   if (env.KEY_PREFIX) input.keyPrefix = env.KEY_PREFIX;
   if (env.BOOTSTRAP_TOKEN_HASH) section('auth').bootstrapTokenHash = env.BOOTSTRAP_TOKEN_HASH;
   if (env.REDIS_URL) section('redis').url = env.REDIS_URL;
+  if (env.DATABASE_URL) section('postgresql').url = env.DATABASE_URL;
+  if (env.POSTGRES_DRIVER) section('postgresql').driver = env.POSTGRES_DRIVER;
+  if (env.POSTGRES_SCHEMA) section('postgresql').schema = env.POSTGRES_SCHEMA;
+  if (env.NEON_WS_PROXY) section('postgresql').wsProxy = env.NEON_WS_PROXY;
   if (env.REDIS_CLUSTER) section('redis').cluster = env.REDIS_CLUSTER === 'true' || env.REDIS_CLUSTER === '1';
   const maxValueBytes = numberFrom(env, 'MAX_VALUE_BYTES');
   if (maxValueBytes !== undefined) section('limits').maxValueBytes = maxValueBytes;

@@ -1,0 +1,383 @@
+/**
+ * The SQL seam: the only thing the PostgreSQL backend and the migrator know of a database.
+ * Three drivers implement it: `pg` (node-postgres: RDS, Aurora, any Postgres), `neon` (the
+ * Neon serverless driver's WebSocket Pool) and `pglite` (WASM Postgres in this process).
+ *
+ * Results come back as plain rows. Drivers differ in how they decode types (node-postgres
+ * answers `int8` as a string, PGlite as a number), so statements cast what they return to
+ * `float8`, `int4`, `text` or `bool`, which every driver decodes the same way.
+ */
+import type { PGlite } from '@electric-sql/pglite';
+import type { StorageConfig } from '../../config/index.js';
+import { BackendUnavailableError, StorageError } from '../../errors.js';
+
+export type Row = Record<string, unknown>;
+export type SqlDriverName = StorageConfig['postgresql']['driver'];
+
+/** Runs statements: the whole database, or one transaction's connection. */
+export interface SqlExecutor {
+  /** One statement with `$1…` parameters; answers its rows. */
+  query<R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  /** Several statements separated by `;`, without parameters (migration files). */
+  script(text: string): Promise<void>;
+}
+
+/** Called with each notification's payload; `onReconnect` after a lost listening connection is back. */
+export interface Listener {
+  onNotify(payload: string): void;
+  onReconnect(): void;
+}
+
+export interface Sql extends SqlExecutor {
+  readonly driver: SqlDriverName;
+  /** Runs `fn` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /**
+   * LISTEN on `channel` (a plain identifier) over one long-lived connection shared by every
+   * listener of this Sql; answers a function that stops listening. Absent when the driver or
+   * the configuration cannot listen: callers poll instead.
+   */
+  readonly listen?: (channel: string, listener: Listener) => Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** Quotes an identifier (schema, table) for SQL text: `a"b` → `"a""b"`. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+// ---------------------------------------------------------------------------------------
+// errors
+
+/** SQLSTATEs that mean "try again": connection loss, shutdown, overload, timeouts, lock conflicts. */
+const RETRYABLE_STATE = /^(08|53|57P0[1-5]|57014|40001|40P01|55P03)/;
+/** SQLSTATEs that mean the schema is missing or older than this code. */
+const MISSING_SCHEMA_STATE = /^(42P01|3F000|42703|42883|42704)$/;
+const TRANSIENT_MESSAGE =
+  /connection terminated|connection (is )?closed|timeout|timed out|socket hang up|not queryable|Client has encountered a connection error|WebSocket|ECONN|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN/i;
+
+/**
+ * Maps a driver error to a typed one: connection trouble → `BackendUnavailableError`
+ * (retryable); a schema without this code's tables → `BackendUnavailableError` saying to run
+ * migrations; other database refusals → `BackendUnavailableError` (not retryable).
+ * Typed storage errors pass through unchanged.
+ */
+export function mapSqlError(error: unknown, schema?: string): unknown {
+  if (error instanceof StorageError) return error;
+  if (!(error instanceof Error)) return error;
+  const code = (error as { code?: unknown }).code;
+  const state = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+  if (state !== undefined && MISSING_SCHEMA_STATE.test(state)) {
+    const where = schema === undefined ? 'the database' : `schema ${JSON.stringify(schema)}`;
+    return new BackendUnavailableError(
+      'postgresql',
+      `${where} is not migrated to this version: run migrations (npm run migrate, or postgresql.migrate: true)`,
+      { cause: error, retryable: false },
+    );
+  }
+  if (state !== undefined) {
+    return new BackendUnavailableError('postgresql', `${error.message} (SQLSTATE ${state})`, {
+      cause: error,
+      retryable: RETRYABLE_STATE.test(state),
+    });
+  }
+  if ((typeof code === 'string' && /^E[A-Z]+$/.test(code)) || TRANSIENT_MESSAGE.test(error.message)) {
+    return new BackendUnavailableError('postgresql', error.message || String(code), { cause: error });
+  }
+  if (error instanceof AggregateError && error.errors.length > 0) {
+    // node-postgres answers a refused dual-stack connect with an AggregateError of the attempts.
+    const first = error.errors[0] as Error;
+    return new BackendUnavailableError('postgresql', first.message || 'connection failed', { cause: error });
+  }
+  return error;
+}
+
+// ---------------------------------------------------------------------------------------
+// pg and neon: the same Pool/Client API (the Neon driver is a node-postgres fork)
+
+interface PoolLike {
+  query(text: string, params?: unknown[]): Promise<{ rows: Row[] }>;
+  connect(): Promise<PoolClientLike>;
+  end(): Promise<void>;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
+interface PoolClientLike {
+  query(text: string, params?: unknown[]): Promise<{ rows: Row[] }>;
+  release(destroy?: boolean | Error): void;
+}
+interface ClientLike {
+  connect(): Promise<unknown>;
+  query(text: string): Promise<unknown>;
+  end(): Promise<void>;
+  on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
+  on(event: 'error' | 'end', listener: (error?: Error) => void): unknown;
+}
+
+interface PoolDriverParts {
+  name: 'pg' | 'neon';
+  pool: PoolLike;
+  /** A new unpooled connection for LISTEN (undefined: listening off). */
+  newClient: (() => ClientLike) | undefined;
+}
+
+function poolSql({ name, pool, newClient }: PoolDriverParts): Sql {
+  // Errors of idle pooled connections (server restart, network) surface on the next query instead.
+  pool.on('error', () => {});
+  const executor = (run: PoolLike | PoolClientLike): SqlExecutor => ({
+    async query<R extends Row>(text: string, params?: readonly unknown[]) {
+      const result = await run.query(text, params as unknown[] | undefined);
+      return result.rows as R[];
+    },
+    async script(text) {
+      await run.query(text);
+    },
+  });
+  const hub = newClient === undefined ? undefined : listenHub(newClient);
+  return {
+    driver: name,
+    ...executor(pool),
+    async transaction(fn) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(executor(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackError) {
+          broken = rollbackError as Error;
+        }
+        throw error;
+      } finally {
+        // A connection that failed to roll back is in an unknown state: close it, never reuse it.
+        client.release(broken ?? false);
+      }
+    },
+    listen: hub?.listen,
+    async close() {
+      await hub?.close();
+      await pool.end();
+    },
+  };
+}
+
+/**
+ * One LISTEN connection shared by every listener: opened on first use, reopened with back-off
+ * when it drops (listeners then hear `onReconnect`, since notifications sent meanwhile are lost).
+ */
+function listenHub(newClient: () => ClientLike) {
+  const listeners = new Map<string, Set<Listener>>();
+  let client: ClientLike | undefined;
+  let connecting: Promise<ClientLike> | undefined;
+  let closed = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+
+  const connect = (): Promise<ClientLike> => {
+    connecting ??= (async () => {
+      const c = newClient();
+      c.on('notification', (message) => {
+        for (const l of listeners.get(message.channel) ?? []) l.onNotify(message.payload ?? '');
+      });
+      let dropped = false;
+      const drop = () => {
+        if (dropped) return;
+        dropped = true;
+        if (client === c) client = undefined;
+        connecting = undefined;
+        c.end().catch(() => {});
+        if (!closed && listeners.size > 0) scheduleReconnect(100);
+      };
+      c.on('error', drop);
+      c.on('end', drop);
+      try {
+        await c.connect();
+        for (const channel of listeners.keys()) await c.query(`LISTEN ${quoteIdent(channel)}`);
+      } catch (error) {
+        drop();
+        throw mapSqlError(error);
+      }
+      client = c;
+      return c;
+    })();
+    return connecting;
+  };
+  const scheduleReconnect = (delayMs: number) => {
+    if (retryTimer !== undefined) return;
+    retryTimer = setTimeout(async () => {
+      retryTimer = undefined;
+      if (closed || listeners.size === 0) return;
+      try {
+        await connect();
+        for (const set of listeners.values()) for (const l of set) l.onReconnect();
+      } catch {
+        scheduleReconnect(Math.min(delayMs * 2, 5000));
+      }
+    }, delayMs);
+    retryTimer.unref();
+  };
+
+  return {
+    async listen(channel: string, listener: Listener) {
+      let set = listeners.get(channel);
+      const first = set === undefined;
+      if (!set) {
+        set = new Set();
+        listeners.set(channel, set);
+      }
+      set.add(listener);
+      try {
+        const c = await connect();
+        if (first) await c.query(`LISTEN ${quoteIdent(channel)}`);
+      } catch (error) {
+        set.delete(listener);
+        if (set.size === 0) listeners.delete(channel);
+        throw mapSqlError(error);
+      }
+      return async () => {
+        const current = listeners.get(channel);
+        if (!current?.delete(listener) || current.size > 0) return;
+        listeners.delete(channel);
+        await client?.query(`UNLISTEN ${quoteIdent(channel)}`).catch(() => {});
+      };
+    },
+    async close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      listeners.clear();
+      const c = client ?? (await connecting?.catch(() => undefined));
+      client = undefined;
+      await c?.end().catch(() => {});
+    },
+  };
+}
+
+function poolOptions(config: StorageConfig['postgresql']) {
+  return {
+    connectionString: config.url,
+    max: config.poolSize,
+    connectionTimeoutMillis: Math.round(config.connectTimeout * 1000),
+    idleTimeoutMillis: 60_000,
+    // Server-side bound on each statement, plus a client-side one for a server that stopped answering.
+    statement_timeout: Math.round(config.commandTimeout * 1000),
+    query_timeout: Math.round(config.commandTimeout * 1000) + 1000,
+    keepAlive: true,
+    application_name: 'kubently-storage',
+  };
+}
+
+async function createPgSql(config: StorageConfig['postgresql']): Promise<Sql> {
+  const pg = (await import('pg')).default;
+  const options = poolOptions(config);
+  return poolSql({
+    name: 'pg',
+    pool: new pg.Pool(options) as unknown as PoolLike,
+    newClient: config.listen ? () => new pg.Client(options) as unknown as ClientLike : undefined,
+  });
+}
+
+async function createNeonSql(config: StorageConfig['postgresql']): Promise<Sql> {
+  const neon = await import('@neondatabase/serverless');
+  const { neonConfig } = neon;
+  // Node 20 has no global WebSocket; Lambda's Node 22 does, but one implementation everywhere is simpler.
+  const ws = (await import('ws')).default;
+  neonConfig.webSocketConstructor = ws as never;
+  if (config.wsProxy !== undefined) {
+    const proxy = config.wsProxy.replace(/\/+$/, '');
+    neonConfig.wsProxy = (host, port) => `${proxy}?address=${host}:${port}`;
+    // A plain local proxy: no TLS, no pipelined startup, and no write coalescing (it adds ~1 ms per query).
+    neonConfig.pipelineConnect = false;
+    neonConfig.coalesceWrites = false;
+  }
+  neonConfig.useSecureWebSocket = config.secureWebSocket;
+  const options = poolOptions(config);
+  return poolSql({
+    name: 'neon',
+    pool: new neon.Pool(options) as unknown as PoolLike,
+    newClient: config.listen ? () => new neon.Client(options) as unknown as ClientLike : undefined,
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// pglite
+
+export interface PgliteSqlOptions {
+  /** Use this PGlite instead of opening one; `close()` leaves it open. */
+  instance?: PGlite;
+}
+
+async function createPgliteSql(config: StorageConfig['postgresql'], options: PgliteSqlOptions): Promise<Sql> {
+  let db = options.instance;
+  const owned = db === undefined;
+  if (db === undefined) {
+    const { PGlite } = await import('@electric-sql/pglite');
+    db = await PGlite.create(config.dataDir ?? 'memory://');
+  }
+  const instance = db;
+  const executor = (run: Pick<PGlite, 'query' | 'exec'>): SqlExecutor => ({
+    async query<R extends Row>(text: string, params?: readonly unknown[]) {
+      const result = await run.query<R>(text, params as unknown[] | undefined);
+      return result.rows;
+    },
+    async script(text) {
+      await run.exec(text);
+    },
+  });
+  return {
+    driver: 'pglite',
+    ...executor(instance),
+    transaction: (fn) => instance.transaction((tx) => fn(executor(tx))),
+    listen: config.listen
+      ? async (channel, listener) => {
+          const stop = await instance.listen(channel, (payload) => listener.onNotify(payload));
+          return async () => {
+            if (!instance.closed) await stop();
+          };
+        }
+      : undefined,
+    async close() {
+      if (owned && !instance.closed) await instance.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+export interface SqlOptions {
+  pglite?: PgliteSqlOptions;
+}
+
+/**
+ * Opens the configured driver. Connection failures surface on the first statement (as
+ * `BackendUnavailableError`), not here: pools connect lazily.
+ */
+export async function createSql(config: StorageConfig['postgresql'], options: SqlOptions = {}): Promise<Sql> {
+  switch (config.driver) {
+    case 'pg':
+      return createPgSql(config);
+    case 'neon':
+      return createNeonSql(config);
+    case 'pglite':
+      return createPgliteSql(config, options.pglite ?? {});
+  }
+}
+
+/** Wraps every method so driver errors come out typed (see `mapSqlError`). */
+export function withErrorMapping(sql: Sql, schema: string): Sql {
+  const map = (error: unknown) => {
+    throw mapSqlError(error, schema);
+  };
+  const wrap = (executor: SqlExecutor): SqlExecutor => ({
+    query: (text, params) => executor.query(text, params).catch(map),
+    script: (text) => executor.script(text).catch(map),
+  });
+  return {
+    driver: sql.driver,
+    ...wrap(sql),
+    transaction: (fn) => sql.transaction((tx) => fn(wrap(tx))).catch(map),
+    listen: sql.listen && ((channel, listener) => sql.listen!(channel, listener).catch(map)),
+    close: () => sql.close(),
+  };
+}
