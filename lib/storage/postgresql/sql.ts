@@ -370,7 +370,8 @@ export function withErrorMapping(sql: Sql, schema: string): Sql {
     throw mapSqlError(error, schema);
   };
   const wrap = (executor: SqlExecutor): SqlExecutor => ({
-    query: (text, params) => executor.query(text, params).catch(map),
+    query: <R extends Row>(text: string, params?: readonly unknown[]) =>
+      executor.query<R>(text, params).catch(map),
     script: (text) => executor.script(text).catch(map),
   });
   return {
