@@ -151,16 +151,22 @@ function crossFieldProblems(config: StorageConfig): string[] {
   if (config.backend !== 'postgresql' && config.backend !== 'hybrid') return [];
   if (pg.driver === 'pglite') return [];
   if (pg.url === undefined || pg.url === '') {
-    return [`postgresql.url: required for driver ${pg.driver} (set DATABASE_URL to postgres://user:password@host:5432/database)`];
+    return [
+      `postgresql.url: required for driver ${pg.driver} (set DATABASE_URL to postgres://user:password@host:5432/database)`,
+    ];
   }
   let url: URL;
   try {
     url = new URL(pg.url);
   } catch {
-    return ['postgresql.url: not a URL (DATABASE_URL must look like postgres://user:password@host:5432/database)'];
+    return [
+      'postgresql.url: not a URL (DATABASE_URL must look like postgres://user:password@host:5432/database)',
+    ];
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    return [`postgresql.url: expected a postgres:// or postgresql:// URL (DATABASE_URL), got ${url.protocol}//…`];
+    return [
+      `postgresql.url: expected a postgres:// or postgresql:// URL (DATABASE_URL), got ${url.protocol}//…`,
+    ];
   }
   return [];
 }

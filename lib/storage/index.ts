@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.js';
 import type { Driver } from './driver.js';
 import { createFacade } from './facade.js';
 import { createMemoryDriver } from './memory/index.js';
+import { createPostgresDriver, type PostgresDriverOptions } from './postgresql/index.js';
 import { createRedisDriver, type RedisDriverOptions } from './redis/index.js';
 import type { Storage } from './types.js';
 
@@ -11,6 +12,8 @@ export * from './types.js';
 export interface CreateStorageOptions {
   /** Redis: reuse this client instead of opening one (the storage will not close it). */
   redis?: RedisDriverOptions;
+  /** PostgreSQL: reuse this SQL connection or PGlite instance (the storage will not close it). */
+  postgresql?: PostgresDriverOptions;
 }
 
 /**
@@ -32,9 +35,11 @@ function createDriver(config: StorageConfig, options: CreateStorageOptions): Dri
       return createMemoryDriver(config);
     case 'redis':
       return createRedisDriver(config, options.redis);
+    case 'postgresql':
+      return createPostgresDriver(config, options.postgresql);
     default:
       throw new ConfigError([
-        `backend: ${config.backend} is not available in this build (allowed: memory, redis)`,
+        `backend: ${config.backend} is not available in this build (allowed: memory, redis, postgresql)`,
       ]);
   }
 }

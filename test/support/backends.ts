@@ -6,10 +6,13 @@
  * `CONFORMANCE_BACKENDS=memory,redis` narrows the run to the named backends.
  */
 import { randomBytes } from 'node:crypto';
+import { PGlite } from '@electric-sql/pglite';
 import { Cluster, Redis } from 'ioredis';
-import type { StorageConfigInput } from '../../lib/config/index.js';
+import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { createStorage } from '../../lib/storage/index.js';
+import { createSql, quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import type { Storage } from '../../lib/storage/types.js';
+import { startNeonProxy } from '../../local/neon-proxy.js';
 import { CLUSTER_URL, startRedisCluster, stopRedisCluster } from '../harness/redis-cluster.js';
 
 /**
@@ -49,7 +52,12 @@ function withBackend(
   overrides: StorageConfigInput | undefined,
   base: StorageConfigInput,
 ): StorageConfigInput {
-  return { ...overrides, ...base, redis: { ...overrides?.redis, ...base.redis } };
+  return {
+    ...overrides,
+    ...base,
+    redis: { ...overrides?.redis, ...base.redis },
+    postgresql: { ...overrides?.postgresql, ...base.postgresql },
+  };
 }
 
 export const memoryBackend: Backend = {
@@ -176,14 +184,105 @@ function clusterRedis(): RedisVariant {
   };
 }
 
-// PostgreSQL variants go here (a later issue): one entry per driver behind the SQL seam —
-// `pg` (DATABASE_URL), Neon (WebSocket Pool through the local proxy) and PGlite (embedded,
-// always available) — each creating its own schema per `create()` and dropping it in `cleanup()`,
-// with `subscribe: false` where LISTEN is unavailable.
+interface PostgresVariant {
+  name: string;
+  driver: 'pg' | 'neon' | 'pglite';
+  /** LISTEN/NOTIFY as wake-up (off: everything by polling, as behind a pooled endpoint). */
+  listen?: boolean;
+}
+
+/** The Postgres the `pg` and `neon` variants use: `DATABASE_URL`, else the local server's `test` database. */
+export function testDatabaseUrl(): string {
+  return process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+}
+
+/**
+ * A PostgreSQL backend variant. Every `create()` gets its own schema (`kst_<run>_<n>`), migrated
+ * by the storage itself on first use (`postgresql.migrate: true`), so runs and tests never
+ * collide; `cleanup()` drops them. The Neon variant talks through a local WebSocket proxy it
+ * starts itself (local/neon-proxy.ts); the PGlite variant shares one in-process database.
+ */
+export function postgresBackend(variant: PostgresVariant): Backend {
+  const url = variant.driver === 'pglite' ? undefined : testDatabaseUrl();
+  const run = randomBytes(3).toString('hex');
+  const schemas: string[] = [];
+  let pglite: PGlite | undefined;
+  let proxy: Awaited<ReturnType<typeof startNeonProxy>> | undefined;
+  const base = (): StorageConfigInput['postgresql'] => ({
+    driver: variant.driver,
+    url,
+    listen: variant.listen ?? true,
+    wsProxy: proxy?.wsProxy,
+    secureWebSocket: variant.driver !== 'neon' || proxy === undefined,
+    connectTimeout: 3,
+  });
+  const admin = () =>
+    createSql(resolveConfig({ postgresql: { ...base(), listen: false } }).postgresql, {
+      pglite: { instance: pglite },
+    });
+  return {
+    name: variant.name,
+    kind: 'postgresql',
+    capabilities: { ...ALL },
+    async available() {
+      try {
+        if (variant.driver === 'pglite') {
+          pglite ??= await PGlite.create();
+          return undefined;
+        }
+        if (variant.driver === 'neon') proxy ??= await startNeonProxy();
+        const sql = await admin();
+        try {
+          await sql.query('SELECT 1');
+          return undefined;
+        } finally {
+          await sql.close();
+        }
+      } catch (error) {
+        const cause = error instanceof AggregateError ? error.errors[0] : error;
+        return `no PostgreSQL at ${url} via ${variant.driver} (${cause instanceof Error ? cause.message : String(cause)})`;
+      }
+    },
+    create(overrides) {
+      const schema = `kst_${run}_${schemas.length}`;
+      schemas.push(schema);
+      return createStorage(
+        withBackend(overrides, { backend: 'postgresql', postgresql: { ...base(), schema, migrate: true } }),
+        { postgresql: { pglite } },
+      );
+    },
+    async cleanup() {
+      try {
+        if (schemas.length > 0) {
+          const sql = await admin();
+          try {
+            for (const schema of schemas.splice(0))
+              await sql.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
+          } finally {
+            await sql.close();
+          }
+        }
+      } finally {
+        await proxy?.close();
+        proxy = undefined;
+        await pglite?.close();
+        pglite = undefined;
+      }
+    },
+  };
+}
 
 /** Every backend the suite knows, in the order they run. */
 export function allBackends(): Backend[] {
-  return [memoryBackend, redisBackend(), redisBackend(clusterRedis())];
+  return [
+    memoryBackend,
+    redisBackend(),
+    redisBackend(clusterRedis()),
+    postgresBackend({ name: 'postgresql-pg', driver: 'pg' }),
+    postgresBackend({ name: 'postgresql-neon', driver: 'neon' }),
+    postgresBackend({ name: 'postgresql-pglite', driver: 'pglite' }),
+    postgresBackend({ name: 'postgresql-pg-poll', driver: 'pg', listen: false }),
+  ];
 }
 
 /** The backends selected by `CONFORMANCE_BACKENDS` (default: all). */

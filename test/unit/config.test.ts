@@ -69,6 +69,49 @@ describe('configFromEnv', () => {
     expect(config.queues.maxAttempts).toBe(3);
   });
 
+  it('reads the PostgreSQL settings', () => {
+    const config = configFromEnv({
+      STORAGE_BACKEND: 'postgresql',
+      DATABASE_URL: 'postgres://app:secret@db:5432/kubently',
+      POSTGRES_DRIVER: 'neon',
+      POSTGRES_SCHEMA: 'storage',
+      NEON_WS_PROXY: '127.0.0.1:4444/v1',
+    });
+    expect(config.backend).toBe('postgresql');
+    expect(config.postgresql).toMatchObject({
+      url: 'postgres://app:secret@db:5432/kubently',
+      driver: 'neon',
+      schema: 'storage',
+      wsProxy: '127.0.0.1:4444/v1',
+    });
+  });
+
+  it('names DATABASE_URL when the postgresql backend has none or a bad one', () => {
+    const [missing] = problemsOf(() => configFromEnv({ STORAGE_BACKEND: 'postgresql' }));
+    expect(missing).toMatch(/^postgresql\.url:.*DATABASE_URL/);
+    const [garbled] = problemsOf(() =>
+      configFromEnv({ STORAGE_BACKEND: 'postgresql', DATABASE_URL: 'db:5432' }),
+    );
+    expect(garbled).toMatch(/^postgresql\.url:.*DATABASE_URL/);
+    const [wrongScheme] = problemsOf(() =>
+      configFromEnv({ STORAGE_BACKEND: 'postgresql', DATABASE_URL: 'mysql://db/x' }),
+    );
+    expect(wrongScheme).toMatch(/^postgresql\.url: expected a postgres:\/\/ or postgresql:\/\/ URL/);
+    // PGlite needs no URL; neither does a backend that does not use Postgres.
+    expect(
+      configFromEnv({ STORAGE_BACKEND: 'postgresql', POSTGRES_DRIVER: 'pglite' }).postgresql.driver,
+    ).toBe('pglite');
+    expect(configFromEnv({ STORAGE_BACKEND: 'redis' }).postgresql.url).toBeUndefined();
+  });
+
+  it('refuses a schema that is not a plain identifier and an unknown driver', () => {
+    const problems = problemsOf(() =>
+      resolveConfig({ postgresql: { schema: 'a"; DROP SCHEMA public; --', driver: 'mysql' as never } }),
+    );
+    expect(problems.some((p) => p.startsWith('postgresql.schema:'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('postgresql.driver:') && p.includes('"pglite"'))).toBe(true);
+  });
+
   it('names a variable that is not a number', () => {
     expect(problemsOf(() => configFromEnv({ MAX_VALUE_BYTES: 'lots' }))[0]).toMatch(/^MAX_VALUE_BYTES:/);
   });

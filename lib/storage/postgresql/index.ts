@@ -1,0 +1,1026 @@
+/**
+ * The PostgreSQL backend, over the SQL seam (`sql.ts`): Neon, node-postgres or PGlite.
+ * Tables come from `migrations/` (see 0001_initial.sql for the layout and why it is so).
+ *
+ * Every statement names its schema (no `search_path`), every value is a parameter, and the
+ * hot operations are one statement each: `get` a primary-key lookup, `set` one upsert,
+ * `isClusterActive` one index probe, `send`, `receive`, `ack` one statement. Expiry is exact:
+ * every read filters on `expires_at`, the sweep only reclaims space.
+ *
+ * Waiting (long polls, subscriptions) uses LISTEN/NOTIFY as a wake-up where the connection
+ * allows it and polls at `postgresql.pollInterval` in any case, so a lost notification, a
+ * pooled endpoint without LISTEN, or a PGlite socket only ever costs latency.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { PGlite } from '@electric-sql/pglite';
+import type { StorageConfig } from '../../config/index.js';
+import { ConflictError, NotFoundError } from '../../errors.js';
+import { globMatcher } from '../../glob.js';
+import type {
+  AuditDriver,
+  Driver,
+  EventDriver,
+  Expiry,
+  KvDriver,
+  QueueDriver,
+  SessionDriver,
+  TokenDriver,
+} from '../driver.js';
+import { formatEventId, isoTime as iso } from '../driver.js';
+import type {
+  AuditEntry,
+  DeadMessage,
+  EventHandler,
+  Json,
+  PublishedEvent,
+  ReceivedMessage,
+  Scope,
+  Session,
+  TokenInfo,
+} from '../types.js';
+import { parseJson } from '../validate.js';
+import { migrate } from './migrate.js';
+import { createSql, quoteIdent, type Row, type Sql, withErrorMapping } from './sql.js';
+
+export interface PostgresDriverOptions {
+  /** Use this SQL connection instead of opening one; `close()` leaves it open. */
+  sql?: Sql;
+  /** PGlite driver: use this instance instead of opening one; `close()` leaves it open. */
+  pglite?: PGlite;
+}
+
+/** Milliseconds since the epoch of a timestamptz expression, as float8 (decoded alike by every driver). */
+const ms = (column: string) => `(extract(epoch from ${column}) * 1000)::float8`;
+/** The current time, truncated to what the contract reports (ISO-8601 with milliseconds). */
+const NOW_MS = `date_trunc('milliseconds', now())`;
+const msInterval = (param: string) => `${param}::float8 * interval '1 millisecond'`;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Times outside Postgres's timestamptz range (and JavaScript's) are clamped to years 1–9999. */
+const MIN_MS = -62_135_596_800_000;
+const MAX_MS = 253_402_300_799_999;
+/** Batches one sweep deletes per table at most; the next sweep goes on. */
+const MAX_SWEEP_BATCHES = 100;
+
+/** The SQL for an optional expiry: `[expression, params]` with the parameter numbered `n`. */
+function deadline(expiry: Expiry | undefined | null, n: number): [string, unknown[]] {
+  if (!expiry) return ['NULL', []];
+  if ('ttlMs' in expiry) return [`now() + ${msInterval(`$${n}`)}`, [expiry.ttlMs]];
+  return [`to_timestamp($${n}::float8 / 1000)`, [Math.min(Math.max(expiry.atMs, MIN_MS), MAX_MS)]];
+}
+
+const num = (value: unknown) => Number(value);
+const nullableMs = (value: unknown) => (value === null || value === undefined ? null : iso(num(value)));
+
+export function createPostgresDriver(config: StorageConfig, options: PostgresDriverOptions = {}): Driver {
+  const pg = config.postgresql;
+  const schema = pg.schema;
+  const t = (table: string) => `${quoteIdent(schema)}.${table}`;
+  const owned = options.sql === undefined;
+  // NOTIFY channels of this schema (identifiers ≤ 63 bytes whatever the schema name).
+  const channelBase = `kst_${createHash('sha256').update(schema).digest('hex').slice(0, 16)}`;
+  const notify = { queues: `${channelBase}_q`, events: `${channelBase}_e` };
+
+  // Opened on first use (createStorage is synchronous); a failed open is retried by the next call.
+  let opening: Promise<Sql> | undefined;
+  const db = (): Promise<Sql> => {
+    opening ??= (async () => {
+      const raw = options.sql ?? (await createSql(pg, { pglite: { instance: options.pglite } }));
+      const sql = withErrorMapping(raw, schema);
+      try {
+        if (pg.migrate) await migrate(sql, { schema });
+      } catch (error) {
+        if (owned) await raw.close().catch(() => {});
+        throw error;
+      }
+      return sql;
+    })();
+    opening.catch(() => {
+      opening = undefined;
+    });
+    return opening;
+  };
+  const query = async <R extends Row = Row>(text: string, params?: readonly unknown[]) =>
+    (await db()).query<R>(text, params);
+
+  const state = { closed: false };
+  const wakeups = notifications(db, pg.listen, state);
+  const queues = pgQueues(config, t, query, wakeups, notify.queues, state);
+  const events = pgEvents(config, t, query, wakeups, notify.events, state);
+
+  return {
+    name: 'postgresql',
+    kv: pgKv(t, query),
+    sessions: pgSessions(t, query),
+    queues: queues.driver,
+    events: events.driver,
+    tokens: pgTokens(t, query),
+    audit: pgAudit(config, t, query),
+    async ping() {
+      // Reads the migrations table: an unmigrated schema is reported as such.
+      await query(`SELECT 1 FROM ${t('schema_migrations')} LIMIT 1`);
+    },
+    async sweep(batchSize) {
+      const batches = async (text: string, params: unknown[] = []) => {
+        let removed = 0;
+        for (let i = 0; i < MAX_SWEEP_BATCHES; i++) {
+          const [row] = await query<{ n: number }>(text, [batchSize, ...params]);
+          const n = num(row?.n ?? 0);
+          removed += n;
+          if (n < batchSize) break;
+        }
+        return removed;
+      };
+      const expired = (table: string, key: string) =>
+        batches(
+          `WITH d AS (DELETE FROM ${t(table)} WHERE (${key}) IN (
+             SELECT ${key} FROM ${t(table)} WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED
+           ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
+        );
+      const kv = await expired('kv_store', 'key');
+      const sessions = await expired('sessions', 'session_id');
+      const dedup = await expired('queue_dedup', 'queue, dedup_id');
+      const tokens = await expired('tokens', 'id');
+      const audit = await batches(
+        `WITH d AS (DELETE FROM ${t('audit_log')} WHERE id IN (
+           SELECT id FROM ${t('audit_log')}
+           WHERE at < now() - $2::float8 * interval '1 second'
+              OR id <= (SELECT coalesce(max(id), 0) FROM ${t('audit_log')}) - $3::bigint
+           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+         ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
+        [config.audit.maxAge, config.audit.maxEntries],
+      );
+      return { kv, sessions, queues: dedup, events: await events.trim(batchSize), tokens, audit };
+    },
+    async close() {
+      state.closed = true;
+      queues.close();
+      await events.close();
+      await wakeups.close();
+      const sql = await opening?.catch(() => undefined);
+      opening = undefined;
+      if (owned) await sql?.close();
+    },
+  };
+}
+
+type Query = <R extends Row = Row>(text: string, params?: readonly unknown[]) => Promise<R[]>;
+type Table = (name: string) => string;
+
+// ---------------------------------------------------------------------------------------
+// notifications: one LISTEN per NOTIFY channel, fanned out to in-process waiters by payload
+
+type Wakeups = ReturnType<typeof notifications>;
+
+function notifications(db: () => Promise<Sql>, enabled: boolean, state: { closed: boolean }) {
+  /** channel → handlers; a handler gets the payload, or undefined after a reconnect (anything may have happened). */
+  const handlers = new Map<string, Set<(payload: string | undefined) => void>>();
+  const stops = new Map<string, Promise<(() => Promise<void>) | undefined>>();
+  const start = (channel: string) => {
+    let stop = stops.get(channel);
+    if (stop) return stop;
+    stop = (async () => {
+      const sql = await db();
+      if (!sql.listen || state.closed) return undefined;
+      const dispatch = (payload: string | undefined) => {
+        for (const handler of handlers.get(channel) ?? []) handler(payload);
+      };
+      return sql.listen(channel, { onNotify: dispatch, onReconnect: () => dispatch(undefined) });
+    })();
+    // Listening is an optimisation: when it fails, polling still finds everything; try again later.
+    stop.catch(() => stops.delete(channel));
+    stops.set(channel, stop);
+    return stop;
+  };
+  return {
+    /** Registers `handler`; resolves once notifications flow (or at once when they cannot). */
+    async on(channel: string, handler: (payload: string | undefined) => void): Promise<() => void> {
+      let set = handlers.get(channel);
+      if (!set) {
+        set = new Set();
+        handlers.set(channel, set);
+      }
+      set.add(handler);
+      if (enabled) await start(channel).catch(() => undefined);
+      return () => set.delete(handler);
+    },
+    async close() {
+      handlers.clear();
+      const all = [...stops.values()];
+      stops.clear();
+      for (const stop of all) await (await stop.catch(() => undefined))?.().catch(() => {});
+    },
+    enabled,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+function pgKv(t: Table, query: Query): KvDriver {
+  const kv = t('kv_store');
+  const LIVE = '(expires_at IS NULL OR expires_at > now())';
+  const driver: KvDriver = {
+    async get(key) {
+      const [row] = await query<{ value: string }>(`SELECT value FROM ${kv} WHERE key = $1 AND ${LIVE}`, [
+        key,
+      ]);
+      return row && parseJson(row.value);
+    },
+    async getEntry(key) {
+      const [row] = await query<{ value: string; expires: number | null }>(
+        `SELECT value, ${ms('expires_at')} AS expires FROM ${kv} WHERE key = $1 AND ${LIVE}`,
+        [key],
+      );
+      return row && { value: parseJson(row.value), expiresAt: nullableMs(row.expires) };
+    },
+    async set(key, json, expiry, condition) {
+      const [expires, extra] = deadline(expiry, 3);
+      const params = [key, json, ...extra];
+      if (condition === 'xx') {
+        const rows = await query(
+          `UPDATE ${kv} SET value = $2, expires_at = ${expires} WHERE key = $1 AND ${LIVE} RETURNING 1`,
+          params,
+        );
+        return rows.length === 1;
+      }
+      // An expiry already past stores an invisible row, which the sweep removes: nothing visible remains.
+      const onlyIfGone = condition === 'nx' ? 'WHERE t.expires_at IS NOT NULL AND t.expires_at <= now()' : '';
+      const rows = await query(
+        `INSERT INTO ${kv} AS t (key, value, expires_at) VALUES ($1, $2, ${expires})
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at ${onlyIfGone}
+         RETURNING 1`,
+        params,
+      );
+      return rows.length === 1;
+    },
+    async delete(key) {
+      const [row] = await query<{ live: boolean }>(
+        `DELETE FROM ${kv} WHERE key = $1 RETURNING ${LIVE} AS live`,
+        [key],
+      );
+      return row?.live === true;
+    },
+    async exists(key) {
+      return (await query(`SELECT 1 FROM ${kv} WHERE key = $1 AND ${LIVE}`, [key])).length === 1;
+    },
+    async expire(key, expiry) {
+      const [expires, extra] = deadline(expiry, 2);
+      const rows = await query(
+        `UPDATE ${kv} SET expires_at = ${expires} WHERE key = $1 AND ${LIVE} RETURNING 1`,
+        [key, ...extra],
+      );
+      return rows.length === 1;
+    },
+    async ttlMs(key) {
+      const [row] = await query<{ left: number | null }>(
+        `SELECT ${ms('expires_at')} - ${ms('now()')} AS left FROM ${kv} WHERE key = $1 AND ${LIVE}`,
+        [key],
+      );
+      if (!row) return undefined;
+      return row.left === null ? null : Math.max(0, num(row.left));
+    },
+    async incr(key, by) {
+      // One upsert: a missing or expired key starts from 0 without TTL; a live integer adds `by`
+      // and keeps its TTL. Anything else (not an integer, or a sum past 2^53-1) updates nothing.
+      const rows = await query<{ value: string }>(
+        `INSERT INTO ${kv} AS t (key, value, expires_at) VALUES ($1, $2, NULL)
+         ON CONFLICT (key) DO UPDATE SET
+           value = CASE WHEN t.expires_at <= now() THEN EXCLUDED.value
+                        ELSE (t.value::numeric + EXCLUDED.value::numeric)::text END,
+           expires_at = CASE WHEN t.expires_at <= now() THEN NULL ELSE t.expires_at END
+         WHERE CASE WHEN t.expires_at <= now() THEN true
+                    WHEN t.value ~ '^-?[0-9]{1,16}$'
+                      THEN abs(t.value::numeric + EXCLUDED.value::numeric) <= 9007199254740991
+                    ELSE false END
+         RETURNING value`,
+        [key, String(by)],
+      );
+      if (rows[0]) return num(rows[0].value);
+      const current = await driver.get(key);
+      if (typeof current === 'number' && Number.isSafeInteger(current))
+        throw new ConflictError(`incr of ${JSON.stringify(key)} would overflow`);
+      throw new ConflictError(`value of ${JSON.stringify(key)} is not an integer`);
+    },
+    async getMany(keys) {
+      if (keys.length === 0) return [];
+      const rows = await query<{ key: string; value: string }>(
+        `SELECT key, value FROM ${kv} WHERE key = ANY($1::text[]) AND ${LIVE}`,
+        [keys],
+      );
+      const found = new Map(rows.map((r) => [r.key, r.value]));
+      return keys.map((key) => {
+        const json = found.get(key);
+        return json === undefined ? undefined : parseJson(json);
+      });
+    },
+    async setMany(entries) {
+      if (entries.length === 0) return;
+      // One row per key (the last entry wins): an upsert cannot touch the same row twice.
+      const last = new Map(entries.map((e) => [e.key, e]));
+      const rows = [...last.values()];
+      await query(
+        `INSERT INTO ${kv} (key, value, expires_at)
+         SELECT k, v, CASE WHEN ttl IS NULL THEN NULL ELSE now() + ttl * interval '1 millisecond' END
+         FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(k, v, ttl)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`,
+        [rows.map((e) => e.key), rows.map((e) => e.json), rows.map((e) => e.ttlMs ?? null)],
+      );
+    },
+  };
+  return driver;
+}
+
+// ---------------------------------------------------------------------------------------
+
+type SessionRow = {
+  session_id: string;
+  cluster_id: string;
+  user_id: string | null;
+  correlation_id: string | null;
+  service_identity: string | null;
+  data: string;
+  created: number;
+  active: number;
+  expires: number;
+};
+
+function pgSessions(t: Table, query: Query): SessionDriver {
+  const sessions = t('sessions');
+  const COLUMNS = `session_id, cluster_id, user_id, correlation_id, service_identity, data,
+    ${ms('created_at')} AS created, ${ms('last_activity')} AS active, ${ms('expires_at')} AS expires`;
+  const view = (r: SessionRow): Session => ({
+    sessionId: r.session_id,
+    clusterId: r.cluster_id,
+    userId: r.user_id,
+    correlationId: r.correlation_id,
+    serviceIdentity: r.service_identity,
+    data: parseJson(r.data) as Session['data'],
+    createdAt: iso(num(r.created)),
+    lastActivity: iso(num(r.active)),
+    expiresAt: iso(num(r.expires)),
+  });
+  const many = async (column: string, value: string) =>
+    (
+      await query<SessionRow>(
+        `SELECT ${COLUMNS} FROM ${sessions} WHERE ${column} = $1 AND expires_at > now()
+         ORDER BY created_at, session_id`,
+        [value],
+      )
+    ).map(view);
+  return {
+    async create(s) {
+      const [row] = await query<SessionRow>(
+        `INSERT INTO ${sessions} (session_id, cluster_id, user_id, correlation_id, service_identity, data,
+           ttl_ms, created_at, last_activity, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::float8, ${NOW_MS}, ${NOW_MS}, ${NOW_MS} + ${msInterval('$7')})
+         RETURNING ${COLUMNS}`,
+        [s.sessionId, s.clusterId, s.userId, s.correlationId, s.serviceIdentity, s.dataJson, s.ttlMs],
+      );
+      return view(row!);
+    },
+    async get(id) {
+      const [row] = await query<SessionRow>(
+        `SELECT ${COLUMNS} FROM ${sessions} WHERE session_id = $1 AND expires_at > now()`,
+        [id],
+      );
+      return row && view(row);
+    },
+    async keepAlive(id, ttlMs) {
+      const [row] = await query<SessionRow>(
+        `UPDATE ${sessions} SET last_activity = ${NOW_MS},
+           expires_at = ${NOW_MS} + coalesce($2::float8, ttl_ms) * interval '1 millisecond'
+         WHERE session_id = $1 AND expires_at > now() RETURNING ${COLUMNS}`,
+        [id, ttlMs ?? null],
+      );
+      return row && view(row);
+    },
+    async end(id) {
+      const [row] = await query<{ live: boolean }>(
+        `DELETE FROM ${sessions} WHERE session_id = $1 RETURNING expires_at > now() AS live`,
+        [id],
+      );
+      return row?.live === true;
+    },
+    byCluster: (clusterId) => many('cluster_id', clusterId),
+    byCorrelation: (correlationId) => many('correlation_id', correlationId),
+    async activeClusters() {
+      const rows = await query<{ cluster_id: string }>(
+        `SELECT DISTINCT cluster_id FROM ${sessions} WHERE expires_at > now()`,
+      );
+      return rows.map((r) => r.cluster_id).sort();
+    },
+    async isClusterActive(clusterId) {
+      const [row] = await query<{ active: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM ${sessions} WHERE cluster_id = $1 AND expires_at > now()) AS active`,
+        [clusterId],
+      );
+      return row?.active === true;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+type MessageRow = {
+  id: string;
+  receipt: string | null;
+  payload: string;
+  attempts: number;
+  state: 'ready' | 'leased' | 'dead';
+  enqueued: number;
+  died: number | null;
+  seq: number;
+};
+
+function pgQueues(
+  config: StorageConfig,
+  t: Table,
+  query: Query,
+  wakeups: Wakeups,
+  channel: string,
+  state: { closed: boolean },
+) {
+  const q = t('queues');
+  const dedup = t('queue_dedup');
+  const maxAttempts = config.queues.maxAttempts;
+  const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
+  const pollMs = Math.round(config.postgresql.pollInterval * 1000);
+  /** In-process waiters per queue, woken by a notification or when the storage closes. */
+  const waiters = new Map<string, Set<() => void>>();
+  /** Notifications seen per queue (and in all, for reconnects): a receive that saw one while claiming looks again at once. */
+  const signals = new Map<string, number>();
+  let reconnects = 0;
+  const signalOf = (queue: string) => `${signals.get(queue) ?? 0}:${reconnects}`;
+  let listening: Promise<() => void> | undefined;
+  const wake = (queue: string | undefined) => {
+    if (queue === undefined) {
+      reconnects++;
+      for (const set of waiters.values()) for (const w of set) w();
+      return;
+    }
+    if (waiters.has(queue)) signals.set(queue, (signals.get(queue) ?? 0) + 1);
+    for (const w of waiters.get(queue) ?? []) w();
+  };
+  /** A CTE that notifies waiters of `$queueParam` when `source` answers a row (listening only). */
+  const notifyCte = (source: string, queueParam: string) =>
+    wakeups.enabled ? `, n AS (SELECT pg_notify('${channel}', ${queueParam}) FROM ${source} LIMIT 1)` : '';
+  const notified = wakeups.enabled ? ', (SELECT count(*) FROM n)::int AS notified' : '';
+
+  /** Why a lease call matched no row: NotFoundError for an unknown message, else ConflictError. */
+  const leaseError = async (queue: string, id: string): Promise<never> => {
+    const known =
+      UUID.test(id) && (await query(`SELECT 1 FROM ${q} WHERE id = $1 AND queue = $2`, [id, queue]));
+    if (!known || known.length === 0) throw new NotFoundError(`message ${id} not found`);
+    throw new ConflictError(`receipt for message ${id} is stale: the lease ended`);
+  };
+  /** Runs a lease statement (params: queue, id, receipt, …) and answers its row, or throws why there is none. */
+  const leased = async <R extends Row>(
+    text: string,
+    queue: string,
+    id: string,
+    receipt: string,
+    params: unknown[],
+  ) => {
+    if (UUID.test(id) && UUID.test(receipt)) {
+      const [row] = await query<R>(text, [queue, id, receipt, ...params]);
+      if (row) return row;
+    }
+    return leaseError(queue, id);
+  };
+  /** Leases whose time ran out on their last attempt become dead letters (died when the lease ended). */
+  const settle = (queue: string) =>
+    query(
+      `UPDATE ${q} SET state = 'dead', receipt = NULL, died_at = visible_at
+       WHERE queue = $1 AND state = 'leased' AND visible_at <= now() AND attempts >= $2`,
+      [queue, maxAttempts],
+    );
+  const claim = async (queue: string, max: number, visibilityMs: number): Promise<ReceivedMessage[]> => {
+    const rows = await query<MessageRow>(
+      `WITH picked AS MATERIALIZED (
+         SELECT id FROM ${q}
+         WHERE queue = $1 AND state <> 'dead' AND visible_at <= now()
+         ORDER BY seq LIMIT $2
+         FOR UPDATE SKIP LOCKED
+       )
+       UPDATE ${q} AS m SET
+         state = CASE WHEN m.attempts >= $4 THEN 'dead' ELSE 'leased' END,
+         attempts = CASE WHEN m.attempts >= $4 THEN m.attempts ELSE m.attempts + 1 END,
+         receipt = CASE WHEN m.attempts >= $4 THEN NULL ELSE gen_random_uuid() END,
+         visible_at = CASE WHEN m.attempts >= $4 THEN m.visible_at ELSE now() + ${msInterval('$3')} END,
+         died_at = CASE WHEN m.attempts >= $4 THEN m.visible_at END
+       FROM picked WHERE m.id = picked.id
+       RETURNING m.id::text AS id, m.receipt::text AS receipt, m.payload, m.attempts, m.state,
+         ${ms('m.enqueued_at')} AS enqueued, m.seq::float8 AS seq`,
+      [queue, max, visibilityMs, maxAttempts],
+    );
+    const delivered = rows.filter((r) => r.state === 'leased').sort((a, b) => num(a.seq) - num(b.seq));
+    const messages = delivered.map(
+      (r): ReceivedMessage => ({
+        id: r.id,
+        receipt: r.receipt!,
+        payload: parseJson(r.payload),
+        attempts: num(r.attempts),
+        enqueuedAt: iso(num(r.enqueued)),
+      }),
+    );
+    // Messages that died on the way took places: look again for the rest.
+    if (delivered.length < rows.length && messages.length < max)
+      messages.push(...(await claim(queue, max - messages.length, visibilityMs)));
+    return messages;
+  };
+  /** Milliseconds until something in `queue` becomes visible by itself (a delay or lease ending). */
+  const nextDue = async (queue: string): Promise<number> => {
+    const [row] = await query<{ due: number | null }>(
+      `SELECT ${ms('min(visible_at)')} - ${ms('now()')} AS due FROM ${q} WHERE queue = $1 AND state <> 'dead'`,
+      [queue],
+    );
+    return row?.due === null || row?.due === undefined ? Number.POSITIVE_INFINITY : num(row.due);
+  };
+  const sleep = (queue: string, delayMs: number) =>
+    new Promise<void>((resolve) => {
+      let set = waiters.get(queue);
+      if (!set) {
+        set = new Set();
+        waiters.set(queue, set);
+      }
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && waiters.get(queue) === set) waiters.delete(queue);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(1, delayMs));
+      set.add(done);
+    });
+
+  const driver: QueueDriver = {
+    async send(queue, json, delayMs, dedupId) {
+      const id = randomUUID();
+      const insert = (from: string) =>
+        `INSERT INTO ${q} (id, queue, payload, enqueued_at, visible_at)
+         SELECT $1::uuid, $2::text, $3::text, ${NOW_MS}, now() + ${msInterval('$4')} ${from} RETURNING id`;
+      const wakeNow = delayMs === 0;
+      if (dedupId === undefined) {
+        await query(
+          `WITH m AS (${insert('')})${wakeNow ? notifyCte('m', '$2') : ''}
+           SELECT 1${wakeNow ? notified : ''}`,
+          [id, queue, json, delayMs],
+        );
+        return { id, duplicate: false };
+      }
+      for (let attempt = 0; ; attempt++) {
+        // The dedup row is claimed (new, or replacing one whose window ended) and the message
+        // inserted in one statement; a live dedup row answers the message first sent with it.
+        const [row] = await query<{ sent: number; existing: string | null }>(
+          `WITH d AS (
+             INSERT INTO ${dedup} AS d (queue, dedup_id, message_id, expires_at)
+             VALUES ($2, $5, $1, now() + ${msInterval('$6')})
+             ON CONFLICT (queue, dedup_id) DO UPDATE
+               SET message_id = EXCLUDED.message_id, expires_at = EXCLUDED.expires_at
+               WHERE d.expires_at <= now()
+             RETURNING message_id
+           ), m AS (${insert('FROM d')})${wakeNow ? notifyCte('m', '$2') : ''}
+           SELECT (SELECT count(*) FROM m)::int AS sent,
+             (SELECT message_id::text FROM ${dedup} WHERE queue = $2 AND dedup_id = $5) AS existing
+             ${wakeNow ? notified : ''}`,
+          [id, queue, json, delayMs, dedupId, dedupWindowMs],
+        );
+        if (num(row?.sent) === 1) return { id, duplicate: false };
+        if (row?.existing) return { id: row.existing, duplicate: true };
+        // A concurrent send committed the dedup row after this statement's snapshot: look again.
+        if (attempt >= 5) throw new ConflictError(`dedupId ${JSON.stringify(dedupId)} is contended; retry`);
+      }
+    },
+    async receive(queue, max, visibilityMs, waitMs) {
+      if (waitMs === 0) return claim(queue, max, visibilityMs);
+      if (wakeups.enabled) {
+        listening ??= wakeups.on(channel, wake);
+        await listening;
+      }
+      const deadline = Date.now() + waitMs;
+      // A slot in the queue's waiters for the whole call, so notifications are counted from now.
+      let mine = waiters.get(queue);
+      if (!mine) {
+        mine = new Set();
+        waiters.set(queue, mine);
+      }
+      const keep = () => {};
+      mine.add(keep);
+      try {
+        for (;;) {
+          const mark = signalOf(queue);
+          const got = await claim(queue, max, visibilityMs);
+          if (got.length > 0) return got;
+          const now = Date.now();
+          if (now >= deadline || state.closed) return [];
+          const due = await nextDue(queue);
+          // Visible now but not claimable: other receivers hold those rows for a moment.
+          const pause = due > 0 ? due : 20;
+          // A notification since the claim began means something may have arrived: look again at once.
+          if (signalOf(queue) === mark) await sleep(queue, Math.min(deadline - now, pause, pollMs));
+          if (state.closed) return [];
+        }
+      } finally {
+        mine.delete(keep);
+        if (mine.size === 0 && waiters.get(queue) === mine) {
+          waiters.delete(queue);
+          signals.delete(queue);
+        }
+      }
+    },
+    async ack(queue, id, receipt) {
+      await leased(
+        `DELETE FROM ${q} WHERE id = $2 AND queue = $1 AND receipt = $3 AND state = 'leased' RETURNING 1`,
+        queue,
+        id,
+        receipt,
+        [],
+      );
+    },
+    async nack(queue, id, receipt, delayMs) {
+      await leased(
+        `WITH u AS (
+           UPDATE ${q} SET
+             state = CASE WHEN attempts >= $5 THEN 'dead' ELSE 'ready' END,
+             receipt = NULL,
+             visible_at = CASE WHEN attempts >= $5 THEN visible_at ELSE now() + ${msInterval('$4')} END,
+             died_at = CASE WHEN attempts >= $5 THEN ${NOW_MS} END
+           WHERE id = $2 AND queue = $1 AND receipt = $3 AND state = 'leased'
+           RETURNING state
+         )${notifyCte("u WHERE state = 'ready'", '$1')}
+         SELECT state${notified} FROM u`,
+        queue,
+        id,
+        receipt,
+        [delayMs, maxAttempts],
+      );
+    },
+    async extend(queue, id, receipt, visibilityMs) {
+      await leased(
+        `UPDATE ${q} SET visible_at = now() + ${msInterval('$4')}
+         WHERE id = $2 AND queue = $1 AND receipt = $3 AND state = 'leased' RETURNING 1`,
+        queue,
+        id,
+        receipt,
+        [visibilityMs],
+      );
+    },
+    async stats(queue) {
+      // Leases that ended count as waiting (or dead on their last attempt), without writing.
+      const [row] = await query<Record<'depth' | 'delayed' | 'inflight' | 'dead', number>>(
+        `SELECT
+           count(*) FILTER (WHERE state = 'ready'
+             OR (state = 'leased' AND visible_at <= now() AND attempts < $2))::int AS depth,
+           count(*) FILTER (WHERE state = 'ready' AND visible_at > now())::int AS delayed,
+           count(*) FILTER (WHERE state = 'leased' AND visible_at > now())::int AS inflight,
+           count(*) FILTER (WHERE state = 'dead'
+             OR (state = 'leased' AND visible_at <= now() AND attempts >= $2))::int AS dead
+         FROM ${q} WHERE queue = $1`,
+        [queue, maxAttempts],
+      );
+      return {
+        depth: num(row?.depth ?? 0),
+        delayed: num(row?.delayed ?? 0),
+        inFlight: num(row?.inflight ?? 0),
+        dead: num(row?.dead ?? 0),
+      };
+    },
+    async deadLetters(queue, limit) {
+      await settle(queue);
+      const rows = await query<MessageRow>(
+        `SELECT id::text AS id, payload, attempts, ${ms('enqueued_at')} AS enqueued, ${ms('died_at')} AS died
+         FROM ${q} WHERE queue = $1 AND state = 'dead' ORDER BY died_at, seq LIMIT $2`,
+        [queue, limit],
+      );
+      return rows.map(
+        (r): DeadMessage => ({
+          id: r.id,
+          payload: parseJson(r.payload),
+          attempts: num(r.attempts),
+          enqueuedAt: iso(num(r.enqueued)),
+          diedAt: iso(num(r.died)),
+        }),
+      );
+    },
+    async redrive(queue, limit) {
+      await settle(queue);
+      const [row] = await query<{ moved: number }>(
+        `WITH r AS (
+           SELECT id FROM ${q} WHERE queue = $1 AND state = 'dead'
+           ORDER BY died_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED
+         ), u AS (
+           UPDATE ${q} AS m SET state = 'ready', attempts = 0, receipt = NULL, visible_at = now(), died_at = NULL
+           FROM r WHERE m.id = r.id RETURNING 1
+         )${notifyCte('u', '$1')}
+         SELECT (SELECT count(*) FROM u)::int AS moved${notified}`,
+        [queue, limit],
+      );
+      return num(row?.moved ?? 0);
+    },
+  };
+  return {
+    driver,
+    close() {
+      wake(undefined);
+      listening?.then((off) => off()).catch(() => {});
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+type EventRow = {
+  id: number;
+  message: string;
+  at: number;
+};
+
+function pgEvents(
+  config: StorageConfig,
+  t: Table,
+  query: Query,
+  wakeups: Wakeups,
+  channelName: string,
+  state: { closed: boolean },
+) {
+  const events = t('events');
+  const channels = t('event_channels');
+  const pollMs = Math.round(config.postgresql.pollInterval * 1000);
+  // With notifications, polling is only the safety net for one lost without a reconnect.
+  const idlePollMs = wakeups.enabled ? Math.max(pollMs * 10, 5000) : pollMs;
+  const rules = Object.entries(config.events.maxHistoryByChannel).map(
+    ([pattern, max]) => [globMatcher(pattern), max] as const,
+  );
+  const boundOf = (channel: string) =>
+    rules.find(([matches]) => matches(channel))?.[1] ?? config.events.maxHistory;
+  const subscriptions = new Set<{ close(): void }>();
+
+  const history = async (channel: string, after: number, limit: number): Promise<PublishedEvent[]> => {
+    const rows = await query<EventRow>(
+      `SELECT id::float8 AS id, message, ${ms('published_at')} AS at FROM ${events}
+       WHERE channel = $1 AND id > $2 ORDER BY id LIMIT $3`,
+      [channel, after, limit],
+    );
+    return rows.map((r) => ({
+      id: formatEventId(num(r.id)),
+      channel,
+      message: parseJson(r.message) as Json,
+      publishedAt: iso(num(r.at)),
+    }));
+  };
+
+  const driver: EventDriver = {
+    async publish(channel, json, maxHistory) {
+      // The channel's counter row is locked until commit, so publishers of one channel commit
+      // in id order. Events past the channel's bound are dropped in the same statement.
+      const [row] = await query<{ id: number; at: number }>(
+        `WITH c AS (
+           INSERT INTO ${channels} AS c (channel, last_id) VALUES ($1, 1)
+           ON CONFLICT (channel) DO UPDATE SET last_id = c.last_id + 1
+           RETURNING last_id
+         ), e AS (
+           INSERT INTO ${events} (channel, id, message, published_at)
+           SELECT $1, last_id, $2, ${NOW_MS} FROM c
+           RETURNING id, published_at
+         ), trimmed AS (
+           DELETE FROM ${events} WHERE channel = $1 AND id <= (SELECT last_id FROM c) - $3::bigint RETURNING 1
+         )${wakeups.enabled ? `, n AS (SELECT pg_notify('${channelName}', last_id::text || ':' || $1) FROM c)` : ''}
+         SELECT id::float8 AS id, ${ms('published_at')} AS at,
+           (SELECT count(*) FROM trimmed)::int AS trimmed${wakeups.enabled ? ', (SELECT count(*) FROM n)::int AS notified' : ''}
+         FROM e`,
+        [channel, json, maxHistory],
+      );
+      return { id: formatEventId(num(row!.id)), publishedAt: iso(num(row!.at)) };
+    },
+    async last(channel) {
+      const [row] = await query<{ id: number }>(
+        `SELECT last_id::float8 AS id FROM ${channels} WHERE channel = $1`,
+        [channel],
+      );
+      return row ? num(row.id) : 0;
+    },
+    history,
+    async subscribe(channel, onEvent: EventHandler, onReconnect) {
+      // A pump per subscription: woken by a notification for this channel or by its timer, it
+      // reads what was published since the last event it saw (one query per wake-up, however
+      // many events arrived). The facade orders, deduplicates and fills gaps.
+      let seen = await driver.last(channel);
+      let running = false;
+      let again = false;
+      let closed = false;
+      let timer: NodeJS.Timeout | undefined;
+      const pump = async () => {
+        if (closed || state.closed) return;
+        if (running) {
+          again = true;
+          return;
+        }
+        running = true;
+        clearTimeout(timer);
+        try {
+          do {
+            again = false;
+            const page = await history(channel, seen, 1000);
+            for (const event of page) {
+              seen = Math.max(seen, Number(event.id));
+              await onEvent(event);
+            }
+            if (page.length === 1000) again = true;
+          } while (again && !closed);
+        } catch {
+          // The next wake-up or tick tries again; the facade catches up on reconnect.
+        } finally {
+          running = false;
+          if (!closed && !state.closed) {
+            timer = setTimeout(pump, idlePollMs);
+            timer.unref();
+          }
+        }
+      };
+      const off = await wakeups.on(channelName, (payload) => {
+        if (payload === undefined) {
+          onReconnect();
+          void pump();
+          return;
+        }
+        const colon = payload.indexOf(':');
+        if (payload.slice(colon + 1) === channel && Number(payload.slice(0, colon)) > seen) void pump();
+      });
+      const subscription = {
+        close() {
+          closed = true;
+          clearTimeout(timer);
+          off();
+        },
+      };
+      subscriptions.add(subscription);
+      timer = setTimeout(pump, idlePollMs);
+      timer.unref();
+      return async () => {
+        subscription.close();
+        subscriptions.delete(subscription);
+      };
+    },
+  };
+
+  /** Drops events past each channel's bound (a bound lowered since they were published). */
+  const trim = async (batchSize: number): Promise<number> => {
+    const smallest = Math.min(config.events.maxHistory, ...rules.map(([, max]) => max));
+    const over = await query<{ channel: string; last: number; first: number }>(
+      `SELECT c.channel, c.last_id::float8 AS last, f.first::float8 AS first
+       FROM ${channels} c CROSS JOIN LATERAL (SELECT min(id) AS first FROM ${events} WHERE channel = c.channel) f
+       WHERE f.first IS NOT NULL AND c.last_id - f.first + 1 > $1`,
+      [smallest],
+    );
+    let removed = 0;
+    for (const { channel, last } of over) {
+      const keepFrom = num(last) - boundOf(channel);
+      for (let i = 0; i < MAX_SWEEP_BATCHES; i++) {
+        const [row] = await query<{ n: number }>(
+          `WITH d AS (DELETE FROM ${events} WHERE channel = $1 AND id IN (
+             SELECT id FROM ${events} WHERE channel = $1 AND id <= $2 ORDER BY id LIMIT $3
+           ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
+          [channel, keepFrom, batchSize],
+        );
+        removed += num(row?.n ?? 0);
+        if (num(row?.n ?? 0) < batchSize) break;
+      }
+    }
+    return removed;
+  };
+
+  return {
+    driver,
+    trim,
+    async close() {
+      for (const s of subscriptions) s.close();
+      subscriptions.clear();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+type TokenRow = {
+  id: string;
+  hash: string;
+  identity: string;
+  scopes: string[];
+  resources: string[];
+  created: number;
+  expires: number | null;
+};
+
+function pgTokens(t: Table, query: Query): TokenDriver {
+  const tokens = t('tokens');
+  const LIVE = '(expires_at IS NULL OR expires_at > now())';
+  const COLUMNS = `id, hash, identity, scopes, resources, ${ms('created_at')} AS created, ${ms('expires_at')} AS expires`;
+  const info = (r: TokenRow): TokenInfo => ({
+    id: r.id,
+    identity: r.identity,
+    scopes: r.scopes as Scope[],
+    resources: r.resources,
+    createdAt: iso(num(r.created)),
+    expiresAt: nullableMs(r.expires),
+  });
+  return {
+    async insert(token) {
+      await query(
+        `INSERT INTO ${tokens} (id, hash, identity, scopes, resources, created_at, expires_at)
+         VALUES ($1, $2, $3, $4::text[], $5::text[], $6::timestamptz, $7::timestamptz)`,
+        [
+          token.id,
+          token.hash,
+          token.identity,
+          token.scopes,
+          token.resources,
+          token.createdAt,
+          token.expiresAt,
+        ],
+      );
+    },
+    async findByHash(hash) {
+      const [row] = await query<TokenRow>(`SELECT ${COLUMNS} FROM ${tokens} WHERE hash = $1 AND ${LIVE}`, [
+        hash,
+      ]);
+      return row && { ...info(row), hash: row.hash };
+    },
+    async revoke(id) {
+      const [row] = await query<{ live: boolean }>(
+        `DELETE FROM ${tokens} WHERE id = $1 RETURNING ${LIVE} AS live`,
+        [id],
+      );
+      return row?.live === true;
+    },
+    async list() {
+      const rows = await query<TokenRow>(
+        `SELECT ${COLUMNS} FROM ${tokens} WHERE ${LIVE} ORDER BY created_at, id`,
+      );
+      return rows.map(info);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+type AuditRow = {
+  id: string;
+  at: number;
+  identity: string;
+  action: string;
+  resource: string | null;
+  correlation_id: string | null;
+  outcome: AuditEntry['outcome'];
+  details: string | null;
+};
+
+function pgAudit(config: StorageConfig, t: Table, query: Query): AuditDriver {
+  const audit = t('audit_log');
+  const COLUMNS = `id::text AS id, ${ms('at')} AS at, identity, action, resource, correlation_id, outcome, details`;
+  const view = (r: AuditRow): AuditEntry => ({
+    id: r.id,
+    at: iso(num(r.at)),
+    identity: r.identity,
+    action: r.action,
+    resource: r.resource,
+    correlationId: r.correlation_id,
+    outcome: r.outcome,
+    details: r.details === null ? null : (parseJson(r.details) as AuditEntry['details']),
+  });
+  const clamp = (value: number) => Math.min(Math.max(value, MIN_MS), MAX_MS);
+  return {
+    async append(e) {
+      const [row] = await query<AuditRow>(
+        `INSERT INTO ${audit} (at, identity, action, resource, correlation_id, outcome, details)
+         VALUES (${NOW_MS}, $1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+        [e.identity, e.action, e.resource, e.correlationId, e.outcome, e.detailsJson],
+      );
+      return view(row!);
+    },
+    async query(q) {
+      // Retention applies on read: entries past audit.maxAge or audit.maxEntries are never answered.
+      const params: unknown[] = [config.audit.maxAge, config.audit.maxEntries, q.limit];
+      const where = [
+        `at >= now() - $1::float8 * interval '1 second'`,
+        `id > (SELECT coalesce(max(id), 0) FROM ${audit}) - $2::bigint`,
+      ];
+      if (q.identity !== undefined) {
+        params.push(q.identity);
+        where.push(`identity = $${params.length}`);
+      }
+      if (q.sinceMs !== undefined) {
+        params.push(clamp(q.sinceMs));
+        where.push(`at >= to_timestamp($${params.length}::float8 / 1000)`);
+      }
+      if (q.untilMs !== undefined) {
+        params.push(clamp(q.untilMs));
+        where.push(`at < to_timestamp($${params.length}::float8 / 1000)`);
+      }
+      const order = q.order === 'asc' ? 'ASC' : 'DESC';
+      const rows = await query<AuditRow>(
+        `SELECT ${COLUMNS} FROM ${audit} WHERE ${where.join(' AND ')} ORDER BY id ${order} LIMIT $3`,
+        params,
+      );
+      return rows.map(view);
+    },
+  };
+}

@@ -1,0 +1,341 @@
+/**
+ * PostgreSQL-specific guarantees the conformance suite cannot see: statements per operation,
+ * many receivers on one queue, events larger than a NOTIFY payload, what the sweep deletes,
+ * names that look like SQL, and the errors of an unmigrated schema or a missing database.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
+import { BackendUnavailableError, ConfigError } from '../../lib/errors.js';
+import { createStorage, type Storage } from '../../lib/storage/index.js';
+import { migrate } from '../../lib/storage/postgresql/migrate.js';
+import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
+import type { PublishedEvent } from '../../lib/storage/types.js';
+import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
+import { eventually, failure, name, sleep } from '../support/helpers.js';
+
+const URL = testDatabaseUrl();
+const unavailable = await postgresBackend({ name: 'postgresql-pg', driver: 'pg' }).available();
+if (unavailable && process.env.CI) throw new Error(`PostgreSQL is required under CI: ${unavailable}`);
+if (unavailable)
+  console.warn(`\n⚠ test/postgresql SKIPPED: ${unavailable} (start PostgreSQL or set DATABASE_URL)\n`);
+
+describe.skipIf(unavailable !== undefined)(
+  `postgresql backend specifics${unavailable ? ` — SKIPPED: ${unavailable}` : ''}`,
+  () => {
+    const run = randomBytes(3).toString('hex');
+    const schemas: string[] = [];
+    const storages: Storage[] = [];
+    let admin: Sql;
+
+    const pgConfig = (schema: string, overrides: StorageConfigInput['postgresql'] = {}) =>
+      resolveConfig({ backend: 'postgresql', postgresql: { url: URL, schema, ...overrides } }).postgresql;
+    /** A migrated schema of its own. */
+    async function freshSchema(): Promise<string> {
+      const schema = `kst_pgt_${run}_${schemas.length}`;
+      schemas.push(schema);
+      await migrate(admin, { schema });
+      return schema;
+    }
+    function storageOn(schema: string, overrides: StorageConfigInput = {}, sql?: Sql): Storage {
+      const storage = createStorage(
+        { ...overrides, backend: 'postgresql', postgresql: { url: URL, schema, ...overrides.postgresql } },
+        { postgresql: { sql } },
+      );
+      storages.push(storage);
+      return storage;
+    }
+
+    beforeAll(async () => {
+      admin = await createSql(pgConfig('public', { listen: false }));
+    });
+    afterAll(async () => {
+      await Promise.all(storages.map((s) => s.close().catch(() => {})));
+      for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
+      await admin.close();
+    });
+
+    describe('statements', () => {
+      /** An Sql that records every statement sent through it. */
+      function counting(sql: Sql): { sql: Sql; sent: string[] } {
+        const sent: string[] = [];
+        return {
+          sent,
+          sql: {
+            ...sql,
+            driver: sql.driver,
+            query: (text, params) => {
+              sent.push(text.replace(/\s+/g, ' ').trim());
+              return sql.query(text, params);
+            },
+            transaction: (fn) => {
+              sent.push('BEGIN');
+              return sql.transaction(fn);
+            },
+            close: () => sql.close(),
+          },
+        };
+      }
+
+      it('get, set, exists, isClusterActive, send, receive, ack and publish are one statement each', async () => {
+        const schema = await freshSchema();
+        const raw = await createSql(pgConfig(schema, { listen: false }));
+        const { sql, sent } = counting(raw);
+        const storage = storageOn(schema, {}, sql);
+        try {
+          const during = async (fn: () => Promise<unknown>) => {
+            sent.length = 0;
+            await fn();
+            return sent.length;
+          };
+          const key = name('k');
+          expect(await during(() => storage.kv.set(key, { a: 1 }))).toBe(1);
+          expect(await during(() => storage.kv.set(key, 2, { ttl: 60 }))).toBe(1);
+          expect(await during(() => storage.kv.get(key))).toBe(1);
+          expect(await during(() => storage.kv.exists(key))).toBe(1);
+          const session = await storage.sessions.create({ clusterId: name('c') });
+          expect(await during(() => storage.sessions.isClusterActive(session.clusterId))).toBe(1);
+          const queue = name('q');
+          expect(await during(() => storage.queues.send(queue, 'm'))).toBe(1);
+          expect(await during(() => storage.queues.send(queue, 'd', { dedupId: 'x' }))).toBe(1);
+          let leases: Awaited<ReturnType<Storage['queues']['receive']>> = [];
+          expect(
+            await during(async () => {
+              leases = await storage.queues.receive(queue, { max: 10 });
+            }),
+          ).toBe(1);
+          expect(leases).toHaveLength(2);
+          expect(await during(() => storage.queues.ack(queue, leases[0]!.id, leases[0]!.receipt))).toBe(1);
+          expect(await during(() => storage.events.publish(name('ch'), 'e'))).toBe(1);
+          // Nothing per call sets a search_path: every statement names its schema.
+          expect(sent.join('\n')).not.toMatch(/search_path/i);
+        } finally {
+          await raw.close();
+        }
+      });
+    });
+
+    describe('queues', () => {
+      it('8 concurrent receivers over 5,000 messages: each message delivered once when acked', async () => {
+        const schema = await freshSchema();
+        const producer = storageOn(schema);
+        const queue = name('q');
+        const total = 5000;
+        // Sent in parallel batches; order within the queue is still the enqueue order.
+        for (let i = 0; i < total; i += 250) {
+          await Promise.all(
+            Array.from({ length: Math.min(250, total - i) }, (_, j) => producer.queues.send(queue, i + j)),
+          );
+        }
+        expect((await producer.queues.stats(queue)).depth).toBe(total);
+
+        const seen = new Map<number, number>();
+        const receivers = Array.from({ length: 8 }, () => storageOn(schema, { postgresql: { poolSize: 2 } }));
+        await Promise.all(
+          receivers.map(async (storage) => {
+            for (;;) {
+              const batch = await storage.queues.receive(queue, { max: 10, visibilityTimeout: 120 });
+              if (batch.length === 0) return;
+              for (const m of batch) {
+                seen.set(m.payload as number, (seen.get(m.payload as number) ?? 0) + 1);
+                await storage.queues.ack(queue, m.id, m.receipt);
+              }
+            }
+          }),
+        );
+        expect(seen.size).toBe(total);
+        expect([...seen.values()].every((n) => n === 1)).toBe(true);
+        expect(await producer.queues.stats(queue)).toEqual({ depth: 0, delayed: 0, inFlight: 0, dead: 0 });
+      });
+
+      it('a long poll without LISTEN still wakes for a message sent meanwhile (polling)', async () => {
+        const schema = await freshSchema();
+        const storage = storageOn(schema, { postgresql: { listen: false, pollInterval: 0.05 } });
+        const queue = name('q');
+        const waiting = storage.queues.receive(queue, { wait: 10 });
+        await sleep(200);
+        await storage.queues.send(queue, 'late');
+        const [got] = await waiting;
+        expect(got?.payload).toBe('late');
+      });
+    });
+
+    describe('events', () => {
+      it('a 100 KB event round-trips through publish → subscribe and history', async () => {
+        const schema = await freshSchema();
+        const storage = storageOn(schema);
+        const channel = name('ch');
+        const message = { blob: 'x'.repeat(100 * 1024), n: 1 };
+        const received: PublishedEvent[] = [];
+        const stop = await storage.events.subscribe(channel, (e) => {
+          received.push(e);
+        });
+        try {
+          const { id } = await storage.events.publish(channel, message);
+          await eventually(() => expect(received).toHaveLength(1), 10_000);
+          expect(received[0]).toMatchObject({ id, channel, message });
+          const [stored] = await storage.events.history(channel);
+          expect(stored).toMatchObject({ id, message });
+        } finally {
+          await stop();
+        }
+      });
+
+      it('subscribe without LISTEN delivers by polling, in order', async () => {
+        const schema = await freshSchema();
+        const storage = storageOn(schema, { postgresql: { listen: false, pollInterval: 0.05 } });
+        const channel = name('ch');
+        const received: unknown[] = [];
+        const stop = await storage.events.subscribe(channel, (e) => {
+          received.push(e.message);
+        });
+        try {
+          for (let i = 0; i < 5; i++) await storage.events.publish(channel, i);
+          await eventually(() => expect(received).toEqual([0, 1, 2, 3, 4]), 10_000);
+        } finally {
+          await stop();
+        }
+      });
+    });
+
+    describe('sweep', () => {
+      it('deletes only expired rows and reports how many', async () => {
+        const schema = await freshSchema();
+        const storage = storageOn(schema, { audit: { maxEntries: 2 } });
+        for (let i = 0; i < 7; i++) await storage.kv.set(`gone-${i}`, i, { ttl: 0.05 });
+        for (let i = 0; i < 3; i++) await storage.kv.set(`kept-${i}`, i, { ttl: 600 });
+        await storage.kv.set('forever', true);
+        for (let i = 0; i < 4; i++) await storage.sessions.create({ clusterId: 'c', ttl: 0.05 });
+        const live = await storage.sessions.create({ clusterId: 'c', ttl: 600 });
+        await storage.tokens.issue({ identity: 'who', scopes: ['kv:read'], ttl: 0.05 });
+        const token = await storage.tokens.issue({ identity: 'who', scopes: ['kv:read'] });
+        for (let i = 0; i < 5; i++) await storage.audit.append({ identity: 'who', action: `a${i}` });
+        await sleep(200);
+
+        const count = async (table: string) =>
+          Number(
+            (await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteIdent(schema)}.${table}`))[0]!
+              .n,
+          );
+        // Expired rows are invisible before any sweep, but still take space.
+        expect(await storage.kv.get('gone-0')).toBeUndefined();
+        expect(await count('kv_store')).toBe(11);
+
+        const report = await storage.sweep({ batchSize: 3 });
+        expect(report).toMatchObject({ kv: 7, sessions: 4, tokens: 1, audit: 3 });
+        expect(await count('kv_store')).toBe(4);
+        expect(await count('sessions')).toBe(1);
+        expect(await count('tokens')).toBe(1);
+        expect(await count('audit_log')).toBe(2);
+        expect(await storage.kv.get('kept-2')).toBe(2);
+        expect(await storage.kv.get('forever')).toBe(true);
+        expect(await storage.sessions.get(live.sessionId)).toEqual(live);
+        expect((await storage.tokens.verify(token.token))?.id).toBe(token.id);
+
+        const again = await storage.sweep();
+        expect(again).toMatchObject({ kv: 0, sessions: 0, tokens: 0, audit: 0, events: 0, queues: 0 });
+      });
+
+      it('trims channels past a bound lowered since their events were published', async () => {
+        const schema = await freshSchema();
+        const channel = name('audit-ch');
+        await storageOn(schema).events.publish(channel, 0);
+        const wide = storageOn(schema);
+        for (let i = 1; i < 10; i++) await wide.events.publish(channel, i);
+        const narrow = storageOn(schema, { events: { maxHistoryByChannel: { 'audit-ch-*': 4 } } });
+        const report = await narrow.sweep();
+        expect(report.events).toBe(6);
+        expect((await narrow.events.history(channel)).map((e) => e.message)).toEqual([6, 7, 8, 9]);
+      });
+    });
+
+    describe('names are data', () => {
+      it("a key, queue, channel or cluster id like '; DROP TABLE kv_store; -- is just a name", async () => {
+        const schema = await freshSchema();
+        const storage = storageOn(schema);
+        const evil = `'; DROP TABLE kv_store; --`;
+        const quoted = `"); DELETE FROM ${quoteIdent(schema)}.sessions; --`;
+        await storage.kv.set(evil, evil);
+        await storage.kv.set(quoted, 1);
+        expect(await storage.kv.get(evil)).toBe(evil);
+        expect(await storage.kv.getMany([evil, quoted, 'other'])).toEqual([evil, 1, undefined]);
+        await storage.queues.send(evil, evil, { dedupId: evil });
+        const [m] = await storage.queues.receive(evil);
+        expect(m?.payload).toBe(evil);
+        await storage.events.publish(evil, evil);
+        expect((await storage.events.history(evil))[0]?.message).toBe(evil);
+        const session = await storage.sessions.create({ clusterId: evil, correlationId: quoted });
+        expect(await storage.sessions.isClusterActive(evil)).toBe(true);
+        expect((await storage.sessions.byCorrelation(quoted))[0]?.sessionId).toBe(session.sessionId);
+        const tables = await admin.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1`,
+          [schema],
+        );
+        expect(Number(tables[0]!.n)).toBeGreaterThanOrEqual(9);
+        expect(await storage.kv.exists(quoted)).toBe(true);
+      });
+    });
+
+    describe('errors', () => {
+      it('a schema without migrations says to run them, never "relation does not exist"', async () => {
+        const schema = `kst_pgt_${run}_bare`;
+        schemas.push(schema);
+        await admin.query(`CREATE SCHEMA ${quoteIdent(schema)}`);
+        const storage = storageOn(schema);
+        const error = await failure(() => storage.kv.get('k'));
+        expect(error).toBeInstanceOf(BackendUnavailableError);
+        expect((error as Error).message).toMatch(/run migrations/);
+        expect((error as Error).message).not.toMatch(/does not exist/);
+        const health = await storage.health();
+        expect(health.status).toBe('down');
+        expect(Object.values(health.checks)[0]?.error).toMatch(/run migrations/);
+      });
+
+      it('postgresql.migrate: true migrates an empty schema on first use', async () => {
+        const schema = `kst_pgt_${run}_auto`;
+        schemas.push(schema);
+        const storage = storageOn(schema, { postgresql: { migrate: true } });
+        await storage.kv.set('k', 'v');
+        expect(await storage.kv.get('k')).toBe('v');
+        expect((await storage.health()).status).toBe('ok');
+      });
+
+      it('the postgresql backend without DATABASE_URL is a ConfigError naming it', () => {
+        const error = (() => {
+          try {
+            createStorage({ backend: 'postgresql', postgresql: { driver: 'pg' } });
+          } catch (e) {
+            return e;
+          }
+        })();
+        expect(error).toBeInstanceOf(ConfigError);
+        expect((error as ConfigError).problems.join('\n')).toMatch(/DATABASE_URL/);
+      });
+
+      it('an unreachable server fails with a retryable BackendUnavailableError', async () => {
+        const storage = storageOn('kubently', {
+          postgresql: { url: 'postgres://postgres@127.0.0.1:1/test', connectTimeout: 2 },
+        });
+        const error = await failure(() => storage.kv.get('k'));
+        expect(error).toBeInstanceOf(BackendUnavailableError);
+        expect((error as BackendUnavailableError).retryable).toBe(true);
+        expect((await storage.health()).status).toBe('down');
+      });
+
+      it('connections killed by the server are replaced: later calls succeed', async () => {
+        const schema = await freshSchema();
+        const storage = storageOn(schema, { postgresql: { listen: false } });
+        await storage.kv.set('k', 1);
+        await admin.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+           WHERE application_name = 'kubently-storage' AND pid <> pg_backend_pid() AND query ILIKE $1`,
+          [`%${schema}%`],
+        );
+        // A call may meet a dead pooled connection once (typed, retryable); the next ones work.
+        await storage.kv.get('k').catch((error) => expect(error).toBeInstanceOf(BackendUnavailableError));
+        await eventually(async () => expect(await storage.kv.get('k')).toBe(1));
+        expect(await storage.kv.incr('k')).toBe(2);
+      });
+    });
+  },
+);
