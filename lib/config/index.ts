@@ -58,8 +58,8 @@ export const StorageConfigSchema = T.Object(
         dataDir: T.Optional(T.String({ minLength: 1 })),
         /** Neon driver: WebSocket proxy (`host:port/v1`) for a Postgres without Neon's proxy, e.g. local. */
         wsProxy: T.Optional(T.String({ minLength: 1 })),
-        /** Neon driver: `wss://` to the proxy (off only for a local proxy). */
-        secureWebSocket: T.Boolean({ default: true }),
+        /** Neon driver: `wss://` to the proxy. Unset: on, except for a proxy on this machine (127.0.0.1, localhost, ::1). */
+        secureWebSocket: T.Optional(T.Boolean()),
       },
       Strict,
     ),

@@ -214,8 +214,11 @@ describe.skipIf(unavailable !== undefined)(
 
         const count = async (table: string) =>
           Number(
-            (await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteIdent(schema)}.${table}`))[0]!
-              .n,
+            (
+              await admin.query<{ n: number }>(
+                `SELECT count(*)::int AS n FROM ${quoteIdent(schema)}.${table}`,
+              )
+            )[0]!.n,
           );
         // Expired rows are invisible before any sweep, but still take space.
         expect(await storage.kv.get('gone-0')).toBeUndefined();

@@ -213,7 +213,6 @@ export function postgresBackend(variant: PostgresVariant): Backend {
     url,
     listen: variant.listen ?? true,
     wsProxy: proxy?.wsProxy,
-    secureWebSocket: variant.driver !== 'neon' || proxy === undefined,
     connectTimeout: 3,
   });
   const admin = () =>

@@ -3,9 +3,10 @@
  * Three drivers implement it: `pg` (node-postgres: RDS, Aurora, any Postgres), `neon` (the
  * Neon serverless driver's WebSocket Pool) and `pglite` (WASM Postgres in this process).
  *
- * Results come back as plain rows. Drivers differ in how they decode types (node-postgres
- * answers `int8` as a string, PGlite as a number), so statements cast what they return to
- * `float8`, `int4`, `text` or `bool`, which every driver decodes the same way.
+ * Results come back as plain rows. Drivers differ in how they decode types (node-postgres and
+ * Neon answer `int8` as a string, PGlite as a bigint), so statements cast what they return to
+ * `float8`, `int4`, `text` or `bool`, which every driver decodes the same way (as do `text[]`
+ * parameters and results, `jsonb` and null).
  */
 import type { PGlite } from '@electric-sql/pglite';
 import type { StorageConfig } from '../../config/index.js';
@@ -64,9 +65,18 @@ const TRANSIENT_MESSAGE =
  */
 export function mapSqlError(error: unknown, schema?: string): unknown {
   if (error instanceof StorageError) return error;
+  if (isErrorEvent(error)) {
+    // The Neon driver rejects with the WebSocket's error event (not an Error) when it cannot
+    // reach the WebSocket endpoint: the network failure is inside.
+    const cause = error.error instanceof Error ? error.error : undefined;
+    const message = cause?.message || error.message || 'WebSocket error';
+    return new BackendUnavailableError('postgresql', `WebSocket: ${message}`, { cause: cause ?? error });
+  }
   if (!(error instanceof Error)) return error;
   const code = (error as { code?: unknown }).code;
-  const state = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+  // Node's errno codes (EPIPE, ECONNREFUSED…) are connection trouble; no SQLSTATE class starts with E.
+  const errno = typeof code === 'string' && /^E[A-Z]+$/.test(code);
+  const state = typeof code === 'string' && !errno && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
   if (state !== undefined && MISSING_SCHEMA_STATE.test(state)) {
     const where = schema === undefined ? 'the database' : `schema ${JSON.stringify(schema)}`;
     return new BackendUnavailableError(
@@ -81,7 +91,7 @@ export function mapSqlError(error: unknown, schema?: string): unknown {
       retryable: RETRYABLE_STATE.test(state),
     });
   }
-  if ((typeof code === 'string' && /^E[A-Z]+$/.test(code)) || TRANSIENT_MESSAGE.test(error.message)) {
+  if (errno || TRANSIENT_MESSAGE.test(error.message)) {
     return new BackendUnavailableError('postgresql', error.message || String(code), { cause: error });
   }
   if (error instanceof AggregateError && error.errors.length > 0) {
@@ -90,6 +100,47 @@ export function mapSqlError(error: unknown, schema?: string): unknown {
     return new BackendUnavailableError('postgresql', first.message || 'connection failed', { cause: error });
   }
   return error;
+}
+
+/** A DOM-style `ErrorEvent` (the `ws` package's, or a global WebSocket's): `{ type: 'error', error?, message? }`. */
+function isErrorEvent(value: unknown): value is { type: 'error'; error?: unknown; message?: string } {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !(value instanceof Error) &&
+    (value as { type?: unknown }).type === 'error' &&
+    ('error' in value || 'message' in value)
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// transactions
+
+/**
+ * Runs a transaction's body. A failed statement aborts the transaction, and Postgres answers
+ * the COMMIT of an aborted transaction by rolling back without an error: a body that caught a
+ * statement's error and resolved would look committed. So when a statement failed, one more
+ * statement checks the transaction is still alive (it is after `ROLLBACK TO SAVEPOINT`); if not,
+ * the statement's error is thrown and the transaction rolls back as for any other error.
+ */
+async function runTransactionBody<T>(tx: SqlExecutor, fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  let failed: { error: unknown } | undefined;
+  const noteFailure = (error: unknown): never => {
+    failed ??= { error };
+    throw error;
+  };
+  const result = await fn({
+    query: <R extends Row>(text: string, params?: readonly unknown[]) =>
+      tx.query<R>(text, params).catch(noteFailure),
+    script: (text) => tx.script(text).catch(noteFailure),
+  });
+  if (failed !== undefined) {
+    const { error } = failed;
+    await tx.query('SELECT 1').catch(() => {
+      throw error;
+    });
+  }
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -141,7 +192,7 @@ function poolSql({ name, pool, newClient }: PoolDriverParts): Sql {
       let broken: Error | undefined;
       try {
         await client.query('BEGIN');
-        const result = await fn(executor(client));
+        const result = await runTransactionBody(executor(client), fn);
         await client.query('COMMIT');
         return result;
       } catch (error) {
@@ -280,23 +331,39 @@ async function createPgSql(config: StorageConfig['postgresql']): Promise<Sql> {
 
 async function createNeonSql(config: StorageConfig['postgresql']): Promise<Sql> {
   const neon = await import('@neondatabase/serverless');
-  const { neonConfig } = neon;
   // Node 20 has no global WebSocket; Lambda's Node 22 does, but one implementation everywhere is simpler.
   const ws = (await import('ws')).default;
-  neonConfig.webSocketConstructor = ws as never;
-  if (config.wsProxy !== undefined) {
-    const proxy = config.wsProxy.replace(/\/+$/, '');
-    neonConfig.wsProxy = (host, port) => `${proxy}?address=${host}:${port}`;
-    // A plain local proxy: no TLS, no pipelined startup, and no write coalescing (it adds ~1 ms per query).
-    neonConfig.pipelineConnect = false;
-    neonConfig.coalesceWrites = false;
+  const proxy = config.wsProxy?.replace(/\/+$/, '');
+  // A proxy on this machine is the local development setup: plain ws:// unless told otherwise.
+  const secure =
+    config.secureWebSocket ??
+    !(proxy !== undefined && /^(127\.0\.0\.1|localhost|\[::1\])(:|\/|$)/.test(proxy));
+  /**
+   * Settings go on each connection's socket, never on the global `neonConfig`: two Sqls in one
+   * process (e.g. different proxies) would otherwise overwrite each other's.
+   */
+  class ConfiguredClient extends neon.Client {
+    constructor(clientConfig?: ConstructorParameters<typeof neon.Client>[0]) {
+      super(clientConfig);
+      const socket = this.neonConfig;
+      socket.webSocketConstructor = ws as never;
+      socket.useSecureWebSocket = secure;
+      if (proxy !== undefined) {
+        socket.wsProxy = (host, port) => `${proxy}?address=${host}:${port}`;
+        // A plain local proxy: no TLS, no pipelined startup, and no write coalescing (it adds ~1 ms per query).
+        socket.pipelineConnect = false;
+        socket.coalesceWrites = false;
+      }
+    }
   }
-  neonConfig.useSecureWebSocket = config.secureWebSocket;
   const options = poolOptions(config);
+  const pool = new neon.Pool(options);
+  // The Neon Pool ignores a `Client` option (it sets its own after construction): replace it here.
+  pool.Client = ConfiguredClient;
   return poolSql({
     name: 'neon',
-    pool: new neon.Pool(options) as unknown as PoolLike,
-    newClient: config.listen ? () => new neon.Client(options) as unknown as ClientLike : undefined,
+    pool: pool as unknown as PoolLike,
+    newClient: config.listen ? () => new ConfiguredClient(options) as unknown as ClientLike : undefined,
   });
 }
 
@@ -328,12 +395,17 @@ async function createPgliteSql(config: StorageConfig['postgresql'], options: Pgl
   return {
     driver: 'pglite',
     ...executor(instance),
-    transaction: (fn) => instance.transaction((tx) => fn(executor(tx))),
+    transaction: (fn) => instance.transaction((tx) => runTransactionBody(executor(tx), fn)),
     listen: config.listen
       ? async (channel, listener) => {
-          const stop = await instance.listen(channel, (payload) => listener.onNotify(payload));
+          // PGlite sends `LISTEN ${channel}` as given: quoted, so the channel keeps its case as on
+          // pg and neon. Its own unsubscribe function cannot find a quoted channel again (it
+          // looks the name up lowercased): unlisten by the quoted name instead.
+          const name = quoteIdent(channel);
+          const callback = (payload: string) => listener.onNotify(payload);
+          await instance.listen(name, callback);
           return async () => {
-            if (!instance.closed) await stop();
+            if (!instance.closed) await instance.unlisten(name, callback);
           };
         }
       : undefined,
