@@ -52,6 +52,11 @@ export const StorageConfigSchema = T.Object(
         listen: T.Boolean({ default: true }),
         /** How often waits and subscriptions look again when no notification came. */
         pollInterval: Seconds({ default: 1, minimum: 0.01, maximum: 60 }),
+        /**
+         * Prepare each statement once per connection (`pg`, `neon`). Off for a connection pooler
+         * that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+         */
+        preparedStatements: T.Boolean({ default: true }),
         /** Apply pending migrations when the storage first connects (off: run `npm run migrate`). */
         migrate: T.Boolean({ default: false }),
         /** PGlite data directory; omitted: in memory (lost with the process). */

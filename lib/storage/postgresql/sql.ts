@@ -8,6 +8,7 @@
  * `float8`, `int4`, `text` or `bool`, which every driver decodes the same way (as do `text[]`
  * parameters and results, `jsonb` and null).
  */
+import { createHash } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import type { StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError, StorageError } from '../../errors.js';
@@ -146,14 +147,17 @@ async function runTransactionBody<T>(tx: SqlExecutor, fn: (tx: SqlExecutor) => P
 // ---------------------------------------------------------------------------------------
 // pg and neon: the same Pool/Client API (the Neon driver is a node-postgres fork)
 
+/** A statement for node-postgres: text, or a named (server-side prepared) statement. */
+type QueryInput = string | { name: string; text: string; values: unknown[] | undefined };
+
 interface PoolLike {
-  query(text: string, params?: unknown[]): Promise<{ rows: Row[] }>;
+  query(query: QueryInput, params?: unknown[]): Promise<{ rows: Row[] }>;
   connect(): Promise<PoolClientLike>;
   end(): Promise<void>;
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
 interface PoolClientLike {
-  query(text: string, params?: unknown[]): Promise<{ rows: Row[] }>;
+  query(query: QueryInput, params?: unknown[]): Promise<{ rows: Row[] }>;
   release(destroy?: boolean | Error): void;
 }
 interface ClientLike {
@@ -169,14 +173,34 @@ interface PoolDriverParts {
   pool: PoolLike;
   /** A new unpooled connection for LISTEN (undefined: listening off). */
   newClient: (() => ClientLike) | undefined;
+  /** Prepare each statement once per connection (named statements) instead of on every call. */
+  prepare: boolean;
 }
 
-function poolSql({ name, pool, newClient }: PoolDriverParts): Sql {
+/**
+ * Statement names by text. The backend's statements are a fixed set of texts, so a connection
+ * prepares each once and later calls skip parsing and planning; the names are stable across
+ * connections and processes.
+ */
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `kst_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+    if (statementNames.size < 10_000) statementNames.set(text, name);
+  }
+  return name;
+}
+
+function poolSql({ name, pool, newClient, prepare }: PoolDriverParts): Sql {
   // Errors of idle pooled connections (server restart, network) surface on the next query instead.
   pool.on('error', () => {});
   const executor = (run: PoolLike | PoolClientLike): SqlExecutor => ({
     async query<R extends Row>(text: string, params?: readonly unknown[]) {
-      const result = await run.query(text, params as unknown[] | undefined);
+      const values = params as unknown[] | undefined;
+      const result = prepare
+        ? await run.query({ name: statementName(text), text, values })
+        : await run.query(text, values);
       return result.rows as R[];
     },
     async script(text) {
@@ -326,6 +350,7 @@ async function createPgSql(config: StorageConfig['postgresql']): Promise<Sql> {
     name: 'pg',
     pool: new pg.Pool(options) as unknown as PoolLike,
     newClient: config.listen ? () => new pg.Client(options) as unknown as ClientLike : undefined,
+    prepare: config.preparedStatements,
   });
 }
 
@@ -364,6 +389,7 @@ async function createNeonSql(config: StorageConfig['postgresql']): Promise<Sql> 
     name: 'neon',
     pool: pool as unknown as PoolLike,
     newClient: config.listen ? () => new ConfiguredClient(options) as unknown as ClientLike : undefined,
+    prepare: config.preparedStatements,
   });
 }
 
