@@ -4,12 +4,14 @@
  * Numbers from a shared 2-core machine vary between runs; compare ratios, not absolutes.
  */
 import { Redis } from 'ioredis';
-import { createStorage } from '../lib/storage/index.js';
+import pg from 'pg';
+import { createStorage, type Json } from '../lib/storage/index.js';
 
 const quick = process.argv.includes('--quick');
 const ITERATIONS = quick ? 500 : 5000;
 const WARMUP = quick ? 100 : 500;
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 
 interface Row {
   backend: string;
@@ -94,9 +96,11 @@ async function main(): Promise<void> {
     console.warn(`redis rows skipped: no Redis at ${REDIS_URL}`);
   }
 
-  const ratio = (op: string, rawOp: string) => {
-    const lib = rows.find((r) => r.backend === 'redis' && r.op === op);
-    const base = rows.find((r) => r.backend === 'ioredis (raw)' && r.op === rawOp);
+  rows.push(...(await postgresRows(value, text)));
+
+  const ratio = (op: string, rawOp: string, backend = 'redis', rawBackend = 'ioredis (raw)') => {
+    const lib = rows.find((r) => r.backend === backend && r.op === op);
+    const base = rows.find((r) => r.backend === rawBackend && r.op === rawOp);
     return lib && base ? (lib.p50 / base.p50).toFixed(2) : 'n/a';
   };
   console.log(
@@ -112,6 +116,78 @@ async function main(): Promise<void> {
   console.log(
     `\nlibrary / raw driver (p50): kv.get ${ratio('kv.get', 'GET')}×, kv.set ${ratio('kv.set', 'SET')}×, isClusterActive ${ratio('sessions.isClusterActive', 'ZSCORE')}×`,
   );
+  const pgRatio = (op: string, rawOp: string) => ratio(op, rawOp, 'postgresql (pg)', 'pg (raw)');
+  console.log(
+    `library / raw pg (p50): kv.get ${pgRatio('kv.get', 'SELECT by key')}×, kv.set ${pgRatio('kv.set', 'upsert')}×, isClusterActive ${pgRatio('sessions.isClusterActive', 'EXISTS')}×`,
+  );
+}
+
+/**
+ * The postgresql backend on the `pg` driver against node-postgres issuing the statements a
+ * careful hand-written version would (prepared, same tables and indexes), in a schema of its own.
+ */
+async function postgresRows(value: Json, text: string): Promise<Row[]> {
+  const raw = new pg.Pool({ connectionString: DATABASE_URL, max: 5 });
+  raw.on('error', () => {});
+  try {
+    await raw.query('SELECT 1');
+  } catch (error) {
+    console.warn(`postgresql rows skipped: no PostgreSQL at ${DATABASE_URL} (${(error as Error).message})`);
+    await raw.end();
+    return [];
+  }
+  const schema = `kst_bench_${process.pid}`;
+  const rows: Row[] = [];
+  // The storage creates its schema on first use; the raw rows use the same tables.
+  const storage = createStorage({
+    backend: 'postgresql',
+    postgresql: { url: DATABASE_URL, schema, migrate: true },
+  });
+  try {
+    await storage.sessions.create({ clusterId: 'bench' });
+    const kv = `"${schema}".kv_store`;
+    const upsert = {
+      name: 'bench_upsert',
+      text: `INSERT INTO ${kv} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = NULL`,
+    };
+    const select = {
+      name: 'bench_select',
+      text: `SELECT value FROM ${kv} WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())`,
+    };
+    const exists = {
+      name: 'bench_exists',
+      text: `SELECT EXISTS (SELECT 1 FROM "${schema}".sessions WHERE cluster_id = $1 AND expires_at > now()) AS active`,
+    };
+    rows.push(
+      await measure('pg (raw)', 'upsert', (i) => raw.query({ ...upsert, values: [`raw${i % 100}`, text] })),
+    );
+    rows.push(await measure('postgresql (pg)', 'kv.set', (i) => storage.kv.set(`k${i % 100}`, value)));
+    rows.push(
+      await measure('pg (raw)', 'SELECT by key', async (i) => {
+        const { rows: found } = await raw.query({ ...select, values: [`raw${i % 100}`] });
+        return found[0] && JSON.parse(found[0].value);
+      }),
+    );
+    rows.push(await measure('postgresql (pg)', 'kv.get', (i) => storage.kv.get(`k${i % 100}`)));
+    rows.push(await measure('pg (raw)', 'EXISTS', () => raw.query({ ...exists, values: ['bench'] })));
+    rows.push(
+      await measure('postgresql (pg)', 'sessions.isClusterActive', () =>
+        storage.sessions.isClusterActive('bench'),
+      ),
+    );
+    rows.push(
+      await measure('postgresql (pg)', 'queue pop (send+receive+ack)', async () => {
+        await storage.queues.send('bench', value);
+        const [m] = await storage.queues.receive('bench');
+        if (m) await storage.queues.ack('bench', m.id, m.receipt);
+      }),
+    );
+  } finally {
+    await storage.close();
+    await raw.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await raw.end();
+  }
+  return rows;
 }
 
 await main();
