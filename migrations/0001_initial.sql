@@ -69,9 +69,13 @@ CREATE TABLE queues (
   visible_at  timestamptz NOT NULL,
   died_at     timestamptz
 );
--- The claim (`... ORDER BY seq LIMIT n FOR UPDATE SKIP LOCKED`) walks this partial index in
--- FIFO order; dead letters never slow it down because they are not in it.
-CREATE INDEX queues_claim ON queues (queue, seq) WHERE state <> 'dead';
+-- One partial index per state, so no lookup walks rows of another state: a claim takes waiting
+-- messages in FIFO order from queues_ready and ended leases from queues_leased (leases still
+-- running are never scanned, however many there are); the next moment a waiting receiver must
+-- look again is the first entry of queues_delayed or queues_leased; dead letters sit apart.
+CREATE INDEX queues_ready ON queues (queue, seq) WHERE state = 'ready';
+CREATE INDEX queues_delayed ON queues (queue, visible_at) WHERE state = 'ready';
+CREATE INDEX queues_leased ON queues (queue, visible_at) WHERE state = 'leased';
 CREATE INDEX queues_dead ON queues (queue, died_at, seq) WHERE state = 'dead';
 
 -- Deduplication ids seen within the window: (queue, dedup_id) → the message first sent with it.

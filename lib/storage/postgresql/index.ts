@@ -14,7 +14,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import type { StorageConfig } from '../../config/index.js';
-import { ConflictError, NotFoundError } from '../../errors.js';
+import { BackendUnavailableError, ConflictError, NotFoundError } from '../../errors.js';
 import { globMatcher } from '../../glob.js';
 import type {
   AuditDriver,
@@ -54,7 +54,8 @@ const ms = (column: string) => `(extract(epoch from ${column}) * 1000)::float8`;
 /** The current time, truncated to what the contract reports (ISO-8601 with milliseconds). */
 const NOW_MS = `date_trunc('milliseconds', now())`;
 const msInterval = (param: string) => `${param}::float8 * interval '1 millisecond'`;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Ids and receipts as this backend writes them (lower case); anything else names no message. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Times outside Postgres's timestamptz range (and JavaScript's) are clamped to years 1–9999. */
 const MIN_MS = -62_135_596_800_000;
 const MAX_MS = 253_402_300_799_999;
@@ -80,9 +81,15 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
   const channelBase = `kst_${createHash('sha256').update(schema).digest('hex').slice(0, 16)}`;
   const notify = { queues: `${channelBase}_q`, events: `${channelBase}_e` };
 
+  const state = { closed: false };
   // Opened on first use (createStorage is synchronous); a failed open is retried by the next call.
   let opening: Promise<Sql> | undefined;
   const db = (): Promise<Sql> => {
+    if (state.closed) {
+      return Promise.reject(
+        new BackendUnavailableError('postgresql', 'this storage is closed', { retryable: false }),
+      );
+    }
     opening ??= (async () => {
       const raw = options.sql ?? (await createSql(pg, { pglite: { instance: options.pglite } }));
       const sql = withErrorMapping(raw, schema);
@@ -99,10 +106,15 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     });
     return opening;
   };
-  const query = async <R extends Row = Row>(text: string, params?: readonly unknown[]) =>
-    (await db()).query<R>(text, params);
-
-  const state = { closed: false };
+  /** Statements under way: `close()` lets them finish before it ends the connections. */
+  const running = new Set<Promise<unknown>>();
+  const query = <R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<R[]> => {
+    const call = db().then((sql) => sql.query<R>(text, params));
+    running.add(call);
+    const done = () => running.delete(call);
+    call.then(done, done);
+    return call;
+  };
   const wakeups = notifications(db, pg.listen, state);
   const queues = pgQueues(config, t, query, wakeups, notify.queues, state);
   const events = pgEvents(config, t, query, wakeups, notify.events, state);
@@ -140,22 +152,33 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
       const sessions = await expired('sessions', 'session_id');
       const dedup = await expired('queue_dedup', 'queue, dedup_id');
       const tokens = await expired('tokens', 'id');
-      const audit = await batches(
-        `WITH d AS (DELETE FROM ${t('audit_log')} WHERE id IN (
-           SELECT id FROM ${t('audit_log')}
-           WHERE at < now() - $2::float8 * interval '1 second'
-              OR id <= (SELECT coalesce(max(id), 0) FROM ${t('audit_log')}) - $3::bigint
-           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
-         ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
-        [config.audit.maxAge, config.audit.maxEntries],
-      );
+      // Audit retention: by age (the index on `at`), then by count (a primary-key range).
+      const audit =
+        (await batches(
+          `WITH d AS (DELETE FROM ${t('audit_log')} WHERE id IN (
+             SELECT id FROM ${t('audit_log')} WHERE at < now() - $2::float8 * interval '1 second'
+             ORDER BY at LIMIT $1 FOR UPDATE SKIP LOCKED
+           ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
+          [config.audit.maxAge],
+        )) +
+        (await batches(
+          `WITH d AS (DELETE FROM ${t('audit_log')} WHERE id IN (
+             SELECT id FROM ${t('audit_log')}
+             WHERE id <= (SELECT coalesce(max(id), 0) FROM ${t('audit_log')}) - $2::bigint
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+           ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
+          [config.audit.maxEntries],
+        ));
       return { kv, sessions, queues: dedup, events: await events.trim(batchSize), tokens, audit };
     },
     async close() {
+      if (state.closed) return;
+      // New calls are refused from here; long polls and subscriptions end; statements under way finish.
       state.closed = true;
       queues.close();
       await events.close();
       await wakeups.close();
+      await Promise.allSettled([...running]);
       const sql = await opening?.catch(() => undefined);
       opening = undefined;
       if (owned) await sql?.close();
@@ -175,6 +198,9 @@ function notifications(db: () => Promise<Sql>, enabled: boolean, state: { closed
   /** channel → handlers; a handler gets the payload, or undefined after a reconnect (anything may have happened). */
   const handlers = new Map<string, Set<(payload: string | undefined) => void>>();
   const stops = new Map<string, Promise<(() => Promise<void>) | undefined>>();
+  /** Channels whose LISTEN is established. */
+  const live = new Set<string>();
+  /** Starts listening on `channel` once; after a failure, again on a later call (not before 1 s). */
   const start = (channel: string) => {
     let stop = stops.get(channel);
     if (stop) return stop;
@@ -184,24 +210,43 @@ function notifications(db: () => Promise<Sql>, enabled: boolean, state: { closed
       const dispatch = (payload: string | undefined) => {
         for (const handler of handlers.get(channel) ?? []) handler(payload);
       };
-      return sql.listen(channel, { onNotify: dispatch, onReconnect: () => dispatch(undefined) });
+      const stop = await sql.listen(channel, { onNotify: dispatch, onReconnect: () => dispatch(undefined) });
+      live.add(channel);
+      return async () => {
+        live.delete(channel);
+        await stop();
+      };
     })();
-    // Listening is an optimisation: when it fails, polling still finds everything; try again later.
-    stop.catch(() => stops.delete(channel));
+    // Listening is an optimisation: when it fails, polling still finds everything.
+    stop.catch(() => setTimeout(() => stops.delete(channel), 1000).unref());
     stops.set(channel, stop);
     return stop;
   };
   return {
-    /** Registers `handler`; resolves once notifications flow (or at once when they cannot). */
-    async on(channel: string, handler: (payload: string | undefined) => void): Promise<() => void> {
+    enabled,
+    /** Whether notifications on `channel` flow (else callers poll at the short interval). */
+    isLive: (channel: string) => live.has(channel),
+    /** Registers `handler` for `channel`'s notifications (they flow once `listen` has started). */
+    handle(channel: string, handler: (payload: string | undefined) => void): () => void {
       let set = handlers.get(channel);
       if (!set) {
         set = new Set();
         handlers.set(channel, set);
       }
       set.add(handler);
-      if (enabled) await start(channel).catch(() => undefined);
       return () => set.delete(handler);
+    },
+    /** Starts listening on `channel`; resolves once notifications flow, or when they cannot, or after `maxWaitMs`. */
+    async listen(channel: string, maxWaitMs: number): Promise<void> {
+      if (!enabled || state.closed) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        start(channel).catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, maxWaitMs);
+        }),
+      ]);
+      clearTimeout(timer);
     },
     async close() {
       handlers.clear();
@@ -209,7 +254,6 @@ function notifications(db: () => Promise<Sql>, enabled: boolean, state: { closed
       stops.clear();
       for (const stop of all) await (await stop.catch(() => undefined))?.().catch(() => {});
     },
-    enabled,
   };
 }
 
@@ -289,7 +333,8 @@ function pgKv(t: Table, query: Query): KvDriver {
            expires_at = CASE WHEN t.expires_at <= now() THEN NULL ELSE t.expires_at END
          WHERE CASE WHEN t.expires_at <= now() THEN true
                     WHEN t.value ~ '^-?[0-9]{1,16}$'
-                      THEN abs(t.value::numeric + EXCLUDED.value::numeric) <= 9007199254740991
+                      THEN abs(t.value::numeric) <= 9007199254740991
+                       AND abs(t.value::numeric + EXCLUDED.value::numeric) <= 9007199254740991
                     ELSE false END
          RETURNING value`,
         [key, String(by)],
@@ -314,13 +359,15 @@ function pgKv(t: Table, query: Query): KvDriver {
     },
     async setMany(entries) {
       if (entries.length === 0) return;
-      // One row per key (the last entry wins): an upsert cannot touch the same row twice.
+      // One row per key (the last entry wins): an upsert cannot touch the same row twice. Rows
+      // are written in key order, so concurrent calls lock them in one order and never deadlock.
       const last = new Map(entries.map((e) => [e.key, e]));
       const rows = [...last.values()];
       await query(
         `INSERT INTO ${kv} (key, value, expires_at)
          SELECT k, v, CASE WHEN ttl IS NULL THEN NULL ELSE now() + ttl * interval '1 millisecond' END
          FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(k, v, ttl)
+         ORDER BY k
          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`,
         [rows.map((e) => e.key), rows.map((e) => e.json), rows.map((e) => e.ttlMs ?? null)],
       );
@@ -450,7 +497,6 @@ function pgQueues(
   const signals = new Map<string, number>();
   let reconnects = 0;
   const signalOf = (queue: string) => `${signals.get(queue) ?? 0}:${reconnects}`;
-  let listening: Promise<() => void> | undefined;
   const wake = (queue: string | undefined) => {
     if (queue === undefined) {
       reconnects++;
@@ -460,10 +506,15 @@ function pgQueues(
     if (waiters.has(queue)) signals.set(queue, (signals.get(queue) ?? 0) + 1);
     for (const w of waiters.get(queue) ?? []) w();
   };
-  /** A CTE that notifies waiters of `$queueParam` when `source` answers a row (listening only). */
+  /**
+   * A CTE that notifies waiters of `$queueParam` when `source` answers a row. Sent whether or not
+   * this process listens: another may (a worker on a direct connection while Lambdas use a pooler).
+   */
   const notifyCte = (source: string, queueParam: string) =>
-    wakeups.enabled ? `, n AS (SELECT pg_notify('${channel}', ${queueParam}) FROM ${source} LIMIT 1)` : '';
-  const notified = wakeups.enabled ? ', (SELECT count(*) FROM n)::int AS notified' : '';
+    `, n AS (SELECT pg_notify('${channel}', ${queueParam}) FROM ${source} LIMIT 1)`;
+  const notified = ', (SELECT count(*) FROM n)::int AS notified';
+  /** A lease that ended on the last attempt is dead, whatever wrote it there: its receipt no longer counts. */
+  const LEASE_LIVE = `state = 'leased' AND (visible_at > now() OR attempts < $4)`;
 
   /** Why a lease call matched no row: NotFoundError for an unknown message, else ConflictError. */
   const leaseError = async (queue: string, id: string): Promise<never> => {
@@ -495,11 +546,19 @@ function pgQueues(
     );
   const claim = async (queue: string, max: number, visibilityMs: number): Promise<ReceivedMessage[]> => {
     const rows = await query<MessageRow>(
-      `WITH picked AS MATERIALIZED (
-         SELECT id FROM ${q}
-         WHERE queue = $1 AND state <> 'dead' AND visible_at <= now()
+      // Waiting messages in FIFO order and ended leases, each from its own index, merged by
+      // enqueue order. Rows locked by other receivers are skipped, never waited for.
+      `WITH ready AS MATERIALIZED (
+         SELECT id, seq FROM ${q}
+         WHERE queue = $1 AND state = 'ready' AND visible_at <= now()
+         ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED
+       ), ended AS MATERIALIZED (
+         SELECT id, seq FROM ${q}
+         WHERE queue = $1 AND state = 'leased' AND visible_at <= now()
+         ORDER BY visible_at LIMIT $2 FOR UPDATE SKIP LOCKED
+       ), picked AS MATERIALIZED (
+         SELECT id FROM (SELECT id, seq FROM ready UNION ALL SELECT id, seq FROM ended) AS candidates
          ORDER BY seq LIMIT $2
-         FOR UPDATE SKIP LOCKED
        )
        UPDATE ${q} AS m SET
          state = CASE WHEN m.attempts >= $4 THEN 'dead' ELSE 'leased' END,
@@ -530,11 +589,14 @@ function pgQueues(
   /** Milliseconds until something in `queue` becomes visible by itself (a delay or lease ending). */
   const nextDue = async (queue: string): Promise<number> => {
     const [row] = await query<{ due: number | null }>(
-      `SELECT ${ms('min(visible_at)')} - ${ms('now()')} AS due FROM ${q} WHERE queue = $1 AND state <> 'dead'`,
+      `SELECT ${ms(`least(
+         (SELECT min(visible_at) FROM ${q} WHERE queue = $1 AND state = 'ready'),
+         (SELECT min(visible_at) FROM ${q} WHERE queue = $1 AND state = 'leased'))`)} - ${ms('now()')} AS due`,
       [queue],
     );
     return row?.due === null || row?.due === undefined ? Number.POSITIVE_INFINITY : num(row.due);
   };
+  const stopWaking = wakeups.handle(channel, wake);
   const sleep = (queue: string, delayMs: number) =>
     new Promise<void>((resolve) => {
       let set = waiters.get(queue);
@@ -558,11 +620,11 @@ function pgQueues(
       const insert = (from: string) =>
         `INSERT INTO ${q} (id, queue, payload, enqueued_at, visible_at)
          SELECT $1::uuid, $2::text, $3::text, ${NOW_MS}, now() + ${msInterval('$4')} ${from} RETURNING id`;
-      const wakeNow = delayMs === 0;
+      // A delayed message notifies too: waiters then know when to look again.
       if (dedupId === undefined) {
         await query(
-          `WITH m AS (${insert('')})${wakeNow ? notifyCte('m', '$2') : ''}
-           SELECT 1${wakeNow ? notified : ''}`,
+          `WITH m AS (${insert('')})${notifyCte('m', '$2')}
+           SELECT 1${notified}`,
           [id, queue, json, delayMs],
         );
         return { id, duplicate: false };
@@ -578,25 +640,25 @@ function pgQueues(
                SET message_id = EXCLUDED.message_id, expires_at = EXCLUDED.expires_at
                WHERE d.expires_at <= now()
              RETURNING message_id
-           ), m AS (${insert('FROM d')})${wakeNow ? notifyCte('m', '$2') : ''}
+           ), m AS (${insert('FROM d')})${notifyCte('m', '$2')}
            SELECT (SELECT count(*) FROM m)::int AS sent,
-             (SELECT message_id::text FROM ${dedup} WHERE queue = $2 AND dedup_id = $5) AS existing
-             ${wakeNow ? notified : ''}`,
+             (SELECT message_id::text FROM ${dedup}
+              WHERE queue = $2 AND dedup_id = $5 AND expires_at > now()) AS existing
+             ${notified}`,
           [id, queue, json, delayMs, dedupId, dedupWindowMs],
         );
         if (num(row?.sent) === 1) return { id, duplicate: false };
         if (row?.existing) return { id: row.existing, duplicate: true };
-        // A concurrent send committed the dedup row after this statement's snapshot: look again.
+        // A concurrent send committed the dedup row after this statement's snapshot (the stale
+        // row it replaced does not count: its window ended): look again with a new snapshot.
         if (attempt >= 5) throw new ConflictError(`dedupId ${JSON.stringify(dedupId)} is contended; retry`);
       }
     },
     async receive(queue, max, visibilityMs, waitMs) {
       if (waitMs === 0) return claim(queue, max, visibilityMs);
-      if (wakeups.enabled) {
-        listening ??= wakeups.on(channel, wake);
-        await listening;
-      }
       const deadline = Date.now() + waitMs;
+      // Notifications wake this wait at once; until they flow (or without them) it polls.
+      await wakeups.listen(channel, Math.min(waitMs, 2000));
       // A slot in the queue's waiters for the whole call, so notifications are counted from now.
       let mine = waiters.get(queue);
       if (!mine) {
@@ -629,59 +691,70 @@ function pgQueues(
     },
     async ack(queue, id, receipt) {
       await leased(
-        `DELETE FROM ${q} WHERE id = $2 AND queue = $1 AND receipt = $3 AND state = 'leased' RETURNING 1`,
+        `DELETE FROM ${q} WHERE id = $2 AND queue = $1 AND receipt = $3 AND ${LEASE_LIVE} RETURNING 1`,
         queue,
         id,
         receipt,
-        [],
+        [maxAttempts],
       );
     },
     async nack(queue, id, receipt, delayMs) {
       await leased(
         `WITH u AS (
            UPDATE ${q} SET
-             state = CASE WHEN attempts >= $5 THEN 'dead' ELSE 'ready' END,
+             state = CASE WHEN attempts >= $4 THEN 'dead' ELSE 'ready' END,
              receipt = NULL,
-             visible_at = CASE WHEN attempts >= $5 THEN visible_at ELSE now() + ${msInterval('$4')} END,
-             died_at = CASE WHEN attempts >= $5 THEN ${NOW_MS} END
-           WHERE id = $2 AND queue = $1 AND receipt = $3 AND state = 'leased'
+             visible_at = CASE WHEN attempts >= $4 THEN visible_at ELSE now() + ${msInterval('$5')} END,
+             died_at = CASE WHEN attempts >= $4 THEN ${NOW_MS} END
+           WHERE id = $2 AND queue = $1 AND receipt = $3 AND ${LEASE_LIVE}
            RETURNING state
          )${notifyCte("u WHERE state = 'ready'", '$1')}
          SELECT state${notified} FROM u`,
         queue,
         id,
         receipt,
-        [delayMs, maxAttempts],
+        [maxAttempts, delayMs],
       );
     },
     async extend(queue, id, receipt, visibilityMs) {
       await leased(
-        `UPDATE ${q} SET visible_at = now() + ${msInterval('$4')}
-         WHERE id = $2 AND queue = $1 AND receipt = $3 AND state = 'leased' RETURNING 1`,
+        // Notifies too: a shorter lease ends sooner, and waiters recompute when to look again.
+        `WITH u AS (
+           UPDATE ${q} SET visible_at = now() + ${msInterval('$5')}
+           WHERE id = $2 AND queue = $1 AND receipt = $3 AND ${LEASE_LIVE} RETURNING 1
+         )${notifyCte('u', '$1')}
+         SELECT 1${notified} FROM u`,
         queue,
         id,
         receipt,
-        [visibilityMs],
+        [maxAttempts, visibilityMs],
       );
     },
     async stats(queue) {
-      // Leases that ended count as waiting (or dead on their last attempt), without writing.
-      const [row] = await query<Record<'depth' | 'delayed' | 'inflight' | 'dead', number>>(
+      // Each state counted from its own index. Leases that ended count as waiting (or dead on
+      // their last attempt), without writing.
+      const [row] = await query<
+        Record<'ready' | 'delayed' | 'inflight' | 'ended' | 'spent' | 'dead', number>
+      >(
         `SELECT
-           count(*) FILTER (WHERE state = 'ready'
-             OR (state = 'leased' AND visible_at <= now() AND attempts < $2))::int AS depth,
-           count(*) FILTER (WHERE state = 'ready' AND visible_at > now())::int AS delayed,
-           count(*) FILTER (WHERE state = 'leased' AND visible_at > now())::int AS inflight,
-           count(*) FILTER (WHERE state = 'dead'
-             OR (state = 'leased' AND visible_at <= now() AND attempts >= $2))::int AS dead
-         FROM ${q} WHERE queue = $1`,
+           (SELECT count(*) FROM ${q} WHERE queue = $1 AND state = 'ready')::int AS ready,
+           (SELECT count(*) FROM ${q} WHERE queue = $1 AND state = 'ready' AND visible_at > now())::int AS delayed,
+           l.inflight, l.ended, l.spent,
+           (SELECT count(*) FROM ${q} WHERE queue = $1 AND state = 'dead')::int AS dead
+         FROM (
+           SELECT count(*) FILTER (WHERE visible_at > now())::int AS inflight,
+             count(*) FILTER (WHERE visible_at <= now() AND attempts < $2)::int AS ended,
+             count(*) FILTER (WHERE visible_at <= now() AND attempts >= $2)::int AS spent
+           FROM ${q} WHERE queue = $1 AND state = 'leased'
+         ) AS l`,
         [queue, maxAttempts],
       );
+      const n = (field: keyof NonNullable<typeof row>) => num(row?.[field] ?? 0);
       return {
-        depth: num(row?.depth ?? 0),
-        delayed: num(row?.delayed ?? 0),
-        inFlight: num(row?.inflight ?? 0),
-        dead: num(row?.dead ?? 0),
+        depth: n('ready') + n('ended'),
+        delayed: n('delayed'),
+        inFlight: n('inflight'),
+        dead: n('dead') + n('spent'),
       };
     },
     async deadLetters(queue, limit) {
@@ -721,7 +794,7 @@ function pgQueues(
     driver,
     close() {
       wake(undefined);
-      listening?.then((off) => off()).catch(() => {});
+      stopWaking();
     },
   };
 }
@@ -745,8 +818,8 @@ function pgEvents(
   const events = t('events');
   const channels = t('event_channels');
   const pollMs = Math.round(config.postgresql.pollInterval * 1000);
-  // With notifications, polling is only the safety net for one lost without a reconnect.
-  const idlePollMs = wakeups.enabled ? Math.max(pollMs * 10, 5000) : pollMs;
+  // With notifications flowing, polling is only the safety net for one lost without a reconnect.
+  const idlePollMs = () => (wakeups.isLive(channelName) ? Math.max(pollMs * 10, 5000) : pollMs);
   const rules = Object.entries(config.events.maxHistoryByChannel).map(
     ([pattern, max]) => [globMatcher(pattern), max] as const,
   );
@@ -756,9 +829,12 @@ function pgEvents(
 
   const history = async (channel: string, after: number, limit: number): Promise<PublishedEvent[]> => {
     const rows = await query<EventRow>(
+      // The bound applies on read too: publishers racing each other may each trim too little.
       `SELECT id::float8 AS id, message, ${ms('published_at')} AS at FROM ${events}
-       WHERE channel = $1 AND id > $2 ORDER BY id LIMIT $3`,
-      [channel, after, limit],
+       WHERE channel = $1
+         AND id > greatest($2::bigint, (SELECT last_id FROM ${channels} WHERE channel = $1) - $4::bigint)
+       ORDER BY id LIMIT $3`,
+      [channel, after, limit, boundOf(channel)],
     );
     return rows.map((r) => ({
       id: formatEventId(num(r.id)),
@@ -783,9 +859,9 @@ function pgEvents(
            RETURNING id, published_at
          ), trimmed AS (
            DELETE FROM ${events} WHERE channel = $1 AND id <= (SELECT last_id FROM c) - $3::bigint RETURNING 1
-         )${wakeups.enabled ? `, n AS (SELECT pg_notify('${channelName}', last_id::text || ':' || $1) FROM c)` : ''}
+         ), n AS (SELECT pg_notify('${channelName}', last_id::text || ':' || $1) FROM c)
          SELECT id::float8 AS id, ${ms('published_at')} AS at,
-           (SELECT count(*) FROM trimmed)::int AS trimmed${wakeups.enabled ? ', (SELECT count(*) FROM n)::int AS notified' : ''}
+           (SELECT count(*) FROM trimmed)::int AS trimmed, (SELECT count(*) FROM n)::int AS notified
          FROM e`,
         [channel, json, maxHistory],
       );
@@ -831,12 +907,14 @@ function pgEvents(
         } finally {
           running = false;
           if (!closed && !state.closed) {
-            timer = setTimeout(pump, idlePollMs);
+            // Listening again if it failed before (at most every second; see notifications()).
+            void wakeups.listen(channelName, 0);
+            timer = setTimeout(pump, idlePollMs());
             timer.unref();
           }
         }
       };
-      const off = await wakeups.on(channelName, (payload) => {
+      const off = wakeups.handle(channelName, (payload) => {
         if (payload === undefined) {
           onReconnect();
           void pump();
@@ -853,7 +931,8 @@ function pgEvents(
         },
       };
       subscriptions.add(subscription);
-      timer = setTimeout(pump, idlePollMs);
+      await wakeups.listen(channelName, 2000);
+      timer = setTimeout(pump, idlePollMs());
       timer.unref();
       return async () => {
         subscription.close();
