@@ -131,6 +131,23 @@ export function describeEvents(f: Fixture): void {
         expect(history.map((e) => e.id)).toEqual(ids.slice(4));
       });
 
+      it('concurrent publishers never leave more than events.maxHistory events', async () => {
+        const store = f.withConfig({ events: { maxHistory: 5 } }).events;
+        const channel = name('ch');
+        for (let burst = 0; burst < 3; burst++) {
+          const published = await Promise.all(
+            Array.from({ length: 15 }, (_, i) => store.publish(channel, i)),
+          );
+          const history = await store.history(channel, { limit: 1000 });
+          expect(history).toHaveLength(5);
+          const newest = published
+            .map((p) => p.id)
+            .sort()
+            .slice(-5);
+          expect(history.map((e) => e.id)).toEqual(newest);
+        }
+      });
+
       it('a per-channel override by glob (events.maxHistoryByChannel) wins over maxHistory', async () => {
         const stem = name('ov');
         const store = f.withConfig({

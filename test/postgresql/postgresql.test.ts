@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
-import { BackendUnavailableError, ConfigError } from '../../lib/errors.js';
+import { BackendUnavailableError, ConfigError, ConflictError } from '../../lib/errors.js';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
 import { migrate } from '../../lib/storage/postgresql/migrate.js';
 import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
@@ -148,6 +148,56 @@ describe.skipIf(unavailable !== undefined)(
         expect(await producer.queues.stats(queue)).toEqual({ depth: 0, delayed: 0, inFlight: 0, dead: 0 });
       });
 
+      it('a sender that does not listen still wakes a receiver that does (NOTIFY is always sent)', async () => {
+        const schema = await freshSchema();
+        // Polling (every 60 s) finds the message only when the 20 s wait ends, past this test's
+        // 15 s limit: only the notification can wake the receiver in time.
+        const receiver = storageOn(schema, { postgresql: { listen: true, pollInterval: 60 } });
+        const sender = storageOn(schema, { postgresql: { listen: false } });
+        const queue = name('q');
+        const waiting = receiver.queues.receive(queue, { wait: 20 });
+        await sleep(300);
+        await sender.queues.send(queue, 'woken');
+        const [got] = await waiting;
+        expect(got?.payload).toBe('woken');
+      }, 15_000);
+
+      it('a dedupId whose window ended is answered with the new message, also under concurrent sends', async () => {
+        const schema = await freshSchema();
+        const storage = storageOn(schema, { queues: { dedupWindow: 0.2 } });
+        const queue = name('q');
+        for (let round = 0; round < 5; round++) {
+          const first = await storage.queues.send(queue, round, { dedupId: `same-${round}` });
+          const [lease] = await storage.queues.receive(queue);
+          await storage.queues.ack(queue, lease!.id, lease!.receipt);
+          await sleep(300);
+          // The first window ended: exactly one of these enqueues; all answer its id, never the acked one.
+          const racing = await Promise.all(
+            Array.from({ length: 8 }, () =>
+              storage.queues.send(queue, 'again', { dedupId: `same-${round}` }),
+            ),
+          );
+          const fresh = racing.filter((r) => !r.duplicate);
+          expect(fresh).toHaveLength(1);
+          expect(racing.every((r) => r.id === fresh[0]!.id)).toBe(true);
+          expect(racing.some((r) => r.id === first.id)).toBe(false);
+          const [again] = await storage.queues.receive(queue);
+          await storage.queues.ack(queue, again!.id, again!.receipt);
+        }
+      });
+
+      it('a lease that ended on the last attempt is dead: its receipt is refused', async () => {
+        const schema = await freshSchema();
+        const storage = storageOn(schema, { queues: { maxAttempts: 1 } });
+        const queue = name('q');
+        await storage.queues.send(queue, 'once');
+        const [lease] = await storage.queues.receive(queue, { visibilityTimeout: 0.1 });
+        await sleep(300);
+        const error = await failure(() => storage.queues.ack(queue, lease!.id, lease!.receipt));
+        expect(error).toBeInstanceOf(ConflictError);
+        expect((await storage.queues.deadLetters(queue)).map((m) => m.id)).toEqual([lease!.id]);
+      });
+
       it('a long poll without LISTEN still wakes for a message sent meanwhile (polling)', async () => {
         const schema = await freshSchema();
         const storage = storageOn(schema, { postgresql: { listen: false, pollInterval: 0.05 } });
@@ -195,6 +245,22 @@ describe.skipIf(unavailable !== undefined)(
         } finally {
           await stop();
         }
+      });
+    });
+
+    describe('kv', () => {
+      it('concurrent setMany calls over the same keys in different orders all succeed', async () => {
+        const schema = await freshSchema();
+        const storage = storageOn(schema, { postgresql: { poolSize: 8 } });
+        const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+        const calls = Array.from({ length: 40 }, (_, n) => {
+          const order = n % 2 === 0 ? keys : [...keys].reverse();
+          return storage.kv.setMany(order.map((key) => ({ key, value: n })));
+        });
+        const results = await Promise.allSettled(calls);
+        expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+        const values = await storage.kv.getMany(keys);
+        expect(values.every((v) => typeof v === 'number')).toBe(true);
       });
     });
 
@@ -323,6 +389,20 @@ describe.skipIf(unavailable !== undefined)(
         expect(error).toBeInstanceOf(BackendUnavailableError);
         expect((error as BackendUnavailableError).retryable).toBe(true);
         expect((await storage.health()).status).toBe('down');
+      });
+
+      it('a closed storage refuses calls (no new connections) and close() lets running calls end', async () => {
+        const schema = await freshSchema();
+        const storage = createStorage({ backend: 'postgresql', postgresql: { url: URL, schema } });
+        await storage.kv.set('k', 1);
+        const waiting = storage.queues.receive(name('q'), { wait: 20 });
+        await sleep(100);
+        await storage.close();
+        expect(await waiting).toEqual([]);
+        const error = await failure(() => storage.kv.get('k'));
+        expect(error).toBeInstanceOf(BackendUnavailableError);
+        expect((error as Error).message).toMatch(/closed/);
+        await expect(storage.close()).resolves.toBeUndefined();
       });
 
       it('connections killed by the server are replaced: later calls succeed', async () => {
