@@ -407,17 +407,18 @@ describe.skipIf(unavailable !== undefined)(
 
       it('connections killed by the server are replaced: later calls succeed', async () => {
         const schema = await freshSchema();
-        const storage = storageOn(schema, { postgresql: { listen: false } });
+        const storage = storageOn(schema, { postgresql: { listen: false, poolSize: 1 } });
         await storage.kv.set('k', 1);
-        await admin.query(
-          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-           WHERE application_name = 'kubently-storage' AND pid <> pg_backend_pid() AND query ILIKE $1`,
-          [`%${schema}%`],
-        );
-        // A call may meet a dead pooled connection once (typed, retryable); the next ones work.
-        await storage.kv.get('k').catch((error) => expect(error).toBeInstanceOf(BackendUnavailableError));
-        await eventually(async () => expect(await storage.kv.get('k')).toBe(1));
-        expect(await storage.kv.incr('k')).toBe(2);
+        for (let round = 0; round < 5; round++) {
+          await admin.query(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'kubently-storage' AND pid <> pg_backend_pid() AND query ILIKE $1`,
+            [`%${schema}%`],
+          );
+          // A read that meets the dead pooled connection runs again on a fresh one: no error reaches the caller.
+          expect(await storage.kv.get('k')).toBe(round + 1);
+          expect(await storage.kv.incr('k')).toBe(round + 2);
+        }
       });
     });
   },

@@ -109,7 +109,14 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
   /** Statements under way: `close()` lets them finish before it ends the connections. */
   const running = new Set<Promise<unknown>>();
   const query = <R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<R[]> => {
-    const call = db().then((sql) => sql.query<R>(text, params));
+    const run = async () => (await db()).query<R>(text, params);
+    // A read that met a dropped connection (a server restart, an idle connection closed while a
+    // Lambda container was frozen, Neon scaling to zero) runs once more on a fresh one. Writes
+    // are not repeated: the first attempt may have committed.
+    const call = run().catch((error) => {
+      if (!isReadOnly(text) || !droppedConnection(error) || state.closed) throw error;
+      return run();
+    });
     running.add(call);
     const done = () => running.delete(call);
     call.then(done, done);
@@ -184,6 +191,18 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
       if (owned) await sql?.close();
     },
   };
+}
+
+/** A statement that only reads (no data-modifying CTE, no NOTIFY): safe to run twice. */
+function isReadOnly(text: string): boolean {
+  return /^\s*SELECT\b/i.test(text) && !/\b(INSERT|UPDATE|DELETE|pg_notify)\b/i.test(text);
+}
+
+/** A connection lost before or while the statement ran (not a statement timeout or a refusal). */
+function droppedConnection(error: unknown): boolean {
+  if (!(error instanceof BackendUnavailableError) || !error.retryable) return false;
+  const cause = error.cause as { code?: unknown; message?: unknown } | undefined;
+  return cause?.code !== '57014' && !/timeout|timed out/i.test(String(cause?.message ?? ''));
 }
 
 type Query = <R extends Row = Row>(text: string, params?: readonly unknown[]) => Promise<R[]>;
