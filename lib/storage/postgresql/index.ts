@@ -469,8 +469,16 @@ function pgSessions(t: Table, query: Query): SessionDriver {
     byCluster: (clusterId) => many('cluster_id', clusterId),
     byCorrelation: (correlationId) => many('correlation_id', correlationId),
     async activeClusters() {
+      // A skip scan over the cluster index: one probe per active cluster, however many sessions each has.
       const rows = await query<{ cluster_id: string }>(
-        `SELECT DISTINCT cluster_id FROM ${sessions} WHERE expires_at > now()`,
+        `WITH RECURSIVE c AS (
+           (SELECT cluster_id FROM ${sessions} WHERE expires_at > now() ORDER BY cluster_id LIMIT 1)
+           UNION ALL
+           SELECT (SELECT s.cluster_id FROM ${sessions} s
+                   WHERE s.cluster_id > c.cluster_id AND s.expires_at > now() ORDER BY s.cluster_id LIMIT 1)
+           FROM c WHERE c.cluster_id IS NOT NULL
+         )
+         SELECT cluster_id FROM c WHERE cluster_id IS NOT NULL`,
       );
       return rows.map((r) => r.cluster_id).sort();
     },
