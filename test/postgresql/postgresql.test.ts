@@ -4,6 +4,9 @@
  * names that look like SQL, and the errors of an unmigrated schema or a missing database.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { BackendUnavailableError, ConfigError, ConflictError } from '../../lib/errors.js';
@@ -423,3 +426,29 @@ describe.skipIf(unavailable !== undefined)(
     });
   },
 );
+
+describe('postgresql on PGlite with a data directory', () => {
+  it('keeps what was acknowledged across a restart of the embedded database', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'kst-pglite-'));
+    const open = () =>
+      createStorage({ backend: 'postgresql', postgresql: { driver: 'pglite', dataDir, migrate: true } });
+    try {
+      const first = open();
+      await first.kv.set('k', { kept: true });
+      await first.queues.send('q', 'queued');
+      const session = await first.sessions.create({ clusterId: 'c', ttl: 600 });
+      await first.close();
+
+      const second = open();
+      try {
+        expect(await second.kv.get('k')).toEqual({ kept: true });
+        expect((await second.queues.receive('q'))[0]?.payload).toBe('queued');
+        expect(await second.sessions.get(session.sessionId)).toEqual(session);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
