@@ -175,6 +175,9 @@ interface PoolDriverParts {
   newClient: (() => ClientLike) | undefined;
   /** Prepare each statement once per connection (named statements) instead of on every call. */
   prepare: boolean;
+  /** Check a connection idle this long before using it; the check gives up after `checkTimeoutMs`. */
+  idleCheckMs: number;
+  checkTimeoutMs: number;
 }
 
 /**
@@ -192,9 +195,57 @@ function statementName(text: string): string {
   return name;
 }
 
-function poolSql({ name, pool, newClient, prepare }: PoolDriverParts): Sql {
+/**
+ * A pooled connection unused for this long is checked (`SELECT 1`) before a statement goes out
+ * on it. A Lambda container frozen between invocations, or a Neon compute that scaled to zero,
+ * leaves connections that look open but are gone; a write sent on one might or might not have
+ * run, so it is better never sent there.
+ */
+const IDLE_CHECK_MS = 20_000;
+
+function poolSql({ name, pool, newClient, prepare, idleCheckMs, checkTimeoutMs }: PoolDriverParts): Sql {
   // Errors of idle pooled connections (server restart, network) surface on the next query instead.
   pool.on('error', () => {});
+  const lastUsed = new WeakMap<PoolClientLike, number>();
+  /** A pooled connection known to work: one idle for long is checked first, replaced when dead. */
+  const checkout = async (): Promise<PoolClientLike> => {
+    for (let attempt = 0; ; attempt++) {
+      const client = await pool.connect();
+      const last = lastUsed.get(client);
+      if (last === undefined || Date.now() - last < idleCheckMs || attempt >= 2) return client;
+      // The check gets its own deadline (the Neon client has no per-query timeout).
+      const check = client.query('SELECT 1');
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('connection check timed out')), checkTimeoutMs);
+      });
+      try {
+        await Promise.race([check, deadline]);
+        return client;
+      } catch (error) {
+        check.catch(() => {});
+        client.release(error as Error);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  };
+  const release = (client: PoolClientLike, broken?: Error) => {
+    if (broken === undefined) lastUsed.set(client, Date.now());
+    client.release(broken ?? false);
+  };
+  /** Runs `use` on a checked-out connection; a connection that failed at the socket is not reused. */
+  const withClient = async <T>(use: (client: PoolClientLike) => Promise<T>): Promise<T> => {
+    const client = await checkout();
+    try {
+      const result = await use(client);
+      release(client);
+      return result;
+    } catch (error) {
+      release(client, isConnectionError(error) ? (error as Error) : undefined);
+      throw error;
+    }
+  };
   const executor = (run: PoolLike | PoolClientLike): SqlExecutor => ({
     async query<R extends Row>(text: string, params?: readonly unknown[]) {
       const values = params as unknown[] | undefined;
@@ -208,11 +259,15 @@ function poolSql({ name, pool, newClient, prepare }: PoolDriverParts): Sql {
     },
   });
   const hub = newClient === undefined ? undefined : listenHub(newClient);
+  const onPool: SqlExecutor = {
+    query: (text, params) => withClient((client) => executor(client).query(text, params)),
+    script: (text) => withClient((client) => executor(client).script(text)),
+  };
   return {
     driver: name,
-    ...executor(pool),
+    ...onPool,
     async transaction(fn) {
-      const client = await pool.connect();
+      const client = await checkout();
       let broken: Error | undefined;
       try {
         await client.query('BEGIN');
@@ -228,7 +283,7 @@ function poolSql({ name, pool, newClient, prepare }: PoolDriverParts): Sql {
         throw error;
       } finally {
         // A connection that failed to roll back is in an unknown state: close it, never reuse it.
-        client.release(broken ?? false);
+        release(client, broken);
       }
     },
     listen: hub?.listen,
@@ -237,6 +292,13 @@ function poolSql({ name, pool, newClient, prepare }: PoolDriverParts): Sql {
       await pool.end();
     },
   };
+}
+
+/** An error of the connection itself (not of a statement): the connection is not to be reused. */
+function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') return /^(08|57P0[1-3])/.test(code) || /^E[A-Z]+$/.test(code);
+  return error instanceof Error && /connection|terminated|socket|closed/i.test(error.message);
 }
 
 /**
@@ -343,7 +405,7 @@ function poolOptions(config: StorageConfig['postgresql']) {
   };
 }
 
-async function createPgSql(config: StorageConfig['postgresql']): Promise<Sql> {
+async function createPgSql(config: StorageConfig['postgresql'], sqlOptions: SqlOptions): Promise<Sql> {
   const pg = (await import('pg')).default;
   const options = poolOptions(config);
   return poolSql({
@@ -351,10 +413,11 @@ async function createPgSql(config: StorageConfig['postgresql']): Promise<Sql> {
     pool: new pg.Pool(options) as unknown as PoolLike,
     newClient: config.listen ? () => new pg.Client(options) as unknown as ClientLike : undefined,
     prepare: config.preparedStatements,
+    ...idleCheck(config, sqlOptions),
   });
 }
 
-async function createNeonSql(config: StorageConfig['postgresql']): Promise<Sql> {
+async function createNeonSql(config: StorageConfig['postgresql'], sqlOptions: SqlOptions): Promise<Sql> {
   const neon = await import('@neondatabase/serverless');
   // Node 20 has no global WebSocket; Lambda's Node 22 does, but one implementation everywhere is simpler.
   const ws = (await import('ws')).default;
@@ -390,6 +453,7 @@ async function createNeonSql(config: StorageConfig['postgresql']): Promise<Sql> 
     pool: pool as unknown as PoolLike,
     newClient: config.listen ? () => new ConfiguredClient(options) as unknown as ClientLike : undefined,
     prepare: config.preparedStatements,
+    ...idleCheck(config, sqlOptions),
   });
 }
 
@@ -445,6 +509,15 @@ async function createPgliteSql(config: StorageConfig['postgresql'], options: Pgl
 
 export interface SqlOptions {
   pglite?: PgliteSqlOptions;
+  /** `pg`, `neon`: check a pooled connection idle this long before use (default 20 s). */
+  idleCheckMs?: number;
+}
+
+function idleCheck(config: StorageConfig['postgresql'], options: SqlOptions) {
+  return {
+    idleCheckMs: options.idleCheckMs ?? IDLE_CHECK_MS,
+    checkTimeoutMs: Math.round(config.connectTimeout * 1000),
+  };
 }
 
 /**
@@ -454,9 +527,9 @@ export interface SqlOptions {
 export async function createSql(config: StorageConfig['postgresql'], options: SqlOptions = {}): Promise<Sql> {
   switch (config.driver) {
     case 'pg':
-      return createPgSql(config);
+      return createPgSql(config, options);
     case 'neon':
-      return createNeonSql(config);
+      return createNeonSql(config, options);
     case 'pglite':
       return createPgliteSql(config, options.pglite ?? {});
   }
