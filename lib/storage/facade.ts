@@ -201,6 +201,7 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
   };
 
   const historyLimit = maxHistoryFor(config);
+  const subscriptions = new Set<() => Promise<void>>();
   const events: EventStore = {
     async publish(channel, message) {
       checkName('channel', channel);
@@ -220,7 +221,14 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
         throw new ValidationError('handler', `expected a function, got ${describe(handler)}`);
       const o = checkOptions('options', options, ['after']);
       const after = o.after === undefined ? undefined : parseEventId('options.after', o.after);
-      return subscribeInOrder(driver.events, channel, handler, after);
+      const subscription = await subscribeInOrder(driver.events, channel, handler, after);
+      // Closing the storage ends the subscription too (its catch-ups would otherwise retry for ever).
+      const unsubscribe = async () => {
+        subscriptions.delete(unsubscribe);
+        await subscription();
+      };
+      subscriptions.add(unsubscribe);
+      return unsubscribe;
     },
   };
 
@@ -346,7 +354,10 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
       const counts = await driver.sweep(batchSize);
       return { ...counts, durationMs: round2(performance.now() - started) };
     },
-    close: async () => driver.close(),
+    close: async () => {
+      await Promise.allSettled([...subscriptions].map((unsubscribe) => unsubscribe()));
+      await driver.close();
+    },
   };
 }
 
@@ -468,8 +479,13 @@ async function subscribeInOrder(
       try {
         return await catchUp(upTo);
       } catch (error) {
+        // A refusal that retrying cannot cure (a closed storage, missing permissions) ends the attempt.
+        if (error instanceof BackendUnavailableError && !error.retryable) {
+          log('subscription catch-up failed', error);
+          return;
+        }
         log('subscription catch-up failed; retrying', error);
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
       }
     }
   };

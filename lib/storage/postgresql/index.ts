@@ -82,6 +82,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
   const notify = { queues: `${channelBase}_q`, events: `${channelBase}_e` };
 
   const state = { closed: false };
+  let closing: Promise<void> | undefined;
   // Opened on first use (createStorage is synchronous); a failed open is retried by the next call.
   let opening: Promise<Sql> | undefined;
   const db = (): Promise<Sql> => {
@@ -113,10 +114,17 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     // A read that met a dropped connection (a server restart, an idle connection closed while a
     // Lambda container was frozen, Neon scaling to zero) runs once more on a fresh one. Writes
     // are not repeated: the first attempt may have committed.
-    const call = run().catch((error) => {
-      if (!isReadOnly(text) || !droppedConnection(error) || state.closed) throw error;
-      return run();
-    });
+    const readOnly = isReadOnly(text);
+    const attempt = async (left: number): Promise<R[]> => {
+      try {
+        return await run();
+      } catch (error) {
+        // Each failure retires one dead connection: with all of the pool's dead, poolSize tries reach a fresh one.
+        if (!readOnly || left === 0 || !droppedConnection(error) || state.closed) throw error;
+        return attempt(left - 1);
+      }
+    };
+    const call = attempt(pg.poolSize);
     running.add(call);
     const done = () => running.delete(call);
     call.then(done, done);
@@ -178,17 +186,20 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
         ));
       return { kv, sessions, queues: dedup, events: await events.trim(batchSize), tokens, audit };
     },
-    async close() {
-      if (state.closed) return;
-      // New calls are refused from here; long polls and subscriptions end; statements under way finish.
-      state.closed = true;
-      queues.close();
-      await events.close();
-      await wakeups.close();
-      await Promise.allSettled([...running]);
-      const sql = await opening?.catch(() => undefined);
-      opening = undefined;
-      if (owned) await sql?.close();
+    close() {
+      // New calls are refused from here; long polls and subscriptions end; statements under way
+      // finish. Every caller of close() waits for the same ending.
+      closing ??= (async () => {
+        state.closed = true;
+        queues.close();
+        events.close();
+        wakeups.close();
+        await Promise.allSettled([...running]);
+        const sql = await opening?.catch(() => undefined);
+        opening = undefined;
+        if (owned) await sql?.close();
+      })();
+      return closing;
     },
   };
 }
@@ -219,6 +230,11 @@ function notifications(db: () => Promise<Sql>, enabled: boolean, state: { closed
   const stops = new Map<string, Promise<(() => Promise<void>) | undefined>>();
   /** Channels whose LISTEN is established. */
   const live = new Set<string>();
+  /** Resolves when the storage closes: waits for a LISTEN to start end then. */
+  let endWaits: () => void = () => {};
+  const closed = new Promise<void>((resolve) => {
+    endWaits = resolve;
+  });
   /** Starts listening on `channel` once; after a failure, again on a later call (not before 1 s). */
   const start = (channel: string) => {
     let stop = stops.get(channel);
@@ -229,7 +245,18 @@ function notifications(db: () => Promise<Sql>, enabled: boolean, state: { closed
       const dispatch = (payload: string | undefined) => {
         for (const handler of handlers.get(channel) ?? []) handler(payload);
       };
-      const stop = await sql.listen(channel, { onNotify: dispatch, onReconnect: () => dispatch(undefined) });
+      const stop = await sql.listen(channel, {
+        onNotify: dispatch,
+        onReconnect: () => {
+          live.add(channel);
+          dispatch(undefined);
+        },
+        onDisconnect: () => {
+          // Until it is back, waiters poll at the short interval: wake them so they reschedule.
+          live.delete(channel);
+          dispatch(undefined);
+        },
+      });
       live.add(channel);
       return async () => {
         live.delete(channel);
@@ -264,14 +291,18 @@ function notifications(db: () => Promise<Sql>, enabled: boolean, state: { closed
         new Promise<void>((resolve) => {
           timer = setTimeout(resolve, maxWaitMs);
         }),
+        closed,
       ]);
       clearTimeout(timer);
     },
-    async close() {
+    /** Stops listening without waiting for a LISTEN still connecting (it is stopped once it has). */
+    close() {
+      endWaits();
       handlers.clear();
+      live.clear();
       const all = [...stops.values()];
       stops.clear();
-      for (const stop of all) await (await stop.catch(() => undefined))?.().catch(() => {});
+      for (const stop of all) stop.then((off) => off?.()).catch(() => {});
     },
   };
 }
@@ -573,19 +604,21 @@ function pgQueues(
     );
   const claim = async (queue: string, max: number, visibilityMs: number): Promise<ReceivedMessage[]> => {
     const rows = await query<MessageRow>(
-      // Waiting messages in FIFO order and ended leases, each from its own index, merged by
-      // enqueue order. Rows locked by other receivers are skipped, never waited for.
-      `WITH ready AS MATERIALIZED (
-         SELECT id, seq FROM ${q}
-         WHERE queue = $1 AND state = 'ready' AND visible_at <= now()
-         ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED
-       ), ended AS MATERIALIZED (
-         SELECT id, seq FROM ${q}
-         WHERE queue = $1 AND state = 'leased' AND visible_at <= now()
-         ORDER BY visible_at LIMIT $2 FOR UPDATE SKIP LOCKED
+      // Candidates, unlocked: the first waiting messages in FIFO order and the first ended leases,
+      // each from its own index (with headroom for rows other receivers are taking). Then only
+      // the rows picked, in enqueue order, are locked; rows other receivers hold are skipped,
+      // never waited for.
+      `WITH candidates AS MATERIALIZED (
+         (SELECT id, seq FROM ${q}
+          WHERE queue = $1 AND state = 'ready' AND visible_at <= now() ORDER BY seq LIMIT $5)
+         UNION ALL
+         (SELECT id, seq FROM ${q}
+          WHERE queue = $1 AND state = 'leased' AND visible_at <= now() ORDER BY visible_at LIMIT $5)
        ), picked AS MATERIALIZED (
-         SELECT id FROM (SELECT id, seq FROM ready UNION ALL SELECT id, seq FROM ended) AS candidates
-         ORDER BY seq LIMIT $2
+         SELECT m.id FROM ${q} AS m JOIN candidates AS c ON c.id = m.id
+         WHERE m.queue = $1 AND m.state <> 'dead' AND m.visible_at <= now()
+         ORDER BY c.seq LIMIT $2
+         FOR UPDATE OF m SKIP LOCKED
        )
        UPDATE ${q} AS m SET
          state = CASE WHEN m.attempts >= $4 THEN 'dead' ELSE 'leased' END,
@@ -596,7 +629,7 @@ function pgQueues(
        FROM picked WHERE m.id = picked.id
        RETURNING m.id::text AS id, m.receipt::text AS receipt, m.payload, m.attempts, m.state,
          ${ms('m.enqueued_at')} AS enqueued, m.seq::float8 AS seq`,
-      [queue, max, visibilityMs, maxAttempts],
+      [queue, max, visibilityMs, maxAttempts, max * 4 + 64],
     );
     const delivered = rows.filter((r) => r.state === 'leased').sort((a, b) => num(a.seq) - num(b.seq));
     const messages = delivered.map(
@@ -696,6 +729,8 @@ function pgQueues(
       mine.add(keep);
       try {
         for (;;) {
+          // A storage closed while this call waited answers what a wait without messages does.
+          if (state.closed) return [];
           const mark = signalOf(queue);
           const got = await claim(queue, max, visibilityMs);
           if (got.length > 0) return got;
@@ -997,7 +1032,7 @@ function pgEvents(
   return {
     driver,
     trim,
-    async close() {
+    close() {
       for (const s of subscriptions) s.close();
       subscriptions.clear();
     },

@@ -28,6 +28,8 @@ export interface SqlExecutor {
 export interface Listener {
   onNotify(payload: string): void;
   onReconnect(): void;
+  /** The listening connection dropped: nothing is heard until `onReconnect`. */
+  onDisconnect?(): void;
 }
 
 export interface Sql extends SqlExecutor {
@@ -322,9 +324,11 @@ function listenHub(newClient: () => ClientLike) {
       const drop = () => {
         if (dropped) return;
         dropped = true;
-        if (client === c) client = undefined;
+        const wasListening = client === c;
+        if (wasListening) client = undefined;
         connecting = undefined;
         c.end().catch(() => {});
+        if (wasListening) for (const set of listeners.values()) for (const l of set) l.onDisconnect?.();
         if (!closed && listeners.size > 0) scheduleReconnect(100);
       };
       c.on('error', drop);
@@ -358,6 +362,8 @@ function listenHub(newClient: () => ClientLike) {
 
   return {
     async listen(channel: string, listener: Listener) {
+      if (closed)
+        throw new BackendUnavailableError('postgresql', 'this connection is closed', { retryable: false });
       let set = listeners.get(channel);
       const first = set === undefined;
       if (!set) {
@@ -384,8 +390,10 @@ function listenHub(newClient: () => ClientLike) {
       closed = true;
       clearTimeout(retryTimer);
       listeners.clear();
-      const c = client ?? (await connecting?.catch(() => undefined));
+      const c = client;
       client = undefined;
+      // A connection still being opened is ended once it is, without holding up close().
+      connecting?.then((late) => late.end()).catch(() => {});
       await c?.end().catch(() => {});
     },
   };
