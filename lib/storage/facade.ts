@@ -479,11 +479,8 @@ async function subscribeInOrder(
       try {
         return await catchUp(upTo);
       } catch (error) {
-        // A refusal that retrying cannot cure (a closed storage, missing permissions) ends the attempt.
-        if (error instanceof BackendUnavailableError && !error.retryable) {
-          log('subscription catch-up failed', error);
-          return;
-        }
+        // Even a refusal (missing permissions) is retried: an operator may fix it, and the
+        // subscription then catches up. Closing the subscription or the storage ends the loop.
         log('subscription catch-up failed; retrying', error);
         await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
       }

@@ -54,40 +54,4 @@ describe('facade', () => {
     }
     expect(errors.some((line) => line.includes('catch-up failed'))).toBe(true);
   });
-
-  it('a catch-up stops at a refusal that retrying cannot cure', async () => {
-    const config = resolveConfig({});
-    const base = createMemoryDriver(config);
-    let reads = 0;
-    let reconnect = () => {};
-    const driver: Driver = {
-      ...base,
-      events: {
-        ...base.events,
-        async history(channel, after, limit) {
-          reads++;
-          if (reads > 1)
-            throw new BackendUnavailableError('memory', 'permission denied', { retryable: false });
-          return base.events.history(channel, after, limit);
-        },
-        async subscribe(channel, onEvent, onReconnect) {
-          reconnect = onReconnect;
-          return base.events.subscribe(channel, onEvent, onReconnect);
-        },
-      },
-    };
-    const storage = createFacade(driver, config);
-    const original = console.error;
-    console.error = () => {};
-    try {
-      const stop = await storage.events.subscribe('ch', () => {});
-      reconnect();
-      await sleep(500);
-      expect(reads).toBe(2);
-      await stop();
-    } finally {
-      console.error = original;
-      await storage.close();
-    }
-  });
 });
