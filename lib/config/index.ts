@@ -1,6 +1,7 @@
 import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ConfigError } from '../errors.js';
+import { globMatcher } from '../glob.js';
 
 const Seconds = (options: { default?: number; minimum?: number; maximum?: number } = {}) =>
   T.Number({ exclusiveMinimum: 0, ...options });
@@ -216,4 +217,13 @@ export function configFromEnv(
   const sessionTtl = numberFrom(env, 'SESSION_DEFAULT_TTL');
   if (sessionTtl !== undefined) section('sessions').defaultTtl = sessionTtl;
   return resolveConfig(input as StorageConfigInput);
+}
+
+/** Events kept on `channel`: the first `events.maxHistoryByChannel` glob it matches, else `events.maxHistory`. */
+export function maxHistoryFor(config: StorageConfig): (channel: string) => number {
+  const rules = Object.entries(config.events.maxHistoryByChannel).map(
+    ([pattern, limit]) => [globMatcher(pattern), limit] as const,
+  );
+  if (rules.length === 0) return () => config.events.maxHistory;
+  return (channel) => rules.find(([matches]) => matches(channel))?.[1] ?? config.events.maxHistory;
 }

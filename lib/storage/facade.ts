@@ -3,9 +3,8 @@
  * backend, in front of a backend's drivers.
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { StorageConfig } from '../config/index.js';
+import { maxHistoryFor, type StorageConfig } from '../config/index.js';
 import { BackendUnavailableError, ValidationError } from '../errors.js';
-import { globMatcher } from '../glob.js';
 import type { Driver, EventDriver, Expiry, StoredToken } from './driver.js';
 import type {
   AuditStore,
@@ -411,14 +410,6 @@ function parseEventId(field: string, value: unknown): number {
     throw new ValidationError(field, 'expected an event id (a string of up to 16 digits)');
   }
   return Number(value);
-}
-
-function maxHistoryFor(config: StorageConfig): (channel: string) => number {
-  const rules = Object.entries(config.events.maxHistoryByChannel).map(
-    ([pattern, limit]) => [globMatcher(pattern), limit] as const,
-  );
-  if (rules.length === 0) return () => config.events.maxHistory;
-  return (channel) => rules.find(([matches]) => matches(channel))?.[1] ?? config.events.maxHistory;
 }
 
 export function hashToken(token: string): string {

@@ -13,9 +13,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
-import type { StorageConfig } from '../../config/index.js';
+import { maxHistoryFor, type StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError, ConflictError, NotFoundError } from '../../errors.js';
-import { globMatcher } from '../../glob.js';
 import type {
   AuditDriver,
   Driver,
@@ -882,11 +881,7 @@ function pgEvents(
   const pollMs = Math.round(config.postgresql.pollInterval * 1000);
   // With notifications flowing, polling is only the safety net for one lost without a reconnect.
   const idlePollMs = () => (wakeups.isLive(channelName) ? Math.max(pollMs * 10, 5000) : pollMs);
-  const rules = Object.entries(config.events.maxHistoryByChannel).map(
-    ([pattern, max]) => [globMatcher(pattern), max] as const,
-  );
-  const boundOf = (channel: string) =>
-    rules.find(([matches]) => matches(channel))?.[1] ?? config.events.maxHistory;
+  const boundOf = maxHistoryFor(config);
   const subscriptions = new Set<{ close(): void }>();
 
   const history = async (channel: string, after: number, limit: number): Promise<PublishedEvent[]> => {
@@ -1005,7 +1000,7 @@ function pgEvents(
 
   /** Drops events past each channel's bound (a bound lowered since they were published). */
   const trim = async (batchSize: number): Promise<number> => {
-    const smallest = Math.min(config.events.maxHistory, ...rules.map(([, max]) => max));
+    const smallest = Math.min(config.events.maxHistory, ...Object.values(config.events.maxHistoryByChannel));
     const over = await query<{ channel: string; last: number; first: number }>(
       `SELECT c.channel, c.last_id::float8 AS last, f.first::float8 AS first
        FROM ${channels} c CROSS JOIN LATERAL (SELECT min(id) AS first FROM ${events} WHERE channel = c.channel) f
