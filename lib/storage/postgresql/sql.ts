@@ -248,7 +248,7 @@ function poolSql({ name, pool, newClient, prepare, idleCheckMs, checkTimeoutMs }
       throw error;
     }
   };
-  const executor = (run: PoolLike | PoolClientLike): SqlExecutor => ({
+  const executor = (run: PoolClientLike): SqlExecutor => ({
     async query<R extends Row>(text: string, params?: readonly unknown[]) {
       const values = params as unknown[] | undefined;
       const result = prepare
