@@ -1,0 +1,40 @@
+/**
+ * Events routes of API.md: `POST /channels/{channel}/messages` stores the event, then relays
+ * it to the channel's WebSocket subscribers; `GET /channels/{channel}/messages` reads history.
+ */
+import { ValidationError } from '../lib/errors.js';
+import type { Json } from '../lib/storage/types.js';
+import { type ApiRequest, httpApi } from './lib/api.js';
+import { json } from './lib/http.js';
+import { relayEvent } from './lib/relay.js';
+
+export const handler = httpApi('publish', {
+  'POST /channels/{channel}/messages': async ({
+    storage,
+    params: { channel },
+    body,
+    authorizeResource,
+  }: ApiRequest<{ message: unknown }>) => {
+    authorizeResource(channel!);
+    const message = body.message as Json;
+    const { id, publishedAt } = await storage.events.publish(channel!, message);
+    // Stored first, so the event is safe whatever the relay meets; relayEvent never throws.
+    await relayEvent(storage, { id, channel: channel!, message, publishedAt });
+    return json(202, { id, publishedAt });
+  },
+
+  'GET /channels/{channel}/messages': async ({
+    storage,
+    params: { channel },
+    query,
+    authorizeResource,
+  }: ApiRequest<unknown, { after?: string; limit?: string }>) => {
+    authorizeResource(channel!);
+    const limit = query.limit === undefined ? undefined : Number(query.limit);
+    if (limit !== undefined && (limit < 1 || limit > 1000)) {
+      throw new ValidationError('limit', `must be an integer from 1 to 1000, got ${query.limit}`);
+    }
+    const messages = await storage.events.history(channel!, { after: query.after, limit });
+    return json(200, { messages });
+  },
+});

@@ -1,0 +1,92 @@
+/**
+ * One set of routes: the routes table the handlers validate with, the generated openapi.yaml,
+ * and the httpApi events of serverless.yml must agree route for route.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { routeKey, routes } from '../../functions/lib/routes.js';
+import { renderOpenApi } from '../../local/openapi.js';
+
+const read = (path: string) => readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), 'utf8');
+
+interface ServerlessFunction {
+  handler: string;
+  events?: { httpApi?: { method: string; path: string } }[];
+}
+
+const serverless = parse(read('serverless.yml')) as { functions: Record<string, ServerlessFunction> };
+const openapi = parse(read('openapi.yaml')) as {
+  paths: Record<string, Record<string, { operationId: string }>>;
+};
+
+const serverlessRoutes = Object.entries(serverless.functions).flatMap(([name, fn]) =>
+  (fn.events ?? []).flatMap((event) =>
+    event.httpApi
+      ? [{ key: `${event.httpApi.method.toUpperCase()} ${event.httpApi.path}`, name, handler: fn.handler }]
+      : [],
+  ),
+);
+const openapiRoutes = Object.entries(openapi.paths).flatMap(([path, operations]) =>
+  Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`),
+);
+const tableRoutes = routes.map(routeKey);
+
+describe('routes', () => {
+  it('openapi.yaml is what `npm run openapi` generates from the routes table', () => {
+    expect(read('openapi.yaml')).toBe(renderOpenApi());
+  });
+
+  it('serverless.yml serves exactly the routes of the table, each by its function', () => {
+    expect(serverlessRoutes.map((route) => route.key).sort()).toEqual([...tableRoutes].sort());
+    for (const route of routes) {
+      const served = serverlessRoutes.find((candidate) => candidate.key === routeKey(route));
+      expect(served, routeKey(route)).toMatchObject({
+        name: route.fn,
+        handler: `functions/${route.fn}.handler`,
+      });
+    }
+  });
+
+  it('openapi.yaml documents exactly the routes of the table', () => {
+    expect(openapiRoutes.sort()).toEqual([...tableRoutes].sort());
+  });
+
+  it('no route is listed twice and every operation id is unique', () => {
+    expect(new Set(tableRoutes).size).toBe(tableRoutes.length);
+    expect(new Set(routes.map((route) => route.operation)).size).toBe(routes.length);
+  });
+
+  it('the API.md contract routes are all there', () => {
+    // Spelled out once more by hand so a route dropped from the table (and thus from every
+    // generated artefact at once) still fails here.
+    expect([...tableRoutes].sort()).toEqual(
+      [
+        'GET /health',
+        'PUT /kv/{key}',
+        'GET /kv/{key}',
+        'DELETE /kv/{key}',
+        'POST /kv/{key}/expire',
+        'POST /kv/{key}/incr',
+        'POST /sessions',
+        'GET /sessions/{id}',
+        'POST /sessions/{id}/keepalive',
+        'DELETE /sessions/{id}',
+        'GET /sessions',
+        'GET /clusters/active',
+        'GET /clusters/{clusterId}/active',
+        'POST /queues/{queue}/messages',
+        'POST /queues/{queue}/receive',
+        'POST /queues/{queue}/messages/{id}/ack',
+        'POST /queues/{queue}/messages/{id}/nack',
+        'GET /queues/{queue}',
+        'POST /channels/{channel}/messages',
+        'GET /channels/{channel}/messages',
+        'POST /tokens',
+        'GET /tokens',
+        'DELETE /tokens/{id}',
+      ].sort(),
+    );
+  });
+});
