@@ -1,0 +1,77 @@
+/**
+ * The WebSocket `$connect` authorizer (a REQUEST authorizer on `?token=`): browsers cannot set
+ * headers on a WebSocket, so the token comes in the query string. It answers an IAM policy —
+ * `Allow` with the token's identity, scopes and resources as context for the routes, or `Deny`.
+ *
+ * It never throws: a throw is a 500 to the client (and serverless-offline's), where a bad token
+ * deserves a refusal. A backend that cannot be reached also denies, logged as an error. The
+ * token itself is never logged.
+ */
+import middy, { type MiddlewareObj } from '@middy/core';
+import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import { authenticate, type Principal } from '../lib/auth.js';
+import { UnauthorizedError } from '../lib/errors.js';
+import { logger } from './lib/logger.js';
+import { requestLogging } from './lib/middleware.js';
+import { getStorage } from './lib/storage.js';
+
+/**
+ * What `$connect` and the other routes find in `requestContext.authorizer`. API Gateway accepts
+ * only strings, numbers and booleans as context values, hence the joined and encoded lists.
+ */
+export interface AuthorizerContext {
+  [key: string]: string;
+  identity: string;
+  tokenId: string;
+  /** The token's scopes, comma-joined. */
+  scopes: string;
+  /** The token's resource globs as a JSON array. */
+  resources: string;
+}
+
+const authorizer = async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
+  const token = event.queryStringParameters?.token || undefined;
+  let principal: Principal;
+  try {
+    principal = await authenticate(getStorage().tokens, token);
+  } catch (error) {
+    if (error instanceof UnauthorizedError) {
+      logger.info('connection refused', { reason: error.message });
+    } else {
+      logger.error('connection refused: the token could not be checked', { error });
+    }
+    return policy('Deny', 'anonymous', event.methodArn);
+  }
+  logger.info('connection authorized', { identity: principal.identity, tokenId: principal.id });
+  const context: AuthorizerContext = {
+    identity: principal.identity,
+    tokenId: principal.id,
+    scopes: principal.scopes.join(','),
+    resources: JSON.stringify(principal.resources),
+  };
+  return policy('Allow', principal.identity, event.methodArn, context);
+};
+
+function policy(
+  effect: 'Allow' | 'Deny',
+  principalId: string,
+  resource: string,
+  context?: AuthorizerContext,
+): APIGatewayAuthorizerResult {
+  return {
+    principalId,
+    policyDocument: {
+      Version: '2012-10-17',
+      Statement: [{ Action: 'execute-api:Invoke', Effect: effect, Resource: resource }],
+    },
+    ...(context ? { context } : {}),
+  };
+}
+
+// Logging only: errors are answered above, as policies, never by an HTTP error middleware.
+const logging = requestLogging(logger) as unknown as MiddlewareObj<
+  APIGatewayRequestAuthorizerEvent,
+  APIGatewayAuthorizerResult
+>[];
+
+export const handler = middy(authorizer).use(logging);

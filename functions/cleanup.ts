@@ -1,0 +1,58 @@
+/**
+ * The scheduled sweep: removes expired data in batches (`storage.sweep()`), logs the rows
+ * deleted per store and how long it took, and emits them as CloudWatch metrics in Embedded
+ * Metric Format (namespace `KubentlyStorage`; on any backend, EMF is only a log line). Reads never
+ * depend on the sweep: it only keeps tables and key spaces small.
+ *
+ * A sweep that fails is logged, counted (`CleanupFailures`) and rethrown, so Lambda's error
+ * metrics and alarms see it; the next schedule tries again.
+ */
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import middy, { type MiddlewareObj } from '@middy/core';
+import type { SweepReport } from '../lib/storage/types.js';
+import { logger } from './lib/logger.js';
+import { requestLogging } from './lib/middleware.js';
+import { getStorage } from './lib/storage.js';
+
+export const METRICS_NAMESPACE = 'KubentlyStorage';
+
+const metrics = new Metrics({
+  namespace: METRICS_NAMESPACE,
+  serviceName: process.env.POWERTOOLS_SERVICE_NAME || 'kubently-storage',
+});
+
+export type CleanupResult = Omit<SweepReport, 'durationMs'> & { total: number; durationMs: number };
+
+const cleanup = async (): Promise<CleanupResult> => {
+  const started = performance.now();
+  let report: SweepReport;
+  try {
+    report = await getStorage().sweep();
+  } catch (error) {
+    const durationMs = Math.round(performance.now() - started);
+    logger.error('cleanup failed', { durationMs, error });
+    metrics.addMetric('CleanupFailures', MetricUnit.Count, 1);
+    metrics.addMetric('CleanupDurationMs', MetricUnit.Milliseconds, durationMs);
+    metrics.publishStoredMetrics();
+    throw error;
+  }
+  const durationMs = Math.round(performance.now() - started);
+  const { durationMs: _sweepMs, ...rows } = report;
+  const total = Object.values(rows).reduce((sum, count) => sum + count, 0);
+  logger.info('cleanup done', { rows, total, durationMs });
+
+  // One metric per store (dimension `Store`) and the totals.
+  for (const [store, count] of Object.entries(rows)) {
+    const single = metrics.singleMetric();
+    single.addDimension('Store', store);
+    single.addMetric('CleanupRows', MetricUnit.Count, count);
+  }
+  metrics.addMetric('CleanupRows', MetricUnit.Count, total);
+  metrics.addMetric('CleanupDurationMs', MetricUnit.Milliseconds, durationMs);
+  metrics.publishStoredMetrics();
+  return { ...rows, total, durationMs };
+};
+
+const logging = requestLogging(logger) as unknown as MiddlewareObj<unknown, CleanupResult>[];
+
+export const handler = middy(cleanup).use(logging);

@@ -1,0 +1,315 @@
+/**
+ * The WebSocket routes (API.md, WebSocket). `$connect` runs after the authorizer accepted the
+ * token and registers the connection with what the token grants; `$default` takes the client's
+ * frames (subscribe, unsubscribe, publish) and answers through `postToConnection`; `$disconnect`
+ * forgets the connection and its subscriptions.
+ *
+ * Every subscribe and publish is checked against the scopes and resources recorded for the
+ * connection, so a connection never reaches a channel its token could not. A bad frame gets an
+ * error frame and the connection stays open: these handlers never throw.
+ */
+import middy, { type MiddlewareObj } from '@middy/core';
+import { allows, authorize, type Principal } from '../lib/auth.js';
+import { type Connection, type Json, SCOPES, type Scope, type Storage } from '../lib/storage/types.js';
+import { checkName, describe, isPlainObject } from '../lib/storage/validate.js';
+import { websocketEndpoint } from './lib/aws.js';
+import { errorResponse } from './lib/errors.js';
+import type { ApiErrorCode } from './lib/http.js';
+import { logger } from './lib/logger.js';
+import { requestLogging } from './lib/middleware.js';
+import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, postFrame, relayEvent, type ServerFrame } from './lib/relay.js';
+import { getStorage } from './lib/storage.js';
+
+/** API Gateway closes a WebSocket after 2 h; the registration lives as long. */
+export const CONNECTION_TTL_SECONDS = 7200;
+
+/** What the routes read of API Gateway's WebSocket event. */
+export interface WebSocketEvent {
+  requestContext: {
+    connectionId: string;
+    routeKey?: string;
+    eventType?: string;
+    requestId?: string;
+    domainName?: string;
+    stage?: string;
+    /** The authorizer's `context` plus `principalId` (API Gateway adds `integrationLatency`). */
+    authorizer?: Record<string, unknown> | null;
+  };
+  body?: string | null;
+  isBase64Encoded?: boolean;
+}
+
+export interface WebSocketResult {
+  statusCode: number;
+}
+
+const OK: WebSocketResult = { statusCode: 200 };
+
+type Frame =
+  | { action: 'subscribe'; channel: string }
+  | { action: 'unsubscribe'; channel: string }
+  | { action: 'publish'; channel: string; message: Json };
+
+const FIELDS: Record<Frame['action'], readonly string[]> = {
+  subscribe: ['action', 'channel'],
+  unsubscribe: ['action', 'channel'],
+  publish: ['action', 'channel', 'message'],
+};
+
+/** A frame refused before it reached the storage. */
+class FrameError extends Error {
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// $connect
+
+const connectRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => {
+  const { connectionId } = event.requestContext;
+  const principal = principalFromAuthorizer(event.requestContext.authorizer);
+  if (!principal) {
+    // Only reachable when the route is deployed without the authorizer: refuse, never guess.
+    logger.error('$connect without a usable authorizer context: connection refused', { connectionId });
+    return { statusCode: 401 };
+  }
+  try {
+    await getStorage().connections.register({
+      connectionId,
+      identity: principal.identity,
+      scopes: principal.scopes,
+      resources: principal.resources,
+      ttl: CONNECTION_TTL_SECONDS,
+    });
+    logger.info('connection registered', {
+      connectionId,
+      identity: principal.identity,
+      tokenId: principal.id,
+    });
+    return OK;
+  } catch (error) {
+    // errorResponse logs it; its status refuses the connection (a 5xx when the backend is down).
+    return { statusCode: errorResponse(error, logger).statusCode };
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// $disconnect
+
+const disconnectRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => {
+  const { connectionId } = event.requestContext;
+  try {
+    const removed = await getStorage().connections.remove(connectionId);
+    logger.info('connection closed', { connectionId, registered: removed });
+  } catch (error) {
+    // The registration expires on its own (and the next publish's 410 removes it sooner).
+    logger.error('connection could not be forgotten', { connectionId, error });
+  }
+  return OK;
+};
+
+// ---------------------------------------------------------------------------------------
+// $default: the client's frames
+
+const messageRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => {
+  const { connectionId } = event.requestContext;
+  const endpoint = websocketEndpoint(event.requestContext);
+  const reply = async (frame: ServerFrame) => {
+    if (!endpoint) {
+      logger.error('no WebSocket endpoint to answer on (set WEBSOCKET_ENDPOINT)', { connectionId });
+      return;
+    }
+    const result = await postFrame(endpoint, connectionId, frame);
+    if (result !== 'delivered')
+      logger.warn('reply not delivered', { connectionId, result, type: frame.type });
+  };
+
+  let frame: Frame;
+  try {
+    frame = parseFrame(event);
+  } catch (error) {
+    await reply(errorFrame(error));
+    return OK;
+  }
+
+  try {
+    const storage = getStorage();
+    switch (frame.action) {
+      case 'subscribe': {
+        await permitted(storage, connectionId, event, 'events:subscribe', frame.channel);
+        if (!(await storage.connections.subscribe(connectionId, frame.channel))) throw notRegistered();
+        logger.info('subscribed', { connectionId, channel: frame.channel });
+        await reply({ type: 'subscribed', channel: frame.channel });
+        break;
+      }
+      case 'unsubscribe': {
+        const wasSubscribed = await storage.connections.unsubscribe(connectionId, frame.channel);
+        if (!wasSubscribed && !(await storage.connections.get(connectionId))) throw notRegistered();
+        logger.info('unsubscribed', { connectionId, channel: frame.channel, wasSubscribed });
+        await reply({ type: 'unsubscribed', channel: frame.channel });
+        break;
+      }
+      case 'publish': {
+        await permitted(storage, connectionId, event, 'events:publish', frame.channel);
+        const { id, publishedAt } = await storage.events.publish(frame.channel, frame.message);
+        logger.info('published', { connectionId, channel: frame.channel, id });
+        // Exactly as an HTTP publish: the sender gets the frame too when it is subscribed.
+        await relayEvent(
+          storage,
+          { id, channel: frame.channel, message: frame.message, publishedAt },
+          { ...(endpoint === undefined ? {} : { endpoint }), sender: connectionId },
+        );
+        break;
+      }
+    }
+  } catch (error) {
+    await reply(errorFrame(error));
+  }
+  return OK;
+};
+
+/**
+ * Throws unless the connection is still registered and what it was opened with allows `scope`
+ * on `channel`. The registry's record is read every time: it also says the connection has not
+ * outlived API Gateway's 2 h.
+ */
+async function permitted(
+  storage: Storage,
+  connectionId: string,
+  event: WebSocketEvent,
+  scope: Scope,
+  channel: string,
+): Promise<Connection> {
+  const connection = await storage.connections.get(connectionId);
+  if (!connection) throw notRegistered();
+  const tokenId = event.requestContext.authorizer?.tokenId;
+  const principal: Principal = {
+    id: typeof tokenId === 'string' ? tokenId : '',
+    identity: connection.identity,
+    scopes: connection.scopes,
+    resources: connection.resources,
+  };
+  if (!allows(principal, { scope, resource: channel })) {
+    logger.info('frame refused', { connectionId, identity: connection.identity, scope, channel });
+    authorize(principal, { scope, resource: channel });
+  }
+  return connection;
+}
+
+function notRegistered(): FrameError {
+  return new FrameError(
+    'not_found',
+    'this connection is no longer registered (connections last 2 hours at most): reconnect',
+  );
+}
+
+/** The client's frame, checked: size, JSON, action, fields and channel name. */
+function parseFrame(event: WebSocketEvent): Frame {
+  const { body } = event;
+  if (typeof body !== 'string' || event.isBase64Encoded) {
+    throw new FrameError('bad_request', 'binary frames are not accepted: send a JSON text frame');
+  }
+  const bytes = Buffer.byteLength(body, 'utf8');
+  if (bytes > MAX_MESSAGE_BYTES) {
+    throw new FrameError(
+      'payload_too_large',
+      `message is ${bytes} bytes; WebSocket messages are limited to ${MAX_MESSAGE_BYTES} bytes ` +
+        '(API Gateway); publish larger messages with POST /channels/{channel}/messages',
+    );
+  }
+  if (bytes > MAX_FRAME_BYTES) {
+    throw new FrameError(
+      'payload_too_large',
+      `frame is ${bytes} bytes; WebSocket frames are limited to ${MAX_FRAME_BYTES} bytes ` +
+        '(API Gateway); publish larger messages with POST /channels/{channel}/messages',
+    );
+  }
+  if (body.trim() === '') throw new FrameError('bad_request', `empty frame: send ${EXAMPLE}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch (error) {
+    throw new FrameError(
+      'bad_request',
+      `frame is not valid JSON (${(error as Error).message}): send ${EXAMPLE}`,
+    );
+  }
+  if (!isPlainObject(parsed)) {
+    throw new FrameError(
+      'bad_request',
+      `frame must be a JSON object, got ${describe(parsed)}: send ${EXAMPLE}`,
+    );
+  }
+  const { action } = parsed;
+  if (action !== 'subscribe' && action !== 'unsubscribe' && action !== 'publish') {
+    const got = typeof action === 'string' ? JSON.stringify(action) : describe(action);
+    throw new FrameError(
+      'bad_request',
+      `action: expected "subscribe", "unsubscribe" or "publish", got ${got}`,
+    );
+  }
+  const unknown = Object.keys(parsed).filter((field) => !FIELDS[action].includes(field));
+  if (unknown.length > 0) {
+    throw new FrameError(
+      'bad_request',
+      `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((f) => JSON.stringify(f)).join(', ')} ` +
+        `in a ${action} frame (allowed: ${FIELDS[action].join(', ')})`,
+    );
+  }
+  const channel = checkName('channel', parsed.channel);
+  if (action !== 'publish') return { action, channel };
+  if (!('message' in parsed)) throw new FrameError('bad_request', 'message: missing (any JSON value)');
+  return { action, channel, message: parsed.message as Json };
+}
+
+const EXAMPLE = '{"action":"subscribe","channel":"<name>"}';
+
+/** The error frame for anything a frame's handling threw; the same codes and wording as HTTP. */
+function errorFrame(error: unknown): ServerFrame {
+  if (error instanceof FrameError) {
+    logger.info('frame refused', { code: error.code, reason: error.message });
+    return { type: 'error', code: error.code, message: error.message };
+  }
+  // errorResponse logs it and maps it exactly as the HTTP routes do (5xx without driver detail).
+  const { error: body } = JSON.parse(errorResponse(error, logger).body) as {
+    error: { code: ApiErrorCode; message: string };
+  };
+  return { type: 'error', code: body.code, message: body.message };
+}
+
+/** The authorizer's context (see authorizer.ts), checked; `undefined` when unusable. */
+function principalFromAuthorizer(
+  authorizer: Record<string, unknown> | null | undefined,
+): Principal | undefined {
+  if (!authorizer) return undefined;
+  const { identity, tokenId, scopes, resources } = authorizer;
+  if (typeof identity !== 'string' || identity === '' || typeof scopes !== 'string') return undefined;
+  if (typeof resources !== 'string') return undefined;
+  const scopeList = scopes === '' ? [] : scopes.split(',');
+  if (!scopeList.every((scope): scope is Scope => (SCOPES as readonly string[]).includes(scope)))
+    return undefined;
+  let resourceList: unknown;
+  try {
+    resourceList = JSON.parse(resources);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(resourceList) || !resourceList.every((r) => typeof r === 'string')) return undefined;
+  return {
+    id: typeof tokenId === 'string' ? tokenId : '',
+    identity,
+    scopes: scopeList as Scope[],
+    resources: resourceList as string[],
+  };
+}
+
+// The shared logging middleware reads only `requestContext.requestId`, which WebSocket events carry too.
+const logging = requestLogging(logger) as unknown as MiddlewareObj<WebSocketEvent, WebSocketResult>[];
+
+export const connect = middy(connectRoute).use(logging);
+export const disconnect = middy(disconnectRoute).use(logging);
+export const message = middy(messageRoute).use(logging);
