@@ -6,6 +6,7 @@
  */
 import type {
   AuditEntry,
+  Connection,
   DeadMessage,
   EventHandler,
   HealthCheck,
@@ -14,6 +15,7 @@ import type {
   PublishedEvent,
   QueueStats,
   ReceivedMessage,
+  Scope,
   SendResult,
   Session,
   SweepReport,
@@ -126,6 +128,45 @@ export interface AuditDriver {
   }): Promise<AuditEntry[]>;
 }
 
+export interface NewConnection {
+  connectionId: string;
+  identity: string;
+  /** Checked and deduplicated. */
+  scopes: Scope[];
+  resources: string[];
+  ttlMs: number;
+}
+
+/** `subscribed`: now (or already) subscribed; `unknown`: no live connection; `full`: at `maxChannels`. */
+export type SubscribeOutcome = 'subscribed' | 'unknown' | 'full';
+
+/**
+ * The WebSocket connection registry. Connection ids and channels compare as bytes of UTF-8
+ * (Redis ZRANGEBYLEX, Postgres `COLLATE "C"`), which is the order of `channels` and of
+ * `subscribers` on every backend. A connection is live while its expiry is after the backend's
+ * now; every read filters on it.
+ */
+export interface ConnectionDriver {
+  /** Registers the connection, replacing any earlier registration and dropping its subscriptions. */
+  register(connection: NewConnection): Promise<Connection>;
+  get(connectionId: string): Promise<Connection | undefined>;
+  /** Atomic: the live check, the membership check and the channel count happen together. */
+  subscribe(connectionId: string, channel: string, maxChannels: number): Promise<SubscribeOutcome>;
+  /** Whether a live connection was subscribed (its subscription is removed either way). */
+  unsubscribe(connectionId: string, channel: string): Promise<boolean>;
+  /**
+   * Up to `limit` live subscribers of `channel` whose ids come after `after` (all when
+   * undefined), in byte order; `more` says whether any come after the last one answered.
+   */
+  subscribers(
+    channel: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ connectionIds: string[]; more: boolean }>;
+  /** Forgets the connection and its subscriptions; answers whether it was live. */
+  remove(connectionId: string): Promise<boolean>;
+}
+
 export interface Driver {
   readonly name: string;
   readonly kv: KvDriver;
@@ -134,6 +175,7 @@ export interface Driver {
   readonly events: EventDriver;
   readonly tokens: TokenDriver;
   readonly audit: AuditDriver;
+  readonly connections: ConnectionDriver;
   ping(): Promise<void>;
   sweep(batchSize: number): Promise<Omit<SweepReport, 'durationMs'>>;
   close(): Promise<void>;
@@ -144,6 +186,11 @@ export type HealthChecks = Record<string, HealthCheck>;
 /** A time in ms (as a number or the decimal text a backend answers) as an ISO-8601 string. */
 export function isoTime(ms: number | string): string {
   return new Date(Number(ms)).toISOString();
+}
+
+/** Orders strings by their UTF-8 bytes, as Redis (ZRANGEBYLEX) and Postgres (`COLLATE "C"`) do. */
+export function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
 /** Event ids are sequence numbers per channel, zero-padded so they sort as strings. */

@@ -4,10 +4,11 @@
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { maxHistoryFor, type StorageConfig } from '../config/index.js';
-import { BackendUnavailableError, ValidationError } from '../errors.js';
+import { BackendUnavailableError, ConflictError, ValidationError } from '../errors.js';
 import type { Driver, EventDriver, Expiry, StoredToken } from './driver.js';
 import type {
   AuditStore,
+  ConnectionStore,
   EventHandler,
   EventStore,
   HealthReport,
@@ -41,6 +42,12 @@ const MAX_VISIBILITY_SECONDS = 43_200;
 const MAX_DELAY_SECONDS = 604_800;
 const MAX_WAIT_SECONDS = 20;
 const SET_OPTIONS = ['ttl', 'expiresAt', 'nx', 'xx'] as const;
+/** API Gateway closes a WebSocket after 2 h: the registration's default lifetime. */
+const CONNECTION_DEFAULT_TTL_SECONDS = 7200;
+/** A registration lives at most a day (API Gateway's own limit is 2 h). */
+export const CONNECTION_MAX_TTL_SECONDS = 86_400;
+/** Channels one connection may subscribe to. */
+export const MAX_CHANNELS_PER_CONNECTION = 100;
 
 export function createFacade(driver: Driver, config: StorageConfig): Storage {
   const maxBytes = config.limits.maxValueBytes;
@@ -319,6 +326,58 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
     },
   };
 
+  const connections: ConnectionStore = {
+    async register(input) {
+      const i = checkOptions('input', input, ['connectionId', 'identity', 'scopes', 'resources', 'ttl']);
+      if (input === undefined) throw new ValidationError('input', 'is required');
+      const connectionId = checkName('connectionId', i.connectionId);
+      const identity = checkName('identity', i.identity);
+      const scopes = checkScopes(i.scopes);
+      if (i.resources === undefined) throw new ValidationError('resources', 'is required');
+      const resources = checkPatterns('resources', i.resources);
+      let ttlMs = CONNECTION_DEFAULT_TTL_SECONDS * 1000;
+      if (i.ttl !== undefined) {
+        ttlMs = checkTtl('ttl', i.ttl);
+        if (ttlMs > CONNECTION_MAX_TTL_SECONDS * 1000) {
+          throw new ValidationError(
+            'ttl',
+            `must be at most ${CONNECTION_MAX_TTL_SECONDS} seconds, got ${i.ttl}`,
+          );
+        }
+      }
+      return driver.connections.register({ connectionId, identity, scopes, resources, ttlMs });
+    },
+    get: async (connectionId) => driver.connections.get(checkName('connectionId', connectionId)),
+    async subscribe(connectionId, channel) {
+      checkName('connectionId', connectionId);
+      checkName('channel', channel);
+      const outcome = await driver.connections.subscribe(connectionId, channel, MAX_CHANNELS_PER_CONNECTION);
+      if (outcome === 'full') {
+        throw new ConflictError(
+          `connection ${JSON.stringify(connectionId)} is subscribed to ${MAX_CHANNELS_PER_CONNECTION} channels, the most allowed`,
+        );
+      }
+      return outcome === 'subscribed';
+    },
+    async unsubscribe(connectionId, channel) {
+      checkName('connectionId', connectionId);
+      checkName('channel', channel);
+      return driver.connections.unsubscribe(connectionId, channel);
+    },
+    async subscribers(channel, options) {
+      checkName('channel', channel);
+      const o = checkOptions('options', options, ['cursor', 'limit']);
+      const after = o.cursor === undefined ? undefined : decodeCursor('options.cursor', o.cursor);
+      const limit = o.limit === undefined ? 100 : checkInt('options.limit', o.limit, 1, 1000);
+      const page = await driver.connections.subscribers(channel, after, limit);
+      const last = page.connectionIds.at(-1);
+      return page.more && last !== undefined
+        ? { connectionIds: page.connectionIds, cursor: encodeCursor(last) }
+        : { connectionIds: page.connectionIds };
+    },
+    remove: async (connectionId) => driver.connections.remove(checkName('connectionId', connectionId)),
+  };
+
   return {
     backend: driver.name,
     kv,
@@ -327,6 +386,7 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
     events,
     tokens,
     audit,
+    connections,
     async health(): Promise<HealthReport> {
       const started = performance.now();
       try {
@@ -402,6 +462,30 @@ function checkPatterns(field: string, value: unknown): string[] {
   }
   if (value.length > 100) throw new ValidationError(field, 'at most 100 patterns');
   return value.map((p, i) => checkName(`${field}[${i}]`, p));
+}
+
+/**
+ * A `subscribers` cursor: the last connection id of the page, base64url-encoded. Opaque to
+ * callers; anything that does not decode to a valid connection id is refused.
+ */
+function encodeCursor(lastId: string): string {
+  return Buffer.from(lastId, 'utf8').toString('base64url');
+}
+
+const CURSOR = /^[A-Za-z0-9_-]{1,400}$/;
+function decodeCursor(field: string, value: unknown): string {
+  const invalid = () => new ValidationError(field, 'is not a cursor answered by subscribers()');
+  if (typeof value !== 'string')
+    throw new ValidationError(field, `expected a string, got ${describe(value)}`);
+  if (!CURSOR.test(value)) throw invalid();
+  const id = Buffer.from(value, 'base64url').toString('utf8');
+  // Node decodes leniently: only a cursor this code could have written is accepted.
+  if (id.length === 0 || encodeCursor(id) !== value) throw invalid();
+  try {
+    return checkName(field, id);
+  } catch {
+    throw invalid();
+  }
 }
 
 const EVENT_ID = /^\d{1,16}$/;

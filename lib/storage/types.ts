@@ -356,6 +356,64 @@ export interface AuditStore {
 }
 
 // ---------------------------------------------------------------------------------------
+// connections (the WebSocket relay's registry)
+
+/** A WebSocket connection as the relay registered it at `$connect`. */
+export interface Connection {
+  connectionId: string;
+  /** The identity, scopes and resources of the token the connection was opened with. */
+  identity: string;
+  scopes: Scope[];
+  resources: string[];
+  connectedAt: string;
+  /** API Gateway closes a WebSocket after 2 h; the registry forgets it then at the latest. */
+  expiresAt: string;
+  /** Channels the connection is subscribed to, sorted. */
+  channels: string[];
+}
+
+export interface RegisterConnectionInput {
+  connectionId: string;
+  identity: string;
+  scopes: Scope[];
+  resources: string[];
+  /** Seconds the registration lives (default 7200, API Gateway's connection limit). */
+  ttl?: number;
+}
+
+export interface SubscribersPage {
+  /** Live connection ids subscribed to the channel, in a stable order. */
+  connectionIds: string[];
+  /** Pass back as `options.cursor` for the next page; absent on the last page. */
+  cursor?: string;
+}
+
+/**
+ * Which WebSocket connections exist and which channels each one listens to: connection →
+ * channels and channel → connections, kept consistent with each other. A registration expires
+ * `ttl` seconds after `register` (subscribing does not extend it); an expired connection and
+ * its subscriptions are invisible at once and removed by the sweep.
+ */
+export interface ConnectionStore {
+  /** Registers (or replaces, dropping its subscriptions) a connection. */
+  register(input: RegisterConnectionInput): Promise<Connection>;
+  /** The live connection with its channels, or `undefined`. */
+  get(connectionId: string): Promise<Connection | undefined>;
+  /**
+   * Subscribes a live connection to a channel (idempotent). Answers `false`, subscribing
+   * nothing, when the connection is unknown or expired. At most 100 channels per connection:
+   * one more throws `ConflictError`.
+   */
+  subscribe(connectionId: string, channel: string): Promise<boolean>;
+  /** Answers whether the connection was subscribed. */
+  unsubscribe(connectionId: string, channel: string): Promise<boolean>;
+  /** One page of the channel's live subscribers (`limit` 1–1000, default 100). */
+  subscribers(channel: string, options?: { cursor?: string; limit?: number }): Promise<SubscribersPage>;
+  /** Forgets the connection and all its subscriptions; answers whether it was registered. */
+  remove(connectionId: string): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------------------------------
 // the whole
 
 export interface HealthCheck {
@@ -383,6 +441,7 @@ export interface SweepReport {
   events: number;
   tokens: number;
   audit: number;
+  connections: number;
   durationMs: number;
 }
 
@@ -394,6 +453,7 @@ export interface Storage {
   readonly events: EventStore;
   readonly tokens: TokenStore;
   readonly audit: AuditStore;
+  readonly connections: ConnectionStore;
   health(): Promise<HealthReport>;
   /** Removes expired data in batches and answers the counts. Harmless to run at any time. */
   sweep(options?: SweepOptions): Promise<SweepReport>;

@@ -9,6 +9,7 @@ import { describe, it } from 'vitest';
 import { type Backend, installHint, selectedBackends } from '../support/backends.js';
 import { useBackend } from '../support/fixture.js';
 import { describeAudit } from './audit.js';
+import { describeConnections } from './connections.js';
 import { describeEvents } from './events.js';
 import { describeKv } from './kv.js';
 import { describeQueues } from './queues.js';
@@ -25,6 +26,7 @@ function describeConformance(backend: Backend): void {
   describeEvents(f);
   describeTokens(f);
   describeAudit(f);
+  describeConnections(f);
   describeStorage(f);
   describeValidation(f);
 }

@@ -44,10 +44,28 @@ export function describeStorage(f: Fixture): void {
       const identity = name('who');
       const entry = await st.audit.append({ identity, action: 'sweep.test' });
       const [leased] = await st.queues.receive(queue, { visibilityTimeout: 600 });
+      const connection = await st.connections.register({
+        connectionId: name('conn'),
+        identity: name('who'),
+        scopes: ['events:subscribe'],
+        resources: ['*'],
+      });
+      await st.connections.subscribe(connection.connectionId, channel);
       await sleep(300);
 
       const report = await st.sweep();
-      for (const field of ['kv', 'sessions', 'queues', 'events', 'tokens', 'audit', 'durationMs'] as const) {
+      const fields = [
+        'kv',
+        'sessions',
+        'queues',
+        'events',
+        'tokens',
+        'audit',
+        'connections',
+        'durationMs',
+      ] as const;
+      expect(Object.keys(report).sort()).toEqual([...fields].sort());
+      for (const field of fields) {
         expect(typeof report[field], field).toBe('number');
         expect(report[field], field).toBeGreaterThanOrEqual(0);
       }
@@ -64,6 +82,10 @@ export function describeStorage(f: Fixture): void {
       expect((await st.tokens.verify(token.token))?.id).toBe(token.id);
       expect(await st.tokens.verify(expiringToken.token)).toBeUndefined();
       expect(await st.audit.query({ identity })).toEqual([entry]);
+      expect(await st.connections.get(connection.connectionId)).toEqual({
+        ...connection,
+        channels: [channel],
+      });
     });
 
     it('close() resolves on a storage that was never used', async () => {

@@ -456,6 +456,7 @@ export function describeValidation(f: Fixture): void {
           ['events.subscribe', 'aftr', () => s().events.subscribe(ch, () => {}, bad({ aftr: '1' }))],
           ['audit.query', 'identiy', () => s().audit.query(bad({ identiy: 'x' }))],
           ['sweep', 'batch', () => s().sweep(bad({ batch: 10 }))],
+          ['connections.subscribers', 'lmit', () => s().connections.subscribers(ch, bad({ lmit: 1 }))],
         ];
         for (const [op, field, call] of cases) await expectInvalid(call, field, op);
         // The send was refused and the nack too: the leased message is still in flight.
@@ -477,6 +478,16 @@ export function describeValidation(f: Fixture): void {
           'tokens.issue',
         );
         expect((await s().tokens.list()).filter((t) => t.identity === identity)).toEqual([]);
+        const connectionId = name('conn');
+        await expectInvalid(
+          () =>
+            s().connections.register(
+              bad({ connectionId, identity, scopes: ['events:subscribe'], resources: ['*'], tll: 5 }),
+            ),
+          'tll',
+          'connections.register',
+        );
+        expect(await s().connections.get(connectionId)).toBeUndefined();
         await expectInvalid(
           () => s().audit.append(bad({ identity, action: 'x', who: 'y' })),
           'who',
@@ -583,6 +594,12 @@ export function describeValidation(f: Fixture): void {
           ['audit.append', () => st.audit.append(bad({}))],
           ['audit.query', () => st.audit.query(bad({ limit: 0 }))],
           ['sweep', () => st.sweep(bad({ batchSize: 0 }))],
+          ['connections.register', () => st.connections.register(bad({}))],
+          ['connections.get', () => st.connections.get(bad(''))],
+          ['connections.subscribe', () => st.connections.subscribe(bad(''), 'ch')],
+          ['connections.unsubscribe', () => st.connections.unsubscribe(bad(''), 'ch')],
+          ['connections.subscribers', () => st.connections.subscribers(bad(''))],
+          ['connections.remove', () => st.connections.remove(bad(''))],
         ];
         const syncThrows: string[] = [];
         for (const [op, call] of calls) {

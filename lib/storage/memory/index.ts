@@ -8,6 +8,7 @@ import type { StorageConfig } from '../../config/index.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type {
   AuditDriver,
+  ConnectionDriver,
   Driver,
   EventDriver,
   Expiry,
@@ -17,9 +18,10 @@ import type {
   StoredToken,
   TokenDriver,
 } from '../driver.js';
-import { formatEventId, isoTime as iso } from '../driver.js';
+import { compareBytes, formatEventId, isoTime as iso } from '../driver.js';
 import type {
   AuditEntry,
+  Connection,
   DeadMessage,
   EventHandler,
   Json,
@@ -39,6 +41,7 @@ export function createMemoryDriver(config: StorageConfig): Driver {
   const events = memoryEvents();
   const tokens = memoryTokens();
   const audit = memoryAudit(config);
+  const connections = memoryConnections();
   return {
     name: 'memory',
     kv: kv.driver,
@@ -47,6 +50,7 @@ export function createMemoryDriver(config: StorageConfig): Driver {
     events: events.driver,
     tokens: tokens.driver,
     audit: audit.driver,
+    connections: connections.driver,
     async ping() {},
     async sweep(batchSize) {
       return {
@@ -56,6 +60,7 @@ export function createMemoryDriver(config: StorageConfig): Driver {
         events: 0,
         tokens: tokens.sweep(batchSize),
         audit: audit.sweep(batchSize),
+        connections: connections.sweep(batchSize),
       };
     },
     async close() {
@@ -651,6 +656,117 @@ function memoryAudit(config: StorageConfig) {
     while (removed < limit && entries.length > 0 && (entries[0] as { ms: number }).ms < oldest) {
       entries.shift();
       removed++;
+    }
+    return removed;
+  };
+  return { driver, sweep };
+}
+
+// ---------------------------------------------------------------------------------------
+
+interface ConnectionRecord {
+  connectionId: string;
+  identity: string;
+  scopes: Connection['scopes'];
+  resources: string[];
+  connectedAt: number;
+  expiresAt: number;
+  channels: Set<string>;
+}
+
+function memoryConnections() {
+  const byId = new Map<string, ConnectionRecord>();
+  /** channel → ids of the connections subscribed to it (live or not yet swept). */
+  const byChannel = new Map<string, Set<string>>();
+  const isLive = (r: ConnectionRecord, now: number) => r.expiresAt > now;
+  const live = (id: string, now = Date.now()) => {
+    const r = byId.get(id);
+    return r && isLive(r, now) ? r : undefined;
+  };
+  const view = (r: ConnectionRecord): Connection => ({
+    connectionId: r.connectionId,
+    identity: r.identity,
+    scopes: [...r.scopes],
+    resources: [...r.resources],
+    connectedAt: iso(r.connectedAt),
+    expiresAt: iso(r.expiresAt),
+    channels: [...r.channels].sort(compareBytes),
+  });
+  const unlink = (id: string, channel: string) => {
+    const subscribers = byChannel.get(channel);
+    subscribers?.delete(id);
+    if (subscribers?.size === 0) byChannel.delete(channel);
+  };
+  /** Forgets a connection and both directions of its subscriptions. */
+  const drop = (r: ConnectionRecord) => {
+    for (const channel of r.channels) unlink(r.connectionId, channel);
+    byId.delete(r.connectionId);
+  };
+
+  const driver: ConnectionDriver = {
+    async register(c) {
+      const old = byId.get(c.connectionId);
+      if (old) drop(old);
+      const now = Date.now();
+      const record: ConnectionRecord = {
+        connectionId: c.connectionId,
+        identity: c.identity,
+        scopes: [...c.scopes],
+        resources: [...c.resources],
+        connectedAt: now,
+        expiresAt: now + c.ttlMs,
+        channels: new Set(),
+      };
+      byId.set(c.connectionId, record);
+      return view(record);
+    },
+    async get(id) {
+      const r = live(id);
+      return r && view(r);
+    },
+    async subscribe(id, channel, maxChannels) {
+      const r = live(id);
+      if (!r) return 'unknown';
+      if (r.channels.has(channel)) return 'subscribed';
+      if (r.channels.size >= maxChannels) return 'full';
+      r.channels.add(channel);
+      let subscribers = byChannel.get(channel);
+      if (!subscribers) {
+        subscribers = new Set();
+        byChannel.set(channel, subscribers);
+      }
+      subscribers.add(id);
+      return 'subscribed';
+    },
+    async unsubscribe(id, channel) {
+      const r = byId.get(id);
+      if (!r?.channels.delete(channel)) return false;
+      unlink(id, channel);
+      return isLive(r, Date.now());
+    },
+    async subscribers(channel, after, limit) {
+      const now = Date.now();
+      const ids = [...(byChannel.get(channel) ?? [])]
+        .filter((id) => (after === undefined || compareBytes(id, after) > 0) && live(id, now))
+        .sort(compareBytes);
+      return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
+    },
+    async remove(id) {
+      const r = byId.get(id);
+      if (!r) return false;
+      drop(r);
+      return isLive(r, Date.now());
+    },
+  };
+  const sweep = (limit: number) => {
+    const now = Date.now();
+    let removed = 0;
+    for (const r of byId.values()) {
+      if (removed >= limit) break;
+      if (!isLive(r, now)) {
+        drop(r);
+        removed++;
+      }
     }
     return removed;
   };

@@ -17,6 +17,7 @@ import { maxHistoryFor, type StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError, ConflictError, NotFoundError } from '../../errors.js';
 import type {
   AuditDriver,
+  ConnectionDriver,
   Driver,
   EventDriver,
   Expiry,
@@ -28,6 +29,7 @@ import type {
 import { formatEventId, isoTime as iso } from '../driver.js';
 import type {
   AuditEntry,
+  Connection,
   DeadMessage,
   EventHandler,
   Json,
@@ -39,7 +41,7 @@ import type {
 } from '../types.js';
 import { parseJson } from '../validate.js';
 import { migrate } from './migrate.js';
-import { createSql, quoteIdent, type Row, type Sql, withErrorMapping } from './sql.js';
+import { createSql, quoteIdent, type Row, type Sql, type SqlExecutor, withErrorMapping } from './sql.js';
 
 export interface PostgresDriverOptions {
   /** Use this SQL connection instead of opening one; `close()` leaves it open. */
@@ -129,6 +131,14 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     call.then(done, done);
     return call;
   };
+  /** Runs `fn` in one transaction (never repeated: it writes). */
+  const transaction: Transaction = (fn) => {
+    const call = (async () => (await db()).transaction(fn))();
+    running.add(call);
+    const done = () => running.delete(call);
+    call.then(done, done);
+    return call;
+  };
   const wakeups = notifications(db, pg.listen, state);
   const queues = pgQueues(config, t, query, wakeups, notify.queues, state);
   const events = pgEvents(config, t, query, wakeups, notify.events, state);
@@ -141,6 +151,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     events: events.driver,
     tokens: pgTokens(t, query),
     audit: pgAudit(config, t, query),
+    connections: pgConnections(t, query, transaction),
     async ping() {
       // Reads the migrations table: an unmigrated schema is reported as such.
       await query(`SELECT 1 FROM ${t('schema_migrations')} LIMIT 1`);
@@ -166,6 +177,8 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
       const sessions = await expired('sessions', 'session_id');
       const dedup = await expired('queue_dedup', 'queue, dedup_id');
       const tokens = await expired('tokens', 'id');
+      // Their subscriptions go with them (ON DELETE CASCADE).
+      const connections = await expired('ws_connections', 'connection_id');
       // Audit retention: by age (the index on `at`), then by count (a primary-key range).
       const audit =
         (await batches(
@@ -183,7 +196,15 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
            ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
           [config.audit.maxEntries],
         ));
-      return { kv, sessions, queues: dedup, events: await events.trim(batchSize), tokens, audit };
+      return {
+        kv,
+        sessions,
+        queues: dedup,
+        events: await events.trim(batchSize),
+        tokens,
+        audit,
+        connections,
+      };
     },
     close() {
       // New calls are refused from here; long polls and subscriptions end; statements under way
@@ -216,6 +237,7 @@ function droppedConnection(error: unknown): boolean {
 }
 
 type Query = <R extends Row = Row>(text: string, params?: readonly unknown[]) => Promise<R[]>;
+type Transaction = <T>(fn: (tx: SqlExecutor) => Promise<T>) => Promise<T>;
 type Table = (name: string) => string;
 
 // ---------------------------------------------------------------------------------------
@@ -1157,6 +1179,121 @@ function pgAudit(config: StorageConfig, t: Table, query: Query): AuditDriver {
         params,
       );
       return rows.map(view);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+type ConnectionRow = {
+  identity: string;
+  scopes: string[];
+  resources: string[];
+  connected: number;
+  expires: number;
+  channels: string[];
+};
+
+/**
+ * The WebSocket connection registry (0002_connections.sql). `register` and `subscribe` are a
+ * transaction each: the first statement locks the connection's row, so the second one (with a
+ * snapshot taken after the lock) sees every subscription committed before it. That keeps a
+ * replaced registration from keeping a subscription made concurrently, and the channel limit
+ * exact under concurrent subscribes of one connection. Reads are one statement each.
+ */
+function pgConnections(t: Table, query: Query, transaction: Transaction): ConnectionDriver {
+  const conns = t('ws_connections');
+  const subs = t('ws_subscriptions');
+  return {
+    async register(c) {
+      const row = await transaction(async (tx) => {
+        const [row] = await tx.query<{ connected: number; expires: number }>(
+          `INSERT INTO ${conns} (connection_id, identity, scopes, resources, connected_at, expires_at)
+           VALUES ($1, $2, $3::text[], $4::text[], ${NOW_MS}, ${NOW_MS} + ${msInterval('$5')})
+           ON CONFLICT (connection_id) DO UPDATE SET identity = EXCLUDED.identity, scopes = EXCLUDED.scopes,
+             resources = EXCLUDED.resources, connected_at = EXCLUDED.connected_at, expires_at = EXCLUDED.expires_at
+           RETURNING ${ms('connected_at')} AS connected, ${ms('expires_at')} AS expires`,
+          [c.connectionId, c.identity, c.scopes, c.resources, c.ttlMs],
+        );
+        await tx.query(`DELETE FROM ${subs} WHERE connection_id = $1`, [c.connectionId]);
+        return row!;
+      });
+      return {
+        connectionId: c.connectionId,
+        identity: c.identity,
+        scopes: [...c.scopes],
+        resources: [...c.resources],
+        connectedAt: iso(num(row.connected)),
+        expiresAt: iso(num(row.expires)),
+        channels: [],
+      };
+    },
+    async get(id) {
+      const [row] = await query<ConnectionRow>(
+        `SELECT identity, scopes, resources, ${ms('connected_at')} AS connected, ${ms('expires_at')} AS expires,
+           ARRAY(SELECT s.channel FROM ${subs} s WHERE s.connection_id = c.connection_id ORDER BY s.channel) AS channels
+         FROM ${conns} c WHERE connection_id = $1 AND expires_at > now()`,
+        [id],
+      );
+      if (!row) return undefined;
+      return {
+        connectionId: id,
+        identity: row.identity,
+        scopes: row.scopes as Connection['scopes'],
+        resources: row.resources,
+        connectedAt: iso(num(row.connected)),
+        expiresAt: iso(num(row.expires)),
+        channels: row.channels,
+      };
+    },
+    async subscribe(id, channel, maxChannels) {
+      return transaction(async (tx) => {
+        const live = await tx.query(
+          `SELECT 1 FROM ${conns} WHERE connection_id = $1 AND expires_at > now() FOR NO KEY UPDATE`,
+          [id],
+        );
+        if (live.length === 0) return 'unknown';
+        const [row] = await tx.query<{ has: boolean; inserted: number }>(
+          `WITH n AS (
+             SELECT count(*)::int AS n, coalesce(bool_or(channel = $2::text), false) AS has
+             FROM ${subs} WHERE connection_id = $1::text
+           ), i AS (
+             INSERT INTO ${subs} (channel, connection_id)
+             SELECT $2::text, $1::text FROM n WHERE NOT n.has AND n.n < $3::int
+             RETURNING 1
+           )
+           SELECT n.has, (SELECT count(*) FROM i)::int AS inserted FROM n`,
+          [id, channel, maxChannels],
+        );
+        return row?.has === true || num(row?.inserted ?? 0) > 0 ? 'subscribed' : 'full';
+      });
+    },
+    async unsubscribe(id, channel) {
+      const [row] = await query<{ live: boolean }>(
+        `WITH d AS (DELETE FROM ${subs} WHERE connection_id = $1 AND channel = $2 RETURNING connection_id)
+         SELECT EXISTS (
+           SELECT 1 FROM d JOIN ${conns} c ON c.connection_id = d.connection_id WHERE c.expires_at > now()
+         ) AS live`,
+        [id, channel],
+      );
+      return row?.live === true;
+    },
+    async subscribers(channel, after, limit) {
+      const rows = await query<{ connection_id: string }>(
+        `SELECT s.connection_id FROM ${subs} s JOIN ${conns} c ON c.connection_id = s.connection_id
+         WHERE s.channel = $1 AND s.connection_id > $2 AND c.expires_at > now()
+         ORDER BY s.connection_id LIMIT $3`,
+        [channel, after ?? '', limit + 1],
+      );
+      const ids = rows.map((r) => r.connection_id);
+      return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
+    },
+    async remove(id) {
+      const [row] = await query<{ live: boolean }>(
+        `DELETE FROM ${conns} WHERE connection_id = $1 RETURNING expires_at > now() AS live`,
+        [id],
+      );
+      return row?.live === true;
     },
   };
 }

@@ -2,9 +2,10 @@
  * The Redis backend (ioredis 5; Redis 6.2+, ElastiCache incl. cluster mode and Serverless,
  * Upstash). Every key starts with `keyPrefix` (so ACL key patterns like `~kubently:*` work),
  * followed by a hash tag per related key set: `{s}` sessions, `{t}` tokens, `{a}` audit,
- * `{q:<name>}` per queue, `{e:<name>}` per channel; kv keys are single keys.
+ * `{q:<name>}` per queue, `{e:<name>}` per channel, `{ws}` the WebSocket connection registry;
+ * kv keys are single keys.
  *
- * Trade-off: the sessions, tokens and audit stores each live in one cluster slot so that
+ * Trade-off: the sessions, tokens, audit and connection stores each live in one cluster slot so that
  * one script can keep a record and its indexes consistent; queues and channels spread
  * across slots by name.
  */
@@ -14,6 +15,7 @@ import type { StorageConfig } from '../../config/index.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type {
   AuditDriver,
+  ConnectionDriver,
   Driver,
   EventDriver,
   KvDriver,
@@ -22,8 +24,15 @@ import type {
   StoredToken,
   TokenDriver,
 } from '../driver.js';
-import { formatEventId, isoTime as iso } from '../driver.js';
-import type { AuditEntry, PublishedEvent, ReceivedMessage, Session, TokenInfo } from '../types.js';
+import { compareBytes, formatEventId, isoTime as iso } from '../driver.js';
+import type {
+  AuditEntry,
+  Connection,
+  PublishedEvent,
+  ReceivedMessage,
+  Session,
+  TokenInfo,
+} from '../types.js';
 import { parseJson } from '../validate.js';
 import { createRedisClient, duplicateClient, mapRedisError, type RedisClient } from './client.js';
 import { type ScriptName, SESSION_FIELDS, scripts } from './scripts.js';
@@ -35,6 +44,9 @@ export interface RedisDriverOptions {
 
 type Reply = string | number | null | Reply[];
 type ScriptCaller = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<Reply>;
+
+/** Batches one sweep removes of the connection registry at most; the next sweep goes on. */
+const MAX_SWEEP_BATCHES = 100;
 
 const nullable = (text: string | null | undefined) => (text === '' || text == null ? null : text);
 
@@ -65,6 +77,7 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
     events: redisEvents(client, run, prefix, subscriber),
     tokens: redisTokens(client, run, `${prefix}{t}:`),
     audit: redisAudit(run, `${prefix}{a}:`, config),
+    connections: redisConnections(run, `${prefix}{ws}:`),
     async ping() {
       await client.ping();
     },
@@ -82,8 +95,16 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
           [`${prefix}{a}:`, Math.round(config.audit.maxAge * 1000), batchSize],
         ),
       );
+      let connections = 0;
+      for (let i = 0; i < MAX_SWEEP_BATCHES; i++) {
+        const n = Number(
+          await run('connectionSweep', [`${prefix}{ws}:conns`], [`${prefix}{ws}:`, batchSize]),
+        );
+        connections += n;
+        if (n < batchSize) break;
+      }
       // kv, queue dedup ids and event history expire or trim natively in Redis.
-      return { kv: 0, sessions, queues: 0, events: 0, tokens: Math.max(0, tokens), audit };
+      return { kv: 0, sessions, queues: 0, events: 0, tokens: Math.max(0, tokens), audit, connections };
     },
     async close() {
       await Promise.allSettled([blocking.close(), subscriber.close()]);
@@ -125,6 +146,7 @@ function guard(driver: Driver): Driver {
     events: wrap(driver.events),
     tokens: wrap(driver.tokens),
     audit: wrap(driver.audit),
+    connections: wrap(driver.connections),
   };
 }
 
@@ -718,6 +740,70 @@ function redisAudit(run: ScriptCaller, base: string, config: StorageConfig): Aud
         [base, q.identity ?? '', q.sinceMs ?? '', q.untilMs ?? '', q.limit, q.order, maxAgeMs],
       )) as [string, string[]][];
       return entries.map(toEntry);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+/** The connection registry: every key under one hash tag, `{ws}` (see scripts.ts for the layout). */
+function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
+  const conns = `${base}conns`;
+  return {
+    async register(c) {
+      const [connected, exp] = (await run(
+        'connectionRegister',
+        [conns],
+        [base, c.connectionId, c.identity, JSON.stringify(c.scopes), JSON.stringify(c.resources), c.ttlMs],
+      )) as [number, number];
+      return {
+        connectionId: c.connectionId,
+        identity: c.identity,
+        scopes: [...c.scopes],
+        resources: [...c.resources],
+        connectedAt: iso(connected),
+        expiresAt: iso(exp),
+        channels: [],
+      };
+    },
+    async get(id) {
+      const reply = (await run('connectionGet', [conns], [base, id])) as Reply[] | null;
+      if (reply === null) return undefined;
+      const [identity, scopes, resources, connected, exp, channels] = reply as [
+        string,
+        string,
+        string,
+        string,
+        string,
+        string[],
+      ];
+      return {
+        connectionId: id,
+        identity,
+        scopes: JSON.parse(scopes) as Connection['scopes'],
+        resources: JSON.parse(resources) as string[],
+        connectedAt: iso(connected),
+        expiresAt: iso(exp),
+        channels: channels.sort(compareBytes),
+      };
+    },
+    async subscribe(id, channel, maxChannels) {
+      const reply = Number(await run('connectionSubscribe', [conns], [base, id, channel, maxChannels]));
+      return reply === 1 ? 'subscribed' : reply === -1 ? 'full' : 'unknown';
+    },
+    async unsubscribe(id, channel) {
+      return (await run('connectionUnsubscribe', [conns], [base, id, channel])) === 1;
+    },
+    async subscribers(channel, after, limit) {
+      const ids = (await run(
+        'connectionSubscribers',
+        [conns],
+        [base, channel, after ?? '', limit],
+      )) as string[];
+      return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
+    },
+    async remove(id) {
+      return (await run('connectionRemove', [conns], [base, id])) === 1;
     },
   };
 }

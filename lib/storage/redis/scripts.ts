@@ -570,6 +570,163 @@ end
 return removed`,
 };
 
+// ---------------------------------------------------------------------------------------
+// connections (the WebSocket relay's registry): every key under ONE hash tag, '{ws}', so one
+// script updates a connection and both directions of its subscriptions on Redis Cluster too
+// (no CROSSSLOT). Keys (base = '<prefix>{ws}:'):
+//   conns            zset connection id → expiry ms (liveness for subscribers, and the sweep's index)
+//   conn:<id>        hash identity, scopes (JSON), resources (JSON), connected ms, exp ms
+//   chans:<id>       set of the connection's channels
+//   subs:<channel>   zset (all scores 0, so ZRANGEBYLEX pages in byte order) of subscribed ids
+// A connection is live while exp > TIME. conn:<id> expires exactly then (PEXPIREAT); the sets
+// that the sweep needs to undo a connection's subscriptions live GRACE_MS longer, and conns and
+// subs:<channel> as long as their latest member plus GRACE_MS, so Redis drops everything of a
+// dead connection even when no sweep runs.
+
+/** How long a dead connection's indexes outlive it, for the sweep to clean up. */
+export const CONNECTION_GRACE_MS = 3_600_000;
+
+const CONNECTION_HELPERS = `${NOW}local GRACE = ${CONNECTION_GRACE_MS}
+-- Removes the connection from every channel it is subscribed to, and its channel set.
+local function drop_channels(base, id)
+  local chans = base .. 'chans:' .. id
+  for _, channel in ipairs(redis.call('SMEMBERS', chans)) do
+    redis.call('ZREM', base .. 'subs:' .. channel, id)
+  end
+  redis.call('DEL', chans)
+end
+-- The connection's expiry ms when it is live, else nil.
+local function live_exp(base, id, now)
+  local exp = tonumber(redis.call('HGET', base .. 'conn:' .. id, 'exp'))
+  if exp and exp > now then return exp end
+  return nil
+end
+-- Makes a key live at least until at (never shortens it).
+local function keep_until(key, at, now)
+  local left = redis.call('PTTL', key)
+  if left < 0 or now + left < at then redis.call('PEXPIREAT', key, at) end
+end
+`;
+
+/**
+ * KEYS[1] conns; ARGV: base, id, identity, scopes JSON, resources JSON, ttlMs → {connected, exp}.
+ * Replaces an earlier registration and drops its subscriptions.
+ */
+export const connectionRegister: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${CONNECTION_HELPERS}
+local base, id = ARGV[1], ARGV[2]
+local now = now_ms()
+local exp = now + tonumber(ARGV[6])
+local key = base .. 'conn:' .. id
+drop_channels(base, id)
+redis.call('DEL', key)
+redis.call('HSET', key, 'identity', ARGV[3], 'scopes', ARGV[4], 'resources', ARGV[5], 'connected', now, 'exp', exp)
+redis.call('PEXPIREAT', key, exp)
+redis.call('ZADD', KEYS[1], exp, id)
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], tonumber(top[2]) + GRACE)
+return {now, exp}`,
+};
+
+/** KEYS[1] conns; ARGV: base, id → {identity, scopes, resources, connected, exp, {channels}} or nil. */
+export const connectionGet: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${CONNECTION_HELPERS}
+local base, id = ARGV[1], ARGV[2]
+local f = redis.call('HMGET', base .. 'conn:' .. id, 'identity', 'scopes', 'resources', 'connected', 'exp')
+if not f[1] or tonumber(f[5]) <= now_ms() then return nil end
+return {f[1], f[2], f[3], f[4], f[5], redis.call('SMEMBERS', base .. 'chans:' .. id)}`,
+};
+
+/** KEYS[1] conns; ARGV: base, id, channel, maxChannels → 1 subscribed, 0 not live, -1 full. */
+export const connectionSubscribe: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${CONNECTION_HELPERS}
+local base, id, channel = ARGV[1], ARGV[2], ARGV[3]
+local now = now_ms()
+local exp = live_exp(base, id, now)
+if not exp then return 0 end
+local chans = base .. 'chans:' .. id
+if redis.call('SISMEMBER', chans, channel) == 1 then return 1 end
+if redis.call('SCARD', chans) >= tonumber(ARGV[4]) then return -1 end
+redis.call('SADD', chans, channel)
+redis.call('PEXPIREAT', chans, exp + GRACE)
+local subs = base .. 'subs:' .. channel
+redis.call('ZADD', subs, 0, id)
+keep_until(subs, exp + GRACE, now)
+return 1`,
+};
+
+/** KEYS[1] conns; ARGV: base, id, channel → 1 when a live connection was subscribed, else 0. */
+export const connectionUnsubscribe: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${CONNECTION_HELPERS}
+local base, id, channel = ARGV[1], ARGV[2], ARGV[3]
+local removed = redis.call('SREM', base .. 'chans:' .. id, channel)
+redis.call('ZREM', base .. 'subs:' .. channel, id)
+if removed == 1 and live_exp(base, id, now_ms()) then return 1 end
+return 0`,
+};
+
+/**
+ * KEYS[1] conns; ARGV: base, channel, after ('' = from the start), limit → up to limit + 1 live
+ * subscriber ids after \`after\`, in byte order. Members of dead connections met on the way are
+ * removed (the sweep would, later).
+ */
+export const connectionSubscribers: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${CONNECTION_HELPERS}
+local base, limit = ARGV[1], tonumber(ARGV[4])
+local subs = base .. 'subs:' .. ARGV[2]
+local now = now_ms()
+local min = '-'
+if ARGV[3] ~= '' then min = '(' .. ARGV[3] end
+local out = {}
+while #out <= limit do
+  local batch = redis.call('ZRANGEBYLEX', subs, min, '+', 'LIMIT', 0, limit + 1)
+  for _, id in ipairs(batch) do
+    local exp = redis.call('ZSCORE', KEYS[1], id)
+    if exp and tonumber(exp) > now then
+      out[#out + 1] = id
+      if #out > limit then break end
+    else
+      redis.call('ZREM', subs, id)
+    end
+  end
+  if #batch <= limit then break end
+  min = '(' .. batch[#batch]
+end
+return out`,
+};
+
+/** KEYS[1] conns; ARGV: base, id → 1 when a live connection was removed, else 0. */
+export const connectionRemove: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${CONNECTION_HELPERS}
+local base, id = ARGV[1], ARGV[2]
+local exp = live_exp(base, id, now_ms())
+drop_channels(base, id)
+redis.call('DEL', base .. 'conn:' .. id)
+redis.call('ZREM', KEYS[1], id)
+if exp then return 1 end
+return 0`,
+};
+
+/** KEYS[1] conns; ARGV: base, batch → expired connections removed with their subscriptions. */
+export const connectionSweep: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${CONNECTION_HELPERS}
+local base = ARGV[1]
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(dead) do
+  drop_channels(base, id)
+  redis.call('DEL', base .. 'conn:' .. id)
+  redis.call('ZREM', KEYS[1], id)
+end
+return #dead`,
+};
+
 export const scripts = {
   kvGetEntry,
   kvExpire,
@@ -597,6 +754,13 @@ export const scripts = {
   auditAppend,
   auditQuery,
   auditSweep,
+  connectionRegister,
+  connectionGet,
+  connectionSubscribe,
+  connectionUnsubscribe,
+  connectionSubscribers,
+  connectionRemove,
+  connectionSweep,
 } as const;
 
 export type ScriptName = keyof typeof scripts;
