@@ -3,10 +3,12 @@
  * built (a real backend from test/support/backends.ts, or memory for unit checks).
  */
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { type FunctionName, pathParameters, type RouteSpec, routeFor } from '../../functions/lib/routes.js';
 import { useStorage } from '../../functions/lib/storage.js';
 import type { StorageConfig } from '../../lib/config/index.js';
 import type { Storage } from '../../lib/storage/types.js';
+import { type Backend, installHint, postgresBackend, redisBackend } from '../support/backends.js';
 import { httpEvent, lambdaContext } from './lambda.js';
 
 process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
@@ -78,4 +80,54 @@ export async function call(routeKey: string, options: CallOptions = {}): Promise
     json: raw ? JSON.parse(raw) : undefined,
     raw,
   };
+}
+
+/**
+ * Registers `body` once per real backend (Redis, PostgreSQL via `pg`) with a fresh storage
+ * served to the functions. An unreachable server fails the run under CI and is skipped loudly
+ * elsewhere, like the conformance suite.
+ */
+export async function describeOnRealBackends(
+  title: string,
+  body: (context: { backend: Backend; storage: () => Storage }) => void,
+): Promise<void> {
+  for (const backend of [redisBackend(), postgresBackend({ name: 'postgresql-pg', driver: 'pg' })]) {
+    const unavailable = await backend.available();
+    const name = `${title} [${backend.name}]`;
+    if (unavailable !== undefined && process.env.CI) {
+      describe(name, () => {
+        it(`${backend.name} is reachable (required under CI)`, () => {
+          throw new Error(`${backend.name} is unavailable under CI: ${unavailable}`);
+        });
+      });
+      continue;
+    }
+    const run = () => {
+      let storage: Storage | undefined;
+      beforeAll(() => {
+        storage = backend.create();
+        serveFrom(storage);
+      });
+      afterAll(async () => {
+        try {
+          await storage?.close();
+        } finally {
+          await backend.cleanup();
+        }
+      });
+      body({
+        backend,
+        storage: () => {
+          if (!storage) throw new Error('storage() used outside a test');
+          return storage;
+        },
+      });
+    };
+    if (unavailable === undefined) describe(name, run);
+    else {
+      const reason = `${unavailable} (${installHint(backend)})`;
+      console.warn(`\n⚠ ${name} SKIPPED: ${reason}\n`);
+      describe.skip(`${name} — SKIPPED: ${reason}`, run);
+    }
+  }
 }
