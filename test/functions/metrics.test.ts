@@ -1,0 +1,62 @@
+/** Every HTTP request emits one EMF latency metric named by its operation, on success and on error. */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createStorage } from '../../lib/storage/index.js';
+
+afterEach(() => {
+  vi.restoreAllMocks();
+  vi.unstubAllEnvs();
+});
+
+interface Emf {
+  _aws: {
+    CloudWatchMetrics: {
+      Namespace: string;
+      Dimensions: string[][];
+      Metrics: { Name: string; Unit: string }[];
+    }[];
+  };
+  [key: string]: unknown;
+}
+
+describe('operation metrics (EMF)', () => {
+  it('one Latency metric per request with operation and backend dimensions, errors included', async () => {
+    vi.resetModules();
+    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+    vi.stubEnv('POWERTOOLS_DEV', '');
+    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+    const lines: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const { call, serveFrom } = await import('./api-support.js');
+    const storage = createStorage({ backend: 'memory' });
+    try {
+      serveFrom(storage);
+      const { token } = await storage.tokens.issue({ identity: 'metrics', scopes: ['admin'] });
+      expect((await call('PUT /kv/{key}', { token, params: { key: 'k' }, body: { value: 1 } })).status).toBe(
+        200,
+      );
+      expect((await call('GET /kv/{key}', { token, params: { key: 'missing' } })).status).toBe(404);
+    } finally {
+      vi.mocked(process.stdout.write).mockRestore();
+      await storage.close();
+    }
+    const emf = lines
+      .flatMap((line) => line.split('\n'))
+      .filter((line) => line.includes('CloudWatchMetrics'))
+      .map((line) => JSON.parse(line) as Emf);
+    expect(emf.map((entry) => [entry.operation, entry.status])).toEqual([
+      ['kv.set', '200'],
+      ['kv.get', '404'],
+    ]);
+    for (const entry of emf) {
+      const [directive] = entry._aws.CloudWatchMetrics;
+      expect(directive!.Namespace).toBe('KubentlyStorage');
+      expect(directive!.Metrics).toEqual([{ Name: 'Latency', Unit: 'Milliseconds' }]);
+      expect(directive!.Dimensions[0]).toEqual(expect.arrayContaining(['operation', 'backend']));
+      expect(entry.backend).toBe('memory');
+      expect(entry.Latency).toEqual(expect.any(Number));
+    }
+  });
+});
