@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { BackendUnavailableError, ConfigError, ConflictError } from '../../lib/errors.js';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
-import { migrate } from '../../lib/storage/postgresql/migrate.js';
+import { loadMigrations, migrate } from '../../lib/storage/postgresql/migrate.js';
 import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
 import type { PublishedEvent } from '../../lib/storage/types.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
@@ -49,6 +49,27 @@ describe.skipIf(unavailable !== undefined)(
       return storage;
     }
 
+    /** An Sql that records every statement sent through it. */
+    function counting(sql: Sql): { sql: Sql; sent: string[] } {
+      const sent: string[] = [];
+      return {
+        sent,
+        sql: {
+          ...sql,
+          driver: sql.driver,
+          query: (text, params) => {
+            sent.push(text.replace(/\s+/g, ' ').trim());
+            return sql.query(text, params);
+          },
+          transaction: (fn) => {
+            sent.push('BEGIN');
+            return sql.transaction(fn);
+          },
+          close: () => sql.close(),
+        },
+      };
+    }
+
     beforeAll(async () => {
       admin = await createSql(pgConfig('public', { listen: false }));
     });
@@ -59,27 +80,6 @@ describe.skipIf(unavailable !== undefined)(
     });
 
     describe('statements', () => {
-      /** An Sql that records every statement sent through it. */
-      function counting(sql: Sql): { sql: Sql; sent: string[] } {
-        const sent: string[] = [];
-        return {
-          sent,
-          sql: {
-            ...sql,
-            driver: sql.driver,
-            query: (text, params) => {
-              sent.push(text.replace(/\s+/g, ' ').trim());
-              return sql.query(text, params);
-            },
-            transaction: (fn) => {
-              sent.push('BEGIN');
-              return sql.transaction(fn);
-            },
-            close: () => sql.close(),
-          },
-        };
-      }
-
       it('get, set, exists, isClusterActive, send, receive, ack and publish are one statement each', async () => {
         const schema = await freshSchema();
         const raw = await createSql(pgConfig(schema, { listen: false }));
@@ -390,6 +390,108 @@ describe.skipIf(unavailable !== undefined)(
         const report = await narrow.sweep();
         expect(report.events).toBe(6);
         expect((await narrow.events.history(channel)).map((e) => e.message)).toEqual([6, 7, 8, 9]);
+      });
+    });
+
+    describe('connections', () => {
+      const register = (storage: Storage, connectionId: string, ttl?: number) =>
+        storage.connections.register({
+          connectionId,
+          identity: 'relay',
+          scopes: ['events:subscribe'],
+          resources: ['*'],
+          ...(ttl === undefined ? {} : { ttl }),
+        });
+
+      it('subscriptions go with their connection (ON DELETE CASCADE): remove, a direct delete, the sweep', async () => {
+        const schema = await freshSchema();
+        const storage = storageOn(schema);
+        const count = async (table: string, connectionId?: string) =>
+          Number(
+            (
+              await admin.query<{ n: number }>(
+                `SELECT count(*)::int AS n FROM ${quoteIdent(schema)}.${table}${connectionId ? ' WHERE connection_id = $1' : ''}`,
+                connectionId ? [connectionId] : [],
+              )
+            )[0]!.n,
+          );
+        await register(storage, 'kept');
+        await register(storage, 'removed');
+        await register(storage, 'deleted');
+        const short = await register(storage, 'expired', 1);
+        for (const id of ['kept', 'removed', 'deleted', 'expired']) {
+          for (const ch of ['a', 'b']) expect(await storage.connections.subscribe(id, ch)).toBe(true);
+        }
+        expect(await count('ws_subscriptions')).toBe(8);
+
+        expect(await storage.connections.remove('removed')).toBe(true);
+        expect(await count('ws_subscriptions', 'removed')).toBe(0);
+        // Whoever deletes a connection row (an operator too) takes its subscriptions with it.
+        await admin.query(`DELETE FROM ${quoteIdent(schema)}.ws_connections WHERE connection_id = 'deleted'`);
+        expect(await count('ws_subscriptions', 'deleted')).toBe(0);
+        expect((await storage.connections.subscribers('a')).connectionIds).toEqual(['expired', 'kept']);
+
+        await sleep(Math.max(0, Date.parse(short.expiresAt) - Date.now()) + 250);
+        // Invisible at once, though its rows are still there until the sweep.
+        expect((await storage.connections.subscribers('a')).connectionIds).toEqual(['kept']);
+        expect(await count('ws_subscriptions', 'expired')).toBe(2);
+        const report = await storage.sweep({ batchSize: 1 });
+        expect(report.connections).toBe(1);
+        expect(await count('ws_subscriptions', 'expired')).toBe(0);
+        expect(await count('ws_connections')).toBe(1);
+        expect(await count('ws_subscriptions')).toBe(2);
+        expect((await storage.connections.get('kept'))?.channels).toEqual(['a', 'b']);
+      });
+
+      it('get and subscribers are one statement; register and subscribe one transaction', async () => {
+        const schema = await freshSchema();
+        const raw = await createSql(pgConfig(schema, { listen: false }));
+        const { sql, sent } = counting(raw);
+        const storage = storageOn(schema, {}, sql);
+        try {
+          const during = async (fn: () => Promise<unknown>) => {
+            sent.length = 0;
+            await fn();
+            return [...sent];
+          };
+          expect(await during(() => register(storage, 'c1'))).toEqual(['BEGIN']);
+          expect(await during(() => storage.connections.subscribe('c1', 'ch'))).toEqual(['BEGIN']);
+          expect(await during(() => storage.connections.get('c1'))).toHaveLength(1);
+          expect(await during(() => storage.connections.subscribers('ch'))).toHaveLength(1);
+          expect(await during(() => storage.connections.unsubscribe('c1', 'ch'))).toHaveLength(1);
+          expect(await during(() => storage.connections.remove('c1'))).toHaveLength(1);
+        } finally {
+          await raw.close();
+        }
+      });
+
+      it('a schema at version 1 says to run migrations, and 0002 brings the registry', async () => {
+        const schema = `kst_pgt_${run}_${schemas.length}`;
+        schemas.push(schema);
+        const all = await loadMigrations();
+        await migrate(admin, { schema, migrations: all.filter((m) => m.version === 1) });
+        const storage = storageOn(schema);
+        await storage.kv.set('k', 1);
+        const error = await failure(() => register(storage, 'c1'));
+        expect(error).toBeInstanceOf(BackendUnavailableError);
+        expect(String((error as Error).message)).toMatch(/migrat/i);
+        const result = await migrate(admin, { schema });
+        expect(result.applied.map((m) => m.file)).toEqual(['0002_connections.sql']);
+        expect((await register(storage, 'c1')).channels).toEqual([]);
+        expect(await storage.kv.get('k')).toBe(1);
+      });
+
+      it('ids and channels that look like SQL are just names', async () => {
+        const schema = await freshSchema();
+        const storage = storageOn(schema);
+        const evil = `'; DELETE FROM ${quoteIdent(schema)}.ws_connections; --`;
+        await register(storage, evil);
+        await register(storage, 'other');
+        expect(await storage.connections.subscribe(evil, evil)).toBe(true);
+        expect(await storage.connections.subscribe('other', evil)).toBe(true);
+        expect((await storage.connections.subscribers(evil)).connectionIds).toEqual([evil, 'other'].sort());
+        expect((await storage.connections.get(evil))?.channels).toEqual([evil]);
+        expect(await storage.connections.get('other')).toBeDefined();
       });
     });
 

@@ -94,6 +94,46 @@ describe.skipIf(unavailable !== undefined)(
       });
     });
 
+    it('connections: register, get, subscribe and subscribers are one command each', async () => {
+      const client = new Redis(URL);
+      const storage = createStorage(
+        { backend: 'redis', keyPrefix: prefix, redis: { url: URL } },
+        { redis: { client } },
+      );
+      const sent: string[] = [];
+      const original = client.sendCommand.bind(client);
+      client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+        sent.push(command.name.toLowerCase());
+        return (original as (...a: unknown[]) => unknown)(command, ...rest);
+      }) as typeof client.sendCommand;
+      const during = async (fn: () => Promise<unknown>) => {
+        sent.length = 0;
+        await fn();
+        return [...sent];
+      };
+      const register = (connectionId: string) =>
+        storage.connections.register({ connectionId, identity: 'i', scopes: ['admin'], resources: ['*'] });
+      try {
+        // Scripts are loaded on first use: measure warm calls.
+        await register('warm');
+        await storage.connections.subscribe('warm', 'ch');
+        await storage.connections.get('warm');
+        await storage.connections.subscribers('ch');
+        await storage.connections.unsubscribe('warm', 'ch');
+        await storage.connections.remove('warm');
+        expect(await during(() => register('c1'))).toEqual(['evalsha']);
+        expect(await during(() => storage.connections.subscribe('c1', 'ch'))).toEqual(['evalsha']);
+        expect(await during(() => storage.connections.get('c1'))).toEqual(['evalsha']);
+        expect(await during(() => storage.connections.subscribers('ch'))).toEqual(['evalsha']);
+        expect(await during(() => storage.connections.unsubscribe('c1', 'ch'))).toEqual(['evalsha']);
+        expect(await during(() => storage.connections.remove('c1'))).toEqual(['evalsha']);
+      } finally {
+        client.sendCommand = original;
+        await storage.close();
+        client.disconnect();
+      }
+    });
+
     describe('every key under the prefix', () => {
       const user = `kst-test-${randomBytes(4).toString('hex')}`;
       const password = randomBytes(12).toString('hex');
@@ -144,6 +184,17 @@ describe.skipIf(unavailable !== undefined)(
           await storage.tokens.revoke(token.id);
           await storage.audit.append({ identity: 'i', action: 'x' });
           expect(await storage.audit.query({ identity: 'i' })).toHaveLength(1);
+          await storage.connections.register({
+            connectionId: 'c',
+            identity: 'i',
+            scopes: ['events:subscribe'],
+            resources: ['*'],
+          });
+          expect(await storage.connections.subscribe('c', 'ch')).toBe(true);
+          expect((await storage.connections.get('c'))?.channels).toEqual(['ch']);
+          expect((await storage.connections.subscribers('ch')).connectionIds).toEqual(['c']);
+          expect(await storage.connections.unsubscribe('c', 'ch')).toBe(true);
+          expect(await storage.connections.remove('c')).toBe(true);
           await storage.sweep();
         } finally {
           await storage.close();
@@ -358,6 +409,70 @@ describe.skipIf(unavailable !== undefined)(`redis audit sweep${skipped}`, () => 
       expect(await redis.admin.exists(`${redis.keyPrefix}{a}:i:alice`, `${redis.keyPrefix}{a}:i:bob`)).toBe(
         0,
       );
+    } finally {
+      await redis.cleanup();
+    }
+  });
+});
+
+describe.skipIf(unavailable !== undefined)(`redis connection registry${skipped}`, () => {
+  it('every key is under one hash tag, {ws}, so the registry is one cluster slot', async () => {
+    const redis = await scratchRedis('ws');
+    try {
+      const storage = redis.storage();
+      for (const id of ['a', 'b{x}', '}c{']) {
+        await storage.connections.register({
+          connectionId: id,
+          identity: 'i',
+          scopes: ['admin'],
+          resources: ['*'],
+        });
+        await storage.connections.subscribe(id, 'ch');
+        await storage.connections.subscribe(id, `{other}:${id}`);
+      }
+      const keys = await redis.admin.keys(`${redis.keyPrefix}*`);
+      expect(keys.length).toBeGreaterThanOrEqual(10);
+      // The prefix holds no brace, so the first {…} of every key is {ws}: one slot.
+      expect(redis.keyPrefix).not.toMatch(/[{}]/);
+      for (const key of keys) expect(key.startsWith(`${redis.keyPrefix}{ws}:`), key).toBe(true);
+    } finally {
+      await redis.cleanup();
+    }
+  });
+
+  it('keys carry TTLs, Redis drops a dead connection itself, and the sweep leaves nothing behind', async () => {
+    const redis = await scratchRedis('wt');
+    try {
+      const storage = redis.storage();
+      const base = `${redis.keyPrefix}{ws}:`;
+      const register = (connectionId: string, ttl: number) =>
+        storage.connections.register({
+          connectionId,
+          identity: 'i',
+          scopes: ['admin'],
+          resources: ['*'],
+          ttl,
+        });
+      const short = await register('short', 1);
+      await register('long', 600);
+      for (const ch of ['shared', 'only-short']) await storage.connections.subscribe('short', ch);
+      await storage.connections.subscribe('long', 'shared');
+
+      // Every key expires on its own: nothing is left for ever if no sweep runs.
+      const keys = await redis.admin.keys(`${redis.keyPrefix}*`);
+      for (const key of keys) expect(await redis.admin.pttl(key), key).toBeGreaterThan(0);
+      expect(await redis.admin.pttl(`${base}conn:short`)).toBeLessThanOrEqual(1000);
+
+      await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(short.expiresAt) - Date.now()) + 250));
+      expect(await redis.admin.exists(`${base}conn:short`)).toBe(0); // dropped by Redis itself
+      const report = await storage.sweep();
+      expect(report.connections).toBe(1);
+      expect(await redis.admin.exists(`${base}chans:short`, `${base}subs:only-short`)).toBe(0);
+      expect(await redis.admin.zrange(`${base}subs:shared`, 0, -1)).toEqual(['long']);
+      expect(await redis.admin.zrange(`${base}conns`, 0, -1)).toEqual(['long']);
+
+      expect(await storage.connections.remove('long')).toBe(true);
+      expect(await redis.admin.keys(`${base}*`)).toEqual([]);
     } finally {
       await redis.cleanup();
     }
