@@ -1,25 +1,18 @@
 /**
  * The scheduled sweep: removes expired data in batches (`storage.sweep()`), logs the rows
  * deleted per store and how long it took, and emits them as CloudWatch metrics in Embedded
- * Metric Format (namespace `KubentlyStorage`; on any backend, EMF is only a log line). Reads never
+ * Metric Format (namespace `KubentlyStorage`, see lib/metrics.ts; on any backend, EMF is only a log line). Reads never
  * depend on the sweep: it only keeps tables and key spaces small.
  *
  * A sweep that fails is logged, counted (`CleanupFailures`) and rethrown, so Lambda's error
  * metrics and alarms see it; the next schedule tries again.
  */
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { SweepReport } from '../lib/storage/types.js';
 import { logger } from './lib/logger.js';
+import { MetricUnit, metrics } from './lib/metrics.js';
 import { requestLogging } from './lib/middleware.js';
 import { getStorage } from './lib/storage.js';
-
-export const METRICS_NAMESPACE = 'KubentlyStorage';
-
-const metrics = new Metrics({
-  namespace: METRICS_NAMESPACE,
-  serviceName: process.env.POWERTOOLS_SERVICE_NAME || 'kubently-storage',
-});
 
 export type CleanupResult = Omit<SweepReport, 'durationMs'> & { total: number; durationMs: number };
 

@@ -1,0 +1,176 @@
+/**
+ * For the WebSocket relay's tests: a local HTTP server standing in for API Gateway's management
+ * API (`POST /@connections/{id}`) and Lambda's Invoke API, which the real AWS SDK clients talk to
+ * through `WEBSOCKET_ENDPOINT` / `LAMBDA_ENDPOINT`; and the backends the tests run on.
+ */
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { useStorage } from '../../functions/lib/storage.js';
+import type { Storage } from '../../lib/storage/types.js';
+import {
+  type Backend,
+  installHint,
+  memoryBackend,
+  postgresBackend,
+  redisBackend,
+} from '../support/backends.js';
+
+export interface Invocation {
+  functionName: string;
+  invocationType: string | undefined;
+  payload: unknown;
+}
+
+export interface AwsStub {
+  /** `http://127.0.0.1:<port>`: both endpoints. */
+  url: string;
+  /** Frames posted per connection id, parsed, in arrival order. */
+  frames: Map<string, unknown[]>;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read whatever frame arrived.
+  framesFor(connectionId: string): any[];
+  /** Connection ids answered 410 Gone, as API Gateway answers for closed connections. */
+  gone: Set<string>;
+  invocations: Invocation[];
+  /** Answer Invoke with this status (default 202). */
+  invokeStatus: number;
+  /** Requests the stub did not recognise (should stay empty). */
+  unexpected: string[];
+  reset(): void;
+  close(): Promise<void>;
+}
+
+export async function startAwsStub(): Promise<AwsStub> {
+  const stub = {
+    frames: new Map<string, unknown[]>(),
+    gone: new Set<string>(),
+    invocations: [] as Invocation[],
+    invokeStatus: 202,
+    unexpected: [] as string[],
+  };
+  const server = createServer(async (request, response) => {
+    const body = await readBody(request);
+    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://stub').pathname);
+    const post = /^(?:\/[^/@]+)?\/@connections\/(.+)$/.exec(path);
+    if (request.method === 'POST' && post) {
+      const connectionId = post[1]!;
+      if (stub.gone.has(connectionId)) {
+        response.writeHead(410, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ message: 'Gone' }));
+        return;
+      }
+      const list = stub.frames.get(connectionId) ?? [];
+      list.push(JSON.parse(body.toString('utf8')));
+      stub.frames.set(connectionId, list);
+      response.writeHead(200);
+      response.end();
+      return;
+    }
+    const invoke = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(path);
+    if (request.method === 'POST' && invoke) {
+      stub.invocations.push({
+        functionName: invoke[1]!,
+        invocationType: request.headers['x-amz-invocation-type'] as string | undefined,
+        payload: JSON.parse(body.toString('utf8')),
+      });
+      response.writeHead(stub.invokeStatus, { 'content-type': 'application/json' });
+      response.end(
+        stub.invokeStatus < 300 ? '' : JSON.stringify({ Type: 'Service', message: 'stub failure' }),
+      );
+      return;
+    }
+    stub.unexpected.push(`${request.method} ${path}`);
+    response.writeHead(404);
+    response.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return Object.assign(stub, {
+    url: `http://127.0.0.1:${port}`,
+    framesFor: (connectionId: string) => (stub.frames.get(connectionId) ?? []) as never[],
+    reset() {
+      stub.frames.clear();
+      stub.gone.clear();
+      stub.invocations.length = 0;
+      stub.invokeStatus = 202;
+      stub.unexpected.length = 0;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+}
+
+async function readBody(request: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The environment the relay's SDK clients need: dummy credentials and the stub's endpoints. */
+export function relayEnv(stub: AwsStub): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: 'us-east-1',
+    WEBSOCKET_ENDPOINT: stub.url,
+    LAMBDA_ENDPOINT: stub.url,
+  };
+}
+
+/**
+ * Registers `body` once per backend — memory, and real Redis and PostgreSQL (`pg`) — with a
+ * fresh storage the functions are served from (`useStorage`). An unreachable server fails the
+ * run under CI and is skipped loudly elsewhere.
+ */
+export async function describeOnBackends(
+  title: string,
+  body: (context: { backend: Backend; storage: () => Storage }) => void,
+  backends: Backend[] = [
+    memoryBackend,
+    redisBackend(),
+    postgresBackend({ name: 'postgresql-pg', driver: 'pg' }),
+  ],
+): Promise<void> {
+  for (const backend of backends) {
+    const unavailable = await backend.available();
+    const name = `${title} [${backend.name}]`;
+    if (unavailable !== undefined && process.env.CI) {
+      describe(name, () => {
+        it(`${backend.name} is reachable (required under CI)`, () => {
+          throw new Error(`${backend.name} is unavailable under CI: ${unavailable}`);
+        });
+      });
+      continue;
+    }
+    const run = () => {
+      let storage: Storage | undefined;
+      beforeAll(() => {
+        storage = backend.create();
+        useStorage(storage);
+      });
+      afterAll(async () => {
+        try {
+          await storage?.close();
+        } finally {
+          await backend.cleanup();
+        }
+      });
+      body({
+        backend,
+        storage: () => {
+          if (!storage) throw new Error('storage() used outside a test');
+          return storage;
+        },
+      });
+    };
+    if (unavailable === undefined) describe(name, run);
+    else {
+      const reason = `${unavailable} (${installHint(backend)})`;
+      console.warn(`\n⚠ ${name} SKIPPED: ${reason}\n`);
+      describe.skip(`${name} — SKIPPED: ${reason}`, run);
+    }
+  }
+}
