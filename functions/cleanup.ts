@@ -7,11 +7,11 @@
  * A sweep that fails is logged, counted (`CleanupFailures`) and rethrown, so Lambda's error
  * metrics and alarms see it; the next schedule tries again.
  */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { SweepReport } from '../lib/storage/types.js';
 import { logger } from './lib/logger.js';
 import { MetricUnit, metrics } from './lib/metrics.js';
-import { requestLogging } from './lib/middleware.js';
 import { getStorage } from './lib/storage.js';
 
 export type CleanupResult = Omit<SweepReport, 'durationMs'> & { total: number; durationMs: number };
@@ -46,6 +46,7 @@ const cleanup = async (): Promise<CleanupResult> => {
   return { ...rows, total, durationMs };
 };
 
-const logging = requestLogging(logger) as unknown as MiddlewareObj<unknown, CleanupResult>[];
+// Not an API Gateway event: the Lambda context is all there is to log with (no correlation id).
+const logging = injectLambdaContext(logger, { resetKeys: true }) as MiddlewareObj<unknown, CleanupResult>;
 
 export const handler = middy(cleanup).use(logging);

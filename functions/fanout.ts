@@ -7,11 +7,11 @@
  * that is logged and dropped (a retry would meet it again); a registry that cannot be read
  * throws, so Lambda retries the asynchronous invocation.
  */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { Json, PublishedEvent } from '../lib/storage/types.js';
 import { checkName, isPlainObject } from '../lib/storage/validate.js';
 import { logger } from './lib/logger.js';
-import { requestLogging } from './lib/middleware.js';
 import { type DeliveryCounts, type FanoutInput, fanOut } from './lib/relay.js';
 import { getStorage } from './lib/storage.js';
 
@@ -56,6 +56,7 @@ function parseInput(input: unknown): PublishedEvent {
   return { id, channel: channel as string, message: message as Json, publishedAt };
 }
 
-const logging = requestLogging(logger) as unknown as MiddlewareObj<unknown, FanoutResult>[];
+// Not an API Gateway event: the Lambda context is all there is to log with (no correlation id).
+const logging = injectLambdaContext(logger, { resetKeys: true }) as MiddlewareObj<unknown, FanoutResult>;
 
 export const handler = middy(fanout).use(logging);

@@ -31,6 +31,8 @@ export interface AwsStub {
   framesFor(connectionId: string): any[];
   /** Connection ids answered 410 Gone, as API Gateway answers for closed connections. */
   gone: Set<string>;
+  /** Connection ids answered 500, as a failing API Gateway would. */
+  failing: Set<string>;
   invocations: Invocation[];
   /** Answer Invoke with this status (default 202). */
   invokeStatus: number;
@@ -44,6 +46,7 @@ export async function startAwsStub(): Promise<AwsStub> {
   const stub = {
     frames: new Map<string, unknown[]>(),
     gone: new Set<string>(),
+    failing: new Set<string>(),
     invocations: [] as Invocation[],
     invokeStatus: 202,
     unexpected: [] as string[],
@@ -57,6 +60,11 @@ export async function startAwsStub(): Promise<AwsStub> {
       if (stub.gone.has(connectionId)) {
         response.writeHead(410, { 'content-type': 'application/json' });
         response.end(JSON.stringify({ message: 'Gone' }));
+        return;
+      }
+      if (stub.failing.has(connectionId)) {
+        response.writeHead(500, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ message: 'Internal server error' }));
         return;
       }
       const list = stub.frames.get(connectionId) ?? [];
@@ -91,6 +99,7 @@ export async function startAwsStub(): Promise<AwsStub> {
     reset() {
       stub.frames.clear();
       stub.gone.clear();
+      stub.failing.clear();
       stub.invocations.length = 0;
       stub.invokeStatus = 202;
       stub.unexpected.length = 0;
