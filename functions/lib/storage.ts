@@ -1,4 +1,4 @@
-import { configFromEnv, resolveConfig, type StorageConfig } from '../../lib/config/index.js';
+import { loadConfig, resolveConfig, type StorageConfig } from '../../lib/config/index.js';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
 
 // Module scope outlives one invocation: a warm container reuses the storage (and its
@@ -12,7 +12,7 @@ let storage: Storage | undefined;
  * way, cheaply, since the environment of a container does not change).
  */
 export function getStorageConfig(): StorageConfig {
-  config ??= configFromEnv();
+  config ??= loadConfig();
   return config;
 }
 
