@@ -1,72 +1,162 @@
 /**
  * `npm start`: every function of serverless.yml behind `serverless offline` on this machine,
- * with nothing else running (the memory backend by default), then a short banner saying where
- * it listens and how to point it at real servers.
+ * with nothing else running, then a banner saying where it listens, the local admin token and
+ * how to try it.
  *
- * Extra arguments go to `serverless offline` (`npm start -- --httpPort 4000`).
+ * Backend: `STORAGE_BACKEND` decides. Unset (or `postgresql` without `DATABASE_URL`), it is the
+ * embedded one: PostgreSQL as PGlite persisted under the data directory, migrated here and
+ * served on 127.0.0.1 to every function (local/embedded-postgres.ts says why over a socket).
+ * `STORAGE_BACKEND=redis` uses `REDIS_URL`, `STORAGE_BACKEND=postgresql` with `DATABASE_URL`
+ * that server (migrated beforehand with `npm run migrate`), `memory` the in-process store.
+ *
+ * Environment:
+ *   KUBENTLY_DATA_DIR     the data directory (default `.data/` in the repository): the embedded
+ *                         database (`pglite/`), its lock, and the admin token (`admin-token`)
+ *   KUBENTLY_ADMIN_TOKEN  use this admin token instead of the one kept in the data directory
+ *   KUBENTLY_PG_PORT      port of the embedded PostgreSQL on 127.0.0.1 (default: a free one)
+ *
+ * Only the SHA-256 of the admin token reaches the functions (`BOOTSTRAP_TOKEN_HASH`). Arguments
+ * go to `serverless offline` (`npm start -- --httpPort 4000 --websocketPort 4001 --lambdaPort
+ * 4002`). Ctrl-C stops serverless, then closes the database (a second Ctrl-C: at once).
+ *
+ * For tools (test/support/offline.ts): once `GET /health` answers, the banner starts with
+ * `Kubently Storage is running` and has one line `  Admin token: <token>`.
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DataDirLockedError, type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const serverlessBin = fileURLToPath(new URL('../node_modules/.bin/serverless', import.meta.url));
 const READY_TIMEOUT_MS = 120_000;
+const STOP_TIMEOUT_MS = 15_000;
 
 const args = process.argv.slice(2);
 const httpPort = Number(optionValue(args, '--httpPort') ?? 3000);
+const websocketPort = Number(optionValue(args, '--websocketPort') ?? 3001);
+const lambdaPort = Number(optionValue(args, '--lambdaPort') ?? 3002);
 const baseUrl = `http://localhost:${httpPort}`;
+const wsUrl = `ws://localhost:${websocketPort}`;
+const dataDir = resolve(process.env.KUBENTLY_DATA_DIR || join(root, '.data'));
 
-// No AWS account is involved: handlers' AWS SDK clients (the WebSocket fan-out, later) talk to
-// serverless-offline's local endpoints, but still sign their requests, so dummy credentials are
-// supplied when none are set.
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID || 'local',
-  AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY || 'local',
-  AWS_REGION: process.env.AWS_REGION || 'us-east-1',
-  STORAGE_BACKEND: process.env.STORAGE_BACKEND || 'memory',
-};
+const requestedBackend = process.env.STORAGE_BACKEND || '';
+const embedded =
+  requestedBackend === '' ||
+  (requestedBackend === 'postgresql' &&
+    (!process.env.DATABASE_URL || process.env.POSTGRES_DRIVER === 'pglite'));
 
 if (!existsSync(serverlessBin)) {
   console.error(`${serverlessBin} is missing: run \`npm ci\` first.`);
   process.exit(1);
 }
 
-// Its own process group, so a signal reaches serverless and its esbuild helpers together (an
-// esbuild service whose parent exits under it dies with a Go deadlock dump).
-const child = spawn(serverlessBin, ['offline', ...args], {
-  cwd: root,
-  env,
-  stdio: 'inherit',
-  detached: true,
-});
+let database: EmbeddedPostgres | undefined;
+/** The embedded database while it starts (a signal then waits for it, to close it properly). */
+let databaseStarting: Promise<EmbeddedPostgres> | undefined;
+let child: ChildProcess | undefined;
 let childExited = false;
+let stopping: Promise<never> | undefined;
 
-child.on('error', (error) => {
-  console.error(`could not start serverless offline: ${error.message}`);
-  process.exit(1);
-});
-child.on('exit', (code, signal) => {
-  childExited = true;
-  process.exit(code ?? 128 + (signal ? constants.signals[signal] : 1));
-});
-
-// Ctrl-C and `kill <pid>` are passed on to the child's group; a second signal means "now".
+// Ctrl-C and `kill <pid>` stop everything in order; a second signal means "now".
 let signalsReceived = 0;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     signalsReceived += 1;
-    signalChild(signalsReceived > 1 ? 'SIGKILL' : signal);
+    if (signalsReceived > 1) signalChild('SIGKILL');
+    void stop(128 + constants.signals[signal]);
   });
 }
-
 // Should this process end any other way, the detached child must not outlive it.
 process.on('exit', () => signalChild('SIGTERM'));
 
+const admin = adminToken();
+
+// No AWS account is involved: handlers' AWS SDK clients (the WebSocket relay) talk to
+// serverless-offline's local endpoints, but still sign their requests, so dummy credentials are
+// supplied when none are set.
+const { KUBENTLY_ADMIN_TOKEN: _token, ...inherited } = process.env;
+const env: NodeJS.ProcessEnv = {
+  ...inherited,
+  AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID || 'local',
+  AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY || 'local',
+  AWS_REGION: process.env.AWS_REGION || 'us-east-1',
+  WEBSOCKET_ENDPOINT: `http://localhost:${websocketPort}`,
+  LAMBDA_ENDPOINT: `http://localhost:${lambdaPort}`,
+  BOOTSTRAP_TOKEN_HASH: admin.hash,
+  STORAGE_BACKEND: embedded ? 'postgresql' : requestedBackend,
+};
+
+if (embedded) {
+  console.log(`Starting the embedded PostgreSQL (PGlite) in ${join(dataDir, 'pglite')} …`);
+  try {
+    databaseStarting = startEmbeddedPostgres({
+      dataDir,
+      port: Number(process.env.KUBENTLY_PG_PORT || 0),
+      schema: process.env.POSTGRES_SCHEMA || undefined,
+    });
+    database = await databaseStarting;
+  } catch (error) {
+    if (error instanceof DataDirLockedError) {
+      console.error(`\nCannot start: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const applied = database.migrations.applied.map((m) => m.file);
+  console.log(
+    `Embedded PostgreSQL on ${database.url} (schema version ${database.migrations.version}` +
+      `${applied.length > 0 ? `; applied ${applied.join(', ')}` : ''}). Bundling the functions …`,
+  );
+  // Whatever DATABASE_URL or POSTGRES_DRIVER the shell has, the functions use this database.
+  env.DATABASE_URL = database.url;
+  env.POSTGRES_DRIVER = 'pg';
+}
+
+if (stopping === undefined) {
+  // Its own process group, so a signal reaches serverless and its esbuild helpers together (an
+  // esbuild service whose parent exits under it dies with a Go deadlock dump).
+  child = spawn(serverlessBin, ['offline', ...args], { cwd: root, env, stdio: 'inherit', detached: true });
+  child.on('error', (error) => {
+    console.error(`could not start serverless offline: ${error.message}`);
+    void stop(1);
+  });
+  child.on('exit', (code, signal) => {
+    childExited = true;
+    void stop(code ?? 128 + (signal ? constants.signals[signal] : 1));
+  });
+
+  const health = await waitForHealth();
+  if (health && stopping === undefined) printBanner(health);
+}
+
+/** Stops serverless (its whole group), then closes the database, then exits. */
+function stop(code: number): Promise<never> {
+  stopping ??= (async () => {
+    if (child !== undefined && !childExited) {
+      const exited = new Promise((done) => child?.once('exit', done));
+      signalChild('SIGTERM');
+      const timer = setTimeout(() => signalChild('SIGKILL'), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    }
+    try {
+      const db = database ?? (await databaseStarting?.catch(() => undefined));
+      await db?.close();
+    } catch (error) {
+      console.error(`closing the embedded PostgreSQL failed: ${(error as Error).message}`);
+      code ||= 1;
+    }
+    process.exit(code);
+  })();
+  return stopping;
+}
+
 function signalChild(signal: NodeJS.Signals): void {
-  if (childExited || child.pid === undefined) return;
+  if (childExited || child?.pid === undefined) return;
   try {
     process.kill(-child.pid, signal);
   } catch {
@@ -74,8 +164,29 @@ function signalChild(signal: NodeJS.Signals): void {
   }
 }
 
-const health = await waitForHealth();
-if (health) printBanner(health);
+/**
+ * The local admin token: `KUBENTLY_ADMIN_TOKEN`, else the one kept in `<dataDir>/admin-token`
+ * (made on first start, mode 0600). A `BOOTSTRAP_TOKEN_HASH` from the shell is kept as it is:
+ * its token is the caller's.
+ */
+function adminToken(): { token: string | undefined; hash: string; file?: string } {
+  const given = process.env.KUBENTLY_ADMIN_TOKEN;
+  if (given) return { token: given, hash: sha256(given) };
+  if (process.env.BOOTSTRAP_TOKEN_HASH) return { token: undefined, hash: process.env.BOOTSTRAP_TOKEN_HASH };
+  const file = join(dataDir, 'admin-token');
+  mkdirSync(dataDir, { recursive: true });
+  let token = existsSync(file) ? readFileSync(file, 'utf8').trim() : '';
+  if (token === '') {
+    token = `kbs_${randomBytes(32).toString('base64url')}`;
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  }
+  chmodSync(file, 0o600);
+  return { token, hash: sha256(token), file };
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
 
 interface HealthAnswer {
   status: number;
@@ -84,7 +195,7 @@ interface HealthAnswer {
 
 async function waitForHealth(): Promise<HealthAnswer | undefined> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (!childExited && Date.now() < deadline) {
+  while (!childExited && stopping === undefined && Date.now() < deadline) {
     try {
       const response = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(5_000) });
       const body = JSON.parse(await response.text()) as HealthAnswer['body'];
@@ -92,9 +203,9 @@ async function waitForHealth(): Promise<HealthAnswer | undefined> {
     } catch {
       // Not listening yet, or not our handler answering yet.
     }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await new Promise((done) => setTimeout(done, 500));
   }
-  if (!childExited) {
+  if (!childExited && stopping === undefined) {
     console.error(
       `\n${baseUrl}/health did not answer within ${READY_TIMEOUT_MS / 1000} s; still waiting on it.`,
     );
@@ -108,19 +219,42 @@ function printBanner({ status, body }: HealthAnswer): void {
     status === 200
       ? body.status
       : `${body.status ?? 'down'} (HTTP ${status}${body.error?.message ? `: ${body.error.message}` : ''})`;
-  const note = backend === 'memory' ? ' — in-process: data is gone when this stops' : '';
+  const where =
+    database !== undefined
+      ? ` — embedded PGlite in ${join(dataDir, 'pglite')}, served on ${database.url}`
+      : backend === 'memory'
+        ? ' — in-process: data is gone when this stops'
+        : backend === 'redis'
+          ? ` — ${redact(env.REDIS_URL || 'redis://127.0.0.1:6379')}`
+          : ` — ${redact(env.DATABASE_URL ?? '')}`;
+  const token = admin.token ?? '<the token whose SHA-256 is BOOTSTRAP_TOKEN_HASH>';
+  const tokenNote = admin.file ? `   (kept in ${admin.file})` : '';
   console.log(
     [
       '',
       'Kubently Storage is running (serverless offline)',
-      `  URL:      ${baseUrl}   (health: ${baseUrl}/health → ${state})`,
-      `  Backend:  ${backend}${note}`,
-      '  Real servers:',
+      `  HTTP:       ${baseUrl}   (health: ${baseUrl}/health → ${state})`,
+      `  WebSocket:  ${wsUrl}`,
+      `  Lambda:     http://localhost:${lambdaPort}`,
+      `  Backend:    ${backend}${where}`,
+      `  Admin token: ${token}${tokenNote}`,
+      '  Try:',
+      `    TOKEN=${admin.token ?? '<your admin token>'}`,
+      `    curl -H "Authorization: Bearer $TOKEN" ${baseUrl}/kv/hello -X PUT -d '{"value":"world"}' -H 'content-type: application/json'`,
+      `    curl -H "Authorization: Bearer $TOKEN" ${baseUrl}/kv/hello`,
+      `    wscat -c "${wsUrl}?token=$TOKEN"     then send {"action":"subscribe","channel":"demo"}`,
+      '  Real servers instead:',
       '    STORAGE_BACKEND=redis REDIS_URL=redis://127.0.0.1:6379 npm start',
+      '    STORAGE_BACKEND=postgresql DATABASE_URL=postgres://… npm start   (after npm run migrate)',
       '  Stop with Ctrl-C.',
       '',
     ].join('\n'),
   );
+}
+
+/** A URL without its password. */
+function redact(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }
 
 function optionValue(argv: string[], name: string): string | undefined {
