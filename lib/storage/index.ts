@@ -2,6 +2,13 @@ import { resolveConfig, type StorageConfig, type StorageConfigInput } from '../c
 import { ConfigError } from '../errors.js';
 import type { Driver } from './driver.js';
 import { createFacade } from './facade.js';
+import {
+  backendsInUse,
+  createHybridDriver,
+  type HybridControl,
+  type HybridOptions,
+  hybridSettings,
+} from './hybrid/index.js';
 import { createMemoryDriver } from './memory/index.js';
 import { createPostgresDriver, type PostgresDriverOptions } from './postgresql/index.js';
 import { createRedisDriver, type RedisDriverOptions } from './redis/index.js';
@@ -14,6 +21,15 @@ export interface CreateStorageOptions {
   redis?: RedisDriverOptions;
   /** PostgreSQL: reuse this SQL connection or PGlite instance (the storage will not close it). */
   postgresql?: PostgresDriverOptions;
+  /** Hybrid: tuning and a metrics sink (see lib/storage/hybrid/settings.ts). */
+  hybrid?: HybridOptions;
+}
+
+const hybridControls = new WeakMap<Storage, HybridControl>();
+
+/** The hybrid's counters, breakers and reconciler, or undefined for another backend. */
+export function hybridControl(storage: Storage): HybridControl | undefined {
+  return hybridControls.get(storage);
 }
 
 /**
@@ -26,6 +42,21 @@ export function createStorage(
   options: CreateStorageOptions = {},
 ): Storage {
   const config = resolveConfig(input);
+  if (config.backend === 'hybrid') {
+    const settings = hybridSettings(config, options.hybrid);
+    const driver = createHybridDriver(
+      settings,
+      {
+        redis: () => createRedisDriver(config, options.redis),
+        postgresql: () => createPostgresDriver(config, options.postgresql),
+      },
+      backendsInUse(settings),
+    );
+    // The facade's health pings one driver; a hybrid reports each backend it composes.
+    const storage = Object.assign(createFacade(driver, config), { health: () => driver.control.health() });
+    hybridControls.set(storage, driver.control);
+    return storage;
+  }
   return createFacade(createDriver(config, options), config);
 }
 
@@ -39,7 +70,7 @@ function createDriver(config: StorageConfig, options: CreateStorageOptions): Dri
       return createPostgresDriver(config, options.postgresql);
     default:
       throw new ConfigError([
-        `backend: ${config.backend} is not available in this build (allowed: memory, redis, postgresql)`,
+        `backend: ${config.backend} is not available in this build (allowed: memory, redis, postgresql, hybrid)`,
       ]);
   }
 }

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
 import { Cluster, Redis } from 'ioredis';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
+import type { BackendName, DataType, HybridOptions } from '../../lib/storage/hybrid/index.js';
 import { createStorage } from '../../lib/storage/index.js';
 import { createSql, quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import type { Storage } from '../../lib/storage/types.js';
@@ -271,6 +272,75 @@ export function postgresBackend(variant: PostgresVariant): Backend {
   };
 }
 
+interface HybridVariant {
+  name: string;
+  /** Data type → backend (unset: the seed's defaults). */
+  routing?: Partial<Record<DataType, BackendName>>;
+  /** Passed to createStorage as `options.hybrid`. */
+  options?: HybridOptions;
+}
+
+const everyType = (backend: BackendName): Record<DataType, BackendName> => ({
+  sessions: backend,
+  authentication: backend,
+  audit: backend,
+  queues: backend,
+  cache: backend,
+  pubsub: backend,
+});
+
+/**
+ * The hybrid backend over the local Redis (`REDIS_URL`) and PostgreSQL (`DATABASE_URL`, node-postgres):
+ * each `create()` gets its own Redis key prefix and its own schema, as the redis and pg variants do,
+ * and `cleanup()` removes both.
+ */
+export function hybridBackend(variant: HybridVariant): Backend {
+  const redisSide = redisBackend(defaultRedis());
+  const pgSide = postgresBackend({ name: `${variant.name}-pg`, driver: 'pg' });
+  const url = defaultRedis().url;
+  const prefixes: string[] = [];
+  const run = randomBytes(3).toString('hex');
+  const schemas: string[] = [];
+  return {
+    name: variant.name,
+    kind: 'hybrid',
+    capabilities: { ...ALL },
+    async available() {
+      return (await redisSide.available()) ?? (await pgSide.available());
+    },
+    create(overrides) {
+      const keyPrefix = `kst:test:h${run}${randomBytes(4).toString('hex')}:`;
+      prefixes.push(keyPrefix);
+      const schema = `kst_h${run}_${schemas.length}`;
+      schemas.push(schema);
+      return createStorage(
+        withBackend(overrides, {
+          backend: 'hybrid',
+          keyPrefix,
+          redis: { url },
+          postgresql: { driver: 'pg', url: testDatabaseUrl(), schema, migrate: true, connectTimeout: 3 },
+        }),
+        { hybrid: { ...variant.options, routing: { ...variant.routing, ...variant.options?.routing } } },
+      );
+    },
+    async cleanup() {
+      if (prefixes.length > 0)
+        await deleteKeys(new Redis(url, { maxRetriesPerRequest: 1 }), prefixes.splice(0));
+      if (schemas.length > 0) {
+        const sql = await createSql(
+          resolveConfig({ postgresql: { driver: 'pg', url: testDatabaseUrl(), listen: false } }).postgresql,
+        );
+        try {
+          for (const schema of schemas.splice(0))
+            await sql.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
+        } finally {
+          await sql.close();
+        }
+      }
+    },
+  };
+}
+
 /** Every backend the suite knows, in the order they run. */
 export function allBackends(): Backend[] {
   return [
@@ -281,6 +351,19 @@ export function allBackends(): Backend[] {
     postgresBackend({ name: 'postgresql-neon', driver: 'neon' }),
     postgresBackend({ name: 'postgresql-pglite', driver: 'pglite' }),
     postgresBackend({ name: 'postgresql-pg-poll', driver: 'pg', listen: false }),
+    // The seed's routing with fallback and the cache on; a generous operation deadline, because a
+    // spurious timeout on a loaded machine would (correctly) fail over and change what the test reads.
+    hybridBackend({ name: 'hybrid', options: { operationTimeoutMs: 5000 } }),
+    hybridBackend({
+      name: 'hybrid-redis',
+      routing: everyType('redis'),
+      options: { fallback: { enabled: false } },
+    }),
+    hybridBackend({
+      name: 'hybrid-postgresql',
+      routing: everyType('postgresql'),
+      options: { fallback: { enabled: false } },
+    }),
   ];
 }
 
@@ -307,6 +390,8 @@ export function installHint(backend: Backend): string {
       return 'install redis-server or set REDIS_URL';
     case 'postgresql':
       return 'set DATABASE_URL or start local Postgres';
+    case 'hybrid':
+      return 'needs both: install redis-server or set REDIS_URL, and set DATABASE_URL or start local Postgres';
     default:
       return 'see test/support/backends.ts';
   }

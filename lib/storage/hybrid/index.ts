@@ -1,0 +1,877 @@
+/**
+ * The hybrid backend: a routing table over the other backends' drivers (composition, like
+ * unstorage's overlay driver), not a third implementation. Each data type goes to its
+ * backend (`hybrid.routing`); with `hybrid.fallback.enabled` a per-backend circuit breaker
+ * sends a failing backend's data types to the next backend in `fallback.order`, journals what
+ * it wrote there (durably, in that backend) and replays it when the primary answers its health
+ * probe again; with `hybrid.sync.enabled` / `migration.dualWrite` writes are mirrored to the
+ * other backend. Sessions on PostgreSQL get a read-through Redis cache for `isClusterActive`.
+ *
+ * Semantics (what reads see during an outage, ordering, duplicates) are in the README,
+ * "Hybrid backend".
+ */
+import { randomUUID } from 'node:crypto';
+import { BackendUnavailableError } from '../../errors.js';
+import type {
+  AuditDriver,
+  ConnectionDriver,
+  Driver,
+  EventDriver,
+  Expiry,
+  KvDriver,
+  QueueDriver,
+  SessionDriver,
+  TokenDriver,
+} from '../driver.js';
+import type { HealthCheck, HealthReport, SweepReport } from '../types.js';
+import { applyEntry, JOURNAL_QUEUE, type JournalEntry, type JournalRecord } from './journal.js';
+import {
+  type BackendName,
+  DATA_TYPES,
+  type DataType,
+  type HybridMetric,
+  type HybridSettings,
+} from './settings.js';
+
+export type { BackendName, DataType, HybridMetric, HybridOptions, HybridSettings } from './settings.js';
+export { backendsInUse, hybridSettings } from './settings.js';
+
+type BreakerState = 'closed' | 'open' | 'recovering';
+
+interface Member {
+  name: BackendName;
+  driver: Driver;
+  state: BreakerState;
+  openedAt: number;
+  probe: NodeJS.Timeout | undefined;
+}
+
+/** Counters the functions layer can publish (they are also sent to `metrics` as they change). */
+export interface HybridStats {
+  /** `dataType:backend:primary|fallback` → operations routed so. */
+  routing: Record<string, number>;
+  fallbackTriggers: Partial<Record<BackendName, number>>;
+  breakers: Partial<Record<BackendName, BreakerState>>;
+  /** The last outage of each backend: ms from its breaker opening to its reconciled close. */
+  lastOutageMs: Partial<Record<BackendName, number>>;
+  cache: {
+    hits: number;
+    misses: number;
+    hitRatio: number;
+    invalidations: number;
+    invalidationFailures: number;
+  };
+  sync: {
+    writes: number;
+    retries: number;
+    failures: number;
+    journaled: number;
+    pending: number;
+    lastLagMs: number;
+    maxLagMs: number;
+  };
+  reconcile: { runs: number; applied: number; pending: number; errors: number };
+}
+
+export interface HybridControl {
+  readonly settings: HybridSettings;
+  stats(): HybridStats;
+  /** Replays every journal whose target answers; answers how many entries were applied. */
+  reconcile(): Promise<number>;
+  /** Waits for asynchronous dual-writes still running. */
+  flush(): Promise<void>;
+  health(): Promise<HealthReport>;
+  /** The composed drivers (for tests and tools). */
+  readonly drivers: Partial<Record<BackendName, Driver>>;
+}
+
+export interface HybridDriver extends Driver {
+  readonly control: HybridControl;
+}
+
+const TAG_SEPARATOR = '~';
+const TAGS: Record<BackendName, string> = { redis: 'r', postgresql: 'p' };
+const CACHE_KEY = '__kst_hybrid:active:';
+const GEN_KEY = '__kst_hybrid:gen:';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function isOutage(error: unknown): boolean {
+  return error instanceof BackendUnavailableError && error.retryable;
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number, backend: string): Promise<T> {
+  if (!Number.isFinite(ms)) return promise;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new BackendUnavailableError(backend, `no answer within ${ms} ms`, { retryable: true })),
+      ms,
+    );
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+export function createHybridDriver(
+  settings: HybridSettings,
+  factories: Record<BackendName, () => Driver>,
+  used: Set<BackendName>,
+): HybridDriver {
+  const members = new Map<BackendName, Member>();
+  for (const name of used) {
+    members.set(name, { name, driver: factories[name](), state: 'closed', openedAt: 0, probe: undefined });
+  }
+  const fallbackOn = settings.fallback.enabled && members.size > 1;
+  const timeoutMs = fallbackOn ? settings.operationTimeoutMs : Number.POSITIVE_INFINITY;
+  const redis = members.get('redis');
+  const cacheOn = settings.cache.enabled && settings.routing.sessions === 'postgresql' && redis !== undefined;
+
+  const stats: HybridStats = {
+    routing: {},
+    fallbackTriggers: {},
+    breakers: {},
+    lastOutageMs: {},
+    cache: { hits: 0, misses: 0, hitRatio: 0, invalidations: 0, invalidationFailures: 0 },
+    sync: { writes: 0, retries: 0, failures: 0, journaled: 0, pending: 0, lastLagMs: 0, maxLagMs: 0 },
+    reconcile: { runs: 0, applied: 0, pending: 0, errors: 0 },
+  };
+  const emit = (
+    name: string,
+    value: number,
+    unit: HybridMetric['unit'],
+    dimensions: Record<string, string>,
+  ) => {
+    try {
+      settings.metrics?.({ name, value, unit, dimensions });
+    } catch {
+      // A broken metrics sink must never fail a storage operation.
+    }
+  };
+
+  let closed = false;
+  let touched = false;
+  const pendingMirrors = new Set<Promise<void>>();
+  /** Queues journaled during the current outage (one entry per queue suffices: the replay moves them all). */
+  const journaledQueues = new Set<string>();
+  let reconciling: Promise<number> | undefined;
+  let followUp: NodeJS.Timeout | undefined;
+  /** Until when this process bypasses the cache because an invalidation could not be written. */
+  let cacheSuspectUntil = 0;
+
+  const member = (name: BackendName): Member => {
+    const m = members.get(name);
+    if (!m) throw new BackendUnavailableError('hybrid', `${name} is not configured`, { retryable: false });
+    return m;
+  };
+  const primaryOf = (type: DataType) => member(settings.routing[type]);
+  const fallbacksOf = (primary: Member): Member[] =>
+    fallbackOn
+      ? settings.fallback.order
+          .filter((name) => name !== primary.name && members.has(name))
+          .map((name) => member(name))
+      : [];
+  const otherOf = (m: Member): Member | undefined => [...members.values()].find((o) => o !== m);
+
+  // -------------------------------------------------------------------------------------
+  // the breaker
+
+  function open(m: Member, error: unknown): void {
+    if (!fallbackOn || closed || m.state !== 'closed') return;
+    m.state = 'open';
+    m.openedAt = Date.now();
+    stats.fallbackTriggers[m.name] = (stats.fallbackTriggers[m.name] ?? 0) + 1;
+    emit('FallbackTriggered', 1, 'Count', {
+      backend: m.name,
+      reason: error instanceof Error ? error.message.slice(0, 80) : 'unknown',
+    });
+    scheduleProbe(m);
+  }
+
+  function scheduleProbe(m: Member): void {
+    if (closed) return;
+    m.probe = setTimeout(() => void probe(m), settings.probeIntervalMs);
+    m.probe.unref();
+  }
+
+  async function probe(m: Member): Promise<void> {
+    m.probe = undefined;
+    if (closed) return;
+    try {
+      await withDeadline(m.driver.ping(), settings.operationTimeoutMs, m.name);
+      m.state = 'recovering';
+      // Replay before closing: this process's later writes then land after the outage's.
+      await reconcileInto(m);
+      if (closed) return;
+      m.state = 'closed';
+      journaledQueues.clear();
+      const outage = Date.now() - m.openedAt;
+      stats.lastOutageMs[m.name] = outage;
+      emit('BreakerClosed', outage, 'Milliseconds', { backend: m.name });
+      // Writes that reached the fallback while this replay ran are caught by a second pass.
+      scheduleReconcile(settings.probeIntervalMs);
+    } catch {
+      if (m.state === 'recovering') m.state = 'open';
+      scheduleProbe(m);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // routing
+
+  function record(type: DataType, m: Member, route: 'primary' | 'fallback', op: string, started: number) {
+    const key = `${type}:${m.name}:${route}`;
+    stats.routing[key] = (stats.routing[key] ?? 0) + 1;
+    emit('RoutingDecision', 1, 'Count', { dataType: type, backend: m.name, route });
+    emit('BackendLatency', performance.now() - started, 'Milliseconds', { backend: m.name, operation: op });
+  }
+
+  function touch(): void {
+    if (touched) return;
+    touched = true;
+    // A container that starts after another one died mid-outage replays what that one journaled.
+    if (fallbackOn || settings.sync.enabled) scheduleReconcile(0);
+  }
+
+  /** Runs `run` on the type's primary, else on its fallbacks; answers the result and who served it. */
+  async function serve<T>(
+    type: DataType,
+    op: string,
+    run: (m: Member) => Promise<T>,
+    extraMs = 0,
+  ): Promise<{ value: T; served: Member; primary: Member }> {
+    touch();
+    const primary = primaryOf(type);
+    const candidates = [primary, ...fallbacksOf(primary)];
+    const live = candidates.filter((m) => m.state === 'closed');
+    // Every candidate open: try the primary anyway (the answer is an error either way).
+    const order = live.length > 0 ? live : [primary];
+    let lastError: unknown;
+    for (const m of order) {
+      const started = performance.now();
+      try {
+        const value = await withDeadline(run(m), timeoutMs + extraMs, m.name);
+        record(type, m, m === primary ? 'primary' : 'fallback', op, started);
+        return { value, served: m, primary };
+      } catch (error) {
+        if (!isOutage(error)) throw error;
+        lastError = error;
+        open(m, error);
+      }
+    }
+    throw lastError;
+  }
+
+  const read = async <T>(type: DataType, op: string, run: (d: Driver) => Promise<T>, extraMs = 0) =>
+    (await serve(type, op, (m) => run(m.driver), extraMs)).value;
+
+  /**
+   * A write. `snapshot` says what the write left behind (computed only when needed): journaled
+   * durably in the fallback when the fallback served it, mirrored to the other backend when
+   * dual-write is on and `mirror` is set.
+   */
+  async function write<T>(
+    type: DataType,
+    op: string,
+    run: (d: Driver) => Promise<T>,
+    snapshot: (d: Driver, result: T) => Promise<JournalEntry[]> | JournalEntry[],
+    mirror = true,
+  ): Promise<T> {
+    const { value, served, primary } = await serve(type, op, (m) => run(m.driver));
+    if (served !== primary) {
+      // Journaled before answering: an acknowledged write is always on the way to the primary.
+      await journal(served, primary.name, await snapshot(served.driver, value));
+    } else if (settings.sync.enabled && mirror) {
+      const to = otherOf(primary);
+      if (to) await dualWrite(primary, to, await snapshot(primary.driver, value));
+    }
+    return value;
+  }
+
+  async function journal(on: Member, target: BackendName, entries: JournalEntry[]): Promise<void> {
+    for (const entry of entries) {
+      const record: JournalRecord = { v: 1, target, entry };
+      await withDeadline(
+        on.driver.queues.send(JOURNAL_QUEUE, JSON.stringify(record), 0, undefined),
+        timeoutMs,
+        on.name,
+      );
+      if (entry.t === 'queue') journaledQueues.add(entry.queue);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // dual-write
+
+  async function dualWrite(from: Member, to: Member, entries: JournalEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const ackedAt = performance.now();
+    const job = async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          // A secondary known to be down is not hammered: its share goes straight to the journal.
+          if (to.state !== 'closed') throw new BackendUnavailableError(to.name, 'breaker open');
+          for (const entry of entries) {
+            await withDeadline(
+              applyEntry(entry, to.driver, from.driver),
+              settings.operationTimeoutMs,
+              to.name,
+            );
+          }
+          const lag = performance.now() - ackedAt;
+          stats.sync.writes++;
+          stats.sync.lastLagMs = lag;
+          stats.sync.maxLagMs = Math.max(stats.sync.maxLagMs, lag);
+          emit('SyncLag', lag, 'Milliseconds', { from: from.name, to: to.name });
+          return;
+        } catch (error) {
+          if (isOutage(error)) open(to, error);
+          if (attempt >= settings.syncAttempts || to.state !== 'closed') {
+            stats.sync.failures++;
+            emit('SyncFailure', 1, 'Count', { from: from.name, to: to.name });
+            try {
+              // Durable: replayed into the secondary by a later reconcile.
+              await journal(from, to.name, entries);
+              stats.sync.journaled += entries.length;
+            } catch {
+              emit('SyncLost', entries.length, 'Count', { from: from.name, to: to.name });
+            }
+            return;
+          }
+          stats.sync.retries++;
+          emit('SyncRetry', 1, 'Count', { from: from.name, to: to.name });
+          await sleep(50 * 2 ** attempt);
+        }
+      }
+    };
+    if (!settings.sync.async) return job();
+    const pending = job().finally(() => {
+      pendingMirrors.delete(pending);
+      stats.sync.pending = pendingMirrors.size;
+    });
+    pendingMirrors.add(pending);
+    stats.sync.pending = pendingMirrors.size;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // reconciliation
+
+  function scheduleReconcile(delayMs: number): void {
+    if (closed || followUp) return;
+    followUp = setTimeout(() => {
+      followUp = undefined;
+      void reconcile().catch(() => {});
+    }, delayMs);
+    followUp.unref();
+  }
+
+  function reconcile(): Promise<number> {
+    if (reconciling) return reconciling;
+    reconciling = (async () => {
+      let applied = 0;
+      for (const target of members.values()) {
+        if (target.state === 'closed') applied += await reconcileInto(target).catch(() => 0);
+      }
+      return applied;
+    })().finally(() => {
+      reconciling = undefined;
+    });
+    return reconciling;
+  }
+
+  /** Drains every other backend's journal of entries for `target`. Throws when `target` fails. */
+  async function reconcileInto(target: Member): Promise<number> {
+    stats.reconcile.runs++;
+    let applied = 0;
+    let pending = false;
+    for (const source of members.values()) {
+      if (source === target || closed) continue;
+      const q = source.driver.queues;
+      try {
+        // A journal entry is never dropped: one that died (a crashed reconciler held it too often) comes back.
+        await withDeadline(q.redrive(JOURNAL_QUEUE, 1000), timeoutMs, source.name);
+      } catch {
+        continue; // the source is unreachable: its journal waits, durably, for a later pass
+      }
+      for (;;) {
+        if (closed) break;
+        const batch = await q.receive(JOURNAL_QUEUE, 50, 60_000, 0);
+        if (batch.length === 0) break;
+        for (const message of batch) {
+          const record = message.payload as unknown as JournalRecord;
+          const requeue = async (delayMs: number) => {
+            await q.send(JOURNAL_QUEUE, JSON.stringify(record), delayMs, undefined);
+            await q.ack(JOURNAL_QUEUE, message.id, message.receipt);
+          };
+          if (record.target !== target.name) {
+            await requeue(0);
+            continue;
+          }
+          let outcome: 'done' | 'pending';
+          try {
+            outcome = await applyEntry(record.entry, target.driver, source.driver, {
+              sessionChanged: invalidate,
+            });
+          } catch (error) {
+            stats.reconcile.errors++;
+            emit('ReconcileError', 1, 'Count', { source: source.name, target: target.name });
+            await requeue(1000);
+            if (isOutage(error)) throw error;
+            continue;
+          }
+          if (outcome === 'pending') {
+            pending = true;
+            stats.reconcile.pending++;
+            await requeue(1000);
+          } else {
+            await q.ack(JOURNAL_QUEUE, message.id, message.receipt);
+            applied++;
+            stats.reconcile.applied++;
+          }
+        }
+      }
+    }
+    if (applied > 0) emit('Reconciled', applied, 'Count', { target: target.name });
+    if (pending) scheduleReconcile(1000);
+    return applied;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // the isClusterActive read-through cache (Redis in front of PostgreSQL sessions)
+
+  const cacheUsable = () =>
+    cacheOn &&
+    redis!.state === 'closed' &&
+    primaryOf('sessions').state === 'closed' &&
+    Date.now() >= cacheSuspectUntil;
+
+  /**
+   * Invalidation writes a fresh generation (a random token, never an increment that could
+   * repeat after the key expires); cached answers carry the generation they were computed
+   * under and are ignored once it changed.
+   */
+  async function invalidate(clusterId: string): Promise<void> {
+    if (!cacheOn) return;
+    try {
+      const ttlMs = Math.max(settings.cache.ttlMs * 10, 60_000);
+      await withDeadline(
+        redis!.driver.kv.set(GEN_KEY + clusterId, JSON.stringify(randomUUID()), { ttlMs }, undefined),
+        settings.operationTimeoutMs,
+        'redis',
+      );
+      stats.cache.invalidations++;
+    } catch (error) {
+      stats.cache.invalidationFailures++;
+      emit('CacheInvalidationFailure', 1, 'Count', { backend: 'redis' });
+      // This process stops trusting the cache for as long as an entry can live.
+      cacheSuspectUntil = Date.now() + settings.cache.ttlMs;
+      if (isOutage(error)) open(redis!, error);
+    }
+  }
+
+  async function isClusterActive(clusterId: string): Promise<boolean> {
+    if (!cacheUsable())
+      return read('sessions', 'sessions.isClusterActive', (d) => d.sessions.isClusterActive(clusterId));
+    const started = performance.now();
+    let generation: string | undefined;
+    try {
+      const [cached, gen] = await withDeadline(
+        redis!.driver.kv.getMany([CACHE_KEY + clusterId, GEN_KEY + clusterId]),
+        settings.operationTimeoutMs,
+        'redis',
+      );
+      generation = typeof gen === 'string' ? gen : '-';
+      const c = cached as { g?: string; a?: boolean; u?: number } | undefined;
+      if (c && c.g === generation && typeof c.u === 'number' && c.u > Date.now()) {
+        stats.cache.hits++;
+        emit('CacheHit', 1, 'Count', { cache: 'isClusterActive' });
+        emit('BackendLatency', performance.now() - started, 'Milliseconds', {
+          backend: 'redis',
+          operation: 'sessions.isClusterActive.cached',
+        });
+        return c.a === true;
+      }
+    } catch (error) {
+      if (isOutage(error)) open(redis!, error);
+    }
+    stats.cache.misses++;
+    emit('CacheMiss', 1, 'Count', { cache: 'isClusterActive' });
+    const {
+      value: live,
+      served,
+      primary,
+    } = await serve('sessions', 'sessions.byCluster', (m) => m.driver.sessions.byCluster(clusterId));
+    const active = live.length > 0;
+    const now = Date.now();
+    // A positive answer lives no longer than the cluster's last live session.
+    const until = active
+      ? Math.min(now + settings.cache.ttlMs, Math.max(...live.map((s) => Date.parse(s.expiresAt))))
+      : now + settings.cache.negativeTtlMs;
+    if (generation !== undefined && served === primary && until > now && cacheUsable()) {
+      const value = JSON.stringify({ g: generation, a: active, u: until });
+      await withDeadline(
+        redis!.driver.kv.set(CACHE_KEY + clusterId, value, { ttlMs: until - now }, undefined),
+        settings.operationTimeoutMs,
+        'redis',
+      ).catch(() => {});
+    }
+    return active;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // the stores
+
+  const kvSnapshot = async (d: Driver, key: string): Promise<JournalEntry[]> => {
+    const entry = await d.kv.getEntry(key);
+    return [
+      {
+        t: 'kv',
+        key,
+        json: entry === undefined ? null : JSON.stringify(entry.value),
+        atMs: entry?.expiresAt ? Date.parse(entry.expiresAt) : null,
+      },
+    ];
+  };
+  const atMsOf = (expiry: Expiry | undefined): number | null =>
+    expiry === undefined ? null : 'ttlMs' in expiry ? Date.now() + expiry.ttlMs : expiry.atMs;
+
+  const kv: KvDriver = {
+    get: (key) => read('cache', 'kv.get', (d) => d.kv.get(key)),
+    getEntry: (key) => read('cache', 'kv.getEntry', (d) => d.kv.getEntry(key)),
+    set: (key, json, expiry, condition) =>
+      write(
+        'cache',
+        'kv.set',
+        (d) => d.kv.set(key, json, expiry, condition),
+        (_d, ok) => (ok ? [{ t: 'kv', key, json, atMs: atMsOf(expiry) }] : []),
+      ),
+    delete: (key) =>
+      write(
+        'cache',
+        'kv.delete',
+        (d) => d.kv.delete(key),
+        () => [{ t: 'kv', key, json: null, atMs: null }],
+      ),
+    exists: (key) => read('cache', 'kv.exists', (d) => d.kv.exists(key)),
+    expire: (key, expiry) =>
+      write(
+        'cache',
+        'kv.expire',
+        (d) => d.kv.expire(key, expiry),
+        (d, ok) => (ok ? kvSnapshot(d, key) : []),
+      ),
+    ttlMs: (key) => read('cache', 'kv.ttl', (d) => d.kv.ttlMs(key)),
+    incr: (key, by) =>
+      write(
+        'cache',
+        'kv.incr',
+        (d) => d.kv.incr(key, by),
+        (d) => kvSnapshot(d, key),
+      ),
+    getMany: (keys) => read('cache', 'kv.getMany', (d) => d.kv.getMany(keys)),
+    setMany: (entries) =>
+      write(
+        'cache',
+        'kv.setMany',
+        (d) => d.kv.setMany(entries),
+        () =>
+          entries.map((e) => ({
+            t: 'kv' as const,
+            key: e.key,
+            json: e.json,
+            atMs: e.ttlMs === undefined ? null : Date.now() + e.ttlMs,
+          })),
+      ),
+  };
+
+  const sessions: SessionDriver = {
+    async create(session) {
+      const created = await write(
+        'sessions',
+        'sessions.create',
+        (d) => d.sessions.create(session),
+        (_d, s) => [{ t: 'session', id: s.sessionId, session: s }],
+      );
+      await invalidate(created.clusterId);
+      return created;
+    },
+    get: (id) => read('sessions', 'sessions.get', (d) => d.sessions.get(id)),
+    async keepAlive(id, ttlMs) {
+      const kept = await write(
+        'sessions',
+        'sessions.keepAlive',
+        (d) => d.sessions.keepAlive(id, ttlMs),
+        (_d, s) => (s ? [{ t: 'session', id, session: s }] : []),
+      );
+      if (kept) await invalidate(kept.clusterId);
+      return kept;
+    },
+    async end(id) {
+      const { ended, clusterId } = await write(
+        'sessions',
+        'sessions.end',
+        async (d) => {
+          // The cluster to invalidate; a session's cluster never changes.
+          const before = cacheOn ? await d.sessions.get(id) : undefined;
+          return { ended: await d.sessions.end(id), clusterId: before?.clusterId };
+        },
+        () => [{ t: 'session', id, session: null }],
+      );
+      if (clusterId !== undefined) await invalidate(clusterId);
+      return ended;
+    },
+    byCluster: (clusterId) => read('sessions', 'sessions.byCluster', (d) => d.sessions.byCluster(clusterId)),
+    byCorrelation: (correlationId) =>
+      read('sessions', 'sessions.byCorrelation', (d) => d.sessions.byCorrelation(correlationId)),
+    // Not cached: one list for all clusters, changed by every create and end anywhere.
+    activeClusters: () => read('sessions', 'sessions.activeClusters', (d) => d.sessions.activeClusters()),
+    isClusterActive,
+  };
+
+  /** Receipts say which backend leased the message, so ack/nack/extend go back to it. */
+  const tag = (m: Member, receipt: string) =>
+    fallbackOn ? `${TAGS[m.name]}${TAG_SEPARATOR}${receipt}` : receipt;
+  const untag = (receipt: string): { m: Member; receipt: string } => {
+    const primary = primaryOf('queues');
+    if (!fallbackOn || receipt[1] !== TAG_SEPARATOR) return { m: primary, receipt };
+    const name = (Object.keys(TAGS) as BackendName[]).find((b) => TAGS[b] === receipt[0]);
+    const m = name ? members.get(name) : undefined;
+    return m ? { m, receipt: receipt.slice(2) } : { m: primary, receipt };
+  };
+  /** A lease lives on the backend that issued it: no fallback, but a timeout still opens its breaker. */
+  async function onLeaseHolder<T>(op: string, receipt: string, run: (d: Driver, r: string) => Promise<T>) {
+    touch();
+    const { m, receipt: raw } = untag(receipt);
+    const started = performance.now();
+    try {
+      const value = await withDeadline(run(m.driver, raw), timeoutMs, m.name);
+      record('queues', m, m === primaryOf('queues') ? 'primary' : 'fallback', op, started);
+      return value;
+    } catch (error) {
+      if (isOutage(error)) open(m, error);
+      throw error;
+    }
+  }
+  const queueJournal = (queue: string): JournalEntry[] => {
+    if (journaledQueues.has(queue)) return [];
+    return [{ t: 'queue', queue }];
+  };
+
+  const queues: QueueDriver = {
+    send: (queue, json, delayMs, dedupId) =>
+      write(
+        'queues',
+        'queues.send',
+        (d) => d.queues.send(queue, json, delayMs, dedupId),
+        () => queueJournal(queue),
+        false,
+      ),
+    async receive(queue, max, visibilityMs, waitMs) {
+      const { value, served } = await serve(
+        'queues',
+        'queues.receive',
+        (m) => m.driver.queues.receive(queue, max, visibilityMs, waitMs),
+        waitMs,
+      );
+      return value.map((message) => ({ ...message, receipt: tag(served, message.receipt) }));
+    },
+    ack: (queue, id, receipt) => onLeaseHolder('queues.ack', receipt, (d, r) => d.queues.ack(queue, id, r)),
+    nack: (queue, id, receipt, delayMs) =>
+      onLeaseHolder('queues.nack', receipt, (d, r) => d.queues.nack(queue, id, r, delayMs)),
+    extend: (queue, id, receipt, visibilityMs) =>
+      onLeaseHolder('queues.extend', receipt, (d, r) => d.queues.extend(queue, id, r, visibilityMs)),
+    stats: (queue) => read('queues', 'queues.stats', (d) => d.queues.stats(queue)),
+    deadLetters: (queue, limit) =>
+      read('queues', 'queues.deadLetters', (d) => d.queues.deadLetters(queue, limit)),
+    redrive: (queue, limit) =>
+      write(
+        'queues',
+        'queues.redrive',
+        (d) => d.queues.redrive(queue, limit),
+        () => queueJournal(queue),
+        false,
+      ),
+  };
+
+  // Event reads and subscriptions stay on the primary: ids are one sequence per channel, and
+  // mixing the fallback's sequence in would make a subscriber's cursor skip events.
+  const onPrimary = async <T>(op: string, run: (d: Driver) => Promise<T>) => {
+    touch();
+    const m = primaryOf('pubsub');
+    const started = performance.now();
+    const value = await run(m.driver);
+    record('pubsub', m, 'primary', op, started);
+    return value;
+  };
+  const events: EventDriver = {
+    publish: (channel, json, maxHistory) =>
+      write(
+        'pubsub',
+        'events.publish',
+        (d) => d.events.publish(channel, json, maxHistory),
+        () => [{ t: 'event', channel, json, maxHistory }],
+        false,
+      ),
+    last: (channel) => onPrimary('events.last', (d) => d.events.last(channel)),
+    history: (channel, after, limit) =>
+      onPrimary('events.history', (d) => d.events.history(channel, after, limit)),
+    subscribe: (channel, onEvent, onReconnect) =>
+      onPrimary('events.subscribe', (d) => d.events.subscribe(channel, onEvent, onReconnect)),
+  };
+
+  const tokens: TokenDriver = {
+    insert: (token) =>
+      write(
+        'authentication',
+        'tokens.insert',
+        (d) => d.tokens.insert(token),
+        () => [{ t: 'token', token }],
+      ),
+    findByHash: (hash) => read('authentication', 'tokens.verify', (d) => d.tokens.findByHash(hash)),
+    // Journaled even when the fallback did not know the token: it may live on the primary.
+    revoke: (id) =>
+      write(
+        'authentication',
+        'tokens.revoke',
+        (d) => d.tokens.revoke(id),
+        () => [{ t: 'revoke', id }],
+      ),
+    list: () => read('authentication', 'tokens.list', (d) => d.tokens.list()),
+  };
+
+  const audit: AuditDriver = {
+    append: (entry) =>
+      write(
+        'audit',
+        'audit.append',
+        (d) => d.audit.append(entry),
+        (_d, e) => [{ t: 'audit', entry: e }],
+      ),
+    query: (query) => read('audit', 'audit.query', (d) => d.audit.query(query)),
+  };
+
+  const connSnapshot = async (d: Driver, id: string): Promise<JournalEntry[]> => [
+    { t: 'conn', id, connection: (await d.connections.get(id)) ?? null },
+  ];
+  const connections: ConnectionDriver = {
+    register: (connection) =>
+      write(
+        'pubsub',
+        'connections.register',
+        (d) => d.connections.register(connection),
+        (_d, c) => [{ t: 'conn', id: c.connectionId, connection: c }],
+      ),
+    get: (id) => read('pubsub', 'connections.get', (d) => d.connections.get(id)),
+    subscribe: (id, channel, maxChannels) =>
+      write(
+        'pubsub',
+        'connections.subscribe',
+        (d) => d.connections.subscribe(id, channel, maxChannels),
+        (d, outcome) => (outcome === 'subscribed' ? connSnapshot(d, id) : []),
+      ),
+    unsubscribe: (id, channel) =>
+      write(
+        'pubsub',
+        'connections.unsubscribe',
+        (d) => d.connections.unsubscribe(id, channel),
+        (d) => connSnapshot(d, id),
+      ),
+    subscribers: (channel, after, limit) =>
+      read('pubsub', 'connections.subscribers', (d) => d.connections.subscribers(channel, after, limit)),
+    remove: (id) =>
+      write(
+        'pubsub',
+        'connections.remove',
+        (d) => d.connections.remove(id),
+        () => [{ t: 'conn', id, connection: null }],
+      ),
+  };
+
+  // -------------------------------------------------------------------------------------
+  // the whole
+
+  async function health(): Promise<HealthReport> {
+    const checks: Record<string, HealthCheck> = {};
+    await Promise.all(
+      [...members.values()].map(async (m) => {
+        const started = performance.now();
+        try {
+          await withDeadline(m.driver.ping(), Math.max(settings.operationTimeoutMs, 1000), m.name);
+          checks[m.name] = { ok: true, latencyMs: Math.round((performance.now() - started) * 100) / 100 };
+        } catch (error) {
+          checks[m.name] = {
+            ok: false,
+            latencyMs: Math.round((performance.now() - started) * 100) / 100,
+            error: error instanceof BackendUnavailableError ? error.message : 'not answering',
+          };
+        }
+      }),
+    );
+    const up = (name: BackendName) => checks[name]?.ok === true;
+    const served = DATA_TYPES.every((type) => {
+      const primary = primaryOf(type);
+      return up(primary.name) || fallbacksOf(primary).some((m) => up(m.name));
+    });
+    const allUp = [...members.keys()].every(up);
+    return { status: allUp ? 'ok' : served ? 'degraded' : 'down', backend: 'hybrid', checks };
+  }
+
+  const control: HybridControl = {
+    settings,
+    stats() {
+      const lookups = stats.cache.hits + stats.cache.misses;
+      stats.cache.hitRatio = lookups === 0 ? 0 : stats.cache.hits / lookups;
+      for (const m of members.values()) stats.breakers[m.name] = m.state;
+      return structuredClone(stats);
+    },
+    reconcile,
+    async flush() {
+      while (pendingMirrors.size > 0) await Promise.allSettled([...pendingMirrors]);
+    },
+    health,
+    drivers: Object.fromEntries([...members].map(([name, m]) => [name, m.driver])),
+  };
+
+  return {
+    name: 'hybrid',
+    kv,
+    sessions,
+    queues,
+    events,
+    tokens,
+    audit,
+    connections,
+    control,
+    async ping() {
+      const report = await health();
+      if (report.status === 'down') {
+        throw new BackendUnavailableError('hybrid', 'no backend serves every data type');
+      }
+    },
+    async sweep(batchSize) {
+      const totals: Omit<SweepReport, 'durationMs'> = {
+        kv: 0,
+        sessions: 0,
+        queues: 0,
+        events: 0,
+        tokens: 0,
+        audit: 0,
+        connections: 0,
+      };
+      for (const m of members.values()) {
+        if (m.state !== 'closed') continue;
+        const report = await m.driver.sweep(batchSize);
+        for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += report[key];
+      }
+      // The scheduled sweep is also the reconciler of last resort (journals left by dead containers).
+      if (fallbackOn || settings.sync.enabled) await reconcile().catch(() => 0);
+      return totals;
+    },
+    async close() {
+      closed = true;
+      for (const m of members.values()) if (m.probe) clearTimeout(m.probe);
+      if (followUp) clearTimeout(followUp);
+      await Promise.allSettled([reconciling, ...pendingMirrors]);
+      await Promise.all([...members.values()].map((m) => m.driver.close()));
+    },
+  };
+}

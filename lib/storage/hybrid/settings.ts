@@ -1,0 +1,119 @@
+/**
+ * The hybrid backend's settings, read from the resolved configuration (`hybrid`, `migration`)
+ * with the seed's defaults, plus the tuning knobs that are not configuration-file fields
+ * (deadlines, probe interval, cache lifetimes), which callers pass in `HybridOptions`.
+ *
+ * The configuration schema (lib/config) owns `hybrid.routing|fallback|sync` and
+ * `migration.dualWrite`; this adapter only reads them, so an older resolved config without
+ * those sections still builds a hybrid with the defaults.
+ */
+import type { StorageConfig } from '../../config/index.js';
+
+export type BackendName = 'redis' | 'postgresql';
+/** The data types of the seed's routing table. */
+export type DataType = 'sessions' | 'authentication' | 'audit' | 'queues' | 'cache' | 'pubsub';
+export const DATA_TYPES: readonly DataType[] = [
+  'sessions',
+  'authentication',
+  'audit',
+  'queues',
+  'cache',
+  'pubsub',
+];
+
+/** A metric the hybrid reports; the functions layer publishes it as EMF (namespace KubentlyStorage). */
+export interface HybridMetric {
+  name: string;
+  value: number;
+  unit: 'Milliseconds' | 'Count' | 'Percent';
+  dimensions: Record<string, string>;
+}
+
+export interface HybridOptions {
+  /** Overrides of the configuration's `hybrid` / `migration` sections (tests, callers without a config file). */
+  routing?: Partial<Record<DataType, BackendName>>;
+  fallback?: { enabled?: boolean; order?: BackendName[] };
+  sync?: { enabled?: boolean; async?: boolean };
+  /**
+   * While a backend's breaker is closed, an operation on it that has not answered after this
+   * many ms counts as an outage and is served by the fallback (default 500: failover within 1 s
+   * even when the primary hangs). Long polls get their wait on top. Only with fallback enabled.
+   */
+  operationTimeoutMs?: number;
+  /** How often an open breaker probes its backend's health check (default 250 ms: at most 4 per second). */
+  probeIntervalMs?: number;
+  /** `isClusterActive` read-through cache: longest a positive answer is kept (default 10 s), negative (default 1 s, 0 = never). */
+  cache?: { enabled?: boolean; ttlMs?: number; negativeTtlMs?: number };
+  /** Dual-write: attempts of a failed secondary write before it goes to the durable journal (default 3). */
+  syncAttempts?: number;
+  /** Receives every metric as it happens (latency, routing, fallback, sync lag, cache). */
+  metrics?: (metric: HybridMetric) => void;
+}
+
+export interface HybridSettings {
+  routing: Record<DataType, BackendName>;
+  fallback: { enabled: boolean; order: BackendName[] };
+  sync: { enabled: boolean; async: boolean };
+  operationTimeoutMs: number;
+  probeIntervalMs: number;
+  cache: { enabled: boolean; ttlMs: number; negativeTtlMs: number };
+  syncAttempts: number;
+  metrics: ((metric: HybridMetric) => void) | undefined;
+}
+
+export const DEFAULT_ROUTING: Record<DataType, BackendName> = {
+  sessions: 'postgresql',
+  authentication: 'postgresql',
+  audit: 'postgresql',
+  queues: 'redis',
+  cache: 'redis',
+  pubsub: 'redis',
+};
+
+/** The fields of the configuration this adapter reads, all optional until lib/config carries them. */
+interface HybridConfigView {
+  hybrid?: {
+    routing?: Partial<Record<DataType, BackendName>>;
+    fallback?: { enabled?: boolean; order?: BackendName[] };
+    sync?: { enabled?: boolean; async?: boolean };
+  };
+  migration?: { dualWrite?: boolean };
+}
+
+export function hybridSettings(config: StorageConfig, options: HybridOptions = {}): HybridSettings {
+  const view = config as StorageConfig & HybridConfigView;
+  const fromConfig = view.hybrid ?? {};
+  return {
+    routing: { ...DEFAULT_ROUTING, ...fromConfig.routing, ...options.routing },
+    fallback: {
+      enabled: options.fallback?.enabled ?? fromConfig.fallback?.enabled ?? true,
+      order: [...(options.fallback?.order ?? fromConfig.fallback?.order ?? ['redis', 'postgresql'])],
+    },
+    sync: {
+      enabled:
+        options.sync?.enabled ??
+        ((fromConfig.sync?.enabled ?? false) || (view.migration?.dualWrite ?? false)),
+      async: options.sync?.async ?? fromConfig.sync?.async ?? true,
+    },
+    operationTimeoutMs: options.operationTimeoutMs ?? 500,
+    probeIntervalMs: Math.max(options.probeIntervalMs ?? 250, 200),
+    cache: {
+      enabled: options.cache?.enabled ?? true,
+      ttlMs: options.cache?.ttlMs ?? 10_000,
+      negativeTtlMs: options.cache?.negativeTtlMs ?? 1_000,
+    },
+    syncAttempts: Math.max(1, options.syncAttempts ?? 3),
+    metrics: options.metrics,
+  };
+}
+
+/** The backends a hybrid with these settings talks to. */
+export function backendsInUse(settings: HybridSettings): Set<BackendName> {
+  const used = new Set<BackendName>(Object.values(settings.routing));
+  if (settings.fallback.enabled) for (const b of settings.fallback.order) used.add(b);
+  if (settings.sync.enabled) {
+    used.add('redis');
+    used.add('postgresql');
+  }
+  return used;
+}
