@@ -368,7 +368,7 @@ export interface Connection {
   connectedAt: string;
   /** API Gateway closes a WebSocket after 2 h; the registry forgets it then at the latest. */
   expiresAt: string;
-  /** Channels the connection is subscribed to, sorted. */
+  /** Channels the connection is subscribed to, sorted by their UTF-8 bytes. */
   channels: string[];
 }
 
@@ -377,14 +377,18 @@ export interface RegisterConnectionInput {
   identity: string;
   scopes: Scope[];
   resources: string[];
-  /** Seconds the registration lives (default 7200, API Gateway's connection limit). */
+  /** Seconds the registration lives (> 0, at most 86400; default 7200, API Gateway's connection limit). */
   ttl?: number;
 }
 
 export interface SubscribersPage {
-  /** Live connection ids subscribed to the channel, in a stable order. */
+  /** Live connection ids subscribed to the channel, in a stable order (by their UTF-8 bytes). */
   connectionIds: string[];
-  /** Pass back as `options.cursor` for the next page; absent on the last page. */
+  /**
+   * Pass back as `options.cursor` for the next page; absent on the last page. Opaque; pages are
+   * keyset (after the last id answered), so subscribers who come or go during a walk never
+   * cause duplicates or skip anyone who stayed.
+   */
   cursor?: string;
 }
 
@@ -405,11 +409,11 @@ export interface ConnectionStore {
    * one more throws `ConflictError`.
    */
   subscribe(connectionId: string, channel: string): Promise<boolean>;
-  /** Answers whether the connection was subscribed. */
+  /** Answers whether the (live) connection was subscribed. */
   unsubscribe(connectionId: string, channel: string): Promise<boolean>;
   /** One page of the channel's live subscribers (`limit` 1–1000, default 100). */
   subscribers(channel: string, options?: { cursor?: string; limit?: number }): Promise<SubscribersPage>;
-  /** Forgets the connection and all its subscriptions; answers whether it was registered. */
+  /** Forgets the connection and all its subscriptions; answers whether it was registered and live. */
   remove(connectionId: string): Promise<boolean>;
 }
 
