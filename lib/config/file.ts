@@ -351,9 +351,11 @@ function interpolate(value: unknown, path: string[], env: NodeJS.ProcessEnv, pro
 }
 
 /** Internal field paths → the file key an operator would write, longest first. */
-const FIELD_TO_FILE = [...FILE_FIELDS]
-  .reverse() // for a field set by two keys, the first listed wins
-  .reduce((map, { file, field }) => map.set(field, file), new Map<string, string>());
+const FIELD_TO_FILE = FILE_FIELDS.reduce(
+  // for a field set by two keys, the last listed wins
+  (map, { file, field }) => map.set(field, file),
+  new Map<string, string>(),
+);
 const FIELD_PATHS = [...FIELD_TO_FILE.keys()].sort((a, b) => b.length - a.length);
 
 /**

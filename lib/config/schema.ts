@@ -216,6 +216,7 @@ function show(value: unknown): string {
 
 /** Edit distance, for "did you mean" on unknown keys. */
 function distance(a: string, b: string): number {
+  let beforePrevious: number[] = [];
   let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
@@ -225,7 +226,12 @@ function distance(a: string, b: string): number {
         (current[j - 1] ?? 0) + 1,
         (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
       );
+      // A swap of two neighbours is one edit (optimal string alignment).
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        current[j] = Math.min(current[j] ?? 0, (beforePrevious[j - 2] ?? 0) + 1);
+      }
     }
+    beforePrevious = previous;
     previous = current;
   }
   return previous[b.length] ?? 0;
