@@ -117,6 +117,125 @@ describe('configFromEnv', () => {
   });
 });
 
+describe('the sections the file added', () => {
+  it('fills their defaults', () => {
+    const config = resolveConfig({});
+    expect(config.hybrid).toEqual({
+      routing: {
+        sessions: 'postgresql',
+        authentication: 'postgresql',
+        audit: 'postgresql',
+        queues: 'redis',
+        cache: 'redis',
+        pubsub: 'redis',
+      },
+      fallback: { enabled: true, order: ['redis', 'postgresql'] },
+      sync: { enabled: false, async: true },
+    });
+    expect(config.migration).toEqual({ dualWrite: false, syncInterval: 60, validationEnabled: false });
+    expect(config.ttl).toEqual({ enabled: true, interval: 300, batchSize: 1000 });
+    expect(config.websocket).toEqual({ fanoutThreshold: 50 });
+    expect(config.postgresql.minPoolSize).toBe(0);
+    expect(config.redis.poolSize).toBeUndefined();
+    expect(config.redis.maxConnections).toBeUndefined();
+  });
+
+  it('never shares a default list between configurations', () => {
+    const first = resolveConfig({});
+    first.hybrid.fallback.order.pop();
+    expect(resolveConfig({}).hybrid.fallback.order).toEqual(['redis', 'postgresql']);
+  });
+
+  it('refuses a hybrid routed to a backend without connection settings, by internal name', () => {
+    const problems = problemsOf(() =>
+      resolveConfig({
+        backend: 'hybrid',
+        postgresql: { url: 'postgres://db/x' },
+        hybrid: { fallback: { enabled: false } },
+      }),
+    );
+    expect(problems).toEqual([
+      'hybrid.routing.queues: routes to redis, which has no connection settings (set redis.url or REDIS_URL)',
+      'hybrid.routing.cache: routes to redis, which has no connection settings (set redis.url or REDIS_URL)',
+      'hybrid.routing.pubsub: routes to redis, which has no connection settings (set redis.url or REDIS_URL)',
+    ]);
+    // Given explicitly (even the default URL), it is configured; dual-write needs both sides.
+    expect(
+      resolveConfig({
+        backend: 'hybrid',
+        redis: { url: 'redis://127.0.0.1:6379' },
+        postgresql: { driver: 'pglite' },
+      }).backend,
+    ).toBe('hybrid');
+    const dual = problemsOf(() =>
+      resolveConfig({
+        backend: 'hybrid',
+        redis: { url: 'redis://r:6379' },
+        hybrid: {
+          routing: { sessions: 'redis', authentication: 'redis', audit: 'redis' },
+          fallback: { enabled: false },
+        },
+        migration: { dualWrite: true },
+      }),
+    );
+    expect(dual).toEqual([expect.stringMatching(/^postgresql\.url: required for driver pg/)]);
+  });
+
+  it('refuses repeated or unknown fallback backends, min above max, and bad Redis URLs in use', () => {
+    expect(problemsOf(() => resolveConfig({ hybrid: { fallback: { order: ['redis', 'redis'] } } }))).toEqual([
+      'hybrid.fallback.order: must not name an item twice, got ["redis", "redis"]',
+    ]);
+    expect(problemsOf(() => resolveConfig({ hybrid: { fallback: { order: ['memory' as never] } } }))[0]).toBe(
+      'hybrid.fallback.order.0: must be one of "redis", "postgresql", got "memory"',
+    );
+    expect(problemsOf(() => resolveConfig({ postgresql: { poolSize: 2, minPoolSize: 3 } }))).toEqual([
+      'postgresql.minPoolSize: must be at most postgresql.poolSize (2), got 3',
+    ]);
+    expect(problemsOf(() => resolveConfig({ backend: 'redis', redis: { url: 'cache:6379' } }))[0]).toMatch(
+      /^redis\.url: (not a URL|expected a redis:\/\/ or rediss:\/\/ URL)/,
+    );
+    // Not in use: not checked.
+    expect(resolveConfig({ backend: 'memory', redis: { url: 'cache:6379' } }).backend).toBe('memory');
+  });
+
+  it('keeps secrets out of messages', () => {
+    const problems = problemsOf(() =>
+      resolveConfig({ redis: { password: 12345 as never }, auth: { bootstrapTokenHash: 'hunter2' } }),
+    );
+    expect(problems.join('\n')).not.toMatch(/12345|hunter2/);
+  });
+});
+
+describe('configFromEnv, the added variables', () => {
+  it('reads REDIS_PASSWORD and FANOUT_THRESHOLD', () => {
+    const config = configFromEnv({ REDIS_PASSWORD: 'pw', FANOUT_THRESHOLD: '0', REDIS_CLUSTER: '1' });
+    expect(config.redis.password).toBe('pw');
+    expect(config.websocket.fanoutThreshold).toBe(0);
+    expect(config.redis.cluster).toBe(true);
+    expect(configFromEnv({ REDIS_CLUSTER: 'false' }).redis.cluster).toBe(false);
+  });
+
+  it('names every variable it cannot read, at once', () => {
+    expect(
+      problemsOf(() =>
+        configFromEnv({ MAX_VALUE_BYTES: 'lots', FANOUT_THRESHOLD: ' ', REDIS_CLUSTER: 'yes' }),
+      ),
+    ).toEqual([
+      'REDIS_CLUSTER: expected true, false, 1 or 0, got "yes"',
+      'MAX_VALUE_BYTES: expected a number, got "lots"',
+      'FANOUT_THRESHOLD: expected a number, got " "',
+    ]);
+  });
+
+  it('applies the environment on top of a base', () => {
+    const config = configFromEnv(
+      { QUEUE_MAX_ATTEMPTS: '2' },
+      { queues: { maxAttempts: 9, dedupWindow: 10 } },
+    );
+    expect(config.queues).toEqual({ maxAttempts: 2, dedupWindow: 10 });
+  });
+});
+
 describe('globMatcher', () => {
   it('matches * against any run of characters and nothing else specially', () => {
     expect(globMatcher('*')('anything')).toBe(true);
