@@ -94,6 +94,9 @@ const TAGS: Record<BackendName, string> = { redis: 'r', postgresql: 'p' };
 const CACHE_KEY = '__kst_hybrid:active:';
 const GEN_KEY = '__kst_hybrid:gen:';
 
+/** A journal entry a reconciler holds; one that died with its process comes back after this. */
+const JOURNAL_LEASE_MS = 15_000;
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function isOutage(error: unknown): boolean {
@@ -394,9 +397,9 @@ export function createHybridDriver(
       }
       for (;;) {
         if (closed) break;
-        const batch = await q.receive(JOURNAL_QUEUE, 50, 60_000, 0);
+        const batch = await q.receive(JOURNAL_QUEUE, 50, JOURNAL_LEASE_MS, 0);
         if (batch.length === 0) break;
-        for (const message of batch) {
+        for (const [index, message] of batch.entries()) {
           const record = message.payload as unknown as JournalRecord;
           const requeue = async (delayMs: number) => {
             await q.send(JOURNAL_QUEUE, JSON.stringify(record), delayMs, undefined);
@@ -408,14 +411,27 @@ export function createHybridDriver(
           }
           let outcome: 'done' | 'pending';
           try {
-            outcome = await applyEntry(record.entry, target.driver, source.driver, {
+            const applying = applyEntry(record.entry, target.driver, source.driver, {
               sessionChanged: invalidate,
             });
+            // A queue move runs as long as the queue is long; anything else is a write or two.
+            outcome =
+              record.entry.t === 'queue'
+                ? await applying
+                : await withDeadline(applying, settings.operationTimeoutMs * 10, target.name);
           } catch (error) {
             stats.reconcile.errors++;
             emit('ReconcileError', 1, 'Count', { source: source.name, target: target.name });
-            await requeue(1000);
-            if (isOutage(error)) throw error;
+            if (isOutage(error)) {
+              // The target went away again: give this entry and the rest of the batch back at
+              // once (a nack keeps each entry's place, so later passes replay in the same order).
+              for (const rest of batch.slice(index)) {
+                await q.nack(JOURNAL_QUEUE, rest.id, rest.receipt, 0).catch(() => {});
+              }
+              throw error;
+            }
+            // A refusal retrying will not cure soon: behind the others, later.
+            await requeue(5000);
             continue;
           }
           if (outcome === 'pending') {

@@ -161,6 +161,7 @@ interface PoolLike {
 interface PoolClientLike {
   query(query: QueryInput, params?: unknown[]): Promise<{ rows: Row[] }>;
   release(destroy?: boolean | Error): void;
+  on?(event: 'error', listener: (error: Error) => void): unknown;
 }
 interface ClientLike {
   connect(): Promise<unknown>;
@@ -210,9 +211,18 @@ function poolSql({ name, pool, newClient, prepare, idleCheckMs, checkTimeoutMs }
   pool.on('error', () => {});
   const lastUsed = new WeakMap<PoolClientLike, number>();
   /** A pooled connection known to work: one idle for long is checked first, replaced when dead. */
+  const guarded = new WeakSet<PoolClientLike>();
   const checkout = async (): Promise<PoolClientLike> => {
     for (let attempt = 0; ; attempt++) {
       const client = await pool.connect();
+      // A server-side kill (pg_terminate_backend, a failover) that lands while the connection is
+      // checked out but between statements is emitted as 'error' on the client, which the pool
+      // only listens to while the connection is idle: unhandled, it would end the process. The
+      // error still reaches the caller through the statement it breaks.
+      if (!guarded.has(client)) {
+        guarded.add(client);
+        client.on?.('error', () => {});
+      }
       const last = lastUsed.get(client);
       if (last === undefined || Date.now() - last < idleCheckMs || attempt >= 2) return client;
       // The check gets its own deadline (the Neon client has no per-query timeout).

@@ -1,0 +1,193 @@
+/**
+ * A PRIVATE redis-server for fault tests (never the shared one on 6379): a free port, AOF
+ * fsynced on every write, its own directory; the tests stop, pause and restart it at will.
+ * Plus a hybrid Storage over it and the local PostgreSQL, with its own schema and an
+ * `application_name` so a test can kill exactly its own connections.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { resolveConfig } from '../../lib/config/index.js';
+import { type CreateStorageOptions, createStorage } from '../../lib/storage/index.js';
+import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
+import type { Storage } from '../../lib/storage/types.js';
+import { testDatabaseUrl } from '../support/backends.js';
+import { sleep } from '../support/helpers.js';
+
+const run = promisify(execFile);
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+export class PrivateRedis {
+  readonly dir = mkdtempSync(join(tmpdir(), 'kst-hybrid-redis-'));
+  private process: ChildProcess | undefined;
+  constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static async start(): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(await freePort());
+    await redis.start();
+    return redis;
+  }
+
+  async start(): Promise<void> {
+    this.process = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--dir',
+        this.dir,
+        '--enable-debug-command',
+        'local',
+      ],
+      { stdio: 'ignore' },
+    );
+    for (let i = 0; i < 100; i++) {
+      if ((await this.cli('ping').catch(() => '')).trim() === 'PONG') return;
+      await sleep(50);
+    }
+    throw new Error(`redis-server on ${this.port} did not start`);
+  }
+
+  cli(...args: string[]): Promise<string> {
+    return run('redis-cli', ['-p', String(this.port), ...args], { timeout: 30_000 }).then((r) => r.stdout);
+  }
+
+  /** `SHUTDOWN NOSAVE` (the AOF already holds every acknowledged write) and waits for the process to end. */
+  async shutdown(): Promise<void> {
+    const exited = new Promise<void>((resolve) => {
+      if (!this.process || this.process.exitCode !== null) resolve();
+      else this.process.once('exit', () => resolve());
+    });
+    await this.cli('shutdown', 'nosave').catch(() => {});
+    await exited;
+    this.process = undefined;
+  }
+
+  async stop(): Promise<void> {
+    if (this.process) await this.shutdown();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface HybridHandle {
+  storage: Storage;
+  applicationName: string;
+  schema: string;
+  keyPrefix: string;
+  /** Closes the storage, drops its schema and deletes its Redis keys. */
+  dispose(): Promise<void>;
+}
+
+/** A hybrid Storage over `redisUrl` and the local PostgreSQL (own schema, own application_name). */
+export function hybridStorage(redisUrl: string, options: CreateStorageOptions['hybrid'] = {}): HybridHandle {
+  const id = randomBytes(4).toString('hex');
+  const schema = `kst_hf_${id}`;
+  const applicationName = `kst-hybrid-test-${id}`;
+  const url = new URL(testDatabaseUrl());
+  url.searchParams.set('application_name', applicationName);
+  const keyPrefix = `kst:hf:${id}:`;
+  const storage = createStorage(
+    {
+      backend: 'hybrid',
+      keyPrefix,
+      redis: { url: redisUrl, connectTimeout: 1, maxRetriesPerRequest: 1 },
+      postgresql: { driver: 'pg', url: url.toString(), schema, migrate: true, connectTimeout: 3 },
+    },
+    { hybrid: options },
+  );
+  return {
+    storage,
+    applicationName,
+    schema,
+    keyPrefix,
+    async dispose() {
+      await storage.close();
+      await withAdmin((sql) => sql.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`));
+      await deleteRedisKeys(redisUrl, keyPrefix);
+    },
+  };
+}
+
+/** Deletes the keys under `prefix` (the prefix is hex: no glob escaping needed). */
+async function deleteRedisKeys(url: string, prefix: string): Promise<void> {
+  const client = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await client.unlink(...keys);
+    } while (cursor !== '0');
+  } catch {
+    // A stopped private server: its keys went with its directory.
+  } finally {
+    client.disconnect();
+  }
+}
+
+export async function withAdmin<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+  const sql = await createSql(
+    resolveConfig({ postgresql: { driver: 'pg', url: testDatabaseUrl(), listen: false } }).postgresql,
+  );
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.close();
+  }
+}
+
+/** Terminates only the connections carrying this test's application_name. */
+export async function killConnections(applicationName: string): Promise<number> {
+  return withAdmin(async (sql) => {
+    const result = await sql.query(
+      'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1',
+      [applicationName],
+    );
+    return Number((result[0] as { n: number }).n);
+  });
+}
+
+/** Whether the local servers the hybrid tests need answer; the reason when not. */
+export async function hybridUnavailable(): Promise<string | undefined> {
+  try {
+    await run('redis-server', ['--version']);
+  } catch {
+    return 'redis-server is not installed';
+  }
+  try {
+    await withAdmin((sql) => sql.query('SELECT 1'));
+  } catch (error) {
+    return `no PostgreSQL at ${testDatabaseUrl()} (${error instanceof Error ? error.message : String(error)})`;
+  }
+  return undefined;
+}
