@@ -149,7 +149,7 @@ describe.skipIf(unavailable !== undefined)(
         expect(seen.size).toBe(total);
         expect([...seen.values()].every((n) => n === 1)).toBe(true);
         expect(await producer.queues.stats(queue)).toEqual({ depth: 0, delayed: 0, inFlight: 0, dead: 0 });
-      });
+      }, 120_000);
 
       it('a sender that does not listen still wakes a receiver that does (NOTIFY is always sent)', async () => {
         const schema = await freshSchema();
