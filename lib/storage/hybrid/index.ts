@@ -33,6 +33,7 @@ import {
   type HybridSettings,
 } from './settings.js';
 
+export { emfSink } from './metrics.js';
 export type { BackendName, DataType, HybridMetric, HybridOptions, HybridSettings } from './settings.js';
 export { backendsInUse, hybridSettings } from './settings.js';
 
@@ -99,6 +100,28 @@ const JOURNAL_LEASE_MS = 15_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The item an entry changes: mirrors of one item are applied in order. */
+function itemOf(entry: JournalEntry): string {
+  switch (entry.t) {
+    case 'kv':
+      return `kv:${entry.key}`;
+    case 'session':
+      return `session:${entry.id}`;
+    case 'token':
+      return `token:${entry.token.id}`;
+    case 'revoke':
+      return `token:${entry.id}`;
+    case 'conn':
+      return `conn:${entry.id}`;
+    case 'queue':
+      return `queue:${entry.queue}`;
+    case 'event':
+      return `event:${entry.channel}`;
+    case 'audit':
+      return `audit:${entry.entry.id}`;
+  }
+}
+
 function isOutage(error: unknown): boolean {
   return error instanceof BackendUnavailableError && error.retryable;
 }
@@ -154,6 +177,8 @@ export function createHybridDriver(
   let closed = false;
   let touched = false;
   const pendingMirrors = new Set<Promise<void>>();
+  /** The latest asynchronous mirror of each item (see `itemOf`). */
+  const mirrorTails = new Map<string, Promise<void>>();
   /** Queues journaled during the current outage (one entry per queue suffices: the replay moves them all). */
   const journaledQueues = new Set<string>();
   let reconciling: Promise<number> | undefined;
@@ -347,10 +372,18 @@ export function createHybridDriver(
       }
     };
     if (!settings.sync.async) return job();
-    const pending = job().finally(() => {
-      pendingMirrors.delete(pending);
-      stats.sync.pending = pendingMirrors.size;
-    });
+    // Mirrors of one item run in the order their writes were answered (a set then a delete
+    // must not arrive as a delete then a set); different items run concurrently.
+    const items = entries.map(itemOf);
+    const before = items.map((item) => mirrorTails.get(item)).filter((p) => p !== undefined);
+    const pending: Promise<void> = Promise.all(before)
+      .then(job)
+      .finally(() => {
+        pendingMirrors.delete(pending);
+        for (const item of items) if (mirrorTails.get(item) === pending) mirrorTails.delete(item);
+        stats.sync.pending = pendingMirrors.size;
+      });
+    for (const item of items) mirrorTails.set(item, pending);
     pendingMirrors.add(pending);
     stats.sync.pending = pendingMirrors.size;
   }
