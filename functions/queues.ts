@@ -1,7 +1,20 @@
 /** Queue routes of API.md: send, receive (long poll), ack, nack, stats. The resource is the queue name. */
+import type { Context } from 'aws-lambda';
 import type { Json } from '../lib/storage/types.js';
 import { type ApiRequest, httpApi } from './lib/api.js';
 import { json, noContent } from './lib/http.js';
+
+// Time kept back from a long poll for the answer to reach the caller before the function's
+// timeout: a receive cut off by the timeout would lease messages to no one until their
+// visibility timeout ends.
+const ANSWER_MARGIN_MS = 2_000;
+
+/** `wait` shortened to what the invocation has left (serverless.yml gives this function 29 s). */
+function waitWithin(wait: number | undefined, context: Context): number | undefined {
+  if (wait === undefined || wait === 0) return wait;
+  const left = (context.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY) - ANSWER_MARGIN_MS;
+  return Math.max(0, Math.min(wait, Math.floor(left) / 1000));
+}
 
 export const handler = httpApi('queues', {
   'POST /queues/{queue}/messages': async ({
@@ -22,10 +35,11 @@ export const handler = httpApi('queues', {
     storage,
     params: { queue },
     body,
+    context,
     authorizeResource,
   }: ApiRequest<{ max?: number; visibilityTimeout?: number; wait?: number }>) => {
     authorizeResource(queue!);
-    const messages = await storage.queues.receive(queue!, body);
+    const messages = await storage.queues.receive(queue!, { ...body, wait: waitWithin(body.wait, context) });
     return json(200, { messages });
   },
 

@@ -7,7 +7,7 @@
 import middy from '@middy/core';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { allows, authenticate, authorize, type Principal, requestToken } from '../../lib/auth.js';
 import { ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError } from '../../lib/errors.js';
 import type { Storage } from '../../lib/storage/types.js';
@@ -20,6 +20,8 @@ import { getStorage, getStorageConfig } from './storage.js';
 
 export interface ApiRequest<Body = Record<string, unknown>, Query = Record<string, string>> {
   event: APIGatewayProxyEventV2;
+  /** The Lambda context: `getRemainingTimeInMillis()` bounds long polls. */
+  context: Context;
   route: RouteSpec;
   storage: Storage;
   /** The verified token's principal (routes without scopes get an anonymous one). */
@@ -56,7 +58,10 @@ export function httpApi(fn: FunctionName, handlers: Record<string, RouteHandler>
     );
   }
 
-  const serve = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
+  const serve = async (
+    event: APIGatewayProxyEventV2,
+    context: Context,
+  ): Promise<APIGatewayProxyStructuredResultV2> => {
     const route = findRoute(own, event);
     if (!route) throw new NotFoundError(`no route ${event.requestContext?.http?.method} ${event.rawPath}`);
     const storage = getStorage();
@@ -68,6 +73,7 @@ export function httpApi(fn: FunctionName, handlers: Record<string, RouteHandler>
     }
     const request: ApiRequest = {
       event,
+      context,
       route,
       storage,
       principal,

@@ -407,4 +407,34 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
     expect(actions.sort()).toEqual(['tokens.issue', 'tokens.revoke']);
     expect(JSON.stringify(audit)).not.toContain(secret);
   });
+
+  it('an admin limited to some resources issues tokens only within them', async () => {
+    const { token: limited } = await storage().tokens.issue({
+      identity: 'team-a-admin',
+      scopes: ['admin'],
+      resources: ['team-a-*'],
+    });
+    const before = (await as('GET /tokens')).json.tokens.length;
+    for (const resources of [['*'], ['team-b-*'], ['team-a-*', 'other'], ['*team-a-*']]) {
+      const refused = await call('POST /tokens', {
+        token: limited,
+        body: { identity: 'x', scopes: ['kv:read'], resources },
+      });
+      expect(refused.status, JSON.stringify(resources)).toBe(403);
+      expect(refused.json.error.code).toBe('forbidden');
+    }
+    const unrestricted = await call('POST /tokens', {
+      token: limited,
+      body: { identity: 'x', scopes: ['kv:read'] },
+    });
+    expect(unrestricted.status).toBe(403);
+    expect((await as('GET /tokens')).json.tokens.length).toBe(before);
+    for (const resources of [['team-a-*'], ['team-a-jobs'], ['team-a-x*']]) {
+      const issued = await call('POST /tokens', {
+        token: limited,
+        body: { identity: 'x', scopes: ['kv:read'], resources },
+      });
+      expect(issued.status, JSON.stringify(resources)).toBe(201);
+    }
+  });
 });
