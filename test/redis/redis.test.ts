@@ -478,3 +478,42 @@ describe.skipIf(unavailable !== undefined)(`redis connection registry${skipped}`
     }
   });
 });
+
+describe.skipIf(unavailable !== undefined)(`redis connection limits${skipped}`, () => {
+  it('redis.maxConnections caps the connections long polls open; capped waits poll and still get their messages', async () => {
+    const name = `kst-cap-${randomBytes(4).toString('hex')}`;
+    const prefix = `kst:test:cap${randomBytes(4).toString('hex')}:`;
+    const client = new Redis(URL, { connectionName: name });
+    const admin = new Redis(URL);
+    const storage = createStorage(
+      { backend: 'redis', keyPrefix: prefix, redis: { url: URL, maxConnections: 3 } },
+      { redis: { client } },
+    );
+    const ours = async () =>
+      String(await admin.call('CLIENT', 'LIST'))
+        .split('\n')
+        .filter((line) => line.includes(` name=${name} `)).length;
+    try {
+      const queues = ['a', 'b', 'c', 'd', 'e'];
+      const waits = queues.map((queue) => storage.queues.receive(queue, { wait: 15 }));
+      let most = 0;
+      for (let i = 0; i < 10; i++) {
+        most = Math.max(most, await ours());
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      for (const queue of queues) await storage.queues.send(queue, queue);
+      const received = await Promise.all(waits);
+      expect(received.map((messages) => messages.map((m) => m.payload))).toEqual(
+        queues.map((queue) => [queue]),
+      );
+      expect(most).toBeGreaterThan(0);
+      expect(most).toBeLessThanOrEqual(3);
+    } finally {
+      await storage.close();
+      client.disconnect();
+      const keys = await admin.keys(`${prefix}*`);
+      if (keys.length > 0) await admin.unlink(...keys);
+      admin.disconnect();
+    }
+  });
+});

@@ -413,6 +413,7 @@ function poolOptions(config: StorageConfig['postgresql']) {
   return {
     connectionString: config.url,
     max: config.poolSize,
+    min: config.minPoolSize,
     connectionTimeoutMillis: Math.round(config.connectTimeout * 1000),
     idleTimeoutMillis: 60_000,
     // Server-side bound on each statement, plus a client-side one for a server that stopped answering.

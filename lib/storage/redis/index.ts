@@ -66,7 +66,12 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
     );
 
   const prefix = config.keyPrefix;
-  const blocking = blockingPool(client);
+  // The command connection and the subscriber count against `redis.maxConnections`.
+  const blocking = blockingPool(client, {
+    maxIdle: config.redis.poolSize ?? 4,
+    maxBusy:
+      config.redis.maxConnections === undefined ? Number.POSITIVE_INFINITY : config.redis.maxConnections - 2,
+  });
   const subscriber = subscriberHub(client);
 
   const driver: Driver = {
@@ -314,6 +319,9 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
 
 // ---------------------------------------------------------------------------------------
 
+/** How long a long poll pauses between looks when no blocking connection may be opened. */
+const POLL_PAUSE_MS = 100;
+
 interface BlockingPool {
   /** Waits up to `ms` for a wake-up token on `key`. */
   wait(key: string, ms: number): Promise<void>;
@@ -324,12 +332,15 @@ interface BlockingPool {
 
 /**
  * Connections for long polls: a blocking BLPOP holds its connection, so waits never run on the
- * command connection. Idle connections are kept for reuse (a few), extra ones are closed.
+ * command connection. Up to `maxIdle` idle connections are kept for reuse (`redis.poolSize`),
+ * extra ones are closed. With `maxBusy` connections blocked (`redis.maxConnections` less the
+ * command and subscriber connections), a further wait sleeps briefly instead of opening one:
+ * its long poll then polls, which costs a script call per pause but never a connection.
  */
-function blockingPool(client: RedisClient): BlockingPool {
+function blockingPool(client: RedisClient, limits: { maxIdle: number; maxBusy: number }): BlockingPool {
   const idle: RedisClient[] = [];
   const busy = new Set<RedisClient>();
-  const MAX_IDLE = 4;
+  const { maxIdle: MAX_IDLE, maxBusy } = limits;
   let closed = false;
   const open = (): RedisClient => {
     // A BLPOP resent after a reconnect would start its full timeout again: fail it instead, and
@@ -345,6 +356,10 @@ function blockingPool(client: RedisClient): BlockingPool {
   return {
     async wait(key, ms) {
       if (closed || ms <= 0) return;
+      if (idle.length === 0 && busy.size >= maxBusy) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(ms, POLL_PAUSE_MS)));
+        return;
+      }
       const connection = idle.pop() ?? open();
       busy.add(connection);
       try {
