@@ -276,6 +276,8 @@ interface HybridVariant {
   name: string;
   /** Data type → backend (unset: the seed's defaults). */
   routing?: Partial<Record<DataType, BackendName>>;
+  /** `hybrid.fallback` of the configuration (unset: its defaults, on). */
+  fallback?: { enabled: boolean };
   /** Passed to createStorage as `options.hybrid`. */
   options?: HybridOptions;
 }
@@ -319,8 +321,9 @@ export function hybridBackend(variant: HybridVariant): Backend {
           keyPrefix,
           redis: { url },
           postgresql: { driver: 'pg', url: testDatabaseUrl(), schema, migrate: true, connectTimeout: 3 },
+          hybrid: { routing: variant.routing, fallback: variant.fallback },
         }),
-        { hybrid: { ...variant.options, routing: { ...variant.routing, ...variant.options?.routing } } },
+        { hybrid: variant.options },
       );
     },
     async cleanup() {

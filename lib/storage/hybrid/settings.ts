@@ -1,11 +1,8 @@
 /**
- * The hybrid backend's settings, read from the resolved configuration (`hybrid`, `migration`)
- * with the seed's defaults, plus the tuning knobs that are not configuration-file fields
- * (deadlines, probe interval, cache lifetimes), which callers pass in `HybridOptions`.
- *
- * The configuration schema (lib/config) owns `hybrid.routing|fallback|sync` and
- * `migration.dualWrite`; this adapter only reads them, so an older resolved config without
- * those sections still builds a hybrid with the defaults.
+ * The hybrid backend's settings: the configuration's `hybrid.routing|fallback|sync` and
+ * `migration.dualWrite` (lib/config owns them and their defaults), plus the tuning knobs that
+ * are not configuration-file fields (deadlines, probe interval, cache lifetimes) and a metrics
+ * sink, which callers pass in `HybridOptions` (which also override the configuration, for tests).
  */
 import type { StorageConfig } from '../../config/index.js';
 
@@ -70,30 +67,17 @@ export const DEFAULT_ROUTING: Record<DataType, BackendName> = {
   pubsub: 'redis',
 };
 
-/** The fields of the configuration this adapter reads, all optional until lib/config carries them. */
-interface HybridConfigView {
-  hybrid?: {
-    routing?: Partial<Record<DataType, BackendName>>;
-    fallback?: { enabled?: boolean; order?: BackendName[] };
-    sync?: { enabled?: boolean; async?: boolean };
-  };
-  migration?: { dualWrite?: boolean };
-}
-
 export function hybridSettings(config: StorageConfig, options: HybridOptions = {}): HybridSettings {
-  const view = config as StorageConfig & HybridConfigView;
-  const fromConfig = view.hybrid ?? {};
+  const { hybrid, migration } = config;
   return {
-    routing: { ...DEFAULT_ROUTING, ...fromConfig.routing, ...options.routing },
+    routing: { ...DEFAULT_ROUTING, ...hybrid.routing, ...options.routing },
     fallback: {
-      enabled: options.fallback?.enabled ?? fromConfig.fallback?.enabled ?? true,
-      order: [...(options.fallback?.order ?? fromConfig.fallback?.order ?? ['redis', 'postgresql'])],
+      enabled: options.fallback?.enabled ?? hybrid.fallback.enabled,
+      order: [...(options.fallback?.order ?? hybrid.fallback.order)],
     },
     sync: {
-      enabled:
-        options.sync?.enabled ??
-        ((fromConfig.sync?.enabled ?? false) || (view.migration?.dualWrite ?? false)),
-      async: options.sync?.async ?? fromConfig.sync?.async ?? true,
+      enabled: options.sync?.enabled ?? (hybrid.sync.enabled || migration.dualWrite),
+      async: options.sync?.async ?? hybrid.sync.async,
     },
     operationTimeoutMs: options.operationTimeoutMs ?? 500,
     probeIntervalMs: Math.max(options.probeIntervalMs ?? 250, 200),
