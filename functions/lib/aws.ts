@@ -10,7 +10,7 @@
  *   (`OFFLINE_LAMBDA_ENDPOINT` under `IS_OFFLINE=true`).
  */
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
-import { LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 
 /** What a WebSocket route's `requestContext` says about the API it came through. */
 export interface ApiLocation {
@@ -61,10 +61,14 @@ export function managementClient(endpoint: string): ApiGatewayManagementApiClien
   return client;
 }
 
-/** The Lambda client (at `LAMBDA_ENDPOINT` when set), created on first use. */
-export function lambdaClient(): LambdaClient {
+/**
+ * The Lambda client (at `LAMBDA_ENDPOINT` when set), created on first use. The SDK module is
+ * loaded then too: most invocations never hand off to the fan-out, so their cold starts skip it.
+ */
+export async function lambdaClient(): Promise<LambdaClient> {
   const endpoint = lambdaEndpoint();
   if (lambda === undefined || lambda.endpoint !== endpoint) {
+    const { LambdaClient } = await import('@aws-sdk/client-lambda');
     lambda = { endpoint, client: new LambdaClient(endpoint ? { endpoint } : {}) };
   }
   return lambda.client;

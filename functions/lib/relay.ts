@@ -7,7 +7,6 @@
  * subscriptions.
  */
 import { PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
-import { InvokeCommand } from '@aws-sdk/client-lambda';
 import type { Json, PublishedEvent, Storage } from '../../lib/storage/types.js';
 import { lambdaClient, managementClient, websocketEndpoint } from './aws.js';
 import type { ApiErrorCode } from './http.js';
@@ -224,7 +223,8 @@ async function invokeFanout(event: PublishedEvent): Promise<boolean> {
   }
   const input: FanoutInput = { channel: event.channel, event };
   try {
-    await lambdaClient().send(
+    const { InvokeCommand } = await import('@aws-sdk/client-lambda');
+    await (await lambdaClient()).send(
       new InvokeCommand({
         FunctionName: functionName,
         InvocationType: 'Event',
