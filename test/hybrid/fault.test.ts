@@ -236,6 +236,58 @@ describe.skipIf(unavailable !== undefined)('hybrid: faults on a private Redis', 
   });
 });
 
+describe.skipIf(unavailable !== undefined)('hybrid: the journal outlives the container that wrote it', () => {
+  let redis: PrivateRedis;
+  beforeAll(async () => {
+    redis = await PrivateRedis.start();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it('a container that dies mid-outage leaves its journal in PostgreSQL; the next container replays it into Redis', {
+    timeout: 60_000,
+  }, async () => {
+    const first = hybridStorage(redis.url);
+    const queue = 'jobs';
+    await first.storage.kv.set('before', 'old');
+    await redis.shutdown();
+    // Served by PostgreSQL and journaled there; this container then goes away before any recovery.
+    await first.storage.kv.set('before', 'new');
+    await first.storage.kv.set('during', 1);
+    await first.storage.queues.send(queue, 'enqueued during the outage');
+    await first.storage.close();
+    await redis.start();
+
+    // Another container: same prefix and schema, nothing in its memory about the outage.
+    const { createStorage } = await import('../../lib/storage/index.js');
+    const url = new URL(process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test');
+    const second = createStorage({
+      backend: 'hybrid',
+      keyPrefix: first.keyPrefix,
+      redis: { url: redis.url },
+      postgresql: { driver: 'pg', url: url.toString(), schema: first.schema },
+    });
+    try {
+      // Its first use schedules a replay of whatever journals it finds.
+      await eventually(async () => {
+        expect(await second.kv.get('before')).toBe('new');
+        expect(await second.kv.get('during')).toBe(1);
+      }, 15_000);
+      const redisDriver = hybridControl(second)!.drivers.redis!;
+      expect(await redisDriver.kv.get('during')).toBe(1);
+      await eventually(async () => {
+        const [message] = await second.queues.receive(queue);
+        expect(message?.payload).toBe('enqueued during the outage');
+        await second.queues.ack(queue, message!.id, message!.receipt);
+      }, 15_000);
+    } finally {
+      await second.close();
+      await first.dispose();
+    }
+  });
+});
+
 describe.skipIf(unavailable !== undefined)('hybrid: PostgreSQL connections killed mid-stream', () => {
   let redis: PrivateRedis;
   beforeAll(async () => {
