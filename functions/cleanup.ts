@@ -12,11 +12,30 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { SweepReport } from '../lib/storage/types.js';
 import { logger } from './lib/logger.js';
 import { MetricUnit, metrics } from './lib/metrics.js';
-import { getStorage } from './lib/storage.js';
+import { getStorage, getStorageConfig } from './lib/storage.js';
 
-export type CleanupResult = Omit<SweepReport, 'durationMs'> & { total: number; durationMs: number };
+export type CleanupResult = Omit<SweepReport, 'durationMs'> & {
+  total: number;
+  durationMs: number;
+  skipped?: true;
+};
+
+const EMPTY: Omit<SweepReport, 'durationMs'> = {
+  kv: 0,
+  sessions: 0,
+  queues: 0,
+  events: 0,
+  tokens: 0,
+  audit: 0,
+  connections: 0,
+};
 
 const cleanup = async (): Promise<CleanupResult> => {
+  if (!getStorageConfig().ttl.enabled) {
+    // The schedule is removed at deploy when ttl.enabled is false; this covers a config changed since.
+    logger.info('cleanup skipped: ttl.enabled is false');
+    return { ...EMPTY, total: 0, durationMs: 0, skipped: true };
+  }
   const started = performance.now();
   let report: SweepReport;
   try {

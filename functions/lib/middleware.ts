@@ -17,7 +17,7 @@ export function requestLogging(logger: Logger): HttpMiddleware[] {
     {
       name: 'correlationId',
       before: ({ event }) => {
-        const requestId = event.requestContext?.requestId;
+        const requestId = event?.requestContext?.requestId;
         if (requestId) logger.setCorrelationId(requestId);
       },
     },

@@ -11,13 +11,13 @@ import type { Json, PublishedEvent, Storage } from '../../lib/storage/types.js';
 import { lambdaClient, managementClient, websocketEndpoint } from './aws.js';
 import type { ApiErrorCode } from './http.js';
 import { logger } from './logger.js';
+import { getStorageConfig } from './storage.js';
 
 /** API Gateway refuses a single WebSocket frame over 32 KB (closing the connection with 1009). */
 export const MAX_FRAME_BYTES = 32 * 1024;
 /** API Gateway's limit for one WebSocket message, in either direction (`postToConnection` too). */
 export const MAX_MESSAGE_BYTES = 128 * 1024;
 
-const DEFAULT_FANOUT_THRESHOLD = 50;
 /** Posts in flight at once per invocation: enough to hide latency, few enough not to be throttled. */
 const POST_CONCURRENCY = 16;
 const PAGE_SIZE = 1000;
@@ -198,17 +198,12 @@ export function encode(frame: ServerFrame): Uint8Array {
   return Buffer.from(JSON.stringify(frame), 'utf8');
 }
 
-/** `FANOUT_THRESHOLD`: most subscribers served by the publishing invocation itself. */
+/**
+ * Most subscribers served by the publishing invocation itself: `websocket.fanoutThreshold`
+ * (config file, or `FANOUT_THRESHOLD`), validated with the rest of the configuration.
+ */
 export function fanoutThreshold(): number {
-  const raw = process.env.FANOUT_THRESHOLD;
-  if (raw === undefined || raw.trim() === '') return DEFAULT_FANOUT_THRESHOLD;
-  const value = Number(raw);
-  if (Number.isInteger(value) && value >= 0) return value;
-  logger.warn('FANOUT_THRESHOLD is not a whole number ≥ 0; using the default', {
-    value: raw,
-    default: DEFAULT_FANOUT_THRESHOLD,
-  });
-  return DEFAULT_FANOUT_THRESHOLD;
+  return getStorageConfig().websocket.fanoutThreshold;
 }
 
 /** Hands the event to the fan-out function; answers false when that could not be done. */

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, expect, it, vi } from 'vitest';
+import { resolveConfig } from '../../lib/config/index.js';
 import { createStorage } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { postgresBackend, redisBackend } from '../support/backends.js';
@@ -103,7 +104,8 @@ await describeOnBackends(
         expect(result!.kv).toBeGreaterThanOrEqual(1);
         expect(result!.sessions).toBeGreaterThanOrEqual(1);
       }
-      const { total, durationMs, ...rows } = result!;
+      const { total, durationMs, skipped, ...rows } = result!;
+      expect(skipped).toBeUndefined();
       expect(Object.keys(rows).sort()).toEqual([
         'audit',
         'connections',
@@ -159,5 +161,22 @@ it('a sweep that fails is logged, counted as CleanupFailures and rethrown for La
     expect(failure?.CleanupFailures).toBe(1);
   } finally {
     await down.close();
+  }
+});
+
+it('with ttl.enabled false the cleanup sweeps nothing and says so', async () => {
+  const storage = createStorage({ backend: 'memory' });
+  useStorage(storage, resolveConfig({ ttl: { enabled: false } }));
+  const info = vi.spyOn(logger, 'info');
+  try {
+    await writeExpiring(storage);
+    const { result, error } = await capturingEmf(() => cleanup({}, lambdaContext('cleanup')));
+    expect(error).toBeUndefined();
+    expect(result).toMatchObject({ skipped: true, total: 0, tokens: 0, connections: 0 });
+    expect(info).toHaveBeenCalledWith('cleanup skipped: ttl.enabled is false');
+    // Still there for the sweep to take once enabled.
+    expect((await storage.sweep()).tokens).toBeGreaterThanOrEqual(1);
+  } finally {
+    await storage.close();
   }
 });

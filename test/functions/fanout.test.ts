@@ -23,6 +23,8 @@ Object.assign(process.env, env);
 delete process.env.IS_OFFLINE;
 
 const { relayEvent } = await import('../../functions/lib/relay.js');
+const { useStorage } = await import('../../functions/lib/storage.js');
+const { configFromEnv } = await import('../../lib/config/index.js');
 const { handler: fanout } = await import('../../functions/fanout.js');
 const { logger } = await import('../../functions/lib/logger.js');
 
@@ -104,17 +106,21 @@ await describeOnBackends('fan-out', ({ storage }) => {
   });
 
   it('FANOUT_THRESHOLD=0 hands every publish with subscribers to the fanout function', async () => {
-    process.env.FANOUT_THRESHOLD = '0';
-    const channel = `zero-${randomUUID()}`;
-    await subscribers(storage(), channel, 1);
-    await relayEvent(storage(), await published(storage(), channel, 'x'));
-    expect(stub.invocations).toHaveLength(1);
-    expect(stub.frames.size).toBe(0);
+    useStorage(storage(), configFromEnv({ ...process.env, FANOUT_THRESHOLD: '0' }));
+    try {
+      const channel = `zero-${randomUUID()}`;
+      await subscribers(storage(), channel, 1);
+      await relayEvent(storage(), await published(storage(), channel, 'x'));
+      expect(stub.invocations).toHaveLength(1);
+      expect(stub.frames.size).toBe(0);
 
-    // No subscribers: nothing to invoke.
-    stub.reset();
-    await relayEvent(storage(), await published(storage(), `${channel}-empty`, 'x'));
-    expect(stub.invocations).toEqual([]);
+      // No subscribers: nothing to invoke.
+      stub.reset();
+      await relayEvent(storage(), await published(storage(), `${channel}-empty`, 'x'));
+      expect(stub.invocations).toEqual([]);
+    } finally {
+      useStorage(storage(), configFromEnv());
+    }
   });
 
   it('the fanout function pages through every subscriber, removes 410s and logs the counts and duration', async () => {

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { useStorage } from '../../functions/lib/storage.js';
+import { configFromEnv } from '../../lib/config/index.js';
 import type { Storage } from '../../lib/storage/types.js';
 import {
   type Backend,
@@ -158,7 +159,8 @@ export async function describeOnBackends(
       let storage: Storage | undefined;
       beforeAll(() => {
         storage = backend.create();
-        useStorage(storage);
+        // The configuration from the environment the test set (FANOUT_THRESHOLD, …).
+        useStorage(storage, configFromEnv());
       });
       afterAll(async () => {
         try {

@@ -1,0 +1,47 @@
+/**
+ * Deploy-time settings for serverless.yml, from the same configuration the functions load
+ * (lib/config: config.yaml or STORAGE_CONFIG, then the environment), so `serverless package`
+ * and `deploy` refuse an invalid configuration with the same message the functions would give,
+ * and the cleanup schedule follows `ttl.enabled` / `ttl.interval`.
+ *
+ * serverless.yml: `custom.storage: ${file(./local/serverless-config.cjs)}`. Serverless loads
+ * this file with require(), so lib/config (TypeScript, ESM) is bundled on the fly with esbuild.
+ */
+const { buildSync } = require('esbuild');
+const path = require('node:path');
+
+module.exports = async () => {
+  const root = path.join(__dirname, '..');
+  const { outputFiles } = buildSync({
+    entryPoints: [path.join(root, 'lib/config/index.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    write: false,
+    logLevel: 'silent',
+  });
+  const module = { exports: {} };
+  new Function('module', 'exports', 'require', outputFiles[0].text)(module, module.exports, require);
+  const { loadConfig } = module.exports;
+
+  let config;
+  try {
+    config = loadConfig({ cwd: root });
+  } catch (error) {
+    if (error && Array.isArray(error.problems)) {
+      // Serverless prints `stack` when it has one: the message is all an operator needs.
+      const message = `invalid storage configuration:\n  - ${error.problems.join('\n  - ')}`;
+      const refusal = new Error(message);
+      refusal.stack = message;
+      throw refusal;
+    }
+    throw error;
+  }
+  // EventBridge rates are whole minutes (at least one).
+  const minutes = Math.max(1, Math.ceil(config.ttl.interval / 60));
+  return {
+    cleanupEnabled: config.ttl.enabled,
+    cleanupRate: `rate(${minutes} ${minutes === 1 ? 'minute' : 'minutes'})`,
+  };
+};

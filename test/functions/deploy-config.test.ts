@@ -1,0 +1,54 @@
+/**
+ * serverless.yml's deploy-time settings (local/serverless-config.cjs): the cleanup schedule from
+ * `ttl.interval` / `ttl.enabled`, and an invalid configuration refused before anything is packaged.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+
+const require = createRequire(import.meta.url);
+const deployConfig = require('../../local/serverless-config.cjs') as () => Promise<{
+  cleanupEnabled: boolean;
+  cleanupRate: string;
+}>;
+
+const dir = mkdtempSync(join(tmpdir(), 'kubently-deploy-config-'));
+let n = 0;
+function configFile(yaml: string): string {
+  const file = join(dir, `config-${n++}.yaml`);
+  writeFileSync(file, yaml);
+  return file;
+}
+
+afterEach(() => vi.unstubAllEnvs());
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('deploy-time configuration', () => {
+  it.each([
+    [300, 'rate(5 minutes)'],
+    [60, 'rate(1 minute)'],
+    [30, 'rate(1 minute)'],
+    [90, 'rate(2 minutes)'],
+    [86_400, 'rate(1440 minutes)'],
+  ])('ttl.interval %i s schedules the cleanup at %s', async (interval, rate) => {
+    vi.stubEnv('STORAGE_CONFIG', configFile(`ttl:\n  interval: ${interval}\n`));
+    expect(await deployConfig()).toEqual({ cleanupEnabled: true, cleanupRate: rate });
+  });
+
+  it('ttl.enabled false disables the schedule', async () => {
+    vi.stubEnv('STORAGE_CONFIG', configFile('ttl:\n  enabled: false\n'));
+    expect(await deployConfig()).toEqual({ cleanupEnabled: false, cleanupRate: 'rate(5 minutes)' });
+  });
+
+  it('an invalid configuration is refused with every problem and no stack trace', async () => {
+    vi.stubEnv('STORAGE_CONFIG', configFile('storage:\n  backend: mongo\nttl:\n  interval: -1\n'));
+    const error = (await deployConfig().catch((caught: unknown) => caught)) as Error;
+    expect(error).toBeInstanceOf(Error);
+    expect(error.message).toMatch(/^invalid storage configuration:/);
+    expect(error.message).toContain('storage.backend');
+    expect(error.message).toContain('ttl.interval');
+    expect(error.stack).toBe(error.message);
+  });
+});
