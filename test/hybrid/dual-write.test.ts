@@ -149,6 +149,31 @@ describe.skipIf(unavailable !== undefined)('hybrid: dual-write with the secondar
     }, 15_000);
   });
 
+  it('a journaled mirror replays the current value: it never overwrites a newer mirror that succeeded meanwhile', {
+    timeout: 60_000,
+  }, async () => {
+    const handle = hybridStorage(redis.url, {
+      routing: allPostgres,
+      fallback: { enabled: false },
+      sync: { enabled: true, async: false },
+      syncAttempts: 1,
+    });
+    handles.push(handle);
+    const s = handle.storage;
+    const control = hybridControl(s)!;
+    await s.kv.set('warm', 0);
+    await redis.shutdown();
+    await s.kv.set('k', 'older');
+    expect(control.stats().sync.journaled).toBe(1);
+    await redis.start();
+    await eventually(async () => {
+      await s.kv.set('k', 'newer');
+      expect(await control.drivers.redis!.kv.get('k')).toBe('newer');
+    }, 15_000);
+    await control.reconcile();
+    expect(await control.drivers.redis!.kv.get('k')).toBe('newer');
+  });
+
   it('sync: a secondary that stays down does not fail the primary write; it is journaled for later', {
     timeout: 60_000,
   }, async () => {

@@ -10,6 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashToken } from '../../lib/storage/facade.js';
 import { hybridControl } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { eventually, sleep } from '../support/helpers.js';
@@ -284,6 +285,46 @@ describe.skipIf(unavailable !== undefined)('hybrid: the journal outlives the con
     } finally {
       await second.close();
       await first.dispose();
+    }
+  });
+});
+
+describe.skipIf(unavailable !== undefined)('hybrid: a second outage', () => {
+  let redis: PrivateRedis;
+  beforeAll(async () => {
+    redis = await PrivateRedis.start();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it('does not serve the first outage’s copies: a token revoked since fails, a key rewritten since is not stale', {
+    timeout: 60_000,
+  }, async () => {
+    const handle = hybridStorage(redis.url, { routing: { authentication: 'redis' } });
+    const s = handle.storage;
+    const control = hybridControl(s)!;
+    try {
+      await s.kv.set('warm', 0);
+      await redis.shutdown();
+      const token = await s.tokens.issue({ identity: 'outage-1', scopes: ['kv:read'] });
+      await s.kv.set('k', 'outage-1');
+      await redis.start();
+      await eventually(() => expect(control.stats().breakers.redis).toBe('closed'), 20_000);
+      expect((await control.drivers.redis!.tokens.findByHash(hashToken(token.token)))?.id).toBe(token.id);
+      expect(await s.kv.get('k')).toBe('outage-1');
+      await s.tokens.revoke(token.id);
+      await s.kv.set('k', 'after');
+
+      await redis.shutdown();
+      expect(await s.tokens.verify(token.token)).toBeUndefined();
+      expect(await s.kv.get('k')).toBeUndefined();
+      await redis.start();
+      await eventually(() => expect(control.stats().breakers.redis).toBe('closed'), 20_000);
+      expect(await s.kv.get('k')).toBe('after');
+      expect(await s.tokens.verify(token.token)).toBeUndefined();
+    } finally {
+      await handle.dispose();
     }
   });
 });

@@ -24,7 +24,14 @@ import type {
   TokenDriver,
 } from '../driver.js';
 import type { HealthCheck, HealthReport, SweepReport } from '../types.js';
-import { applyEntry, JOURNAL_QUEUE, type JournalEntry, type JournalRecord } from './journal.js';
+import {
+  applyEntry,
+  cleanSource,
+  currentState,
+  JOURNAL_QUEUE,
+  type JournalEntry,
+  type JournalRecord,
+} from './journal.js';
 import {
   type BackendName,
   DATA_TYPES,
@@ -182,6 +189,8 @@ export function createHybridDriver(
   /** Queues journaled during the current outage (one entry per queue suffices: the replay moves them all). */
   const journaledQueues = new Set<string>();
   let reconciling: Promise<number> | undefined;
+  /** Removals of fallback copies whose entries reached the primary (run once its breaker closed). */
+  const cleanups: (() => Promise<void>)[] = [];
   let followUp: NodeJS.Timeout | undefined;
   /** Until when this process bypasses the cache because an invalidation could not be written. */
   let cacheSuspectUntil = 0;
@@ -232,6 +241,7 @@ export function createHybridDriver(
       if (closed) return;
       m.state = 'closed';
       journaledQueues.clear();
+      await runCleanups();
       const outage = Date.now() - m.openedAt;
       stats.lastOutageMs[m.name] = outage;
       emit('BreakerClosed', outage, 'Milliseconds', { backend: m.name });
@@ -315,9 +325,14 @@ export function createHybridDriver(
     return value;
   }
 
-  async function journal(on: Member, target: BackendName, entries: JournalEntry[]): Promise<void> {
+  async function journal(
+    on: Member,
+    target: BackendName,
+    entries: JournalEntry[],
+    kind: JournalRecord['kind'] = 'fallback',
+  ): Promise<void> {
     for (const entry of entries) {
-      const record: JournalRecord = { v: 1, target, entry };
+      const record: JournalRecord = { v: 1, target, kind, entry };
       await withDeadline(
         on.driver.queues.send(JOURNAL_QUEUE, JSON.stringify(record), 0, undefined),
         timeoutMs,
@@ -358,7 +373,7 @@ export function createHybridDriver(
             emit('SyncFailure', 1, 'Count', { from: from.name, to: to.name });
             try {
               // Durable: replayed into the secondary by a later reconcile.
-              await journal(from, to.name, entries);
+              await journal(from, to.name, entries, 'mirror');
               stats.sync.journaled += entries.length;
             } catch {
               emit('SyncLost', entries.length, 'Count', { from: from.name, to: to.name });
@@ -444,9 +459,18 @@ export function createHybridDriver(
           }
           let outcome: 'done' | 'pending';
           try {
-            const applying = applyEntry(record.entry, target.driver, source.driver, {
-              sessionChanged: invalidate,
-            });
+            const mirror = record.kind === 'mirror';
+            const applying = (async () => {
+              const entry = mirror ? await currentState(record.entry, source.driver) : record.entry;
+              const outcome = await applyEntry(entry, target.driver, source.driver, {
+                sessionChanged: invalidate,
+              });
+              // The fallback's copy goes once the primary has it, unless the fallback is a dual-write mirror.
+              if (!mirror && !settings.sync.enabled && outcome === 'done') {
+                cleanups.push(() => cleanSource(entry, source.driver));
+              }
+              return outcome;
+            })();
             // A queue move runs as long as the queue is long; anything else is a write or two.
             outcome =
               record.entry.t === 'queue'
@@ -481,7 +505,13 @@ export function createHybridDriver(
     }
     if (applied > 0) emit('Reconciled', applied, 'Count', { target: target.name });
     if (pending) scheduleReconcile(1000);
+    // While the breaker is recovering, reads still go to the fallback: its copies stay until it closed.
+    if (target.state === 'closed') await runCleanups();
     return applied;
+  }
+
+  async function runCleanups(): Promise<void> {
+    for (const cleanup of cleanups.splice(0)) await cleanup().catch(() => {});
   }
 
   // -------------------------------------------------------------------------------------

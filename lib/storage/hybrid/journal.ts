@@ -33,7 +33,71 @@ export interface JournalRecord {
   v: 1;
   /** The backend the entry must reach. */
   target: BackendName;
+  /**
+   * `fallback` (default): a write the fallback took for a primary that was down; the entry is
+   * the write's result, replayed as it is. `mirror`: a dual-write the secondary missed; the
+   * item's *current* state is copied from the source at replay, so a mirror that succeeded
+   * later is never overwritten by an older journaled one.
+   */
+  kind?: 'fallback' | 'mirror';
   entry: JournalEntry;
+}
+
+/**
+ * For a `mirror` record: the entry as the source holds the item now (kv, sessions, tokens,
+ * connections); other entries are returned unchanged.
+ */
+export async function currentState(entry: JournalEntry, source: Driver): Promise<JournalEntry> {
+  switch (entry.t) {
+    case 'kv': {
+      const now = await source.kv.getEntry(entry.key);
+      return {
+        t: 'kv',
+        key: entry.key,
+        json: now === undefined ? null : JSON.stringify(now.value),
+        atMs: now?.expiresAt ? Date.parse(now.expiresAt) : null,
+      };
+    }
+    case 'session':
+      return { t: 'session', id: entry.id, session: (await source.sessions.get(entry.id)) ?? null };
+    case 'token': {
+      const live = await source.tokens.findByHash(entry.token.hash);
+      return live ? { t: 'token', token: live } : { t: 'revoke', id: entry.token.id };
+    }
+    case 'conn':
+      return { t: 'conn', id: entry.id, connection: (await source.connections.get(entry.id)) ?? null };
+    default:
+      return entry;
+  }
+}
+
+/**
+ * After a fallback entry reached the primary, the fallback's own copy is removed, so a later
+ * outage does not serve it stale (a token revoked on the primary meanwhile must not verify on
+ * the fallback). Best effort; a kv key is removed only while it still holds the replayed value.
+ */
+export async function cleanSource(entry: JournalEntry, source: Driver): Promise<void> {
+  switch (entry.t) {
+    case 'kv': {
+      if (entry.json === null) return;
+      const now = await source.kv.getEntry(entry.key);
+      if (now !== undefined && JSON.stringify(now.value) === JSON.stringify(JSON.parse(entry.json))) {
+        await source.kv.delete(entry.key);
+      }
+      return;
+    }
+    case 'session':
+      if (entry.session) await source.sessions.end(entry.id);
+      return;
+    case 'token':
+      await source.tokens.revoke(entry.token.id);
+      return;
+    case 'conn':
+      if (entry.connection) await source.connections.remove(entry.id);
+      return;
+    default:
+      return;
+  }
 }
 
 /** Applies one entry to `target`, reading `source` where the entry points at data (queues). */
