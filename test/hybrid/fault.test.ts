@@ -23,7 +23,6 @@ import {
 } from './support.js';
 
 const unavailable = await hybridUnavailable();
-if (unavailable) console.warn(`\n⚠ hybrid fault tests SKIPPED: ${unavailable}\n`);
 const GENEROUS_MS = 5000;
 
 interface Fault {
@@ -285,6 +284,47 @@ describe.skipIf(unavailable !== undefined)('hybrid: the journal outlives the con
     } finally {
       await second.close();
       await first.dispose();
+    }
+  });
+});
+
+describe.skipIf(unavailable !== undefined)('hybrid: one reconciler per journal', () => {
+  let redis: PrivateRedis;
+  beforeAll(async () => {
+    redis = await PrivateRedis.start();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it('a breaker stays open while another container holds the journal, and closes after its own pass', {
+    timeout: 60_000,
+  }, async () => {
+    const handle = hybridStorage(redis.url);
+    const s = handle.storage;
+    const control = hybridControl(s)!;
+    const pg = control.drivers.postgresql!;
+    try {
+      await s.kv.set('warm', 0);
+      await redis.shutdown();
+      await s.kv.set('k', 'during');
+      // "Another container" is draining PostgreSQL's journal.
+      await pg.kv.set(
+        '__kst_hybrid:journal-lock',
+        JSON.stringify('someone-else'),
+        { ttlMs: 60_000 },
+        undefined,
+      );
+      await redis.start();
+      await sleep(1500);
+      expect(control.stats().breakers.redis).not.toBe('closed');
+      expect(await control.drivers.redis!.kv.get('k')).toBeUndefined();
+      await pg.kv.delete('__kst_hybrid:journal-lock');
+      await eventually(() => expect(control.stats().breakers.redis).toBe('closed'), 20_000);
+      expect(await control.drivers.redis!.kv.get('k')).toBe('during');
+      expect(await pg.kv.get('__kst_hybrid:journal-lock')).toBeUndefined();
+    } finally {
+      await handle.dispose();
     }
   });
 });

@@ -177,8 +177,21 @@ export async function killConnections(applicationName: string): Promise<number> 
   });
 }
 
-/** Whether the local servers the hybrid tests need answer; the reason when not. */
+/**
+ * Whether the local servers the hybrid tests need answer; the reason when not (the tests are
+ * then skipped, loudly). Under `CI=true` a missing server fails the run instead, as the
+ * conformance suite does.
+ */
 export async function hybridUnavailable(): Promise<string | undefined> {
+  const reason = await whyUnavailable();
+  if (reason !== undefined) {
+    if (process.env.CI) throw new Error(`hybrid tests need Redis and PostgreSQL under CI: ${reason}`);
+    console.warn(`\n⚠ hybrid tests SKIPPED: ${reason}\n`);
+  }
+  return reason;
+}
+
+async function whyUnavailable(): Promise<string | undefined> {
   try {
     await run('redis-server', ['--version']);
   } catch {

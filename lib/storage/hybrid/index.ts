@@ -102,6 +102,11 @@ const TAGS: Record<BackendName, string> = { redis: 'r', postgresql: 'p' };
 const CACHE_KEY = '__kst_hybrid:active:';
 const GEN_KEY = '__kst_hybrid:gen:';
 
+/** The lock of a backend's journal (in its kv, through its own driver) and how long one holds it. */
+const JOURNAL_LOCK = '__kst_hybrid:journal-lock';
+const JOURNAL_LOCK_MS = 30_000;
+class JournalBusy extends Error {}
+
 /** A journal entry a reconciler holds; one that died with its process comes back after this. */
 const JOURNAL_LEASE_MS = 15_000;
 
@@ -192,6 +197,7 @@ export function createHybridDriver(
   /** Removals of fallback copies whose entries reached the primary (run once its breaker closed). */
   const cleanups: (() => Promise<void>)[] = [];
   let followUp: NodeJS.Timeout | undefined;
+  const lockOwner = JSON.stringify(randomUUID());
   /** Until when this process bypasses the cache because an invalidation could not be written. */
   let cacheSuspectUntil = 0;
 
@@ -437,14 +443,46 @@ export function createHybridDriver(
     for (const source of members.values()) {
       if (source === target || closed) continue;
       const q = source.driver.queues;
+      const lock = source.driver.kv;
       try {
+        // One reconciler per journal at a time, across containers: two draining one journal
+        // at once could apply two entries of one key in the wrong order.
+        const locked = await withDeadline(
+          lock.set(JOURNAL_LOCK, lockOwner, { ttlMs: JOURNAL_LOCK_MS }, 'nx'),
+          settings.operationTimeoutMs,
+          source.name,
+        );
+        if (!locked) throw new JournalBusy();
         // A journal entry is never dropped: one that died (a crashed reconciler held it too often) comes back.
-        await withDeadline(q.redrive(JOURNAL_QUEUE, 1000), timeoutMs, source.name);
-      } catch {
+        await withDeadline(q.redrive(JOURNAL_QUEUE, 1000), settings.operationTimeoutMs, source.name);
+      } catch (error) {
+        // Another reconciler holds it: a closing breaker waits for its own pass; a later pass retries.
+        if (error instanceof JournalBusy) {
+          if (target.state !== 'closed') throw error;
+          continue;
+        }
         continue; // the source is unreachable: its journal waits, durably, for a later pass
       }
+      try {
+        await drainJournal(source);
+      } finally {
+        // Released only while still ours (a stalled reconciler's lease may have passed to another).
+        const holder = await lock.get(JOURNAL_LOCK).catch(() => undefined);
+        if (holder === JSON.parse(lockOwner)) await lock.delete(JOURNAL_LOCK).catch(() => {});
+      }
+    }
+    if (applied > 0) emit('Reconciled', applied, 'Count', { target: target.name });
+    if (pending) scheduleReconcile(1000);
+    // While the breaker is recovering, reads still go to the fallback: its copies stay until it closed.
+    if (target.state === 'closed') await runCleanups();
+    return applied;
+
+    async function drainJournal(source: Member): Promise<void> {
+      const q = source.driver.queues;
+      const lock = source.driver.kv;
       for (;;) {
         if (closed) break;
+        await lock.set(JOURNAL_LOCK, lockOwner, { ttlMs: JOURNAL_LOCK_MS }, 'xx');
         const batch = await q.receive(JOURNAL_QUEUE, 50, JOURNAL_LEASE_MS, 0);
         if (batch.length === 0) break;
         for (const [index, message] of batch.entries()) {
@@ -503,11 +541,6 @@ export function createHybridDriver(
         }
       }
     }
-    if (applied > 0) emit('Reconciled', applied, 'Count', { target: target.name });
-    if (pending) scheduleReconcile(1000);
-    // While the breaker is recovering, reads still go to the fallback: its copies stay until it closed.
-    if (target.state === 'closed') await runCleanups();
-    return applied;
   }
 
   async function runCleanups(): Promise<void> {
