@@ -8,8 +8,8 @@ export function configErrorMessage(error: ConfigError): string {
   return `invalid configuration: ${error.problems.join('; ')}`;
 }
 
-// Client errors raised by middy middlewares (`http-json-body-parser` answers 415 for a missing
-// content type and 422 for malformed JSON), mapped to API.md's codes: bad input is a 400.
+// Client errors raised by middy middlewares (`createError` from @middy/util), mapped to API.md's
+// codes; 415 and 422, what middy's body parsers answer, are bad input: a 400.
 const CLIENT_ERROR_CODES: Record<number, ApiErrorCode> = {
   400: 'bad_request',
   401: 'unauthorized',
