@@ -1,5 +1,7 @@
 import { loadConfig, resolveConfig, type StorageConfig } from '../../lib/config/index.js';
+import { emfSink } from '../../lib/storage/hybrid/index.js';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
+import { metrics } from './metrics.js';
 
 // Module scope outlives one invocation: a warm container reuses the storage (and its
 // connections) instead of reconnecting per request.
@@ -18,7 +20,8 @@ export function getStorageConfig(): StorageConfig {
 
 /** The container's storage, built from `getStorageConfig()` on first use. */
 export function getStorage(): Storage {
-  storage ??= createStorage(getStorageConfig());
+  // A hybrid's routing decisions, fallbacks, sync lag and cache hits go out as EMF metrics.
+  storage ??= createStorage(getStorageConfig(), { hybrid: { metrics: emfSink(metrics) } });
   return storage;
 }
 
