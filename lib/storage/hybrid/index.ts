@@ -381,6 +381,9 @@ export function createHybridDriver(
               // Durable: replayed into the secondary by a later reconcile.
               await journal(from, to.name, entries, 'mirror');
               stats.sync.journaled += entries.length;
+              // A secondary that answers again but whose breaker never opened (a refusal, not an
+              // outage) gets its journal replayed after migration.syncInterval.
+              scheduleReconcile(settings.syncIntervalMs);
             } catch {
               emit('SyncLost', entries.length, 'Count', { from: from.name, to: to.name });
             }

@@ -43,6 +43,8 @@ export interface HybridOptions {
   cache?: { enabled?: boolean; ttlMs?: number; negativeTtlMs?: number };
   /** Dual-write: attempts of a failed secondary write before it goes to the durable journal (default 3). */
   syncAttempts?: number;
+  /** Dual-write: ms before journaled secondary writes are retried (default `migration.syncInterval`). */
+  syncIntervalMs?: number;
   /** Receives every metric as it happens (latency, routing, fallback, sync lag, cache). */
   metrics?: (metric: HybridMetric) => void;
 }
@@ -55,6 +57,8 @@ export interface HybridSettings {
   probeIntervalMs: number;
   cache: { enabled: boolean; ttlMs: number; negativeTtlMs: number };
   syncAttempts: number;
+  /** Dual-write: a secondary write that failed its attempts is retried from the journal after this (`migration.syncInterval`). */
+  syncIntervalMs: number;
   metrics: ((metric: HybridMetric) => void) | undefined;
 }
 
@@ -87,6 +91,7 @@ export function hybridSettings(config: StorageConfig, options: HybridOptions = {
       negativeTtlMs: options.cache?.negativeTtlMs ?? 1_000,
     },
     syncAttempts: Math.max(1, options.syncAttempts ?? 3),
+    syncIntervalMs: Math.round(options.syncIntervalMs ?? migration.syncInterval * 1000),
     metrics: options.metrics,
   };
 }
