@@ -84,6 +84,8 @@ const env: NodeJS.ProcessEnv = {
   AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID || 'local',
   AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY || 'local',
   AWS_REGION: process.env.AWS_REGION || 'us-east-1',
+  // One EMF metric line per request drowns the logs of a terminal; POWERTOOLS_METRICS_DISABLED=false shows them.
+  POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED || 'true',
   WEBSOCKET_ENDPOINT: `http://localhost:${websocketPort}`,
   LAMBDA_ENDPOINT: `http://localhost:${lambdaPort}`,
   BOOTSTRAP_TOKEN_HASH: admin.hash,
