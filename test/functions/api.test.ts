@@ -2,9 +2,10 @@
  * The HTTP contract of API.md, route by route, through the real functions invoked with API
  * Gateway v2 events, on real Redis and real PostgreSQL.
  */
-import { beforeAll, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { createStorage } from '../../lib/storage/index.js';
 import { eventually, isoMs, name } from '../support/helpers.js';
-import { call, describeOnRealBackends } from './api-support.js';
+import { call, describeOnRealBackends, serveFrom } from './api-support.js';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -435,6 +436,91 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
         body: { identity: 'x', scopes: ['kv:read'], resources },
       });
       expect(issued.status, JSON.stringify(resources)).toBe(201);
+    }
+  });
+
+  it('an admin limited to some resources lists and revokes only tokens within them', async () => {
+    const { token: limited } = await storage().tokens.issue({
+      identity: 'team-a-admin',
+      scopes: ['admin'],
+      resources: ['team-a-*'],
+    });
+    const other = await storage().tokens.issue({
+      identity: 'team-b',
+      scopes: ['kv:read'],
+      resources: ['team-b-*'],
+    });
+    const own = await storage().tokens.issue({
+      identity: 'team-a',
+      scopes: ['kv:read'],
+      resources: ['team-a-x'],
+    });
+    const listed = (await call('GET /tokens', { token: limited })).json.tokens.map(
+      (t: { id: string }) => t.id,
+    );
+    expect(listed).toContain(own.id);
+    expect(listed).not.toContain(other.id);
+    const refused = await call('DELETE /tokens/{id}', { token: limited, params: { id: other.id } });
+    expect(refused.status).toBe(403);
+    expect(await storage().tokens.verify(other.token)).toBeDefined();
+    expect((await call('DELETE /tokens/{id}', { token: limited, params: { id: own.id } })).status).toBe(204);
+    expect(await storage().tokens.verify(own.token)).toBeUndefined();
+  });
+
+  it('an X-Correlation-Id that is not a valid name is replaced by the request id; the write still answers', async () => {
+    const ids: string[] = [];
+    for (const header of ['\u00e9'.repeat(200), 'abc\u0085def', '']) {
+      const issued = await as('POST /tokens', {
+        body: { identity: 'corr', scopes: ['kv:read'] },
+        headers: { 'x-correlation-id': header },
+      });
+      expect(issued.status).toBe(201);
+      expect(await storage().tokens.verify(issued.json.token)).toBeDefined();
+      const revoked = await as('DELETE /tokens/{id}', {
+        params: { id: issued.json.id },
+        headers: { 'x-correlation-id': header },
+      });
+      expect(revoked.status).toBe(204);
+      ids.push(issued.json.id);
+    }
+    // Audited with the request id in place of the header (a bad header must not lose the entry).
+    const entries = await storage().audit.query({ identity: 'api-test', limit: 1000 });
+    for (const id of ids) {
+      const mine = entries.filter((entry) => entry.resource === id);
+      expect(mine.map((entry) => entry.action).sort()).toEqual(['tokens.issue', 'tokens.revoke']);
+      for (const entry of mine) expect(entry.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+});
+
+describe('an audit entry that cannot be written after a change', () => {
+  it('is logged as an error and the change still answers (the token secret is not lost)', async () => {
+    const base = createStorage({ backend: 'memory' });
+    const failingAudit = {
+      append: async () => {
+        throw new Error('audit store down');
+      },
+      query: base.audit.query,
+    };
+    const storage = new Proxy(base, {
+      get: (target, property) => (property === 'audit' ? failingAudit : Reflect.get(target, property)),
+    });
+    const { logger } = await import('../../functions/lib/logger.js');
+    const errors = vi.spyOn(logger, 'error');
+    try {
+      serveFrom(storage);
+      const { token } = await base.tokens.issue({ identity: 'admin', scopes: ['admin'] });
+      const issued = await call('POST /tokens', { token, body: { identity: 'x', scopes: ['kv:read'] } });
+      expect(issued.status).toBe(201);
+      expect(await base.tokens.verify(issued.json.token)).toBeDefined();
+      expect((await call('DELETE /tokens/{id}', { token, params: { id: issued.json.id } })).status).toBe(204);
+      expect(errors).toHaveBeenCalledWith(
+        'audit entry not written',
+        expect.objectContaining({ error: expect.any(Error) }),
+      );
+    } finally {
+      errors.mockRestore();
+      await base.close();
     }
   });
 });
