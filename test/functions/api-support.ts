@@ -7,8 +7,15 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { type FunctionName, pathParameters, type RouteSpec, routeFor } from '../../functions/lib/routes.js';
 import { useStorage } from '../../functions/lib/storage.js';
 import type { StorageConfig } from '../../lib/config/index.js';
+import { configFromEnv } from '../../lib/config/index.js';
 import type { Storage } from '../../lib/storage/types.js';
-import { type Backend, installHint, postgresBackend, redisBackend } from '../support/backends.js';
+import {
+  type Backend,
+  installHint,
+  memoryBackend,
+  postgresBackend,
+  redisBackend,
+} from '../support/backends.js';
 import { httpEvent, lambdaContext } from './lambda.js';
 
 process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
@@ -83,15 +90,17 @@ export async function call(routeKey: string, options: CallOptions = {}): Promise
 }
 
 /**
- * Registers `body` once per real backend (Redis, PostgreSQL via `pg`) with a fresh storage
- * served to the functions. An unreachable server fails the run under CI and is skipped loudly
+ * Registers `body` once per backend — by default memory, and real Redis and PostgreSQL (`pg`) —
+ * with a fresh storage the functions are served from, configured from the environment the test
+ * set (FANOUT_THRESHOLD, …). An unreachable server fails the run under CI and is skipped loudly
  * elsewhere, like the conformance suite.
  */
-export async function describeOnRealBackends(
+export async function describeOnBackends(
   title: string,
   body: (context: { backend: Backend; storage: () => Storage }) => void,
+  backends: Backend[] = [memoryBackend, ...realBackends()],
 ): Promise<void> {
-  for (const backend of [redisBackend(), postgresBackend({ name: 'postgresql-pg', driver: 'pg' })]) {
+  for (const backend of backends) {
     const unavailable = await backend.available();
     const name = `${title} [${backend.name}]`;
     if (unavailable !== undefined && process.env.CI) {
@@ -106,7 +115,7 @@ export async function describeOnRealBackends(
       let storage: Storage | undefined;
       beforeAll(() => {
         storage = backend.create();
-        serveFrom(storage);
+        serveFrom(storage, configFromEnv());
       });
       afterAll(async () => {
         try {
@@ -130,4 +139,14 @@ export async function describeOnRealBackends(
       describe.skip(`${name} — SKIPPED: ${reason}`, run);
     }
   }
+}
+
+const realBackends = () => [redisBackend(), postgresBackend({ name: 'postgresql-pg', driver: 'pg' })];
+
+/** `describeOnBackends` on real Redis and PostgreSQL only. */
+export function describeOnRealBackends(
+  title: string,
+  body: (context: { backend: Backend; storage: () => Storage }) => void,
+): Promise<void> {
+  return describeOnBackends(title, body, realBackends());
 }

@@ -1,21 +1,10 @@
 /**
  * For the WebSocket relay's tests: a local HTTP server standing in for API Gateway's management
  * API (`POST /@connections/{id}`) and Lambda's Invoke API, which the real AWS SDK clients talk to
- * through `WEBSOCKET_ENDPOINT` / `LAMBDA_ENDPOINT`; and the backends the tests run on.
+ * through `WEBSOCKET_ENDPOINT` / `LAMBDA_ENDPOINT`; and (from api-support.ts) the backends the tests run on.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, it } from 'vitest';
-import { useStorage } from '../../functions/lib/storage.js';
-import { configFromEnv } from '../../lib/config/index.js';
-import type { Storage } from '../../lib/storage/types.js';
-import {
-  type Backend,
-  installHint,
-  memoryBackend,
-  postgresBackend,
-  redisBackend,
-} from '../support/backends.js';
 
 export interface Invocation {
   functionName: string;
@@ -130,58 +119,4 @@ export function relayEnv(stub: AwsStub): Record<string, string> {
   };
 }
 
-/**
- * Registers `body` once per backend — memory, and real Redis and PostgreSQL (`pg`) — with a
- * fresh storage the functions are served from (`useStorage`). An unreachable server fails the
- * run under CI and is skipped loudly elsewhere.
- */
-export async function describeOnBackends(
-  title: string,
-  body: (context: { backend: Backend; storage: () => Storage }) => void,
-  backends: Backend[] = [
-    memoryBackend,
-    redisBackend(),
-    postgresBackend({ name: 'postgresql-pg', driver: 'pg' }),
-  ],
-): Promise<void> {
-  for (const backend of backends) {
-    const unavailable = await backend.available();
-    const name = `${title} [${backend.name}]`;
-    if (unavailable !== undefined && process.env.CI) {
-      describe(name, () => {
-        it(`${backend.name} is reachable (required under CI)`, () => {
-          throw new Error(`${backend.name} is unavailable under CI: ${unavailable}`);
-        });
-      });
-      continue;
-    }
-    const run = () => {
-      let storage: Storage | undefined;
-      beforeAll(() => {
-        storage = backend.create();
-        // The configuration from the environment the test set (FANOUT_THRESHOLD, …).
-        useStorage(storage, configFromEnv());
-      });
-      afterAll(async () => {
-        try {
-          await storage?.close();
-        } finally {
-          await backend.cleanup();
-        }
-      });
-      body({
-        backend,
-        storage: () => {
-          if (!storage) throw new Error('storage() used outside a test');
-          return storage;
-        },
-      });
-    };
-    if (unavailable === undefined) describe(name, run);
-    else {
-      const reason = `${unavailable} (${installHint(backend)})`;
-      console.warn(`\n⚠ ${name} SKIPPED: ${reason}\n`);
-      describe.skip(`${name} — SKIPPED: ${reason}`, run);
-    }
-  }
-}
+export { describeOnBackends } from './api-support.js';
