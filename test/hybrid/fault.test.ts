@@ -10,6 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackendUnavailableError } from '../../lib/errors.js';
 import { hashToken } from '../../lib/storage/facade.js';
 import { hybridControl } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
@@ -357,7 +358,8 @@ describe.skipIf(unavailable !== undefined)('hybrid: a second outage', () => {
       await s.kv.set('k', 'after');
 
       await redis.shutdown();
-      expect(await s.tokens.verify(token.token)).toBeUndefined();
+      // The fallback no longer holds it: unknown there is an outage (503), not a valid token.
+      await expect(s.tokens.verify(token.token)).rejects.toBeInstanceOf(BackendUnavailableError);
       expect(await s.kv.get('k')).toBeUndefined();
       await redis.start();
       await eventually(() => expect(control.stats().breakers.redis).toBe('closed'), 20_000);

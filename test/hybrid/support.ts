@@ -7,7 +7,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -106,14 +106,23 @@ export interface HybridHandle {
   dispose(): Promise<void>;
 }
 
-/** A hybrid Storage over `redisUrl` and the local PostgreSQL (own schema, own application_name). */
-export function hybridStorage(redisUrl: string, options: CreateStorageOptions['hybrid'] = {}): HybridHandle {
+/**
+ * A hybrid Storage over `redisUrl` and the local PostgreSQL (own schema, own application_name);
+ * `reuse` shares another handle's schema and key prefix (a second container), `proxy` routes
+ * PostgreSQL through a PgProxy.
+ */
+export function hybridStorage(
+  redisUrl: string,
+  options: CreateStorageOptions['hybrid'] = {},
+  via: { proxy?: PgProxy; reuse?: HybridHandle } = {},
+): HybridHandle {
   const id = randomBytes(4).toString('hex');
-  const schema = `kst_hf_${id}`;
-  const applicationName = `kst-hybrid-test-${id}`;
+  const schema = via.reuse?.schema ?? `kst_hf_${id}`;
+  const applicationName = via.reuse?.applicationName ?? `kst-hybrid-test-${id}`;
   const url = new URL(testDatabaseUrl());
   url.searchParams.set('application_name', applicationName);
-  const keyPrefix = `kst:hf:${id}:`;
+  if (via.proxy) url.host = `127.0.0.1:${via.proxy.port}`;
+  const keyPrefix = via.reuse?.keyPrefix ?? `kst:hf:${id}:`;
   const storage = createStorage(
     {
       backend: 'hybrid',
@@ -129,7 +138,7 @@ export function hybridStorage(redisUrl: string, options: CreateStorageOptions['h
     schema,
     keyPrefix,
     async dispose() {
-      await storage.close();
+      await storage.close().catch(() => {}); // a test may have closed it already
       await withAdmin((sql) => sql.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`));
       await deleteRedisKeys(redisUrl, keyPrefix);
     },
@@ -203,4 +212,61 @@ async function whyUnavailable(): Promise<string | undefined> {
     return `no PostgreSQL at ${testDatabaseUrl()} (${error instanceof Error ? error.message : String(error)})`;
   }
   return undefined;
+}
+
+/**
+ * A TCP proxy to the test PostgreSQL that can be switched down (drops and refuses connections)
+ * or made slow to connect (a compute waking from scale-to-zero).
+ */
+export class PgProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  down = false;
+  port = 0;
+  /** ms before a new connection is forwarded. */
+  connectDelayMs = 0;
+
+  static async start(): Promise<PgProxy> {
+    const proxy = new PgProxy();
+    const target = new URL(testDatabaseUrl());
+    const host = target.hostname || '127.0.0.1';
+    const port = Number(target.port || 5432);
+    proxy.server = createServer((client) => {
+      if (proxy.down) {
+        client.destroy();
+        return;
+      }
+      const upstream = new Socket();
+      client.pause();
+      const kill = () => {
+        client.destroy();
+        upstream.destroy();
+        proxy.sockets.delete(client);
+        proxy.sockets.delete(upstream);
+      };
+      client.on('error', kill).on('close', kill);
+      upstream.on('error', kill).on('close', kill);
+      proxy.sockets.add(client);
+      proxy.sockets.add(upstream);
+      setTimeout(() => {
+        if (client.destroyed) return;
+        upstream.connect(port, host);
+        client.pipe(upstream).pipe(client);
+        client.resume();
+      }, proxy.connectDelayMs);
+    });
+    await new Promise<void>((resolve) => proxy.server!.listen(0, '127.0.0.1', () => resolve()));
+    proxy.port = (proxy.server.address() as { port: number }).port;
+    return proxy;
+  }
+
+  setDown(down: boolean): void {
+    this.down = down;
+    if (down) for (const socket of this.sockets) socket.destroy();
+  }
+
+  async stop(): Promise<void> {
+    this.setDown(true);
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
 }

@@ -52,6 +52,8 @@ interface Member {
   state: BreakerState;
   openedAt: number;
   probe: NodeJS.Timeout | undefined;
+  /** Whether it answered once in this process (until then connecting may take longer). */
+  warm: boolean;
 }
 
 /** Counters the functions layer can publish (they are also sent to `metrics` as they change). */
@@ -102,13 +104,14 @@ const TAGS: Record<BackendName, string> = { redis: 'r', postgresql: 'p' };
 const CACHE_KEY = '__kst_hybrid:active:';
 const GEN_KEY = '__kst_hybrid:gen:';
 
-/** The lock of a backend's journal (in its kv, through its own driver) and how long one holds it. */
+/**
+ * The lock of a backend's journal (in its kv, through its own driver). Its value is a token
+ * unique to one acquisition; the holder checks it before every entry it applies and renews it
+ * only while it is still its own, with more than the apply deadline left (`settings.journalLockMs`).
+ */
 const JOURNAL_LOCK = '__kst_hybrid:journal-lock';
-const JOURNAL_LOCK_MS = 30_000;
+/** The journal is held by another reconciler (or this one lost it), or it cannot be read. */
 class JournalBusy extends Error {}
-
-/** A journal entry a reconciler holds; one that died with its process comes back after this. */
-const JOURNAL_LEASE_MS = 15_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -157,10 +160,25 @@ export function createHybridDriver(
 ): HybridDriver {
   const members = new Map<BackendName, Member>();
   for (const name of used) {
-    members.set(name, { name, driver: factories[name](), state: 'closed', openedAt: 0, probe: undefined });
+    members.set(name, {
+      name,
+      driver: factories[name](),
+      state: 'closed',
+      openedAt: 0,
+      probe: undefined,
+      warm: false,
+    });
   }
   const fallbackOn = settings.fallback.enabled && members.size > 1;
-  const timeoutMs = fallbackOn ? settings.operationTimeoutMs : Number.POSITIVE_INFINITY;
+  /** An operation's deadline on `m`: connecting to it (its first answer) gets longer. */
+  const deadlineOf = (m: Member): number =>
+    !fallbackOn
+      ? Number.POSITIVE_INFINITY
+      : m.warm
+        ? settings.operationTimeoutMs
+        : settings.firstUseTimeoutMs;
+  /** A journal entry a reconciler holds: at least as long as the lock (one that died comes back after it). */
+  const journalLeaseMs = settings.journalLockMs;
   const redis = members.get('redis');
   const cacheOn = settings.cache.enabled && settings.routing.sessions === 'postgresql' && redis !== undefined;
 
@@ -191,13 +209,13 @@ export function createHybridDriver(
   const pendingMirrors = new Set<Promise<void>>();
   /** The latest asynchronous mirror of each item (see `itemOf`). */
   const mirrorTails = new Map<string, Promise<void>>();
-  /** Queues journaled during the current outage (one entry per queue suffices: the replay moves them all). */
-  const journaledQueues = new Set<string>();
   let reconciling: Promise<number> | undefined;
+  /** Replays run by probes (awaited by `close`, so their locks are released). */
+  const probing = new Set<Promise<unknown>>();
   /** Removals of fallback copies whose entries reached the primary (run once its breaker closed). */
   const cleanups: (() => Promise<void>)[] = [];
   let followUp: NodeJS.Timeout | undefined;
-  const lockOwner = JSON.stringify(randomUUID());
+  let followUpAt = 0;
   /** Until when this process bypasses the cache because an invalidation could not be written. */
   let cacheSuspectUntil = 0;
 
@@ -240,13 +258,21 @@ export function createHybridDriver(
     m.probe = undefined;
     if (closed) return;
     try {
-      await withDeadline(m.driver.ping(), settings.operationTimeoutMs, m.name);
+      await withDeadline(m.driver.ping(), deadlineOf(m), m.name);
+      m.warm = true;
       m.state = 'recovering';
-      // Replay before closing: this process's later writes then land after the outage's.
-      await reconcileInto(m);
+      // Replay before closing: this process's later writes then land after the outage's. A
+      // source journal that cannot be locked or read throws: the breaker stays open until every
+      // journal is known drained.
+      const replay = reconcileInto(m);
+      probing.add(replay);
+      try {
+        await replay;
+      } finally {
+        probing.delete(replay);
+      }
       if (closed) return;
       m.state = 'closed';
-      journaledQueues.clear();
       await runCleanups();
       const outage = Date.now() - m.openedAt;
       stats.lastOutageMs[m.name] = outage;
@@ -276,12 +302,15 @@ export function createHybridDriver(
     if (fallbackOn || settings.sync.enabled) scheduleReconcile(0);
   }
 
-  /** Runs `run` on the type's primary, else on its fallbacks; answers the result and who served it. */
+  /**
+   * Runs `run` on the type's primary, else on its fallbacks; answers the result and who served
+   * it. `waitMs` (a long poll's wait) is shared: each backend gets what is left of it.
+   */
   async function serve<T>(
     type: DataType,
     op: string,
-    run: (m: Member) => Promise<T>,
-    extraMs = 0,
+    run: (m: Member, waitMs: number) => Promise<T>,
+    waitMs = 0,
   ): Promise<{ value: T; served: Member; primary: Member }> {
     touch();
     const primary = primaryOf(type);
@@ -289,11 +318,14 @@ export function createHybridDriver(
     const live = candidates.filter((m) => m.state === 'closed');
     // Every candidate open: try the primary anyway (the answer is an error either way).
     const order = live.length > 0 ? live : [primary];
+    const begun = performance.now();
     let lastError: unknown;
     for (const m of order) {
       const started = performance.now();
+      const left = Math.max(0, Math.round(waitMs - (started - begun)));
       try {
-        const value = await withDeadline(run(m), timeoutMs + extraMs, m.name);
+        const value = await withDeadline(run(m, left), deadlineOf(m) + left, m.name);
+        m.warm = true;
         record(type, m, m === primary ? 'primary' : 'fallback', op, started);
         return { value, served: m, primary };
       } catch (error) {
@@ -305,8 +337,23 @@ export function createHybridDriver(
     throw lastError;
   }
 
-  const read = async <T>(type: DataType, op: string, run: (d: Driver) => Promise<T>, extraMs = 0) =>
-    (await serve(type, op, (m) => run(m.driver), extraMs)).value;
+  const read = async <T>(type: DataType, op: string, run: (d: Driver) => Promise<T>) =>
+    (await serve(type, op, (m) => run(m.driver))).value;
+
+  /**
+   * A read of an item written before an outage, which only the primary has (without dual-write):
+   * the fallback's miss is not an answer, so it is a BackendUnavailableError (503), never a
+   * not-found (a valid token must not be a 401 because its backend is down).
+   */
+  async function readOwn<T>(type: DataType, op: string, run: (d: Driver) => Promise<T | undefined>) {
+    const { value, served, primary } = await serve(type, op, (m) => run(m.driver));
+    if (value === undefined && served !== primary && !settings.sync.enabled) {
+      throw new BackendUnavailableError(primary.name, 'unavailable; the fallback does not hold this item', {
+        retryable: true,
+      });
+    }
+    return value;
+  }
 
   /**
    * A write. `snapshot` says what the write left behind (computed only when needed): journaled
@@ -323,6 +370,7 @@ export function createHybridDriver(
     const { value, served, primary } = await serve(type, op, (m) => run(m.driver));
     if (served !== primary) {
       // Journaled before answering: an acknowledged write is always on the way to the primary.
+      // (Should the journal write fail, the write fails, but its copy stays on the fallback.)
       await journal(served, primary.name, await snapshot(served.driver, value));
     } else if (settings.sync.enabled && mirror) {
       const to = otherOf(primary);
@@ -341,10 +389,9 @@ export function createHybridDriver(
       const record: JournalRecord = { v: 1, target, kind, entry };
       await withDeadline(
         on.driver.queues.send(JOURNAL_QUEUE, JSON.stringify(record), 0, undefined),
-        timeoutMs,
+        deadlineOf(on),
         on.name,
       );
-      if (entry.t === 'queue') journaledQueues.add(entry.queue);
     }
   }
 
@@ -415,8 +462,15 @@ export function createHybridDriver(
   // -------------------------------------------------------------------------------------
   // reconciliation
 
+  /** Schedules a reconcile; the earliest of the pending requests wins. */
   function scheduleReconcile(delayMs: number): void {
-    if (closed || followUp) return;
+    if (closed) return;
+    const at = Date.now() + delayMs;
+    if (followUp) {
+      if (followUpAt <= at) return;
+      clearTimeout(followUp);
+    }
+    followUpAt = at;
     followUp = setTimeout(() => {
       followUp = undefined;
       void reconcile().catch(() => {});
@@ -438,7 +492,12 @@ export function createHybridDriver(
     return reconciling;
   }
 
-  /** Drains every other backend's journal of entries for `target`. Throws when `target` fails. */
+  /**
+   * Drains every other backend's journal of entries for `target`. Throws when `target` fails,
+   * and — while `target` is recovering (its breaker waits for this pass to close) — when a
+   * source journal cannot be locked, read or drained to the end: the breaker closes only once
+   * every journal is known drained.
+   */
   async function reconcileInto(target: Member): Promise<number> {
     stats.reconcile.runs++;
     let applied = 0;
@@ -447,31 +506,40 @@ export function createHybridDriver(
       if (source === target || closed) continue;
       const q = source.driver.queues;
       const lock = source.driver.kv;
+      const deadline = deadlineOf(source);
+      // One acquisition, one token: only its holder renews or releases the lock.
+      const token = randomUUID();
       try {
         // One reconciler per journal at a time, across containers: two draining one journal
         // at once could apply two entries of one key in the wrong order.
         const locked = await withDeadline(
-          lock.set(JOURNAL_LOCK, lockOwner, { ttlMs: JOURNAL_LOCK_MS }, 'nx'),
-          settings.operationTimeoutMs,
+          lock.set(JOURNAL_LOCK, JSON.stringify(token), { ttlMs: settings.journalLockMs }, 'nx'),
+          deadline,
           source.name,
         );
-        if (!locked) throw new JournalBusy();
+        if (!locked) throw new JournalBusy('held by another reconciler');
         // A journal entry is never dropped: one that died (a crashed reconciler held it too often) comes back.
-        await withDeadline(q.redrive(JOURNAL_QUEUE, 1000), settings.operationTimeoutMs, source.name);
+        await withDeadline(q.redrive(JOURNAL_QUEUE, 1000), deadline, source.name);
       } catch (error) {
-        // Another reconciler holds it: a closing breaker waits for its own pass; a later pass retries.
-        if (error instanceof JournalBusy) {
-          if (target.state !== 'closed') throw error;
-          continue;
-        }
-        continue; // the source is unreachable: its journal waits, durably, for a later pass
+        // A recovering breaker waits: another reconciler holds the journal, or the source
+        // cannot be read (its journal may hold the outage's writes).
+        if (target.state !== 'closed') throw error;
+        continue; // a later pass retries; the journal waits, durably
       }
       try {
-        await drainJournal(source);
+        await drainJournal(source, token);
+        if (target.state !== 'closed' && !closed) {
+          // Entries still leased by a reconciler that lost the lock (died, frozen) come back
+          // when their lease ends; until then the journal is not known drained.
+          const left = await withDeadline(q.stats(JOURNAL_QUEUE), deadline, source.name);
+          if (left.inFlight > 0) throw new JournalBusy('entries leased by another reconciler');
+        }
+      } catch (error) {
+        if (!(error instanceof JournalBusy) || target.state !== 'closed') throw error;
       } finally {
-        // Released only while still ours (a stalled reconciler's lease may have passed to another).
+        // Released only while still ours (a stalled reconciler's lock may have passed to another).
         const holder = await lock.get(JOURNAL_LOCK).catch(() => undefined);
-        if (holder === JSON.parse(lockOwner)) await lock.delete(JOURNAL_LOCK).catch(() => {});
+        if (holder === token) await lock.delete(JOURNAL_LOCK).catch(() => {});
       }
     }
     if (applied > 0) emit('Reconciled', applied, 'Count', { target: target.name });
@@ -480,15 +548,57 @@ export function createHybridDriver(
     if (target.state === 'closed') await runCleanups();
     return applied;
 
-    async function drainJournal(source: Member): Promise<void> {
-      const q = source.driver.queues;
+    /**
+     * Throws JournalBusy once the lock is no longer this pass's (it expired and another
+     * reconciler may hold it): nothing more is applied.
+     */
+    async function stillOurs(source: Member, token: string): Promise<void> {
       const lock = source.driver.kv;
+      const deadline = deadlineOf(source);
+      const [holder, ttl] = await withDeadline(
+        Promise.all([lock.get(JOURNAL_LOCK), lock.ttlMs(JOURNAL_LOCK)]),
+        deadline,
+        source.name,
+      );
+      // Not renewed when it might expire before the renewal lands (another may then hold it).
+      const margin = Math.min(settings.operationTimeoutMs * 10, settings.journalLockMs / 4);
+      if (holder !== token || typeof ttl !== 'number' || ttl <= margin) {
+        throw new JournalBusy('the journal lock is no longer ours');
+      }
+      if (ttl < settings.journalLockMs / 2) {
+        await withDeadline(
+          lock.set(JOURNAL_LOCK, JSON.stringify(token), { ttlMs: settings.journalLockMs }, 'xx'),
+          deadline,
+          source.name,
+        );
+      }
+    }
+
+    async function drainJournal(source: Member, token: string): Promise<void> {
+      const q = source.driver.queues;
       for (;;) {
         if (closed) break;
-        await lock.set(JOURNAL_LOCK, lockOwner, { ttlMs: JOURNAL_LOCK_MS }, 'xx');
-        const batch = await q.receive(JOURNAL_QUEUE, 50, JOURNAL_LEASE_MS, 0);
+        await stillOurs(source, token);
+        const batch = await q.receive(JOURNAL_QUEUE, 50, journalLeaseMs, 0);
+        const receivedAt = performance.now();
         if (batch.length === 0) break;
         for (const [index, message] of batch.entries()) {
+          // Entries not reached while half their lease is left go back, in place, for the next batch.
+          if (closed || performance.now() - receivedAt > journalLeaseMs / 2) {
+            for (const rest of batch.slice(index)) {
+              await q.nack(JOURNAL_QUEUE, rest.id, rest.receipt, 0).catch(() => {});
+            }
+            break;
+          }
+          // Checked before every entry: a reconciler that lost the lock applies nothing more.
+          try {
+            await stillOurs(source, token);
+          } catch (error) {
+            for (const rest of batch.slice(index)) {
+              await q.nack(JOURNAL_QUEUE, rest.id, rest.receipt, 0).catch(() => {});
+            }
+            throw error;
+          }
           const record = message.payload as unknown as JournalRecord;
           const requeue = async (delayMs: number) => {
             await q.send(JOURNAL_QUEUE, JSON.stringify(record), delayMs, undefined);
@@ -709,7 +819,7 @@ export function createHybridDriver(
       await invalidate(created.clusterId);
       return created;
     },
-    get: (id) => read('sessions', 'sessions.get', (d) => d.sessions.get(id)),
+    get: (id) => readOwn('sessions', 'sessions.get', (d) => d.sessions.get(id)),
     async keepAlive(id, ttlMs) {
       const kept = await write(
         'sessions',
@@ -758,7 +868,8 @@ export function createHybridDriver(
     const { m, receipt: raw } = untag(receipt);
     const started = performance.now();
     try {
-      const value = await withDeadline(run(m.driver, raw), timeoutMs, m.name);
+      const value = await withDeadline(run(m.driver, raw), deadlineOf(m), m.name);
+      m.warm = true;
       record('queues', m, m === primaryOf('queues') ? 'primary' : 'fallback', op, started);
       return value;
     } catch (error) {
@@ -766,10 +877,12 @@ export function createHybridDriver(
       throw error;
     }
   }
-  const queueJournal = (queue: string): JournalEntry[] => {
-    if (journaledQueues.has(queue)) return [];
-    return [{ t: 'queue', queue }];
-  };
+  /**
+   * Every send the fallback takes journals its queue: whether an earlier entry of this queue is
+   * still waiting in the journal is not known here (another container, or this one's replay, may
+   * have moved it already). Replaying an entry whose queue is empty is two reads.
+   */
+  const queueJournal = (queue: string): JournalEntry[] => [{ t: 'queue', queue }];
 
   const queues: QueueDriver = {
     send: (queue, json, delayMs, dedupId) =>
@@ -784,7 +897,7 @@ export function createHybridDriver(
       const { value, served } = await serve(
         'queues',
         'queues.receive',
-        (m) => m.driver.queues.receive(queue, max, visibilityMs, waitMs),
+        (m, left) => m.driver.queues.receive(queue, max, visibilityMs, left),
         waitMs,
       );
       return value.map((message) => ({ ...message, receipt: tag(served, message.receipt) }));
@@ -841,7 +954,7 @@ export function createHybridDriver(
         (d) => d.tokens.insert(token),
         () => [{ t: 'token', token }],
       ),
-    findByHash: (hash) => read('authentication', 'tokens.verify', (d) => d.tokens.findByHash(hash)),
+    findByHash: (hash) => readOwn('authentication', 'tokens.verify', (d) => d.tokens.findByHash(hash)),
     // Journaled even when the fallback did not know the token: it may live on the primary.
     revoke: (id) =>
       write(
@@ -985,7 +1098,8 @@ export function createHybridDriver(
       closed = true;
       for (const m of members.values()) if (m.probe) clearTimeout(m.probe);
       if (followUp) clearTimeout(followUp);
-      await Promise.allSettled([reconciling, ...pendingMirrors]);
+      // In-flight replays stop at their next entry and release their journal locks.
+      await Promise.allSettled([reconciling, ...probing, ...pendingMirrors]);
       await Promise.all([...members.values()].map((m) => m.driver.close()));
     },
   };

@@ -209,9 +209,18 @@ async function moveQueue(queue: string, source: Driver, target: Driver): Promise
   for (;;) {
     const batch = await source.queues.receive(queue, 100, 60_000, 0);
     if (batch.length === 0) break;
-    for (const message of batch) {
-      await target.queues.send(queue, JSON.stringify(message.payload), 0, `kst-hybrid-move:${message.id}`);
-      await source.queues.ack(queue, message.id, message.receipt);
+    for (const [index, message] of batch.entries()) {
+      try {
+        await target.queues.send(queue, JSON.stringify(message.payload), 0, `kst-hybrid-move:${message.id}`);
+        await source.queues.ack(queue, message.id, message.receipt);
+      } catch (error) {
+        // Not left leased for the minute: the next pass moves them (a message the target
+        // already took is dropped there as a duplicate by its dedup id).
+        for (const rest of batch.slice(index)) {
+          await source.queues.nack(queue, rest.id, rest.receipt, 0).catch(() => {});
+        }
+        throw error;
+      }
     }
   }
   const stats = await source.queues.stats(queue);

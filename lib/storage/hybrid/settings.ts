@@ -37,6 +37,14 @@ export interface HybridOptions {
    * even when the primary hangs). Long polls get their wait on top. Only with fallback enabled.
    */
   operationTimeoutMs?: number;
+  /**
+   * The deadline of a backend's operations until it has answered once in this process
+   * (default 5000): connecting (a PostgreSQL compute waking up, a TLS handshake) does not count
+   * as an outage. Never shorter than `operationTimeoutMs`.
+   */
+  firstUseTimeoutMs?: number;
+  /** How long a reconciler holds a journal's lock without renewing it (default 30000; tests shorten it). */
+  journalLockMs?: number;
   /** How often an open breaker probes its backend's health check (default 250 ms: at most 4 per second). */
   probeIntervalMs?: number;
   /** `isClusterActive` read-through cache: longest a positive answer is kept (default 10 s), negative (default 1 s, 0 = never). */
@@ -54,6 +62,8 @@ export interface HybridSettings {
   fallback: { enabled: boolean; order: BackendName[] };
   sync: { enabled: boolean; async: boolean };
   operationTimeoutMs: number;
+  firstUseTimeoutMs: number;
+  journalLockMs: number;
   probeIntervalMs: number;
   cache: { enabled: boolean; ttlMs: number; negativeTtlMs: number };
   syncAttempts: number;
@@ -84,6 +94,8 @@ export function hybridSettings(config: StorageConfig, options: HybridOptions = {
       async: options.sync?.async ?? hybrid.sync.async,
     },
     operationTimeoutMs: options.operationTimeoutMs ?? 500,
+    firstUseTimeoutMs: Math.max(options.firstUseTimeoutMs ?? 5000, options.operationTimeoutMs ?? 500),
+    journalLockMs: Math.max(options.journalLockMs ?? 30_000, 1000),
     probeIntervalMs: Math.max(options.probeIntervalMs ?? 250, 200),
     cache: {
       enabled: options.cache?.enabled ?? true,
