@@ -506,18 +506,32 @@ export function createHybridDriver(
       if (source === target || closed) continue;
       const q = source.driver.queues;
       const lock = source.driver.kv;
-      const deadline = deadlineOf(source);
+      // Lock operations are not on a request's path: they get the apply deadline.
+      const deadline = Math.max(deadlineOf(source), settings.operationTimeoutMs * 10);
       // One acquisition, one token: only its holder renews or releases the lock.
       const token = randomUUID();
+      const owner = { token, safeUntil: 0 };
+      const release = async () => {
+        const holder = await lock.get(JOURNAL_LOCK).catch(() => undefined);
+        if (holder === token) await lock.delete(JOURNAL_LOCK).catch(() => {});
+      };
       try {
         // One reconciler per journal at a time, across containers: two draining one journal
         // at once could apply two entries of one key in the wrong order.
-        const locked = await withDeadline(
-          lock.set(JOURNAL_LOCK, JSON.stringify(token), { ttlMs: settings.journalLockMs }, 'nx'),
-          deadline,
-          source.name,
+        const acquiring = lock.set(
+          JOURNAL_LOCK,
+          JSON.stringify(token),
+          { ttlMs: settings.journalLockMs },
+          'nx',
         );
+        // An acquisition that answers after its deadline does not keep the journal locked.
+        acquiring.then((ok) => (ok && owner.safeUntil < 0 ? release() : undefined)).catch(() => {});
+        const locked = await withDeadline(acquiring, deadline, source.name).catch((error) => {
+          owner.safeUntil = -1;
+          throw error;
+        });
         if (!locked) throw new JournalBusy('held by another reconciler');
+        owner.safeUntil = 0;
         // A journal entry is never dropped: one that died (a crashed reconciler held it too often) comes back.
         await withDeadline(q.redrive(JOURNAL_QUEUE, 1000), deadline, source.name);
       } catch (error) {
@@ -527,7 +541,7 @@ export function createHybridDriver(
         continue; // a later pass retries; the journal waits, durably
       }
       try {
-        await drainJournal(source, token);
+        await drainJournal(source, owner);
         if (target.state !== 'closed' && !closed) {
           // Entries still leased by a reconciler that lost the lock (died, frozen) come back
           // when their lease ends; until then the journal is not known drained.
@@ -538,8 +552,7 @@ export function createHybridDriver(
         if (!(error instanceof JournalBusy) || target.state !== 'closed') throw error;
       } finally {
         // Released only while still ours (a stalled reconciler's lock may have passed to another).
-        const holder = await lock.get(JOURNAL_LOCK).catch(() => undefined);
-        if (holder === token) await lock.delete(JOURNAL_LOCK).catch(() => {});
+        await release();
       }
     }
     if (applied > 0) emit('Reconciled', applied, 'Count', { target: target.name });
@@ -550,11 +563,15 @@ export function createHybridDriver(
 
     /**
      * Throws JournalBusy once the lock is no longer this pass's (it expired and another
-     * reconciler may hold it): nothing more is applied.
+     * reconciler may hold it): nothing more is applied. Before every entry: the lock is read
+     * (and renewed while ours) unless a read showed it ours for longer than half its length,
+     * so that until then no other reconciler can have taken it.
      */
-    async function stillOurs(source: Member, token: string): Promise<void> {
+    async function stillOurs(source: Member, owner: { token: string; safeUntil: number }): Promise<void> {
+      if (Date.now() < owner.safeUntil) return;
       const lock = source.driver.kv;
-      const deadline = deadlineOf(source);
+      const deadline = Math.max(deadlineOf(source), settings.operationTimeoutMs * 10);
+      const checkedAt = Date.now();
       const [holder, ttl] = await withDeadline(
         Promise.all([lock.get(JOURNAL_LOCK), lock.ttlMs(JOURNAL_LOCK)]),
         deadline,
@@ -562,97 +579,123 @@ export function createHybridDriver(
       );
       // Not renewed when it might expire before the renewal lands (another may then hold it).
       const margin = Math.min(settings.operationTimeoutMs * 10, settings.journalLockMs / 4);
-      if (holder !== token || typeof ttl !== 'number' || ttl <= margin) {
+      if (holder !== owner.token || typeof ttl !== 'number' || ttl <= margin) {
+        owner.safeUntil = 0;
         throw new JournalBusy('the journal lock is no longer ours');
       }
+      let expiresAt = checkedAt + ttl;
       if (ttl < settings.journalLockMs / 2) {
         await withDeadline(
-          lock.set(JOURNAL_LOCK, JSON.stringify(token), { ttlMs: settings.journalLockMs }, 'xx'),
+          lock.set(JOURNAL_LOCK, JSON.stringify(owner.token), { ttlMs: settings.journalLockMs }, 'xx'),
           deadline,
           source.name,
         );
+        expiresAt = checkedAt + settings.journalLockMs;
       }
+      owner.safeUntil = expiresAt - settings.journalLockMs / 2;
     }
 
-    async function drainJournal(source: Member, token: string): Promise<void> {
+    async function drainJournal(source: Member, owner: { token: string; safeUntil: number }): Promise<void> {
       const q = source.driver.queues;
       for (;;) {
         if (closed) break;
-        await stillOurs(source, token);
+        await stillOurs(source, owner);
         const batch = await q.receive(JOURNAL_QUEUE, 50, journalLeaseMs, 0);
         const receivedAt = performance.now();
         if (batch.length === 0) break;
-        for (const [index, message] of batch.entries()) {
-          // Entries not reached while half their lease is left go back, in place, for the next batch.
-          if (closed || performance.now() - receivedAt > journalLeaseMs / 2) {
-            for (const rest of batch.slice(index)) {
-              await q.nack(JOURNAL_QUEUE, rest.id, rest.receipt, 0).catch(() => {});
-            }
-            break;
+        // Entries from `next` on are not finished: on any failure they go back at once, in place
+        // (a nack keeps each entry's place, so later passes replay in the same order), never
+        // left leased until their lease ends.
+        let next = 0;
+        const giveBack = async () => {
+          for (const rest of batch.slice(next)) {
+            await q.nack(JOURNAL_QUEUE, rest.id, rest.receipt, 0).catch(() => {});
           }
-          // Checked before every entry: a reconciler that lost the lock applies nothing more.
-          try {
-            await stillOurs(source, token);
-          } catch (error) {
-            for (const rest of batch.slice(index)) {
-              await q.nack(JOURNAL_QUEUE, rest.id, rest.receipt, 0).catch(() => {});
-            }
-            throw error;
-          }
-          const record = message.payload as unknown as JournalRecord;
-          const requeue = async (delayMs: number) => {
-            await q.send(JOURNAL_QUEUE, JSON.stringify(record), delayMs, undefined);
-            await q.ack(JOURNAL_QUEUE, message.id, message.receipt);
-          };
-          if (record.target !== target.name) {
-            await requeue(0);
-            continue;
-          }
-          let outcome: 'done' | 'pending';
-          try {
-            const mirror = record.kind === 'mirror';
-            const applying = (async () => {
-              const entry = mirror ? await currentState(record.entry, source.driver) : record.entry;
-              const outcome = await applyEntry(entry, target.driver, source.driver, {
-                sessionChanged: invalidate,
-              });
-              // The fallback's copy goes once the primary has it, unless the fallback is a dual-write mirror.
-              if (!mirror && !settings.sync.enabled && outcome === 'done') {
-                cleanups.push(() => cleanSource(entry, source.driver));
-              }
-              return outcome;
-            })();
-            // A queue move runs as long as the queue is long; anything else is a write or two.
-            outcome =
-              record.entry.t === 'queue'
-                ? await applying
-                : await withDeadline(applying, settings.operationTimeoutMs * 10, target.name);
-          } catch (error) {
-            stats.reconcile.errors++;
-            emit('ReconcileError', 1, 'Count', { source: source.name, target: target.name });
-            if (isOutage(error)) {
-              // The target went away again: give this entry and the rest of the batch back at
-              // once (a nack keeps each entry's place, so later passes replay in the same order).
-              for (const rest of batch.slice(index)) {
-                await q.nack(JOURNAL_QUEUE, rest.id, rest.receipt, 0).catch(() => {});
-              }
-              throw error;
-            }
-            // A refusal retrying will not cure soon: behind the others, later.
-            await requeue(5000);
-            continue;
-          }
-          if (outcome === 'pending') {
-            pending = true;
-            stats.reconcile.pending++;
-            await requeue(1000);
-          } else {
-            await q.ack(JOURNAL_QUEUE, message.id, message.receipt);
-            applied++;
-            stats.reconcile.applied++;
-          }
+        };
+        try {
+          // Entries not reached while half their lease is left go back for the next batch.
+          const fresh = () => !closed && performance.now() - receivedAt <= journalLeaseMs / 2;
+          await applyBatch(source, owner, batch, fresh, (index) => {
+            next = index;
+          });
+        } finally {
+          await giveBack();
         }
       }
+    }
+
+    async function applyBatch(
+      source: Member,
+      owner: { token: string; safeUntil: number },
+      batch: Awaited<ReturnType<QueueDriver['receive']>>,
+      fresh: () => boolean,
+      /** Entries before `index` are acked or requeued. */
+      finished: (index: number) => void,
+    ): Promise<void> {
+      const q = source.driver.queues;
+      // Queues this batch already moved: every message a later entry of the batch stands for
+      // was sent before the batch was received, so that move took it (or its entry was requeued).
+      const moved = new Set<string>();
+      for (const [index, message] of batch.entries()) {
+        finished(index);
+        if (!fresh()) return;
+        // Checked before every entry: a reconciler that lost the lock applies nothing more.
+        await stillOurs(source, owner);
+        const record = message.payload as unknown as JournalRecord;
+        const requeue = async (delayMs: number) => {
+          await q.send(JOURNAL_QUEUE, JSON.stringify(record), delayMs, undefined);
+          await q.ack(JOURNAL_QUEUE, message.id, message.receipt);
+        };
+        if (record.target !== target.name) {
+          await requeue(0);
+          continue;
+        }
+        if (record.entry.t === 'queue' && moved.has(record.entry.queue)) {
+          await q.ack(JOURNAL_QUEUE, message.id, message.receipt);
+          applied++;
+          stats.reconcile.applied++;
+          continue;
+        }
+        let outcome: 'done' | 'pending';
+        try {
+          const mirror = record.kind === 'mirror';
+          const applying = (async () => {
+            const entry = mirror ? await currentState(record.entry, source.driver) : record.entry;
+            const outcome = await applyEntry(entry, target.driver, source.driver, {
+              sessionChanged: invalidate,
+            });
+            // The fallback's copy goes once the primary has it, unless the fallback is a dual-write mirror.
+            if (!mirror && !settings.sync.enabled && outcome === 'done') {
+              cleanups.push(() => cleanSource(entry, source.driver));
+            }
+            return outcome;
+          })();
+          // A queue move runs as long as the queue is long; anything else is a write or two.
+          outcome =
+            record.entry.t === 'queue'
+              ? await applying
+              : await withDeadline(applying, settings.operationTimeoutMs * 10, target.name);
+        } catch (error) {
+          stats.reconcile.errors++;
+          emit('ReconcileError', 1, 'Count', { source: source.name, target: target.name });
+          // The target went away again: this entry and the rest of the batch go back (the caller).
+          if (isOutage(error)) throw error;
+          // A refusal retrying will not cure soon: behind the others, later.
+          await requeue(5000);
+          continue;
+        }
+        if (record.entry.t === 'queue') moved.add(record.entry.queue);
+        if (outcome === 'pending') {
+          pending = true;
+          stats.reconcile.pending++;
+          await requeue(1000);
+        } else {
+          await q.ack(JOURNAL_QUEUE, message.id, message.receipt);
+          applied++;
+          stats.reconcile.applied++;
+        }
+      }
+      finished(batch.length);
     }
   }
 
