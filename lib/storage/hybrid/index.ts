@@ -512,8 +512,11 @@ export function createHybridDriver(
       const token = randomUUID();
       const owner = { token, safeUntil: 0 };
       const release = async () => {
-        const holder = await lock.get(JOURNAL_LOCK).catch(() => undefined);
-        if (holder === token) await lock.delete(JOURNAL_LOCK).catch(() => {});
+        const holder = await withDeadline(lock.get(JOURNAL_LOCK), deadline, source.name).catch(
+          () => undefined,
+        );
+        if (holder === token)
+          await withDeadline(lock.delete(JOURNAL_LOCK), deadline, source.name).catch(() => {});
       };
       try {
         // One reconciler per journal at a time, across containers: two draining one journal
@@ -535,6 +538,7 @@ export function createHybridDriver(
         // A journal entry is never dropped: one that died (a crashed reconciler held it too often) comes back.
         await withDeadline(q.redrive(JOURNAL_QUEUE, 1000), deadline, source.name);
       } catch (error) {
+        if (!(error instanceof JournalBusy)) await release();
         // A recovering breaker waits: another reconciler holds the journal, or the source
         // cannot be read (its journal may hold the outage's writes).
         if (target.state !== 'closed') throw error;
