@@ -216,6 +216,8 @@ export function createHybridDriver(
   const cleanups: (() => Promise<void>)[] = [];
   let followUp: NodeJS.Timeout | undefined;
   let followUpAt = 0;
+  /** When reconciles were asked for (see `scheduleReconcile`). */
+  const wanted = new Set<number>();
   /** Until when this process bypasses the cache because an invalidation could not be written. */
   let cacheSuspectUntil = 0;
 
@@ -462,19 +464,37 @@ export function createHybridDriver(
   // -------------------------------------------------------------------------------------
   // reconciliation
 
-  /** Schedules a reconcile; the earliest of the pending requests wins. */
+  /**
+   * Asks for a reconcile in `delayMs`. Every request gets a pass that starts no earlier than it
+   * asked: a shorter delay is not held up by a longer one already pending (a 1 s retry behind a
+   * 60 s sync interval), and the longer one still runs after the shorter one (entries requeued
+   * with a delay are visible only then). Requests are kept per 100 ms.
+   */
   function scheduleReconcile(delayMs: number): void {
     if (closed) return;
-    const at = Date.now() + delayMs;
+    wanted.add(Math.ceil((Date.now() + delayMs) / 100) * 100);
+    armFollowUp();
+  }
+
+  function armFollowUp(): void {
+    if (closed || wanted.size === 0) return;
+    const next = Math.min(...wanted);
     if (followUp) {
-      if (followUpAt <= at) return;
+      if (followUpAt <= next) return;
       clearTimeout(followUp);
     }
-    followUpAt = at;
-    followUp = setTimeout(() => {
-      followUp = undefined;
-      void reconcile().catch(() => {});
-    }, delayMs);
+    followUpAt = next;
+    followUp = setTimeout(
+      () => {
+        followUp = undefined;
+        const now = Date.now();
+        for (const at of wanted) if (at <= now) wanted.delete(at);
+        void reconcile()
+          .catch(() => 0)
+          .finally(armFollowUp);
+      },
+      Math.max(0, next - Date.now()),
+    );
     followUp.unref();
   }
 
