@@ -146,6 +146,40 @@ describe.skipIf(unavailable !== undefined)('hybrid: recovery', () => {
     }
   });
 
+  it('a 1 s replay retry is not held up by a pending 60 s sync-interval retry', async () => {
+    const handle = hybridStorage(redis.url, {
+      sync: { enabled: true, async: false },
+      syncAttempts: 1,
+      syncIntervalMs: 60_000,
+    });
+    const s = handle.storage;
+    const control = ctl(s);
+    try {
+      await s.sessions.activeClusters();
+      // A mirror refused once: journaled, retried after the 60 s sync interval.
+      const pgKv = control.drivers.postgresql!.kv;
+      const realSet = pgKv.set.bind(pgKv);
+      pgKv.set = async () => {
+        pgKv.set = realSet;
+        throw new BackendUnavailableError('postgresql', 'refused', { retryable: false });
+      };
+      await s.kv.set('mirrored', 1);
+      expect(control.stats().sync.journaled).toBe(1);
+      await redis.shutdown();
+      await s.queues.send('jobs', { m: 'during' }); // on the PostgreSQL fallback, journaled
+      // Leased during the outage: the replay finds it in flight and retries after 1 s.
+      expect(await s.queues.receive('jobs', { visibilityTimeout: 1 })).toHaveLength(1);
+      await redis.start();
+      await eventually(() => expect(control.stats().breakers.redis).toBe('closed'), 20_000);
+      await eventually(
+        async () => expect(await control.drivers.redis!.queues.stats('jobs')).toMatchObject({ depth: 1 }),
+        15_000,
+      );
+    } finally {
+      await handle.dispose();
+    }
+  });
+
   it('a long poll against a hung primary takes about its wait, not twice', async () => {
     const handle = hybridStorage(redis.url);
     const s = handle.storage;
