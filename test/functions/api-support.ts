@@ -2,7 +2,7 @@
  * Invoking the HTTP functions in-process with API Gateway v2 events, on a storage the test
  * built (a real backend from test/support/backends.ts, or memory for unit checks).
  */
-import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { type FunctionName, pathParameters, type RouteSpec, routeFor } from '../../functions/lib/routes.js';
 import { useStorage } from '../../functions/lib/storage.js';
@@ -50,6 +50,8 @@ export interface CallOptions {
   headers?: Record<string, string>;
   /** Shorthand for `Authorization: Bearer <token>`. */
   token?: string;
+  /** Changes the built event before it is sent (raw paths, base64 bodies, missing parameters, …). */
+  alter?: (event: APIGatewayProxyEventV2) => void;
 }
 
 /** Serves the functions from `storage` (the caller closes it). */
@@ -78,6 +80,7 @@ export async function call(routeKey: string, options: CallOptions = {}): Promise
     body: options.body,
   });
   event.routeKey = routeKey;
+  options.alter?.(event);
   const { handler } = await modules[route.fn]();
   const response = await handler(event, lambdaContext(route.fn));
   const raw = typeof response.body === 'string' ? response.body : undefined;

@@ -9,15 +9,14 @@
  * An unreachable server fails the run under CI and is skipped loudly elsewhere (the pattern of
  * test/conformance/conformance.test.ts).
  */
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { pathParameters, routeFor } from '../../functions/lib/routes.js';
+import { routeFor } from '../../functions/lib/routes.js';
 import { resolveConfig } from '../../lib/config/index.js';
 import type { ErrorCode } from '../../lib/errors.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { type Backend, installHint, postgresBackend, redisBackend } from '../support/backends.js';
 import { type ApiResponse, type CallOptions, call, serveFrom } from './api-support.js';
-import { httpEvent, lambdaContext } from './lambda.js';
 
 const MAX_VALUE_BYTES = 256 * 1024;
 /** A JSON string value whose JSON text is exactly `bytes` bytes (the two quotes included). */
@@ -1091,46 +1090,6 @@ const CASES: Case[] = [
 // ---------------------------------------------------------------------------------------
 // running a case
 
-type Handler = (event: unknown, context: unknown) => Promise<APIGatewayProxyStructuredResultV2>;
-// Imported on first use, as api-support does, so its logging settings apply before the modules load.
-const HANDLERS: Record<string, () => Promise<{ handler: unknown }>> = {
-  kv: () => import('../../functions/kv.js'),
-  sessions: () => import('../../functions/sessions.js'),
-  queues: () => import('../../functions/queues.js'),
-  publish: () => import('../../functions/publish.js'),
-  tokens: () => import('../../functions/tokens.js'),
-};
-
-/** `call()` of api-support, with `alter` applied to the event before it is sent. */
-async function callAltered(
-  key: string,
-  options: CallOptions,
-  alter: (event: APIGatewayProxyEventV2) => void,
-): Promise<ApiResponse> {
-  const route = routeFor(key)!;
-  const params = options.params ?? {};
-  const rawPath = route.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(params[name]!));
-  const headers: Record<string, string> = { 'content-type': 'application/json', ...options.headers };
-  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
-  const event = httpEvent(route.method, rawPath, {
-    headers,
-    query: options.query,
-    pathParameters: pathParameters(route.path).length > 0 ? params : undefined,
-    body: options.body,
-  });
-  event.routeKey = key;
-  alter(event);
-  const handler = (await HANDLERS[route.fn]!()).handler as Handler;
-  const response = await handler(event, lambdaContext(route.fn));
-  const raw = typeof response.body === 'string' ? response.body : undefined;
-  return {
-    status: response.statusCode ?? 200,
-    headers: (response.headers ?? {}) as ApiResponse['headers'],
-    json: raw ? JSON.parse(raw) : undefined,
-    raw,
-  };
-}
-
 let adminToken: string;
 
 function describeBadInput(backend: Backend): void {
@@ -1171,7 +1130,7 @@ function describeBadInput(backend: Backend): void {
       const before = readState ? await readState(storage, request) : undefined;
 
       const options = { ...request, token: adminToken };
-      const response = c.event ? await callAltered(c.route, options, c.event) : await call(c.route, options);
+      const response = await call(c.route, { ...options, alter: c.event });
 
       expect(response.status, `never a 5xx: ${response.raw?.slice(0, 500)}`).toBeLessThan(500);
       expect(response.status, response.raw?.slice(0, 500)).toBe(c.expect.status);
