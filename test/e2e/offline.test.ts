@@ -21,11 +21,13 @@ const STARTUP_TIMEOUT_MS = 150_000;
 const unavailable = await postgresBackend({ name: 'postgresql-pg', driver: 'pg' }).available();
 if (unavailable !== undefined && !process.env.CI) console.warn(`\n⚠ e2e HTTP API SKIPPED: ${unavailable}\n`);
 const suite = unavailable === undefined || process.env.CI ? describe : describe.skip;
+// A skipped run says why in its title, not only in the warning above.
+const skipReason = unavailable === undefined || process.env.CI ? '' : ` — SKIPPED: ${unavailable}`;
 
 const adminSql = () =>
   createSql(resolveConfig({ postgresql: { url: DATABASE_URL, listen: false } }).postgresql);
 
-suite('HTTP API over serverless offline [postgresql]', () => {
+suite(`HTTP API over serverless offline [postgresql]${skipReason}`, () => {
   let offline: Offline;
   let token = '';
 

@@ -27,9 +27,11 @@ const FRAME_TIMEOUT_MS = 20_000;
 const unavailable = await redisBackend({ name: 'redis', url: REDIS_URL }).available();
 if (unavailable !== undefined && !process.env.CI) console.warn(`\n⚠ e2e WebSocket SKIPPED: ${unavailable}\n`);
 const suite = unavailable === undefined || process.env.CI ? describe : describe.skip;
+// A skipped run says why in its title, not only in the warning above.
+const skipReason = unavailable === undefined || process.env.CI ? '' : ` — SKIPPED: ${unavailable}`;
 
 // Each function's first invocation loads its bundle in a fresh worker: generous ceilings, not expectations.
-suite('WebSocket relay over serverless offline', { timeout: 120_000 }, () => {
+suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000 }, () => {
   let offline: Offline;
   let storage: Storage;
   const clients: Client[] = [];
