@@ -7,7 +7,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Type as T, type TObject, type TSchema } from '@sinclair/typebox';
-import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { ENV_FIELDS, readEnv, setPath } from './env.js';
 import {
@@ -17,6 +16,7 @@ import {
   StorageConfigSchema,
   schemaProblems,
 } from './schema.js';
+import { type ConfigDocument, readConfigDocument } from './yaml.js';
 
 /** The variable naming the configuration file. */
 export const CONFIG_FILE_VARIABLE = 'STORAGE_CONFIG';
@@ -158,9 +158,7 @@ export interface LoadConfigOptions {
  */
 export function loadConfig(options: LoadConfigOptions = {}): StorageConfig {
   const env = options.env ?? process.env;
-  const named = options.file ?? (env[CONFIG_FILE_VARIABLE] || undefined);
-  const source = named ?? DEFAULT_CONFIG_FILE;
-  const path = resolve(options.cwd ?? process.cwd(), source);
+  const { named, source, path } = configFileLocation(options);
   let text: string | undefined;
   try {
     text = readFileSync(path, 'utf8');
@@ -197,6 +195,21 @@ export function loadConfig(options: LoadConfigOptions = {}): StorageConfig {
   return config;
 }
 
+/**
+ * Where `loadConfig(options)` looks for the file: `path` (absolute), `source` as named in
+ * messages, and `named` when it must exist (an explicit file or `STORAGE_CONFIG`).
+ */
+export function configFileLocation(options: LoadConfigOptions = {}): {
+  named: string | undefined;
+  source: string;
+  path: string;
+} {
+  const env = options.env ?? process.env;
+  const named = options.file ?? (env[CONFIG_FILE_VARIABLE] || undefined);
+  const source = named ?? DEFAULT_CONFIG_FILE;
+  return { named, source, path: resolve(options.cwd ?? process.cwd(), source) };
+}
+
 export interface ParsedConfigFile {
   /** The file's valid settings as `StorageConfig` fields (no defaults, no environment). */
   input: StorageConfigInput;
@@ -219,22 +232,20 @@ export function parseConfigFile(
   text: string,
   { env = process.env, source = DEFAULT_CONFIG_FILE }: { env?: NodeJS.ProcessEnv; source?: string } = {},
 ): ParsedConfigFile {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  return parseConfigDocument(readConfigDocument(text, source), { env, source });
+}
+
+/** `parseConfigFile()` after the YAML is read: the same checks on the file's document. */
+export function parseConfigDocument(
+  doc: ConfigDocument,
+  { env = process.env, source = DEFAULT_CONFIG_FILE }: { env?: NodeJS.ProcessEnv; source?: string } = {},
+): ParsedConfigFile {
   const where = (path: string): string => {
-    const node = doc.getIn(path.split('.'), true) as { range?: [number, number, number] } | undefined;
-    const offset = node?.range?.[0];
-    return offset === undefined ? '' : ` (${source}:${lines.linePos(offset).line})`;
+    const line = Object.hasOwn(doc.lines, path) ? doc.lines[path] : undefined;
+    return line === undefined ? '' : ` (${source}:${line})`;
   };
-  if (doc.errors.length > 0) {
-    const problems = doc.errors.map((error) => {
-      const at = error.linePos?.[0];
-      const message = error.message.replace(/ at line \d+, column \d+[\s\S]*$/, '');
-      return at ? `${source}:${at.line}:${at.col}: ${message}` : `${source}: ${message}`;
-    });
-    return { input: {}, keys: new Set(), where, problems };
-  }
-  const raw = (doc.toJS({ maxAliasCount: 100 }) ?? {}) as unknown;
+  if (doc.problems.length > 0) return { input: {}, keys: new Set(), where, problems: [...doc.problems] };
+  const raw = (doc.value ?? {}) as unknown;
 
   const problems: string[] = [];
   const value = interpolate(raw, [], env, problems);

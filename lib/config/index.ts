@@ -5,11 +5,13 @@ export { applyEnv, configFromEnv, ENV_FIELDS } from './env.js';
 export {
   CONFIG_FILE_VARIABLE,
   ConfigFileSchema,
+  configFileLocation,
   DEFAULT_CONFIG_FILE,
   FILE_FIELDS,
   type LoadConfigOptions,
   loadConfig,
   type ParsedConfigFile,
+  parseConfigDocument,
   parseConfigFile,
 } from './file.js';
 export {
@@ -21,6 +23,7 @@ export {
   StorageConfigSchema,
   schemaProblems,
 } from './schema.js';
+export { type ConfigDocument, readConfigDocument } from './yaml.js';
 
 /** Events kept on `channel`: the first `events.maxHistoryByChannel` glob it matches, else `events.maxHistory`. */
 export function maxHistoryFor(config: StorageConfig): (channel: string) => number {
