@@ -1,0 +1,274 @@
+/** The terminal table and the markdown report of one run. */
+import { spread } from './measure.js';
+import type { BenchResults } from './results.js';
+import { int, kb, ms, ratio, table } from './table.js';
+import { find, overhead } from './targets.js';
+
+const R = 'right' as const;
+const L = 'left' as const;
+
+/** The matrix: one line per backend and op, sequential and concurrency-8 columns, ratio to the raw driver. */
+export function matrixTable(results: BenchResults): string {
+  const backends = [...new Set(results.latency.map((r) => r.backend))];
+  const ops = [...new Set(results.latency.map((r) => r.op))];
+  const rows: string[][] = [];
+  for (const backend of backends) {
+    for (const op of ops) {
+      const one = find(results.latency, backend, op, 1);
+      const eight = find(results.latency, backend, op, 8);
+      if (!one && !eight) continue;
+      rows.push([
+        backend,
+        op,
+        ms(one?.p50),
+        ms(one?.p99),
+        int(one?.opsPerSec),
+        ms(eight?.p50),
+        ms(eight?.p99),
+        int(eight?.opsPerSec),
+        ratio(overhead(results, backend, op)),
+      ]);
+    }
+  }
+  return table(
+    ['backend', 'operation', 'p50 ms', 'p99 ms', 'ops/s', 'p50 ms c8', 'p99 ms c8', 'ops/s c8', 'vs raw'],
+    rows,
+    [L, L, R, R, R, R, R, R, R],
+  );
+}
+
+export function peersTables(results: BenchResults): string {
+  const kv = results.peers.kv.map((r) => {
+    const ours = find(
+      results.latency,
+      r.backend === '@keyv/redis' ? 'redis' : 'postgresql (pg)',
+      r.op,
+      r.concurrency,
+    );
+    return [
+      r.backend,
+      r.op,
+      String(r.concurrency),
+      ms(r.p50),
+      int(r.opsPerSec),
+      ms(ours?.p50),
+      int(ours?.opsPerSec),
+      ratio(ours ? ours.opsPerSec / r.opsPerSec : undefined),
+    ];
+  });
+  const queue = results.peers.queue.map((r) => [
+    r.system,
+    String(r.consumers),
+    int(r.jobs),
+    int(r.jobsPerSec),
+  ]);
+  return [
+    table(
+      [
+        'peer',
+        'operation',
+        'concurrency',
+        'peer p50 ms',
+        'peer ops/s',
+        'ours p50 ms',
+        'ours ops/s',
+        'ours / peer',
+      ],
+      kv,
+      [L, L, R, R, R, R, R, R],
+    ),
+    table(['queue (send + process N jobs)', 'consumers', 'jobs', 'jobs/s'], queue, [L, R, R, R]),
+  ].join('\n\n');
+}
+
+export function scaleTables(results: BenchResults): string {
+  const parts: string[] = [];
+  if (results.scale.keys.length > 0) {
+    parts.push(
+      table(
+        ['backend', 'keys', 'operation', 'p50 ms', 'p99 ms', 'setup s'],
+        results.scale.keys.map((r) => [
+          r.backend,
+          int(r.keys),
+          r.op,
+          ms(r.p50),
+          ms(r.p99),
+          r.setupSeconds.toFixed(1),
+        ]),
+        [L, R, L, R, R, R],
+      ),
+    );
+  }
+  if (results.scale.queue.length > 0) {
+    parts.push(
+      table(
+        ['queue', 'consumers', 'jobs', 'jobs/s'],
+        results.scale.queue.map((r) => [r.system, String(r.consumers), int(r.jobs), int(r.jobsPerSec)]),
+        [L, R, R, R],
+      ),
+    );
+  }
+  if (results.scale.sweep.length > 0) {
+    parts.push(
+      table(
+        [
+          'sweep',
+          'expired rows',
+          'seconds',
+          'rows/s',
+          'setup s',
+          'get p50 / p99 idle',
+          'get p50 / p99 during sweep',
+        ],
+        results.scale.sweep.map((s) => [
+          s.backend,
+          int(s.rows),
+          s.seconds.toFixed(2),
+          int(s.rowsPerSec),
+          s.setupSeconds.toFixed(1),
+          `${ms(s.idle.p50)} / ${ms(s.idle.p99)} ms`,
+          `${ms(s.during.p50)} / ${ms(s.during.p99)} ms`,
+        ]),
+        [L, R, R, R, R, R, R],
+      ),
+    );
+  }
+  return parts.join('\n\n');
+}
+
+export function lambdaTables(results: BenchResults): string {
+  const lambda = results.lambda;
+  if (!lambda) return '';
+  return [
+    table(
+      ['function', 'bundle (.mjs)', 'zip', 'cold import ms', 'cold process ms'],
+      lambda.functions.map((f) => [
+        f.name,
+        kb(f.bundleBytes),
+        kb(f.zipBytes),
+        ms(f.coldImportMs),
+        ms(f.coldProcessMs),
+      ]),
+      [L, R, R, R, R],
+    ),
+    table(
+      ['warm handler', 'backend', 'handler p50 / p99 ms', 'store op p50 / p99 ms', 'overhead p50 ms'],
+      lambda.warm.map((w) => [
+        w.route,
+        w.backend,
+        `${ms(w.handler.p50)} / ${ms(w.handler.p99)}`,
+        `${ms(w.store.p50)} / ${ms(w.store.p99)}`,
+        ms(w.overheadP50),
+      ]),
+      [L, L, R, R, R],
+    ),
+  ].join('\n\n');
+}
+
+export function targetsTable(results: BenchResults): string {
+  return table(
+    ['target', 'goal', 'this run', 'status'],
+    results.targets.map((t) => [
+      t.name,
+      t.target,
+      t.note ? `${t.actual} (${t.note})` : t.actual,
+      t.met === undefined ? 'not measured' : t.met ? 'met' : 'MISSED',
+    ]),
+  );
+}
+
+/** The noise: how far apart the repetitions' p50s were, over every latency row. */
+export function noise(
+  results: BenchResults,
+): { median: number; worst: number; worstRow: string } | undefined {
+  const rows = [...results.latency, ...results.peers.kv].filter((r) => r.reps.length > 1);
+  if (rows.length === 0) return undefined;
+  const spreads = rows
+    .map((r) => ({ s: spread(r), label: `${r.backend} ${r.op} c${r.concurrency}` }))
+    .sort((a, b) => a.s - b.s);
+  const worst = spreads[spreads.length - 1]!;
+  return { median: spreads[spreads.length >> 1]!.s, worst: worst.s, worstRow: worst.label };
+}
+
+function header(results: BenchResults): string {
+  const m = results.meta;
+  const v = m.versions;
+  return [
+    `${m.mode} run, ${m.date}, ${m.durationSeconds} s`,
+    `machine: ${m.machine.cpu}, ${m.machine.cores} cores, ${m.machine.memoryGiB} GiB, ${m.machine.os}, load ${m.machine.load.join(' ')}`,
+    `versions: node ${v.node}, Redis ${v.redis ?? '?'}, PostgreSQL ${v.postgresql ?? '?'}, ioredis ${v.ioredis}, pg ${v.pg}, @neondatabase/serverless ${v['@neondatabase/serverless']}`,
+    `pinning: ${m.pinned}`,
+    `each measurement: ${m.budget.warmup} warm-up calls, then up to ${int(m.budget.iterations)} calls or ${m.budget.maxMs} ms; ${m.reps} repetition(s), medians reported`,
+  ].join('\n');
+}
+
+export function renderTerminal(results: BenchResults): string {
+  const sections = [
+    header(results),
+    matrixTable(results),
+    results.peers.kv.length + results.peers.queue.length > 0 ? peersTables(results) : '',
+    scaleTables(results),
+    lambdaTables(results),
+    targetsTable(results),
+    results.meta.skipped.length > 0
+      ? `not run:\n${results.meta.skipped.map((s) => `  ${s.split('\n')[0]}`).join('\n')}`
+      : '',
+  ];
+  return `\n${sections.filter(Boolean).join('\n\n')}\n`;
+}
+
+export function renderMarkdown(results: BenchResults, svgName: string): string {
+  const m = results.meta;
+  const n = noise(results);
+  const v = m.versions;
+  const lines = [
+    `# Kubently Storage benchmarks (${m.mode} run)`,
+    '',
+    '```',
+    header(results),
+    '```',
+    '',
+    `![p50 latency per operation and backend, log scale](${svgName})`,
+    '',
+    '## Hot operations',
+    '',
+    'p50 / p99 per call and ops/s, sequential (one caller) and at concurrency 8 (eight callers on one',
+    'storage). "vs raw" is the library p50 over the raw driver\'s p50 for the same round trips, sequential.',
+    "PostgreSQL pools hold up to 8 connections on both sides. Pub/sub is publish → the subscriber's handler.",
+    '',
+    matrixTable(results),
+    '',
+    '## Peers',
+    '',
+    `Keyv ${v.keyv} with @keyv/redis ${v['@keyv/redis']} and @keyv/postgres ${v['@keyv/postgres']}; BullMQ ${v.bullmq}; pg-boss ${v['pg-boss']}.`,
+    '',
+    peersTables(results),
+    '',
+    '## How cost grows',
+    '',
+    scaleTables(results),
+    '',
+    '## Lambda',
+    '',
+    results.lambda
+      ? `Bundles from ${results.lambda.source}${results.lambda.packageSeconds > 0 ? ` (${results.lambda.packageSeconds.toFixed(1)} s)` : ''}. Cold import: a fresh \`node\` process timing \`import()\` of the extracted handler; cold process: spawn to loaded. Warm: the bundled handler invoked in-process with an API Gateway v2 event.`
+      : 'Not measured in this run.',
+    '',
+    lambdaTables(results),
+    '',
+    '## Targets',
+    '',
+    targetsTable(results),
+    '',
+    '## Noise',
+    '',
+    n
+      ? `Across repetitions, the largest p50 over the smallest was ${ratio(n.median)} for the median row and ${ratio(n.worst)} at worst (${n.worstRow}).`
+      : 'One repetition per measurement: no spread to report.',
+    `Loopback round trips on this shared 2-core machine vary up to ~3× with what else runs; ${m.pinned}.`,
+    ...m.notes.map((note) => `- ${note}`),
+    ...(m.skipped.length > 0 ? ['', '## Not run', '', ...m.skipped.map((s) => `- ${s.split('\n')[0]}`)] : []),
+    '',
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,101 @@
+/** The shape of `bench/results/latest.json`: everything one run measured, and how. */
+import type { Measured } from './measure.js';
+
+/** One operation on one backend (or a raw driver, or a peer library) at one concurrency. */
+export interface LatencyRow extends Measured {
+  /** `redis`, `postgresql (pg)`, …, `ioredis (raw)`, `@keyv/redis`. */
+  backend: string;
+  /** The matrix's operation name: `kv.get`, `queue pop`, … */
+  op: string;
+  concurrency: number;
+}
+
+/** Jobs sent and processed by a queue system in one timed run. */
+export interface ThroughputRow {
+  /** `kubently (redis)`, `BullMQ`, `pg-boss`, … */
+  system: string;
+  consumers: number;
+  jobs: number;
+  /** Median over repetitions. */
+  jobsPerSec: number;
+  reps: number[];
+}
+
+export interface ScaleRow {
+  backend: string;
+  keys: number;
+  op: string;
+  p50: number;
+  p99: number;
+  /** Seconds spent loading the keys up to this size (not part of the measured latency). */
+  setupSeconds: number;
+}
+
+export interface SweepResult {
+  backend: string;
+  rows: number;
+  /** Seconds the sweep took, and rows removed per second. */
+  seconds: number;
+  rowsPerSec: number;
+  /** Seconds spent inserting the expired rows (not measured). */
+  setupSeconds: number;
+  /** kv.get p50 / p99 on live keys with nothing else running, and while the sweep runs. */
+  idle: { p50: number; p99: number };
+  during: { p50: number; p99: number };
+}
+
+export interface FunctionRow {
+  name: string;
+  /** The handler's .mjs in the zip (source map excluded). */
+  bundleBytes: number;
+  zipBytes: number;
+  /** Median ms for `import()` of the handler in a fresh node process (module load + top-level code). */
+  coldImportMs: number;
+  /** Median ms from spawning `node` to the handler being loaded (process start included). */
+  coldProcessMs: number;
+}
+
+export interface WarmHandler {
+  /** The route invoked and the backend behind it. */
+  route: string;
+  backend: string;
+  /** The bundled handler invoked in-process with an API Gateway event. */
+  handler: { p50: number; p99: number };
+  /** The same store operation called on the library directly. */
+  store: { p50: number; p99: number };
+  /** handler p50 − store p50. */
+  overheadP50: number;
+}
+
+export interface TargetRow {
+  name: string;
+  target: string;
+  actual: string;
+  /** undefined: not measured in this run. */
+  met: boolean | undefined;
+  note?: string;
+}
+
+export interface BenchResults {
+  meta: {
+    date: string;
+    mode: 'full' | 'quick';
+    /** `taskset -c 0` for the benchmark process, or why not. */
+    pinned: string;
+    reps: number;
+    budget: { warmup: number; iterations: number; maxMs: number };
+    machine: { cpu: string; cores: number; memoryGiB: number; os: string; load: number[] };
+    versions: Record<string, string>;
+    durationSeconds: number;
+    /** Suites that could not run, and why. */
+    skipped: string[];
+    notes: string[];
+  };
+  latency: LatencyRow[];
+  peers: { kv: LatencyRow[]; queue: ThroughputRow[] };
+  scale: { keys: ScaleRow[]; queue: ThroughputRow[]; sweep: SweepResult[] };
+  lambda:
+    | { functions: FunctionRow[]; warm: WarmHandler[]; packageSeconds: number; source: string }
+    | undefined;
+  targets: TargetRow[];
+}

@@ -1,0 +1,126 @@
+/**
+ * The targets the suite is designed toward, judged against one run's numbers. Each is reported
+ * as met, missed or not measured; none of them ever fails a run.
+ */
+import type { BenchResults, LatencyRow, TargetRow } from './results.js';
+import { int, kb, ms, ratio } from './table.js';
+
+/** The library backend each raw baseline stands beside. */
+export const RAW_OF: Record<string, string> = {
+  redis: 'ioredis (raw)',
+  'postgresql (pg)': 'pg (raw)',
+  'postgresql (neon)': 'neon (raw)',
+};
+
+export function find(
+  rows: LatencyRow[],
+  backend: string,
+  op: string,
+  concurrency = 1,
+): LatencyRow | undefined {
+  return rows.find((r) => r.backend === backend && r.op === op && r.concurrency === concurrency);
+}
+
+/** Library p50 over raw-driver p50 for one op, or undefined when either was not measured. */
+export function overhead(
+  results: BenchResults,
+  backend: string,
+  op: string,
+  concurrency = 1,
+): number | undefined {
+  const lib = find(results.latency, backend, op, concurrency);
+  const raw = find(results.latency, RAW_OF[backend] ?? '', op, concurrency);
+  return lib && raw ? lib.p50 / raw.p50 : undefined;
+}
+
+const PG_LATENCY: [op: string, limitMs: number][] = [
+  ['kv.get', 0.25],
+  ['kv.set', 0.5],
+  ['session create', 1],
+  ['queue pop', 0.6],
+  ['pub/sub', 0.5],
+];
+
+export function evaluateTargets(results: BenchResults): TargetRow[] {
+  const out: TargetRow[] = [];
+  const ops = [...new Set(results.latency.map((r) => r.op))];
+
+  for (const backend of Object.keys(RAW_OF)) {
+    const ratios = ops
+      .map((op) => [op, overhead(results, backend, op)] as const)
+      .filter((entry): entry is readonly [string, number] => entry[1] !== undefined);
+    const worst = ratios.filter(([, r]) => r > 1.1).map(([op]) => op);
+    out.push({
+      name: `library vs raw driver, ${backend}`,
+      target: '≤ 1.10× per op (p50, sequential)',
+      actual: ratios.length === 0 ? 'not measured' : ratios.map(([op, r]) => `${op} ${ratio(r)}`).join(', '),
+      met: ratios.length === 0 ? undefined : worst.length === 0,
+      ...(worst.length > 0 ? { note: `over: ${worst.join(', ')}` } : {}),
+    });
+  }
+
+  for (const [op, limit] of PG_LATENCY) {
+    const row = find(results.latency, 'postgresql (pg)', op);
+    out.push({
+      name: `PostgreSQL (pg) p50 ${op}`,
+      target: `≤ ${limit} ms`,
+      actual: row ? `${ms(row.p50)} ms` : 'not measured',
+      met: row ? row.p50 <= limit : undefined,
+    });
+  }
+
+  const queue = (system: string) => results.peers.queue.find((r) => r.system === system);
+  const queueTarget = (name: string, ours: string, peer: string, factor: number) => {
+    const a = queue(ours);
+    const b = queue(peer);
+    const r = a && b ? a.jobsPerSec / b.jobsPerSec : undefined;
+    out.push({
+      name,
+      target: `≥ ${factor}× ${peer} (jobs/s, ${a?.consumers ?? 8} consumers)`,
+      actual: a && b ? `${int(a.jobsPerSec)} vs ${int(b.jobsPerSec)} jobs/s = ${ratio(r)}` : 'not measured',
+      met: r === undefined ? undefined : r >= factor,
+    });
+  };
+  queueTarget('PostgreSQL queue vs pg-boss', 'kubently (postgresql)', 'pg-boss', 2);
+  queueTarget('Redis queue vs BullMQ', 'kubently (redis)', 'BullMQ', 1);
+
+  const kvTarget = (ours: string, peer: string, factor: number) => {
+    const pairs = (['kv.get', 'kv.set'] as const).flatMap((op) =>
+      [1, 8].map((c) => {
+        const a = find(results.latency, ours, op, c);
+        const b = find(results.peers.kv, peer, op, c);
+        return a && b ? ([`${op} c${c}` as string, a.opsPerSec / b.opsPerSec] as const) : undefined;
+      }),
+    );
+    const got = pairs.filter((p): p is readonly [string, number] => p !== undefined);
+    const low = got.filter(([, r]) => r < factor).map(([label]) => label);
+    out.push({
+      name: `kv on ${ours} vs ${peer}`,
+      target: `≥ ${factor}× (ops/s)`,
+      actual: got.length === 0 ? 'not measured' : got.map(([label, r]) => `${label} ${ratio(r)}`).join(', '),
+      met: got.length === 0 ? undefined : low.length === 0,
+      ...(low.length > 0 ? { note: `under: ${low.join(', ')}` } : {}),
+    });
+  };
+  kvTarget('redis', '@keyv/redis', 1.2);
+  kvTarget('postgresql (pg)', '@keyv/postgres', 1.5);
+
+  const warm = results.lambda?.warm ?? [];
+  out.push({
+    name: 'warm handler overhead',
+    target: '≤ 0.15 ms (p50, handler minus store op)',
+    actual:
+      warm.length === 0 ? 'not measured' : warm.map((w) => `${w.route} ${ms(w.overheadP50)} ms`).join(', '),
+    met: warm.length === 0 ? undefined : warm.every((w) => w.overheadP50 <= 0.15),
+  });
+
+  const fns = results.lambda?.functions ?? [];
+  const biggest = fns.reduce((max, f) => Math.max(max, f.bundleBytes), 0);
+  out.push({
+    name: 'bundle size per function',
+    target: '≤ 400 KB without the AWS SDK',
+    actual: fns.length === 0 ? 'not measured' : `largest ${kb(biggest)} (${fns.length} functions)`,
+    met: fns.length === 0 ? undefined : biggest <= 400_000,
+  });
+  return out;
+}

@@ -1,0 +1,258 @@
+/**
+ * The seed's matrix: six hot operations on every backend, sequentially and at concurrency 8,
+ * and the same round trips through the raw drivers (ioredis; `pg` and the Neon Pool running
+ * hand-written statements over tables like the library's) for the overhead ratios.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { Storage } from '../../lib/storage/index.js';
+import { BACKENDS, type BackendName, type Context, DATABASE_URL, PG_POOL } from '../lib/context.js';
+import { measure } from '../lib/measure.js';
+
+export const OPS = ['kv.get', 'kv.set', 'session create', 'queue pop', 'pub/sub', 'cluster active'] as const;
+export type Op = (typeof OPS)[number];
+export const CONCURRENCY = [1, 8];
+
+/** Each op of the matrix as a function of a call number. */
+type OpTable = Record<Op, (i: number) => Promise<unknown>>;
+
+const VALUE = { cluster: 'prod', pods: 42, ready: true, labels: { app: 'api', tier: 'backend' } };
+const TEXT = JSON.stringify(VALUE);
+const KEYS = 100;
+
+/**
+ * Resolves when the subscriber has seen the message numbered `n`: publish → delivery latency,
+ * whatever the transport.
+ */
+class Deliveries {
+  private readonly waiting = new Map<number, () => void>();
+  wait(n: number): Promise<void> {
+    return new Promise((resolve) => this.waiting.set(n, resolve));
+  }
+  deliver(n: number): void {
+    const resolve = this.waiting.get(n);
+    this.waiting.delete(n);
+    resolve?.();
+  }
+}
+
+async function libraryOps(storage: Storage): Promise<OpTable> {
+  for (let i = 0; i < KEYS; i++) await storage.kv.set(`k${i}`, VALUE);
+  await storage.sessions.create({ clusterId: 'bench-active', ttl: 3600 });
+  const deliveries = new Deliveries();
+  const channel = `bench-${randomUUID()}`;
+  await storage.events.subscribe(channel, (event) => {
+    deliveries.deliver((event.message as { n: number }).n);
+  });
+  return {
+    'kv.get': (i) => storage.kv.get(`k${i % KEYS}`),
+    'kv.set': (i) => storage.kv.set(`k${i % KEYS}`, VALUE),
+    'session create': (i) => storage.sessions.create({ clusterId: `c${i % 10}`, userId: 'bench', ttl: 600 }),
+    'queue pop': async () => {
+      await storage.queues.send('bench', VALUE);
+      // Concurrent callers share the queue: a receive can find every visible message leased by another caller's claim for a moment.
+      for (;;) {
+        const [m] = await storage.queues.receive('bench');
+        if (m) return storage.queues.ack('bench', m.id, m.receipt);
+      }
+    },
+    'pub/sub': async (i) => {
+      const delivered = deliveries.wait(i);
+      await storage.events.publish(channel, { n: i, ...VALUE });
+      await delivered;
+    },
+    'cluster active': () => storage.sessions.isClusterActive('bench-active'),
+  };
+}
+
+async function rawRedisOps(ctx: Context): Promise<OpTable> {
+  const client: Redis = ctx.redis();
+  const subscriber: Redis = ctx.redis();
+  const p = `${ctx.prefix}raw:`;
+  for (let i = 0; i < KEYS; i++) await client.set(`${p}kv:${i}`, TEXT);
+  await client.zadd(`${p}{s}:clusters`, Date.now() + 3_600_000, 'bench-active');
+  const deliveries = new Deliveries();
+  const channel = `${p}events`;
+  await subscriber.subscribe(channel);
+  subscriber.on('message', (_channel: string, message: string) => {
+    deliveries.deliver((JSON.parse(message) as { n: number }).n);
+  });
+  return {
+    'kv.get': async (i) => JSON.parse((await client.get(`${p}kv:${i % KEYS}`)) ?? 'null'),
+    'kv.set': (i) => client.set(`${p}kv:${i % KEYS}`, JSON.stringify(VALUE)),
+    // One MULTI: the session hash with its expiry, and the cluster's score.
+    'session create': (i) => {
+      const id = randomUUID();
+      const now = Date.now();
+      return client
+        .multi()
+        .hset(`${p}{s}:sess:${id}`, 'c', `c${i % 10}`, 'u', 'bench', 'd', '{}', 't', now, 'e', now + 600_000)
+        .pexpire(`${p}{s}:sess:${id}`, 600_000)
+        .zadd(`${p}{s}:clusters`, now + 600_000, `c${i % 10}`)
+        .exec();
+    },
+    // The reliable-queue pattern: push, move to a processing list, remove from it.
+    'queue pop': async () => {
+      await client.lpush(`${p}{q}:ready`, JSON.stringify({ id: randomUUID(), payload: VALUE }));
+      const item = await client.lmove(`${p}{q}:ready`, `${p}{q}:leased`, 'RIGHT', 'LEFT');
+      if (item) await client.lrem(`${p}{q}:leased`, 1, item);
+    },
+    'pub/sub': async (i) => {
+      const delivered = deliveries.wait(i);
+      await client.publish(channel, JSON.stringify({ n: i, ...VALUE }));
+      await delivered;
+    },
+    'cluster active': async () =>
+      Number(await client.zscore(`${p}{s}:clusters`, 'bench-active')) > Date.now(),
+  };
+}
+
+/** The tables a careful hand-written version would use: the library's kv and sessions tables, and a minimal queue. */
+const RAW_DDL = (s: string) => `
+  CREATE SCHEMA "${s}";
+  CREATE TABLE "${s}".kv_store (key text COLLATE "C" PRIMARY KEY, value text NOT NULL, expires_at timestamptz);
+  CREATE TABLE "${s}".sessions (session_id text COLLATE "C" PRIMARY KEY, cluster_id text COLLATE "C" NOT NULL,
+    user_id text, data text NOT NULL, created_at timestamptz NOT NULL, expires_at timestamptz NOT NULL);
+  CREATE INDEX ON "${s}".sessions (cluster_id, expires_at);
+  CREATE TABLE "${s}".queue (id bigserial PRIMARY KEY, payload text NOT NULL,
+    visible_at timestamptz NOT NULL DEFAULT now(), receipt text);
+  CREATE INDEX ON "${s}".queue (visible_at, id);`;
+
+/** A pool with `pg.Pool`'s query API: node-postgres, or the Neon driver's Pool. */
+type PoolLike = Pick<pg.Pool, 'query' | 'connect'>;
+
+async function rawPgOps(
+  ctx: Context,
+  pool: PoolLike,
+  listener: pg.ClientBase,
+  tag: string,
+): Promise<OpTable> {
+  const s = ctx.schema();
+  await pool.query(RAW_DDL(s));
+  const q = (name: string, text: string) => (values: unknown[]) =>
+    pool.query({ name: `${tag}_${name}`, text, values });
+  const get = q(
+    'get',
+    `SELECT value FROM "${s}".kv_store WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())`,
+  );
+  const set = q(
+    'set',
+    `INSERT INTO "${s}".kv_store (key, value) VALUES ($1, $2)
+     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`,
+  );
+  const create = q(
+    'create',
+    `INSERT INTO "${s}".sessions (session_id, cluster_id, user_id, data, created_at, expires_at)
+     VALUES ($1, $2, $3, $4, now(), now() + interval '10 minutes') RETURNING *`,
+  );
+  const send = q('send', `INSERT INTO "${s}".queue (payload) VALUES ($1)`);
+  const claim = q(
+    'claim',
+    `UPDATE "${s}".queue SET visible_at = now() + interval '30 seconds', receipt = $1
+     WHERE id = (SELECT id FROM "${s}".queue WHERE visible_at <= now() ORDER BY visible_at, id
+                 LIMIT 1 FOR UPDATE SKIP LOCKED)
+     RETURNING id, payload`,
+  );
+  const ack = q('ack', `DELETE FROM "${s}".queue WHERE id = $1 AND receipt = $2`);
+  const notify = q('notify', 'SELECT pg_notify($1, $2)');
+  const active = q(
+    'active',
+    `SELECT EXISTS (SELECT 1 FROM "${s}".sessions WHERE cluster_id = $1 AND expires_at > now()) AS active`,
+  );
+  for (let i = 0; i < KEYS; i++) await set([`k${i}`, TEXT]);
+  await create([randomUUID(), 'bench-active', null, '{}']);
+  await pool.query(`UPDATE "${s}".sessions SET expires_at = now() + interval '1 hour'`);
+  const deliveries = new Deliveries();
+  const channel = `${s}_events`;
+  await listener.query(`LISTEN "${channel}"`);
+  listener.on('notification', (n) => {
+    if (n.channel === channel && n.payload) deliveries.deliver((JSON.parse(n.payload) as { n: number }).n);
+  });
+  return {
+    'kv.get': async (i) => {
+      const { rows } = await get([`k${i % KEYS}`]);
+      return rows[0] && JSON.parse(rows[0].value);
+    },
+    'kv.set': (i) => set([`k${i % KEYS}`, JSON.stringify(VALUE)]),
+    'session create': (i) => create([randomUUID(), `c${i % 10}`, 'bench', '{}']),
+    'queue pop': async () => {
+      await send([JSON.stringify(VALUE)]);
+      for (;;) {
+        const receipt = randomUUID();
+        const { rows } = await claim([receipt]);
+        if (rows[0]) return ack([rows[0].id, receipt]);
+      }
+    },
+    'pub/sub': async (i) => {
+      const delivered = deliveries.wait(i);
+      await notify([channel, JSON.stringify({ n: i, ...VALUE })]);
+      await delivered;
+    },
+    'cluster active': async () => (await active(['bench-active'])).rows[0]?.active === true,
+  };
+}
+
+/** A Neon driver Pool through the local proxy, configured as the library configures its own. */
+async function neonPool(ctx: Context): Promise<{ pool: PoolLike; listener: pg.ClientBase }> {
+  const neon = await import('@neondatabase/serverless');
+  const ws = (await import('ws')).default;
+  const proxy = await ctx.wsProxy();
+  class LocalClient extends neon.Client {
+    constructor(config?: ConstructorParameters<typeof neon.Client>[0]) {
+      super(config);
+      this.neonConfig.webSocketConstructor = ws as never;
+      this.neonConfig.useSecureWebSocket = false;
+      this.neonConfig.wsProxy = (host, port) => `${proxy}?address=${host}:${port}`;
+      this.neonConfig.pipelineConnect = false;
+      this.neonConfig.coalesceWrites = false;
+    }
+  }
+  const pool = new neon.Pool({ connectionString: DATABASE_URL, max: PG_POOL });
+  pool.Client = LocalClient;
+  pool.on('error', () => {});
+  const listener = new LocalClient({ connectionString: DATABASE_URL });
+  await listener.connect();
+  ctx.defer(async () => {
+    await listener.end();
+    await pool.end();
+  });
+  return { pool: pool as unknown as PoolLike, listener: listener as unknown as pg.ClientBase };
+}
+
+async function runTable(ctx: Context, backend: string, ops: OpTable): Promise<void> {
+  for (const op of OPS) {
+    for (const concurrency of CONCURRENCY) {
+      const m = await measure(ops[op], ctx.budget, concurrency);
+      ctx.results.latency.push({ backend, op, concurrency, ...m });
+      ctx.log(
+        `  ${backend.padEnd(20)} ${op.padEnd(15)} c${concurrency}  p50 ${m.p50.toFixed(3)} ms  p99 ${m.p99.toFixed(3)} ms  ${Math.round(m.opsPerSec)} ops/s`,
+      );
+    }
+  }
+}
+
+export async function matrixSuite(ctx: Context): Promise<void> {
+  for (const backend of BACKENDS) {
+    const why = ctx.unavailable(backend);
+    if (why) {
+      ctx.skip(`matrix ${backend}`, why);
+      continue;
+    }
+    await runTable(ctx, backend, await libraryOps(await ctx.storage(backend)));
+    await rawBaseline(ctx, backend);
+  }
+}
+
+async function rawBaseline(ctx: Context, backend: BackendName): Promise<void> {
+  if (backend === 'redis') await runTable(ctx, 'ioredis (raw)', await rawRedisOps(ctx));
+  if (backend === 'postgresql (pg)') {
+    const listener = (await ctx.pgPool(1).connect()) as pg.ClientBase;
+    ctx.defer(async () => (listener as pg.PoolClient).release());
+    await runTable(ctx, 'pg (raw)', await rawPgOps(ctx, ctx.pgPool(), listener, 'pg'));
+  }
+  if (backend === 'postgresql (neon)') {
+    const { pool, listener } = await neonPool(ctx);
+    await runTable(ctx, 'neon (raw)', await rawPgOps(ctx, pool, listener, 'neon'));
+  }
+}
