@@ -220,6 +220,10 @@ export function createHybridDriver(
   const wanted = new Set<number>();
   /** Until when this process bypasses the cache because an invalidation could not be written. */
   let cacheSuspectUntil = 0;
+  /** Per backend: until when no other backend's journal is known to hold entries for it. */
+  const journalClean = new Map<BackendName, number>();
+  /** Bumped whenever this process journals: a check begun before that does not count as clean. */
+  let journalEpoch = 0;
 
   const member = (name: BackendName): Member => {
     const m = members.get(name);
@@ -357,43 +361,139 @@ export function createHybridDriver(
     return value;
   }
 
+  interface WriteOptions<T> {
+    /** Mirrored to the other backend under dual-write (default true). */
+    mirror?: boolean;
+    /**
+     * A state write (its entry says what the item now is; default true): while another
+     * backend's journal still holds entries for the primary, a write the primary took directly
+     * is journaled behind them, so their replay cannot undo it.
+     */
+    ordered?: boolean;
+    /**
+     * Entries that do not depend on the write's result (a queue to move): journaled on the
+     * fallback *before* it takes the write, so no write there is ever left unjournaled.
+     */
+    journalFirst?: JournalEntry[];
+    /** Takes a fallback write back when its journal entry could not be written (it fails). */
+    undo?: (d: Driver, result: T) => Promise<unknown>;
+  }
+
   /**
    * A write. `snapshot` says what the write left behind (computed only when needed): journaled
-   * durably in the fallback when the fallback served it, mirrored to the other backend when
-   * dual-write is on and `mirror` is set.
+   * durably in the fallback when the fallback served it, journaled behind waiting entries (see
+   * `ordered`), mirrored to the other backend when dual-write is on.
    */
   async function write<T>(
     type: DataType,
     op: string,
     run: (d: Driver) => Promise<T>,
     snapshot: (d: Driver, result: T) => Promise<JournalEntry[]> | JournalEntry[],
-    mirror = true,
+    options: WriteOptions<T> = {},
   ): Promise<T> {
-    const { value, served, primary } = await serve(type, op, (m) => run(m.driver));
+    const { mirror = true, ordered = true, journalFirst, undo } = options;
+    const target = primaryOf(type);
+    // Looked up alongside the write (not before it): a write is as fast as its backend.
+    const checking = ordered && fallbackOn && target.state === 'closed' ? waitingJournals(target) : undefined;
+    checking?.catch(() => {});
+    const { value, served, primary } = await serve(type, op, async (m) => {
+      if (journalFirst && m !== target) await journal(m, target.name, journalFirst, 'fallback');
+      return run(m.driver);
+    });
     if (served !== primary) {
+      if (journalFirst) return value;
       // Journaled before answering: an acknowledged write is always on the way to the primary.
-      // (Should the journal write fail, the write fails, but its copy stays on the fallback.)
-      await journal(served, primary.name, await snapshot(served.driver, value));
-    } else if (settings.sync.enabled && mirror) {
-      const to = otherOf(primary);
-      if (to) await dualWrite(primary, to, await snapshot(primary.driver, value));
+      const entries = await snapshot(served.driver, value);
+      try {
+        await journal(served, primary.name, entries, 'fallback');
+      } catch (error) {
+        if (isOutage(error)) open(served, error);
+        // Not acknowledged, so not left on the fallback either (best effort).
+        if (undo)
+          await withDeadline(undo(served.driver, value), deadlineOf(served), served.name).catch(() => {});
+        throw error;
+      }
+      return value;
     }
+    const waiting = checking ? await checking : [];
+    const to = settings.sync.enabled && mirror ? otherOf(primary) : undefined;
+    if (waiting.length === 0 && !to) return value;
+    const entries = await snapshot(primary.driver, value);
+    if (waiting.length > 0) {
+      // Behind the entries that wait (the primary already holds it: a failure here fails the
+      // write rather than acknowledging one a replay may undo).
+      for (const source of waiting) await journal(source, primary.name, entries, 'ordered');
+      scheduleReconcile(0);
+    }
+    if (to) await dualWrite(primary, to, entries);
     return value;
   }
 
+  /**
+   * The other backends whose journal holds entries for `target` (waiting or being replayed;
+   * entries requeued with a delay do not count). A clean answer is trusted for
+   * `journalCheckMs`; a journal that cannot be read counts as empty but is looked at again on
+   * the next write (its backend cannot take new entries while it does not answer).
+   */
+  async function waitingJournals(target: Member): Promise<Member[]> {
+    const now = Date.now();
+    if (now < (journalClean.get(target.name) ?? 0)) return [];
+    const epoch = journalEpoch;
+    let known = true;
+    const found = await Promise.all(
+      [...members.values()]
+        .filter((source) => source !== target)
+        .map(async (source) => {
+          if (source.state !== 'closed') {
+            known = false;
+            return undefined;
+          }
+          try {
+            const left = await withDeadline(
+              source.driver.queues.stats(JOURNAL_QUEUE),
+              deadlineOf(source),
+              source.name,
+            );
+            return left.depth - left.delayed + left.inFlight > 0 ? source : undefined;
+          } catch {
+            known = false;
+            return undefined;
+          }
+        }),
+    );
+    const waiting = found.filter((m): m is Member => m !== undefined);
+    if (waiting.length === 0 && known && epoch === journalEpoch && settings.journalCheckMs > 0) {
+      journalClean.set(target.name, now + settings.journalCheckMs);
+    }
+    return waiting;
+  }
+
+  /**
+   * Appends `entries` for `target` to `on`'s journal, each with a dedup id of its own so that a
+   * retried append (up to 3 attempts, outages only) never doubles an entry.
+   */
   async function journal(
     on: Member,
     target: BackendName,
     entries: JournalEntry[],
     kind: JournalRecord['kind'] = 'fallback',
   ): Promise<void> {
+    if (entries.length === 0) return;
+    journalClean.delete(target);
+    journalEpoch++;
     for (const entry of entries) {
       const record: JournalRecord = { v: 1, target, kind, entry };
-      await withDeadline(
-        on.driver.queues.send(JOURNAL_QUEUE, JSON.stringify(record), 0, undefined),
-        deadlineOf(on),
-        on.name,
-      );
+      const text = JSON.stringify(record);
+      const dedupId = `kst-journal:${randomUUID()}`;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await withDeadline(on.driver.queues.send(JOURNAL_QUEUE, text, 0, dedupId), deadlineOf(on), on.name);
+          break;
+        } catch (error) {
+          if (!isOutage(error) || attempt >= 3) throw error;
+          await sleep(25 * attempt);
+        }
+      }
     }
   }
 
@@ -687,9 +787,14 @@ export function createHybridDriver(
             const entry = mirror ? await currentState(record.entry, source.driver) : record.entry;
             const outcome = await applyEntry(entry, target.driver, source.driver, {
               sessionChanged: invalidate,
+              // Before each write of the entry, not only before the entry: a reconciler frozen
+              // between two writes of one entry (a session's keepAlive and create) makes neither.
+              guard: () => stillOurs(source, owner),
             });
-            // The fallback's copy goes once the primary has it, unless the fallback is a dual-write mirror.
-            if (!mirror && !settings.sync.enabled && outcome === 'done') {
+            // The fallback's copy goes once the primary has it, unless the fallback is a
+            // dual-write mirror (an `ordered` entry has no copy there).
+            const copied = record.kind === undefined || record.kind === 'fallback';
+            if (copied && !settings.sync.enabled && outcome === 'done') {
               cleanups.push(() => cleanSource(entry, source.driver));
             }
             return outcome;
@@ -700,6 +805,8 @@ export function createHybridDriver(
               ? await applying
               : await withDeadline(applying, settings.operationTimeoutMs * 10, target.name);
         } catch (error) {
+          // The lock may be another's now: nothing more, not even a requeue (the caller gives back).
+          if (error instanceof JournalBusy) throw error;
           stats.reconcile.errors++;
           emit('ReconcileError', 1, 'Count', { source: source.name, target: target.name });
           // The target went away again: this entry and the rest of the batch go back (the caller).
@@ -825,6 +932,14 @@ export function createHybridDriver(
   };
   const atMsOf = (expiry: Expiry | undefined): number | null =>
     expiry === undefined ? null : 'ttlMs' in expiry ? Date.now() + expiry.ttlMs : expiry.atMs;
+  /** Takes a fallback kv write back: the key goes while it still holds what the write left (`json`, or anything). */
+  const undoKv = async (d: Driver, key: string, json?: string) => {
+    if (json !== undefined) {
+      const now = await d.kv.getEntry(key);
+      if (now === undefined || JSON.stringify(now.value) !== JSON.stringify(JSON.parse(json))) return;
+    }
+    await d.kv.delete(key);
+  };
 
   const kv: KvDriver = {
     get: (key) => read('cache', 'kv.get', (d) => d.kv.get(key)),
@@ -835,6 +950,7 @@ export function createHybridDriver(
         'kv.set',
         (d) => d.kv.set(key, json, expiry, condition),
         (_d, ok) => (ok ? [{ t: 'kv', key, json, atMs: atMsOf(expiry) }] : []),
+        { undo: (d, ok) => (ok ? undoKv(d, key, json) : Promise.resolve()) },
       ),
     delete: (key) =>
       write(
@@ -858,6 +974,7 @@ export function createHybridDriver(
         'kv.incr',
         (d) => d.kv.incr(key, by),
         (d) => kvSnapshot(d, key),
+        { undo: (d) => undoKv(d, key) },
       ),
     getMany: (keys) => read('cache', 'kv.getMany', (d) => d.kv.getMany(keys)),
     setMany: (entries) =>
@@ -872,6 +989,7 @@ export function createHybridDriver(
             json: e.json,
             atMs: e.ttlMs === undefined ? null : Date.now() + e.ttlMs,
           })),
+        { undo: async (d) => Promise.all(entries.map((e) => undoKv(d, e.key, e.json))) },
       ),
   };
 
@@ -882,6 +1000,7 @@ export function createHybridDriver(
         'sessions.create',
         (d) => d.sessions.create(session),
         (_d, s) => [{ t: 'session', id: s.sessionId, session: s }],
+        { undo: (d, s) => d.sessions.end(s.sessionId) },
       );
       await invalidate(created.clusterId);
       return created;
@@ -957,8 +1076,8 @@ export function createHybridDriver(
         'queues',
         'queues.send',
         (d) => d.queues.send(queue, json, delayMs, dedupId),
-        () => queueJournal(queue),
-        false,
+        () => [],
+        { mirror: false, ordered: false, journalFirst: queueJournal(queue) },
       ),
     async receive(queue, max, visibilityMs, waitMs) {
       const { value, served } = await serve(
@@ -982,8 +1101,8 @@ export function createHybridDriver(
         'queues',
         'queues.redrive',
         (d) => d.queues.redrive(queue, limit),
-        () => queueJournal(queue),
-        false,
+        () => [],
+        { mirror: false, ordered: false, journalFirst: queueJournal(queue) },
       ),
   };
 
@@ -1004,7 +1123,7 @@ export function createHybridDriver(
         'events.publish',
         (d) => d.events.publish(channel, json, maxHistory),
         () => [{ t: 'event', channel, json, maxHistory }],
-        false,
+        { mirror: false, ordered: false },
       ),
     last: (channel) => onPrimary('events.last', (d) => d.events.last(channel)),
     history: (channel, after, limit) =>
@@ -1020,6 +1139,8 @@ export function createHybridDriver(
         'tokens.insert',
         (d) => d.tokens.insert(token),
         () => [{ t: 'token', token }],
+        // Nobody holds an unacknowledged token; its record must not verify on the fallback.
+        { undo: (d) => d.tokens.revoke(token.id) },
       ),
     findByHash: (hash) => readOwn('authentication', 'tokens.verify', (d) => d.tokens.findByHash(hash)),
     // Journaled even when the fallback did not know the token: it may live on the primary.
@@ -1040,6 +1161,8 @@ export function createHybridDriver(
         'audit.append',
         (d) => d.audit.append(entry),
         (_d, e) => [{ t: 'audit', entry: e }],
+        // Appends cannot undo one another: replayed in any order they are the same set.
+        { ordered: false },
       ),
     query: (query) => read('audit', 'audit.query', (d) => d.audit.query(query)),
   };
@@ -1054,6 +1177,7 @@ export function createHybridDriver(
         'connections.register',
         (d) => d.connections.register(connection),
         (_d, c) => [{ t: 'conn', id: c.connectionId, connection: c }],
+        { undo: (d, c) => d.connections.remove(c.connectionId) },
       ),
     get: (id) => read('pubsub', 'connections.get', (d) => d.connections.get(id)),
     subscribe: (id, channel, maxChannels) =>

@@ -37,9 +37,11 @@ export interface JournalRecord {
    * `fallback` (default): a write the fallback took for a primary that was down; the entry is
    * the write's result, replayed as it is. `mirror`: a dual-write the secondary missed; the
    * item's *current* state is copied from the source at replay, so a mirror that succeeded
-   * later is never overwritten by an older journaled one.
+   * later is never overwritten by an older journaled one. `ordered`: a write the primary took
+   * directly while older entries for it still waited in this journal; replayed as it is, after
+   * them, so the replay ends on it (the fallback holds no copy of it to remove).
    */
-  kind?: 'fallback' | 'mirror';
+  kind?: 'fallback' | 'mirror' | 'ordered';
   entry: JournalEntry;
 }
 
@@ -100,15 +102,26 @@ export async function cleanSource(entry: JournalEntry, source: Driver): Promise<
   }
 }
 
+export interface ApplyHooks {
+  sessionChanged?: (clusterId: string) => Promise<void>;
+  /**
+   * Awaited before every write to the target; throws to stop (a reconciler whose journal lock
+   * may have passed to another makes no further write, not even the second of one entry).
+   */
+  guard?: () => Promise<void>;
+}
+
 /** Applies one entry to `target`, reading `source` where the entry points at data (queues). */
 export async function applyEntry(
   entry: JournalEntry,
   target: Driver,
   source: Driver,
-  hooks: { sessionChanged?: (clusterId: string) => Promise<void> } = {},
+  hooks: ApplyHooks = {},
 ): Promise<'done' | 'pending'> {
+  const guard = hooks.guard ?? (async () => {});
   switch (entry.t) {
     case 'kv':
+      await guard();
       if (entry.json === null) await target.kv.delete(entry.key);
       else
         await target.kv.set(
@@ -121,18 +134,21 @@ export async function applyEntry(
     case 'session': {
       if (entry.session === null) {
         const before = await target.sessions.get(entry.id);
+        await guard();
         await target.sessions.end(entry.id);
         if (before) await hooks.sessionChanged?.(before.clusterId);
         return 'done';
       }
       const s = entry.session;
       const ttlMs = Date.parse(s.expiresAt) - Date.now();
+      await guard();
       if (ttlMs <= 0) {
         await target.sessions.end(s.sessionId);
       } else {
         // keepAlive first: the session stays live on the target throughout (no end/create gap).
         const kept = await target.sessions.keepAlive(s.sessionId, ttlMs);
         if (!kept) {
+          await guard();
           await target.sessions.create({
             sessionId: s.sessionId,
             clusterId: s.clusterId,
@@ -149,6 +165,7 @@ export async function applyEntry(
     }
     case 'token':
       if (!(await target.tokens.findByHash(entry.token.hash))) {
+        await guard();
         try {
           await target.tokens.insert(entry.token);
         } catch (error) {
@@ -158,10 +175,12 @@ export async function applyEntry(
       }
       return 'done';
     case 'revoke':
+      await guard();
       await target.tokens.revoke(entry.id);
       return 'done';
     case 'audit': {
       const e = entry.entry;
+      await guard();
       await target.audit.append({
         identity: e.identity,
         action: e.action,
@@ -173,13 +192,15 @@ export async function applyEntry(
       return 'done';
     }
     case 'queue':
-      return moveQueue(entry.queue, source, target);
+      return moveQueue(entry.queue, source, target, guard);
     case 'event':
+      await guard();
       await target.events.publish(entry.channel, entry.json, entry.maxHistory);
       return 'done';
     case 'conn': {
       const c = entry.connection;
       const ttlMs = c === null ? 0 : Date.parse(c.expiresAt) - Date.now();
+      await guard();
       if (c === null || ttlMs <= 0) {
         await target.connections.remove(entry.id);
         return 'done';
@@ -191,7 +212,10 @@ export async function applyEntry(
         resources: c.resources,
         ttlMs,
       });
-      for (const channel of c.channels) await target.connections.subscribe(c.connectionId, channel, 100);
+      for (const channel of c.channels) {
+        await guard();
+        await target.connections.subscribe(c.connectionId, channel, 100);
+      }
       return 'done';
     }
   }
@@ -205,12 +229,19 @@ export async function applyEntry(
  * leased one during the outage acks it on the source, by its receipt; one whose lease ends is
  * moved by a later pass).
  */
-async function moveQueue(queue: string, source: Driver, target: Driver): Promise<'done' | 'pending'> {
+async function moveQueue(
+  queue: string,
+  source: Driver,
+  target: Driver,
+  guard: () => Promise<void>,
+): Promise<'done' | 'pending'> {
   for (;;) {
+    await guard();
     const batch = await source.queues.receive(queue, 100, 60_000, 0);
     if (batch.length === 0) break;
     for (const [index, message] of batch.entries()) {
       try {
+        await guard();
         await target.queues.send(queue, JSON.stringify(message.payload), 0, `kst-hybrid-move:${message.id}`);
         await source.queues.ack(queue, message.id, message.receipt);
       } catch (error) {

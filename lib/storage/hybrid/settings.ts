@@ -47,6 +47,12 @@ export interface HybridOptions {
   journalLockMs?: number;
   /** How often an open breaker probes its backend's health check (default 250 ms: at most 4 per second). */
   probeIntervalMs?: number;
+  /**
+   * How long a container trusts that no other backend's journal holds entries for a backend
+   * before it looks again (default 250 ms; 0 = look on every write). While entries wait, a write
+   * the primary takes directly is journaled behind them, so the replay cannot undo it.
+   */
+  journalCheckMs?: number;
   /** `isClusterActive` read-through cache: longest a positive answer is kept (default 10 s), negative (default 1 s, 0 = never). */
   cache?: { enabled?: boolean; ttlMs?: number; negativeTtlMs?: number };
   /** Dual-write: attempts of a failed secondary write before it goes to the durable journal (default 3). */
@@ -65,6 +71,7 @@ export interface HybridSettings {
   firstUseTimeoutMs: number;
   journalLockMs: number;
   probeIntervalMs: number;
+  journalCheckMs: number;
   cache: { enabled: boolean; ttlMs: number; negativeTtlMs: number };
   syncAttempts: number;
   /** Dual-write: a secondary write that failed its attempts is retried from the journal after this (`migration.syncInterval`). */
@@ -97,6 +104,7 @@ export function hybridSettings(config: StorageConfig, options: HybridOptions = {
     firstUseTimeoutMs: Math.max(options.firstUseTimeoutMs ?? 5000, options.operationTimeoutMs ?? 500),
     journalLockMs: Math.max(options.journalLockMs ?? 30_000, 1000),
     probeIntervalMs: Math.max(options.probeIntervalMs ?? 250, 200),
+    journalCheckMs: Math.max(options.journalCheckMs ?? 250, 0),
     cache: {
       enabled: options.cache?.enabled ?? true,
       ttlMs: options.cache?.ttlMs ?? 10_000,
