@@ -6,7 +6,8 @@
  */
 import middy from '@middy/core';
 import type { TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+// By name: the `Value` object holds every value function (cast, convert, diff, …).
+import { Errors } from '@sinclair/typebox/errors';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { allows, authenticate, authorize, type Principal, requestToken } from '../../lib/auth.js';
 import { ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError } from '../../lib/errors.js';
@@ -220,7 +221,7 @@ function headerValue(
 function check(schema: TSchema, value: unknown, root: string): void {
   const problems: string[] = [];
   const seen = new Set<string>();
-  for (const error of Value.Errors(schema, value)) {
+  for (const error of Errors(schema, value)) {
     const path = `${root}${error.path.replaceAll('/', '.')}`;
     if (seen.has(path)) continue;
     seen.add(path);

@@ -6,7 +6,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Type as T, type TObject, type TSchema } from '@sinclair/typebox';
+import type { TObject, TSchema } from '@sinclair/typebox';
+// A namespace import esbuild can tree-shake (TypeBox's `Type` object holds every builder).
+import * as T from '@sinclair/typebox';
 import { ConfigError } from '../errors.js';
 import { ENV_FIELDS, readEnv, setPath } from './env.js';
 import {
