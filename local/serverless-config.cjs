@@ -6,28 +6,45 @@
  *
  * serverless.yml: `custom.storage: ${file(./local/serverless-config.cjs)}`. Serverless loads
  * this file with require(), so lib/config (TypeScript, ESM) is bundled on the fly with esbuild.
+ * local/esbuild-plugins.cjs reads the same configuration to decide what each bundle carries.
  */
 const { buildSync } = require('esbuild');
 const path = require('node:path');
 
-module.exports = async () => {
-  const root = path.join(__dirname, '..');
-  const { outputFiles } = buildSync({
-    entryPoints: [path.join(root, 'lib/config/index.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    write: false,
-    logLevel: 'silent',
-  });
-  const module = { exports: {} };
-  new Function('module', 'exports', 'require', outputFiles[0].text)(module, module.exports, require);
-  const { loadConfig } = module.exports;
+const root = path.join(__dirname, '..');
+let configModule;
 
-  let config;
+/** lib/config (and lib/storage/packaged.ts, for local/esbuild-plugins.cjs), bundled once per process. */
+function loadConfigModule() {
+  if (configModule === undefined) {
+    const { outputFiles } = buildSync({
+      stdin: {
+        contents: "export * from './lib/config/index.ts'; export * from './lib/storage/packaged.ts';",
+        resolveDir: root,
+        loader: 'ts',
+      },
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      write: false,
+      logLevel: 'silent',
+    });
+    const module = { exports: {} };
+    new Function('module', 'exports', 'require', outputFiles[0].text)(module, module.exports, require);
+    configModule = module.exports;
+  }
+  return configModule;
+}
+
+/**
+ * The configuration as the functions will load it (the project root's config.yaml or
+ * STORAGE_CONFIG, then the environment), or an error whose message is all an operator needs.
+ */
+function packageConfig() {
+  const lib = loadConfigModule();
   try {
-    config = loadConfig({ cwd: root });
+    return lib.loadConfig({ cwd: root });
   } catch (error) {
     if (error && Array.isArray(error.problems)) {
       // Serverless prints `stack` when it has one: the message is all an operator needs.
@@ -38,6 +55,10 @@ module.exports = async () => {
     }
     throw error;
   }
+}
+
+module.exports = async () => {
+  const config = packageConfig();
   // EventBridge rates are whole minutes (at least one).
   const minutes = Math.max(1, Math.ceil(config.ttl.interval / 60));
   return {
@@ -45,3 +66,6 @@ module.exports = async () => {
     cleanupRate: `rate(${minutes} ${minutes === 1 ? 'minute' : 'minutes'})`,
   };
 };
+// For local/esbuild-plugins.cjs, which packages the functions for this configuration.
+module.exports.loadConfigModule = loadConfigModule;
+module.exports.packageConfig = packageConfig;

@@ -1,5 +1,5 @@
 import { loadConfig, resolveConfig, type StorageConfig } from '../../lib/config/index.js';
-import { emfSink } from '../../lib/storage/hybrid/index.js';
+import { emfSink } from '../../lib/storage/hybrid/metrics.js';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
 import { metrics } from './metrics.js';
 

@@ -2,14 +2,12 @@ import { resolveConfig, type StorageConfig, type StorageConfigInput } from '../c
 import { ConfigError } from '../errors.js';
 import type { Driver } from './driver.js';
 import { createFacade } from './facade.js';
-import {
-  backendsInUse,
-  createHybridDriver,
-  type HybridControl,
-  type HybridOptions,
-  hybridSettings,
-} from './hybrid/index.js';
+// Each backend's module is imported on its own: a packaged function gets stand-ins for the ones
+// its configuration does not use (lib/storage/packaged.ts), so nothing else may come from them.
+import { createHybridDriver, type HybridControl } from './hybrid/index.js';
+import { backendsInUse, type HybridOptions, hybridSettings } from './hybrid/settings.js';
 import { createMemoryDriver } from './memory/index.js';
+import { packagedProblems } from './packaged.js';
 import { createPostgresDriver, type PostgresDriverOptions } from './postgresql/index.js';
 import { createRedisDriver, type RedisDriverOptions } from './redis/index.js';
 import type { Storage } from './types.js';
@@ -35,13 +33,16 @@ export function hybridControl(storage: Storage): HybridControl | undefined {
 /**
  * Builds the storage for `config.backend`. Synchronous: connections open in the background
  * and the first operation waits for them, so a Lambda container can build it at module scope
- * and reuse it across warm invocations.
+ * and reuse it across warm invocations. A `ConfigError` when the configuration is invalid, or
+ * needs a backend or driver this build was packaged without.
  */
 export function createStorage(
   input: StorageConfigInput | StorageConfig = {},
   options: CreateStorageOptions = {},
 ): Storage {
   const config = resolveConfig(input);
+  const missing = packagedProblems(config);
+  if (missing.length > 0) throw new ConfigError(missing);
   if (config.backend === 'hybrid') {
     const settings = hybridSettings(config, options.hybrid);
     const driver = createHybridDriver(
