@@ -11,7 +11,7 @@
  * scheduler noise on a busy machine) when taskset exists, unless `--no-pin`.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Context, type Options } from './lib/context.js';
@@ -74,9 +74,8 @@ function pin(wanted: boolean): string | undefined {
 function versions(): Record<string, string> {
   const read = (name: string): string => {
     try {
-      return spawnSync(process.execPath, ['-p', `require('${name}/package.json').version`], {
-        encoding: 'utf8',
-      }).stdout.trim();
+      const file = join(import.meta.dirname, '..', 'node_modules', name, 'package.json');
+      return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
     } catch {
       return '?';
     }

@@ -34,6 +34,7 @@ export class Context {
   readonly prefix = `kst:bench:${process.pid}:`;
   readonly budget: Budget;
   private schemaCount = 0;
+  private prefixCount = 0;
   private readonly schemas: string[] = [];
   private readonly cleanups: (() => Promise<unknown>)[] = [];
   private neonProxy: Promise<{ wsProxy: string; close(): Promise<void> }> | undefined;
@@ -117,11 +118,20 @@ export class Context {
 
   /** A new storage of `backend` with its own key prefix / schema; closed at the end. */
   async storage(backend: BackendName, overrides: StorageConfigInput = {}): Promise<Storage> {
-    const keyPrefix = `${this.prefix}${this.schemaCount}:`;
+    return (await this.storageWithNames(backend, overrides)).storage;
+  }
+
+  /** `storage()` with the Redis key prefix and PostgreSQL schema it uses (for loading data around the library). */
+  async storageWithNames(
+    backend: BackendName,
+    overrides: StorageConfigInput = {},
+  ): Promise<{ storage: Storage; keyPrefix: string; schema: string }> {
+    const keyPrefix = `${this.prefix}${this.prefixCount++}:`;
+    const schema = this.schema();
     const postgresql = (driver: 'pg' | 'neon', wsProxy?: string): StorageConfigInput['postgresql'] => ({
       driver,
       url: DATABASE_URL,
-      schema: this.schema(),
+      schema,
       migrate: true,
       poolSize: PG_POOL,
       ...(wsProxy ? { wsProxy } : {}),
@@ -133,7 +143,6 @@ export class Context {
         break;
       case 'redis':
         config = { backend: 'redis', keyPrefix, redis: { url: REDIS_URL } };
-        this.schemaCount++;
         break;
       case 'postgresql (pg)':
         config = { backend: 'postgresql', postgresql: postgresql('pg') };
@@ -149,7 +158,7 @@ export class Context {
     this.defer(() => storage.close());
     // Connect and migrate before anything is timed.
     await storage.health();
-    return storage;
+    return { storage, keyPrefix, schema };
   }
 
   /** A raw ioredis client, disconnected at the end. */

@@ -51,6 +51,8 @@ export interface FunctionRow {
   zipBytes: number;
   /** Median ms for `import()` of the handler in a fresh node process (module load + top-level code). */
   coldImportMs: number;
+  /** The same without `--enable-source-maps` (serverless.yml sets it in NODE_OPTIONS). */
+  coldImportNoMapsMs: number;
   /** Median ms from spawning `node` to the handler being loaded (process start included). */
   coldProcessMs: number;
 }
