@@ -77,6 +77,7 @@ export const FILE_FIELDS: readonly FileField[] = [
   ...routing.map((type) => ({ file: `hybrid.routing.${type}`, field: `hybrid.routing.${type}` })),
   { file: 'hybrid.fallback.enabled', field: 'hybrid.fallback.enabled' },
   { file: 'hybrid.fallback.order', field: 'hybrid.fallback.order' },
+  { file: 'hybrid.fallback.timeout', field: 'hybrid.fallback.timeout' },
   { file: 'hybrid.sync.enabled', field: 'hybrid.sync.enabled' },
   { file: 'hybrid.sync.async', field: 'hybrid.sync.async' },
   { file: 'ttl.enabled', field: 'ttl.enabled' },

@@ -114,6 +114,8 @@ export const StorageConfigSchema = T.Object(
               uniqueItems: true,
               default: ['redis', 'postgresql'],
             }),
+            /** Seconds an operation may take before it counts as its backend's outage (long polls: on top of their wait). */
+            timeout: Seconds({ default: 0.5, minimum: 0.05, maximum: 60 }),
           },
           Strict,
         ),

@@ -22,7 +22,19 @@ describe('hybrid settings', () => {
     });
     expect(settings.fallback).toEqual({ enabled: true, order: ['redis', 'postgresql'] });
     expect(settings.sync).toEqual({ enabled: false, async: true });
+    expect(settings.operationTimeoutMs).toBe(500);
+    expect(settings.journalCheckMs).toBe(250);
     expect([...backendsInUse(settings)].sort()).toEqual(['postgresql', 'redis']);
+  });
+
+  it('hybrid.fallback.timeout sets the failover deadline; the first use gets at least as long', () => {
+    const slow = hybridSettings(resolveConfig({ ...base, hybrid: { fallback: { timeout: 8 } } }));
+    expect(slow.operationTimeoutMs).toBe(8000);
+    expect(slow.firstUseTimeoutMs).toBe(8000);
+    const fast = hybridSettings(resolveConfig({ ...base, hybrid: { fallback: { timeout: 0.2 } } }));
+    expect(fast.operationTimeoutMs).toBe(200);
+    expect(fast.firstUseTimeoutMs).toBe(5000);
+    expect(hybridSettings(resolveConfig(base), { operationTimeoutMs: 50 }).operationTimeoutMs).toBe(50);
   });
 
   it('routing, fallback and sync come from the configuration; migration.dualWrite turns dual-write on', () => {

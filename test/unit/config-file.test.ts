@@ -115,7 +115,7 @@ postgresql:
   connect_timeout: 7
 hybrid:
   routing: { sessions: redis, authentication: redis, audit: redis, queues: postgresql, cache: postgresql, pubsub: postgresql }
-  fallback: { enabled: false, order: [postgresql] }
+  fallback: { enabled: false, order: [postgresql], timeout: 2.5 }
   sync: { enabled: true, async: false }
 ttl: { enabled: false, interval: 120, batch_size: 50 }
 migration: { dual_write: true, sync_interval: 30, validation_enabled: true }
@@ -166,7 +166,7 @@ websocket: { fanout_threshold: 7 }
           cache: 'postgresql',
           pubsub: 'postgresql',
         },
-        fallback: { enabled: false, order: ['postgresql'] },
+        fallback: { enabled: false, order: ['postgresql'], timeout: 2.5 },
         sync: { enabled: true, async: false },
       },
       ttl: { enabled: false, interval: 120, batchSize: 50 },
@@ -594,7 +594,7 @@ describe('the example setups', () => {
         cache: 'redis',
         pubsub: 'redis',
       },
-      fallback: { enabled: true, order: ['redis', 'postgresql'] },
+      fallback: { enabled: true, order: ['redis', 'postgresql'], timeout: 0.5 },
       sync: { enabled: true, async: true },
     });
     expect(config.migration).toEqual({ dualWrite: false, syncInterval: 60, validationEnabled: true });

@@ -129,7 +129,7 @@ describe('the sections the file added', () => {
         cache: 'redis',
         pubsub: 'redis',
       },
-      fallback: { enabled: true, order: ['redis', 'postgresql'] },
+      fallback: { enabled: true, order: ['redis', 'postgresql'], timeout: 0.5 },
       sync: { enabled: false, async: true },
     });
     expect(config.migration).toEqual({ dualWrite: false, syncInterval: 60, validationEnabled: false });

@@ -33,8 +33,9 @@ export interface HybridOptions {
   sync?: { enabled?: boolean; async?: boolean };
   /**
    * While a backend's breaker is closed, an operation on it that has not answered after this
-   * many ms counts as an outage and is served by the fallback (default 500: failover within 1 s
-   * even when the primary hangs). Long polls get their wait on top. Only with fallback enabled.
+   * many ms counts as an outage and is served by the fallback (default `hybrid.fallback.timeout`,
+   * 0.5 s: failover within 1 s even when the primary hangs). Long polls get their wait on top.
+   * Only with fallback enabled.
    */
   operationTimeoutMs?: number;
   /**
@@ -90,6 +91,7 @@ export const DEFAULT_ROUTING: Record<DataType, BackendName> = {
 
 export function hybridSettings(config: StorageConfig, options: HybridOptions = {}): HybridSettings {
   const { hybrid, migration } = config;
+  const timeoutMs = options.operationTimeoutMs ?? Math.round(hybrid.fallback.timeout * 1000);
   return {
     routing: { ...DEFAULT_ROUTING, ...hybrid.routing, ...options.routing },
     fallback: {
@@ -100,8 +102,8 @@ export function hybridSettings(config: StorageConfig, options: HybridOptions = {
       enabled: options.sync?.enabled ?? (hybrid.sync.enabled || migration.dualWrite),
       async: options.sync?.async ?? hybrid.sync.async,
     },
-    operationTimeoutMs: options.operationTimeoutMs ?? 500,
-    firstUseTimeoutMs: Math.max(options.firstUseTimeoutMs ?? 5000, options.operationTimeoutMs ?? 500),
+    operationTimeoutMs: timeoutMs,
+    firstUseTimeoutMs: Math.max(options.firstUseTimeoutMs ?? 5000, timeoutMs),
     journalLockMs: Math.max(options.journalLockMs ?? 30_000, 1000),
     probeIntervalMs: Math.max(options.probeIntervalMs ?? 250, 200),
     journalCheckMs: Math.max(options.journalCheckMs ?? 250, 0),
