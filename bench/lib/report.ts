@@ -38,24 +38,26 @@ export function matrixTable(results: BenchResults): string {
 }
 
 export function peersTables(results: BenchResults): string {
-  const kv = results.peers.kv.map((r) => {
-    const ours = find(
-      results.latency,
-      r.backend === '@keyv/redis' ? 'redis' : 'postgresql (pg)',
-      r.op,
-      r.concurrency,
-    );
-    return [
-      r.backend,
-      r.op,
-      String(r.concurrency),
-      ms(r.p50),
-      int(r.opsPerSec),
-      ms(ours?.p50),
-      int(ours?.opsPerSec),
-      ratio(ours ? ours.opsPerSec / r.opsPerSec : undefined),
-    ];
-  });
+  const kv = results.peers.kv
+    .filter((r) => r.backend.startsWith('@keyv/'))
+    .map((r) => {
+      const ours = find(
+        results.peers.kv,
+        r.backend === '@keyv/redis' ? 'kubently (redis)' : 'kubently (postgresql)',
+        r.op,
+        r.concurrency,
+      );
+      return [
+        r.backend,
+        r.op,
+        String(r.concurrency),
+        ms(r.p50),
+        int(r.opsPerSec),
+        ms(ours?.p50),
+        int(ours?.opsPerSec),
+        ratio(ours ? ours.opsPerSec / r.opsPerSec : undefined),
+      ];
+    });
   const queue = results.peers.queue.map((r) => [
     r.system,
     String(r.consumers),

@@ -87,7 +87,7 @@ export function evaluateTargets(results: BenchResults): TargetRow[] {
   const kvTarget = (ours: string, peer: string, factor: number) => {
     const pairs = (['kv.get', 'kv.set'] as const).flatMap((op) =>
       [1, 8].map((c) => {
-        const a = find(results.latency, ours, op, c);
+        const a = find(results.peers.kv, ours, op, c);
         const b = find(results.peers.kv, peer, op, c);
         return a && b ? ([`${op} c${c}` as string, a.opsPerSec / b.opsPerSec] as const) : undefined;
       }),
@@ -95,15 +95,15 @@ export function evaluateTargets(results: BenchResults): TargetRow[] {
     const got = pairs.filter((p): p is readonly [string, number] => p !== undefined);
     const low = got.filter(([, r]) => r < factor).map(([label]) => label);
     out.push({
-      name: `kv on ${ours} vs ${peer}`,
+      name: `kv: ${ours} vs ${peer}`,
       target: `≥ ${factor}× (ops/s)`,
       actual: got.length === 0 ? 'not measured' : got.map(([label, r]) => `${label} ${ratio(r)}`).join(', '),
       met: got.length === 0 ? undefined : low.length === 0,
       ...(low.length > 0 ? { note: `under: ${low.join(', ')}` } : {}),
     });
   };
-  kvTarget('redis', '@keyv/redis', 1.2);
-  kvTarget('postgresql (pg)', '@keyv/postgres', 1.5);
+  kvTarget('kubently (redis)', '@keyv/redis', 1.2);
+  kvTarget('kubently (postgresql)', '@keyv/postgres', 1.5);
 
   const warm = results.lambda?.warm ?? [];
   out.push({

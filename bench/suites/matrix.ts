@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Storage } from '../../lib/storage/index.js';
 import { BACKENDS, type BackendName, type Context, DATABASE_URL, PG_POOL } from '../lib/context.js';
-import { measure } from '../lib/measure.js';
+import { combine, type Sample, sample } from '../lib/measure.js';
 
 export const OPS = ['kv.get', 'kv.set', 'session create', 'queue pop', 'pub/sub', 'cluster active'] as const;
 export type Op = (typeof OPS)[number];
@@ -220,39 +220,63 @@ async function neonPool(ctx: Context): Promise<{ pool: PoolLike; listener: pg.Cl
   return { pool: pool as unknown as PoolLike, listener: listener as unknown as pg.ClientBase };
 }
 
-async function runTable(ctx: Context, backend: string, ops: OpTable): Promise<void> {
-  for (const op of OPS) {
-    for (const concurrency of CONCURRENCY) {
-      const m = await measure(ops[op], ctx.budget, concurrency);
-      ctx.results.latency.push({ backend, op, concurrency, ...m });
-      ctx.log(
-        `  ${backend.padEnd(20)} ${op.padEnd(15)} c${concurrency}  p50 ${m.p50.toFixed(3)} ms  p99 ${m.p99.toFixed(3)} ms  ${Math.round(m.opsPerSec)} ops/s`,
-      );
+/**
+ * Every table measured in rounds: each repetition measures each op at each concurrency on every
+ * table back to back, so a library row and its raw baseline are timed minutes apart at most
+ * seconds, and a burst of load elsewhere on the machine lands on both rather than on one.
+ */
+async function runTables(ctx: Context, tables: [string, OpTable][]): Promise<void> {
+  const samples = new Map<string, Sample[]>();
+  const { reps, ...budget } = ctx.budget;
+  for (let rep = 0; rep < reps; rep++) {
+    for (const op of OPS) {
+      for (const concurrency of CONCURRENCY) {
+        for (const [backend, ops] of tables) {
+          const key = `${backend}\0${op}\0${concurrency}`;
+          samples.set(key, [...(samples.get(key) ?? []), await sample(ops[op], budget, concurrency)]);
+        }
+      }
+    }
+    ctx.log(`  round ${rep + 1} of ${reps} done`);
+  }
+  for (const [backend] of tables) {
+    for (const op of OPS) {
+      for (const concurrency of CONCURRENCY) {
+        const m = combine(samples.get(`${backend}\0${op}\0${concurrency}`) ?? []);
+        ctx.results.latency.push({ backend, op, concurrency, ...m });
+        ctx.log(
+          `  ${backend.padEnd(20)} ${op.padEnd(15)} c${concurrency}  p50 ${m.p50.toFixed(3)} ms  p99 ${m.p99.toFixed(3)} ms  ${Math.round(m.opsPerSec)} ops/s`,
+        );
+      }
     }
   }
 }
 
 export async function matrixSuite(ctx: Context): Promise<void> {
+  const tables: [string, OpTable][] = [];
   for (const backend of BACKENDS) {
     const why = ctx.unavailable(backend);
     if (why) {
       ctx.skip(`matrix ${backend}`, why);
       continue;
     }
-    await runTable(ctx, backend, await libraryOps(await ctx.storage(backend)));
-    await rawBaseline(ctx, backend);
+    tables.push([backend, await libraryOps(await ctx.storage(backend))]);
+    const raw = await rawBaseline(ctx, backend);
+    if (raw) tables.push(raw);
   }
+  await runTables(ctx, tables);
 }
 
-async function rawBaseline(ctx: Context, backend: BackendName): Promise<void> {
-  if (backend === 'redis') await runTable(ctx, 'ioredis (raw)', await rawRedisOps(ctx));
+async function rawBaseline(ctx: Context, backend: BackendName): Promise<[string, OpTable] | undefined> {
+  if (backend === 'redis') return ['ioredis (raw)', await rawRedisOps(ctx)];
   if (backend === 'postgresql (pg)') {
     const listener = (await ctx.pgPool(1).connect()) as pg.ClientBase;
     ctx.defer(async () => (listener as pg.PoolClient).release());
-    await runTable(ctx, 'pg (raw)', await rawPgOps(ctx, ctx.pgPool(), listener, 'pg'));
+    return ['pg (raw)', await rawPgOps(ctx, ctx.pgPool(), listener, 'pg')];
   }
   if (backend === 'postgresql (neon)') {
     const { pool, listener } = await neonPool(ctx);
-    await runTable(ctx, 'neon (raw)', await rawPgOps(ctx, pool, listener, 'neon'));
+    return ['neon (raw)', await rawPgOps(ctx, pool, listener, 'neon')];
   }
+  return undefined;
 }

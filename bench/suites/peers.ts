@@ -8,27 +8,38 @@ import { Queue, Worker } from 'bullmq';
 import Keyv from 'keyv';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
+import type { Storage } from '../../lib/storage/index.js';
 import { type Context, DATABASE_URL, PG_POOL, REDIS_URL } from '../lib/context.js';
-import { measure } from '../lib/measure.js';
+import { combine, type Sample, sample } from '../lib/measure.js';
 import { libraryQueue, type QueueSystem, queueThroughput } from '../lib/throughput.js';
 
 const VALUE = { cluster: 'prod', pods: 42, ready: true, labels: { app: 'api', tier: 'backend' } };
 const KEYS = 100;
 const CONSUMERS = 8;
 
-async function keyvRows(ctx: Context, name: string, keyv: Keyv): Promise<void> {
-  for (let i = 0; i < KEYS; i++) await keyv.set(`k${i}`, VALUE);
-  const ops: [string, (i: number) => Promise<unknown>][] = [
-    ['kv.get', (i) => keyv.get(`k${i % KEYS}`)],
-    ['kv.set', (i) => keyv.set(`k${i % KEYS}`, VALUE)],
-  ];
-  for (const [op, fn] of ops) {
+/** Keyv and the library's kv on the same server, measured alternately in each repetition. */
+async function kvRows(ctx: Context, pairs: [string, Keyv | Storage][]): Promise<void> {
+  const ops: Record<string, (i: number) => Promise<unknown>>[] = [];
+  for (const [, store] of pairs) {
+    const kv = store instanceof Keyv ? store : store.kv;
+    for (let i = 0; i < KEYS; i++) await kv.set(`k${i}`, VALUE);
+    ops.push({ 'kv.get': (i) => kv.get(`k${i % KEYS}`), 'kv.set': (i) => kv.set(`k${i % KEYS}`, VALUE) });
+  }
+  const { reps, ...budget } = ctx.budget;
+  for (const op of ['kv.get', 'kv.set']) {
     for (const concurrency of [1, 8]) {
-      const m = await measure(fn, ctx.budget, concurrency);
-      ctx.results.peers.kv.push({ backend: name, op, concurrency, ...m });
-      ctx.log(
-        `  ${name.padEnd(16)} ${op} c${concurrency}  p50 ${m.p50.toFixed(3)} ms  ${Math.round(m.opsPerSec)} ops/s`,
-      );
+      const samples: Sample[][] = pairs.map(() => []);
+      for (let rep = 0; rep < reps; rep++) {
+        for (let p = 0; p < pairs.length; p++)
+          samples[p]!.push(await sample(ops[p]![op]!, budget, concurrency));
+      }
+      pairs.forEach(([name], p) => {
+        const m = combine(samples[p]!);
+        ctx.results.peers.kv.push({ backend: name, op, concurrency, ...m });
+        ctx.log(
+          `  ${name.padEnd(24)} ${op} c${concurrency}  p50 ${m.p50.toFixed(3)} ms  ${Math.round(m.opsPerSec)} ops/s`,
+        );
+      });
     }
   }
 }
@@ -63,10 +74,12 @@ function pgBoss(ctx: Context, queueName: string): QueueSystem {
       await boss.start();
       await boss.createQueue(queueName);
       // pg-boss 10 runs one fetch loop per work() call: eight calls, eight consumers. A loop that
-      // finds a job fetches again at once; only an empty fetch waits for the polling interval.
+      // fetched jobs fetches again at once; an empty fetch waits out the polling interval (0.5 s at
+      // least). With one job per fetch that caps it near 16 jobs/s here, so each fetch takes up to
+      // 50 jobs, completed together: pg-boss at its best, not at its default.
       for (let c = 0; c < consumers; c++) {
-        await boss.work(queueName, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async () => {
-          done();
+        await boss.work(queueName, { batchSize: 50, pollingIntervalSeconds: 0.5 }, async (batch) => {
+          for (const _ of batch) done();
         });
       }
     },
@@ -85,8 +98,11 @@ export async function peersSuite(ctx: Context): Promise<void> {
     const keyv = new Keyv({ store, namespace: `${ctx.prefix}keyv` });
     keyv.on('error', () => {});
     ctx.defer(() => keyv.disconnect());
-    await keyvRows(ctx, '@keyv/redis', keyv);
     const storage = await ctx.storage('redis');
+    await kvRows(ctx, [
+      ['kubently (redis)', storage],
+      ['@keyv/redis', keyv],
+    ]);
     const ours = await queueThroughput(
       'kubently (redis)',
       (r) => libraryQueue(storage, `peer-${r}`),
@@ -111,8 +127,11 @@ export async function peersSuite(ctx: Context): Promise<void> {
     const keyv = new Keyv({ store, namespace: 'bench' });
     keyv.on('error', () => {});
     ctx.defer(() => keyv.disconnect());
-    await keyvRows(ctx, '@keyv/postgres', keyv);
     const storage = await ctx.storage('postgresql (pg)');
+    await kvRows(ctx, [
+      ['kubently (postgresql)', storage],
+      ['@keyv/postgres', keyv],
+    ]);
     const ours = await queueThroughput(
       'kubently (postgresql)',
       (r) => libraryQueue(storage, `peer-${r}`),
