@@ -131,6 +131,13 @@ async function main(): Promise<void> {
   results.meta.budget = budget;
   ctx.log(`${results.meta.mode} run; ${results.meta.pinned}; ${reps} repetition(s) per measurement`);
   await ctx.probe();
+  // Interrupted: still remove this run's keys and schemas.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      ctx.log(`\n${signal}: cleaning up`);
+      void ctx.cleanup().finally(() => process.exit(130));
+    });
+  }
   try {
     for (const [name, suite] of Object.entries(SUITES)) {
       if (options.only && !options.only.includes(name)) continue;

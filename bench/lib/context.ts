@@ -47,7 +47,7 @@ export class Context {
   ) {
     this.budget = options.quick
       ? { warmup: 30, iterations: 300, maxMs: 150, reps: 1 }
-      : { warmup: 200, iterations: 4000, maxMs: 700, reps: 3 };
+      : { warmup: 100, iterations: 3000, maxMs: 350, reps: 3 };
   }
 
   log(message: string): void {

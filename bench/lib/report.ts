@@ -125,13 +125,14 @@ export function scaleTables(results: BenchResults): string {
         results.scale.sweep.map((s) => [
           s.backend,
           int(s.rows),
+          String(s.sweeps),
           s.seconds.toFixed(2),
           int(s.rowsPerSec),
           s.setupSeconds.toFixed(1),
           `${ms(s.idle.p50)} / ${ms(s.idle.p99)} ms`,
           `${ms(s.during.p50)} / ${ms(s.during.p99)} ms`,
         ]),
-        [L, R, R, R, R, R, R],
+        [L, R, R, R, R, R, R, R],
       ),
     );
   }

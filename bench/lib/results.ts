@@ -34,6 +34,8 @@ export interface ScaleRow {
 export interface SweepResult {
   backend: string;
   rows: number;
+  /** Consecutive `sweep()` calls it took (one removes at most 100 batches per table). */
+  sweeps: number;
   /** Seconds the sweep took, and rows removed per second. */
   seconds: number;
   rowsPerSec: number;

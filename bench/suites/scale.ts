@@ -87,11 +87,25 @@ async function sweepScale(ctx: Context, rows: number): Promise<void> {
   await pool.query(`ANALYZE "${schema}".kv_store`);
   const setupSeconds = (performance.now() - t) / 1000;
 
+  // One sweep removes at most 100 batches per table (the scheduled cleanup runs again later):
+  // sweeps follow each other until one finds nothing, as repeated schedules would.
   const latencies: number[] = [];
   let sweeping = true;
-  const sweep = storage.sweep().finally(() => {
-    sweeping = false;
-  });
+  let swept = 0;
+  let sweeps = 0;
+  const began = performance.now();
+  const sweep = (async () => {
+    try {
+      for (;;) {
+        const { kv } = await storage.sweep();
+        sweeps++;
+        swept += kv;
+        if (kv === 0) return;
+      }
+    } finally {
+      sweeping = false;
+    }
+  })();
   const reader = (async () => {
     for (let i = 0; sweeping; i++) {
       const s = performance.now();
@@ -99,21 +113,22 @@ async function sweepScale(ctx: Context, rows: number): Promise<void> {
       latencies.push(performance.now() - s);
     }
   })();
-  const report = await sweep;
+  await sweep;
+  const seconds = (performance.now() - began) / 1000;
   await reader;
   latencies.sort((a, b) => a - b);
-  const seconds = report.durationMs / 1000;
   ctx.results.scale.sweep.push({
     backend: 'postgresql (pg)',
-    rows: report.kv,
+    rows: swept,
+    sweeps,
     seconds,
-    rowsPerSec: report.kv / seconds,
+    rowsPerSec: swept / seconds,
     setupSeconds,
     idle: { p50: idle.p50, p99: idle.p99 },
     during: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) },
   });
   ctx.log(
-    `  sweep ${report.kv} expired rows in ${seconds.toFixed(2)} s (${Math.round(report.kv / seconds)} rows/s; load ${setupSeconds.toFixed(1)} s); get p99 idle ${idle.p99.toFixed(3)} ms, during ${quantile(latencies, 0.99).toFixed(3)} ms over ${latencies.length} reads`,
+    `  sweep ${swept} expired rows in ${sweeps} sweeps, ${seconds.toFixed(2)} s (${Math.round(swept / seconds)} rows/s; load ${setupSeconds.toFixed(1)} s); get p99 idle ${idle.p99.toFixed(3)} ms, during ${quantile(latencies, 0.99).toFixed(3)} ms over ${latencies.length} reads`,
   );
 }
 
