@@ -17,13 +17,13 @@ const unavailable = await hybridUnavailable();
 const ctl = (s: Storage) => hybridControl(s)!;
 const JOURNAL = '__kst_hybrid_journal';
 
-/** Makes the named driver's `kv.set` of `key` slow (a replay under way for a while). */
-function slowSets(s: Storage, key: string, ms: number): { count: () => number } {
+/** Makes the Redis driver's `kv.set` of keys starting with `prefix` slow (a replay under way for a while). */
+function slowSets(s: Storage, prefix: string, ms: number): { count: () => number } {
   const rk = ctl(s).drivers.redis!.kv;
   const realSet = rk.set.bind(rk);
   let count = 0;
   rk.set = async (...args: Parameters<typeof rk.set>) => {
-    if (args[0] === key) {
+    if (args[0].startsWith(prefix)) {
       count++;
       await sleep(ms);
     }
@@ -41,14 +41,14 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering across containers',
     await redis?.stop();
   });
 
-  /** P writes `k` = 1…n during a Redis outage (journaled in PostgreSQL) and dies; Redis comes back. */
+  /** P writes `k1` = 1 … `kn` = n during a Redis outage (journaled in PostgreSQL) and dies; Redis comes back. */
   async function outageLeftBehind(n: number, options = {}): Promise<HybridHandle> {
     const handleP = hybridStorage(redis.url, { probeIntervalMs: 60_000, ...options });
     const P = handleP.storage;
-    await P.kv.set('k', 0);
+    await P.kv.set(`k${n}`, 0);
     await P.sessions.activeClusters(); // PostgreSQL connected and migrated
     await redis.shutdown();
-    for (let i = 1; i <= n; i++) await P.kv.set('k', i);
+    for (let i = 1; i <= n; i++) await P.kv.set(`k${i}`, i);
     expect(ctl(P).stats().breakers.redis).toBe('open');
     await P.close();
     await redis.start();
@@ -69,7 +69,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering across containers',
       // B's breaker is closed (it never saw the outage); A holds the journal.
       handleB = hybridStorage(redis.url, {}, { reuse: handleP });
       const B = handleB.storage;
-      await B.kv.set('k', 'fresh');
+      await B.kv.set('k30', 'fresh');
       expect(ctl(B).stats().breakers.redis).toBe('closed');
       expect(ctl(B).stats().routing['cache:redis:primary']).toBeGreaterThan(0);
 
@@ -80,8 +80,10 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering across containers',
         const left = await ctl(B).drivers.postgresql!.queues.stats(JOURNAL);
         expect(left.depth + left.inFlight).toBe(0);
       }, 20_000);
-      expect(await B.kv.get('k')).toBe('fresh');
-      expect(await A.kv.get('k')).toBe('fresh');
+      expect(await B.kv.get('k30')).toBe('fresh');
+      expect(await A.kv.get('k30')).toBe('fresh');
+      expect(await B.kv.get('k29')).toBe(29);
+      expect(ctl(B).stats().ordered).toBe(1);
     } finally {
       await handleB?.storage.close();
       await handleA?.storage.close();
@@ -95,19 +97,84 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering across containers',
     try {
       handleB = hybridStorage(redis.url, {}, { reuse: handleP });
       const B = handleB.storage;
-      await B.kv.set('k', 'fresh'); // its first operation: its own replay starts alongside
+      await B.kv.set('k20', 'fresh'); // its first operation: its own replay starts alongside
       await eventually(async () => {
         await ctl(B).reconcile();
         const left = await ctl(B).drivers.postgresql!.queues.stats(JOURNAL);
         expect(left.depth + left.inFlight).toBe(0);
       }, 20_000);
-      expect(await B.kv.get('k')).toBe('fresh');
-      expect(await ctl(B).drivers.redis!.kv.get('k')).toBe('fresh');
+      expect(await ctl(B).drivers.redis!.kv.get('k20')).toBe('fresh');
+      expect(await B.kv.get('k19')).toBe(19);
     } finally {
       await handleB?.storage.close();
       await handleP.dispose();
     }
   });
+
+  for (const fault of [
+    { name: 'SHUTDOWN NOSAVE and a restart', inject: () => redis.shutdown(), heal: () => redis.start() },
+    {
+      name: 'CLIENT PAUSE 1500 ALL',
+      inject: async () => void (await redis.cli('client', 'pause', '1500', 'ALL')),
+      heal: async () => {},
+    },
+  ]) {
+    it(`two containers writing in turn through ${fault.name}: every key ends on its last acknowledged value`, async () => {
+      const handleA = hybridStorage(redis.url);
+      const handleB = hybridStorage(redis.url, {}, { reuse: handleA });
+      const [A, B] = [handleA.storage, handleB.storage];
+      try {
+        await Promise.all([A.kv.set('warm', 1), B.kv.set('warm', 2)]);
+        await Promise.all([A.sessions.activeClusters(), B.sessions.activeClusters()]);
+        const last = new Map<string, number>();
+        let i = 0;
+        let failures = 0;
+        // One client, each write after the previous one's answer, alternating containers; a
+        // write that fails is retried until acknowledged (what an agent does with a 503).
+        const writeUntil = async (until: number) => {
+          while (Date.now() < until) {
+            const key = `k${i % 7}`;
+            for (;;) {
+              try {
+                await (i % 2 === 0 ? A : B).kv.set(key, i);
+                break;
+              } catch {
+                failures++;
+                await sleep(20);
+              }
+            }
+            last.set(key, i);
+            i++;
+          }
+        };
+        await writeUntil(Date.now() + 300);
+        await fault.inject();
+        await writeUntil(Date.now() + 1500);
+        await fault.heal();
+        await writeUntil(Date.now() + 2000);
+        await eventually(async () => {
+          await Promise.all([ctl(A).reconcile(), ctl(B).reconcile()]);
+          expect(ctl(A).stats().breakers).toEqual({ redis: 'closed', postgresql: 'closed' });
+          expect(ctl(B).stats().breakers).toEqual({ redis: 'closed', postgresql: 'closed' });
+          const left = await ctl(A).drivers.postgresql!.queues.stats(JOURNAL);
+          expect(left.depth + left.inFlight).toBe(0);
+        }, 30_000);
+        expect(ctl(A).stats().fallbackTriggers.redis ?? 0).toBeGreaterThan(0);
+        const rk = ctl(A).drivers.redis!.kv;
+        const ended = Object.fromEntries(
+          await Promise.all([...last.keys()].map(async (k) => [k, await rk.get(k)])),
+        );
+        expect(ended).toEqual(Object.fromEntries(last));
+        const ordered = ctl(A).stats().ordered + ctl(B).stats().ordered;
+        console.log(
+          `[hybrid] ${fault.name}: ${i} writes in turn, ${failures} retried, ${ordered} journaled behind waiting entries, every key on its last value`,
+        );
+      } finally {
+        await handleB.storage.close();
+        await handleA.dispose();
+      }
+    });
+  }
 
   it('a fallback write whose journal entry cannot be written fails and leaves nothing on the fallback', async () => {
     const handle = hybridStorage(redis.url);

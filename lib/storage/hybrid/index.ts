@@ -81,6 +81,8 @@ export interface HybridStats {
     maxLagMs: number;
   };
   reconcile: { runs: number; applied: number; pending: number; errors: number };
+  /** Direct writes journaled behind entries that still waited for their backend (see `write`). */
+  ordered: number;
 }
 
 export interface HybridControl {
@@ -190,6 +192,7 @@ export function createHybridDriver(
     cache: { hits: 0, misses: 0, hitRatio: 0, invalidations: 0, invalidationFailures: 0 },
     sync: { writes: 0, retries: 0, failures: 0, journaled: 0, pending: 0, lastLagMs: 0, maxLagMs: 0 },
     reconcile: { runs: 0, applied: 0, pending: 0, errors: 0 },
+    ordered: 0,
   };
   const emit = (
     name: string,
@@ -423,6 +426,8 @@ export function createHybridDriver(
       // Behind the entries that wait (the primary already holds it: a failure here fails the
       // write rather than acknowledging one a replay may undo).
       for (const source of waiting) await journal(source, primary.name, entries, 'ordered');
+      stats.ordered++;
+      emit('JournaledBehind', 1, 'Count', { backend: primary.name });
       scheduleReconcile(0);
     }
     if (to) await dualWrite(primary, to, entries);
@@ -622,6 +627,7 @@ export function createHybridDriver(
     stats.reconcile.runs++;
     let applied = 0;
     let pending = false;
+    let more = false;
     for (const source of members.values()) {
       if (source === target || closed) continue;
       const q = source.driver.queues;
@@ -681,6 +687,8 @@ export function createHybridDriver(
     }
     if (applied > 0) emit('Reconciled', applied, 'Count', { target: target.name });
     if (pending) scheduleReconcile(1000);
+    // Entries that arrived during the pass: the next pass, at once.
+    if (more) scheduleReconcile(0);
     // While the breaker is recovering, reads still go to the fallback: its copies stay until it closed.
     if (target.state === 'closed') await runCleanups();
     return applied;
@@ -719,14 +727,27 @@ export function createHybridDriver(
       owner.safeUntil = expiresAt - settings.journalLockMs / 2;
     }
 
+    /**
+     * Replays the entries the journal held when the pass began (the visible ones; FIFO, so those
+     * come first). A pass never chases entries that keep arriving — writes from containers still
+     * failing over, or direct writes journaled behind the waiting ones — so it ends under any
+     * write rate; what arrived meanwhile is the next pass's, started at once. A breaker may close
+     * after its pass: a direct write made after that is itself journaled behind what still
+     * waits (see `write`), so no later replay can undo it.
+     */
     async function drainJournal(source: Member, owner: { token: string; safeUntil: number }): Promise<void> {
       const q = source.driver.queues;
+      const deadline = Math.max(deadlineOf(source), settings.operationTimeoutMs * 10);
+      const atStart = await withDeadline(q.stats(JOURNAL_QUEUE), deadline, source.name);
+      let budget = atStart.depth - atStart.delayed;
       for (;;) {
-        if (closed) break;
+        if (closed || budget <= 0) break;
         await stillOurs(source, owner);
-        const batch = await q.receive(JOURNAL_QUEUE, 50, journalLeaseMs, 0);
+        const batch = await q.receive(JOURNAL_QUEUE, Math.min(50, budget), journalLeaseMs, 0);
         const receivedAt = performance.now();
         if (batch.length === 0) break;
+        budget -= batch.length;
+        if (budget <= 0) more = true;
         // Entries from `next` on are not finished: on any failure they go back at once, in place
         // (a nack keeps each entry's place, so later passes replay in the same order), never
         // left leased until their lease ends.
@@ -760,6 +781,18 @@ export function createHybridDriver(
       // Queues this batch already moved: every message a later entry of the batch stands for
       // was sent before the batch was received, so that move took it (or its entry was requeued).
       const moved = new Set<string>();
+      // A state entry (kv, session, connection) followed in the batch by one of the same kind for
+      // the same item is superseded: applying only the later one ends in the same state. A hot
+      // key written through an outage replays once per batch, not once per write.
+      const supersededKey = (record: JournalRecord) =>
+        record.entry.t === 'kv' || record.entry.t === 'session' || record.entry.t === 'conn'
+          ? `${record.target}|${record.kind ?? 'fallback'}|${itemOf(record.entry)}`
+          : undefined;
+      const lastOf = new Map<string, number>();
+      for (const [index, message] of batch.entries()) {
+        const key = supersededKey(message.payload as unknown as JournalRecord);
+        if (key !== undefined) lastOf.set(key, index);
+      }
       for (const [index, message] of batch.entries()) {
         finished(index);
         if (!fresh()) return;
@@ -774,7 +807,14 @@ export function createHybridDriver(
           await requeue(0);
           continue;
         }
-        if (record.entry.t === 'queue' && moved.has(record.entry.queue)) {
+        const key = supersededKey(record);
+        const superseded = key !== undefined && lastOf.get(key) !== index;
+        if (superseded || (record.entry.t === 'queue' && moved.has(record.entry.queue))) {
+          // A superseded fallback entry's copy still goes once the primary closed (best effort).
+          if (superseded && (record.kind ?? 'fallback') === 'fallback' && !settings.sync.enabled) {
+            const entry = record.entry;
+            cleanups.push(() => cleanSource(entry, source.driver));
+          }
           await q.ack(JOURNAL_QUEUE, message.id, message.receipt);
           applied++;
           stats.reconcile.applied++;
