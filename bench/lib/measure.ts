@@ -95,6 +95,55 @@ export async function sample(
   };
 }
 
+/**
+ * Several operations timed together: each caller runs them in rotation (a, b, a, b, …), so the
+ * load elsewhere on the machine, which changes from second to second, falls on all of them
+ * alike, which makes their ratio trustworthy where separate runs a second apart are not.
+ * One Sample per operation; ops/s is callers / mean latency (what that operation alone would
+ * sustain with `concurrency` callers), since the wall time is shared.
+ */
+export async function sampleInterleaved(
+  fns: ((i: number) => Promise<unknown>)[],
+  budget: Omit<Budget, 'reps'>,
+  concurrency = 1,
+): Promise<Sample[]> {
+  const k = fns.length;
+  if (k === 1) return [await sample(fns[0]!, budget, concurrency)];
+  let next = 0;
+  let warm = 0;
+  const warmup = async () => {
+    while (warm < budget.warmup * k) {
+      const call = warm++;
+      await fns[call % k]!(next++);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, warmup));
+  const latencies = fns.map(() => new Float64Array(budget.iterations));
+  const counts = fns.map(() => 0);
+  let total = 0;
+  const stopAt = performance.now() + budget.maxMs * k;
+  const caller = async () => {
+    while (total < budget.iterations * k && performance.now() < stopAt) {
+      const which = total++ % k;
+      const slot = counts[which]!++;
+      const t = performance.now();
+      await fns[which]!(next++);
+      latencies[which]![slot] = performance.now() - t;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, caller));
+  return fns.map((_, w) => {
+    const timed = latencies[w]!.subarray(0, counts[w]).sort();
+    const mean = timed.reduce((sum, v) => sum + v, 0) / timed.length;
+    return {
+      p50: quantile(timed, 0.5),
+      p99: quantile(timed, 0.99),
+      opsPerSec: (concurrency * 1000) / mean,
+      n: timed.length,
+    };
+  });
+}
+
 /** `sample` repeated `budget.reps` times; medians reported. */
 export async function measure(
   fn: (i: number) => Promise<unknown>,

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Storage } from '../../lib/storage/index.js';
 import { BACKENDS, type BackendName, type Context, DATABASE_URL, PG_POOL } from '../lib/context.js';
-import { combine, type Sample, sample } from '../lib/measure.js';
+import { combine, type Sample, sampleInterleaved } from '../lib/measure.js';
 
 export const OPS = ['kv.get', 'kv.set', 'session create', 'queue pop', 'pub/sub', 'cluster active'] as const;
 export type Op = (typeof OPS)[number];
@@ -221,25 +221,32 @@ async function neonPool(ctx: Context): Promise<{ pool: PoolLike; listener: pg.Cl
 }
 
 /**
- * Every table measured in rounds: each repetition measures each op at each concurrency on every
- * table back to back, so a library row and its raw baseline are timed minutes apart at most
- * seconds, and a burst of load elsewhere on the machine lands on both rather than on one.
+ * Every group measured in rounds: each repetition measures each op at each concurrency on every
+ * group in turn. Within a group (a library backend and its raw baseline) the calls alternate,
+ * one of each in turn (see sampleInterleaved), so the ratio compares like with like.
  */
-async function runTables(ctx: Context, tables: [string, OpTable][]): Promise<void> {
+async function runGroups(ctx: Context, groups: [string, OpTable][][]): Promise<void> {
   const samples = new Map<string, Sample[]>();
   const { reps, ...budget } = ctx.budget;
   for (let rep = 0; rep < reps; rep++) {
     for (const op of OPS) {
       for (const concurrency of CONCURRENCY) {
-        for (const [backend, ops] of tables) {
-          const key = `${backend}\0${op}\0${concurrency}`;
-          samples.set(key, [...(samples.get(key) ?? []), await sample(ops[op], budget, concurrency)]);
+        for (const group of groups) {
+          const got = await sampleInterleaved(
+            group.map(([, ops]) => ops[op]),
+            budget,
+            concurrency,
+          );
+          group.forEach(([backend], g) => {
+            const key = `${backend}\0${op}\0${concurrency}`;
+            samples.set(key, [...(samples.get(key) ?? []), got[g]!]);
+          });
         }
       }
     }
     ctx.log(`  round ${rep + 1} of ${reps} done`);
   }
-  for (const [backend] of tables) {
+  for (const [backend] of groups.flat()) {
     for (const op of OPS) {
       for (const concurrency of CONCURRENCY) {
         const m = combine(samples.get(`${backend}\0${op}\0${concurrency}`) ?? []);
@@ -253,20 +260,20 @@ async function runTables(ctx: Context, tables: [string, OpTable][]): Promise<voi
 }
 
 export async function matrixSuite(ctx: Context): Promise<void> {
-  const tables: [string, OpTable][] = [];
+  const groups: [string, OpTable][][] = [];
   for (const backend of BACKENDS) {
     const why = ctx.unavailable(backend);
     if (why) {
       ctx.skip(`matrix ${backend}`, why);
       continue;
     }
-    tables.push([backend, await libraryOps(await ctx.storage(backend))]);
+    const group: [string, OpTable][] = [[backend, await libraryOps(await ctx.storage(backend))]];
     const raw = await rawBaseline(ctx, backend);
-    if (raw) tables.push(raw);
+    if (raw) group.push(raw);
+    groups.push(group);
   }
-  await runTables(ctx, tables);
+  await runGroups(ctx, groups);
 }
-
 async function rawBaseline(ctx: Context, backend: BackendName): Promise<[string, OpTable] | undefined> {
   if (backend === 'redis') return ['ioredis (raw)', await rawRedisOps(ctx)];
   if (backend === 'postgresql (pg)') {

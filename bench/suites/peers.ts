@@ -10,14 +10,14 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { Storage } from '../../lib/storage/index.js';
 import { type Context, DATABASE_URL, PG_POOL, REDIS_URL } from '../lib/context.js';
-import { combine, type Sample, sample } from '../lib/measure.js';
+import { combine, type Sample, sampleInterleaved } from '../lib/measure.js';
 import { libraryQueue, type QueueSystem, queueThroughput } from '../lib/throughput.js';
 
 const VALUE = { cluster: 'prod', pods: 42, ready: true, labels: { app: 'api', tier: 'backend' } };
 const KEYS = 100;
 const CONSUMERS = 8;
 
-/** Keyv and the library's kv on the same server, measured alternately in each repetition. */
+/** Keyv and the library's kv on the same server, their calls alternating (see sampleInterleaved). */
 async function kvRows(ctx: Context, pairs: [string, Keyv | Storage][]): Promise<void> {
   const ops: Record<string, (i: number) => Promise<unknown>>[] = [];
   for (const [, store] of pairs) {
@@ -30,8 +30,12 @@ async function kvRows(ctx: Context, pairs: [string, Keyv | Storage][]): Promise<
     for (const concurrency of [1, 8]) {
       const samples: Sample[][] = pairs.map(() => []);
       for (let rep = 0; rep < reps; rep++) {
-        for (let p = 0; p < pairs.length; p++)
-          samples[p]!.push(await sample(ops[p]![op]!, budget, concurrency));
+        const got = await sampleInterleaved(
+          ops.map((o) => o[op]!),
+          budget,
+          concurrency,
+        );
+        for (const [p, g] of got.entries()) samples[p]!.push(g);
       }
       pairs.forEach(([name], p) => {
         const m = combine(samples[p]!);
