@@ -2,8 +2,9 @@ import { resolveConfig, type StorageConfig, type StorageConfigInput } from '../c
 import { ConfigError } from '../errors.js';
 import type { Driver } from './driver.js';
 import { createFacade } from './facade.js';
-// Each backend's module is imported on its own: a packaged function gets stand-ins for the ones
-// its configuration does not use (lib/storage/packaged.ts), so nothing else may come from them.
+// A packaged function gets stand-ins for the backend modules its configuration does not use
+// (lib/storage/packaged.ts): only their create…Driver() comes from them; what the factory needs
+// whatever the backend (the hybrid's settings) comes from a module that is always bundled.
 import { createHybridDriver, type HybridControl } from './hybrid/index.js';
 import { backendsInUse, type HybridOptions, hybridSettings } from './hybrid/settings.js';
 import { createMemoryDriver } from './memory/index.js';
