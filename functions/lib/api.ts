@@ -14,7 +14,7 @@ import { ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError } 
 import type { Storage } from '../../lib/storage/types.js';
 import type { HttpResponse } from './http.js';
 import { logger } from './logger.js';
-import { recordOperation } from './metrics.js';
+import { recordOperation, recordPools } from './metrics.js';
 import { httpErrors, requestLogging } from './middleware.js';
 import { type FunctionName, pathParameters, type RouteSpec, routeKey, routes } from './routes.js';
 import { getStorage, getStorageConfig } from './storage.js';
@@ -254,12 +254,16 @@ function operationMetrics(own: RouteSpec[]): HttpMiddleware {
     const route = findRoute(own, request.event);
     const status = (request.response as HttpResponse | undefined)?.statusCode ?? 500;
     let backend = 'unknown';
+    let pools: ReturnType<Storage['pools']> = {};
     try {
-      backend = getStorage().backend;
+      const storage = getStorage();
+      backend = storage.backend;
+      pools = storage.pools();
     } catch {
       // Invalid configuration: already answered 503 and logged.
     }
     recordOperation(route?.operation ?? 'unknown', backend, performance.now() - start, status);
+    recordPools(pools);
   };
   return {
     name: 'operationMetrics',

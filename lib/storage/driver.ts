@@ -12,6 +12,7 @@ import type {
   HealthCheck,
   Json,
   KvEntry,
+  PoolUse,
   PublishedEvent,
   QueueStats,
   ReceivedMessage,
@@ -177,6 +178,8 @@ export interface Driver {
   readonly audit: AuditDriver;
   readonly connections: ConnectionDriver;
   ping(): Promise<void>;
+  /** See `Storage.pools`. */
+  pools?(): Partial<Record<'redis' | 'postgresql', PoolUse>>;
   sweep(batchSize: number): Promise<Omit<SweepReport, 'durationMs'>>;
   close(): Promise<void>;
 }

@@ -403,6 +403,7 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
         };
       }
     },
+    pools: () => driver.pools?.() ?? {},
     async sweep(options): Promise<SweepReport> {
       const o = checkOptions('options', options, ['batchSize']);
       const batchSize =

@@ -449,6 +449,18 @@ export interface SweepReport {
   durationMs: number;
 }
 
+/** How much of one connection pool is in use, at the moment it is asked. */
+export interface PoolUse {
+  /** Connections running a statement, transaction or long poll now. */
+  inUse: number;
+  /** Open connections waiting for work. */
+  idle: number;
+  /** Callers waiting for a connection (PostgreSQL), or long polls polling because the cap was reached (Redis). */
+  waiting: number;
+  /** The pool's bound (`postgresql.pool_size`; Redis: `redis.max_connections` less the command and subscriber connections); null: unbounded. */
+  max: number | null;
+}
+
 export interface Storage {
   readonly backend: string;
   readonly kv: KvStore;
@@ -459,6 +471,12 @@ export interface Storage {
   readonly audit: AuditStore;
   readonly connections: ConnectionStore;
   health(): Promise<HealthReport>;
+  /**
+   * The connection pools this instance holds, by backend (`postgresql`: the pg or Neon pool;
+   * `redis`: the long-poll connections; none for memory or PGlite). Synchronous and cheap: for
+   * metrics after every request.
+   */
+  pools(): Partial<Record<'redis' | 'postgresql', PoolUse>>;
   /** Removes expired data in batches and answers the counts. Harmless to run at any time. */
   sweep(options?: SweepOptions): Promise<SweepReport>;
   /** Closes every connection this instance opened. */

@@ -24,6 +24,39 @@ export function describeStorage(f: Fixture): void {
       }
     });
 
+    it(`pools() reports each connection pool in use [pools: ${f.caps.pools.join(', ') || 'none'}]`, async () => {
+      const st = s();
+      await st.kv.set(name('k'), 1);
+      await st.sessions.activeClusters();
+      await st.queues.stats(name('q'));
+      const pools = st.pools();
+      expect(Object.keys(pools).sort()).toEqual([...f.caps.pools].sort());
+      for (const [backend, use] of Object.entries(pools)) {
+        for (const count of [use.inUse, use.idle, use.waiting]) {
+          expect(Number.isInteger(count) && count >= 0, backend).toBe(true);
+        }
+        if (use.max !== null) {
+          expect(Number.isInteger(use.max) && use.max >= 0, backend).toBe(true);
+          expect(use.inUse, backend).toBeLessThanOrEqual(use.max);
+        }
+      }
+    });
+
+    it.runIf(f.backend.kind === 'redis')(
+      'pools(): a long poll holds a Redis connection while it waits',
+      async () => {
+        const st = s();
+        const queue = name('q');
+        const before = st.pools().redis!.inUse;
+        const waiting = st.queues.receive(queue, { wait: 2 });
+        await expect.poll(() => st.pools().redis!.inUse, { timeout: 1500 }).toBe(before + 1);
+        await st.queues.send(queue, 'wake');
+        expect(await waiting).toHaveLength(1);
+        await expect.poll(() => st.pools().redis!.inUse, { timeout: 1500 }).toBe(before);
+        expect(st.pools().redis!.idle).toBeGreaterThanOrEqual(1);
+      },
+    );
+
     it('sweep() answers numeric counts and removes no live data', async () => {
       const st = s();
       const liveKey = name('k');

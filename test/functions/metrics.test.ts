@@ -59,4 +59,52 @@ describe('operation metrics (EMF)', () => {
       expect(entry.Latency).toEqual(expect.any(Number));
     }
   });
+
+  it('pool use per backend, sampled at most once per 10 s: in use, waiting and utilisation of the bound', async () => {
+    vi.resetModules();
+    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+    vi.stubEnv('POWERTOOLS_DEV', '');
+    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+    const lines: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const { call, serveFrom } = await import('./api-support.js');
+    const storage = createStorage({ backend: 'memory' });
+    // The memory backend has no pool: report two, one bounded and one not.
+    Object.assign(storage, {
+      pools: () => ({
+        postgresql: { inUse: 3, idle: 2, waiting: 1, max: 8 },
+        redis: { inUse: 2, idle: 1, waiting: 0, max: null },
+      }),
+    });
+    try {
+      serveFrom(storage);
+      const { token } = await storage.tokens.issue({ identity: 'metrics', scopes: ['admin'] });
+      for (let i = 0; i < 3; i++) {
+        expect((await call('GET /kv/{key}', { token, params: { key: 'k' } })).status).toBe(404);
+      }
+    } finally {
+      vi.mocked(process.stdout.write).mockRestore();
+      await storage.close();
+    }
+    const gauges = lines
+      .flatMap((line) => line.split('\n'))
+      .filter((line) => line.includes('CloudWatchMetrics'))
+      .map((line) => JSON.parse(line) as Emf)
+      .filter((entry) => entry._aws.CloudWatchMetrics[0]!.Metrics[0]!.Name.startsWith('Pool'))
+      .map((entry) => {
+        const { Name, Unit } = entry._aws.CloudWatchMetrics[0]!.Metrics[0]!;
+        expect(entry._aws.CloudWatchMetrics[0]!.Dimensions[0]).toContain('backend');
+        return [entry.backend, Name, Unit, entry[Name]];
+      });
+    expect(gauges).toEqual([
+      ['postgresql', 'PoolInUse', 'Count', 3],
+      ['postgresql', 'PoolWaiting', 'Count', 1],
+      ['postgresql', 'PoolUtilization', 'Percent', 37.5],
+      ['redis', 'PoolInUse', 'Count', 2],
+      ['redis', 'PoolWaiting', 'Count', 0],
+    ]);
+  });
 });

@@ -28,6 +28,8 @@ export interface Capabilities {
   longPoll: boolean;
   /** Many concurrent receivers on one queue get every message exactly once (a 2,000-message run). */
   concurrentReceivers: boolean;
+  /** The connection pools `storage.pools()` reports (none for memory and PGlite: no pool to report). */
+  pools: readonly ('redis' | 'postgresql')[];
 }
 
 export interface Backend {
@@ -47,7 +49,7 @@ export interface Backend {
   cleanup(): Promise<void>;
 }
 
-const ALL: Capabilities = { subscribe: true, longPoll: true, concurrentReceivers: true };
+const ALL: Omit<Capabilities, 'pools'> = { subscribe: true, longPoll: true, concurrentReceivers: true };
 
 function withBackend(
   overrides: StorageConfigInput | undefined,
@@ -64,7 +66,7 @@ function withBackend(
 export const memoryBackend: Backend = {
   name: 'memory',
   kind: 'memory',
-  capabilities: { ...ALL },
+  capabilities: { ...ALL, pools: [] },
   available: async () => undefined,
   create: (overrides) => createStorage({ ...overrides, backend: 'memory' }),
   // Memory storages vanish with the process.
@@ -93,7 +95,7 @@ export function redisBackend(variant: RedisVariant = defaultRedis()): Backend {
   return {
     name: variant.name,
     kind: 'redis',
-    capabilities: { ...ALL },
+    capabilities: { ...ALL, pools: ['redis'] },
     async available() {
       const started = await variant.start?.();
       if (started !== undefined) return started;
@@ -223,7 +225,7 @@ export function postgresBackend(variant: PostgresVariant): Backend {
   return {
     name: variant.name,
     kind: 'postgresql',
-    capabilities: { ...ALL },
+    capabilities: { ...ALL, pools: variant.driver === 'pglite' ? [] : ['postgresql'] },
     async available() {
       try {
         if (variant.driver === 'pglite') {
@@ -306,7 +308,10 @@ export function hybridBackend(variant: HybridVariant): Backend {
   return {
     name: variant.name,
     kind: 'hybrid',
-    capabilities: { ...ALL },
+    capabilities: {
+      ...ALL,
+      pools: variant.routing ? [...new Set(Object.values(variant.routing))] : ['redis', 'postgresql'],
+    },
     async available() {
       return (await redisSide.available()) ?? (await pgSide.available());
     },

@@ -1300,6 +1300,11 @@ export function createHybridDriver(
     audit,
     connections,
     control,
+    pools() {
+      const all: ReturnType<NonNullable<Driver['pools']>> = {};
+      for (const m of members.values()) Object.assign(all, m.driver.pools?.());
+      return all;
+    },
     async ping() {
       const report = await health();
       if (report.status === 'down') {

@@ -86,6 +86,8 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
   let closing: Promise<void> | undefined;
   // Opened on first use (createStorage is synchronous); a failed open is retried by the next call.
   let opening: Promise<Sql> | undefined;
+  /** The open connection, once there is one (for `pools`, which is synchronous). */
+  let opened: Sql | undefined;
   const db = (): Promise<Sql> => {
     if (state.closed) {
       return Promise.reject(
@@ -101,6 +103,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
         if (owned) await raw.close().catch(() => {});
         throw error;
       }
+      opened = sql;
       return sql;
     })();
     opening.catch(() => {
@@ -152,6 +155,10 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     tokens: pgTokens(t, query),
     audit: pgAudit(config, t, query),
     connections: pgConnections(t, query, transaction),
+    pools() {
+      const use = opened?.poolUse?.();
+      return use ? { postgresql: use } : {};
+    },
     async ping() {
       // Reads the migrations table: an unmigrated schema is reported as such.
       await query(`SELECT 1 FROM ${t('schema_migrations')} LIMIT 1`);

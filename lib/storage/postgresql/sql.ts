@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import type { StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError, StorageError } from '../../errors.js';
+import type { PoolUse } from '../types.js';
 
 export type Row = Record<string, unknown>;
 export type SqlDriverName = StorageConfig['postgresql']['driver'];
@@ -42,6 +43,8 @@ export interface Sql extends SqlExecutor {
    * the configuration cannot listen: callers poll instead.
    */
   readonly listen?: (channel: string, listener: Listener) => Promise<() => Promise<void>>;
+  /** The pool's use now (pg and Neon; absent for PGlite, one connection in this process). */
+  readonly poolUse?: () => PoolUse;
   close(): Promise<void>;
 }
 
@@ -156,6 +159,10 @@ interface PoolLike {
   query(query: QueryInput, params?: unknown[]): Promise<{ rows: Row[] }>;
   connect(): Promise<PoolClientLike>;
   end(): Promise<void>;
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+  readonly options: { max?: number };
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
 interface PoolClientLike {
@@ -299,6 +306,12 @@ function poolSql({ name, pool, newClient, prepare, idleCheckMs, checkTimeoutMs }
       }
     },
     listen: hub?.listen,
+    poolUse: () => ({
+      inUse: pool.totalCount - pool.idleCount,
+      idle: pool.idleCount,
+      waiting: pool.waitingCount,
+      max: pool.options.max ?? null,
+    }),
     async close() {
       await hub?.close();
       await pool.end();
@@ -569,6 +582,7 @@ export function withErrorMapping(sql: Sql, schema: string): Sql {
     ...wrap(sql),
     transaction: (fn) => sql.transaction((tx) => fn(wrap(tx))).catch(map),
     listen: sql.listen && ((channel, listener) => sql.listen!(channel, listener).catch(map)),
+    poolUse: sql.poolUse,
     close: () => sql.close(),
   };
 }

@@ -28,6 +28,7 @@ import { compareBytes, formatEventId, isoTime as iso } from '../driver.js';
 import type {
   AuditEntry,
   Connection,
+  PoolUse,
   PublishedEvent,
   ReceivedMessage,
   Session,
@@ -83,6 +84,7 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
     tokens: redisTokens(client, run, `${prefix}{t}:`),
     audit: redisAudit(run, `${prefix}{a}:`, config),
     connections: redisConnections(run, `${prefix}{ws}:`),
+    pools: () => ({ redis: blocking.use() }),
     async ping() {
       await client.ping();
     },
@@ -145,6 +147,8 @@ function guard(driver: Driver): Driver {
   return {
     ...wrap(driver),
     name: driver.name,
+    // Synchronous and touches no connection.
+    pools: driver.pools,
     kv: wrap(driver.kv),
     sessions: wrap(driver.sessions),
     queues: wrap(driver.queues),
@@ -327,6 +331,8 @@ interface BlockingPool {
   wait(key: string, ms: number): Promise<void>;
   /** True once `close()` ran: long polls end with what they have. */
   readonly closed: boolean;
+  /** Blocked, idle and polling waits now. */
+  use(): PoolUse;
   close(): Promise<void>;
 }
 
@@ -342,6 +348,8 @@ function blockingPool(client: RedisClient, limits: { maxIdle: number; maxBusy: n
   const busy = new Set<RedisClient>();
   const { maxIdle: MAX_IDLE, maxBusy } = limits;
   let closed = false;
+  /** Waits pausing because `maxBusy` connections are blocked. */
+  let polling = 0;
   const open = (): RedisClient => {
     // A BLPOP resent after a reconnect would start its full timeout again: fail it instead, and
     // the long poll runs its loop again with the time it has left.
@@ -357,7 +365,12 @@ function blockingPool(client: RedisClient, limits: { maxIdle: number; maxBusy: n
     async wait(key, ms) {
       if (closed || ms <= 0) return;
       if (idle.length === 0 && busy.size >= maxBusy) {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(ms, POLL_PAUSE_MS)));
+        polling++;
+        try {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(ms, POLL_PAUSE_MS)));
+        } finally {
+          polling--;
+        }
         return;
       }
       const connection = idle.pop() ?? open();
@@ -379,6 +392,12 @@ function blockingPool(client: RedisClient, limits: { maxIdle: number; maxBusy: n
     get closed() {
       return closed;
     },
+    use: () => ({
+      inUse: busy.size,
+      idle: idle.length,
+      waiting: polling,
+      max: Number.isFinite(maxBusy) ? Math.max(0, maxBusy) : null,
+    }),
     async close() {
       closed = true;
       for (const connection of [...idle, ...busy]) connection.disconnect();
