@@ -2,7 +2,7 @@
 import { spread } from './measure.js';
 import type { BenchResults } from './results.js';
 import { int, kb, ms, ratio, table } from './table.js';
-import { find, overhead } from './targets.js';
+import { find, overhead, pairedRatio } from './targets.js';
 
 const R = 'right' as const;
 const L = 'left' as const;
@@ -55,7 +55,7 @@ export function peersTables(results: BenchResults): string {
         int(r.opsPerSec),
         ms(ours?.p50),
         int(ours?.opsPerSec),
-        ratio(ours ? ours.opsPerSec / r.opsPerSec : undefined),
+        ratio(ours ? pairedRatio(ours, r, 'opsPerSec') : undefined),
       ];
     });
   const queue = results.peers.queue.map((r) => [
@@ -116,6 +116,7 @@ export function scaleTables(results: BenchResults): string {
         [
           'sweep',
           'expired rows',
+          'sweeps',
           'seconds',
           'rows/s',
           'setup s',
@@ -144,15 +145,16 @@ export function lambdaTables(results: BenchResults): string {
   if (!lambda) return '';
   return [
     table(
-      ['function', 'bundle (.mjs)', 'zip', 'cold import ms', 'cold process ms'],
+      ['function', 'bundle (.mjs)', 'zip', 'cold import ms', 'without source maps', 'cold process ms'],
       lambda.functions.map((f) => [
         f.name,
         kb(f.bundleBytes),
         kb(f.zipBytes),
         ms(f.coldImportMs),
+        ms(f.coldImportNoMapsMs),
         ms(f.coldProcessMs),
       ]),
-      [L, R, R, R, R],
+      [L, R, R, R, R, R],
     ),
     table(
       ['warm handler', 'backend', 'handler p50 / p99 ms', 'store op p50 / p99 ms', 'overhead p50 ms'],

@@ -48,8 +48,8 @@ export async function queueThroughput(
   return { system: name, consumers, jobs, jobsPerSec: median(runs), reps: runs };
 }
 
-/** The library's queue as a QueueSystem: consumers long-poll `receive` (one message each) and `ack`. */
-export function libraryQueue(storage: Storage, queue: string): QueueSystem {
+/** The library's queue as a QueueSystem: consumers long-poll `receive` (up to `max` messages) and `ack` each. */
+export function libraryQueue(storage: Storage, queue: string, max = 1): QueueSystem {
   let running: Promise<void>[] = [];
   let stopped = false;
   return {
@@ -57,7 +57,7 @@ export function libraryQueue(storage: Storage, queue: string): QueueSystem {
       stopped = false;
       const consume = async () => {
         while (!stopped) {
-          for (const m of await storage.queues.receive(queue, { max: 1, wait: 1 })) {
+          for (const m of await storage.queues.receive(queue, { max, wait: 1 })) {
             await storage.queues.ack(queue, m.id, m.receipt);
             done();
           }

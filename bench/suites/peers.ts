@@ -16,6 +16,8 @@ import { libraryQueue, type QueueSystem, queueThroughput } from '../lib/throughp
 const VALUE = { cluster: 'prod', pods: 42, ready: true, labels: { app: 'api', tier: 'backend' } };
 const KEYS = 100;
 const CONSUMERS = 8;
+/** Jobs per pg-boss fetch (and per library receive in the like-for-like row). */
+const BATCH = 50;
 
 /** Keyv and the library's kv on the same server, their calls alternating (see sampleInterleaved). */
 async function kvRows(ctx: Context, pairs: [string, Keyv | Storage][]): Promise<void> {
@@ -82,7 +84,7 @@ function pgBoss(ctx: Context, queueName: string): QueueSystem {
       // least). With one job per fetch that caps it near 16 jobs/s here, so each fetch takes up to
       // 50 jobs, completed together: pg-boss at its best, not at its default.
       for (let c = 0; c < consumers; c++) {
-        await boss.work(queueName, { batchSize: 50, pollingIntervalSeconds: 0.5 }, async (batch) => {
+        await boss.work(queueName, { batchSize: BATCH, pollingIntervalSeconds: 0.5 }, async (batch) => {
           for (const _ of batch) done();
         });
       }
@@ -143,8 +145,22 @@ export async function peersSuite(ctx: Context): Promise<void> {
       CONSUMERS,
       reps,
     );
-    const theirs = await queueThroughput('pg-boss', (r) => pgBoss(ctx, `peer-${r}`), jobs, CONSUMERS, reps);
-    ctx.results.peers.queue.push(ours, theirs);
+    // Like for like with pg-boss's batched fetch: receive up to 50 per call, ack each.
+    const batched = await queueThroughput(
+      `kubently (postgresql, batches of ${BATCH})`,
+      (r) => libraryQueue(storage, `peer-batch-${r}`, BATCH),
+      jobs,
+      CONSUMERS,
+      reps,
+    );
+    const theirs = await queueThroughput(
+      `pg-boss (batches of ${BATCH})`,
+      (r) => pgBoss(ctx, `peer-${r}`),
+      jobs,
+      CONSUMERS,
+      reps,
+    );
+    ctx.results.peers.queue.push(ours, batched, theirs);
     ctx.log(
       `  queue ${jobs} jobs, ${CONSUMERS} consumers: kubently (postgresql) ${Math.round(ours.jobsPerSec)} jobs/s, pg-boss ${Math.round(theirs.jobsPerSec)} jobs/s`,
     );

@@ -4,7 +4,7 @@ import { combine, median, quantile, sample, sampleInterleaved } from '../../benc
 import type { BenchResults, LatencyRow } from '../../bench/lib/results.js';
 import { decades, escapeXml, renderSvg } from '../../bench/lib/svg.js';
 import { table } from '../../bench/lib/table.js';
-import { evaluateTargets, overhead } from '../../bench/lib/targets.js';
+import { evaluateTargets, overhead, pairedRatio } from '../../bench/lib/targets.js';
 
 const row = (backend: string, op: string, p50: number, concurrency = 1): LatencyRow => ({
   backend,
@@ -35,8 +35,14 @@ function results(latency: LatencyRow[]): BenchResults {
     peers: {
       kv: [],
       queue: [
-        { system: 'kubently (postgresql)', consumers: 8, jobs: 10, jobsPerSec: 300, reps: [300] },
-        { system: 'pg-boss', consumers: 8, jobs: 10, jobsPerSec: 100, reps: [100] },
+        {
+          system: 'kubently (postgresql, batches of 50)',
+          consumers: 8,
+          jobs: 10,
+          jobsPerSec: 300,
+          reps: [300],
+        },
+        { system: 'pg-boss (batches of 50)', consumers: 8, jobs: 10, jobsPerSec: 100, reps: [100] },
       ],
     },
     scale: { keys: [], queue: [], sweep: [] },
@@ -113,6 +119,20 @@ describe('bench targets', () => {
     expect(byName('PostgreSQL (pg) p50 kv.get').met).toBe(false);
     expect(byName('PostgreSQL queue vs pg-boss')).toMatchObject({ met: true });
     expect(byName('warm handler overhead').met).toBeUndefined();
+  });
+});
+
+describe('paired ratios', () => {
+  it('take the median of the per-repetition ratios, so one odd repetition does not decide', () => {
+    const a = {
+      ...row('lib', 'kv.get', 0.114),
+      reps: [0.119, 0.036, 0.114].map((p50) => ({ p50, p99: 1, opsPerSec: 1, n: 1 })),
+    };
+    const b = {
+      ...row('raw', 'kv.get', 0.045),
+      reps: [0.108, 0.029, 0.045].map((p50) => ({ p50, p99: 1, opsPerSec: 1, n: 1 })),
+    };
+    expect(pairedRatio(a, b, 'p50')).toBeCloseTo(0.036 / 0.029);
   });
 });
 
