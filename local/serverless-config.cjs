@@ -44,6 +44,20 @@ function loadConfigModule() {
 function packageConfig() {
   const lib = loadConfigModule();
   try {
+    // Packaged at the same relative path and read from there by the functions (serverless.yml):
+    // a file outside the project would not be in the package.
+    // (`serverless offline` runs the functions from here: any path works there.)
+    const named = process.env.STORAGE_CONFIG;
+    if (named && !process.argv.includes('offline')) {
+      const relative = path.relative(root, path.resolve(root, named));
+      if (path.isAbsolute(named) || relative.startsWith('..') || path.isAbsolute(relative)) {
+        throw Object.assign(new Error('STORAGE_CONFIG'), {
+          problems: [
+            `STORAGE_CONFIG: must be a path inside the project, relative to its root, when packaging (it is packaged at that path and the functions read it there), got ${JSON.stringify(named)}`,
+          ],
+        });
+      }
+    }
     return lib.loadConfig({ cwd: root });
   } catch (error) {
     if (error && Array.isArray(error.problems)) {

@@ -2,10 +2,9 @@
  * serverless.yml's deploy-time settings (local/serverless-config.cjs): the cleanup schedule from
  * `ttl.interval` / `ttl.enabled`, and an invalid configuration refused before anything is packaged.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 
 const require = createRequire(import.meta.url);
@@ -14,12 +13,16 @@ const deployConfig = require('../../local/serverless-config.cjs') as () => Promi
   cleanupRate: string;
 }>;
 
-const dir = mkdtempSync(join(tmpdir(), 'kubently-deploy-config-'));
+// Inside the project (a packaged STORAGE_CONFIG must be: it is packaged at that relative path).
+const root = join(import.meta.dirname, '../..');
+mkdirSync(join(root, 'node_modules/.cache'), { recursive: true });
+const dir = mkdtempSync(join(root, 'node_modules/.cache/kubently-deploy-config-'));
 let n = 0;
+/** A configuration file inside the project; answers its path relative to the project root. */
 function configFile(yaml: string): string {
   const file = join(dir, `config-${n++}.yaml`);
   writeFileSync(file, yaml);
-  return file;
+  return relative(root, file);
 }
 
 afterEach(() => vi.unstubAllEnvs());
@@ -50,5 +53,15 @@ describe('deploy-time configuration', () => {
     expect(error.message).toContain('storage.backend');
     expect(error.message).toContain('ttl.interval');
     expect(error.stack).toBe(error.message);
+  });
+
+  it.each([
+    ['an absolute path', '/etc/kubently/config.yaml'],
+    ['a path outside the project', '../config.yaml'],
+  ])('STORAGE_CONFIG naming %s is refused: the functions could not read it', async (_what, file) => {
+    vi.stubEnv('STORAGE_CONFIG', file);
+    const error = (await deployConfig().catch((caught: unknown) => caught)) as Error;
+    expect(error.message).toContain('STORAGE_CONFIG: must be a path inside the project');
+    expect(error.message).toContain(JSON.stringify(file));
   });
 });
