@@ -1,5 +1,6 @@
 /**
  * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda] [--bundles DIR] [--out DIR]`
+ * `npm run bench -- --render bench/results/latest.json` re-renders a run's report and chart.
  *
  * Runs the benchmark suites (bench/suites/*), then prints a table and writes, under `--out`
  * (default bench/results): `<name>.json` (every number), `<name>.md` (the report) and
@@ -96,7 +97,21 @@ function versions(): Record<string, string> {
   return out;
 }
 
+/** `--render FILE`: the report, chart and table again from a results file (targets re-judged), nothing measured. */
+function render(file: string): void {
+  const results = JSON.parse(readFileSync(file, 'utf8')) as BenchResults;
+  results.targets = evaluateTargets(results);
+  const base = file.replace(/\.json$/, '');
+  const name = base.slice(base.lastIndexOf('/') + 1);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(`${base}.md`, renderMarkdown(results, `${name}.svg`));
+  writeFileSync(`${base}.svg`, renderSvg(results));
+  process.stdout.write(renderTerminal(results));
+}
+
 async function main(): Promise<void> {
+  const rendering = process.argv.indexOf('--render');
+  if (rendering >= 0) return render(resolve(process.argv[rendering + 1] ?? 'bench/results/latest.json'));
   const options = parseArgs(process.argv.slice(2));
   const pinned = pin(options.pin);
   const started = performance.now();

@@ -270,7 +270,12 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
     n
       ? `Across repetitions, the largest p50 over the smallest was ${ratio(n.median)} for the median row and ${ratio(n.worst)} at worst (${n.worstRow}).`
       : 'One repetition per measurement: no spread to report.',
-    `Loopback round trips on this shared 2-core machine vary up to ~3× with what else runs; ${m.pinned}.`,
+    'A loopback round trip on this shared 2-core machine takes ~0.015–0.02 ms when the server process',
+    "serving the connection runs on the client's core and ~0.08–0.1 ms when it runs on the other one, and",
+    'which a connection gets changes between runs and repetitions: absolute p50s of sub-0.1 ms operations',
+    'move by up to ~5× from run to run. Ratios hold better: a library',
+    'row and its raw or peer counterpart alternate call by call, and each ratio is the median of the',
+    `per-repetition ratios. ${m.pinned.startsWith('taskset') ? 'The benchmark process runs under `taskset -c 0`: it keeps the client from migrating between cores, but cannot choose where Redis or PostgreSQL run.' : `Pinning: ${m.pinned}.`}`,
     ...m.notes.map((note) => `- ${note}`),
     ...(m.skipped.length > 0 ? ['', '## Not run', '', ...m.skipped.map((s) => `- ${s.split('\n')[0]}`)] : []),
     '',
