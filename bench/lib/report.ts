@@ -1,6 +1,6 @@
 /** The terminal table and the markdown report of one run. */
 import { spread } from './measure.js';
-import type { BenchResults } from './results.js';
+import type { BenchResults, FunctionRow } from './results.js';
 import { int, kb, ms, ratio, table } from './table.js';
 import { find, overhead, pairedRatio } from './targets.js';
 
@@ -143,18 +143,31 @@ export function scaleTables(results: BenchResults): string {
 export function lambdaTables(results: BenchResults): string {
   const lambda = results.lambda;
   if (!lambda) return '';
+  const packages = [...new Set(lambda.functions.map((f) => f.package))];
+  const names = [...new Set(lambda.functions.map((f) => f.name))];
+  const cell = (name: string, pkg: string, show: (f: FunctionRow) => string) => {
+    const f = lambda.functions.find((x) => x.name === name && x.package === pkg);
+    return f ? show(f) : '—';
+  };
+  const right = packages.map(() => R);
   return [
     table(
-      ['function', 'bundle (.mjs)', 'zip', 'cold import ms', 'without source maps', 'cold process ms'],
-      lambda.functions.map((f) => [
-        f.name,
-        kb(f.bundleBytes),
-        kb(f.zipBytes),
-        ms(f.coldImportMs),
-        ms(f.coldImportNoMapsMs),
-        ms(f.coldProcessMs),
+      ['bundle (.mjs) per package', ...packages],
+      names.map((name) => [name, ...packages.map((p) => cell(name, p, (f) => kb(f.bundleBytes)))]),
+      [L, ...right],
+    ),
+    table(
+      ['cold import ms (without source maps)', ...packages],
+      names.map((name) => [
+        name,
+        ...packages.map((p) => cell(name, p, (f) => `${ms(f.coldImportMs)} (${ms(f.coldImportNoMapsMs)})`)),
       ]),
-      [L, R, R, R, R, R],
+      [L, ...right],
+    ),
+    table(
+      ['cold process ms (spawn to loaded)', ...packages],
+      names.map((name) => [name, ...packages.map((p) => cell(name, p, (f) => ms(f.coldProcessMs)))]),
+      [L, ...right],
     ),
     table(
       ['warm handler', 'backend', 'handler p50 / p99 ms', 'store op p50 / p99 ms', 'overhead p50 ms'],

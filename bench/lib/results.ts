@@ -47,6 +47,8 @@ export interface SweepResult {
 }
 
 export interface FunctionRow {
+  /** The configuration the package was built for (`memory`, `redis`, …; `as packaged` for given zips). */
+  package: string;
   name: string;
   /** The handler's .mjs in the zip (source map excluded). */
   bundleBytes: number;

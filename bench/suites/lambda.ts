@@ -11,13 +11,27 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createStorage } from '../../lib/storage/index.js';
-import type { Context } from '../lib/context.js';
+import { type Context, DATABASE_URL, REDIS_URL } from '../lib/context.js';
 import { measure, median } from '../lib/measure.js';
 import type { FunctionRow, WarmHandler } from '../lib/results.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
+
+/**
+ * A package is built for one configuration (each function carries only the backends and driver
+ * it uses), so sizes and cold starts are measured for each backend's package. The URLs only
+ * have to be valid: packaging opens no connection.
+ */
+const MEMORY: NodeJS.ProcessEnv = { STORAGE_BACKEND: 'memory' };
+const PACKAGES: [string, NodeJS.ProcessEnv][] = [
+  ['memory', MEMORY],
+  ['redis', { STORAGE_BACKEND: 'redis', REDIS_URL }],
+  ['postgresql (pg)', { STORAGE_BACKEND: 'postgresql', POSTGRES_DRIVER: 'pg', DATABASE_URL }],
+  ['postgresql (neon)', { STORAGE_BACKEND: 'postgresql', POSTGRES_DRIVER: 'neon', DATABASE_URL }],
+  ['hybrid', { STORAGE_BACKEND: 'hybrid', POSTGRES_DRIVER: 'pg', REDIS_URL, DATABASE_URL }],
+];
 const CHILD = join(import.meta.dirname, '../lib/invoke-handler.mjs');
 
 interface Output {
@@ -57,11 +71,15 @@ function run(
 }
 
 /** The environment a deployed function runs with (serverless.yml), on the memory backend, with a bootstrap token. */
-function lambdaEnv(token: string, sourceMaps: boolean): NodeJS.ProcessEnv {
+function lambdaEnv(
+  token: string,
+  sourceMaps: boolean,
+  config: NodeJS.ProcessEnv = MEMORY,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
-    STORAGE_BACKEND: 'memory',
+    ...config,
     BOOTSTRAP_TOKEN_HASH: createHash('sha256').update(token).digest('hex'),
     BENCH_TOKEN: token,
     POWERTOOLS_SERVICE_NAME: 'kubently-storage',
@@ -74,12 +92,18 @@ function lambdaEnv(token: string, sourceMaps: boolean): NodeJS.ProcessEnv {
 }
 
 /** Packages into a temporary directory (never the project's .serverless, which others may be using). */
-async function packageBundles(ctx: Context): Promise<{ dir: string; seconds: number }> {
+async function packageBundles(
+  ctx: Context,
+  config: NodeJS.ProcessEnv,
+): Promise<{ dir: string; seconds: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'kst-bench-package-'));
   ctx.defer(async () => rmSync(dir, { recursive: true, force: true }));
+  // Only `config` decides what the package carries, not whatever the calling shell exported.
+  const { STORAGE_BACKEND, POSTGRES_DRIVER, REDIS_URL: _r, DATABASE_URL: _d, ...inherited } = process.env;
   const out = await run('npx', ['serverless', 'package', '--package', dir], {
     env: {
-      ...process.env,
+      ...inherited,
+      ...config,
       AWS_ACCESS_KEY_ID: 'bench',
       AWS_SECRET_ACCESS_KEY: 'bench',
       AWS_REGION: 'us-east-1',
@@ -110,30 +134,26 @@ function result<T>(out: Output, what: string): T {
   return JSON.parse(line.slice(7)) as T;
 }
 
-export async function lambdaSuite(ctx: Context): Promise<void> {
-  const quick = ctx.options.quick;
-  let dir: string;
-  let seconds = 0;
-  if (ctx.options.bundles) {
-    dir = resolve(ctx.options.bundles);
-  } else {
-    ({ dir, seconds } = await packageBundles(ctx));
-    ctx.log(`  serverless package: ${seconds.toFixed(1)} s`);
-  }
+/** Sizes and cold init of every function in the zips under `dir`, extracted under `work`; answers the handler paths. */
+async function measurePackage(
+  ctx: Context,
+  label: string,
+  config: NodeJS.ProcessEnv,
+  dir: string,
+  work: string,
+  token: string,
+  functions: FunctionRow[],
+): Promise<Map<string, string>> {
   const zips = readdirSync(dir)
     .filter((f) => f.endsWith('.zip'))
     .sort();
   if (zips.length === 0) throw new Error(`no function zips in ${dir}`);
-  const work = mkdtempSync(join(tmpdir(), 'kst-bench-lambda-'));
-  ctx.defer(async () => rmSync(work, { recursive: true, force: true }));
-  const token = `kbs_${randomBytes(24).toString('base64url')}`;
-  const coldRuns = quick ? 1 : 5;
-
-  const functions: FunctionRow[] = [];
+  const coldRuns = ctx.options.quick ? 1 : 3;
   const handlers = new Map<string, string>();
   for (const zip of zips) {
     const name = zip.replace(/\.zip$/, '');
-    const mjs = extract(join(dir, zip), join(work, name));
+    const into = join(work, `${label.replace(/\W+/g, '-')}-${name}`);
+    const mjs = extract(join(dir, zip), into);
     handlers.set(name, mjs);
     const imports: number[] = [];
     const processes: number[] = [];
@@ -141,8 +161,8 @@ export async function lambdaSuite(ctx: Context): Promise<void> {
     for (let r = 0; r < coldRuns; r++) {
       for (const sourceMaps of [true, false]) {
         const out = await run(process.execPath, ['--input-type=module', '-e', COLD, mjs], {
-          cwd: join(work, name),
-          env: lambdaEnv(token, sourceMaps),
+          cwd: into,
+          env: lambdaEnv(token, sourceMaps, config),
         });
         const cold = result<{ importMs: number; sinceStart: number }>(out, `cold init of ${name}`);
         if (sourceMaps) {
@@ -151,22 +171,57 @@ export async function lambdaSuite(ctx: Context): Promise<void> {
         } else noMaps.push(cold.importMs);
       }
     }
-    const row: FunctionRow = {
+    functions.push({
+      package: label,
       name,
       bundleBytes: statSync(mjs).size,
       zipBytes: statSync(join(dir, zip)).size,
       coldImportMs: median(imports),
       coldImportNoMapsMs: median(noMaps),
       coldProcessMs: median(processes),
-    };
-    functions.push(row);
-    ctx.log(
-      `  ${name.padEnd(14)} ${(row.bundleBytes / 1000).toFixed(0).padStart(5)} KB  cold import ${row.coldImportMs.toFixed(1)} ms (${row.coldImportNoMapsMs.toFixed(1)} ms without source maps), process ${row.coldProcessMs.toFixed(1)} ms`,
-    );
+    });
   }
+  const mine = functions.filter((f) => f.package === label);
+  const sizes = mine.map((f) => f.bundleBytes / 1000);
+  const colds = mine.map((f) => f.coldImportMs);
+  ctx.log(
+    `  ${label.padEnd(18)} ${mine.length} functions, ${Math.min(...sizes).toFixed(0)}–${Math.max(...sizes).toFixed(0)} KB, cold import ${Math.min(...colds).toFixed(1)}–${Math.max(...colds).toFixed(1)} ms`,
+  );
+  return handlers;
+}
 
-  const warm: WarmHandler[] = [];
+export async function lambdaSuite(ctx: Context): Promise<void> {
+  const quick = ctx.options.quick;
+  const work = mkdtempSync(join(tmpdir(), 'kst-bench-lambda-'));
+  ctx.defer(async () => rmSync(work, { recursive: true, force: true }));
+  const token = `kbs_${randomBytes(24).toString('base64url')}`;
+  const functions: FunctionRow[] = [];
+  let seconds = 0;
+  let handlers: Map<string, string>;
+  if (ctx.options.bundles) {
+    // Zips packaged elsewhere (CI's): for whatever configuration they were built.
+    handlers = await measurePackage(
+      ctx,
+      'as packaged',
+      MEMORY,
+      resolve(ctx.options.bundles),
+      work,
+      token,
+      functions,
+    );
+  } else {
+    handlers = new Map();
+    // The quick mode packages the memory build only; the full run every backend's.
+    for (const [label, config] of quick ? PACKAGES.slice(0, 1) : PACKAGES) {
+      const packaged = await packageBundles(ctx, config);
+      seconds += packaged.seconds;
+      ctx.log(`  serverless package (${label}): ${packaged.seconds.toFixed(1)} s`);
+      const got = await measurePackage(ctx, label, config, packaged.dir, work, token, functions);
+      if (label === 'memory') handlers = got;
+    }
+  }
   const kv = handlers.get('kv');
+  const warm: WarmHandler[] = [];
   if (kv) {
     // The store operation each route performs, on the library directly (memory, as in the handler).
     const storage = createStorage({ backend: 'memory' });
@@ -193,7 +248,7 @@ export async function lambdaSuite(ctx: Context): Promise<void> {
           String(Math.min(iterations, quick ? 300 : 3000)),
           String(reps),
         ],
-        { cwd: join(work, 'kv'), env: lambdaEnv(token, true) },
+        { cwd: dirname(dirname(kv)), env: lambdaEnv(token, true) },
       );
       const runs = result<{ p50: number; p99: number }[]>(out, `warm ${method} /kv/{key}`);
       const handler = { p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)) };
