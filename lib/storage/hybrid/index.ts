@@ -29,8 +29,10 @@ import {
   cleanSource,
   currentState,
   JOURNAL_QUEUE,
+  JOURNAL_QUEUES,
   type JournalEntry,
   type JournalRecord,
+  journalQueueOf,
 } from './journal.js';
 import {
   type BackendName,
@@ -80,7 +82,8 @@ export interface HybridStats {
     lastLagMs: number;
     maxLagMs: number;
   };
-  reconcile: { runs: number; applied: number; pending: number; errors: number };
+  /** `skipped`: entries acked without a write (superseded later in their batch, or a queue already moved). */
+  reconcile: { runs: number; applied: number; skipped: number; pending: number; errors: number };
   /** Direct writes journaled behind entries that still waited for their backend (see `write`). */
   ordered: number;
 }
@@ -114,6 +117,15 @@ const GEN_KEY = '__kst_hybrid:gen:';
 const JOURNAL_LOCK = '__kst_hybrid:journal-lock';
 /** The journal is held by another reconciler (or this one lost it), or it cannot be read. */
 class JournalBusy extends Error {}
+
+/** One acquisition of a journal lock: its token, and what the holder last read of its expiry. */
+interface Owner {
+  token: string;
+  /** Until then no other reconciler can have taken the lock (no read needed before an entry). */
+  safeUntil: number;
+  /** The lock's expiry as last read or renewed (a lower bound). */
+  expiresAt: number;
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -191,7 +203,7 @@ export function createHybridDriver(
     lastOutageMs: {},
     cache: { hits: 0, misses: 0, hitRatio: 0, invalidations: 0, invalidationFailures: 0 },
     sync: { writes: 0, retries: 0, failures: 0, journaled: 0, pending: 0, lastLagMs: 0, maxLagMs: 0 },
-    reconcile: { runs: 0, applied: 0, pending: 0, errors: 0 },
+    reconcile: { runs: 0, applied: 0, skipped: 0, pending: 0, errors: 0 },
     ordered: 0,
   };
   const emit = (
@@ -216,7 +228,12 @@ export function createHybridDriver(
   /** Replays run by probes (awaited by `close`, so their locks are released). */
   const probing = new Set<Promise<unknown>>();
   /** Removals of fallback copies whose entries reached the primary (run once its breaker closed). */
-  const cleanups: (() => Promise<void>)[] = [];
+  const cleanups = new Map<BackendName, (() => Promise<void>)[]>();
+  const cleanupsOf = (target: BackendName) => {
+    let list = cleanups.get(target);
+    if (!list) cleanups.set(target, (list = []));
+    return list;
+  };
   let followUp: NodeJS.Timeout | undefined;
   let followUpAt = 0;
   /** When reconciles were asked for (see `scheduleReconcile`). */
@@ -282,7 +299,7 @@ export function createHybridDriver(
       }
       if (closed) return;
       m.state = 'closed';
-      await runCleanups();
+      await runCleanups(m);
       const outage = Date.now() - m.openedAt;
       stats.lastOutageMs[m.name] = outage;
       emit('BreakerClosed', outage, 'Milliseconds', { backend: m.name });
@@ -380,6 +397,12 @@ export function createHybridDriver(
     journalFirst?: JournalEntry[];
     /** Takes a fallback write back when its journal entry could not be written (it fails). */
     undo?: (d: Driver, result: T) => Promise<unknown>;
+    /**
+     * `undo` removes only what this write created (a new session, a new token), so it is safe
+     * under dual-write too; otherwise it is skipped there (the fallback's copy may be the mirror
+     * of an acknowledged write).
+     */
+    undoCreatesOnly?: boolean;
   }
 
   /**
@@ -394,31 +417,35 @@ export function createHybridDriver(
     snapshot: (d: Driver, result: T) => Promise<JournalEntry[]> | JournalEntry[],
     options: WriteOptions<T> = {},
   ): Promise<T> {
-    const { mirror = true, ordered = true, journalFirst, undo } = options;
+    const { mirror = true, ordered = true, journalFirst, undo, undoCreatesOnly = false } = options;
     const target = primaryOf(type);
-    // Looked up alongside the write (not before it): a write is as fast as its backend.
-    const checking = ordered && fallbackOn && target.state === 'closed' ? waitingJournals(target) : undefined;
-    checking?.catch(() => {});
+    // Looked at *before* the write, whenever the primary will be tried (its breaker is closed,
+    // or every candidate's is open): an entry acknowledged before this call is then either still
+    // in the journal (waiting or leased) or already applied, never in flight past this write.
+    const direct =
+      target.state === 'closed' || [target, ...fallbacksOf(target)].every((m) => m.state !== 'closed');
+    const waiting = ordered && fallbackOn && direct ? await waitingJournals(target) : [];
     const { value, served, primary } = await serve(type, op, async (m) => {
+      // Before the fallback takes it (a crash after the send leaves the message journaled)…
       if (journalFirst && m !== target) await journal(m, target.name, journalFirst, 'fallback');
       return run(m.driver);
     });
     if (served !== primary) {
-      if (journalFirst) return value;
-      // Journaled before answering: an acknowledged write is always on the way to the primary.
-      const entries = await snapshot(served.driver, value);
+      // …and after it (a replay that ran between the two found the queue still empty).
+      const entries = journalFirst ?? (await snapshot(served.driver, value));
       try {
+        // Journaled before answering: an acknowledged write is always on the way to the primary.
         await journal(served, primary.name, entries, 'fallback');
       } catch (error) {
         if (isOutage(error)) open(served, error);
         // Not acknowledged, so not left on the fallback either (best effort).
-        if (undo)
+        if (undo && (undoCreatesOnly || !settings.sync.enabled)) {
           await withDeadline(undo(served.driver, value), deadlineOf(served), served.name).catch(() => {});
+        }
         throw error;
       }
       return value;
     }
-    const waiting = checking ? await checking : [];
     const to = settings.sync.enabled && mirror ? otherOf(primary) : undefined;
     if (waiting.length === 0 && !to) return value;
     const entries = await snapshot(primary.driver, value);
@@ -435,10 +462,12 @@ export function createHybridDriver(
   }
 
   /**
-   * The other backends whose journal holds entries for `target` (waiting or being replayed;
-   * entries requeued with a delay do not count). A clean answer is trusted for
+   * The other backends whose state journal holds entries for `target` (waiting or being
+   * replayed; entries requeued with a delay do not count). A clean answer is trusted for
    * `journalCheckMs`; a journal that cannot be read counts as empty but is looked at again on
-   * the next write (its backend cannot take new entries while it does not answer).
+   * the next write (its backend cannot take new entries while it does not answer). A backend
+   * whose breaker is open is still looked at, briefly (its breaker may have opened on one
+   * failed append while it holds entries).
    */
   async function waitingJournals(target: Member): Promise<Member[]> {
     const now = Date.now();
@@ -449,16 +478,10 @@ export function createHybridDriver(
       [...members.values()]
         .filter((source) => source !== target)
         .map(async (source) => {
-          if (source.state !== 'closed') {
-            known = false;
-            return undefined;
-          }
+          const deadline =
+            source.state === 'closed' ? deadlineOf(source) : Math.max(50, settings.operationTimeoutMs / 5);
           try {
-            const left = await withDeadline(
-              source.driver.queues.stats(JOURNAL_QUEUE),
-              deadlineOf(source),
-              source.name,
-            );
+            const left = await withDeadline(source.driver.queues.stats(JOURNAL_QUEUE), deadline, source.name);
             return left.depth - left.delayed + left.inFlight > 0 ? source : undefined;
           } catch {
             known = false;
@@ -484,15 +507,18 @@ export function createHybridDriver(
     kind: JournalRecord['kind'] = 'fallback',
   ): Promise<void> {
     if (entries.length === 0) return;
-    journalClean.delete(target);
-    journalEpoch++;
+    if (entries.some((entry) => journalQueueOf(entry) === JOURNAL_QUEUE)) {
+      journalClean.delete(target);
+      journalEpoch++;
+    }
     for (const entry of entries) {
       const record: JournalRecord = { v: 1, target, kind, entry };
       const text = JSON.stringify(record);
       const dedupId = `kst-journal:${randomUUID()}`;
+      const queue = journalQueueOf(entry);
       for (let attempt = 1; ; attempt++) {
         try {
-          await withDeadline(on.driver.queues.send(JOURNAL_QUEUE, text, 0, dedupId), deadlineOf(on), on.name);
+          await withDeadline(on.driver.queues.send(queue, text, 0, dedupId), deadlineOf(on), on.name);
           break;
         } catch (error) {
           if (!isOutage(error) || attempt >= 3) throw error;
@@ -636,7 +662,7 @@ export function createHybridDriver(
       const deadline = Math.max(deadlineOf(source), settings.operationTimeoutMs * 10);
       // One acquisition, one token: only its holder renews or releases the lock.
       const token = randomUUID();
-      const owner = { token, safeUntil: 0 };
+      const owner: Owner = { token, safeUntil: 0, expiresAt: 0 };
       const release = async () => {
         const holder = await withDeadline(lock.get(JOURNAL_LOCK), deadline, source.name).catch(
           () => undefined,
@@ -661,22 +687,33 @@ export function createHybridDriver(
         });
         if (!locked) throw new JournalBusy('held by another reconciler');
         owner.safeUntil = 0;
+        owner.expiresAt = Date.now() + settings.journalLockMs;
         // A journal entry is never dropped: one that died (a crashed reconciler held it too often) comes back.
-        await withDeadline(q.redrive(JOURNAL_QUEUE, 1000), deadline, source.name);
+        for (const queue of JOURNAL_QUEUES) {
+          await withDeadline(q.redrive(queue, 1000), deadline, source.name);
+          // Entries a reconciler that lost the lock still leases (frozen between its lock check
+          // and its receive) come back when their lease ends: replaying what follows them first
+          // would let them land last.
+          const held = await withDeadline(q.stats(queue), deadline, source.name);
+          if (held.inFlight > 0) throw new JournalBusy('entries leased by another reconciler');
+        }
       } catch (error) {
-        if (!(error instanceof JournalBusy)) await release();
+        await release();
         // A recovering breaker waits: another reconciler holds the journal, or the source
         // cannot be read (its journal may hold the outage's writes).
         if (target.state !== 'closed') throw error;
-        continue; // a later pass retries; the journal waits, durably
+        pending = true; // a later pass retries; the journal waits, durably
+        continue;
       }
       try {
-        await drainJournal(source, owner);
+        for (const queue of JOURNAL_QUEUES) await drainJournal(source, owner, queue);
         if (target.state !== 'closed' && !closed) {
           // Entries still leased by a reconciler that lost the lock (died, frozen) come back
           // when their lease ends; until then the journal is not known drained.
-          const left = await withDeadline(q.stats(JOURNAL_QUEUE), deadline, source.name);
-          if (left.inFlight > 0) throw new JournalBusy('entries leased by another reconciler');
+          for (const queue of JOURNAL_QUEUES) {
+            const left = await withDeadline(q.stats(queue), deadline, source.name);
+            if (left.inFlight > 0) throw new JournalBusy('entries leased by another reconciler');
+          }
         }
       } catch (error) {
         if (!(error instanceof JournalBusy) || target.state !== 'closed') throw error;
@@ -690,7 +727,7 @@ export function createHybridDriver(
     // Entries that arrived during the pass: the next pass, at once.
     if (more) scheduleReconcile(0);
     // While the breaker is recovering, reads still go to the fallback: its copies stay until it closed.
-    if (target.state === 'closed') await runCleanups();
+    if (target.state === 'closed') await runCleanups(target);
     return applied;
 
     /**
@@ -699,8 +736,8 @@ export function createHybridDriver(
      * (and renewed while ours) unless a read showed it ours for longer than half its length,
      * so that until then no other reconciler can have taken it.
      */
-    async function stillOurs(source: Member, owner: { token: string; safeUntil: number }): Promise<void> {
-      if (Date.now() < owner.safeUntil) return;
+    async function stillOurs(source: Member, owner: Owner, force = false): Promise<void> {
+      if (!force && Date.now() < owner.safeUntil) return;
       const lock = source.driver.kv;
       const deadline = Math.max(deadlineOf(source), settings.operationTimeoutMs * 10);
       const checkedAt = Date.now();
@@ -724,6 +761,7 @@ export function createHybridDriver(
         );
         expiresAt = checkedAt + settings.journalLockMs;
       }
+      owner.expiresAt = expiresAt;
       owner.safeUntil = expiresAt - settings.journalLockMs / 2;
     }
 
@@ -735,15 +773,20 @@ export function createHybridDriver(
      * after its pass: a direct write made after that is itself journaled behind what still
      * waits (see `write`), so no later replay can undo it.
      */
-    async function drainJournal(source: Member, owner: { token: string; safeUntil: number }): Promise<void> {
+    async function drainJournal(source: Member, owner: Owner, queue: string): Promise<void> {
       const q = source.driver.queues;
       const deadline = Math.max(deadlineOf(source), settings.operationTimeoutMs * 10);
-      const atStart = await withDeadline(q.stats(JOURNAL_QUEUE), deadline, source.name);
+      const atStart = await withDeadline(q.stats(queue), deadline, source.name);
       let budget = atStart.depth - atStart.delayed;
       for (;;) {
         if (closed || budget <= 0) break;
-        await stillOurs(source, owner);
-        const batch = await q.receive(JOURNAL_QUEUE, Math.min(50, budget), journalLeaseMs, 0);
+        // Read (and renewed) before every batch: the batch's lease ends before the lock can, so
+        // entries a frozen reconciler holds are visible again before anyone else can hold the
+        // lock — they are never replayed after what the next holder applies.
+        await stillOurs(source, owner, true);
+        const margin = Math.min(settings.operationTimeoutMs * 10, settings.journalLockMs / 4);
+        const leaseMs = Math.min(journalLeaseMs, Math.max(100, owner.expiresAt - Date.now() - margin));
+        const batch = await q.receive(queue, Math.min(50, budget), leaseMs, 0);
         const receivedAt = performance.now();
         if (batch.length === 0) break;
         budget -= batch.length;
@@ -754,13 +797,13 @@ export function createHybridDriver(
         let next = 0;
         const giveBack = async () => {
           for (const rest of batch.slice(next)) {
-            await q.nack(JOURNAL_QUEUE, rest.id, rest.receipt, 0).catch(() => {});
+            await q.nack(queue, rest.id, rest.receipt, 0).catch(() => {});
           }
         };
         try {
           // Entries not reached while half their lease is left go back for the next batch.
-          const fresh = () => !closed && performance.now() - receivedAt <= journalLeaseMs / 2;
-          await applyBatch(source, owner, batch, fresh, (index) => {
+          const fresh = () => !closed && performance.now() - receivedAt <= leaseMs / 2;
+          await applyBatch(source, owner, queue, batch, fresh, (index) => {
             next = index;
           });
         } finally {
@@ -771,7 +814,8 @@ export function createHybridDriver(
 
     async function applyBatch(
       source: Member,
-      owner: { token: string; safeUntil: number },
+      owner: Owner,
+      queue: string,
       batch: Awaited<ReturnType<QueueDriver['receive']>>,
       fresh: () => boolean,
       /** Entries before `index` are acked or requeued. */
@@ -800,8 +844,8 @@ export function createHybridDriver(
         await stillOurs(source, owner);
         const record = message.payload as unknown as JournalRecord;
         const requeue = async (delayMs: number) => {
-          await q.send(JOURNAL_QUEUE, JSON.stringify(record), delayMs, undefined);
-          await q.ack(JOURNAL_QUEUE, message.id, message.receipt);
+          await q.send(queue, JSON.stringify(record), delayMs, undefined);
+          await q.ack(queue, message.id, message.receipt);
         };
         if (record.target !== target.name) {
           await requeue(0);
@@ -813,11 +857,11 @@ export function createHybridDriver(
           // A superseded fallback entry's copy still goes once the primary closed (best effort).
           if (superseded && (record.kind ?? 'fallback') === 'fallback' && !settings.sync.enabled) {
             const entry = record.entry;
-            cleanups.push(() => cleanSource(entry, source.driver));
+            cleanupsOf(target.name).push(() => cleanSource(entry, source.driver));
           }
-          await q.ack(JOURNAL_QUEUE, message.id, message.receipt);
-          applied++;
-          stats.reconcile.applied++;
+          await q.ack(queue, message.id, message.receipt);
+          // Acked without a write: counted apart from the entries applied.
+          stats.reconcile.skipped++;
           continue;
         }
         let outcome: 'done' | 'pending';
@@ -835,7 +879,7 @@ export function createHybridDriver(
             // dual-write mirror (an `ordered` entry has no copy there).
             const copied = record.kind === undefined || record.kind === 'fallback';
             if (copied && !settings.sync.enabled && outcome === 'done') {
-              cleanups.push(() => cleanSource(entry, source.driver));
+              cleanupsOf(target.name).push(() => cleanSource(entry, source.driver));
             }
             return outcome;
           })();
@@ -861,7 +905,7 @@ export function createHybridDriver(
           stats.reconcile.pending++;
           await requeue(1000);
         } else {
-          await q.ack(JOURNAL_QUEUE, message.id, message.receipt);
+          await q.ack(queue, message.id, message.receipt);
           applied++;
           stats.reconcile.applied++;
         }
@@ -870,8 +914,13 @@ export function createHybridDriver(
     }
   }
 
-  async function runCleanups(): Promise<void> {
-    for (const cleanup of cleanups.splice(0)) await cleanup().catch(() => {});
+  /**
+   * Removes the fallback copies of entries that reached `target`, once its breaker is closed
+   * (while it recovers, reads of its data types still go to those copies).
+   */
+  async function runCleanups(target: Member): Promise<void> {
+    if (target.state !== 'closed') return;
+    for (const cleanup of cleanupsOf(target.name).splice(0)) await cleanup().catch(() => {});
   }
 
   // -------------------------------------------------------------------------------------
@@ -1014,7 +1063,10 @@ export function createHybridDriver(
         'kv.incr',
         (d) => d.kv.incr(key, by),
         (d) => kvSnapshot(d, key),
-        { undo: (d) => undoKv(d, key) },
+        // Counted back (other containers' increments stay); a key this incr created goes.
+        {
+          undo: (d, result) => (result === by ? undoKv(d, key, JSON.stringify(result)) : d.kv.incr(key, -by)),
+        },
       ),
     getMany: (keys) => read('cache', 'kv.getMany', (d) => d.kv.getMany(keys)),
     setMany: (entries) =>
@@ -1040,7 +1092,7 @@ export function createHybridDriver(
         'sessions.create',
         (d) => d.sessions.create(session),
         (_d, s) => [{ t: 'session', id: s.sessionId, session: s }],
-        { undo: (d, s) => d.sessions.end(s.sessionId) },
+        { undo: (d, s) => d.sessions.end(s.sessionId), undoCreatesOnly: true },
       );
       await invalidate(created.clusterId);
       return created;
@@ -1180,7 +1232,7 @@ export function createHybridDriver(
         (d) => d.tokens.insert(token),
         () => [{ t: 'token', token }],
         // Nobody holds an unacknowledged token; its record must not verify on the fallback.
-        { undo: (d) => d.tokens.revoke(token.id) },
+        { undo: (d) => d.tokens.revoke(token.id), undoCreatesOnly: true },
       ),
     findByHash: (hash) => readOwn('authentication', 'tokens.verify', (d) => d.tokens.findByHash(hash)),
     // Journaled even when the fallback did not know the token: it may live on the primary.

@@ -12,8 +12,15 @@ import type { Driver, StoredToken } from '../driver.js';
 import type { AuditEntry, Connection, Session } from '../types.js';
 import type { BackendName } from './settings.js';
 
-/** The journal queue in each backend (a reserved queue name). */
+/**
+ * The journal queues in each backend (reserved queue names). State entries (kv, sessions,
+ * tokens, connections: what a later write can overwrite) and appends (queue moves, events,
+ * audit: nothing overwrites them) wait in separate queues, so that a direct write needs to look
+ * only at the first to know whether a replay could still undo it.
+ */
 export const JOURNAL_QUEUE = '__kst_hybrid_journal';
+export const APPEND_JOURNAL_QUEUE = '__kst_hybrid_journal_append';
+export const JOURNAL_QUEUES = [JOURNAL_QUEUE, APPEND_JOURNAL_QUEUE] as const;
 
 export type JournalEntry =
   /** `json` null: the key was deleted. `atMs`: absolute expiry (client clock), null = none. */
@@ -28,6 +35,13 @@ export type JournalEntry =
   | { t: 'event'; channel: string; json: string; maxHistory: number }
   /** `connection` null: removed. */
   | { t: 'conn'; id: string; connection: Connection | null };
+
+/** The journal queue an entry waits in. */
+export function journalQueueOf(entry: JournalEntry): string {
+  return entry.t === 'queue' || entry.t === 'event' || entry.t === 'audit'
+    ? APPEND_JOURNAL_QUEUE
+    : JOURNAL_QUEUE;
+}
 
 export interface JournalRecord {
   v: 1;
