@@ -1,6 +1,6 @@
 /** Every HTTP request emits one EMF latency metric named by its operation, on success and on error. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createStorage } from '../../lib/storage/index.js';
+import { createStorage, type Storage } from '../../lib/storage/index.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -18,34 +18,48 @@ interface Emf {
   [key: string]: unknown;
 }
 
+type Call = typeof import('./api-support.js')['call'];
+
+/**
+ * Serves `storage` with EMF output on, runs `requests` with an admin token, closes the storage
+ * and answers the EMF entries the requests printed.
+ */
+async function emfDuring(
+  storage: Storage,
+  requests: (call: Call, token: string) => Promise<void>,
+): Promise<Emf[]> {
+  vi.resetModules();
+  vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+  vi.stubEnv('POWERTOOLS_DEV', '');
+  vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+  const lines: string[] = [];
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    lines.push(String(chunk));
+    return true;
+  });
+  const { call, serveFrom } = await import('./api-support.js');
+  try {
+    serveFrom(storage);
+    const { token } = await storage.tokens.issue({ identity: 'metrics', scopes: ['admin'] });
+    await requests(call, token);
+  } finally {
+    vi.mocked(process.stdout.write).mockRestore();
+    await storage.close();
+  }
+  return lines
+    .flatMap((line) => line.split('\n'))
+    .filter((line) => line.includes('CloudWatchMetrics'))
+    .map((line) => JSON.parse(line) as Emf);
+}
+
 describe('operation metrics (EMF)', () => {
   it('one Latency metric per request with operation and backend dimensions, errors included', async () => {
-    vi.resetModules();
-    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
-    vi.stubEnv('POWERTOOLS_DEV', '');
-    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
-    const lines: string[] = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      lines.push(String(chunk));
-      return true;
-    });
-    const { call, serveFrom } = await import('./api-support.js');
-    const storage = createStorage({ backend: 'memory' });
-    try {
-      serveFrom(storage);
-      const { token } = await storage.tokens.issue({ identity: 'metrics', scopes: ['admin'] });
+    const emf = await emfDuring(createStorage({ backend: 'memory' }), async (call, token) => {
       expect((await call('PUT /kv/{key}', { token, params: { key: 'k' }, body: { value: 1 } })).status).toBe(
         200,
       );
       expect((await call('GET /kv/{key}', { token, params: { key: 'missing' } })).status).toBe(404);
-    } finally {
-      vi.mocked(process.stdout.write).mockRestore();
-      await storage.close();
-    }
-    const emf = lines
-      .flatMap((line) => line.split('\n'))
-      .filter((line) => line.includes('CloudWatchMetrics'))
-      .map((line) => JSON.parse(line) as Emf);
+    });
     expect(emf.map((entry) => [entry.operation, entry.status])).toEqual([
       ['kv.set', '200'],
       ['kv.get', '404'],
@@ -61,16 +75,6 @@ describe('operation metrics (EMF)', () => {
   });
 
   it('pool use per backend, sampled at most once per 10 s: in use, waiting and utilisation of the bound', async () => {
-    vi.resetModules();
-    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
-    vi.stubEnv('POWERTOOLS_DEV', '');
-    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
-    const lines: string[] = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      lines.push(String(chunk));
-      return true;
-    });
-    const { call, serveFrom } = await import('./api-support.js');
     const storage = createStorage({ backend: 'memory' });
     // The memory backend has no pool: report two, one bounded and one not.
     Object.assign(storage, {
@@ -79,20 +83,12 @@ describe('operation metrics (EMF)', () => {
         redis: { inUse: 2, idle: 1, waiting: 0, max: null },
       }),
     });
-    try {
-      serveFrom(storage);
-      const { token } = await storage.tokens.issue({ identity: 'metrics', scopes: ['admin'] });
+    const emf = await emfDuring(storage, async (call, token) => {
       for (let i = 0; i < 3; i++) {
         expect((await call('GET /kv/{key}', { token, params: { key: 'k' } })).status).toBe(404);
       }
-    } finally {
-      vi.mocked(process.stdout.write).mockRestore();
-      await storage.close();
-    }
-    const gauges = lines
-      .flatMap((line) => line.split('\n'))
-      .filter((line) => line.includes('CloudWatchMetrics'))
-      .map((line) => JSON.parse(line) as Emf)
+    });
+    const gauges = emf
       .filter((entry) => entry._aws.CloudWatchMetrics[0]!.Metrics[0]!.Name.startsWith('Pool'))
       .map((entry) => {
         const { Name, Unit } = entry._aws.CloudWatchMetrics[0]!.Metrics[0]!;

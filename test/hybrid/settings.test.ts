@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../lib/config/index.js';
 import { backendsInUse, hybridSettings } from '../../lib/storage/hybrid/index.js';
+import { everyType } from '../support/backends.js';
 
 const base = {
   backend: 'hybrid' as const,
@@ -63,14 +64,7 @@ describe('hybrid settings', () => {
       resolveConfig({
         ...base,
         hybrid: {
-          routing: {
-            sessions: 'redis',
-            authentication: 'redis',
-            audit: 'redis',
-            queues: 'redis',
-            cache: 'redis',
-            pubsub: 'redis',
-          },
+          routing: everyType('redis'),
           fallback: { enabled: false },
         },
       }),

@@ -284,7 +284,7 @@ interface HybridVariant {
   options?: HybridOptions;
 }
 
-const everyType = (backend: BackendName): Record<DataType, BackendName> => ({
+export const everyType = (backend: BackendName): Record<DataType, BackendName> => ({
   sessions: backend,
   authentication: backend,
   audit: backend,

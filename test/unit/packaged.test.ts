@@ -7,6 +7,7 @@ import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.j
 import { ConfigError } from '../../lib/errors.js';
 import { createStorage } from '../../lib/storage/index.js';
 import { describePackage, packagedFor, packagedProblems } from '../../lib/storage/packaged.js';
+import { everyType } from '../support/backends.js';
 
 const pgUrl = { url: 'postgres://u@h/db' };
 const hybrid: StorageConfigInput = { backend: 'hybrid', redis: { url: 'redis://h:6379' }, postgresql: pgUrl };
@@ -48,14 +49,7 @@ describe('packaged builds', () => {
     const allRedis = config({
       ...hybrid,
       hybrid: {
-        routing: {
-          sessions: 'redis',
-          authentication: 'redis',
-          audit: 'redis',
-          queues: 'redis',
-          cache: 'redis',
-          pubsub: 'redis',
-        },
+        routing: everyType('redis'),
         fallback: { enabled: false },
       },
     });
