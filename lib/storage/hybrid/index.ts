@@ -230,8 +230,8 @@ export function createHybridDriver(
   /** Removals of fallback copies whose entries reached the primary (run once its breaker closed). */
   const cleanups = new Map<BackendName, (() => Promise<void>)[]>();
   const cleanupsOf = (target: BackendName) => {
-    let list = cleanups.get(target);
-    if (!list) cleanups.set(target, (list = []));
+    const list = cleanups.get(target) ?? [];
+    cleanups.set(target, list);
     return list;
   };
   let followUp: NodeJS.Timeout | undefined;
