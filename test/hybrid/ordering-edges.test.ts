@@ -193,4 +193,75 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering and undo at the edg
     expect(ctl(A).stats().breakers.postgresql).toBe('recovering');
     expect((await A.sessions.get(ids[0]!))?.sessionId).toBe(ids[0]);
   });
+
+  it('a fallback send is journaled after it lands too: a replay that ran in between does not strand it', async () => {
+    const A = open(redis.url, { probeIntervalMs: 60_000, operationTimeoutMs: 5000 }).storage;
+    const handleA = handles[handles.length - 1]!;
+    const B = open(redis.url, {}, { reuse: handleA }).storage;
+    await Promise.all([A.sessions.activeClusters(), A.queues.stats('jobs'), B.sessions.activeClusters()]);
+    const redisDown = breakable(ctl(A).drivers.redis!.queues, ['send'], 'redis'); // down for A only
+    const pq = ctl(A).drivers.postgresql!.queues;
+    const realSend = pq.send.bind(pq);
+    let land!: () => void;
+    const landed = new Promise<void>((resolve) => {
+      land = resolve;
+    });
+    pq.send = async (...args: Parameters<typeof pq.send>) => {
+      if (!args[0].startsWith(JOURNAL)) await landed; // the send lands only after B's replay
+      return realSend(...args);
+    };
+    const sending = A.queues.send('jobs', { m: 1 });
+    await sleep(300);
+    await ctl(B).reconcile(); // moves the still empty queue, acks the first entry
+    land();
+    await sending;
+    redisDown.on = false;
+    for (let i = 0; i < 3; i++) await ctl(B).reconcile();
+    const got = await B.queues.receive('jobs', { max: 10 });
+    expect(got.map((m) => m.payload)).toEqual([{ m: 1 }]);
+  });
+
+  it('under dual-write a failed set or incr on the fallback is taken back without losing the mirror', async () => {
+    const handleA = open(redis.url, { probeIntervalMs: 60_000, sync: { enabled: true, async: false } });
+    const A = handleA.storage;
+    await A.sessions.activeClusters();
+    await A.kv.set('flag', 'on'); // mirrored to PostgreSQL
+    for (let i = 0; i < 5; i++) await A.kv.incr('count');
+    breakable(ctl(A).drivers.redis!.kv, ['set', 'incr', 'get', 'getEntry'], 'redis');
+    const pq = ctl(A).drivers.postgresql!.queues;
+    const realSend = pq.send.bind(pq);
+    pq.send = async (...args: Parameters<typeof pq.send>) => {
+      if (args[0].startsWith(JOURNAL)) throw outage('postgresql');
+      return realSend(...args);
+    };
+    await expect(A.kv.set('flag', 'off')).rejects.toBeInstanceOf(BackendUnavailableError);
+    await expect(A.kv.set('flag', 'on')).rejects.toBeInstanceOf(BackendUnavailableError);
+    await expect(A.kv.incr('count')).rejects.toBeInstanceOf(BackendUnavailableError);
+    pq.send = realSend;
+    const mirror = ctl(A).drivers.postgresql!.kv;
+    expect(await mirror.get('flag')).toBe('on');
+    expect(await mirror.get('count')).toBe(5);
+  });
+
+  it('a journal that hangs is looked at once per probe interval, not on every write', async () => {
+    const S = open(redis.url, { probeIntervalMs: 60_000 }).storage;
+    await S.sessions.activeClusters();
+    await S.kv.set('warm', 1);
+    await sleep(300); // the first-use replay is done
+    const pq = ctl(S).drivers.postgresql!.queues;
+    const realStats = pq.stats.bind(pq);
+    let looks = 0;
+    pq.stats = async (queue) => {
+      if (queue === JOURNAL) {
+        looks++;
+        await sleep(10_000); // PostgreSQL hangs
+      }
+      return realStats(queue);
+    };
+    await sleep(300); // the clean answer cached before has expired
+    for (let i = 0; i < 10; i++) await S.kv.set(`k${i}`, i);
+    expect(looks).toBe(1);
+    expect(ctl(S).stats().breakers.postgresql).toBe('open'); // the look that hung counted as an outage
+    for (let i = 0; i < 10; i++) expect(await S.kv.get(`k${i}`)).toBe(i);
+  });
 });

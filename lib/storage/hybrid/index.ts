@@ -23,7 +23,7 @@ import type {
   SessionDriver,
   TokenDriver,
 } from '../driver.js';
-import type { HealthCheck, HealthReport, SweepReport } from '../types.js';
+import type { HealthCheck, HealthReport, KvEntry, SweepReport } from '../types.js';
 import {
   applyEntry,
   cleanSource,
@@ -244,6 +244,8 @@ export function createHybridDriver(
   const journalClean = new Map<BackendName, number>();
   /** Bumped whenever this process journals: a check begun before that does not count as clean. */
   let journalEpoch = 0;
+  /** Per backend: until when its journal is not looked at again after a look failed. */
+  const lookFailedUntil = new Map<BackendName, number>();
 
   const member = (name: BackendName): Member => {
     const m = members.get(name);
@@ -395,14 +397,19 @@ export function createHybridDriver(
      * fallback *before* it takes the write, so no write there is ever left unjournaled.
      */
     journalFirst?: JournalEntry[];
-    /** Takes a fallback write back when its journal entry could not be written (it fails). */
-    undo?: (d: Driver, result: T) => Promise<unknown>;
     /**
-     * `undo` removes only what this write created (a new session, a new token), so it is safe
-     * under dual-write too; otherwise it is skipped there (the fallback's copy may be the mirror
-     * of an acknowledged write).
+     * Takes a fallback write back when its journal entry could not be written (it fails);
+     * `before` is what `before()` read on the fallback just before the write.
      */
-    undoCreatesOnly?: boolean;
+    undo?: (d: Driver, result: T, before: unknown) => Promise<unknown>;
+    /** Read on the fallback just before it takes the write (outages only), for `undo`. */
+    before?: (d: Driver) => Promise<unknown>;
+    /**
+     * `undo` restores the fallback's earlier state or removes only what this write created, so it
+     * is safe under dual-write too; otherwise it is skipped there (the fallback's copy may be the
+     * mirror of an acknowledged write).
+     */
+    undoSafeUnderSync?: boolean;
   }
 
   /**
@@ -417,7 +424,7 @@ export function createHybridDriver(
     snapshot: (d: Driver, result: T) => Promise<JournalEntry[]> | JournalEntry[],
     options: WriteOptions<T> = {},
   ): Promise<T> {
-    const { mirror = true, ordered = true, journalFirst, undo, undoCreatesOnly = false } = options;
+    const { mirror = true, ordered = true, journalFirst, undo, before, undoSafeUnderSync = false } = options;
     const target = primaryOf(type);
     // Looked at *before* the write, whenever the primary will be tried (its breaker is closed,
     // or every candidate's is open): an entry acknowledged before this call is then either still
@@ -425,9 +432,11 @@ export function createHybridDriver(
     const direct =
       target.state === 'closed' || [target, ...fallbacksOf(target)].every((m) => m.state !== 'closed');
     const waiting = ordered && fallbackOn && direct ? await waitingJournals(target) : [];
+    let prior: unknown;
     const { value, served, primary } = await serve(type, op, async (m) => {
       // Before the fallback takes it (a crash after the send leaves the message journaled)…
       if (journalFirst && m !== target) await journal(m, target.name, journalFirst, 'fallback');
+      if (before && undo && m !== target) prior = await before(m.driver);
       return run(m.driver);
     });
     if (served !== primary) {
@@ -439,8 +448,10 @@ export function createHybridDriver(
       } catch (error) {
         if (isOutage(error)) open(served, error);
         // Not acknowledged, so not left on the fallback either (best effort).
-        if (undo && (undoCreatesOnly || !settings.sync.enabled)) {
-          await withDeadline(undo(served.driver, value), deadlineOf(served), served.name).catch(() => {});
+        if (undo && (undoSafeUnderSync || !settings.sync.enabled)) {
+          await withDeadline(undo(served.driver, value, prior), deadlineOf(served), served.name).catch(
+            () => {},
+          );
         }
         throw error;
       }
@@ -478,13 +489,28 @@ export function createHybridDriver(
       [...members.values()]
         .filter((source) => source !== target)
         .map(async (source) => {
+          // A look that failed is not repeated before the source's next probe: a source that
+          // hangs costs one short look per probe interval, not one per write.
+          if (now < (lookFailedUntil.get(source.name) ?? 0)) {
+            known = false;
+            return undefined;
+          }
+          // Bounded like an operation, never the first-use deadline; shorter while its breaker is open.
           const deadline =
-            source.state === 'closed' ? deadlineOf(source) : Math.max(50, settings.operationTimeoutMs / 5);
+            source.state === 'closed'
+              ? settings.operationTimeoutMs
+              : Math.max(50, settings.operationTimeoutMs / 5);
           try {
             const left = await withDeadline(source.driver.queues.stats(JOURNAL_QUEUE), deadline, source.name);
+            source.warm = true;
+            lookFailedUntil.delete(source.name);
             return left.depth - left.delayed + left.inFlight > 0 ? source : undefined;
-          } catch {
+          } catch (error) {
             known = false;
+            lookFailedUntil.set(source.name, Date.now() + settings.probeIntervalMs);
+            // A look that found the source down is an outage like any other operation's (not
+            // while it is still connecting: that gets the first-use grace).
+            if (isOutage(error) && source.warm) open(source, error);
             return undefined;
           }
         }),
@@ -717,6 +743,7 @@ export function createHybridDriver(
         }
       } catch (error) {
         if (!(error instanceof JournalBusy) || target.state !== 'closed') throw error;
+        pending = true; // the lock passed on mid-drain: a later pass takes up both journals
       } finally {
         // Released only while still ours (a stalled reconciler's lock may have passed to another).
         await release();
@@ -1021,13 +1048,18 @@ export function createHybridDriver(
   };
   const atMsOf = (expiry: Expiry | undefined): number | null =>
     expiry === undefined ? null : 'ttlMs' in expiry ? Date.now() + expiry.ttlMs : expiry.atMs;
-  /** Takes a fallback kv write back: the key goes while it still holds what the write left (`json`, or anything). */
-  const undoKv = async (d: Driver, key: string, json?: string) => {
-    if (json !== undefined) {
-      const now = await d.kv.getEntry(key);
-      if (now === undefined || JSON.stringify(now.value) !== JSON.stringify(JSON.parse(json))) return;
+  /**
+   * Takes a fallback kv write back: while the key still holds what the write left (`json`), its
+   * earlier entry (`prior`, read before the write) is put back, or the key deleted if it had none.
+   */
+  const restoreKv = async (d: Driver, key: string, json: string, prior: KvEntry | undefined) => {
+    const now = await d.kv.getEntry(key);
+    if (now === undefined || JSON.stringify(now.value) !== JSON.stringify(JSON.parse(json))) return;
+    if (prior === undefined) await d.kv.delete(key);
+    else {
+      const atMs = prior.expiresAt ? Date.parse(prior.expiresAt) : undefined;
+      await d.kv.set(key, JSON.stringify(prior.value), atMs === undefined ? undefined : { atMs }, undefined);
     }
-    await d.kv.delete(key);
   };
 
   const kv: KvDriver = {
@@ -1039,7 +1071,12 @@ export function createHybridDriver(
         'kv.set',
         (d) => d.kv.set(key, json, expiry, condition),
         (_d, ok) => (ok ? [{ t: 'kv', key, json, atMs: atMsOf(expiry) }] : []),
-        { undo: (d, ok) => (ok ? undoKv(d, key, json) : Promise.resolve()) },
+        {
+          before: (d) => d.kv.getEntry(key),
+          undo: (d, ok, prior) =>
+            ok ? restoreKv(d, key, json, prior as KvEntry | undefined) : Promise.resolve(),
+          undoSafeUnderSync: true,
+        },
       ),
     delete: (key) =>
       write(
@@ -1063,10 +1100,8 @@ export function createHybridDriver(
         'kv.incr',
         (d) => d.kv.incr(key, by),
         (d) => kvSnapshot(d, key),
-        // Counted back (other containers' increments stay); a key this incr created goes.
-        {
-          undo: (d, result) => (result === by ? undoKv(d, key, JSON.stringify(result)) : d.kv.incr(key, -by)),
-        },
+        // Counted back: other containers' increments stay (a counter this incr created stays at 0).
+        { undo: (d) => d.kv.incr(key, -by), undoSafeUnderSync: true },
       ),
     getMany: (keys) => read('cache', 'kv.getMany', (d) => d.kv.getMany(keys)),
     setMany: (entries) =>
@@ -1081,7 +1116,14 @@ export function createHybridDriver(
             json: e.json,
             atMs: e.ttlMs === undefined ? null : Date.now() + e.ttlMs,
           })),
-        { undo: async (d) => Promise.all(entries.map((e) => undoKv(d, e.key, e.json))) },
+        {
+          before: (d) => Promise.all(entries.map((e) => d.kv.getEntry(e.key))),
+          undo: async (d, _result, prior) => {
+            const priors = prior as (KvEntry | undefined)[];
+            await Promise.all(entries.map((e, i) => restoreKv(d, e.key, e.json, priors[i])));
+          },
+          undoSafeUnderSync: true,
+        },
       ),
   };
 
@@ -1092,7 +1134,7 @@ export function createHybridDriver(
         'sessions.create',
         (d) => d.sessions.create(session),
         (_d, s) => [{ t: 'session', id: s.sessionId, session: s }],
-        { undo: (d, s) => d.sessions.end(s.sessionId), undoCreatesOnly: true },
+        { undo: (d, s) => d.sessions.end(s.sessionId), undoSafeUnderSync: true },
       );
       await invalidate(created.clusterId);
       return created;
@@ -1232,7 +1274,7 @@ export function createHybridDriver(
         (d) => d.tokens.insert(token),
         () => [{ t: 'token', token }],
         // Nobody holds an unacknowledged token; its record must not verify on the fallback.
-        { undo: (d) => d.tokens.revoke(token.id), undoCreatesOnly: true },
+        { undo: (d) => d.tokens.revoke(token.id), undoSafeUnderSync: true },
       ),
     findByHash: (hash) => readOwn('authentication', 'tokens.verify', (d) => d.tokens.findByHash(hash)),
     // Journaled even when the fallback did not know the token: it may live on the primary.
