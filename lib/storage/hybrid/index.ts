@@ -191,8 +191,13 @@ export function createHybridDriver(
       : m.warm
         ? settings.operationTimeoutMs
         : settings.firstUseTimeoutMs;
-  /** A journal entry a reconciler holds: at least as long as the lock (one that died comes back after it). */
+  /** A journal entry a reconciler holds: at most as long as the lock (see `drainJournal`). */
   const journalLeaseMs = settings.journalLockMs;
+  /**
+   * How close to its expiry a journal lock is no longer renewed (the renewal might land after
+   * another reconciler took it), and how long before it a batch's lease ends.
+   */
+  const lockMarginMs = Math.min(settings.operationTimeoutMs * 10, settings.journalLockMs / 4);
   const redis = members.get('redis');
   const cacheOn = settings.cache.enabled && settings.routing.sessions === 'postgresql' && redis !== undefined;
 
@@ -475,10 +480,10 @@ export function createHybridDriver(
   /**
    * The other backends whose state journal holds entries for `target` (waiting or being
    * replayed; entries requeued with a delay do not count). A clean answer is trusted for
-   * `journalCheckMs`; a journal that cannot be read counts as empty but is looked at again on
-   * the next write (its backend cannot take new entries while it does not answer). A backend
-   * whose breaker is open is still looked at, briefly (its breaker may have opened on one
-   * failed append while it holds entries).
+   * `journalCheckMs`; a journal that cannot be read counts as empty and is not looked at again
+   * before the next probe interval (its backend cannot take new entries while it does not
+   * answer). A backend whose breaker is open is still looked at, briefly (its breaker may have
+   * opened on one failed append while it holds entries).
    */
   async function waitingJournals(target: Member): Promise<Member[]> {
     const now = Date.now();
@@ -689,6 +694,13 @@ export function createHybridDriver(
       // One acquisition, one token: only its holder renews or releases the lock.
       const token = randomUUID();
       const owner: Owner = { token, safeUntil: 0, expiresAt: 0 };
+      /** Throws JournalBusy while either journal has entries leased (by a reconciler that lost the lock). */
+      const noLeasesLeft = async () => {
+        for (const queue of JOURNAL_QUEUES) {
+          const left = await withDeadline(q.stats(queue), deadline, source.name);
+          if (left.inFlight > 0) throw new JournalBusy('entries leased by another reconciler');
+        }
+      };
       const release = async () => {
         const holder = await withDeadline(lock.get(JOURNAL_LOCK), deadline, source.name).catch(
           () => undefined,
@@ -715,14 +727,11 @@ export function createHybridDriver(
         owner.safeUntil = 0;
         owner.expiresAt = Date.now() + settings.journalLockMs;
         // A journal entry is never dropped: one that died (a crashed reconciler held it too often) comes back.
-        for (const queue of JOURNAL_QUEUES) {
-          await withDeadline(q.redrive(queue, 1000), deadline, source.name);
-          // Entries a reconciler that lost the lock still leases (frozen between its lock check
-          // and its receive) come back when their lease ends: replaying what follows them first
-          // would let them land last.
-          const held = await withDeadline(q.stats(queue), deadline, source.name);
-          if (held.inFlight > 0) throw new JournalBusy('entries leased by another reconciler');
-        }
+        for (const queue of JOURNAL_QUEUES) await withDeadline(q.redrive(queue, 1000), deadline, source.name);
+        // Entries a reconciler that lost the lock still leases (frozen between its lock check and
+        // its receive) come back when their lease ends: replaying what follows them first would
+        // let them land last.
+        await noLeasesLeft();
       } catch (error) {
         await release();
         // A recovering breaker waits: another reconciler holds the journal, or the source
@@ -733,14 +742,9 @@ export function createHybridDriver(
       }
       try {
         for (const queue of JOURNAL_QUEUES) await drainJournal(source, owner, queue);
-        if (target.state !== 'closed' && !closed) {
-          // Entries still leased by a reconciler that lost the lock (died, frozen) come back
-          // when their lease ends; until then the journal is not known drained.
-          for (const queue of JOURNAL_QUEUES) {
-            const left = await withDeadline(q.stats(queue), deadline, source.name);
-            if (left.inFlight > 0) throw new JournalBusy('entries leased by another reconciler');
-          }
-        }
+        // Entries still leased by a reconciler that lost the lock (died, frozen) come back when
+        // their lease ends; until then the journal is not known drained.
+        if (target.state !== 'closed' && !closed) await noLeasesLeft();
       } catch (error) {
         if (!(error instanceof JournalBusy) || target.state !== 'closed') throw error;
         pending = true; // the lock passed on mid-drain: a later pass takes up both journals
@@ -774,8 +778,7 @@ export function createHybridDriver(
         source.name,
       );
       // Not renewed when it might expire before the renewal lands (another may then hold it).
-      const margin = Math.min(settings.operationTimeoutMs * 10, settings.journalLockMs / 4);
-      if (holder !== owner.token || typeof ttl !== 'number' || ttl <= margin) {
+      if (holder !== owner.token || typeof ttl !== 'number' || ttl <= lockMarginMs) {
         owner.safeUntil = 0;
         throw new JournalBusy('the journal lock is no longer ours');
       }
@@ -811,8 +814,7 @@ export function createHybridDriver(
         // entries a frozen reconciler holds are visible again before anyone else can hold the
         // lock — they are never replayed after what the next holder applies.
         await stillOurs(source, owner, true);
-        const margin = Math.min(settings.operationTimeoutMs * 10, settings.journalLockMs / 4);
-        const leaseMs = Math.min(journalLeaseMs, Math.max(100, owner.expiresAt - Date.now() - margin));
+        const leaseMs = Math.min(journalLeaseMs, Math.max(100, owner.expiresAt - Date.now() - lockMarginMs));
         const batch = await q.receive(queue, Math.min(50, budget), leaseMs, 0);
         const receivedAt = performance.now();
         if (batch.length === 0) break;
