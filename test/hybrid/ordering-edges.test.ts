@@ -243,7 +243,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering and undo at the edg
     expect(await mirror.get('count')).toBe(5);
   });
 
-  it('a journal that hangs is looked at once per probe interval, not on every write', async () => {
+  it('a journal whose look hangs is looked at once per probe interval; writes meanwhile are journaled behind it', async () => {
     const S = open(redis.url, { probeIntervalMs: 60_000 }).storage;
     await S.sessions.activeClusters();
     await S.kv.set('warm', 1);
@@ -254,14 +254,16 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering and undo at the edg
     pq.stats = async (queue) => {
       if (queue === JOURNAL) {
         looks++;
-        await sleep(10_000); // PostgreSQL hangs
+        await sleep(10_000); // the look hangs (PostgreSQL busy), appends still go through
       }
       return realStats(queue);
     };
     await sleep(300); // the clean answer cached before has expired
     for (let i = 0; i < 10; i++) await S.kv.set(`k${i}`, i);
     expect(looks).toBe(1);
-    expect(ctl(S).stats().breakers.postgresql).toBe('open'); // the look that hung counted as an outage
+    // Not knowing what the journal holds, each write was journaled behind it: no replay can undo it.
+    expect(ctl(S).stats().ordered).toBe(10);
+    expect(ctl(S).stats().breakers.postgresql).toBe('closed'); // a slow look is no outage
     for (let i = 0; i < 10; i++) expect(await S.kv.get(`k${i}`)).toBe(i);
   });
 });

@@ -251,6 +251,8 @@ export function createHybridDriver(
   let journalEpoch = 0;
   /** Per backend: until when its journal is not looked at again after a look failed. */
   const lookFailedUntil = new Map<BackendName, number>();
+  /** Per journal (`source|queue`): how many entries a replay batch takes (see `drainJournal`). */
+  const batchSizes = new Map<string, number>();
 
   const member = (name: BackendName): Member => {
     const m = members.get(name);
@@ -468,7 +470,12 @@ export function createHybridDriver(
     if (waiting.length > 0) {
       // Behind the entries that wait (the primary already holds it: a failure here fails the
       // write rather than acknowledging one a replay may undo).
-      for (const source of waiting) await journal(source, primary.name, entries, 'ordered');
+      for (const source of waiting) {
+        await journal(source, primary.name, entries, 'ordered').catch((error: unknown) => {
+          if (isOutage(error)) open(source, error);
+          throw error;
+        });
+      }
       stats.ordered++;
       emit('JournaledBehind', 1, 'Count', { backend: primary.name });
       scheduleReconcile(0);
@@ -496,10 +503,13 @@ export function createHybridDriver(
         .map(async (source) => {
           // A look that failed is not repeated before the source's next probe: a source that
           // hangs costs one short look per probe interval, not one per write.
-          if (now < (lookFailedUntil.get(source.name) ?? 0)) {
+          // A source believed up whose journal could not be read counts as waiting: the write is
+          // journaled behind whatever it holds (if that append fails, so does the write).
+          const unknown = () => {
             known = false;
-            return undefined;
-          }
+            return source.state === 'closed' ? source : undefined;
+          };
+          if (now < (lookFailedUntil.get(source.name) ?? 0)) return unknown();
           // Bounded like an operation, never the first-use deadline; shorter while its breaker is open.
           const deadline =
             source.state === 'closed'
@@ -509,14 +519,11 @@ export function createHybridDriver(
             const left = await withDeadline(source.driver.queues.stats(JOURNAL_QUEUE), deadline, source.name);
             source.warm = true;
             lookFailedUntil.delete(source.name);
-            return left.depth - left.delayed + left.inFlight > 0 ? source : undefined;
-          } catch (error) {
-            known = false;
+            // Dead entries count: a later redrive replays them.
+            return left.depth - left.delayed + left.inFlight + left.dead > 0 ? source : undefined;
+          } catch {
             lookFailedUntil.set(source.name, Date.now() + settings.probeIntervalMs);
-            // A look that found the source down is an outage like any other operation's (not
-            // while it is still connecting: that gets the first-use grace).
-            if (isOutage(error) && source.warm) open(source, error);
-            return undefined;
+            return unknown();
           }
         }),
     );
@@ -808,6 +815,11 @@ export function createHybridDriver(
       const deadline = Math.max(deadlineOf(source), settings.operationTimeoutMs * 10);
       const atStart = await withDeadline(q.stats(queue), deadline, source.name);
       let budget = atStart.depth - atStart.delayed;
+      // The batch shrinks after one whose tail went back unreached (a slow target) and grows
+      // back after full ones, kept from pass to pass: an entry received again and again would
+      // reach `queues.maxAttempts` and die (a redrive would then put it last).
+      const sizeKey = `${source.name}|${queue}`;
+      let batchSize = batchSizes.get(sizeKey) ?? 50;
       for (;;) {
         if (closed || budget <= 0) break;
         // Read (and renewed) before every batch: the batch's lease ends before the lock can, so
@@ -815,11 +827,9 @@ export function createHybridDriver(
         // lock — they are never replayed after what the next holder applies.
         await stillOurs(source, owner, true);
         const leaseMs = Math.min(journalLeaseMs, Math.max(100, owner.expiresAt - Date.now() - lockMarginMs));
-        const batch = await q.receive(queue, Math.min(50, budget), leaseMs, 0);
+        const batch = await q.receive(queue, Math.min(batchSize, budget), leaseMs, 0);
         const receivedAt = performance.now();
         if (batch.length === 0) break;
-        budget -= batch.length;
-        if (budget <= 0) more = true;
         // Entries from `next` on are not finished: on any failure they go back at once, in place
         // (a nack keeps each entry's place, so later passes replay in the same order), never
         // left leased until their lease ends.
@@ -835,9 +845,14 @@ export function createHybridDriver(
           await applyBatch(source, owner, queue, batch, fresh, (index) => {
             next = index;
           });
+          batchSize = next < batch.length ? Math.max(1, Math.floor(next / 2)) : Math.min(50, batchSize * 2);
+          batchSizes.set(sizeKey, batchSize);
         } finally {
           await giveBack();
         }
+        // Entries that went back unreached are still this pass's: they come first in the next batch.
+        budget -= next;
+        if (budget <= 0) more = true;
       }
     }
 
