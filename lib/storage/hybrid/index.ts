@@ -28,6 +28,7 @@ import {
   applyEntry,
   cleanSource,
   currentState,
+  holdsValue,
   JOURNAL_QUEUE,
   JOURNAL_QUEUES,
   type JournalEntry,
@@ -1070,8 +1071,7 @@ export function createHybridDriver(
    * earlier entry (`prior`, read before the write) is put back, or the key deleted if it had none.
    */
   const restoreKv = async (d: Driver, key: string, json: string, prior: KvEntry | undefined) => {
-    const now = await d.kv.getEntry(key);
-    if (now === undefined || JSON.stringify(now.value) !== JSON.stringify(JSON.parse(json))) return;
+    if (!(await holdsValue(d, key, json))) return;
     if (prior === undefined) await d.kv.delete(key);
     else {
       const atMs = prior.expiresAt ? Date.parse(prior.expiresAt) : undefined;

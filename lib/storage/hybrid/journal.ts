@@ -87,6 +87,12 @@ export async function currentState(entry: JournalEntry, source: Driver): Promise
   }
 }
 
+/** Whether `key` on `d` holds the value written as `json` (compared as values, not as text). */
+export async function holdsValue(d: Driver, key: string, json: string): Promise<boolean> {
+  const now = await d.kv.getEntry(key);
+  return now !== undefined && JSON.stringify(now.value) === JSON.stringify(JSON.parse(json));
+}
+
 /**
  * After a fallback entry reached the primary, the fallback's own copy is removed, so a later
  * outage does not serve it stale (a token revoked on the primary meanwhile must not verify on
@@ -95,9 +101,7 @@ export async function currentState(entry: JournalEntry, source: Driver): Promise
 export async function cleanSource(entry: JournalEntry, source: Driver): Promise<void> {
   switch (entry.t) {
     case 'kv': {
-      if (entry.json === null) return;
-      const now = await source.kv.getEntry(entry.key);
-      if (now !== undefined && JSON.stringify(now.value) === JSON.stringify(JSON.parse(entry.json))) {
+      if (entry.json !== null && (await holdsValue(source, entry.key, entry.json))) {
         await source.kv.delete(entry.key);
       }
       return;
