@@ -59,6 +59,17 @@ export function describeAudit(f: Fixture): void {
       expect(await audit().query({ identity, limit: 1000 })).toHaveLength(20);
     });
 
+    it('query orders by append order across ids of different lengths (9 → 10, 99 → 100)', async () => {
+      // A fresh storage: its ids start low, so 120 appends cross two digit boundaries.
+      const fresh = f.withConfig({}).audit;
+      const identity = name('many');
+      for (let i = 0; i < 120; i++) await fresh.append({ identity, action: `a${i}` });
+      const expected = Array.from({ length: 120 }, (_, i) => `a${i}`);
+      expect(actions(await fresh.query({ identity, order: 'asc', limit: 1000 }))).toEqual(expected);
+      expect(actions(await fresh.query({ identity, limit: 1000 }))).toEqual([...expected].reverse());
+      expect(actions(await fresh.query({ identity, limit: 3 }))).toEqual(['a119', 'a118', 'a117']);
+    });
+
     it('query by identity answers only that identity, newest first by default', async () => {
       const identity = name('who');
       await appendSpaced(audit(), identity, ['a', 'b', 'c']);

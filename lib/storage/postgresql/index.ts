@@ -1182,7 +1182,8 @@ function pgAudit(config: StorageConfig, t: Table, query: Query): AuditDriver {
       }
       const order = q.order === 'asc' ? 'ASC' : 'DESC';
       const rows = await query<AuditRow>(
-        `SELECT ${COLUMNS} FROM ${audit} WHERE ${where.join(' AND ')} ORDER BY id ${order} LIMIT $3`,
+        // By the bigint column, not the text `id` of the select list: as text "10" sorts before "9".
+        `SELECT ${COLUMNS} FROM ${audit} AS a WHERE ${where.join(' AND ')} ORDER BY a.id ${order} LIMIT $3`,
         params,
       );
       return rows.map(view);
