@@ -1,0 +1,337 @@
+/**
+ * `copy`: moves every store of a source into the PostgreSQL target, batch by batch, each batch
+ * committed together with the checkpoint past it (see `pg-target.ts`). The next batch is read
+ * while the current one is written, so the source and the target work at the same time.
+ *
+ * Resuming: the job's checkpoint (in the target's `data_migrations`) holds each store's read
+ * position; a copy started again with the same source and target goes on from there. A store
+ * that is done is not read again unless the copy is restarted (`restart`), which reads every
+ * store from the start — upserts make that harmless, and audit entries (append-only, new ids on
+ * the target) keep their own high-water mark, so they are never appended twice.
+ *
+ * Live sources (dual-write): an item of a mutable store (kv, sessions, tokens, connections) can
+ * change between the read and the write, and the dual-write mirror of that change may land on
+ * the target *before* the copy's older value. So after each batch the copy reads the batch's
+ * items from the source again and writes those that changed (or removes those that are gone)
+ * until the source and what it wrote agree: whatever the order of mirror and copy, the target
+ * ends with the source's latest state.
+ */
+import {
+  type AnyRecord,
+  type AuditRecord,
+  auditContentId,
+  compareRecords,
+  idOf,
+  type RecordOf,
+  STORES,
+  type StoreName,
+} from './records.js';
+import type { PgTarget } from './pg-target.js';
+import type { Cursor, MigrationSource } from './source.js';
+
+export interface CopyOptions {
+  source: MigrationSource;
+  target: PgTarget;
+  /** The checkpoint's name; default derived from source and target. */
+  job?: string;
+  /** Items per batch (default 1000). */
+  batchSize?: number;
+  /** Stores to copy (default: every store the source holds). */
+  stores?: readonly StoreName[];
+  /** Read and count everything, write nothing (no checkpoint either). */
+  dryRun?: boolean;
+  /** Ignore the checkpoint's positions and read every store from the start (audit keeps its mark). */
+  restart?: boolean;
+  /** Re-read each batch of a mutable store and rewrite what changed meanwhile (default true). */
+  verify?: boolean;
+  /**
+   * Dual-write: from this time (ms) every writer mirrors audit entries to the target, so the copy
+   * appends only older ones; entries within `auditWindowMs` before it (a rollout, when some
+   * writers mirrored and some did not) are reconciled by content instead of appended blindly.
+   */
+  dualWriteSinceMs?: number;
+  /** Length of that reconciled window (default 15 minutes). */
+  auditWindowMs?: number;
+  /** Times equal within this are the same (verification, audit matching); default 1000 ms. */
+  toleranceMs?: number;
+  /**
+   * Queues: delete each batch of messages (and dedup ids) from the source once the target
+   * committed it — for a queue whose routing already moved to the target, so what is left on
+   * the source is delivered from the target only. Needs a source that can `remove`.
+   */
+  move?: boolean;
+  /** Called after every batch and when a store starts and ends. */
+  onProgress?: (progress: CopyProgress) => void;
+  /** Stops after the batch being written (Ctrl-C): the checkpoint is where the next run starts. */
+  signal?: AbortSignal;
+}
+
+export interface StoreReport {
+  /** Items read from the source (live ones; expired and reserved ones are in `skipped`). */
+  read: number;
+  /** Items written to the target (0 in a dry run). */
+  written: number;
+  /** Items written again because the source changed them during the copy, or removed because it deleted them. */
+  rewritten: number;
+  removed: number;
+  /** Audit entries already on the target (mirrored by dual-write), not appended again. */
+  matched: number;
+  /** Items deleted from the source after the target committed them (`move`). */
+  moved: number;
+  skipped: Record<string, number>;
+  /** Estimated size before the copy, for progress; undefined when unknown. */
+  estimate?: number;
+  durationMs: number;
+  done: boolean;
+}
+
+export interface CopyProgress {
+  store: StoreName;
+  phase: 'start' | 'batch' | 'end';
+  report: StoreReport;
+  /** All stores so far. */
+  totalRead: number;
+  totalEstimate?: number;
+  elapsedMs: number;
+}
+
+export interface CopyReport {
+  job: string;
+  source: string;
+  target: string;
+  dryRun: boolean;
+  /** The copy went on from an earlier run's checkpoint. */
+  resumed: boolean;
+  /** Stopped by `signal` before the end: run again to resume. */
+  interrupted: boolean;
+  stores: Partial<Record<StoreName, StoreReport>>;
+  durationMs: number;
+  /** Items read per second over the whole run. */
+  rate: number;
+}
+
+interface StoreState {
+  cursor?: Cursor;
+  done?: boolean;
+  read?: number;
+  written?: number;
+}
+
+interface JobState {
+  stores: Partial<Record<StoreName, StoreState>>;
+  /** The last audit entry (source id) appended: audit is never appended twice. */
+  auditMark?: string;
+}
+
+const VERIFY_ROUNDS = 5;
+
+export function jobName(source: MigrationSource, target: PgTarget): string {
+  return `copy ${source.layout} ${source.name} -> ${target.name} schema ${target.schema}`;
+}
+
+export async function copy(options: CopyOptions): Promise<CopyReport> {
+  const { source, target } = options;
+  const batchSize = options.batchSize ?? 1000;
+  const job = options.job ?? jobName(source, target);
+  const stores = (options.stores ?? source.stores).filter((s) => source.stores.includes(s));
+  const order = STORES.filter((s) => stores.includes(s));
+  const verify = options.verify ?? true;
+  const toleranceMs = options.toleranceMs ?? 1000;
+  const started = Date.now();
+  if (options.move && !source.remove) throw new Error(`${source.name}: this source cannot move items, only copy them`);
+
+  const checkpoint = options.dryRun ? undefined : await target.loadCheckpoint(job);
+  const previous = (checkpoint?.state ?? { stores: {} }) as unknown as JobState;
+  const state: JobState = {
+    stores: options.restart ? {} : { ...previous.stores },
+    auditMark: previous.auditMark,
+  };
+  const resumed = !options.restart && checkpoint !== undefined && checkpoint.finishedAt === null;
+
+  const report: CopyReport = {
+    job,
+    source: source.name,
+    target: `${target.name} schema ${target.schema}`,
+    dryRun: options.dryRun === true,
+    resumed,
+    interrupted: false,
+    stores: {},
+    durationMs: 0,
+    rate: 0,
+  };
+
+  const estimates = new Map<StoreName, number | undefined>();
+  for (const store of order) estimates.set(store, await source.estimate(store));
+  const totalEstimate = [...estimates.values()].every((n) => n !== undefined)
+    ? [...estimates.values()].reduce<number>((sum, n) => sum + (n ?? 0), 0)
+    : undefined;
+  let totalRead = 0;
+
+  const save = (): Cursor => state as unknown as Cursor;
+
+  for (const store of order) {
+    const storeStarted = Date.now();
+    const s: StoreState = (state.stores[store] ??= {});
+    const r: StoreReport = {
+      read: 0,
+      written: 0,
+      rewritten: 0,
+      removed: 0,
+      matched: 0,
+      moved: 0,
+      skipped: {},
+      estimate: estimates.get(store),
+      durationMs: 0,
+      done: false,
+    };
+    report.stores[store] = r;
+    const progress = (phase: CopyProgress['phase']) =>
+      options.onProgress?.({
+        store,
+        phase,
+        report: r,
+        totalRead,
+        totalEstimate,
+        elapsedMs: Date.now() - started,
+      });
+    if (s.done) {
+      // This run's numbers only: the store was copied by the run this one resumes.
+      r.done = true;
+      r.skipped['copied by the run this one resumes'] = s.read ?? 0;
+      progress('end');
+      continue;
+    }
+    progress('start');
+
+    const audit = store === 'audit' ? auditPlan(options, state.auditMark) : undefined;
+    const cursor = store === 'audit' ? (state.auditMark ?? undefined) : s.cursor;
+    const iterator = source.batches(store, cursor, batchSize)[Symbol.asyncIterator]();
+    let next = iterator.next();
+    for (;;) {
+      const step = await next;
+      if (step.done) break;
+      if (options.signal?.aborted) {
+        report.interrupted = true;
+        break;
+      }
+      // Read ahead while this batch is written.
+      next = iterator.next();
+      next.catch(() => {}); // surfaces at the next await
+      const batch = step.value;
+      for (const [reason, n] of Object.entries(batch.skipped ?? {})) r.skipped[reason] = (r.skipped[reason] ?? 0) + n;
+      let records = batch.records as AnyRecord[];
+      r.read += records.length;
+      totalRead += records.length;
+
+      if (audit) records = await audit.filter(records as AuditRecord[], r);
+
+      s.cursor = batch.cursor;
+      if (store === 'audit' && (batch.records as AuditRecord[]).length > 0) {
+        state.auditMark = (batch.records as AuditRecord[])[batch.records.length - 1]!.sourceId;
+      }
+      if (!options.dryRun) {
+        await target.write(store, records as RecordOf[typeof store][], { job, state: save() }, batch.counters);
+        r.written += records.length;
+        if (verify && source.mutable(store) && records.length > 0) await settle(store, records, r);
+        if (options.move && (store === 'queues' || store === 'dedup') && records.length > 0) {
+          r.moved += await source.remove!(
+            store,
+            records.map((x) => idOf(store, x as never)),
+          );
+        }
+      }
+      s.read = (s.read ?? 0) + records.length;
+      s.written = r.written;
+      progress('batch');
+    }
+    if (report.interrupted) {
+      // The in-flight read is dropped; the checkpoint is at the last written batch.
+      await iterator.return?.();
+      r.durationMs = Date.now() - storeStarted;
+      progress('end');
+      break;
+    }
+    s.done = true;
+    r.done = true;
+    r.durationMs = Date.now() - storeStarted;
+    if (!options.dryRun) await target.saveCheckpoint(job, save());
+    progress('end');
+  }
+
+  if (!options.dryRun && !report.interrupted) {
+    // Finished: the next run of this job starts from the beginning (audit goes on from its mark).
+    await target.saveCheckpoint(job, { stores: {}, auditMark: state.auditMark ?? null } as unknown as Cursor, true);
+  }
+  report.durationMs = Date.now() - started;
+  report.rate = report.durationMs > 0 ? (totalRead * 1000) / report.durationMs : 0;
+  return report;
+
+  /** Re-reads written items until the source agrees with what was written (see the header). */
+  async function settle(store: StoreName, written: AnyRecord[], r: StoreReport): Promise<void> {
+    let pending = written;
+    for (let round = 0; round < VERIFY_ROUNDS && pending.length > 0; round++) {
+      const ids = pending.map((x) => idOf(store, x as never));
+      const current = await source.fetch(store, ids);
+      const changed: AnyRecord[] = [];
+      const gone: string[] = [];
+      current.forEach((now, i) => {
+        if (now === undefined) gone.push(ids[i]!);
+        else if (compareRecords(store, pending[i] as never, now as never, 2).kind !== 'same') changed.push(now);
+      });
+      if (gone.length > 0) {
+        await target.remove(store, gone);
+        r.removed += gone.length;
+      }
+      if (changed.length > 0) {
+        await target.write(store, changed as never, undefined);
+        r.rewritten += changed.length;
+      }
+      pending = changed;
+    }
+    if (pending.length > 0) r.skipped['still changing after 5 re-reads (validate them)'] = pending.length;
+  }
+}
+
+/**
+ * The audit part of a dual-write copy: entries before the window are appended, entries in it
+ * only where the target has fewer entries of that content in the window than the source (so
+ * running it again appends nothing), entries after it are the mirror's.
+ */
+function auditPlan(options: CopyOptions, _mark: string | undefined) {
+  const since = options.dualWriteSinceMs;
+  if (since === undefined) return { filter: async (records: AuditRecord[]) => records };
+  const windowStart = since - (options.auditWindowMs ?? 15 * 60_000);
+  const tolerance = options.toleranceMs ?? 1000;
+  let onTarget: Map<string, number[]> | undefined;
+  return {
+    async filter(records: AuditRecord[], r: StoreReport): Promise<AuditRecord[]> {
+      const out: AuditRecord[] = [];
+      for (const record of records) {
+        if (record.atMs < windowStart) {
+          out.push(record);
+          continue;
+        }
+        if (record.atMs >= since) {
+          r.skipped['mirrored by dual-write'] = (r.skipped['mirrored by dual-write'] ?? 0) + 1;
+          continue;
+        }
+        if (!onTarget) {
+          onTarget = new Map();
+          for (const e of await options.target.auditBetween(windowStart - tolerance, since + tolerance)) {
+            const key = auditContentId(e);
+            const list = onTarget.get(key) ?? [];
+            list.push(e.atMs);
+            onTarget.set(key, list);
+          }
+        }
+        const list = onTarget.get(auditContentId(record));
+        const match = list?.findIndex((at) => Math.abs(at - record.atMs) <= tolerance) ?? -1;
+        if (list && match >= 0) {
+          list.splice(match, 1);
+          r.matched += 1;
+        } else out.push(record);
+      }
+      return out;
+    },
+  };
+}

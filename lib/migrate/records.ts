@@ -1,0 +1,290 @@
+/**
+ * What a data migration moves: one record type per store, in the shape both layouts can say
+ * exactly (JSON values as their text, times as epoch milliseconds), and the comparison that
+ * `validate` and the copy's own verification use.
+ *
+ * A source (this project's Redis layout, or the legacy upstream Kubently layout) reads its data
+ * as these records; the PostgreSQL target writes and reads them back. Records never hold a
+ * token's plaintext: tokens travel as their SHA-256.
+ */
+import { createHash } from 'node:crypto';
+
+/** The stores a migration moves, in the order `copy` moves them. */
+export const STORES = ['kv', 'sessions', 'tokens', 'connections', 'queues', 'dedup', 'events', 'audit'] as const;
+export type StoreName = (typeof STORES)[number];
+
+/** What each store is called in reports. */
+export const STORE_TITLES: Record<StoreName, string> = {
+  kv: 'kv keys',
+  sessions: 'sessions',
+  tokens: 'tokens',
+  connections: 'ws connections',
+  queues: 'queue messages',
+  dedup: 'queue dedup ids',
+  events: 'events',
+  audit: 'audit entries',
+};
+
+export interface KvRecord {
+  key: string;
+  /** The value's JSON text, byte for byte. */
+  value: string;
+  expiresAtMs: number | null;
+}
+
+export interface SessionRecord {
+  sessionId: string;
+  clusterId: string;
+  userId: string | null;
+  correlationId: string | null;
+  serviceIdentity: string | null;
+  /** The data object's JSON text. */
+  data: string;
+  /** The ttl a keep-alive without one renews by. */
+  ttlMs: number;
+  createdAtMs: number;
+  lastActivityMs: number;
+  expiresAtMs: number;
+}
+
+export interface TokenRecord {
+  id: string;
+  /** Hex SHA-256 of the secret: the only form a token is ever stored in. */
+  hash: string;
+  identity: string;
+  scopes: string[];
+  resources: string[];
+  createdAtMs: number;
+  expiresAtMs: number | null;
+}
+
+export interface ConnectionRecord {
+  connectionId: string;
+  identity: string;
+  scopes: string[];
+  resources: string[];
+  connectedAtMs: number;
+  expiresAtMs: number;
+  /** Sorted. */
+  channels: string[];
+}
+
+export interface QueueMessageRecord {
+  queue: string;
+  /** A UUID, kept: a dedup id or a consumer's log that names it still finds it. */
+  id: string;
+  /** The payload's JSON text. */
+  payload: string;
+  /** `leased`: delivered and not acked; its receipt is not carried over (the lease's holder cannot ack it on the target; it is delivered again when the lease ends). */
+  state: 'ready' | 'leased' | 'dead';
+  attempts: number;
+  enqueuedAtMs: number;
+  /** When a delay passes (ready) or the lease ends (leased). */
+  visibleAtMs: number;
+  diedAtMs: number | null;
+  /** FIFO position within the queue on the source: messages are written in this order. */
+  seq: number;
+}
+
+export interface DedupRecord {
+  queue: string;
+  dedupId: string;
+  messageId: string;
+  expiresAtMs: number;
+}
+
+export interface EventRecord {
+  channel: string;
+  /** The event's sequence number within its channel (kept: subscribers' cursors stay valid). */
+  id: number;
+  message: string;
+  publishedAtMs: number;
+  /** The channel's last id on the source when read: the target's sequence continues after it. */
+  channelLastId: number;
+}
+
+export interface AuditRecord {
+  /** The entry's id on the source (a Redis stream id, or a list position): the copy's resume point. */
+  sourceId: string;
+  atMs: number;
+  identity: string;
+  action: string;
+  resource: string | null;
+  correlationId: string | null;
+  outcome: 'ok' | 'denied' | 'error';
+  /** The details object's JSON text. */
+  details: string | null;
+}
+
+export interface RecordOf {
+  kv: KvRecord;
+  sessions: SessionRecord;
+  tokens: TokenRecord;
+  connections: ConnectionRecord;
+  queues: QueueMessageRecord;
+  dedup: DedupRecord;
+  events: EventRecord;
+  audit: AuditRecord;
+}
+export type AnyRecord = RecordOf[StoreName];
+
+/** The identity of a record within its store: what validate matches source and target by. */
+export function idOf<S extends StoreName>(store: S, record: RecordOf[S]): string {
+  const r = record as AnyRecord;
+  switch (store) {
+    case 'kv':
+      return (r as KvRecord).key;
+    case 'sessions':
+      return (r as SessionRecord).sessionId;
+    case 'tokens':
+      return (r as TokenRecord).id;
+    case 'connections':
+      return (r as ConnectionRecord).connectionId;
+    case 'queues':
+      return pairId((r as QueueMessageRecord).queue, (r as QueueMessageRecord).id);
+    case 'dedup':
+      return pairId((r as DedupRecord).queue, (r as DedupRecord).dedupId);
+    case 'events':
+      return pairId((r as EventRecord).channel, String((r as EventRecord).id));
+    case 'audit':
+      return auditContentId(r as AuditRecord);
+  }
+  throw new Error(`unknown store ${String(store)}`);
+}
+
+/** Two names as one id; NUL cannot occur in a name. */
+export function pairId(a: string, b: string): string {
+  return `${a}\u0000${b}`;
+}
+
+export function splitPairId(id: string): [string, string] {
+  const at = id.indexOf('\u0000');
+  return [id.slice(0, at), id.slice(at + 1)];
+}
+
+/**
+ * Audit entries get new ids on the target (its ids are a dense sequence that count retention
+ * relies on), so source and target entries are matched by content: everything but the time,
+ * which is compared within the tolerance.
+ */
+export function auditContentId(r: AuditRecord): string {
+  return sha256(
+    JSON.stringify([r.identity, r.action, r.resource, r.correlationId, r.outcome, canonicalJson(r.details)]),
+  );
+}
+
+export type Difference =
+  /** The same in every field (times within the tolerance). */
+  | { kind: 'same' }
+  /** A value or field differs: `field` names the first. */
+  | { kind: 'changed'; field: string }
+  /** Only an expiry or time differs, by more than the tolerance. */
+  | { kind: 'ttl'; field: string; driftMs: number };
+
+const same: Difference = { kind: 'same' };
+
+/**
+ * Compares a source record with the target's. Values are compared as canonical JSON (the text
+ * can differ in whitespace or key order only when the legacy import re-serialises it); times
+ * within `toleranceMs`, since a remaining TTL is read on one clock and written on another.
+ */
+export function compareRecords<S extends StoreName>(
+  store: S,
+  source: RecordOf[S],
+  target: RecordOf[S],
+  toleranceMs: number,
+): Difference {
+  const fields = comparedFields(store);
+  const a = source as unknown as Record<string, unknown>;
+  const b = target as unknown as Record<string, unknown>;
+  for (const field of fields.exact) {
+    if (!equalValue(a[field], b[field], fields.json.includes(field))) return { kind: 'changed', field };
+  }
+  for (const field of fields.times) {
+    const x = a[field] as number | null;
+    const y = b[field] as number | null;
+    if (x === null || y === null) {
+      if (x !== y) return { kind: 'ttl', field, driftMs: Number.POSITIVE_INFINITY };
+      continue;
+    }
+    const drift = Math.abs(x - y);
+    if (drift > toleranceMs) return { kind: 'ttl', field, driftMs: drift };
+  }
+  return same;
+}
+
+interface Fields {
+  exact: string[];
+  /** Of `exact`, those holding JSON text (compared canonically). */
+  json: string[];
+  times: string[];
+}
+
+function comparedFields(store: StoreName): Fields {
+  switch (store) {
+    case 'kv':
+      return { exact: ['value'], json: ['value'], times: ['expiresAtMs'] };
+    case 'sessions':
+      // ttlMs is not compared: a dual-write mirror of a keep-alive sets it to the time left.
+      return {
+        exact: ['clusterId', 'userId', 'correlationId', 'serviceIdentity', 'data'],
+        json: ['data'],
+        times: ['expiresAtMs', 'lastActivityMs', 'createdAtMs'],
+      };
+    case 'tokens':
+      return {
+        exact: ['hash', 'identity', 'scopes', 'resources'],
+        json: [],
+        times: ['expiresAtMs', 'createdAtMs'],
+      };
+    case 'connections':
+      return {
+        exact: ['identity', 'scopes', 'resources', 'channels'],
+        json: [],
+        times: ['expiresAtMs', 'connectedAtMs'],
+      };
+    case 'queues':
+      return {
+        exact: ['queue', 'payload', 'state', 'attempts'],
+        json: ['payload'],
+        times: ['enqueuedAtMs', 'visibleAtMs', 'diedAtMs'],
+      };
+    case 'dedup':
+      return { exact: ['messageId'], json: [], times: ['expiresAtMs'] };
+    case 'events':
+      return { exact: ['message'], json: ['message'], times: ['publishedAtMs'] };
+    case 'audit':
+      return { exact: [], json: [], times: ['atMs'] };
+  }
+}
+
+function equalValue(a: unknown, b: unknown, json: boolean): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => x === b[i]);
+  if (a === b) return true;
+  if (json && typeof a === 'string' && typeof b === 'string') return canonicalJson(a) === canonicalJson(b);
+  return false;
+}
+
+/** JSON text with object keys sorted and no whitespace; text that is not JSON is returned as is. */
+export function canonicalJson(text: string | null): string | null {
+  if (text === null) return null;
+  try {
+    return JSON.stringify(sortKeys(JSON.parse(text)));
+  } catch {
+    return text;
+  }
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) out[key] = sortKeys((value as Record<string, unknown>)[key]);
+    return out;
+  }
+  return value;
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

@@ -1,0 +1,745 @@
+/**
+ * Reads this project's Redis layout (see `lib/storage/redis/scripts.ts` and the README's
+ * "Redis layout") as migration records. Keys are listed with SCAN (on every primary of a
+ * cluster), never KEYS, and read with pipelines: one round trip per batch. A batch's times are
+ * made absolute with the server's TIME, read in the same pipeline, so a remaining TTL becomes
+ * the same `expires_at` whatever the client's clock says.
+ *
+ * Reserved items of the hybrid backend (kv keys `__kst_hybrid:…`, the journal queues) are
+ * backend-local bookkeeping and are not migrated.
+ */
+import { Cluster, type Redis } from 'ioredis';
+import type { RedisClient } from '../storage/redis/client.js';
+import {
+  type AuditRecord,
+  type ConnectionRecord,
+  type DedupRecord,
+  type EventRecord,
+  type KvRecord,
+  pairId,
+  type QueueMessageRecord,
+  type RecordOf,
+  type SessionRecord,
+  type StoreName,
+  splitPairId,
+  type TokenRecord,
+} from './records.js';
+import { type Cursor, MigrationInputError, type MigrationSource, type SourceBatch } from './source.js';
+
+/** kv keys and queues the hybrid backend reserves in each backend. */
+const RESERVED_KV = '__kst_hybrid:';
+const RESERVED_QUEUES = new Set(['__kst_hybrid_journal', '__kst_hybrid_journal_append']);
+
+export interface RedisSourceOptions {
+  client: RedisClient;
+  /** The storage's `keyPrefix` (default `kubently:`). */
+  prefix: string;
+  /** For messages: the URL without credentials. */
+  name: string;
+}
+
+type Pipeline = ReturnType<Redis['pipeline']>;
+
+/** Escapes SCAN MATCH glob characters in a literal. */
+export function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/** The inverse of the backend's `tagSafe`: `%7B` `%7D` `%25` back to `{` `}` `%`. */
+function untag(name: string): string {
+  return name.replace(/%(7B|7D|25)/g, (_m, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+}
+
+function tagSafe(name: string): string {
+  return /[{}%]/.test(name)
+    ? name.replace(/[{}%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    : name;
+}
+
+/** KEYS: ready, delayed, inflight, dead; ARGV: base, ids… → messages removed. */
+const REMOVE_MESSAGES = `local n = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  n = n + redis.call('DEL', ARGV[1] .. 'm:' .. id)
+  for k = 1, 4 do redis.call('ZREM', KEYS[k], id) end
+end
+return n`;
+
+const nullable = (text: string | null | undefined) => (text === '' || text == null ? null : text);
+
+/** Runs a pipeline and answers its replies; the first failed command fails it all. */
+async function exec(pipeline: Pipeline): Promise<unknown[]> {
+  const results = await pipeline.exec();
+  if (!results) throw new Error('Connection is closed.');
+  return results.map(([error, reply]) => {
+    if (error) throw error;
+    return reply;
+  });
+}
+
+function serverMs(time: unknown): number {
+  const [seconds, micros] = time as [string, string];
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+export function createRedisSource(options: RedisSourceOptions): MigrationSource {
+  const { client, prefix } = options;
+  const p = prefix;
+  /** Every node SCAN must walk: the primaries of a cluster, or the one server. */
+  const nodes = (): Redis[] => (client instanceof Cluster ? client.nodes('master') : [client as Redis]);
+  /** A pipeline for keys of one node (SCAN answered them) or of one hash tag. */
+  const pipelineOn = (node: Redis | undefined): Pipeline =>
+    (node ?? (client as Redis)).pipeline() as Pipeline;
+
+  /**
+   * One SCAN step across the nodes: `cursor` is [node index, node cursor]. Answers the keys,
+   * the node they came from and the next cursor (null when every node is done).
+   */
+  async function scanStep(
+    pattern: string,
+    cursor: Cursor | undefined,
+    count: number,
+  ): Promise<{ keys: string[]; node: Redis; next: Cursor | null }> {
+    const all = nodes();
+    let [index, position] = (cursor as [number, string] | undefined) ?? [0, '0'];
+    for (;;) {
+      const node = all[index];
+      if (!node) return { keys: [], node: all[0]!, next: null };
+      const [nextPosition, keys] = await node.scan(position, 'MATCH', pattern, 'COUNT', count);
+      if (nextPosition === '0') {
+        index += 1;
+        position = '0';
+      } else position = nextPosition;
+      const next: Cursor | null = index >= all.length ? null : [index, position];
+      if (keys.length > 0 || next === null) return { keys, node, next };
+    }
+  }
+
+  /** SCAN-walked stores: batches of keys → records. */
+  async function* scanned<S extends StoreName>(
+    pattern: string,
+    cursor: Cursor | undefined,
+    batchSize: number,
+    read: (keys: string[], node: Redis) => Promise<{ records: RecordOf[S][]; skipped: Record<string, number> }>,
+  ): AsyncIterable<SourceBatch<S>> {
+    let position = cursor;
+    for (;;) {
+      const { keys, node, next } = await scanStep(pattern, position, batchSize);
+      const unique = [...new Set(keys)];
+      const { records, skipped } = unique.length ? await read(unique, node) : { records: [], skipped: {} };
+      position = next ?? 'done';
+      yield { records, cursor: position, scanned: unique.length, skipped };
+      if (next === null) return;
+    }
+  }
+
+  // -- kv -------------------------------------------------------------------------------
+  const kvBase = `${p}kv:`;
+  async function readKv(
+    keys: string[],
+    node?: Redis,
+  ): Promise<{ records: (KvRecord | undefined)[]; skipped: Record<string, number> }> {
+    const pipeline = pipelineOn(node).time();
+    for (const key of keys) pipeline.get(key).pttl(key);
+    const replies = await exec(pipeline);
+    const now = serverMs(replies[0]);
+    const records: (KvRecord | undefined)[] = [];
+    const skipped: Record<string, number> = {};
+    keys.forEach((key, i) => {
+      const value = replies[1 + i * 2] as string | null;
+      const pttl = Number(replies[2 + i * 2]);
+      if (value === null || pttl === -2) {
+        records.push(undefined);
+        skipped.expired = (skipped.expired ?? 0) + 1;
+        return;
+      }
+      records.push({ key: key.slice(kvBase.length), value, expiresAtMs: pttl < 0 ? null : now + pttl });
+    });
+    return { records, skipped };
+  }
+
+  // -- sessions -------------------------------------------------------------------------
+  const sBase = `${p}{s}:`;
+  const SESSION_FIELDS = ['cluster', 'user', 'corr', 'svc', 'data', 'created', 'last', 'exp', 'ttl'];
+  async function readSessions(ids: string[]): Promise<{ records: (SessionRecord | undefined)[]; now: number }> {
+    const pipeline = pipelineOn(undefined).time();
+    for (const id of ids) pipeline.hmget(`${sBase}sess:${id}`, ...SESSION_FIELDS);
+    const replies = await exec(pipeline);
+    const now = serverMs(replies[0]);
+    const records = ids.map((id, i): SessionRecord | undefined => {
+      const f = replies[1 + i] as (string | null)[];
+      const [cluster, user, corr, svc, data, created, last, exp, ttl] = f;
+      if (cluster == null || exp == null || Number(exp) <= now) return undefined;
+      return {
+        sessionId: id,
+        clusterId: cluster,
+        userId: nullable(user),
+        correlationId: nullable(corr),
+        serviceIdentity: nullable(svc),
+        data: data ?? '{}',
+        ttlMs: Number(ttl) > 0 ? Number(ttl) : Math.max(1, Number(exp) - Number(last)),
+        createdAtMs: Number(created),
+        lastActivityMs: Number(last),
+        expiresAtMs: Number(exp),
+      };
+    });
+    return { records, now };
+  }
+
+  // -- tokens ---------------------------------------------------------------------------
+  const tBase = `${p}{t}:`;
+  async function readTokens(pairs: [string, string][]): Promise<(TokenRecord | undefined)[]> {
+    const pipeline = pipelineOn(undefined).time();
+    for (const [, hash] of pairs) pipeline.get(`${tBase}h:${hash}`);
+    const replies = await exec(pipeline);
+    const now = serverMs(replies[0]);
+    return pairs.map(([id], i) => {
+      const text = replies[1 + i] as string | null;
+      if (text === null) return undefined;
+      const t = JSON.parse(text) as {
+        id: string;
+        hash: string;
+        identity: string;
+        scopes: string[];
+        resources: string[];
+        createdAt: string;
+        expiresAt: string | null;
+      };
+      const expiresAtMs = t.expiresAt === null ? null : Date.parse(t.expiresAt);
+      if (t.id !== id || (expiresAtMs !== null && expiresAtMs <= now)) return undefined;
+      return {
+        id: t.id,
+        hash: t.hash,
+        identity: t.identity,
+        scopes: t.scopes,
+        resources: t.resources,
+        createdAtMs: Date.parse(t.createdAt),
+        expiresAtMs,
+      };
+    });
+  }
+
+  // -- connections ----------------------------------------------------------------------
+  const wsBase = `${p}{ws}:`;
+  async function readConnections(ids: string[]): Promise<(ConnectionRecord | undefined)[]> {
+    const pipeline = pipelineOn(undefined).time();
+    for (const id of ids) {
+      pipeline.hmget(`${wsBase}conn:${id}`, 'identity', 'scopes', 'resources', 'connected', 'exp');
+      pipeline.smembers(`${wsBase}chans:${id}`);
+    }
+    const replies = await exec(pipeline);
+    const now = serverMs(replies[0]);
+    return ids.map((id, i) => {
+      const [identity, scopes, resources, connected, exp] = replies[1 + i * 2] as (string | null)[];
+      const channels = replies[2 + i * 2] as string[];
+      if (identity == null || exp == null || Number(exp) <= now) return undefined;
+      return {
+        connectionId: id,
+        identity,
+        scopes: JSON.parse(scopes ?? '[]') as string[],
+        resources: JSON.parse(resources ?? '[]') as string[],
+        connectedAtMs: Number(connected),
+        expiresAtMs: Number(exp),
+        channels: [...channels].sort(compareUtf8),
+      };
+    });
+  }
+
+  // -- queues ---------------------------------------------------------------------------
+  const queueBase = (queue: string) => `${p}{q:${tagSafe(queue)}}:`;
+
+  /** Names found by SCAN for keys `<prefix>{<kind>:<name>}:<suffix>`, sorted, reserved ones left out. */
+  async function taggedNames(kind: 'q' | 'e', suffix: string): Promise<string[]> {
+    const names = new Set<string>();
+    const head = `${p}{${kind}:`;
+    let cursor: Cursor | undefined;
+    for (;;) {
+      const { keys, next } = await scanStep(`${globEscape(head)}*}:${suffix}`, cursor, 1000);
+      for (const key of keys) {
+        const rest = key.slice(head.length);
+        const end = rest.indexOf('}');
+        if (end < 0 || rest.slice(end) !== `}:${suffix}`) continue;
+        names.add(untag(rest.slice(0, end)));
+      }
+      if (next === null) break;
+      cursor = next;
+    }
+    return [...names].filter((n) => kind !== 'q' || !RESERVED_QUEUES.has(n)).sort(compareUtf8);
+  }
+
+  /** Every message id of a queue with its state and that state's score, in FIFO (seq) order. */
+  async function queueIndex(
+    queue: string,
+  ): Promise<{ id: string; state: 'ready' | 'delayed' | 'leased' | 'dead'; score: number; seq: number }[]> {
+    const base = queueBase(queue);
+    const states = [
+      ['ready', 'ready'],
+      ['delayed', 'delayed'],
+      ['inflight', 'leased'],
+      ['dead', 'dead'],
+    ] as const;
+    const out: { id: string; state: 'ready' | 'delayed' | 'leased' | 'dead'; score: number; seq: number }[] = [];
+    for (const [key, state] of states) {
+      const CHUNK = 10_000;
+      for (let start = 0; ; start += CHUNK) {
+        const flat = await client.zrange(`${base}${key}`, start, start + CHUNK - 1, 'WITHSCORES');
+        for (let i = 0; i < flat.length; i += 2) {
+          out.push({ id: flat[i]!, state, score: Number(flat[i + 1]), seq: 0 });
+        }
+        if (flat.length < CHUNK * 2) break;
+      }
+    }
+    // The sequence of each message (ready's score is it already).
+    const needSeq = out.filter((m) => m.state !== 'ready');
+    for (let i = 0; i < needSeq.length; i += 1000) {
+      const chunk = needSeq.slice(i, i + 1000);
+      const pipeline = pipelineOn(undefined);
+      for (const m of chunk) pipeline.hget(`${base}m:${m.id}`, 's');
+      const replies = await exec(pipeline);
+      chunk.forEach((m, j) => {
+        m.seq = replies[j] == null ? Number.NaN : Number(replies[j]);
+      });
+    }
+    for (const m of out) if (m.state === 'ready') m.seq = m.score;
+    // A message listed twice (moved between sets while listed) keeps its later listing.
+    const byId = new Map(out.filter((m) => !Number.isNaN(m.seq)).map((m) => [m.id, m]));
+    return [...byId.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  async function readMessages(
+    queue: string,
+    index: { id: string; state: 'ready' | 'delayed' | 'leased' | 'dead'; score: number; seq: number }[],
+  ): Promise<(QueueMessageRecord | undefined)[]> {
+    const base = queueBase(queue);
+    const pipeline = pipelineOn(undefined);
+    for (const m of index) pipeline.hmget(`${base}m:${m.id}`, 'p', 's', 'e', 'a');
+    const replies = await exec(pipeline);
+    return index.map((m, i) => {
+      const [payload, seq, enqueued, attempts] = replies[i] as (string | null)[];
+      if (payload == null) return undefined; // acked meanwhile
+      const state = m.state === 'delayed' ? 'ready' : m.state;
+      return {
+        queue,
+        id: m.id,
+        payload,
+        state,
+        attempts: Number(attempts ?? 0),
+        enqueuedAtMs: Number(enqueued),
+        visibleAtMs: m.state === 'delayed' || m.state === 'leased' ? m.score : Number(enqueued),
+        diedAtMs: m.state === 'dead' ? m.score : null,
+        seq: Number(seq),
+      };
+    });
+  }
+
+  /** Where one message is now: its state set and score, or undefined when it is gone. */
+  async function fetchMessages(ids: string[]): Promise<(QueueMessageRecord | undefined)[]> {
+    const pipeline = pipelineOn(undefined);
+    for (const pid of ids) {
+      const [queue, id] = splitPairId(pid);
+      const base = queueBase(queue);
+      pipeline
+        .hmget(`${base}m:${id}`, 'p', 's', 'e', 'a')
+        .zscore(`${base}ready`, id)
+        .zscore(`${base}delayed`, id)
+        .zscore(`${base}inflight`, id)
+        .zscore(`${base}dead`, id);
+    }
+    const replies = await exec(pipeline);
+    return ids.map((pid, i) => {
+      const [queue, id] = splitPairId(pid);
+      const [payload, seq, enqueued, attempts] = replies[i * 5] as (string | null)[];
+      if (payload == null) return undefined;
+      const [ready, delayed, inflight, dead] = replies.slice(i * 5 + 1, i * 5 + 5) as (string | null)[];
+      const state: 'ready' | 'leased' | 'dead' =
+        dead != null ? 'dead' : inflight != null ? 'leased' : ready != null || delayed != null ? 'ready' : 'ready';
+      return {
+        queue,
+        id,
+        payload,
+        state,
+        attempts: Number(attempts ?? 0),
+        enqueuedAtMs: Number(enqueued),
+        visibleAtMs: inflight != null ? Number(inflight) : delayed != null ? Number(delayed) : Number(enqueued),
+        diedAtMs: dead != null ? Number(dead) : null,
+        seq: Number(seq),
+      };
+    });
+  }
+
+  // -- events ---------------------------------------------------------------------------
+  const eventBase = (channel: string) => `${p}{e:${tagSafe(channel)}}:`;
+  const toEvent = (channel: string, lastId: number, [id, fields]: [string, string[]]): EventRecord => {
+    const f: Record<string, string> = {};
+    for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+    return {
+      channel,
+      id: Number(id.slice(0, id.indexOf('-'))),
+      message: f.m ?? 'null',
+      publishedAtMs: Number(f.t),
+      channelLastId: lastId,
+    };
+  };
+
+  // -- audit ----------------------------------------------------------------------------
+  const aBase = `${p}{a}:`;
+  const toAudit = ([id, fields]: [string, string[]]): AuditRecord => {
+    const f: Record<string, string> = {};
+    for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+    return {
+      sourceId: id,
+      atMs: Number(id.slice(0, id.indexOf('-'))),
+      identity: f.i ?? '',
+      action: f.a ?? '',
+      resource: nullable(f.r),
+      correlationId: nullable(f.c),
+      outcome: (f.o as AuditRecord['outcome']) ?? 'ok',
+      details: nullable(f.d),
+    };
+  };
+
+  const count = (records: unknown[]) => records.filter((r) => r === undefined).length;
+
+  const source: MigrationSource = {
+    name: options.name,
+    layout: 'kubently-storage',
+    stores: ['kv', 'sessions', 'tokens', 'connections', 'queues', 'dedup', 'events', 'audit'],
+    mutable: (store) => store === 'kv' || store === 'sessions' || store === 'tokens' || store === 'connections',
+
+    async estimate(store) {
+      switch (store) {
+        case 'kv': {
+          let total = 0;
+          let cursor: Cursor | undefined;
+          for (;;) {
+            const { keys, next } = await scanStep(`${globEscape(kvBase)}*`, cursor, 5000);
+            total += keys.length;
+            if (next === null) return total;
+            cursor = next;
+          }
+        }
+        case 'sessions': {
+          let total = 0;
+          let cursor: Cursor | undefined;
+          for (;;) {
+            const { keys, next } = await scanStep(`${globEscape(sBase)}sess:*`, cursor, 5000);
+            total += keys.length;
+            if (next === null) return total;
+            cursor = next;
+          }
+        }
+        case 'tokens':
+          return client.hlen(`${tBase}ids`);
+        case 'connections':
+          return client.zcard(`${wsBase}conns`);
+        case 'queues': {
+          let total = 0;
+          for (const queue of await taggedNames('q', 'seq')) {
+            const b = queueBase(queue);
+            const replies = await exec(
+              pipelineOn(undefined)
+                .zcard(`${b}ready`)
+                .zcard(`${b}delayed`)
+                .zcard(`${b}inflight`)
+                .zcard(`${b}dead`),
+            );
+            total += replies.reduce<number>((sum, n) => sum + Number(n), 0);
+          }
+          return total;
+        }
+        case 'dedup':
+          return undefined;
+        case 'events': {
+          let total = 0;
+          for (const channel of await taggedNames('e', 'n')) total += await client.xlen(`${eventBase(channel)}s`);
+          return total;
+        }
+        case 'audit':
+          return client.xlen(`${aBase}log`);
+      }
+    },
+
+    async *batches<S extends StoreName>(store: S, cursor: Cursor | undefined, batchSize: number) {
+      if (cursor === 'done') return;
+      type B = SourceBatch<S>;
+      switch (store) {
+        case 'kv': {
+          for await (const batch of scanned<'kv'>(`${globEscape(kvBase)}*`, cursor, batchSize, async (keys, node) => {
+            const wanted = keys.filter((k) => !k.startsWith(`${kvBase}${RESERVED_KV}`));
+            const { records, skipped } = await readKv(wanted, node);
+            if (wanted.length < keys.length) skipped.reserved = keys.length - wanted.length;
+            return { records: records.filter((r): r is KvRecord => r !== undefined), skipped };
+          }))
+            yield batch as unknown as B;
+          return;
+        }
+        case 'sessions': {
+          const head = `${sBase}sess:`;
+          for await (const batch of scanned<'sessions'>(`${globEscape(head)}*`, cursor, batchSize, async (keys) => {
+            const { records } = await readSessions(keys.map((k) => k.slice(head.length)));
+            const expired = count(records);
+            return {
+              records: records.filter((r): r is SessionRecord => r !== undefined),
+              skipped: (expired ? { expired } : {}) as Record<string, number>,
+            };
+          }))
+            yield batch as unknown as B;
+          return;
+        }
+        case 'tokens': {
+          let position = (cursor as string | undefined) ?? '0';
+          for (;;) {
+            const [next, flat] = await client.hscan(`${tBase}ids`, position, 'COUNT', batchSize);
+            const pairs: [string, string][] = [];
+            const seen = new Set<string>();
+            for (let i = 0; i < flat.length; i += 2) {
+              if (seen.has(flat[i]!)) continue;
+              seen.add(flat[i]!);
+              pairs.push([flat[i]!, flat[i + 1]!]);
+            }
+            const records = pairs.length ? await readTokens(pairs) : [];
+            const expired = count(records);
+            position = next === '0' ? 'done' : next;
+            yield {
+              records: records.filter((r): r is TokenRecord => r !== undefined),
+              cursor: position,
+              scanned: pairs.length,
+              skipped: expired ? { expired } : {},
+            } as unknown as B;
+            if (next === '0') return;
+          }
+        }
+        case 'connections': {
+          let position = (cursor as string | undefined) ?? '0';
+          for (;;) {
+            const [next, flat] = await client.zscan(`${wsBase}conns`, position, 'COUNT', batchSize);
+            const ids = [...new Set(flat.filter((_, i) => i % 2 === 0))];
+            const records = ids.length ? await readConnections(ids) : [];
+            const expired = count(records);
+            position = next === '0' ? 'done' : next;
+            yield {
+              records: records.filter((r): r is ConnectionRecord => r !== undefined),
+              cursor: position,
+              scanned: ids.length,
+              skipped: expired ? { expired } : {},
+            } as unknown as B;
+            if (next === '0') return;
+          }
+        }
+        case 'queues': {
+          // Queues in name order, each in FIFO order: [queue, last seq written].
+          const [fromQueue, afterSeq] = (cursor as [string, number] | undefined) ?? ['', -1];
+          for (const queue of await taggedNames('q', 'seq')) {
+            if (compareUtf8(queue, fromQueue) < 0) continue;
+            const index = (await queueIndex(queue)).filter(
+              (m) => queue !== fromQueue || m.seq > afterSeq,
+            );
+            for (let i = 0; i < index.length; i += batchSize) {
+              const chunk = index.slice(i, i + batchSize);
+              const records = await readMessages(queue, chunk);
+              const gone = count(records);
+              yield {
+                records: records.filter((r): r is QueueMessageRecord => r !== undefined),
+                cursor: [queue, chunk[chunk.length - 1]!.seq],
+                scanned: chunk.length,
+                skipped: gone ? { 'acked meanwhile': gone } : {},
+              } as unknown as B;
+            }
+          }
+          yield { records: [], cursor: 'done', scanned: 0 } as unknown as B;
+          return;
+        }
+        case 'dedup': {
+          // Queues in name order; within one, a SCAN over its dedup keys: [queue, scan cursor].
+          const [fromQueue, fromCursor] = (cursor as [string, Cursor] | undefined) ?? ['', null];
+          for (const queue of await taggedNames('q', 'seq')) {
+            if (compareUtf8(queue, fromQueue) < 0) continue;
+            const head = `${queueBase(queue)}dd:`;
+            const start = queue === fromQueue && fromCursor !== null ? fromCursor : undefined;
+            for await (const batch of scanned<'dedup'>(`${globEscape(head)}*`, start, batchSize, async (keys, node) => {
+              const pipeline = pipelineOn(node).time();
+              for (const key of keys) pipeline.get(key).pttl(key);
+              const replies = await exec(pipeline);
+              const now = serverMs(replies[0]);
+              const records: DedupRecord[] = [];
+              keys.forEach((key, i) => {
+                const messageId = replies[1 + i * 2] as string | null;
+                const pttl = Number(replies[2 + i * 2]);
+                if (messageId === null || pttl < 0) return;
+                records.push({ queue, dedupId: key.slice(head.length), messageId, expiresAtMs: now + pttl });
+              });
+              return { records, skipped: {} };
+            })) {
+              yield { ...batch, cursor: batch.cursor === 'done' ? [queue, 'done'] : [queue, batch.cursor] } as unknown as B;
+            }
+          }
+          yield { records: [], cursor: 'done', scanned: 0 } as unknown as B;
+          return;
+        }
+        case 'events': {
+          // Channels in name order, each in id order: [channel, last id written].
+          const [fromChannel, afterId] = (cursor as [string, number] | undefined) ?? ['', 0];
+          for (const channel of await taggedNames('e', 'n')) {
+            if (compareUtf8(channel, fromChannel) < 0) continue;
+            const base = eventBase(channel);
+            const lastId = Number((await client.get(`${base}n`)) ?? 0);
+            let after = channel === fromChannel ? afterId : 0;
+            for (;;) {
+              const start = after > 0 ? `(${after}-1` : '-';
+              const entries = (await client.xrange(`${base}s`, start, '+', 'COUNT', batchSize)) as [
+                string,
+                string[],
+              ][];
+              if (entries.length === 0) break;
+              const records = entries.map((e) => toEvent(channel, lastId, e));
+              after = records[records.length - 1]!.id;
+              yield { records, cursor: [channel, after], scanned: records.length } as unknown as B;
+              if (entries.length < batchSize) break;
+            }
+            // A channel whose history is empty still carries its counter over.
+            if (after === 0 && lastId > 0) {
+              yield { records: [], cursor: [channel, 0], scanned: 0, counters: [{ channel, lastId }] } as unknown as B;
+            }
+          }
+          yield { records: [], cursor: 'done', scanned: 0 } as unknown as B;
+          return;
+        }
+        case 'audit': {
+          let after = (cursor as string | undefined) ?? '';
+          for (;;) {
+            const entries = (await client.xrange(
+              `${aBase}log`,
+              after === '' ? '-' : `(${after}`,
+              '+',
+              'COUNT',
+              batchSize,
+            )) as [string, string[]][];
+            if (entries.length === 0) break;
+            const records = entries.map(toAudit);
+            after = records[records.length - 1]!.sourceId;
+            yield { records, cursor: after, scanned: records.length } as unknown as B;
+            if (entries.length < batchSize) break;
+          }
+          return;
+        }
+      }
+    },
+
+    async fetch<S extends StoreName>(store: S, ids: string[]): Promise<(RecordOf[S] | undefined)[]> {
+      if (ids.length === 0) return [];
+      type R = (RecordOf[S] | undefined)[];
+      switch (store) {
+        case 'kv': {
+          const keys = ids.map((id) => `${kvBase}${id}`);
+          // Keys of a cluster live on different nodes: one GET/PTTL pair each, in flight together.
+          if (client instanceof Cluster) {
+            const out = await Promise.all(keys.map(async (key) => (await readKv([key], nodeOf(key))).records[0]));
+            return out as R;
+          }
+          return (await readKv(keys)).records as R;
+        }
+        case 'sessions':
+          return (await readSessions(ids)).records as R;
+        case 'tokens': {
+          const hashes = await client.hmget(`${tBase}ids`, ...ids);
+          const pairs = ids.map((id, i): [string, string] => [id, hashes[i] ?? '']);
+          const records = await readTokens(pairs.map(([id, hash]) => [id, hash || 'none']));
+          return records.map((r, i) => (hashes[i] == null ? undefined : r)) as R;
+        }
+        case 'connections':
+          return (await readConnections(ids)) as R;
+        case 'queues':
+          return (await fetchMessages(ids)) as R;
+        case 'dedup': {
+          const out: (DedupRecord | undefined)[] = [];
+          for (const pid of ids) {
+            const [queue, dedupId] = splitPairId(pid);
+            const key = `${queueBase(queue)}dd:${dedupId}`;
+            const replies = await exec(pipelineOn(undefined).time().get(key).pttl(key));
+            const messageId = replies[1] as string | null;
+            const pttl = Number(replies[2]);
+            out.push(
+              messageId === null || pttl < 0
+                ? undefined
+                : { queue, dedupId, messageId, expiresAtMs: serverMs(replies[0]) + pttl },
+            );
+          }
+          return out as R;
+        }
+        case 'events': {
+          const out: (EventRecord | undefined)[] = [];
+          for (const pid of ids) {
+            const [channel, id] = splitPairId(pid);
+            const base = eventBase(channel);
+            const replies = await exec(pipelineOn(undefined).get(`${base}n`).xrange(`${base}s`, `${id}-1`, `${id}-1`));
+            const entries = replies[1] as [string, string[]][];
+            out.push(entries[0] ? toEvent(channel, Number(replies[0] ?? 0), entries[0]) : undefined);
+          }
+          return out as R;
+        }
+        case 'audit':
+          throw new Error('audit entries are matched by content, not fetched by id');
+      }
+      throw new Error(`unknown store ${String(store)}`);
+    },
+
+    async remove(store, ids) {
+      if (store !== 'queues' && store !== 'dedup') throw new Error(`${store}: items are not moved, only copied`);
+      const byQueue = new Map<string, string[]>();
+      for (const pid of ids) {
+        const [queue, id] = splitPairId(pid);
+        byQueue.set(queue, [...(byQueue.get(queue) ?? []), id]);
+      }
+      let removed = 0;
+      for (const [queue, list] of byQueue) {
+        const base = queueBase(queue);
+        if (store === 'dedup') {
+          removed += await client.del(...list.map((id) => `${base}dd:${id}`));
+          continue;
+        }
+        // One script per queue (one hash tag): a message leaves every set and its hash at once.
+        removed += Number(
+          await client.eval(
+            REMOVE_MESSAGES,
+            4,
+            `${base}ready`,
+            `${base}delayed`,
+            `${base}inflight`,
+            `${base}dead`,
+            base,
+            ...list,
+          ),
+        );
+      }
+      return removed;
+    },
+
+    async check() {
+      try {
+        await client.ping();
+      } catch (error) {
+        throw new MigrationInputError(
+          `cannot reach the source Redis at ${options.name}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+    },
+
+    async close() {
+      // The caller owns the client.
+    },
+  };
+  /** The node holding a key (cluster): SCAN answered from there. */
+  const nodeOf = (key: string): Redis | undefined => {
+    if (!(client instanceof Cluster)) return undefined;
+    // ioredis routes single commands itself; a one-key pipeline on the cluster client is routed too.
+    void key;
+    return client as unknown as Redis;
+  };
+  return source;
+}
+
+/** Byte order of UTF-8 strings (PostgreSQL's COLLATE "C"). */
+export function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
