@@ -11,8 +11,8 @@ import type { Redis } from 'ioredis';
 import { loadConfig, type StorageConfig } from '../config/index.js';
 import { ConfigError, StorageError } from '../errors.js';
 import { createStorage, hybridControl } from '../storage/index.js';
-import { createRedisClient } from '../storage/redis/client.js';
 import { createSql, mapSqlError, type Sql } from '../storage/postgresql/sql.js';
+import { createRedisClient } from '../storage/redis/client.js';
 import { type CopyReport, copy, jobName } from './copy.js';
 import { createLegacySource } from './legacy.js';
 import { writeLegacyFixture } from './legacy-fixture.js';
@@ -121,7 +121,8 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       say(USAGE);
       return group === undefined && !flags.help ? 2 : 0;
     }
-    if (group !== 'migrate') throw new UsageError(`unknown command ${JSON.stringify(group)}: expected migrate`);
+    if (group !== 'migrate')
+      throw new UsageError(`unknown command ${JSON.stringify(group)}: expected migrate`);
     if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
     switch (command) {
       case 'copy':
@@ -146,7 +147,10 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
 
     if (command === 'status') {
       const checkpoint = await target.loadCheckpoint(jobName(source, target));
-      if (!checkpoint) say(`no checkpoint: nothing copied from ${source.name} into ${target.name} schema ${target.schema} yet`);
+      if (!checkpoint)
+        say(
+          `no checkpoint: nothing copied from ${source.name} into ${target.name} schema ${target.schema} yet`,
+        );
       else say(statusText(checkpoint));
       return 0;
     }
@@ -216,40 +220,57 @@ function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, command: string):
   try {
     config = loadConfig({ env: merged, file: flags.config });
   } catch (error) {
-    if (error instanceof ConfigError) throw new MigrationInputError(`invalid configuration: ${error.problems.join('; ')}`);
+    if (error instanceof ConfigError)
+      throw new MigrationInputError(`invalid configuration: ${error.problems.join('; ')}`);
     throw error;
   }
   checkUrl('redis', config.redis.url, ['redis:', 'rediss:'], '--redis-url or REDIS_URL');
   if (config.postgresql.driver === 'pglite') {
-    throw new UsageError('--driver pglite: the embedded database cannot be a migration target; use pg or neon');
+    throw new UsageError(
+      '--driver pglite: the embedded database cannot be a migration target; use pg or neon',
+    );
   }
   if (!config.postgresql.url) {
-    throw new UsageError('no target: give --database-url postgres://user:password@host:5432/db (or DATABASE_URL)');
+    throw new UsageError(
+      'no target: give --database-url postgres://user:password@host:5432/db (or DATABASE_URL)',
+    );
   }
-  checkUrl('postgresql', config.postgresql.url, ['postgres:', 'postgresql:'], '--database-url or DATABASE_URL');
+  checkUrl(
+    'postgresql',
+    config.postgresql.url,
+    ['postgres:', 'postgresql:'],
+    '--database-url or DATABASE_URL',
+  );
 
   const stores = flags.only === undefined ? undefined : parseStores(flags.only);
   const positive = (name: string, text: string | undefined, fallback: number, max = 100_000) => {
     if (text === undefined) return fallback;
     const n = Number(text);
-    if (!Number.isInteger(n) || n < 1 || n > max) throw new UsageError(`--${name}: expected a whole number from 1 to ${max}, got ${JSON.stringify(text)}`);
+    if (!Number.isInteger(n) || n < 1 || n > max)
+      throw new UsageError(
+        `--${name}: expected a whole number from 1 to ${max}, got ${JSON.stringify(text)}`,
+      );
     return n;
   };
   const tolerance = flags.tolerance === undefined ? 2 : Number(flags.tolerance);
   if (!Number.isFinite(tolerance) || tolerance < 0 || tolerance > 86_400) {
-    throw new UsageError(`--tolerance: expected seconds from 0 to 86400, got ${JSON.stringify(flags.tolerance)}`);
+    throw new UsageError(
+      `--tolerance: expected seconds from 0 to 86400, got ${JSON.stringify(flags.tolerance)}`,
+    );
   }
   let sinceMs: number | undefined;
   if (flags.since !== undefined) {
     sinceMs = Date.parse(flags.since);
-    if (Number.isNaN(sinceMs)) throw new UsageError(`--since: expected an ISO 8601 time, got ${JSON.stringify(flags.since)}`);
+    if (Number.isNaN(sinceMs))
+      throw new UsageError(`--since: expected an ISO 8601 time, got ${JSON.stringify(flags.since)}`);
   }
   if (flags.move && (stores === undefined || stores.some((s) => s !== 'queues' && s !== 'dedup'))) {
     throw new UsageError('--move applies to queues only: use it with --only queues,dedup');
   }
   if (flags.move && from !== 'redis') throw new UsageError('--move needs --from redis');
   const only = (allowed: string[], flag: string, value: unknown) => {
-    if (value !== undefined && !allowed.includes(command)) throw new UsageError(`${flag} applies to ${allowed.join(' and ')} only`);
+    if (value !== undefined && !allowed.includes(command))
+      throw new UsageError(`${flag} applies to ${allowed.join(' and ')} only`);
   };
   only(['copy', 'sync'], '--dry-run', flags['dry-run']);
   only(['copy', 'sync'], '--restart', flags.restart);
@@ -275,7 +296,10 @@ function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, command: string):
 }
 
 function parseStores(text: string): StoreName[] {
-  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 0) throw new UsageError(`--only: expected store names (${STORES.join(', ')})`);
   for (const name of names) {
     if (!(STORES as readonly string[]).includes(name)) {
@@ -293,7 +317,9 @@ function checkUrl(what: string, url: string, protocols: string[], flag: string) 
     throw new UsageError(`${what} URL is not a URL (${flag}): ${JSON.stringify(redact(url))}`);
   }
   if (!protocols.includes(parsed.protocol)) {
-    throw new UsageError(`${what} URL must start with ${protocols.map((p) => `${p}//`).join(' or ')} (${flag}), got ${JSON.stringify(redact(url))}`);
+    throw new UsageError(
+      `${what} URL must start with ${protocols.map((p) => `${p}//`).join(' or ')} (${flag}), got ${JSON.stringify(redact(url))}`,
+    );
   }
 }
 
@@ -316,17 +342,47 @@ async function open(settings: Settings): Promise<Resources> {
   const { config } = settings;
   // A CLI gives up on an unreachable server after a few tries instead of reconnecting for ever.
   const redis = createRedisClient(
-    { ...config, redis: { ...config.redis, connectTimeout: Math.min(config.redis.connectTimeout, 5), commandTimeout: 60, maxRetriesPerRequest: 1 } },
+    {
+      ...config,
+      redis: {
+        ...config.redis,
+        connectTimeout: Math.min(config.redis.connectTimeout, 5),
+        commandTimeout: 60,
+        maxRetriesPerRequest: 1,
+      },
+    },
     { retryStrategy: (times) => (times > 3 ? null : 200 * times), lazyConnect: true },
   ) as Redis;
   redis.on('error', () => {});
   const redisName = redact(config.redis.url);
-  const source =
-    settings.from === 'legacy'
-      ? createLegacySource({ client: redis, name: redisName, prefix: settings.prefix })
-      : createRedisSource({ client: redis, prefix: settings.prefix, name: `${redisName}, prefix ${settings.prefix}` });
-  const sql = await createSql({ ...config.postgresql, listen: false, poolSize: 4, minPoolSize: 0, commandTimeout: 600 });
-  const target = createPgTarget({ sql, schema: config.postgresql.schema, name: redact(config.postgresql.url ?? '') });
+  const sql = await createSql({
+    ...config.postgresql,
+    listen: false,
+    poolSize: 4,
+    minPoolSize: 0,
+    commandTimeout: 600,
+  });
+  const target = createPgTarget({
+    sql,
+    schema: config.postgresql.schema,
+    name: redact(config.postgresql.url ?? ''),
+  });
+  let source: MigrationSource;
+  if (settings.from === 'legacy') {
+    const name = settings.prefix ? `${redisName}, prefix ${settings.prefix}` : redisName;
+    // Legacy tokens carry no creation time: they get the job's first start, so every run of
+    // the job (and validate) agrees on it.
+    const job = jobName({ layout: 'legacy-kubently', name } as MigrationSource, target);
+    const started = await target.loadCheckpoint(job).catch(() => undefined);
+    const importedAt = started ? Date.parse(started.startedAt) : Date.now();
+    source = createLegacySource({ client: redis, name, prefix: settings.prefix, now: () => importedAt });
+  } else {
+    source = createRedisSource({
+      client: redis,
+      prefix: settings.prefix,
+      name: `${redisName}, prefix ${settings.prefix}`,
+    });
+  }
   return {
     source,
     target,
@@ -340,7 +396,12 @@ async function open(settings: Settings): Promise<Resources> {
   };
 }
 
-async function runCopy(settings: Settings, r: Resources, io: CliIo, extra: { stores?: StoreName[]; sinceMs?: number } = {}): Promise<CopyReport> {
+async function runCopy(
+  settings: Settings,
+  r: Resources,
+  io: CliIo,
+  extra: { stores?: StoreName[]; sinceMs?: number } = {},
+): Promise<CopyReport> {
   const progress = copyProgress(io.stderr);
   try {
     return await copy({
@@ -362,7 +423,12 @@ async function runCopy(settings: Settings, r: Resources, io: CliIo, extra: { sto
   }
 }
 
-async function runValidate(settings: Settings, r: Resources, io: CliIo, stores?: StoreName[]): Promise<ValidationReport> {
+async function runValidate(
+  settings: Settings,
+  r: Resources,
+  io: CliIo,
+  stores?: StoreName[],
+): Promise<ValidationReport> {
   let last = 0;
   try {
     return await validate({
@@ -399,7 +465,10 @@ const TYPE_STORES: Record<string, StoreName[]> = {
 async function sync(settings: Settings, r: Resources, io: CliIo): Promise<number> {
   const say = (text: string) => io.stdout.write(`${text}\n`);
   const { config } = settings;
-  if (settings.from !== 'redis') throw new UsageError('sync moves this project\'s Redis layout (--from redis); for a legacy database use copy');
+  if (settings.from !== 'redis')
+    throw new UsageError(
+      "sync moves this project's Redis layout (--from redis); for a legacy database use copy",
+    );
   const dualWrite = config.migration.dualWrite || config.hybrid.sync.enabled;
   if (config.backend !== 'hybrid' || !dualWrite) {
     throw new MigrationInputError(
@@ -409,7 +478,9 @@ async function sync(settings: Settings, r: Resources, io: CliIo): Promise<number
     );
   }
   const sinceMs = settings.sinceMs ?? Date.now();
-  say(`1/4 dual-write is on (${config.hybrid.sync.async ? 'asynchronous' : 'synchronous'}); writers mirror since ${new Date(sinceMs).toISOString()}`);
+  say(
+    `1/4 dual-write is on (${config.hybrid.sync.async ? 'asynchronous' : 'synchronous'}); writers mirror since ${new Date(sinceMs).toISOString()}`,
+  );
   const stores = (settings.stores ?? MIRRORED).filter((s) => MIRRORED.includes(s));
   say(`2/4 copying ${stores.map((s) => STORE_TITLES[s]).join(', ')}`);
   const copied = await runCopy(settings, r, io, { stores, sinceMs });
@@ -430,7 +501,10 @@ async function sync(settings: Settings, r: Resources, io: CliIo): Promise<number
 
 /** How far the secondary is behind: journaled mirrors waiting, and one mirror timed end to end. */
 async function measureLag(config: StorageConfig): Promise<{ lines: string[] }> {
-  const storage = createStorage({ ...config, hybrid: { ...config.hybrid, sync: { ...config.hybrid.sync, enabled: true } } });
+  const storage = createStorage({
+    ...config,
+    hybrid: { ...config.hybrid, sync: { ...config.hybrid.sync, enabled: true } },
+  });
   const lines: string[] = [];
   try {
     const control = hybridControl(storage);
@@ -489,7 +563,7 @@ function nextSteps(config: StorageConfig, report: ValidationReport): string {
     if (type === 'pubsub') {
       lines.push(
         '  pubsub: connections are dual-written; event history is not. Run `migrate copy --only events` right before ' +
-          'setting `pubsub: postgresql` (event ids continue, so subscribers\' cursors stay valid)',
+          "setting `pubsub: postgresql` (event ids continue, so subscribers' cursors stay valid)",
       );
       continue;
     }
@@ -515,10 +589,14 @@ async function fixture(flags: Flags, io: CliIo): Promise<number> {
   const positive = (text: string | undefined, fallback: number) => {
     if (text === undefined) return fallback;
     const n = Number(text);
-    if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new UsageError(`expected a whole number from 1 to 10000000, got ${JSON.stringify(text)}`);
+    if (!Number.isInteger(n) || n < 1 || n > 10_000_000)
+      throw new UsageError(`expected a whole number from 1 to 10000000, got ${JSON.stringify(text)}`);
     return n;
   };
-  const redis = createRedisClient(config, { retryStrategy: (times) => (times > 3 ? null : 200), maxRetriesPerRequest: 1 }) as Redis;
+  const redis = createRedisClient(config, {
+    retryStrategy: (times) => (times > 3 ? null : 200),
+    maxRetriesPerRequest: 1,
+  }) as Redis;
   redis.on('error', () => {});
   try {
     await redis.ping().catch((error: Error) => {
@@ -536,9 +614,22 @@ async function fixture(flags: Flags, io: CliIo): Promise<number> {
   }
 }
 
-function statusText(c: { job: string; state: unknown; startedAt: string; updatedAt: string; finishedAt: string | null }): string {
-  const state = c.state as { stores?: Record<string, { done?: boolean; read?: number }>; auditMark?: string | null };
-  const rows = Object.entries(state.stores ?? {}).map(([store, s]) => [STORE_TITLES[store as StoreName] ?? store, s.read ?? 0, s.done ? 'done' : 'in progress']);
+function statusText(c: {
+  job: string;
+  state: unknown;
+  startedAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}): string {
+  const state = c.state as {
+    stores?: Record<string, { done?: boolean; read?: number }>;
+    auditMark?: string | null;
+  };
+  const rows = Object.entries(state.stores ?? {}).map(([store, s]) => [
+    STORE_TITLES[store as StoreName] ?? store,
+    s.read ?? 0,
+    s.done ? 'done' : 'in progress',
+  ]);
   return [
     c.job,
     `started ${c.startedAt}, last batch ${c.updatedAt}${c.finishedAt ? `, finished ${c.finishedAt}` : ' (not finished: `copy` resumes it)'}`,
@@ -561,7 +652,10 @@ function describe(error: unknown): string {
   if (mapped instanceof StorageError) {
     return `${mapped.message.replace(/\s*\n\s*/g, ' ')} — the copy stopped; its checkpoint is at the last written batch: run the same command again to resume`;
   }
-  if (error instanceof Error && /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|Connection is closed|max retries/i.test(error.message)) {
+  if (
+    error instanceof Error &&
+    /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|Connection is closed|max retries/i.test(error.message)
+  ) {
     return `${error.message} — the copy stopped; its checkpoint is at the last written batch: run the same command again to resume`;
   }
   return error instanceof Error ? (error.stack ?? error.message) : String(error);

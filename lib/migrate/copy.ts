@@ -16,6 +16,8 @@
  * until the source and what it wrote agree: whatever the order of mirror and copy, the target
  * ends with the source's latest state.
  */
+
+import type { PgTarget } from './pg-target.js';
 import {
   type AnyRecord,
   type AuditRecord,
@@ -26,7 +28,6 @@ import {
   STORES,
   type StoreName,
 } from './records.js';
-import type { PgTarget } from './pg-target.js';
 import type { Cursor, MigrationSource } from './source.js';
 
 export interface CopyOptions {
@@ -136,9 +137,9 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
   const stores = (options.stores ?? source.stores).filter((s) => source.stores.includes(s));
   const order = STORES.filter((s) => stores.includes(s));
   const verify = options.verify ?? true;
-  const toleranceMs = options.toleranceMs ?? 1000;
   const started = Date.now();
-  if (options.move && !source.remove) throw new Error(`${source.name}: this source cannot move items, only copy them`);
+  if (options.move && !source.remove)
+    throw new Error(`${source.name}: this source cannot move items, only copy them`);
 
   const checkpoint = options.dryRun ? undefined : await target.loadCheckpoint(job);
   const previous = (checkpoint?.state ?? { stores: {} }) as unknown as JobState;
@@ -160,18 +161,24 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
     rate: 0,
   };
 
+  // Sizes for progress and ETA are counted alongside the copy (a SCAN of names costs time of its
+  // own): until they are known, progress shows counts and rate only.
   const estimates = new Map<StoreName, number | undefined>();
-  for (const store of order) estimates.set(store, await source.estimate(store));
-  const totalEstimate = [...estimates.values()].every((n) => n !== undefined)
-    ? [...estimates.values()].reduce<number>((sum, n) => sum + (n ?? 0), 0)
-    : undefined;
+  let totalEstimate: number | undefined;
+  const estimating = (async () => {
+    for (const store of order) estimates.set(store, await source.estimate(store));
+    if ([...estimates.values()].every((n) => n !== undefined)) {
+      totalEstimate = [...estimates.values()].reduce<number>((sum, n) => sum + (n ?? 0), 0);
+    }
+  })().catch(() => {});
   let totalRead = 0;
 
   const save = (): Cursor => state as unknown as Cursor;
 
   for (const store of order) {
     const storeStarted = Date.now();
-    const s: StoreState = (state.stores[store] ??= {});
+    const s: StoreState = state.stores[store] ?? {};
+    state.stores[store] = s;
     const r: StoreReport = {
       read: 0,
       written: 0,
@@ -185,7 +192,8 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
       done: false,
     };
     report.stores[store] = r;
-    const progress = (phase: CopyProgress['phase']) =>
+    const progress = (phase: CopyProgress['phase']) => {
+      r.estimate ??= estimates.get(store);
       options.onProgress?.({
         store,
         phase,
@@ -194,6 +202,7 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
         totalEstimate,
         elapsedMs: Date.now() - started,
       });
+    };
     if (s.done) {
       // This run's numbers only: the store was copied by the run this one resumes.
       r.done = true;
@@ -206,6 +215,20 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
     const audit = store === 'audit' ? auditPlan(options, state.auditMark) : undefined;
     const cursor = store === 'audit' ? (state.auditMark ?? undefined) : s.cursor;
     const iterator = source.batches(store, cursor, batchSize)[Symbol.asyncIterator]();
+    // A mutable store's batch is settled (re-read, rewritten) while the next one is written. The
+    // checkpoint then names the last *settled* batch, so a resumed copy reads an unsettled one
+    // again rather than trusting it.
+    const lagging = verify && source.mutable(store) && !options.dryRun;
+    let settledCursor = cursor;
+    let settling: Promise<void> | undefined;
+    let settlingCursor: Cursor | undefined;
+    const settled = async () => {
+      if (!settling) return;
+      await settling;
+      settling = undefined;
+      settledCursor = settlingCursor;
+      s.cursor = settledCursor;
+    };
     let next = iterator.next();
     for (;;) {
       const step = await next;
@@ -218,21 +241,37 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
       next = iterator.next();
       next.catch(() => {}); // surfaces at the next await
       const batch = step.value;
-      for (const [reason, n] of Object.entries(batch.skipped ?? {})) r.skipped[reason] = (r.skipped[reason] ?? 0) + n;
+      for (const [reason, n] of Object.entries(batch.skipped ?? {}))
+        r.skipped[reason] = (r.skipped[reason] ?? 0) + n;
       let records = batch.records as AnyRecord[];
       r.read += records.length;
       totalRead += records.length;
 
       if (audit) records = await audit.filter(records as AuditRecord[], r);
 
-      s.cursor = batch.cursor;
+      s.cursor = lagging ? settledCursor : batch.cursor;
       if (store === 'audit' && (batch.records as AuditRecord[]).length > 0) {
         state.auditMark = (batch.records as AuditRecord[])[batch.records.length - 1]!.sourceId;
       }
       if (!options.dryRun) {
-        await target.write(store, records as RecordOf[typeof store][], { job, state: save() }, batch.counters);
+        const writing = target.write(
+          store,
+          records as RecordOf[typeof store][],
+          { job, state: save() },
+          batch.counters,
+        );
+        await Promise.all([writing, settled()]);
         r.written += records.length;
-        if (verify && source.mutable(store) && records.length > 0) await settle(store, records, r);
+        if (lagging) {
+          if (records.length > 0) {
+            settling = settle(store, records, r);
+            settling.catch(() => {}); // surfaces at the next settled()
+            settlingCursor = batch.cursor;
+          } else {
+            settledCursor = batch.cursor;
+            s.cursor = settledCursor;
+          }
+        }
         if (options.move && (store === 'queues' || store === 'dedup') && records.length > 0) {
           r.moved += await source.remove!(
             store,
@@ -244,9 +283,11 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
       s.written = r.written;
       progress('batch');
     }
+    await settled();
     if (report.interrupted) {
-      // The in-flight read is dropped; the checkpoint is at the last written batch.
+      // The read ahead is dropped; the checkpoint is at the last written (and settled) batch.
       await iterator.return?.();
+      if (!options.dryRun) await target.saveCheckpoint(job, save());
       r.durationMs = Date.now() - storeStarted;
       progress('end');
       break;
@@ -260,8 +301,13 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
 
   if (!options.dryRun && !report.interrupted) {
     // Finished: the next run of this job starts from the beginning (audit goes on from its mark).
-    await target.saveCheckpoint(job, { stores: {}, auditMark: state.auditMark ?? null } as unknown as Cursor, true);
+    await target.saveCheckpoint(
+      job,
+      { stores: {}, auditMark: state.auditMark ?? null } as unknown as Cursor,
+      true,
+    );
   }
+  await estimating;
   report.durationMs = Date.now() - started;
   report.rate = report.durationMs > 0 ? (totalRead * 1000) / report.durationMs : 0;
   return report;
@@ -276,7 +322,8 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
       const gone: string[] = [];
       current.forEach((now, i) => {
         if (now === undefined) gone.push(ids[i]!);
-        else if (compareRecords(store, pending[i] as never, now as never, 2).kind !== 'same') changed.push(now);
+        else if (compareRecords(store, pending[i] as never, now as never, 2).kind !== 'same')
+          changed.push(now);
       });
       if (gone.length > 0) {
         await target.remove(store, gone);

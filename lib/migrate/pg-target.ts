@@ -115,10 +115,10 @@ export function createPgTarget(options: PgTargetOptions) {
       case 'tokens': {
         const rs = records as TokenRecord[];
         // A re-issued token keeps its hash under a new id only if the old id is gone first.
-        await tx.query(`DELETE FROM ${t('tokens')} WHERE hash = ANY($1::text[]) AND NOT (id = ANY($2::text[]))`, [
-          rs.map((r) => r.hash),
-          rs.map((r) => r.id),
-        ]);
+        await tx.query(
+          `DELETE FROM ${t('tokens')} WHERE hash = ANY($1::text[]) AND NOT (id = ANY($2::text[]))`,
+          [rs.map((r) => r.hash), rs.map((r) => r.id)],
+        );
         await tx.query(
           `INSERT INTO ${t('tokens')} (id, hash, identity, scopes, resources, created_at, expires_at)
            SELECT id, hash, identity,
@@ -208,7 +208,12 @@ export function createPgTarget(options: PgTargetOptions) {
            SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::timestamptz[])
            ON CONFLICT (queue, dedup_id) DO UPDATE SET message_id = EXCLUDED.message_id,
              expires_at = EXCLUDED.expires_at`,
-          [rs.map((r) => r.queue), rs.map((r) => r.dedupId), rs.map((r) => r.messageId), rs.map((r) => iso(r.expiresAtMs))],
+          [
+            rs.map((r) => r.queue),
+            rs.map((r) => r.dedupId),
+            rs.map((r) => r.messageId),
+            rs.map((r) => iso(r.expiresAtMs)),
+          ],
         );
         return;
       }
@@ -219,7 +224,12 @@ export function createPgTarget(options: PgTargetOptions) {
             `INSERT INTO ${t('events')} (channel, id, message, published_at)
              SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[])
              ON CONFLICT (channel, id) DO UPDATE SET message = EXCLUDED.message, published_at = EXCLUDED.published_at`,
-            [rs.map((r) => r.channel), rs.map((r) => r.id), rs.map((r) => r.message), rs.map((r) => iso(r.publishedAtMs))],
+            [
+              rs.map((r) => r.channel),
+              rs.map((r) => r.id),
+              rs.map((r) => r.message),
+              rs.map((r) => iso(r.publishedAtMs)),
+            ],
           );
         }
         // The channel's sequence continues after the source's last id (and never goes back).
@@ -272,7 +282,11 @@ export function createPgTarget(options: PgTargetOptions) {
 
   type Row = Record<string, unknown>;
   const toRecord: { [S in StoreName]: (r: Row) => RecordOf[S] } = {
-    kv: (r) => ({ key: r.key as string, value: r.value as string, expiresAtMs: r.e === null ? null : num(r.e) }),
+    kv: (r) => ({
+      key: r.key as string,
+      value: r.value as string,
+      expiresAtMs: r.e === null ? null : num(r.e),
+    }),
     sessions: (r) => ({
       sessionId: r.session_id as string,
       clusterId: r.cluster_id as string,
@@ -341,7 +355,12 @@ export function createPgTarget(options: PgTargetOptions) {
 
   /** SELECT list and FROM clause of each store's live rows; `k` is the keyset column(s). */
   const SELECT: Record<StoreName, { cols: string; from: string; live: string; key: string }> = {
-    kv: { cols: `key, value, ${msOf('expires_at')} AS e`, from: t('kv_store'), live: LIVE('expires_at'), key: 'key' },
+    kv: {
+      cols: `key, value, ${msOf('expires_at')} AS e`,
+      from: t('kv_store'),
+      live: LIVE('expires_at'),
+      key: 'key',
+    },
     sessions: {
       cols: `session_id, cluster_id, user_id, correlation_id, service_identity, data, ttl_ms,
         ${msOf('created_at')} AS c, ${msOf('last_activity')} AS l, ${msOf('expires_at')} AS e`,

@@ -40,7 +40,9 @@ export function copyProgress(out: Output, options: { intervalMs?: number; verb?:
     if (!out.isTTY) return `${verb}: ${store}: ${counts}, ${tail}\n`;
     const width = 24;
     const done = total ? Math.min(1, p.totalRead / Math.max(1, total)) : 0;
-    const bar = total ? `[${'#'.repeat(Math.round(done * width)).padEnd(width, '.')}] ${Math.floor(done * 100)}% ` : '';
+    const bar = total
+      ? `[${'#'.repeat(Math.round(done * width)).padEnd(width, '.')}] ${Math.floor(done * 100)}% `
+      : '';
     const text = `${bar}${counts}  ${tail}  ${store}`;
     return `\r${text.slice(0, (out.columns ?? 100) - 1)}\u001b[K`;
   };
@@ -70,21 +72,23 @@ export function table(head: string[], rows: (string | number)[][]): string {
       .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
-  return [render(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(render)].join('\n');
+  return [render(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(render)].join(
+    '\n',
+  );
 }
 
 export function copySummary(report: CopyReport): string {
-  const rows = (Object.entries(report.stores) as [StoreName, NonNullable<CopyReport['stores'][StoreName]>][]).map(
-    ([store, r]) => [
-      STORE_TITLES[store],
-      r.read,
-      r.written,
-      r.rewritten + r.removed,
-      r.matched,
-      Object.values(r.skipped).reduce((a, b) => a + b, 0),
-      r.done ? duration(r.durationMs) : 'stopped',
-    ],
-  );
+  const rows = (
+    Object.entries(report.stores) as [StoreName, NonNullable<CopyReport['stores'][StoreName]>][]
+  ).map(([store, r]) => [
+    STORE_TITLES[store],
+    r.read,
+    r.written,
+    r.rewritten + r.removed,
+    r.matched,
+    Object.values(r.skipped).reduce((a, b) => a + b, 0),
+    r.done ? duration(r.durationMs) : 'stopped',
+  ]);
   const skippedLines = Object.entries(report.stores).flatMap(([store, r]) =>
     Object.entries(r.skipped).map(([why, n]) => `  ${STORE_TITLES[store as StoreName]}: ${fmt(n)} ${why}`),
   );
@@ -101,32 +105,45 @@ export function copySummary(report: CopyReport): string {
 }
 
 export function validationSummary(report: ValidationReport): string {
-  const rows = (Object.entries(report.stores) as [StoreName, NonNullable<ValidationReport['stores'][StoreName]>][]).map(
-    ([store, v]) => [
-      STORE_TITLES[store],
-      v.sourceCount,
-      v.targetCount,
-      v.checked,
-      v.missing,
-      v.extra,
-      v.changed,
-      v.ttlDrift,
-      v.ok ? 'ok' : 'MISMATCH',
-    ],
-  );
+  const rows = (
+    Object.entries(report.stores) as [StoreName, NonNullable<ValidationReport['stores'][StoreName]>][]
+  ).map(([store, v]) => [
+    STORE_TITLES[store],
+    v.sourceCount,
+    v.targetCount,
+    v.checked,
+    v.missing,
+    v.extra,
+    v.changed,
+    v.ttlDrift,
+    v.ok ? 'ok' : 'MISMATCH',
+  ]);
   const details: string[] = [];
-  for (const [store, v] of Object.entries(report.stores) as [StoreName, NonNullable<ValidationReport['stores'][StoreName]>][]) {
+  for (const [store, v] of Object.entries(report.stores) as [
+    StoreName,
+    NonNullable<ValidationReport['stores'][StoreName]>,
+  ][]) {
     for (const [kind, list] of Object.entries(v.examples)) {
       for (const m of list) {
-        const what = kind === 'ttlDrift' ? `${m.field} off by ${duration(m.driftMs ?? 0)}` : m.field ? `field ${m.field}` : '';
-        details.push(`  ${STORE_TITLES[store]}: ${kind === 'ttlDrift' ? 'ttl drift' : kind} ${JSON.stringify(m.id)} ${what}`.trimEnd());
+        const what =
+          kind === 'ttlDrift'
+            ? `${m.field} off by ${duration(m.driftMs ?? 0)}`
+            : m.field
+              ? `field ${m.field}`
+              : '';
+        details.push(
+          `  ${STORE_TITLES[store]}: ${kind === 'ttlDrift' ? 'ttl drift' : kind} ${JSON.stringify(m.id)} ${what}`.trimEnd(),
+        );
       }
     }
   }
   return [
     `validate ${report.source} against ${report.target}${report.sample ? ` (sample of ${fmt(report.sample)} per store)` : ''}, times within ${duration(report.toleranceMs)}`,
     '',
-    table(['store', 'source', 'target', 'checked', 'missing', 'extra', 'changed', 'ttl drift', 'result'], rows),
+    table(
+      ['store', 'source', 'target', 'checked', 'missing', 'extra', 'changed', 'ttl drift', 'result'],
+      rows,
+    ),
     ...(details.length ? ['', 'mismatches (first of each kind):', ...details] : []),
     '',
     report.ok ? `OK: source and target agree (${duration(report.durationMs)})` : 'MISMATCH: see above',

@@ -10,7 +10,16 @@
 import { createHash } from 'node:crypto';
 
 /** The stores a migration moves, in the order `copy` moves them. */
-export const STORES = ['kv', 'sessions', 'tokens', 'connections', 'queues', 'dedup', 'events', 'audit'] as const;
+export const STORES = [
+  'kv',
+  'sessions',
+  'tokens',
+  'connections',
+  'queues',
+  'dedup',
+  'events',
+  'audit',
+] as const;
 export type StoreName = (typeof STORES)[number];
 
 /** What each store is called in reports. */

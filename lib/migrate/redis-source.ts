@@ -16,7 +16,6 @@ import {
   type DedupRecord,
   type EventRecord,
   type KvRecord,
-  pairId,
   type QueueMessageRecord,
   type RecordOf,
   type SessionRecord,
@@ -55,6 +54,28 @@ function tagSafe(name: string): string {
     ? name.replace(/[{}%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
     : name;
 }
+
+/** KEYS: kv keys → TIME's two parts, then each key's value (nil when missing or not a string) and PTTL. */
+const READ_KV = `local t = redis.call('TIME')
+local out = {t[1], t[2]}
+for i, key in ipairs(KEYS) do
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' then v = false end
+  out[#out + 1] = v
+  out[#out + 1] = redis.call('PTTL', key)
+end
+return out`;
+
+/** KEYS: hashes; ARGV: fields → TIME's two parts, then each hash's fields in order (nil when missing). */
+const READ_HASHES = `local t = redis.call('TIME')
+local out = {t[1], t[2]}
+for i, key in ipairs(KEYS) do
+  local f = redis.pcall('HMGET', key, unpack(ARGV))
+  for j = 1, #ARGV do
+    if type(f) == 'table' and not f.err and f[j] then out[#out + 1] = f[j] else out[#out + 1] = false end
+  end
+end
+return out`;
 
 /** KEYS: ready, delayed, inflight, dead; ARGV: base, ids… → messages removed. */
 const REMOVE_MESSAGES = `local n = 0
@@ -102,16 +123,22 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   ): Promise<{ keys: string[]; node: Redis; next: Cursor | null }> {
     const all = nodes();
     let [index, position] = (cursor as [number, string] | undefined) ?? [0, '0'];
+    // Keys of one node are gathered until there are `count` of them: a prefix matching few of
+    // the keys (a shared database) still makes full batches, not one per SCAN call.
+    const found: string[] = [];
     for (;;) {
       const node = all[index];
-      if (!node) return { keys: [], node: all[0]!, next: null };
+      if (!node) return { keys: found, node: all[0]!, next: null };
       const [nextPosition, keys] = await node.scan(position, 'MATCH', pattern, 'COUNT', count);
+      found.push(...keys);
       if (nextPosition === '0') {
         index += 1;
         position = '0';
       } else position = nextPosition;
       const next: Cursor | null = index >= all.length ? null : [index, position];
-      if (keys.length > 0 || next === null) return { keys, node, next };
+      if (next === null || (found.length > 0 && (found.length >= count || nextPosition === '0'))) {
+        return { keys: found, node, next };
+      }
     }
   }
 
@@ -120,7 +147,10 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
     pattern: string,
     cursor: Cursor | undefined,
     batchSize: number,
-    read: (keys: string[], node: Redis) => Promise<{ records: RecordOf[S][]; skipped: Record<string, number> }>,
+    read: (
+      keys: string[],
+      node: Redis,
+    ) => Promise<{ records: RecordOf[S][]; skipped: Record<string, number> }>,
   ): AsyncIterable<SourceBatch<S>> {
     let position = cursor;
     for (;;) {
@@ -139,9 +169,18 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
     keys: string[],
     node?: Redis,
   ): Promise<{ records: (KvRecord | undefined)[]; skipped: Record<string, number> }> {
-    const pipeline = pipelineOn(node).time();
-    for (const key of keys) pipeline.get(key).pttl(key);
-    const replies = await exec(pipeline);
+    let replies: unknown[];
+    if (client instanceof Cluster) {
+      // Keys of one node but many slots: a script would be refused (CROSSSLOT); a pipeline is not.
+      const pipeline = pipelineOn(node).time();
+      for (const key of keys) pipeline.get(key).pttl(key);
+      replies = await exec(pipeline);
+    } else {
+      // One script call instead of two commands per key: the client's own per-command work is
+      // what bounds a pipelined read of small values.
+      const [seconds, micros, ...rest] = (await client.eval(READ_KV, keys.length, ...keys)) as unknown[];
+      replies = [[seconds, micros], ...rest];
+    }
     const now = serverMs(replies[0]);
     const records: (KvRecord | undefined)[] = [];
     const skipped: Record<string, number> = {};
@@ -161,13 +200,20 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   // -- sessions -------------------------------------------------------------------------
   const sBase = `${p}{s}:`;
   const SESSION_FIELDS = ['cluster', 'user', 'corr', 'svc', 'data', 'created', 'last', 'exp', 'ttl'];
-  async function readSessions(ids: string[]): Promise<{ records: (SessionRecord | undefined)[]; now: number }> {
-    const pipeline = pipelineOn(undefined).time();
-    for (const id of ids) pipeline.hmget(`${sBase}sess:${id}`, ...SESSION_FIELDS);
-    const replies = await exec(pipeline);
-    const now = serverMs(replies[0]);
+  async function readSessions(
+    ids: string[],
+  ): Promise<{ records: (SessionRecord | undefined)[]; now: number }> {
+    // Every session key shares the `{s}` tag: one script reads the batch, on a cluster too.
+    const [seconds, micros, ...flat] = (await client.eval(
+      READ_HASHES,
+      ids.length,
+      ...ids.map((id) => `${sBase}sess:${id}`),
+      ...SESSION_FIELDS,
+    )) as (string | null)[];
+    const now = serverMs([seconds, micros]);
+    const n = SESSION_FIELDS.length;
     const records = ids.map((id, i): SessionRecord | undefined => {
-      const f = replies[1 + i] as (string | null)[];
+      const f = flat.slice(i * n, i * n + n);
       const [cluster, user, corr, svc, data, created, last, exp, ttl] = f;
       if (cluster == null || exp == null || Number(exp) <= now) return undefined;
       return {
@@ -278,7 +324,8 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
       ['inflight', 'leased'],
       ['dead', 'dead'],
     ] as const;
-    const out: { id: string; state: 'ready' | 'delayed' | 'leased' | 'dead'; score: number; seq: number }[] = [];
+    const out: { id: string; state: 'ready' | 'delayed' | 'leased' | 'dead'; score: number; seq: number }[] =
+      [];
     for (const [key, state] of states) {
       const CHUNK = 10_000;
       for (let start = 0; ; start += CHUNK) {
@@ -352,7 +399,13 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
       if (payload == null) return undefined;
       const [ready, delayed, inflight, dead] = replies.slice(i * 5 + 1, i * 5 + 5) as (string | null)[];
       const state: 'ready' | 'leased' | 'dead' =
-        dead != null ? 'dead' : inflight != null ? 'leased' : ready != null || delayed != null ? 'ready' : 'ready';
+        dead != null
+          ? 'dead'
+          : inflight != null
+            ? 'leased'
+            : ready != null || delayed != null
+              ? 'ready'
+              : 'ready';
       return {
         queue,
         id,
@@ -360,7 +413,8 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         state,
         attempts: Number(attempts ?? 0),
         enqueuedAtMs: Number(enqueued),
-        visibleAtMs: inflight != null ? Number(inflight) : delayed != null ? Number(delayed) : Number(enqueued),
+        visibleAtMs:
+          inflight != null ? Number(inflight) : delayed != null ? Number(delayed) : Number(enqueued),
         diedAtMs: dead != null ? Number(dead) : null,
         seq: Number(seq),
       };
@@ -404,7 +458,8 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
     name: options.name,
     layout: 'kubently-storage',
     stores: ['kv', 'sessions', 'tokens', 'connections', 'queues', 'dedup', 'events', 'audit'],
-    mutable: (store) => store === 'kv' || store === 'sessions' || store === 'tokens' || store === 'connections',
+    mutable: (store) =>
+      store === 'kv' || store === 'sessions' || store === 'tokens' || store === 'connections',
 
     async estimate(store) {
       switch (store) {
@@ -451,7 +506,8 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
           return undefined;
         case 'events': {
           let total = 0;
-          for (const channel of await taggedNames('e', 'n')) total += await client.xlen(`${eventBase(channel)}s`);
+          for (const channel of await taggedNames('e', 'n'))
+            total += await client.xlen(`${eventBase(channel)}s`);
           return total;
         }
         case 'audit':
@@ -464,25 +520,35 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
       type B = SourceBatch<S>;
       switch (store) {
         case 'kv': {
-          for await (const batch of scanned<'kv'>(`${globEscape(kvBase)}*`, cursor, batchSize, async (keys, node) => {
-            const wanted = keys.filter((k) => !k.startsWith(`${kvBase}${RESERVED_KV}`));
-            const { records, skipped } = await readKv(wanted, node);
-            if (wanted.length < keys.length) skipped.reserved = keys.length - wanted.length;
-            return { records: records.filter((r): r is KvRecord => r !== undefined), skipped };
-          }))
+          for await (const batch of scanned<'kv'>(
+            `${globEscape(kvBase)}*`,
+            cursor,
+            batchSize,
+            async (keys, node) => {
+              const wanted = keys.filter((k) => !k.startsWith(`${kvBase}${RESERVED_KV}`));
+              const { records, skipped } = await readKv(wanted, node);
+              if (wanted.length < keys.length) skipped.reserved = keys.length - wanted.length;
+              return { records: records.filter((r): r is KvRecord => r !== undefined), skipped };
+            },
+          ))
             yield batch as unknown as B;
           return;
         }
         case 'sessions': {
           const head = `${sBase}sess:`;
-          for await (const batch of scanned<'sessions'>(`${globEscape(head)}*`, cursor, batchSize, async (keys) => {
-            const { records } = await readSessions(keys.map((k) => k.slice(head.length)));
-            const expired = count(records);
-            return {
-              records: records.filter((r): r is SessionRecord => r !== undefined),
-              skipped: (expired ? { expired } : {}) as Record<string, number>,
-            };
-          }))
+          for await (const batch of scanned<'sessions'>(
+            `${globEscape(head)}*`,
+            cursor,
+            batchSize,
+            async (keys) => {
+              const { records } = await readSessions(keys.map((k) => k.slice(head.length)));
+              const expired = count(records);
+              return {
+                records: records.filter((r): r is SessionRecord => r !== undefined),
+                skipped: (expired ? { expired } : {}) as Record<string, number>,
+              };
+            },
+          ))
             yield batch as unknown as B;
           return;
         }
@@ -531,9 +597,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
           const [fromQueue, afterSeq] = (cursor as [string, number] | undefined) ?? ['', -1];
           for (const queue of await taggedNames('q', 'seq')) {
             if (compareUtf8(queue, fromQueue) < 0) continue;
-            const index = (await queueIndex(queue)).filter(
-              (m) => queue !== fromQueue || m.seq > afterSeq,
-            );
+            const index = (await queueIndex(queue)).filter((m) => queue !== fromQueue || m.seq > afterSeq);
             for (let i = 0; i < index.length; i += batchSize) {
               const chunk = index.slice(i, i + batchSize);
               const records = await readMessages(queue, chunk);
@@ -550,30 +614,38 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
           return;
         }
         case 'dedup': {
-          // Queues in name order; within one, a SCAN over its dedup keys: [queue, scan cursor].
-          const [fromQueue, fromCursor] = (cursor as [string, Cursor] | undefined) ?? ['', null];
-          for (const queue of await taggedNames('q', 'seq')) {
-            if (compareUtf8(queue, fromQueue) < 0) continue;
-            const head = `${queueBase(queue)}dd:`;
-            const start = queue === fromQueue && fromCursor !== null ? fromCursor : undefined;
-            for await (const batch of scanned<'dedup'>(`${globEscape(head)}*`, start, batchSize, async (keys, node) => {
+          // One SCAN over every queue's dedup keys (`<prefix>{q:<name>}:dd:<id>`).
+          const head = `${p}{q:`;
+          for await (const batch of scanned<'dedup'>(
+            `${globEscape(head)}*}:dd:*`,
+            cursor,
+            batchSize,
+            async (keys, node) => {
+              const parsed = keys.flatMap((key) => {
+                const rest = key.slice(head.length);
+                // The name inside the tag has no raw `}`: the first one ends it.
+                const end = rest.indexOf('}');
+                const queue =
+                  end < 0 || rest.slice(end, end + 5) !== '}:dd:' ? undefined : untag(rest.slice(0, end));
+                return queue === undefined || RESERVED_QUEUES.has(queue)
+                  ? []
+                  : [{ key, queue, dedupId: rest.slice(end + '}:dd:'.length) }];
+              });
               const pipeline = pipelineOn(node).time();
-              for (const key of keys) pipeline.get(key).pttl(key);
+              for (const { key } of parsed) pipeline.get(key).pttl(key);
               const replies = await exec(pipeline);
               const now = serverMs(replies[0]);
               const records: DedupRecord[] = [];
-              keys.forEach((key, i) => {
+              parsed.forEach(({ queue, dedupId }, i) => {
                 const messageId = replies[1 + i * 2] as string | null;
                 const pttl = Number(replies[2 + i * 2]);
                 if (messageId === null || pttl < 0) return;
-                records.push({ queue, dedupId: key.slice(head.length), messageId, expiresAtMs: now + pttl });
+                records.push({ queue, dedupId, messageId, expiresAtMs: now + pttl });
               });
               return { records, skipped: {} };
-            })) {
-              yield { ...batch, cursor: batch.cursor === 'done' ? [queue, 'done'] : [queue, batch.cursor] } as unknown as B;
-            }
-          }
-          yield { records: [], cursor: 'done', scanned: 0 } as unknown as B;
+            },
+          ))
+            yield batch as unknown as B;
           return;
         }
         case 'events': {
@@ -598,7 +670,12 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
             }
             // A channel whose history is empty still carries its counter over.
             if (after === 0 && lastId > 0) {
-              yield { records: [], cursor: [channel, 0], scanned: 0, counters: [{ channel, lastId }] } as unknown as B;
+              yield {
+                records: [],
+                cursor: [channel, 0],
+                scanned: 0,
+                counters: [{ channel, lastId }],
+              } as unknown as B;
             }
           }
           yield { records: [], cursor: 'done', scanned: 0 } as unknown as B;
@@ -633,7 +710,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
           const keys = ids.map((id) => `${kvBase}${id}`);
           // Keys of a cluster live on different nodes: one GET/PTTL pair each, in flight together.
           if (client instanceof Cluster) {
-            const out = await Promise.all(keys.map(async (key) => (await readKv([key], nodeOf(key))).records[0]));
+            const out = await Promise.all(keys.map(async (key) => (await readKv([key])).records[0]));
             return out as R;
           }
           return (await readKv(keys)).records as R;
@@ -671,7 +748,9 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
           for (const pid of ids) {
             const [channel, id] = splitPairId(pid);
             const base = eventBase(channel);
-            const replies = await exec(pipelineOn(undefined).get(`${base}n`).xrange(`${base}s`, `${id}-1`, `${id}-1`));
+            const replies = await exec(
+              pipelineOn(undefined).get(`${base}n`).xrange(`${base}s`, `${id}-1`, `${id}-1`),
+            );
             const entries = replies[1] as [string, string[]][];
             out.push(entries[0] ? toEvent(channel, Number(replies[0] ?? 0), entries[0]) : undefined);
           }
@@ -684,7 +763,8 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
     },
 
     async remove(store, ids) {
-      if (store !== 'queues' && store !== 'dedup') throw new Error(`${store}: items are not moved, only copied`);
+      if (store !== 'queues' && store !== 'dedup')
+        throw new Error(`${store}: items are not moved, only copied`);
       const byQueue = new Map<string, string[]>();
       for (const pid of ids) {
         const [queue, id] = splitPairId(pid);
@@ -728,13 +808,6 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
     async close() {
       // The caller owns the client.
     },
-  };
-  /** The node holding a key (cluster): SCAN answered from there. */
-  const nodeOf = (key: string): Redis | undefined => {
-    if (!(client instanceof Cluster)) return undefined;
-    // ioredis routes single commands itself; a one-key pipeline on the cluster client is routed too.
-    void key;
-    return client as unknown as Redis;
   };
   return source;
 }

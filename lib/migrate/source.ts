@@ -32,7 +32,11 @@ export interface MigrationSource {
   /** About how many items the store holds (for progress and ETA); undefined when unknown. */
   estimate(store: StoreName): Promise<number | undefined>;
   /** The store's records from `cursor` (undefined: from the start), `batchSize` at a time. */
-  batches<S extends StoreName>(store: S, cursor: Cursor | undefined, batchSize: number): AsyncIterable<SourceBatch<S>>;
+  batches<S extends StoreName>(
+    store: S,
+    cursor: Cursor | undefined,
+    batchSize: number,
+  ): AsyncIterable<SourceBatch<S>>;
   /** The items' current state, in the order of `ids` (`idOf`); undefined where an item is gone. Not for `audit`. */
   fetch<S extends StoreName>(store: S, ids: string[]): Promise<(RecordOf[S] | undefined)[]>;
   /**

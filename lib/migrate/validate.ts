@@ -76,7 +76,9 @@ export async function validate(options: ValidateOptions): Promise<ValidationRepo
   const toleranceMs = options.toleranceMs ?? 2000;
   const batchSize = options.batchSize ?? 1000;
   const listLimit = options.listLimit ?? 20;
-  const stores = STORES.filter((s) => (options.stores ?? source.stores).includes(s) && source.stores.includes(s));
+  const stores = STORES.filter(
+    (s) => (options.stores ?? source.stores).includes(s) && source.stores.includes(s),
+  );
   const started = Date.now();
   const report: ValidationReport = {
     source: source.name,
@@ -143,7 +145,10 @@ export async function validate(options: ValidateOptions): Promise<ValidationRepo
         }
         for (let i = 0; i < extras.length; i += batchSize) {
           const ids = extras.slice(i, i + batchSize);
-          const [nowSource, nowTarget] = await Promise.all([source.fetch(store, ids), target.fetch(store, ids)]);
+          const [nowSource, nowTarget] = await Promise.all([
+            source.fetch(store, ids),
+            target.fetch(store, ids),
+          ]);
           ids.forEach((id, j) => {
             if (nowTarget[j] === undefined) return; // gone from the target meanwhile
             if (nowSource[j] !== undefined) {
@@ -157,7 +162,8 @@ export async function validate(options: ValidateOptions): Promise<ValidationRepo
           });
         }
       } else {
-        for (let i = 0; i < sample.length; i += batchSize) await compareBatch(store, sample.slice(i, i + batchSize), v, note);
+        for (let i = 0; i < sample.length; i += batchSize)
+          await compareBatch(store, sample.slice(i, i + batchSize), v, note);
       }
     }
     v.targetCount = await target.count(store);
@@ -180,7 +186,8 @@ export async function validate(options: ValidateOptions): Promise<ValidationRepo
     const again: number[] = [];
     records.forEach((r, i) => {
       const t = onTarget[i];
-      if (t === undefined || compareRecords(store, r as never, t as never, toleranceMs).kind !== 'same') again.push(i);
+      if (t === undefined || compareRecords(store, r as never, t as never, toleranceMs).kind !== 'same')
+        again.push(i);
       else {
         v.checked += 1;
         v.matched += 1;
@@ -189,7 +196,10 @@ export async function validate(options: ValidateOptions): Promise<ValidationRepo
     if (again.length === 0) return;
     // A second look at both sides: a mirror in flight, or an item that expired or changed since.
     const retryIds = again.map((i) => ids[i]!);
-    const [nowSource, nowTarget] = await Promise.all([source.fetch(store, retryIds), target.fetch(store, retryIds)]);
+    const [nowSource, nowTarget] = await Promise.all([
+      source.fetch(store, retryIds),
+      target.fetch(store, retryIds),
+    ]);
     retryIds.forEach((id, j) => {
       const s = nowSource[j] as AnyRecord | undefined;
       const t = nowTarget[j] as AnyRecord | undefined;
@@ -219,7 +229,12 @@ export async function validate(options: ValidateOptions): Promise<ValidationRepo
       note('missing', { id: printable(id) });
       return;
     }
-    const d: Difference = compareRecords(store, s as RecordOf[typeof store], t as RecordOf[typeof store], toleranceMs);
+    const d: Difference = compareRecords(
+      store,
+      s as RecordOf[typeof store],
+      t as RecordOf[typeof store],
+      toleranceMs,
+    );
     if (d.kind === 'same') v.matched += 1;
     else if (d.kind === 'changed') {
       v.changed += 1;
@@ -230,9 +245,13 @@ export async function validate(options: ValidateOptions): Promise<ValidationRepo
     }
   }
 
-  async function validateAudit(v: StoreValidation, note: (kind: keyof StoreValidation['examples'], m: Mismatch) => void) {
+  async function validateAudit(
+    v: StoreValidation,
+    note: (kind: keyof StoreValidation['examples'], m: Mismatch) => void,
+  ) {
     const sourceEntries: AuditRecord[] = [];
-    for await (const batch of source.batches('audit', undefined, batchSize)) sourceEntries.push(...batch.records);
+    for await (const batch of source.batches('audit', undefined, batchSize))
+      sourceEntries.push(...batch.records);
     v.sourceCount = sourceEntries.length;
     const targetEntries: AuditRecord[] = [];
     for await (const rows of target.scan('audit', batchSize)) targetEntries.push(...rows);

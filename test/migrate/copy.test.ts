@@ -89,7 +89,14 @@ describe.skipIf(unavailable !== undefined)('migrate copy: Redis layout → Postg
     const redis = redisStorage(prefix);
     const pg = pgStorage(schema);
     try {
-      for (const key of ['key:0000000', 'key:0000001', 'key:0000002', 'key:0000003', 'key:0000004', 'key:0069999']) {
+      for (const key of [
+        'key:0000000',
+        'key:0000001',
+        'key:0000002',
+        'key:0000003',
+        'key:0000004',
+        'key:0069999',
+      ]) {
         expect(await pg.kv.get(key)).toEqual(await redis.kv.get(key));
         const [a, b] = [await redis.kv.ttl(key), await pg.kv.ttl(key)];
         if (a === null) expect(b).toBeNull();
@@ -103,7 +110,9 @@ describe.skipIf(unavailable !== undefined)('migrate copy: Redis layout → Postg
       }
       expect(await pg.sessions.activeClusters()).toEqual(await redis.sessions.activeClusters());
       const byCorr = await pg.sessions.byCorrelation('corr-1');
-      expect(byCorr.map((s) => s.sessionId)).toEqual((await redis.sessions.byCorrelation('corr-1')).map((s) => s.sessionId));
+      expect(byCorr.map((s) => s.sessionId)).toEqual(
+        (await redis.sessions.byCorrelation('corr-1')).map((s) => s.sessionId),
+      );
       for (const { token, identity } of populated.secrets) {
         expect((await pg.tokens.verify(token))?.identity).toBe(identity);
       }
@@ -119,7 +128,9 @@ describe.skipIf(unavailable !== undefined)('migrate copy: Redis layout → Postg
       expect(await deadIds(pg)).toEqual(await deadIds(redis));
       expect((await deadIds(pg)).length).toBe(3);
       for (const channel of ['events:a', 'cluster-1:status']) {
-        expect(await pg.events.history(channel, { limit: 1000 })).toEqual(await redis.events.history(channel, { limit: 1000 }));
+        expect(await pg.events.history(channel, { limit: 1000 })).toEqual(
+          await redis.events.history(channel, { limit: 1000 }),
+        );
         // Ids continue after the copied ones: subscribers' cursors stay valid.
         const last = (await redis.events.history(channel, { limit: 1000 })).at(-1)!.id;
         const next = await pg.events.publish(channel, { after: 'copy' });
@@ -185,10 +196,18 @@ describe.skipIf(unavailable !== undefined)('migrate copy: Redis layout → Postg
     try {
       await sql.query(`UPDATE ${t('kv_store')} SET value = '"tampered"' WHERE key = 'key:0000005'`);
       await sql.query(`DELETE FROM ${t('kv_store')} WHERE key = 'key:0000010'`);
-      await sql.query(`UPDATE ${t('kv_store')} SET expires_at = expires_at + interval '1 hour' WHERE key = 'key:0000006'`);
-      await sql.query(`UPDATE ${t('kv_store')} SET expires_at = now() + interval '1 day' WHERE key = 'key:0000007'`);
-      const [session] = await sql.query<{ session_id: string }>(`SELECT session_id FROM ${t('sessions')} LIMIT 1`);
-      await sql.query(`UPDATE ${t('sessions')} SET data = '{"changed":true}' WHERE session_id = $1`, [session!.session_id]);
+      await sql.query(
+        `UPDATE ${t('kv_store')} SET expires_at = expires_at + interval '1 hour' WHERE key = 'key:0000006'`,
+      );
+      await sql.query(
+        `UPDATE ${t('kv_store')} SET expires_at = now() + interval '1 day' WHERE key = 'key:0000007'`,
+      );
+      const [session] = await sql.query<{ session_id: string }>(
+        `SELECT session_id FROM ${t('sessions')} LIMIT 1`,
+      );
+      await sql.query(`UPDATE ${t('sessions')} SET data = '{"changed":true}' WHERE session_id = $1`, [
+        session!.session_id,
+      ]);
       await sql.query(`DELETE FROM ${t('audit_log')} WHERE id = (SELECT max(id) FROM ${t('audit_log')})`);
       await sql.query(`INSERT INTO ${t('kv_store')} (key, value) VALUES ('not-on-the-source', '1')`);
     } finally {
@@ -210,7 +229,12 @@ describe.skipIf(unavailable !== undefined)('migrate copy: Redis layout → Postg
 
     // A sample sees a changed key it draws, and counts stay exact.
     const sampled = await validate({ source, target, stores: ['kv'], sample: COUNTS.kv });
-    expect(sampled.stores.kv).toMatchObject({ sourceCount: COUNTS.kv, checked: COUNTS.kv, changed: 1, missing: 1 });
+    expect(sampled.stores.kv).toMatchObject({
+      sourceCount: COUNTS.kv,
+      checked: COUNTS.kv,
+      changed: 1,
+      missing: 1,
+    });
 
     // A wider tolerance forgives the drift, never the change.
     const tolerant = await validate({ source, target, stores: ['kv'], toleranceMs: 2 * 86_400_000 });

@@ -25,7 +25,11 @@ export interface Populated {
 }
 
 /** Runs `fn` over `items` with `concurrency` in flight. */
-export async function inParallel<T>(items: T[], concurrency: number, fn: (item: T, index: number) => Promise<void>) {
+export async function inParallel<T>(
+  items: T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<void>,
+) {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, items.length) }, async () => {
@@ -55,7 +59,11 @@ export async function populate(storage: Storage, counts: PopulateCounts): Promis
               : n % 5 === 3
                 ? [n, null, true]
                 : null;
-      return { key: `key:${String(n).padStart(7, '0')}`, value, ttl: n % 3 === 0 ? 3600 + (n % 100) : undefined };
+      return {
+        key: `key:${String(n).padStart(7, '0')}`,
+        value,
+        ttl: n % 3 === 0 ? 3600 + (n % 100) : undefined,
+      };
     });
     await storage.kv.setMany(entries);
   }
@@ -91,10 +99,14 @@ export async function populate(storage: Storage, counts: PopulateCounts): Promis
     for (let i = q === 0 ? n : 0; i < n; i += 200) {
       const sent = await Promise.all(
         range(Math.min(200, n - i)).map((j) =>
-          storage.queues.send(queue, { queue, seq: i + j }, {
-            dedupId: (i + j) % 10 === 0 ? `d-${i + j}` : undefined,
-            delay: (i + j) % 50 === 49 ? 3600 : undefined,
-          }),
+          storage.queues.send(
+            queue,
+            { queue, seq: i + j },
+            {
+              dedupId: (i + j) % 10 === 0 ? `d-${i + j}` : undefined,
+              delay: (i + j) % 50 === 49 ? 3600 : undefined,
+            },
+          ),
         ),
       );
       // Promise.all keeps call order, but the sends raced: ids in FIFO order come from the source.

@@ -19,7 +19,11 @@ export const DATABASE_URL = testDatabaseUrl();
 /** Why the servers cannot be used here (tests skip, loudly), or undefined. Under CI: throws. */
 export async function migrateUnavailable(): Promise<string | undefined> {
   let reason: string | undefined;
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const redis = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   redis.on('error', () => {});
   try {
     await redis.connect();
@@ -49,7 +53,9 @@ export async function migrateUnavailable(): Promise<string | undefined> {
 }
 
 export function adminSql(): Promise<Sql> {
-  return createSql(resolveConfig({ postgresql: { url: DATABASE_URL, listen: false, connectTimeout: 3 } }).postgresql);
+  return createSql(
+    resolveConfig({ postgresql: { url: DATABASE_URL, listen: false, connectTimeout: 3 } }).postgresql,
+  );
 }
 
 /** Fresh names for one test, and what to remove after it. */
@@ -103,7 +109,13 @@ export class Scratch {
       for (const prefix of this.prefixes.splice(0)) {
         let cursor = '0';
         do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 5000);
+          const [next, keys] = await redis.scan(
+            cursor,
+            'MATCH',
+            `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`,
+            'COUNT',
+            5000,
+          );
           cursor = next;
           if (keys.length > 0) await redis.unlink(...keys);
         } while (cursor !== '0');
@@ -116,7 +128,8 @@ export class Scratch {
     if (this.schemas.length > 0) {
       const sql = await adminSql();
       try {
-        for (const schema of this.schemas.splice(0)) await sql.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
+        for (const schema of this.schemas.splice(0))
+          await sql.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
       } finally {
         await sql.close();
       }
