@@ -209,7 +209,7 @@ export function compareRecords<S extends StoreName>(
   for (const field of fields.exact) {
     if (!equalValue(a[field], b[field], fields.json.includes(field))) return { kind: 'changed', field };
   }
-  for (const field of fields.times) {
+  for (const field of [...fields.times, ...(fields.activity ?? [])]) {
     const x = a[field] as number | null;
     const y = b[field] as number | null;
     if (x === null || y === null) {
@@ -217,7 +217,8 @@ export function compareRecords<S extends StoreName>(
       continue;
     }
     const drift = Math.abs(x - y);
-    if (drift > toleranceMs) return { kind: 'ttl', field, driftMs: drift };
+    const allowed = fields.activity?.includes(field) ? Math.max(toleranceMs, ACTIVITY_TOLERANCE_MS) : toleranceMs;
+    if (drift > allowed) return { kind: 'ttl', field, driftMs: drift };
   }
   return same;
 }
@@ -227,7 +228,16 @@ interface Fields {
   /** Of `exact`, those holding JSON text (compared canonically). */
   json: string[];
   times: string[];
+  /**
+   * Times a dual-write mirror sets to its own clock (a connection's start: the mirror replays
+   * the registration when it runs, keeping the expiry exact): compared within
+   * `ACTIVITY_TOLERANCE_MS` at least.
+   */
+  activity?: string[];
 }
+
+/** How far a mirror's own times may trail the source's: its lag under load stays well within. */
+export const ACTIVITY_TOLERANCE_MS = 60_000;
 
 function comparedFields(store: StoreName): Fields {
   switch (store) {
@@ -250,7 +260,8 @@ function comparedFields(store: StoreName): Fields {
       return {
         exact: ['identity', 'scopes', 'resources', 'channels'],
         json: [],
-        times: ['expiresAtMs', 'connectedAtMs'],
+        times: ['expiresAtMs'],
+        activity: ['connectedAtMs'],
       };
     case 'queues':
       return {

@@ -55,13 +55,27 @@ export interface NewSession {
   serviceIdentity: string | null;
   dataJson: string;
   ttlMs: number;
+  /** The times another backend gave the session (a hybrid replay or mirror): written as they are. */
+  times?: SessionTimes;
+}
+
+/**
+ * A session's times as another backend holds them. A hybrid replay or dual-write mirror writes
+ * them as they are rather than from this backend's clock at the moment the replay runs (which
+ * may be seconds later: a mirror waiting for a pool connection).
+ */
+export interface SessionTimes {
+  /** Creation time; absent: now. */
+  createdAtMs?: number;
+  lastActivityMs: number;
+  expiresAtMs: number;
 }
 
 export interface SessionDriver {
   create(session: NewSession): Promise<Session>;
   get(sessionId: string): Promise<Session | undefined>;
-  /** `ttlMs` undefined: the ttl the session was created with. */
-  keepAlive(sessionId: string, ttlMs: number | undefined): Promise<Session | undefined>;
+  /** `ttlMs` undefined: the ttl the session was created with. `times`: set these instead (a replay). */
+  keepAlive(sessionId: string, ttlMs: number | undefined, times?: SessionTimes): Promise<Session | undefined>;
   end(sessionId: string): Promise<boolean>;
   byCluster(clusterId: string): Promise<Session[]>;
   byCorrelation(correlationId: string): Promise<Session[]>;
@@ -116,6 +130,12 @@ export interface NewAuditEntry {
   correlationId: string | null;
   outcome: 'ok' | 'denied' | 'error';
   detailsJson: string | null;
+  /**
+   * When the entry happened on another backend (a hybrid mirror or replay). PostgreSQL keeps it;
+   * Redis and memory stamp the append itself (their entries are ordered by time: a stream id
+   * cannot go back).
+   */
+  atMs?: number;
 }
 
 export interface AuditDriver {

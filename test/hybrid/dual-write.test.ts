@@ -88,6 +88,67 @@ describe.skipIf(unavailable !== undefined)('hybrid: dual-write', () => {
     });
   }
 
+  it("a mirrored session and audit entry keep the primary's times, not the moment the mirror ran", async () => {
+    const handle = hybridStorage(redisUrl, {
+      sync: { enabled: true, async: true },
+      operationTimeoutMs: 5000,
+    });
+    handles.push(handle);
+    const s = handle.storage;
+    const control = hybridControl(s)!;
+    const { redis, postgresql } = control.drivers;
+    const created = await s.sessions.create({ clusterId: name('c'), ttl: 600 });
+    await control.flush();
+    // The mirror runs after the primary answered (milliseconds later here, seconds under load).
+    await s.sessions.keepAlive(created.sessionId, 900);
+    await control.flush();
+    const [a, b] = [
+      await redis!.sessions.get(created.sessionId),
+      await postgresql!.sessions.get(created.sessionId),
+    ];
+    expect(b).toEqual(a);
+    // An audit entry mirrored to PostgreSQL keeps the time Redis gave it.
+    const who = name('who');
+    const entry = await s.audit.append({ identity: who, action: 'mirrored' });
+    await control.flush();
+    const [mirrored] = await postgresql!.audit.query({
+      identity: who,
+      sinceMs: undefined,
+      untilMs: undefined,
+      limit: 10,
+      order: 'asc',
+    });
+    expect(mirrored?.at).toBe(entry.at);
+    // A replay written after the fact keeps the times it is given, on every backend.
+    for (const d of [redis!, postgresql!]) {
+      const id = `${name('s')}`;
+      const times = {
+        createdAtMs: Date.now() - 60_000,
+        lastActivityMs: Date.now() - 30_000,
+        expiresAtMs: Date.now() + 120_000,
+      };
+      const made = await d.sessions.create({
+        sessionId: id,
+        clusterId: 'c',
+        userId: null,
+        correlationId: null,
+        serviceIdentity: null,
+        dataJson: '{}',
+        ttlMs: 1000,
+        times,
+      });
+      expect([made.createdAt, made.lastActivity, made.expiresAt]).toEqual(
+        [times.createdAtMs, times.lastActivityMs, times.expiresAtMs].map((t) => new Date(t).toISOString()),
+      );
+      const later = { lastActivityMs: Date.now() - 1000, expiresAtMs: Date.now() + 300_000 };
+      const kept = await d.sessions.keepAlive(id, 5, later);
+      expect([kept?.createdAt, kept?.lastActivity, kept?.expiresAt]).toEqual(
+        [times.createdAtMs, later.lastActivityMs, later.expiresAtMs].map((t) => new Date(t).toISOString()),
+      );
+      expect(await d.sessions.get(id)).toEqual(kept);
+    }
+  });
+
   it('queues and events are not mirrored (a message would be delivered from both sides)', async () => {
     const handle = hybridStorage(redisUrl, {
       sync: { enabled: true, async: false },

@@ -1157,11 +1157,11 @@ export function createHybridDriver(
       return created;
     },
     get: (id) => readOwn('sessions', 'sessions.get', (d) => d.sessions.get(id)),
-    async keepAlive(id, ttlMs) {
+    async keepAlive(id, ttlMs, times) {
       const kept = await write(
         'sessions',
         'sessions.keepAlive',
-        (d) => d.sessions.keepAlive(id, ttlMs),
+        (d) => d.sessions.keepAlive(id, ttlMs, times),
         (_d, s) => (s ? [{ t: 'session', id, session: s }] : []),
       );
       if (kept) await invalidate(kept.clusterId);

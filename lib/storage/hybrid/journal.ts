@@ -163,8 +163,14 @@ export async function applyEntry(
       if (ttlMs <= 0) {
         await target.sessions.end(s.sessionId);
       } else {
+        // The source's own times, not the target's clock when this runs (a mirror may wait).
+        const times = {
+          createdAtMs: Date.parse(s.createdAt),
+          lastActivityMs: Date.parse(s.lastActivity),
+          expiresAtMs: Date.parse(s.expiresAt),
+        };
         // keepAlive first: the session stays live on the target throughout (no end/create gap).
-        const kept = await target.sessions.keepAlive(s.sessionId, ttlMs);
+        const kept = await target.sessions.keepAlive(s.sessionId, ttlMs, times);
         if (!kept) {
           await guard();
           await target.sessions.create({
@@ -175,6 +181,7 @@ export async function applyEntry(
             serviceIdentity: s.serviceIdentity,
             dataJson: JSON.stringify(s.data),
             ttlMs,
+            times,
           });
         }
       }
@@ -206,6 +213,7 @@ export async function applyEntry(
         correlationId: e.correlationId,
         outcome: e.outcome,
         detailsJson: e.details === null ? null : JSON.stringify(e.details),
+        atMs: Date.parse(e.at),
       });
       return 'done';
     }

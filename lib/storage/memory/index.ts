@@ -224,6 +224,7 @@ function memorySessions() {
   const driver: SessionDriver = {
     async create(s) {
       const now = Date.now();
+      const t = s.times;
       const record: SessionRecord = {
         sessionId: s.sessionId,
         clusterId: s.clusterId,
@@ -231,9 +232,9 @@ function memorySessions() {
         correlationId: s.correlationId,
         serviceIdentity: s.serviceIdentity,
         dataJson: s.dataJson,
-        createdAt: now,
-        lastActivity: now,
-        expiresAt: now + s.ttlMs,
+        createdAt: t?.createdAtMs ?? now,
+        lastActivity: t?.lastActivityMs ?? now,
+        expiresAt: t?.expiresAtMs ?? now + s.ttlMs,
         ttlMs: s.ttlMs,
       };
       data.set(record.sessionId, record);
@@ -243,12 +244,12 @@ function memorySessions() {
       const r = live(id);
       return r && view(r);
     },
-    async keepAlive(id, ttlMs) {
+    async keepAlive(id, ttlMs, times) {
       const r = live(id);
       if (!r) return undefined;
       const now = Date.now();
-      r.lastActivity = now;
-      r.expiresAt = now + (ttlMs ?? r.ttlMs);
+      r.lastActivity = times?.lastActivityMs ?? now;
+      r.expiresAt = times?.expiresAtMs ?? now + (ttlMs ?? r.ttlMs);
       return view(r);
     },
     async end(id) {

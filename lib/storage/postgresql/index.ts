@@ -55,6 +55,8 @@ const ms = (column: string) => `(extract(epoch from ${column}) * 1000)::float8`;
 /** The current time, truncated to what the contract reports (ISO-8601 with milliseconds). */
 const NOW_MS = `date_trunc('milliseconds', now())`;
 const msInterval = (param: string) => `${param}::float8 * interval '1 millisecond'`;
+/** An epoch-milliseconds parameter as a timestamptz, exact to the millisecond (NULL stays NULL). */
+const atMs = (param: string) => `(timestamptz 'epoch' + ${param}::float8 * interval '1 millisecond')`;
 /** Ids and receipts as this backend writes them (lower case); anything else names no message. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Times outside Postgres's timestamptz range (and JavaScript's) are clamped to years 1–9999. */
@@ -496,9 +498,22 @@ function pgSessions(t: Table, query: Query): SessionDriver {
       const [row] = await query<SessionRow>(
         `INSERT INTO ${sessions} (session_id, cluster_id, user_id, correlation_id, service_identity, data,
            ttl_ms, created_at, last_activity, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::float8, ${NOW_MS}, ${NOW_MS}, ${NOW_MS} + ${msInterval('$7')})
+         VALUES ($1, $2, $3, $4, $5, $6, $7::float8,
+           coalesce(${atMs('$8')}, ${NOW_MS}), coalesce(${atMs('$9')}, ${NOW_MS}),
+           coalesce(${atMs('$10')}, ${NOW_MS} + ${msInterval('$7')}))
          RETURNING ${COLUMNS}`,
-        [s.sessionId, s.clusterId, s.userId, s.correlationId, s.serviceIdentity, s.dataJson, s.ttlMs],
+        [
+          s.sessionId,
+          s.clusterId,
+          s.userId,
+          s.correlationId,
+          s.serviceIdentity,
+          s.dataJson,
+          s.ttlMs,
+          s.times?.createdAtMs ?? null,
+          s.times?.lastActivityMs ?? null,
+          s.times?.expiresAtMs ?? null,
+        ],
       );
       return view(row!);
     },
@@ -509,12 +524,12 @@ function pgSessions(t: Table, query: Query): SessionDriver {
       );
       return row && view(row);
     },
-    async keepAlive(id, ttlMs) {
+    async keepAlive(id, ttlMs, times) {
       const [row] = await query<SessionRow>(
-        `UPDATE ${sessions} SET last_activity = ${NOW_MS},
-           expires_at = ${NOW_MS} + coalesce($2::float8, ttl_ms) * interval '1 millisecond'
+        `UPDATE ${sessions} SET last_activity = coalesce(${atMs('$3')}, ${NOW_MS}),
+           expires_at = coalesce(${atMs('$4')}, ${NOW_MS} + coalesce($2::float8, ttl_ms) * interval '1 millisecond')
          WHERE session_id = $1 AND expires_at > now() RETURNING ${COLUMNS}`,
-        [id, ttlMs ?? null],
+        [id, ttlMs ?? null, times?.lastActivityMs ?? null, times?.expiresAtMs ?? null],
       );
       return row && view(row);
     },
@@ -1156,8 +1171,8 @@ function pgAudit(config: StorageConfig, t: Table, query: Query): AuditDriver {
     async append(e) {
       const [row] = await query<AuditRow>(
         `INSERT INTO ${audit} (at, identity, action, resource, correlation_id, outcome, details)
-         VALUES (${NOW_MS}, $1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
-        [e.identity, e.action, e.resource, e.correlationId, e.outcome, e.detailsJson],
+         VALUES (coalesce(${atMs('$7')}, ${NOW_MS}), $1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+        [e.identity, e.action, e.resource, e.correlationId, e.outcome, e.detailsJson, e.atMs ?? null],
       );
       return view(row!);
     },

@@ -272,7 +272,8 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
   };
   return {
     async create(s) {
-      const [created, exp] = (await run(
+      const t = s.times;
+      const [created, exp, last] = (await run(
         'sessionCreate',
         [clusters],
         [
@@ -284,8 +285,11 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
           s.serviceIdentity ?? '',
           s.dataJson,
           s.ttlMs,
+          t?.createdAtMs ?? '',
+          t?.lastActivityMs ?? '',
+          t?.expiresAtMs ?? '',
         ],
-      )) as [number, number];
+      )) as [number, number, number];
       return {
         sessionId: s.sessionId,
         clusterId: s.clusterId,
@@ -294,7 +298,7 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
         serviceIdentity: s.serviceIdentity,
         data: parseJson(s.dataJson) as Session['data'],
         createdAt: iso(created),
-        lastActivity: iso(created),
+        lastActivity: iso(last),
         expiresAt: iso(exp),
       };
     },
@@ -303,8 +307,12 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
       const f = await client.hmget(`${base}sess:${id}`, ...SESSION_FIELDS);
       return f[0] === null ? undefined : fromFields(id, f);
     },
-    async keepAlive(id, ttlMs) {
-      const f = (await run('sessionKeepAlive', [clusters], [base, id, ttlMs ?? ''])) as Reply[] | null;
+    async keepAlive(id, ttlMs, times) {
+      const f = (await run(
+        'sessionKeepAlive',
+        [clusters],
+        [base, id, ttlMs ?? '', times?.lastActivityMs ?? '', times?.expiresAtMs ?? ''],
+      )) as Reply[] | null;
       return f === null ? undefined : fromFields(id, f);
     },
     async end(id) {

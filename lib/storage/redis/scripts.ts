@@ -100,8 +100,8 @@ end
 `;
 
 /**
- * KEYS[1] clusters; ARGV: base, id, cluster, user, corr, svc, data, ttlMs ('' = null)
- * → {created, exp}.
+ * KEYS[1] clusters; ARGV: base, id, cluster, user, corr, svc, data, ttlMs ('' = null), then
+ * created, last and exp ms of a replay ('' = from TIME) → {created, exp, last}.
  */
 export const sessionCreate: ScriptDefinition = {
   numberOfKeys: 1,
@@ -109,18 +109,24 @@ export const sessionCreate: ScriptDefinition = {
 local base, id, cluster, corr = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local ttl = tonumber(ARGV[8])
 local now = now_ms()
-local exp = now + ttl
+local created = tonumber(ARGV[9]) or now
+local last = tonumber(ARGV[10]) or now
+local exp = tonumber(ARGV[11]) or (now + ttl)
 local key = base .. 'sess:' .. id
 redis.call('HSET', key, 'cluster', cluster, 'user', ARGV[4], 'corr', corr, 'svc', ARGV[6], 'data', ARGV[7],
-  'created', now, 'last', now, 'exp', exp, 'ttl', ttl)
+  'created', string.format('%.0f', created), 'last', string.format('%.0f', last), 'exp', string.format('%.0f', exp),
+  'ttl', ttl)
 redis.call('PEXPIREAT', key, exp)
 index_add(base .. 'cluster:' .. cluster, exp, id)
 if corr ~= '' then index_add(base .. 'corr:' .. corr, exp, id) end
 refresh_cluster(base, KEYS[1], cluster, now)
-return {now, exp}`,
+return {created, exp, last}`,
 };
 
-/** KEYS[1] clusters; ARGV: base, id, ttlMs or '' → the session's fields, or nil. */
+/**
+ * KEYS[1] clusters; ARGV: base, id, ttlMs or '', then last and exp ms of a replay ('' = from
+ * TIME) → the session's fields, or nil.
+ */
 export const sessionKeepAlive: ScriptDefinition = {
   numberOfKeys: 1,
   lua: `${SESSION_HELPERS}
@@ -130,8 +136,8 @@ local s = redis.call('HMGET', key, 'cluster', 'corr', 'ttl')
 if not s[1] then return nil end
 local now = now_ms()
 local ttl = tonumber(ARGV[3]) or tonumber(s[3])
-local exp = now + ttl
-redis.call('HSET', key, 'last', now, 'exp', exp)
+local exp = tonumber(ARGV[5]) or (now + ttl)
+redis.call('HSET', key, 'last', string.format('%.0f', tonumber(ARGV[4]) or now), 'exp', string.format('%.0f', exp))
 redis.call('PEXPIREAT', key, exp)
 local ckey = base .. 'cluster:' .. s[1]
 redis.call('ZADD', ckey, exp, id)
