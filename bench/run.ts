@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda] [--bundles DIR] [--out DIR]`
+ * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate] [--bundles DIR] [--out DIR]`
  * `npm run bench -- --render bench/results/latest.json` re-renders a run's report and chart.
  *
  * Runs the benchmark suites (bench/suites/*), then prints a table and writes, under `--out`
@@ -22,6 +22,7 @@ import { renderSvg } from './lib/svg.js';
 import { evaluateTargets } from './lib/targets.js';
 import { lambdaSuite } from './suites/lambda.js';
 import { matrixSuite } from './suites/matrix.js';
+import { migrateSuite } from './suites/migrate.js';
 import { peersSuite } from './suites/peers.js';
 import { scaleSuite } from './suites/scale.js';
 
@@ -30,6 +31,7 @@ const SUITES: Record<string, (ctx: Context) => Promise<void>> = {
   peers: peersSuite,
   scale: scaleSuite,
   lambda: lambdaSuite,
+  migrate: migrateSuite,
 };
 
 function parseArgs(argv: string[]): Options & { pin: boolean } {
@@ -138,6 +140,7 @@ async function main(): Promise<void> {
     peers: { kv: [], queue: [] },
     scale: { keys: [], queue: [], sweep: [] },
     lambda: undefined,
+    migrate: undefined,
     targets: [],
   };
   const ctx = new Context(options, results);

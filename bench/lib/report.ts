@@ -183,6 +183,36 @@ export function lambdaTables(results: BenchResults): string {
   ].join('\n\n');
 }
 
+/** The data migration: items/s per run and per store, and the kv part against the raw drivers. */
+export function migrateTables(results: BenchResults): string {
+  const migrate = results.migrate;
+  if (!migrate) return '';
+  const stores = Object.keys(migrate.source);
+  const rawKv = migrate.rows.find((r) => r.run.startsWith('raw kv'));
+  const vsRaw: Record<string, number | undefined> = {
+    copy: migrate.kvVsRaw.verify,
+    'copy (verify: false)': migrate.kvVsRaw.noVerify,
+  };
+  return [
+    table(
+      ['source store', 'items'],
+      stores.map((s) => [s, int(migrate.source[s])]),
+      [L, R],
+    ),
+    table(
+      ['migration run', 'items', 'items/s', ...stores.map((s) => `${s} /s`), 'kv vs raw'],
+      migrate.rows.map((r) => [
+        r.run,
+        int(r.items),
+        int(r.itemsPerSec),
+        ...stores.map((s) => int(r.stores[s])),
+        r.run in vsRaw ? ratio(vsRaw[r.run]) : r === rawKv ? '1.00×' : '',
+      ]),
+      [L, R, R, ...stores.map(() => R), R],
+    ),
+  ].join('\n\n');
+}
+
 export function targetsTable(results: BenchResults): string {
   return table(
     ['target', 'goal', 'this run', 'status'],
@@ -227,6 +257,7 @@ export function renderTerminal(results: BenchResults): string {
     results.peers.kv.length + results.peers.queue.length > 0 ? peersTables(results) : '',
     scaleTables(results),
     lambdaTables(results),
+    migrateTables(results),
     targetsTable(results),
     results.meta.skipped.length > 0
       ? `not run:\n${results.meta.skipped.map((s) => `  ${s.split('\n')[0]}`).join('\n')}`
@@ -273,6 +304,14 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
       : 'Not measured in this run.',
     '',
     lambdaTables(results),
+    '',
+    '## Data migration',
+    '',
+    results.migrate
+      ? `Redis (this project's layout) → PostgreSQL, filled through the library in ${results.migrate.populateSeconds.toFixed(1)} s (not measured). Each repetition copies into fresh migrated schemas; items/s are the medians over repetitions, per store from the copy's own per-store timing. The raw baseline moves the kv keys with the drivers alone (SCAN, pipelined GET + PTTL, one \`INSERT … SELECT FROM unnest … ON CONFLICT\` per 1,000 keys, no checkpoint); "kv vs raw" is the copy's kv items/s over it, median of the per-repetition ratios. validate ran store by store on the verified copy${results.migrate.validated ? ' and found every store equal' : ' and found DIFFERENCES'}.`
+      : 'Not measured in this run.',
+    '',
+    migrateTables(results),
     '',
     '## Targets',
     '',

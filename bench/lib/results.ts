@@ -73,6 +73,31 @@ export interface WarmHandler {
   overheadP50: number;
 }
 
+/** One way of moving the Redis data into PostgreSQL, timed over the whole run (repetitions kept). */
+export interface MigrateRow {
+  /** `copy`, `copy (verify: false)`, `raw kv (ioredis → pg)`, `validate`. */
+  run: string;
+  /** Items moved (or compared) in one repetition. */
+  items: number;
+  /** Median over repetitions, and each repetition's. */
+  itemsPerSec: number;
+  reps: number[];
+  /** Per store: median items/s over repetitions (the copy's and validate's own per-store timing). */
+  stores: Partial<Record<string, number>>;
+}
+
+export interface MigrateResult {
+  /** Items per store in the Redis source, as the copy read them. */
+  source: Record<string, number>;
+  /** Seconds spent filling Redis through the library (not measured). */
+  populateSeconds: number;
+  rows: MigrateRow[];
+  /** The copy's kv items/s over the raw baseline's, median of the per-repetition ratios. */
+  kvVsRaw: { verify: number; noVerify: number };
+  /** validate found every store equal after the verified copy, in every repetition. */
+  validated: boolean;
+}
+
 export interface TargetRow {
   name: string;
   target: string;
@@ -103,5 +128,7 @@ export interface BenchResults {
   lambda:
     | { functions: FunctionRow[]; warm: WarmHandler[]; packageSeconds: number; source: string }
     | undefined;
+  /** Absent in results files written before the migration suite existed. */
+  migrate?: MigrateResult;
   targets: TargetRow[];
 }

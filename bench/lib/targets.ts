@@ -151,5 +151,19 @@ export function evaluateTargets(results: BenchResults): TargetRow[] {
     met: fns.length === 0 ? undefined : over.length === 0,
     ...(over.length > 0 ? { note: `over: ${over.join(', ')}` } : {}),
   });
+
+  const migrate = results.migrate;
+  const copied = migrate?.rows.find((r) => r.run === 'copy');
+  const unverified = migrate?.rows.find((r) => r.run === 'copy (verify: false)');
+  out.push({
+    name: 'migration copy',
+    target: '≥ 20,000 items/s (Redis → PostgreSQL, verification on)',
+    actual:
+      migrate && copied
+        ? `${int(copied.itemsPerSec)} items/s (verify: false ${int(unverified?.itemsPerSec)}); kv ${ratio(migrate.kvVsRaw.verify)} the raw drivers`
+        : 'not measured',
+    met: copied ? copied.itemsPerSec >= 20_000 : undefined,
+    ...(migrate && !migrate.validated ? { note: 'validate found differences' } : {}),
+  });
   return out;
 }
