@@ -5,7 +5,8 @@
  * Runs the benchmark suites (bench/suites/*), then prints a table and writes, under `--out`
  * (default bench/results): `<name>.json` (every number), `<name>.md` (the report) and
  * `<name>.svg` (p50 per operation per backend, log scale), where name is `latest` for a full
- * run and `quick` for `--quick`. Targets are reported as met or missed; a missed target never
+ * run, `quick` for `--quick` and `only-<suites>` for `--only` (so a partial run never replaces a
+ * full run's report). Targets are reported as met or missed; a missed target never
  * changes the exit status, only a crash does.
  *
  * The process re-executes itself under `taskset -c 0` (one core for the client side: less
@@ -181,7 +182,12 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
 
-  const name = options.quick ? 'quick' : 'latest';
+  // A run of some suites never replaces the report of a full run: `only-<suites>[-quick]`.
+  const name = options.only
+    ? `only-${options.only.join('-')}${options.quick ? '-quick' : ''}`
+    : options.quick
+      ? 'quick'
+      : 'latest';
   mkdirSync(options.out, { recursive: true });
   writeFileSync(join(options.out, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(options.out, `${name}.md`), renderMarkdown(results, `${name}.svg`));

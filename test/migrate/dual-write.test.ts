@@ -8,6 +8,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { copy } from '../../lib/migrate/copy.js';
+import type { MigrationSource } from '../../lib/migrate/source.js';
 import { validate } from '../../lib/migrate/validate.js';
 import { createStorage, hybridControl } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
@@ -150,6 +151,56 @@ describe.skipIf(unavailable !== undefined)('migrate copy under dual-write', () =
       await hybrid.close();
     }
   }, 300_000);
+
+  it("a write whose mirror lands before the copy's older read is not undone: the copy reads its batch again", async () => {
+    for (const verify of [true, false]) {
+      const prefix = scratch.prefix();
+      const schema = await scratch.schema();
+      const redis = createStorage({ backend: 'redis', keyPrefix: prefix, redis: { url: REDIS_URL } });
+      const pg = createStorage({
+        backend: 'postgresql',
+        postgresql: { url: DATABASE_URL, schema, listen: false },
+      });
+      try {
+        await redis.kv.setMany(range(50).map((i) => ({ key: `k${i}`, value: 'old' })));
+        const inner = scratch.source(prefix);
+        let raced = false;
+        // Between the copy's read of the batch and its write: a writer changes k1 and deletes k2,
+        // and the dual-write mirror applies both to PostgreSQL at once.
+        const racing: MigrationSource = {
+          ...inner,
+          async *batches(store, cursor, size) {
+            for await (const batch of inner.batches(store, cursor, size)) {
+              if (store === 'kv' && !raced && batch.records.length > 0) {
+                raced = true;
+                await redis.kv.set('k1', 'new');
+                await pg.kv.set('k1', 'new');
+                await redis.kv.delete('k2');
+                await pg.kv.delete('k2');
+              }
+              yield batch;
+            }
+          },
+        };
+        const target = await scratch.target(schema);
+        const report = await copy({ source: racing, target, stores: ['kv'], verify });
+        expect(raced).toBe(true);
+        const v = await validate({ source: inner, target, stores: ['kv'] });
+        if (verify) {
+          expect(report.stores.kv).toMatchObject({ rewritten: 1, removed: 1 });
+          expect(v.ok).toBe(true);
+          expect(await pg.kv.get('k1')).toBe('new');
+          expect(await pg.kv.exists('k2')).toBe(false);
+        } else {
+          // Without the second read the copy's older values win: what validate is there to catch.
+          expect(v.stores.kv).toMatchObject({ changed: 1, extra: 1, ok: false });
+          expect(await pg.kv.get('k1')).toBe('old');
+        }
+      } finally {
+        await Promise.all([redis.close(), pg.close()]);
+      }
+    }
+  });
 
   it('copy --move brings a queue over once its routing moved: each message delivered once, from the target', async () => {
     const prefix = scratch.prefix();
