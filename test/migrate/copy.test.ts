@@ -16,7 +16,15 @@ import { adminSql, DATABASE_URL, migrateUnavailable, REDIS_URL, Scratch } from '
 
 const unavailable = await migrateUnavailable();
 
-const COUNTS = { kv: 70_000, sessions: 10_000, tokens: 2_000, queues: 10_000, events: 5_000, audit: 3_000 };
+const COUNTS = {
+  kv: 70_000,
+  sessions: 10_000,
+  tokens: 2_000,
+  queues: 10_000,
+  events: 5_000,
+  audit: 3_000,
+  connections: 500,
+};
 
 function redisStorage(prefix: string): Storage {
   return createStorage({
@@ -67,6 +75,7 @@ describe.skipIf(unavailable !== undefined)('migrate copy: Redis layout → Postg
     expect(report.stores.queues?.read).toBe(COUNTS.queues);
     expect(report.stores.events?.read).toBe(COUNTS.events);
     expect(report.stores.audit?.read).toBe(COUNTS.audit);
+    expect(report.stores.connections?.read).toBe(COUNTS.connections);
     expect(read).toBeGreaterThanOrEqual(100_000);
     console.log(`copied ${read} items in ${report.durationMs} ms (${Math.round(report.rate)} items/s)`);
 
@@ -127,6 +136,12 @@ describe.skipIf(unavailable !== undefined)('migrate copy: Redis layout → Postg
       const deadIds = async (s: Storage) => (await s.queues.deadLetters('jobs')).map((m) => m.id).sort();
       expect(await deadIds(pg)).toEqual(await deadIds(redis));
       expect((await deadIds(pg)).length).toBe(3);
+      for (const id of ['conn-000000', 'conn-000001', 'conn-000499']) {
+        expect(await pg.connections.get(id)).toEqual(await redis.connections.get(id));
+      }
+      const subscribers = async (s: Storage) =>
+        (await s.connections.subscribers('channel-1', { limit: 1000 })).connectionIds;
+      expect(await subscribers(pg)).toEqual(await subscribers(redis));
       for (const channel of ['events:a', 'cluster-1:status']) {
         expect(await pg.events.history(channel, { limit: 1000 })).toEqual(
           await redis.events.history(channel, { limit: 1000 }),

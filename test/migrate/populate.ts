@@ -14,6 +14,8 @@ export interface PopulateCounts {
   queues: number;
   events: number;
   audit: number;
+  /** WebSocket connections, each on 1–3 channels (default none). */
+  connections?: number;
 }
 
 export interface Populated {
@@ -132,6 +134,16 @@ export async function populate(storage: Storage, counts: PopulateCounts): Promis
       outcome: i % 11 === 0 ? 'denied' : 'ok',
       details: i % 3 === 0 ? { i, why: 'test' } : undefined,
     });
+  });
+  await inParallel(range(counts.connections ?? 0), 16, async (i) => {
+    const connectionId = `conn-${String(i).padStart(6, '0')}`;
+    await storage.connections.register({
+      connectionId,
+      identity: `agent-${i % 10}`,
+      scopes: ['events:subscribe'],
+      resources: i % 2 === 0 ? ['*'] : [`cluster-${i % 17}:*`],
+    });
+    for (let c = 0; c <= i % 3; c++) await storage.connections.subscribe(connectionId, `channel-${c}`);
   });
   return out;
 }
