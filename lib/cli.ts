@@ -3,13 +3,15 @@
  * once stops a copy after the batch it is writing (its checkpoint is then exactly there);
  * twice exits at once (the checkpoint is still at the last committed batch).
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { run } from './migrate/cli.js';
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
   const controller = new AbortController();
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(130);
-    process.stderr.write('\nstopping after the current batch (Ctrl-C again to quit now)…\n');
+    process.stderr.write('\nstopping at the next batch boundary (Ctrl-C again to quit now)…\n');
     controller.abort();
   };
   process.on('SIGINT', onSignal);
@@ -25,4 +27,17 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   process.exitCode = code;
 }
 
-if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) await main();
+/** Whether this file is the process's entry (not imported by the bin shim or a test). */
+function isEntry(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    // Real paths on both sides: a checkout reached through a symlink, or a path with `#` or
+    // `%` in it, must still run (a mismatch would exit 0 having done nothing).
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) await main();

@@ -21,7 +21,7 @@ import { copyProgress, copySummary, duration, type Output, table, validationSumm
 import { STORE_TITLES, STORES, type StoreName } from './records.js';
 import { createRedisSource } from './redis-source.js';
 import { MigrationInputError, type MigrationSource } from './source.js';
-import { type ValidationReport, validate } from './validate.js';
+import { ValidationInterrupted, type ValidationReport, validate } from './validate.js';
 
 export const USAGE = `usage: kubently-storage migrate <command> [options]
        npm run migrate:data -- <command> [options]
@@ -67,6 +67,8 @@ export interface CliIo {
   stdout: Output;
   stderr: Output;
   env: NodeJS.ProcessEnv;
+  /** Where `config.yaml` and a relative `--config` are looked for (default: the process's). */
+  cwd?: string;
   /** Ctrl-C: the first stops after the current batch. */
   signal?: AbortSignal;
 }
@@ -102,10 +104,33 @@ const OPTIONS = {
 type Flags = ReturnType<typeof parse>['values'];
 
 function parse(args: string[]) {
+  // `--sample -1` is a value to reject with the option's own message, not an unknown option
+  // `-1`: a dash-led number after an option that takes a value becomes `--sample=-1`.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    const next = args[i + 1];
+    if (
+      name !== undefined &&
+      OPTIONS[name as keyof typeof OPTIONS]?.type === 'string' &&
+      next !== undefined &&
+      /^-[\d.]/.test(next)
+    ) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else joined.push(arg);
+  }
   try {
-    return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+    return parseArgs({ args: joined, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError((error as Error).message.replace(/\. To specify.*$/s, ''));
+    // One line: node's hints about `--opt=-value` go, its sentences join.
+    throw new UsageError(
+      (error as Error).message
+        .replace(/\s*To specify.*$/s, '')
+        .replace(/\s*\n\s*/g, ' ')
+        .trim(),
+    );
   }
 }
 
@@ -139,11 +164,12 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
           `unknown command ${JSON.stringify(command)}: expected copy, validate, sync, status or legacy-fixture`,
         );
     }
-    const settings = resolveSettings(flags, io.env, command);
+    const settings = resolveSettings(flags, io, command);
     resources = await open(settings);
+    await resources.checkSource();
+    await resources.target.check();
+    await resources.begin();
     const { source, target } = resources;
-    await source.check();
-    await target.check();
 
     if (command === 'status') {
       const checkpoint = await target.loadCheckpoint(jobName(source, target));
@@ -192,7 +218,8 @@ interface Settings {
   sinceMs?: number;
 }
 
-function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, command: string): Settings {
+function resolveSettings(flags: Flags, io: CliIo, command: string): Settings {
+  const { env } = io;
   const from = flags.from ?? 'redis';
   if (from !== 'redis' && from !== 'legacy') {
     throw new UsageError(
@@ -218,7 +245,7 @@ function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, command: string):
   for (const [name, value] of Object.entries(overrides)) if (value !== undefined) merged[name] = value;
   let config: StorageConfig;
   try {
-    config = loadConfig({ env: merged, file: flags.config });
+    config = loadConfig({ env: merged, file: flags.config, cwd: io.cwd });
   } catch (error) {
     if (error instanceof ConfigError)
       throw new MigrationInputError(`invalid configuration: ${error.problems.join('; ')}`);
@@ -277,6 +304,20 @@ function resolveSettings(flags: Flags, env: NodeJS.ProcessEnv, command: string):
   only(['copy'], '--move', flags.move);
   only(['validate', 'sync'], '--sample', flags.sample);
   only(['sync'], '--since', flags.since);
+  // Checked before connecting to anything: without dual-write there is nothing to sync.
+  if (command === 'sync') {
+    if (from !== 'redis')
+      throw new UsageError(
+        "sync moves this project's Redis layout (--from redis); for a legacy database use copy",
+      );
+    if (config.backend !== 'hybrid' || !(config.migration.dualWrite || config.hybrid.sync.enabled)) {
+      throw new MigrationInputError(
+        'sync needs the deployment to dual-write first: in the storage config set `storage.backend: hybrid` and ' +
+          '`migration.dual_write: true` (routing unchanged), deploy, wait for the rollout to finish, then run sync ' +
+          'with --config pointing at that file (for a one-off copy without dual-write use `migrate copy`)',
+      );
+    }
+  }
   return {
     command,
     from,
@@ -335,6 +376,10 @@ interface Resources {
   target: PgTarget;
   redis: Redis;
   sql: Sql;
+  /** After the checks: what the source needs from the target before it is read (legacy). */
+  begin(): Promise<void>;
+  /** `source.check()`, naming the connection's error when Redis cannot be reached. */
+  checkSource(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -346,14 +391,20 @@ async function open(settings: Settings): Promise<Resources> {
       ...config,
       redis: {
         ...config.redis,
-        connectTimeout: Math.min(config.redis.connectTimeout, 5),
+        connectTimeout: Math.min(config.redis.connectTimeout, 3),
         commandTimeout: 60,
         maxRetriesPerRequest: 1,
       },
     },
-    { retryStrategy: (times) => (times > 3 ? null : 200 * times), lazyConnect: true },
+    // One retry: a server that does not answer is reported within seconds, not after four timeouts.
+    { retryStrategy: (times) => (times > 1 ? null : 200), lazyConnect: true },
   ) as Redis;
-  redis.on('error', () => {});
+  // The connection's own error (ECONNREFUSED, ENOTFOUND, WRONGPASS) says more than the
+  // command's "max retries" that a failed ping answers.
+  let redisError: Error | undefined;
+  redis.on('error', (error: Error) => {
+    redisError = error;
+  });
   const redisName = redact(config.redis.url);
   const sql = await createSql({
     ...config.postgresql,
@@ -368,14 +419,11 @@ async function open(settings: Settings): Promise<Resources> {
     name: redact(config.postgresql.url ?? ''),
   });
   let source: MigrationSource;
+  const legacyName = settings.prefix ? `${redisName}, prefix ${settings.prefix}` : redisName;
+  const legacy = (importedAt: number) =>
+    createLegacySource({ client: redis, name: legacyName, prefix: settings.prefix, now: () => importedAt });
   if (settings.from === 'legacy') {
-    const name = settings.prefix ? `${redisName}, prefix ${settings.prefix}` : redisName;
-    // Legacy tokens carry no creation time: they get the job's first start, so every run of
-    // the job (and validate) agrees on it.
-    const job = jobName({ layout: 'legacy-kubently', name } as MigrationSource, target);
-    const started = await target.loadCheckpoint(job).catch(() => undefined);
-    const importedAt = started ? Date.parse(started.startedAt) : Date.now();
-    source = createLegacySource({ client: redis, name, prefix: settings.prefix, now: () => importedAt });
+    source = legacy(Date.now());
   } else {
     source = createRedisSource({
       client: redis,
@@ -383,17 +431,44 @@ async function open(settings: Settings): Promise<Resources> {
       name: `${redisName}, prefix ${settings.prefix}`,
     });
   }
-  return {
+  const resources: Resources = {
     source,
     target,
     redis,
     sql,
+    async begin() {
+      if (settings.from !== 'legacy') return;
+      // Legacy tokens carry no creation time: they get the job's first start, read from the
+      // checkpoint, so every run of the job and every validate agrees on it. A first copy
+      // records its start before reading anything (as a finished job with nothing copied, so it
+      // is not taken for one to resume); otherwise the time would be this process's clock now
+      // and the checkpoint's the database's at the first batch, which validate would not match.
+      const job = jobName(resources.source, target);
+      let started = await target.loadCheckpoint(job);
+      if (!started && settings.command === 'copy' && !settings.dryRun) {
+        await target.saveCheckpoint(job, { stores: {} }, true);
+        started = await target.loadCheckpoint(job);
+      }
+      if (started) resources.source = legacy(Date.parse(started.startedAt));
+    },
+    async checkSource() {
+      try {
+        await resources.source.check();
+      } catch (error) {
+        if (redisError === undefined || redis.status === 'ready') throw error;
+        throw new MigrationInputError(
+          `cannot reach the source Redis at ${redisName}: ${redisError.message}`,
+          { cause: error },
+        );
+      }
+    },
     async close() {
-      await source.close().catch(() => {});
+      await resources.source.close().catch(() => {});
       await sql.close().catch(() => {});
       redis.disconnect();
     },
   };
+  return resources;
 }
 
 async function runCopy(
@@ -438,6 +513,7 @@ async function runValidate(
       sample: settings.sample,
       toleranceMs: settings.toleranceMs,
       batchSize: settings.batchSize,
+      signal: io.signal,
       onProgress: (store, checked, estimate) => {
         const now = Date.now();
         if (now - last < (io.stderr.isTTY ? 100 : 5000)) return;
@@ -465,18 +541,6 @@ const TYPE_STORES: Record<string, StoreName[]> = {
 async function sync(settings: Settings, r: Resources, io: CliIo): Promise<number> {
   const say = (text: string) => io.stdout.write(`${text}\n`);
   const { config } = settings;
-  if (settings.from !== 'redis')
-    throw new UsageError(
-      "sync moves this project's Redis layout (--from redis); for a legacy database use copy",
-    );
-  const dualWrite = config.migration.dualWrite || config.hybrid.sync.enabled;
-  if (config.backend !== 'hybrid' || !dualWrite) {
-    throw new MigrationInputError(
-      'sync needs the deployment to dual-write first: in the storage config set `storage.backend: hybrid` and ' +
-        '`migration.dual_write: true` (routing unchanged), deploy, wait for the rollout to finish, then run sync ' +
-        'with --config pointing at that file (for a one-off copy without dual-write use `migrate copy`)',
-    );
-  }
   const sinceMs = settings.sinceMs ?? Date.now();
   say(
     `1/4 dual-write is on (${config.hybrid.sync.async ? 'asynchronous' : 'synchronous'}); writers mirror since ${new Date(sinceMs).toISOString()}`,
@@ -584,7 +648,7 @@ function nextSteps(config: StorageConfig, report: ValidationReport): string {
 async function fixture(flags: Flags, io: CliIo): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...io.env };
   if (flags['redis-url']) env.REDIS_URL = flags['redis-url'];
-  const config = loadConfig({ env, file: flags.config });
+  const config = loadConfig({ env, file: flags.config, cwd: io.cwd });
   checkUrl('redis', config.redis.url, ['redis:', 'rediss:'], '--redis-url or REDIS_URL');
   const positive = (text: string | undefined, fallback: number) => {
     if (text === undefined) return fallback;
@@ -597,10 +661,15 @@ async function fixture(flags: Flags, io: CliIo): Promise<number> {
     retryStrategy: (times) => (times > 3 ? null : 200),
     maxRetriesPerRequest: 1,
   }) as Redis;
-  redis.on('error', () => {});
+  let redisError: Error | undefined;
+  redis.on('error', (error: Error) => {
+    redisError = error;
+  });
   try {
     await redis.ping().catch((error: Error) => {
-      throw new MigrationInputError(`cannot reach Redis at ${redact(config.redis.url)}: ${error.message}`);
+      throw new MigrationInputError(
+        `cannot reach Redis at ${redact(config.redis.url)}: ${(redisError ?? error).message}`,
+      );
     });
     const manifest = await writeLegacyFixture(redis, {
       prefix: flags.prefix ?? '',
@@ -647,6 +716,7 @@ function isInputError(error: unknown): boolean {
 /** One line for the errors the tool expects; a stack trace only for a bug. */
 function describe(error: unknown): string {
   if (error instanceof UsageError || error instanceof MigrationInputError) return error.message;
+  if (error instanceof ValidationInterrupted) return error.message;
   if (error instanceof ConfigError) return `invalid configuration: ${error.problems.join('; ')}`;
   const mapped = mapSqlError(error);
   if (mapped instanceof StorageError) {

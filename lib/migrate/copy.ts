@@ -125,6 +125,7 @@ interface JobState {
 }
 
 const VERIFY_ROUNDS = 5;
+const SETTLE_TOLERANCE_MS = 50;
 
 export function jobName(source: MigrationSource, target: PgTarget): string {
   return `copy ${source.layout} ${source.name} -> ${target.name} schema ${target.schema}`;
@@ -322,8 +323,13 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
       const gone: string[] = [];
       current.forEach((now, i) => {
         if (now === undefined) gone.push(ids[i]!);
-        else if (compareRecords(store, pending[i] as never, now as never, 2).kind !== 'same')
+        // 50 ms: an expiry recomputed from a remaining TTL moves by a millisecond or two between
+        // reads; a keep-alive or a new value moves it (or the value) by more.
+        else if (
+          compareRecords(store, pending[i] as never, now as never, SETTLE_TOLERANCE_MS).kind !== 'same'
+        ) {
           changed.push(now);
+        }
       });
       if (gone.length > 0) {
         await target.remove(store, gone);

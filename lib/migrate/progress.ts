@@ -24,6 +24,11 @@ export function duration(ms: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+/** A short span (a drift, a tolerance): under a second in milliseconds, not rounded to `0s`. */
+function span(ms: number): string {
+  return Math.abs(ms) < 1000 ? `${Math.round(ms)} ms` : duration(ms);
+}
+
 /** A progress callback for `copy()`; `finish()` ends the bar line. */
 export function copyProgress(out: Output, options: { intervalMs?: number; verb?: string } = {}) {
   const interval = options.intervalMs ?? (out.isTTY ? 100 : 5000);
@@ -90,7 +95,9 @@ export function copySummary(report: CopyReport): string {
     r.done ? duration(r.durationMs) : 'stopped',
   ]);
   const skippedLines = Object.entries(report.stores).flatMap(([store, r]) =>
-    Object.entries(r.skipped).map(([why, n]) => `  ${STORE_TITLES[store as StoreName]}: ${fmt(n)} ${why}`),
+    Object.entries(r.skipped)
+      .filter(([, n]) => n > 0)
+      .map(([why, n]) => `  ${STORE_TITLES[store as StoreName]}: ${fmt(n)} ${why}`),
   );
   const total = Object.values(report.stores).reduce((a, r) => a + r.read, 0);
   return [
@@ -127,7 +134,7 @@ export function validationSummary(report: ValidationReport): string {
       for (const m of list) {
         const what =
           kind === 'ttlDrift'
-            ? `${m.field} off by ${duration(m.driftMs ?? 0)}`
+            ? `${m.field} off by ${span(m.driftMs ?? 0)}`
             : m.field
               ? `field ${m.field}`
               : '';
@@ -138,7 +145,7 @@ export function validationSummary(report: ValidationReport): string {
     }
   }
   return [
-    `validate ${report.source} against ${report.target}${report.sample ? ` (sample of ${fmt(report.sample)} per store)` : ''}, times within ${duration(report.toleranceMs)}`,
+    `validate ${report.source} against ${report.target}${report.sample ? ` (sample of ${fmt(report.sample)} per store)` : ''}, times within ${span(report.toleranceMs)}`,
     '',
     table(
       ['store', 'source', 'target', 'checked', 'missing', 'extra', 'changed', 'ttl drift', 'result'],

@@ -34,6 +34,16 @@ export interface ValidateOptions {
   /** Mismatches listed per store and kind (all are counted); default 20. */
   listLimit?: number;
   onProgress?: (store: StoreName, checked: number, estimate: number | undefined) => void;
+  /** Stops between batches (Ctrl-C): `validate` then throws `ValidationInterrupted`. */
+  signal?: AbortSignal;
+}
+
+/** `validate` was stopped by its signal before it compared everything: there is no verdict. */
+export class ValidationInterrupted extends Error {
+  constructor() {
+    super('validation interrupted before it compared everything: no verdict');
+    this.name = 'ValidationInterrupted';
+  }
 }
 
 export interface Mismatch {
@@ -116,6 +126,7 @@ export async function validate(options: ValidateOptions): Promise<ValidationRepo
       const sample: AnyRecord[] = [];
       const rng = random();
       for await (const batch of source.batches(store, undefined, batchSize)) {
+        if (options.signal?.aborted) throw new ValidationInterrupted();
         const records = batch.records as AnyRecord[];
         if (sourceIds) {
           for (const r of records) sourceIds.add(idOf(store, r as never));
@@ -138,6 +149,7 @@ export async function validate(options: ValidateOptions): Promise<ValidationRepo
         // Extras: on the target and not on the source — unless the source has them now.
         const extras: string[] = [];
         for await (const rows of target.scan(store, batchSize)) {
+          if (options.signal?.aborted) throw new ValidationInterrupted();
           for (const row of rows) {
             const id = idOf(store, row as never);
             if (!sourceIds.has(id)) extras.push(id);
@@ -250,8 +262,10 @@ export async function validate(options: ValidateOptions): Promise<ValidationRepo
     note: (kind: keyof StoreValidation['examples'], m: Mismatch) => void,
   ) {
     const sourceEntries: AuditRecord[] = [];
-    for await (const batch of source.batches('audit', undefined, batchSize))
+    for await (const batch of source.batches('audit', undefined, batchSize)) {
+      if (options.signal?.aborted) throw new ValidationInterrupted();
       sourceEntries.push(...batch.records);
+    }
     v.sourceCount = sourceEntries.length;
     const targetEntries: AuditRecord[] = [];
     for await (const rows of target.scan('audit', batchSize)) targetEntries.push(...rows);
