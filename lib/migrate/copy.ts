@@ -122,6 +122,13 @@ interface JobState {
   stores: Partial<Record<StoreName, StoreState>>;
   /** The last audit entry (source id) appended: audit is never appended twice. */
   auditMark?: string;
+  /**
+   * `move`: items the target committed (in the same transaction as this checkpoint) and the
+   * source may still hold. A run that stopped before deleting them from the source leaves them
+   * here, and the next run deletes them first — else a later move would bring back messages
+   * already delivered and acked on the target.
+   */
+  moving?: { store: StoreName; ids: string[] };
 }
 
 const VERIFY_ROUNDS = 5;
@@ -147,6 +154,7 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
   const state: JobState = {
     stores: options.restart ? {} : { ...previous.stores },
     auditMark: previous.auditMark,
+    moving: previous.moving,
   };
   const resumed = !options.restart && checkpoint !== undefined && checkpoint.finishedAt === null;
 
@@ -212,6 +220,11 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
       continue;
     }
     progress('start');
+    if (state.moving?.store === store && source.remove && !options.dryRun) {
+      r.moved += await source.remove(store, state.moving.ids);
+      state.moving = undefined;
+      await target.saveCheckpoint(job, save());
+    }
 
     const audit = store === 'audit' ? auditPlan(options, state.auditMark) : undefined;
     const cursor = store === 'audit' ? (state.auditMark ?? undefined) : s.cursor;
@@ -254,6 +267,8 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
       if (store === 'audit' && (batch.records as AuditRecord[]).length > 0) {
         state.auditMark = (batch.records as AuditRecord[])[batch.records.length - 1]!.sourceId;
       }
+      const moving = options.move && (store === 'queues' || store === 'dedup') && records.length > 0;
+      state.moving = moving ? { store, ids: records.map((x) => idOf(store, x as never)) } : undefined;
       if (!options.dryRun) {
         const writing = target.write(
           store,
@@ -273,11 +288,9 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
             s.cursor = settledCursor;
           }
         }
-        if (options.move && (store === 'queues' || store === 'dedup') && records.length > 0) {
-          r.moved += await source.remove!(
-            store,
-            records.map((x) => idOf(store, x as never)),
-          );
+        if (moving && state.moving) {
+          r.moved += await source.remove!(store, state.moving.ids);
+          state.moving = undefined; // the next checkpoint written no longer names them
         }
       }
       s.read = (s.read ?? 0) + records.length;
@@ -307,6 +320,7 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
       { stores: {}, auditMark: state.auditMark ?? null } as unknown as Cursor,
       true,
     );
+    // (`moving` is empty here: the last batch's items were deleted before the loop ended.)
   }
   await estimating;
   report.durationMs = Date.now() - started;
@@ -315,20 +329,38 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
 
   /** Re-reads written items until the source agrees with what was written (see the header). */
   async function settle(store: StoreName, written: AnyRecord[], r: StoreReport): Promise<void> {
-    let pending = written;
+    // What the target was last given for each item: a record, or undefined once removed. An item
+    // removed is looked at once more too: re-created on the source meanwhile, its mirror may have
+    // landed just before the removal.
+    let pending: { id: string; last: AnyRecord | undefined }[] = written.map((x) => ({
+      id: idOf(store, x as never),
+      last: x,
+    }));
     for (let round = 0; round < VERIFY_ROUNDS && pending.length > 0; round++) {
-      const ids = pending.map((x) => idOf(store, x as never));
-      const current = await source.fetch(store, ids);
+      const current = await source.fetch(
+        store,
+        pending.map((p) => p.id),
+      );
       const changed: AnyRecord[] = [];
       const gone: string[] = [];
+      const next: typeof pending = [];
       current.forEach((now, i) => {
-        if (now === undefined) gone.push(ids[i]!);
+        const { id, last } = pending[i]!;
+        if (now === undefined) {
+          if (last !== undefined) {
+            gone.push(id);
+            next.push({ id, last: undefined });
+          }
+          return;
+        }
         // 50 ms: an expiry recomputed from a remaining TTL moves by a millisecond or two between
         // reads; a keep-alive or a new value moves it (or the value) by more.
-        else if (
-          compareRecords(store, pending[i] as never, now as never, SETTLE_TOLERANCE_MS).kind !== 'same'
+        if (
+          last === undefined ||
+          compareRecords(store, last as never, now as never, SETTLE_TOLERANCE_MS).kind !== 'same'
         ) {
           changed.push(now);
+          next.push({ id, last: now });
         }
       });
       if (gone.length > 0) {
@@ -339,7 +371,7 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
         await target.write(store, changed as never, undefined);
         r.rewritten += changed.length;
       }
-      pending = changed;
+      pending = next;
     }
     if (pending.length > 0) r.skipped['still changing after 5 re-reads (validate them)'] = pending.length;
   }
@@ -377,8 +409,14 @@ function auditPlan(options: CopyOptions, _mark: string | undefined) {
             onTarget.set(key, list);
           }
         }
+        // The target entry nearest in time (entries of one content, e.g. a poll every 2 s, must
+        // not pair with a neighbour's mirror).
         const list = onTarget.get(auditContentId(record));
-        const match = list?.findIndex((at) => Math.abs(at - record.atMs) <= tolerance) ?? -1;
+        let match = -1;
+        for (let i = 0; i < (list?.length ?? 0); i++) {
+          const drift = Math.abs(list![i]! - record.atMs);
+          if (drift <= tolerance && (match < 0 || drift < Math.abs(list![match]! - record.atMs))) match = i;
+        }
         if (list && match >= 0) {
           list.splice(match, 1);
           r.matched += 1;

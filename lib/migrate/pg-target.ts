@@ -21,6 +21,8 @@ import {
   type KvRecord,
   pairId,
   type QueueMessageRecord,
+  RESERVED_KV_PREFIX,
+  RESERVED_QUEUES,
   type RecordOf,
   type SessionRecord,
   type StoreName,
@@ -47,6 +49,7 @@ export interface PgTargetOptions {
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const msOf = (column: string) => `round(extract(epoch from ${column}) * 1000)::float8`;
 const LIVE = (column: string) => `(${column} IS NULL OR ${column} > now())`;
+const RESERVED_LIST = [...RESERVED_QUEUES].map((q) => `'${q}'`).join(', ');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export type PgTarget = ReturnType<typeof createPgTarget>;
@@ -355,10 +358,11 @@ export function createPgTarget(options: PgTargetOptions) {
 
   /** SELECT list and FROM clause of each store's live rows; `k` is the keyset column(s). */
   const SELECT: Record<StoreName, { cols: string; from: string; live: string; key: string }> = {
+    // The hybrid backend's own kv keys and journal queues are not data: never copied, never compared.
     kv: {
       cols: `key, value, ${msOf('expires_at')} AS e`,
       from: t('kv_store'),
-      live: LIVE('expires_at'),
+      live: `${LIVE('expires_at')} AND NOT starts_with(key, '${RESERVED_KV_PREFIX}')`,
       key: 'key',
     },
     sessions: {
@@ -385,13 +389,13 @@ export function createPgTarget(options: PgTargetOptions) {
       cols: `id::text AS id, queue, payload, state, attempts, seq, ${msOf('enqueued_at')} AS en, ${msOf('visible_at')} AS v,
         ${msOf('died_at')} AS d`,
       from: t('queues'),
-      live: 'true',
+      live: `queue NOT IN (${RESERVED_LIST})`,
       key: 'id',
     },
     dedup: {
       cols: `queue, dedup_id, message_id::text AS message_id, ${msOf('expires_at')} AS e`,
       from: t('queue_dedup'),
-      live: LIVE('expires_at'),
+      live: `${LIVE('expires_at')} AND queue NOT IN (${RESERVED_LIST})`,
       key: '(queue, dedup_id)',
     },
     events: {

@@ -9,6 +9,13 @@
  */
 import { createHash } from 'node:crypto';
 
+/** kv keys and queues the hybrid backend reserves in each backend: its bookkeeping, not data. */
+export const RESERVED_KV_PREFIX = '__kst_hybrid:';
+export const RESERVED_QUEUES: ReadonlySet<string> = new Set([
+  '__kst_hybrid_journal',
+  '__kst_hybrid_journal_append',
+]);
+
 /** The stores a migration moves, in the order `copy` moves them. */
 export const STORES = [
   'kv',
@@ -217,7 +224,9 @@ export function compareRecords<S extends StoreName>(
       continue;
     }
     const drift = Math.abs(x - y);
-    const allowed = fields.activity?.includes(field) ? Math.max(toleranceMs, ACTIVITY_TOLERANCE_MS) : toleranceMs;
+    const allowed = fields.activity?.includes(field)
+      ? Math.max(toleranceMs, ACTIVITY_TOLERANCE_MS)
+      : toleranceMs;
     if (drift > allowed) return { kind: 'ttl', field, driftMs: drift };
   }
   return same;
@@ -285,24 +294,126 @@ function equalValue(a: unknown, b: unknown, json: boolean): boolean {
   return false;
 }
 
-/** JSON text with object keys sorted and no whitespace; text that is not JSON is returned as is. */
+/**
+ * JSON text with object keys sorted and no whitespace; text that is not JSON is returned as is.
+ * Numbers keep their digits where a double would round them (an id beyond 2^53 stays itself:
+ * `9007199254740993` is not `9007199254740992`); other numbers are written as JavaScript does,
+ * so `1.0` and `1` compare equal.
+ */
 export function canonicalJson(text: string | null): string | null {
   if (text === null) return null;
   try {
-    return JSON.stringify(sortKeys(JSON.parse(text)));
+    return canonical(text);
   } catch {
     return text;
   }
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value).sort()) out[key] = sortKeys((value as Record<string, unknown>)[key]);
-    return out;
-  }
-  return value;
+function canonical(text: string): string {
+  let i = 0;
+  const space = () => {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r'))
+      i++;
+  };
+  const fail = (): never => {
+    throw new SyntaxError(`not JSON at ${i}`);
+  };
+  const string = (): string => {
+    const start = i;
+    i++; // the opening quote
+    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    if (text[i] !== '"') fail();
+    i++;
+    // Escapes written one way (`\u0041` or `A`): decoded and encoded again.
+    return JSON.stringify(JSON.parse(text.slice(start, i)) as string);
+  };
+  const number = (): string => {
+    const match = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
+    if (!match) return fail();
+    i += match[0].length;
+    const n = Number(match[0]);
+    // Exact as a double (it prints back to the same value): the double's own text; else the digits.
+    return Number.isFinite(n) && isExact(match[0], n) ? String(n) : match[0];
+  };
+  const value = (): string => {
+    space();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      const entries = new Map<string, string>();
+      space();
+      if (text[i] === '}') {
+        i++;
+        return '{}';
+      }
+      for (;;) {
+        space();
+        if (text[i] !== '"') fail();
+        const key = string();
+        space();
+        if (text[i++] !== ':') fail();
+        entries.delete(key); // a repeated key: the last one counts, as in JSON.parse
+        entries.set(key, value());
+        space();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i++] !== '}') fail();
+        break;
+      }
+      const keys = [...entries.keys()].sort((x, y) => {
+        const [a, b] = [JSON.parse(x) as string, JSON.parse(y) as string];
+        return a < b ? -1 : a > b ? 1 : 0;
+      });
+      return `{${keys.map((k) => `${k}:${entries.get(k)}`).join(',')}}`;
+    }
+    if (c === '[') {
+      i++;
+      const items: string[] = [];
+      space();
+      if (text[i] === ']') {
+        i++;
+        return '[]';
+      }
+      for (;;) {
+        items.push(value());
+        space();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i++] !== ']') fail();
+        break;
+      }
+      return `[${items.join(',')}]`;
+    }
+    if (c === '"') return string();
+    for (const word of ['true', 'false', 'null']) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return word;
+      }
+    }
+    return number();
+  };
+  const out = value();
+  space();
+  if (i !== text.length) fail();
+  return out;
+}
+
+/** Whether the digits say exactly the double they parse to (no digit is lost by rounding). */
+function isExact(digits: string, n: number): boolean {
+  const [mantissa = '', exponent = '0'] = digits.toLowerCase().replace('-', '').split('e');
+  const significant = mantissa.replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
+  // Up to 15 significant digits always survive a double; beyond, compare with the double's own.
+  if (significant.length <= 15) return true;
+  const back = Math.abs(n)
+    .toExponential(significant.length - 1)
+    .split('e')[0]!
+    .replace('.', '');
+  return back === significant && Number.isFinite(Number(exponent));
 }
 
 export function sha256(text: string): string {

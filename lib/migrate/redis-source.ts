@@ -17,6 +17,8 @@ import {
   type EventRecord,
   type KvRecord,
   type QueueMessageRecord,
+  RESERVED_KV_PREFIX,
+  RESERVED_QUEUES,
   type RecordOf,
   type SessionRecord,
   type StoreName,
@@ -24,10 +26,6 @@ import {
   type TokenRecord,
 } from './records.js';
 import { type Cursor, MigrationInputError, type MigrationSource, type SourceBatch } from './source.js';
-
-/** kv keys and queues the hybrid backend reserves in each backend. */
-const RESERVED_KV = '__kst_hybrid:';
-const RESERVED_QUEUES = new Set(['__kst_hybrid_journal', '__kst_hybrid_journal_append']);
 
 export interface RedisSourceOptions {
   client: RedisClient;
@@ -525,7 +523,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
             cursor,
             batchSize,
             async (keys, node) => {
-              const wanted = keys.filter((k) => !k.startsWith(`${kvBase}${RESERVED_KV}`));
+              const wanted = keys.filter((k) => !k.startsWith(`${kvBase}${RESERVED_KV_PREFIX}`));
               const { records, skipped } = await readKv(wanted, node);
               if (wanted.length < keys.length) skipped.reserved = keys.length - wanted.length;
               return { records: records.filter((r): r is KvRecord => r !== undefined), skipped };

@@ -279,30 +279,47 @@ export async function validate(options: ValidateOptions): Promise<ValidationRepo
       }
       compared = compared.slice(0, options.sample).sort((a, b) => a.atMs - b.atMs);
     }
-    // One to one by content: within the tolerance first, then (a time drift) at any time.
-    const byContent = new Map<string, AuditRecord[]>();
-    for (const e of targetEntries) {
-      const key = auditContentId(e);
-      const list = byContent.get(key) ?? [];
-      list.push(e);
-      byContent.set(key, list);
-    }
+    // One to one by content. Per content, both sides in time order: each source entry takes the
+    // earliest unmatched target entry within the tolerance (for intervals of one width this pairs
+    // as many as any matching can); what is left pairs up as time drift, then missing or extra.
+    const group = <T extends AuditRecord>(entries: T[]) => {
+      const out = new Map<string, T[]>();
+      for (const e of entries) {
+        const key = auditContentId(e);
+        const list = out.get(key) ?? [];
+        list.push(e);
+        out.set(key, list);
+      }
+      for (const list of out.values()) list.sort((a, b) => a.atMs - b.atMs);
+      return out;
+    };
+    const byContent = group(targetEntries);
     const unmatched: AuditRecord[] = [];
-    for (const e of compared) {
-      v.checked += 1;
-      const list = byContent.get(auditContentId(e));
-      const i = list?.findIndex((t) => Math.abs(t.atMs - e.atMs) <= toleranceMs) ?? -1;
-      if (list && i >= 0) {
-        list.splice(i, 1);
-        v.matched += 1;
-      } else unmatched.push(e);
+    for (const [key, sources] of group(compared)) {
+      const targets = byContent.get(key) ?? [];
+      const left: AuditRecord[] = [];
+      let j = 0;
+      for (const e of sources) {
+        v.checked += 1;
+        while (j < targets.length && targets[j]!.atMs < e.atMs - toleranceMs) left.push(targets[j++]!);
+        if (j < targets.length && targets[j]!.atMs <= e.atMs + toleranceMs) {
+          j++;
+          v.matched += 1;
+        } else unmatched.push(e);
+      }
+      byContent.set(key, [...left, ...targets.slice(j)]);
     }
     for (const e of unmatched) {
       const list = byContent.get(auditContentId(e));
       if (list && list.length > 0) {
-        const t = list.shift()!;
+        // The nearest in time of what is left.
+        let best = 0;
+        for (let i = 1; i < list.length; i++) {
+          if (Math.abs(list[i]!.atMs - e.atMs) < Math.abs(list[best]!.atMs - e.atMs)) best = i;
+        }
+        const [t] = list.splice(best, 1);
         v.ttlDrift += 1;
-        note('ttlDrift', { id: e.sourceId, field: 'atMs', driftMs: Math.abs(t.atMs - e.atMs) });
+        note('ttlDrift', { id: e.sourceId, field: 'atMs', driftMs: Math.abs(t!.atMs - e.atMs) });
       } else {
         v.missing += 1;
         note('missing', { id: `${e.sourceId} ${e.identity} ${e.action}` });
