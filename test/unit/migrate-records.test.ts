@@ -7,7 +7,9 @@ import { auditContentId, canonicalJson, compareRecords, type KvRecord } from '..
 
 describe('canonicalJson', () => {
   it('sorts keys, drops whitespace and writes escapes and numbers one way', () => {
-    expect(canonicalJson('{"b": 1, "a": [1.0, "x\\u0041", null, true]}')).toBe('{"a":[1,"xA",null,true],"b":1}');
+    expect(canonicalJson('{"b": 1, "a": [1.0, "x\\u0041", null, true]}')).toBe(
+      '{"a":[1,"xA",null,true],"b":1}',
+    );
     expect(canonicalJson('{"z":{"y":[],"x":{}}}')).toBe('{"z":{"x":{},"y":[]}}');
     expect(canonicalJson('1e2')).toBe('100');
     expect(canonicalJson('"é"')).toBe(canonicalJson('"\\u00e9"'));
@@ -35,16 +37,21 @@ describe('compareRecords', () => {
 
   it('tells a changed value from a drifted expiry, within the tolerance', () => {
     expect(compareRecords('kv', kv('{"a":1}', 1000), kv('{ "a": 1 }', 1500), 1000)).toEqual({ kind: 'same' });
-    expect(compareRecords('kv', kv('1', 1000), kv('2', 1000), 1000)).toEqual({ kind: 'changed', field: 'value' });
+    expect(compareRecords('kv', kv('1', 1000), kv('2', 1000), 1000)).toEqual({
+      kind: 'changed',
+      field: 'value',
+    });
     expect(compareRecords('kv', kv('1', 1000), kv('1', 5000), 1000)).toEqual({
       kind: 'ttl',
       field: 'expiresAtMs',
       driftMs: 4000,
     });
     expect(compareRecords('kv', kv('1', null), kv('1', 5000), 1000)).toMatchObject({ kind: 'ttl' });
-    expect(compareRecords('kv', kv('9007199254740993', null), kv('9007199254740992', null), 0)).toMatchObject({
-      kind: 'changed',
-    });
+    expect(compareRecords('kv', kv('9007199254740993', null), kv('9007199254740992', null), 0)).toMatchObject(
+      {
+        kind: 'changed',
+      },
+    );
   });
 
   it('matches audit entries by content, whatever their ids and key order', () => {
@@ -58,7 +65,9 @@ describe('compareRecords', () => {
       outcome: 'ok' as const,
       details: '{"b":1,"a":2}',
     };
-    expect(auditContentId(entry)).toBe(auditContentId({ ...entry, sourceId: '99', details: '{"a":2,"b":1}' }));
+    expect(auditContentId(entry)).toBe(
+      auditContentId({ ...entry, sourceId: '99', details: '{"a":2,"b":1}' }),
+    );
     expect(auditContentId(entry)).not.toBe(auditContentId({ ...entry, action: 'b' }));
   });
 });
