@@ -230,6 +230,13 @@ export function createHybridDriver(
   const pendingMirrors = new Set<Promise<void>>();
   /** The latest asynchronous mirror of each item (see `itemOf`). */
   const mirrorTails = new Map<string, Promise<void>>();
+  /**
+   * Journal locks this process took and could not release (their backend went down mid-pass):
+   * source backend → the lock's token. That pass is over, so when the lock is still its token
+   * this process may take it back instead of waiting out its expiry (`journalLockMs`, 30 s)
+   * after the backend is back — a restarted Redis with AOF keeps the key.
+   */
+  const orphanedLocks = new Map<BackendName, string>();
   let reconciling: Promise<number> | undefined;
   /** Replays run by probes (awaited by `close`, so their locks are released). */
   const probing = new Set<Promise<unknown>>();
@@ -710,11 +717,38 @@ export function createHybridDriver(
         }
       };
       const release = async () => {
-        const holder = await withDeadline(lock.get(JOURNAL_LOCK), deadline, source.name).catch(
-          () => undefined,
+        try {
+          const holder = await withDeadline(lock.get(JOURNAL_LOCK), deadline, source.name);
+          if (holder === token) await withDeadline(lock.delete(JOURNAL_LOCK), deadline, source.name);
+          if (orphanedLocks.get(source.name) === token) orphanedLocks.delete(source.name);
+        } catch {
+          // Perhaps held (the acquisition may have landed unanswered): remembered, so a later
+          // pass of this process can take it back. A token that never landed is forgotten then.
+          orphanedLocks.set(source.name, token);
+        }
+      };
+      /** The lock held by a token of this process whose pass ended without releasing it: taken back. */
+      const takeBack = async (): Promise<boolean> => {
+        const orphan = orphanedLocks.get(source.name);
+        if (orphan === undefined) return false;
+        const [holder, ttl] = await withDeadline(
+          Promise.all([lock.get(JOURNAL_LOCK), lock.ttlMs(JOURNAL_LOCK)]),
+          deadline,
+          source.name,
         );
-        if (holder === token)
-          await withDeadline(lock.delete(JOURNAL_LOCK), deadline, source.name).catch(() => {});
+        if (holder !== orphan) {
+          orphanedLocks.delete(source.name);
+          return false;
+        }
+        // Only with time to spare: a lock about to expire may pass to another reconciler first.
+        if (typeof ttl !== 'number' || ttl <= deadline + lockMarginMs) return false;
+        await withDeadline(lock.delete(JOURNAL_LOCK), deadline, source.name);
+        orphanedLocks.delete(source.name);
+        return withDeadline(
+          lock.set(JOURNAL_LOCK, JSON.stringify(token), { ttlMs: settings.journalLockMs }, 'nx'),
+          deadline,
+          source.name,
+        );
       };
       try {
         // One reconciler per journal at a time, across containers: two draining one journal
@@ -731,7 +765,7 @@ export function createHybridDriver(
           owner.safeUntil = -1;
           throw error;
         });
-        if (!locked) throw new JournalBusy('held by another reconciler');
+        if (!locked && !(await takeBack())) throw new JournalBusy('held by another reconciler');
         owner.safeUntil = 0;
         owner.expiresAt = Date.now() + settings.journalLockMs;
         // A journal entry is never dropped: one that died (a crashed reconciler held it too often) comes back.
