@@ -79,6 +79,7 @@ import {
   splitPairId,
   type TokenRecord,
 } from './records.js';
+import { globEscape, scanStep as rawScanStep } from './redis-scan.js';
 import { type Cursor, MigrationInputError, type MigrationSource, type SourceBatch } from './source.js';
 
 export interface LegacySourceOptions {
@@ -147,11 +148,6 @@ export const SKIP_REASONS = {
   sharedSecret: 'same secret as another legacy token (kept the first)',
   unreadableAudit: 'audit entry JSON does not parse',
 } as const;
-
-/** Escapes SCAN MATCH glob characters in a literal. */
-function globEscape(text: string): string {
-  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
-}
 
 type Pipeline = ReturnType<Redis['pipeline']>;
 type Reply = [Error | null, unknown];
@@ -254,38 +250,11 @@ export function createLegacySource(options: LegacySourceOptions): MigrationSourc
   const p = options.prefix ?? '';
   const importedAtMs = (options.now ?? Date.now)();
   const cluster = client instanceof Cluster;
-  const nodes = (): Redis[] => (client instanceof Cluster ? client.nodes('master') : [client as Redis]);
   const pipelineOn = (node: Redis | undefined): Pipeline => (node ?? client).pipeline() as Pipeline;
   const strip = (key: string) => key.slice(p.length);
 
-  /**
-   * One SCAN step across the nodes: `cursor` is [node index, node cursor]. Answers the keys,
-   * the node they came from and the next cursor (null when every node is done).
-   */
-  async function scanStep(
-    pattern: string,
-    cursor: Cursor | undefined,
-    count: number,
-  ): Promise<{ keys: string[]; node: Redis; next: Cursor | null }> {
-    const all = nodes();
-    let [index, position] = (cursor as [number, string] | undefined) ?? [0, '0'];
-    // Keys of one node are gathered until there are `count` of them: a prefix matching few of
-    // the keys (a shared database) still makes full batches, not one per SCAN call.
-    const found: string[] = [];
-    for (;;) {
-      const node = all[index];
-      if (!node) return { keys: found, node: all[0]!, next: null };
-      const [nextPosition, keys] = await node.scan(position, 'MATCH', pattern, 'COUNT', count);
-      found.push(...keys);
-      if (nextPosition === '0') {
-        index += 1;
-        position = '0';
-      } else position = nextPosition;
-      const next: Cursor | null = index >= all.length ? null : [index, position];
-      if (next === null || (found.length > 0 && (found.length >= count || nextPosition === '0')))
-        return { keys: found, node, next };
-    }
-  }
+  const scanStep = (pattern: string, cursor: Cursor | undefined, count: number) =>
+    rawScanStep(client, pattern, cursor, count);
 
   /** Every key matching `pattern` (glob over the prefixed name), for indexes and estimates. */
   async function allKeys(pattern: string): Promise<{ key: string; node: Redis }[]> {

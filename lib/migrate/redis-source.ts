@@ -25,7 +25,10 @@ import {
   splitPairId,
   type TokenRecord,
 } from './records.js';
+import { globEscape, scanStep as rawScanStep } from './redis-scan.js';
 import { type Cursor, MigrationInputError, type MigrationSource, type SourceBatch } from './source.js';
+
+export { globEscape };
 
 export interface RedisSourceOptions {
   client: RedisClient;
@@ -36,11 +39,6 @@ export interface RedisSourceOptions {
 }
 
 type Pipeline = ReturnType<Redis['pipeline']>;
-
-/** Escapes SCAN MATCH glob characters in a literal. */
-export function globEscape(text: string): string {
-  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
-}
 
 /** The inverse of the backend's `tagSafe`: `%7B` `%7D` `%25` back to `{` `}` `%`. */
 function untag(name: string): string {
@@ -104,41 +102,12 @@ function serverMs(time: unknown): number {
 export function createRedisSource(options: RedisSourceOptions): MigrationSource {
   const { client, prefix } = options;
   const p = prefix;
-  /** Every node SCAN must walk: the primaries of a cluster, or the one server. */
-  const nodes = (): Redis[] => (client instanceof Cluster ? client.nodes('master') : [client as Redis]);
   /** A pipeline for keys of one node (SCAN answered them) or of one hash tag. */
   const pipelineOn = (node: Redis | undefined): Pipeline =>
     (node ?? (client as Redis)).pipeline() as Pipeline;
 
-  /**
-   * One SCAN step across the nodes: `cursor` is [node index, node cursor]. Answers the keys,
-   * the node they came from and the next cursor (null when every node is done).
-   */
-  async function scanStep(
-    pattern: string,
-    cursor: Cursor | undefined,
-    count: number,
-  ): Promise<{ keys: string[]; node: Redis; next: Cursor | null }> {
-    const all = nodes();
-    let [index, position] = (cursor as [number, string] | undefined) ?? [0, '0'];
-    // Keys of one node are gathered until there are `count` of them: a prefix matching few of
-    // the keys (a shared database) still makes full batches, not one per SCAN call.
-    const found: string[] = [];
-    for (;;) {
-      const node = all[index];
-      if (!node) return { keys: found, node: all[0]!, next: null };
-      const [nextPosition, keys] = await node.scan(position, 'MATCH', pattern, 'COUNT', count);
-      found.push(...keys);
-      if (nextPosition === '0') {
-        index += 1;
-        position = '0';
-      } else position = nextPosition;
-      const next: Cursor | null = index >= all.length ? null : [index, position];
-      if (next === null || (found.length > 0 && (found.length >= count || nextPosition === '0'))) {
-        return { keys: found, node, next };
-      }
-    }
-  }
+  const scanStep = (pattern: string, cursor: Cursor | undefined, count: number) =>
+    rawScanStep(client, pattern, cursor, count);
 
   /** SCAN-walked stores: batches of keys → records. */
   async function* scanned<S extends StoreName>(
