@@ -171,14 +171,13 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
   };
 
   // Sizes for progress and ETA are counted alongside the copy (a SCAN of names costs time of its
-  // own): until they are known, progress shows counts and rate only.
+  // own): until they are known, progress shows counts and rate only. A store that cannot be
+  // counted cheaply (queue dedup ids) is left out of the total.
   const estimates = new Map<StoreName, number | undefined>();
   let totalEstimate: number | undefined;
   const estimating = (async () => {
     for (const store of order) estimates.set(store, await source.estimate(store));
-    if ([...estimates.values()].every((n) => n !== undefined)) {
-      totalEstimate = [...estimates.values()].reduce<number>((sum, n) => sum + (n ?? 0), 0);
-    }
+    totalEstimate = [...estimates.values()].reduce<number>((sum, n) => sum + (n ?? 0), 0);
   })().catch(() => {});
   let totalRead = 0;
 
