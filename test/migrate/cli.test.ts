@@ -15,10 +15,16 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../lib/migrate/cli.js';
-import { createStorage } from '../../lib/storage/index.js';
 import { quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import { type PopulateCounts, populate } from './populate.js';
-import { adminSql, DATABASE_URL, migrateUnavailable, REDIS_URL, Scratch } from './support.js';
+import {
+  adminSql,
+  DATABASE_URL,
+  migrateUnavailable,
+  REDIS_URL,
+  redisStorage as redisStorageOn,
+  Scratch,
+} from './support.js';
 
 const unavailable = await migrateUnavailable();
 
@@ -156,15 +162,8 @@ describe.skipIf(unavailable !== undefined)('kubently-storage migrate (CLI)', () 
     throw new Error(`timed out waiting for ${what}`);
   }
 
-  function redisStorage(prefix: string) {
-    return createStorage({
-      backend: 'redis',
-      keyPrefix: prefix,
-      redis: { url: REDIS_URL },
-      queues: { maxAttempts: 1 },
-      events: { maxHistory: 10_000 },
-    });
-  }
+  const redisStorage = (prefix: string) =>
+    redisStorageOn(prefix, { queues: { maxAttempts: 1 }, events: { maxHistory: 10_000 } });
 
   beforeAll(async () => {
     small = scratch.prefix();

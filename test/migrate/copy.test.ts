@@ -8,11 +8,16 @@ import { copy } from '../../lib/migrate/copy.js';
 import type { PgTarget } from '../../lib/migrate/pg-target.js';
 import type { MigrationSource } from '../../lib/migrate/source.js';
 import { validate } from '../../lib/migrate/validate.js';
-import { createStorage } from '../../lib/storage/index.js';
 import { quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { type Populated, populate } from './populate.js';
-import { adminSql, DATABASE_URL, migrateUnavailable, REDIS_URL, Scratch } from './support.js';
+import {
+  adminSql,
+  migrateUnavailable,
+  pgStorage as pgStorageOn,
+  redisStorage as redisStorageOn,
+  Scratch,
+} from './support.js';
 
 const unavailable = await migrateUnavailable();
 
@@ -26,24 +31,10 @@ const COUNTS = {
   connections: 500,
 };
 
-function redisStorage(prefix: string): Storage {
-  return createStorage({
-    backend: 'redis',
-    keyPrefix: prefix,
-    redis: { url: REDIS_URL },
-    queues: { maxAttempts: 1 },
-    events: { maxHistory: 10_000 },
-  });
-}
-
-function pgStorage(schema: string): Storage {
-  return createStorage({
-    backend: 'postgresql',
-    postgresql: { url: DATABASE_URL, schema, listen: false },
-    queues: { maxAttempts: 1 },
-    events: { maxHistory: 10_000 },
-  });
-}
+/** Dead letters after one failed delivery; history long enough to keep every event. */
+const LIMITS = { queues: { maxAttempts: 1 }, events: { maxHistory: 10_000 } };
+const redisStorage = (prefix: string) => redisStorageOn(prefix, LIMITS);
+const pgStorage = (schema: string) => pgStorageOn(schema, LIMITS);
 
 describe.skipIf(unavailable !== undefined)('migrate copy: Redis layout → PostgreSQL', () => {
   const scratch = new Scratch();

@@ -14,7 +14,7 @@ import { createStorage, hybridControl } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { everyType } from '../support/backends.js';
 import { inParallel } from './populate.js';
-import { DATABASE_URL, migrateUnavailable, REDIS_URL, Scratch } from './support.js';
+import { DATABASE_URL, migrateUnavailable, pgStorage, REDIS_URL, redisStorage, Scratch } from './support.js';
 
 const unavailable = await migrateUnavailable();
 
@@ -28,7 +28,7 @@ describe.skipIf(unavailable !== undefined)('migrate copy under dual-write', () =
     const prefix = scratch.prefix();
     const schema = await scratch.schema();
     // Before dual-write: data only Redis has.
-    const before = createStorage({ backend: 'redis', keyPrefix: prefix, redis: { url: REDIS_URL } });
+    const before = redisStorage(prefix);
     const sessionIds: string[] = [];
     const tokenIds: string[] = [];
     try {
@@ -156,11 +156,8 @@ describe.skipIf(unavailable !== undefined)('migrate copy under dual-write', () =
     for (const verify of [true, false]) {
       const prefix = scratch.prefix();
       const schema = await scratch.schema();
-      const redis = createStorage({ backend: 'redis', keyPrefix: prefix, redis: { url: REDIS_URL } });
-      const pg = createStorage({
-        backend: 'postgresql',
-        postgresql: { url: DATABASE_URL, schema, listen: false },
-      });
+      const redis = redisStorage(prefix);
+      const pg = pgStorage(schema);
       try {
         await redis.kv.setMany(range(50).map((i) => ({ key: `k${i}`, value: 'old' })));
         const inner = scratch.source(prefix);
@@ -205,11 +202,8 @@ describe.skipIf(unavailable !== undefined)('migrate copy under dual-write', () =
   it('copy --move brings a queue over once its routing moved: each message delivered once, from the target', async () => {
     const prefix = scratch.prefix();
     const schema = await scratch.schema();
-    const redis = createStorage({ backend: 'redis', keyPrefix: prefix, redis: { url: REDIS_URL } });
-    const pg = createStorage({
-      backend: 'postgresql',
-      postgresql: { url: DATABASE_URL, schema, listen: false },
-    });
+    const redis = redisStorage(prefix);
+    const pg = pgStorage(schema);
     try {
       for (let i = 0; i < 500; i++)
         await redis.queues.send('moving', { i }, { dedupId: i % 50 === 0 ? `d${i}` : undefined });

@@ -8,10 +8,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { copy } from '../../lib/migrate/copy.js';
 import type { MigrationSource } from '../../lib/migrate/source.js';
 import { validate } from '../../lib/migrate/validate.js';
-import { createStorage } from '../../lib/storage/index.js';
 import { quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import type { Storage } from '../../lib/storage/types.js';
-import { adminSql, DATABASE_URL, migrateUnavailable, REDIS_URL, Scratch } from './support.js';
+import { adminSql, migrateUnavailable, pgStorage, redisStorage, Scratch } from './support.js';
 
 const unavailable = await migrateUnavailable();
 
@@ -22,16 +21,13 @@ describe.skipIf(unavailable !== undefined)('migrate: edges', () => {
   async function setup() {
     const prefix = scratch.prefix();
     const schema = await scratch.schema();
-    const redisStorage = createStorage({ backend: 'redis', keyPrefix: prefix, redis: { url: REDIS_URL } });
-    const pg = createStorage({
-      backend: 'postgresql',
-      postgresql: { url: DATABASE_URL, schema, listen: false },
-    });
-    const opened: Storage[] = [redisStorage, pg];
+    const redis = redisStorage(prefix);
+    const pg = pgStorage(schema);
+    const opened: Storage[] = [redis, pg];
     return {
       prefix,
       schema,
-      redisStorage,
+      redisStorage: redis,
       pg,
       source: scratch.source(prefix),
       target: await scratch.target(schema),

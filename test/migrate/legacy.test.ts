@@ -27,9 +27,9 @@ import type { PgTarget } from '../../lib/migrate/pg-target.js';
 import type { AuditRecord } from '../../lib/migrate/records.js';
 import type { MigrationSource } from '../../lib/migrate/source.js';
 import { validate } from '../../lib/migrate/validate.js';
-import { createStorage, type Storage } from '../../lib/storage/index.js';
+import type { Storage } from '../../lib/storage/index.js';
 import { quoteIdent } from '../../lib/storage/postgresql/sql.js';
-import { adminSql, DATABASE_URL, migrateUnavailable, REDIS_URL, Scratch } from './support.js';
+import { adminSql, migrateUnavailable, pgStorage, REDIS_URL, Scratch } from './support.js';
 
 const unavailable = await migrateUnavailable();
 
@@ -54,10 +54,7 @@ describe.skipIf(unavailable !== undefined)(
         now: () => importedAtMs,
       });
     const open = (schema: string): Storage => {
-      const storage = createStorage({
-        backend: 'postgresql',
-        postgresql: { url: DATABASE_URL, schema, listen: false },
-      });
+      const storage = pgStorage(schema);
       storages.push(storage);
       return storage;
     };

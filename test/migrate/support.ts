@@ -5,12 +5,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { resolveConfig } from '../../lib/config/index.js';
+import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { createPgTarget, type PgTarget } from '../../lib/migrate/pg-target.js';
 import { createRedisSource } from '../../lib/migrate/redis-source.js';
 import type { MigrationSource } from '../../lib/migrate/source.js';
+import { createStorage } from '../../lib/storage/index.js';
 import { migrate } from '../../lib/storage/postgresql/migrate.js';
 import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
+import type { Storage } from '../../lib/storage/types.js';
 import { testDatabaseUrl } from '../support/backends.js';
 
 export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -50,6 +52,20 @@ export async function migrateUnavailable(): Promise<string | undefined> {
     console.warn(`\n⚠ migration tests SKIPPED: ${reason}\n`);
   }
   return reason;
+}
+
+/** A Redis-backed storage writing under `prefix` (this project's layout: a copy's source). */
+export function redisStorage(prefix: string, overrides: StorageConfigInput = {}): Storage {
+  return createStorage({ ...overrides, backend: 'redis', keyPrefix: prefix, redis: { url: REDIS_URL } });
+}
+
+/** A PostgreSQL-backed storage on `schema` (a copy's target, read through the public API). */
+export function pgStorage(schema: string, overrides: StorageConfigInput = {}): Storage {
+  return createStorage({
+    ...overrides,
+    backend: 'postgresql',
+    postgresql: { url: DATABASE_URL, schema, listen: false },
+  });
 }
 
 export function adminSql(): Promise<Sql> {
