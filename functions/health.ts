@@ -1,5 +1,5 @@
 /**
- * `GET /health` (no auth): API.md's Health contract. 200 with `ok` or `degraded`, 503 with
+ * `GET /health` (no auth): docs/api.md's Health contract. 200 with `ok` or `degraded`, 503 with
  * `down` when nothing serves, including when the configuration is invalid.
  */
 import middy from '@middy/core';

@@ -1,4 +1,4 @@
-/** KV routes of API.md: `PUT|GET|DELETE /kv/{key}`, `POST /kv/{key}/expire`, `POST /kv/{key}/incr`. */
+/** KV routes of docs/api.md: `PUT|GET|DELETE /kv/{key}`, `POST /kv/{key}/expire`, `POST /kv/{key}/incr`. */
 import { ConflictError, NotFoundError } from '../lib/errors.js';
 import type { Json } from '../lib/storage/types.js';
 import { type ApiRequest, httpApi } from './lib/api.js';

@@ -1,5 +1,5 @@
 /**
- * Events routes of API.md: `POST /channels/{channel}/messages` stores the event, then relays
+ * Events routes of docs/api.md: `POST /channels/{channel}/messages` stores the event, then relays
  * it to the channel's WebSocket subscribers; `GET /channels/{channel}/messages` reads history.
  */
 import { ValidationError } from '../lib/errors.js';

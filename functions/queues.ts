@@ -1,4 +1,4 @@
-/** Queue routes of API.md: send, receive (long poll), ack, nack, stats. The resource is the queue name. */
+/** Queue routes of docs/api.md: send, receive (long poll), ack, nack, stats. The resource is the queue name. */
 import type { Context } from 'aws-lambda';
 import type { Json } from '../lib/storage/types.js';
 import { type ApiRequest, httpApi } from './lib/api.js';

@@ -1,5 +1,5 @@
 /**
- * Session routes of API.md, and the active-cluster checks executors and agents poll. A token's
+ * Session routes of docs/api.md, and the active-cluster checks executors and agents poll. A token's
  * resource globs apply to a session's cluster id: lists are filtered to the clusters the token
  * may see, single sessions of other clusters are refused.
  */

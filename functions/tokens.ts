@@ -1,5 +1,5 @@
 /**
- * Token routes of API.md (admin scope): issue, list, revoke. An admin whose token is limited
+ * Token routes of docs/api.md (admin scope): issue, list, revoke. An admin whose token is limited
  * to some resources sees, issues and revokes only tokens within them. Every issue and revoke is
  * written to the audit log with the identity that did it; the token secret never is.
  */

@@ -1,5 +1,5 @@
 /**
- * The WebSocket routes (API.md, WebSocket). `$connect` runs after the authorizer accepted the
+ * The WebSocket routes (docs/api.md, WebSocket). `$connect` runs after the authorizer accepted the
  * token and registers the connection with what the token grants; `$default` takes the client's
  * frames (subscribe, unsubscribe, publish) and answers through `postToConnection`; `$disconnect`
  * forgets the connection and its subscriptions.

@@ -44,7 +44,7 @@ export function requestToken(
 
 /**
  * The live token's principal; `UnauthorizedError` when the token is missing, unknown, expired
- * or revoked (API.md: all 401, and the message does not say which, so a caller cannot probe).
+ * or revoked (docs/api.md: all 401, and the message does not say which, so a caller cannot probe).
  */
 export async function authenticate(tokens: TokenStore, token: string | undefined): Promise<Principal> {
   if (token === undefined) {

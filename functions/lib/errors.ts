@@ -8,7 +8,7 @@ export function configErrorMessage(error: ConfigError): string {
   return `invalid configuration: ${error.problems.join('; ')}`;
 }
 
-// Client errors raised by middy middlewares (`createError` from @middy/util), mapped to API.md's
+// Client errors raised by middy middlewares (`createError` from @middy/util), mapped to docs/api.md's
 // codes; 415 and 422, what middy's body parsers answer, are bad input: a 400.
 const CLIENT_ERROR_CODES: Record<number, ApiErrorCode> = {
   400: 'bad_request',
@@ -36,7 +36,7 @@ function isMiddyHttpError(error: unknown): error is MiddyHttpError {
 }
 
 /**
- * Maps anything a handler throws to an API.md error response, and logs it. The library's typed
+ * Maps anything a handler throws to a docs/api.md error response, and logs it. The library's typed
  * errors carry their own `status` and `code`; a `ConfigError` means nothing can serve (503);
  * anything else is a bug: 500 with an id that is logged with the full error, so the caller gets
  * something to quote and never a stack trace.

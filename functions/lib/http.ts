@@ -1,7 +1,7 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { ErrorCode } from '../../lib/errors.js';
 
-/** The codes of API.md's error body; `internal` only for failures that are not the caller's. */
+/** The codes of docs/api.md's error body; `internal` only for failures that are not the caller's. */
 export type ApiErrorCode = ErrorCode | 'internal';
 
 export interface ApiErrorBody {
@@ -19,7 +19,7 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
   };
 }
 
-/** API.md's error body: `{"error": {"code", "message"}}`. */
+/** docs/api.md's error body: `{"error": {"code", "message"}}`. */
 export function errorBody(code: ApiErrorCode, message: string): ApiErrorBody {
   return { error: { code, message } };
 }

@@ -1,5 +1,5 @@
 /**
- * The WebSocket relay: a stored event goes out as a `message` frame (API.md) to every live
+ * The WebSocket relay: a stored event goes out as a `message` frame (docs/api.md) to every live
  * connection subscribed to its channel, through API Gateway's `postToConnection`. Few
  * subscribers are served in the publishing invocation; many are handed to the `fanout` function
  * (invoked asynchronously) so a publish answers without waiting for them. A connection API
@@ -22,7 +22,7 @@ export const MAX_MESSAGE_BYTES = 128 * 1024;
 const POST_CONCURRENCY = 16;
 const PAGE_SIZE = 1000;
 
-/** The frames the server sends (API.md, WebSocket). */
+/** The frames the server sends (docs/api.md, WebSocket). */
 export type ServerFrame =
   | { type: 'subscribed'; channel: string }
   | { type: 'unsubscribed'; channel: string }

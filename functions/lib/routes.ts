@@ -1,5 +1,5 @@
 /**
- * Every HTTP route of API.md, once: method, path, the function serving it, the scope it needs,
+ * Every HTTP route of docs/api.md, once: method, path, the function serving it, the scope it needs,
  * and its request and response schemas. Handlers validate requests with these schemas, the
  * OpenAPI file (`openapi.yaml`, `npm run openapi`) is generated from them, and a test holds
  * `serverless.yml`, this table and the OpenAPI file to the same set of routes.

@@ -97,7 +97,7 @@ suite(`HTTP API over serverless offline [postgresql]${skipReason}`, () => {
     }
   });
 
-  it('refuses bad input and bad tokens with API.md error bodies', async () => {
+  it('refuses bad input and bad tokens with docs/api.md error bodies', async () => {
     const missing = await api('GET', '/kv/x', undefined, { authorization: '' });
     expect(missing.status).toBe(401);
     expect(missing.json).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });

@@ -1,5 +1,5 @@
 /**
- * The HTTP contract of API.md, route by route, through the real functions invoked with API
+ * The HTTP contract of docs/api.md, route by route, through the real functions invoked with API
  * Gateway v2 events, on real Redis and real PostgreSQL.
  */
 import { beforeAll, describe, expect, it, vi } from 'vitest';

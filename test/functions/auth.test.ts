@@ -1,9 +1,9 @@
 /**
- * The auth contract of API.md on every HTTP route, through the real handlers on real Redis and
+ * The auth contract of docs/api.md on every HTTP route, through the real handlers on real Redis and
  * real PostgreSQL: missing, unknown, expired and revoked tokens answer 401; a live token without
  * the route's scope or whose resource globs do not match the route's resource answers 403; the
  * error body is exactly `{"error": {"code", "message"}}`. The scope each route needs is written
- * out here from API.md, independently of the routes table, so a table that drifts fails.
+ * out here from docs/api.md, independently of the routes table, so a table that drifts fails.
  *
  * An unreachable server fails the run under CI and is skipped loudly elsewhere (the pattern of
  * test/conformance/conformance.test.ts).
@@ -16,7 +16,7 @@ import { SCOPES, type Scope, type Storage } from '../../lib/storage/types.js';
 import { type Backend, installHint, postgresBackend, redisBackend } from '../support/backends.js';
 import { type ApiResponse, type CallOptions, call, serveFrom } from './api-support.js';
 
-/** API.md's scope per route (`admin` implies every scope and is the only one for tokens routes). */
+/** docs/api.md's scope per route (`admin` implies every scope and is the only one for tokens routes). */
 const EXPECTED_SCOPES: Record<string, readonly Scope[]> = {
   'PUT /kv/{key}': ['kv:write'],
   'GET /kv/{key}': ['kv:read'],
@@ -203,7 +203,7 @@ function describeAuth(backend: Backend): void {
       expectError(await withToken(key, issued.token), 401, 'unauthorized');
     });
 
-    it('every scope: allowed iff API.md gives the route that scope (admin always), else 403', async () => {
+    it('every scope: allowed iff docs/api.md gives the route that scope (admin always), else 403', async () => {
       for (const scope of SCOPES) {
         const { token } = await issue([scope]);
         const response = await withToken(key, token);

@@ -1,6 +1,6 @@
 /**
  * Bad input on every HTTP route, through the real handlers on real Redis and real PostgreSQL:
- * each case of the table is one test asserting API.md's 4xx status and error code (never a
+ * each case of the table is one test asserting docs/api.md's 4xx status and error code (never a
  * 5xx), the exact error body without a stack trace or driver text, and — for writes — that
  * nothing was half-written (the state the route would change reads the same before and after).
  * A few cases are inputs that must be accepted (boundary names and sizes, unicode), asserted
@@ -720,7 +720,7 @@ const CASES: Case[] = [
     }),
   ),
 
-  // API.md allows wait up to 20 s and answers an empty list after it: never a timeout error.
+  // docs/api.md allows wait up to 20 s and answers an empty list after it: never a timeout error.
   {
     name: 'receive wait 20 (the documented maximum) on an empty queue answers an empty list',
     route: 'POST /queues/{queue}/receive',

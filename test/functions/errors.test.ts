@@ -26,7 +26,7 @@ function middyHttpError(statusCode: number, message: string) {
   return Object.assign(new Error(message), { statusCode, status: statusCode, expose: statusCode < 500 });
 }
 
-describe('errorResponse: errors become API.md error bodies', () => {
+describe('errorResponse: errors become docs/api.md error bodies', () => {
   it.each([
     [new ValidationError('key', 'must not be empty'), 400, 'bad_request', 'key: must not be empty'],
     [new PayloadTooLargeError('value', 'is too big'), 413, 'payload_too_large', 'value: is too big'],
