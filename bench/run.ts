@@ -1,6 +1,8 @@
 /**
  * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate] [--bundles DIR] [--out DIR]`
  * `npm run bench -- --render bench/results/latest.json` re-renders a run's report and chart.
+ * A full run, or a run of the migrate suite alone, into bench/results also renders
+ * docs/benchmarks.md (bench/render-docs.ts).
  *
  * Runs the benchmark suites (bench/suites/*), then prints a table and writes, under `--out`
  * (default bench/results): `<name>.json` (every number), `<name>.md` (the report) and
@@ -21,6 +23,7 @@ import { renderMarkdown, renderTerminal } from './lib/report.js';
 import type { BenchResults } from './lib/results.js';
 import { renderSvg } from './lib/svg.js';
 import { evaluateTargets } from './lib/targets.js';
+import { RESULTS_DIR, updateBenchmarksDoc } from './render-docs.js';
 import { lambdaSuite } from './suites/lambda.js';
 import { matrixSuite } from './suites/matrix.js';
 import { migrateSuite } from './suites/migrate.js';
@@ -110,6 +113,14 @@ function render(file: string): void {
   writeFileSync(`${base}.md`, renderMarkdown(results, `${name}.svg`));
   writeFileSync(`${base}.svg`, renderSvg(results));
   process.stdout.write(renderTerminal(results));
+  renderDocs(file);
+}
+
+/** docs/benchmarks.md shows the full run and the migration suite's own run, when those are what was written. */
+function renderDocs(written: string): void {
+  const name = written.slice(written.lastIndexOf('/') + 1);
+  if (resolve(written, '..') !== RESULTS_DIR || !['latest.json', 'only-migrate.json'].includes(name)) return;
+  if (updateBenchmarksDoc()) process.stdout.write('updated docs/benchmarks.md\n');
 }
 
 async function main(): Promise<void> {
@@ -196,6 +207,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nwrote ${join(options.out, name)}.{json,md,svg} in ${results.meta.durationSeconds} s\n`,
   );
+  renderDocs(join(options.out, `${name}.json`));
 }
 
 await main();

@@ -80,14 +80,21 @@ export class BackendUnavailableError extends StorageError {
   readonly code = 'unavailable' as const;
   readonly status = 503;
   readonly retryable: boolean;
+  /**
+   * What callers may be told besides the backend's name (the HTTP edge never shows `message`:
+   * driver messages name ports and users). Set only for a cause the caller can act on or report,
+   * such as a host name that does not resolve.
+   */
+  readonly publicDetail: string | undefined;
 
   constructor(
     readonly backend: string,
     message: string,
-    options?: { cause?: unknown; retryable?: boolean },
+    options?: { cause?: unknown; retryable?: boolean; publicDetail?: string },
   ) {
     super(`${backend} unavailable: ${message}`, options);
     this.retryable = options?.retryable ?? true;
+    this.publicDetail = options?.publicDetail;
   }
 }
 

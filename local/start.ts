@@ -7,7 +7,11 @@
  * embedded one: PostgreSQL as PGlite persisted under the data directory, migrated here and
  * served on 127.0.0.1 to every function (local/embedded-postgres.ts says why over a socket).
  * `STORAGE_BACKEND=redis` uses `REDIS_URL`, `STORAGE_BACKEND=postgresql` with `DATABASE_URL`
- * that server (migrated beforehand with `npm run migrate`), `memory` the in-process store.
+ * that server (migrated beforehand with `npm run migrate`). Those servers are checked before
+ * anything is bundled (local/probe-backend.ts): one that does not answer stops the start with
+ * the cause in one line. `memory` is refused: serverless-offline runs every function in its own
+ * worker thread, so each would hold a store of its own (a token issued through `/tokens` would be
+ * unknown to `/kv`).
  *
  * Environment:
  *   KUBENTLY_DATA_DIR     the data directory (default `.data/` in the repository): the embedded
@@ -24,11 +28,20 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  existsSync,
+  constants as fsConstants,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants } from 'node:os';
-import { join, resolve } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataDirLockedError, type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
+import { probeBackends, redact } from './probe-backend.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const serverlessBin = fileURLToPath(new URL('../node_modules/.bin/serverless', import.meta.url));
@@ -48,6 +61,13 @@ const embedded =
   requestedBackend === '' ||
   (requestedBackend === 'postgresql' &&
     (!process.env.DATABASE_URL || process.env.POSTGRES_DRIVER === 'pglite'));
+
+if (requestedBackend === 'memory') {
+  console.error(
+    'STORAGE_BACKEND=memory is refused: npm start runs each function in its own worker, so each would keep a store of its own (a token issued through /tokens would be unknown to /kv); leave STORAGE_BACKEND unset for the embedded PostgreSQL, which needs no server.',
+  );
+  process.exit(1);
+}
 
 if (!existsSync(serverlessBin)) {
   console.error(`${serverlessBin} is missing: run \`npm ci\` first.`);
@@ -84,8 +104,6 @@ const env: NodeJS.ProcessEnv = {
   AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID || 'local',
   AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY || 'local',
   AWS_REGION: process.env.AWS_REGION || 'us-east-1',
-  // One EMF metric line per request drowns the logs of a terminal; POWERTOOLS_METRICS_DISABLED=false shows them.
-  POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED || 'true',
   WEBSOCKET_ENDPOINT: `http://localhost:${websocketPort}`,
   LAMBDA_ENDPOINT: `http://localhost:${lambdaPort}`,
   BOOTSTRAP_TOKEN_HASH: admin.hash,
@@ -116,6 +134,15 @@ if (embedded) {
   // Whatever DATABASE_URL or POSTGRES_DRIVER the shell has, the functions use this database.
   env.DATABASE_URL = database.url;
   env.POSTGRES_DRIVER = 'pg';
+}
+
+if (!embedded && stopping === undefined) {
+  console.log(`Checking the ${requestedBackend} backend …`);
+  const problem = await probeBackends(env, root);
+  if (problem !== undefined) {
+    console.error(problem);
+    process.exit(1);
+  }
 }
 
 if (stopping === undefined) {
@@ -244,7 +271,8 @@ function printBanner({ status, body }: HealthAnswer): void {
       `    TOKEN=${admin.token ?? '<your admin token>'}`,
       `    curl -H "Authorization: Bearer $TOKEN" ${baseUrl}/kv/hello -X PUT -d '{"value":"world"}' -H 'content-type: application/json'`,
       `    curl -H "Authorization: Bearer $TOKEN" ${baseUrl}/kv/hello`,
-      `    wscat -c "${wsUrl}?token=$TOKEN"     then send {"action":"subscribe","channel":"demo"}`,
+      `    ${webSocketTry()}`,
+      `    curl -H "Authorization: Bearer $TOKEN" ${baseUrl}/channels/demo/messages -d '{"message":"hi"}' -H 'content-type: application/json'`,
       '  Real servers instead:',
       '    STORAGE_BACKEND=redis REDIS_URL=redis://127.0.0.1:6379 npm start',
       '    STORAGE_BACKEND=postgresql DATABASE_URL=postgres://… npm start   (after npm run migrate)',
@@ -254,9 +282,29 @@ function printBanner({ status, body }: HealthAnswer): void {
   );
 }
 
-/** A URL without its password. */
-function redact(url: string): string {
-  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+/**
+ * A line that opens a WebSocket and subscribes to `demo`, with a tool that is there: wscat when
+ * it is on the PATH, else node with the `ws` package this project ships (run from this directory).
+ */
+function webSocketTry(): string {
+  const url = `"${wsUrl}?token=$TOKEN"`;
+  if (onPath('wscat')) return `wscat -c ${url}     then send {"action":"subscribe","channel":"demo"}`;
+  // Subscribes to `demo` and prints every frame; the URL is its argument. No `!` or `$`: it sits in double quotes.
+  const script =
+    "const w=new (require('ws'))(process.argv[1]);w.on('open',()=>w.send(JSON.stringify({action:'subscribe',channel:'demo'})));w.on('message',m=>console.log(String(m)))";
+  return `node -e "${script}" ${url}     (from ${root})`;
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    if (dir === '') return false;
+    try {
+      accessSync(join(dir, command), fsConstants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 function optionValue(argv: string[], name: string): string | undefined {

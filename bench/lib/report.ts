@@ -169,18 +169,23 @@ export function lambdaTables(results: BenchResults): string {
       names.map((name) => [name, ...packages.map((p) => cell(name, p, (f) => ms(f.coldProcessMs)))]),
       [L, ...right],
     ),
-    table(
-      ['warm handler', 'backend', 'handler p50 / p99 ms', 'store op p50 / p99 ms', 'overhead p50 ms'],
-      lambda.warm.map((w) => [
-        w.route,
-        w.backend,
-        `${ms(w.handler.p50)} / ${ms(w.handler.p99)}`,
-        `${ms(w.store.p50)} / ${ms(w.store.p99)}`,
-        ms(w.overheadP50),
-      ]),
-      [L, L, R, R, R],
-    ),
+    warmHandlerTable(results),
   ].join('\n\n');
+}
+
+/** The bundled kv handler invoked warm, against the same store operation on the library. */
+export function warmHandlerTable(results: BenchResults): string {
+  return table(
+    ['warm handler', 'backend', 'handler p50 / p99 ms', 'store op p50 / p99 ms', 'overhead p50 ms'],
+    (results.lambda?.warm ?? []).map((w) => [
+      w.route,
+      w.backend,
+      `${ms(w.handler.p50)} / ${ms(w.handler.p99)}`,
+      `${ms(w.store.p50)} / ${ms(w.store.p99)}`,
+      ms(w.overheadP50),
+    ]),
+    [L, L, R, R, R],
+  );
 }
 
 /** The data migration: items/s per run and per store, and the kv part against the raw drivers. */

@@ -51,7 +51,7 @@ export function errorResponse(error: unknown, logger: Logger): HttpResponse {
     logger.error('storage error', { code: error.code, error });
     const message =
       error instanceof BackendUnavailableError
-        ? `${error.backend} is unavailable${error.retryable ? '; retry later' : ''}`
+        ? `${error.backend} is unavailable${error.publicDetail ? `: ${error.publicDetail}` : ''}${error.retryable ? '; retry later' : ''}`
         : 'storage is unavailable';
     return json(error.status, errorBody(error.code, message));
   }

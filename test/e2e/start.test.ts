@@ -4,9 +4,11 @@
  * closed ports and `STORAGE_BACKEND` is unset, so any use of a real server would show. Then: a
  * second instance on the same data directory is refused, and a restart keeps data and token.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts, type Offline, OfflineStartError, startOffline } from '../support/offline.js';
 
@@ -47,6 +49,15 @@ function call(method: string, path: string, body?: unknown, token = offline!.adm
   });
 }
 
+/** Waits for `done()`; fails with `shown()` after a ceiling meant for a busy machine. */
+async function until(done: () => boolean, shown: () => string, ceilingMs = 60_000): Promise<void> {
+  const deadline = Date.now() + ceilingMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`not seen within ${ceilingMs / 1000} s; got:\n${shown()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 describe('npm start with no server running', () => {
   it('serves /health on the embedded postgresql backend', async () => {
     const response = await fetch(`${offline!.baseUrl}/health`);
@@ -66,9 +77,46 @@ describe('npm start with no server running', () => {
     const output = offline!.output();
     expect(output).toContain(`TOKEN=${offline!.adminToken}`);
     expect(output).toContain('curl -H "Authorization: Bearer $TOKEN"');
-    expect(output).toContain('wscat -c "ws://localhost:');
     expect(output).toContain('embedded PGlite');
   });
+
+  it('suggests a WebSocket line with a tool that is there, and the line subscribes', async () => {
+    const line = /^ {4}(\S.*"ws:\/\/localhost:\d+\?token=\$TOKEN".*)$/m.exec(offline!.output())?.[1];
+    expect(line).toBeDefined();
+    if (line!.startsWith('wscat ')) {
+      // Interactive: that it is on the PATH is what the banner promises.
+      expect(spawnSync('sh', ['-c', 'command -v wscat']).status).toBe(0);
+      return;
+    }
+    expect(line).toMatch(/^node -e /);
+    const command = line!.replace(/\s+\(from .*\)$/, '');
+    const client = spawn('bash', ['-c', command], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { ...process.env, TOKEN: offline!.adminToken },
+      detached: true,
+    });
+    let printed = '';
+    client.stdout.on('data', (chunk) => {
+      printed += chunk;
+    });
+    client.stderr.on('data', (chunk) => {
+      printed += chunk;
+    });
+    try {
+      await until(
+        () => printed.includes('"type":"subscribed"'),
+        () => printed,
+      );
+      const published = await call('POST', '/channels/demo/messages', { message: 'from the tour' });
+      expect(published.status).toBe(202);
+      await until(
+        () => printed.includes('"message":"from the tour"'),
+        () => printed,
+      );
+    } finally {
+      if (client.pid !== undefined) process.kill(-client.pid, 'SIGTERM');
+    }
+  }, 90_000);
 
   it('refuses calls without a valid token', async () => {
     expect((await call('GET', '/kv/hello', undefined, '')).status).toBe(401);
@@ -90,9 +138,9 @@ describe('npm start with no server running', () => {
     const active = await call('GET', '/clusters/local-e2e/active');
     expect(await active.json()).toEqual({ clusterId: 'local-e2e', active: true });
 
-    const published = await call('POST', '/channels/demo/messages', { message: { n: 1 } });
+    const published = await call('POST', '/channels/e2e-history/messages', { message: { n: 1 } });
     expect(published.status).toBe(202);
-    const history = (await (await call('GET', '/channels/demo/messages')).json()) as {
+    const history = (await (await call('GET', '/channels/e2e-history/messages')).json()) as {
       messages: Array<{ message: unknown }>;
     };
     expect(history.messages.map((m) => m.message)).toEqual([{ n: 1 }]);

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import type { StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError, StorageError } from '../../errors.js';
+import { unresolvedHostError } from '../unresolved-host.js';
 import type { PoolUse } from '../types.js';
 
 export type Row = Record<string, unknown>;
@@ -65,12 +66,14 @@ const TRANSIENT_MESSAGE =
 
 /**
  * Maps a driver error to a typed one: connection trouble → `BackendUnavailableError`
- * (retryable); a schema without this code's tables → `BackendUnavailableError` saying to run
+ * (retryable; a host name that does not exist is not, see unresolved-host.ts); a schema without this code's tables → `BackendUnavailableError` saying to run
  * migrations; other database refusals → `BackendUnavailableError` (not retryable).
  * Typed storage errors pass through unchanged.
  */
 export function mapSqlError(error: unknown, schema?: string): unknown {
   if (error instanceof StorageError) return error;
+  const unresolved = unresolvedHostError('postgresql', error, 'postgresql.url (DATABASE_URL)');
+  if (unresolved) return unresolved;
   if (isErrorEvent(error)) {
     // The Neon driver rejects with the WebSocket's error event (not an Error) when it cannot
     // reach the WebSocket endpoint: the network failure is inside.

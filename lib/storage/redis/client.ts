@@ -7,6 +7,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError, ConfigError, StorageError } from '../../errors.js';
+import { unresolvedHostError } from '../unresolved-host.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -90,16 +91,27 @@ export function createRedisClient(config: StorageConfig, overrides: RedisOptions
 const TRANSIENT =
   /Connection is closed|Command timed out|Stream isn't writeable|Reached the max retries|ETIMEDOUT|ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EAI_AGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY|BUSY|Failed to refresh slots|None of startup nodes/;
 
-/** Maps a driver error to a typed one: anything about reaching Redis is `BackendUnavailableError`. */
-export function mapRedisError(error: unknown): unknown {
+/**
+ * Maps a driver error to a typed one: anything about reaching Redis is `BackendUnavailableError`.
+ * `connectError` is the client's last connection error while it is not connected: a command
+ * that gave up then ("Reached the max retries…") fails for that reason, which is what the
+ * message says (a host that does not resolve: see unresolved-host.ts).
+ */
+export function mapRedisError(error: unknown, connectError?: Error): unknown {
   if (error instanceof StorageError) return error;
   if (error instanceof Error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (TRANSIENT.test(error.message) || (typeof code === 'string' && /^E[A-Z]+$/.test(code))) {
-      return new BackendUnavailableError('redis', error.message, { cause: error });
-    }
-    if (error.name === 'MaxRetriesPerRequestError' || error.name === 'AbortError') {
-      return new BackendUnavailableError('redis', error.message, { cause: error });
+    const transient =
+      TRANSIENT.test(error.message) ||
+      (typeof code === 'string' && /^E[A-Z]+$/.test(code)) ||
+      error.name === 'MaxRetriesPerRequestError' ||
+      error.name === 'AbortError';
+    if (transient) {
+      const why = connectError ?? error;
+      const unresolved = unresolvedHostError('redis', why, 'redis.url (REDIS_URL)');
+      if (unresolved) return unresolved;
+      const message = connectError ? `cannot connect: ${connectError.message}` : error.message;
+      return new BackendUnavailableError('redis', message, { cause: error });
     }
     // Any other reply is a refusal (NOPERM, OOM, WRONGTYPE…): retrying meets it again.
     if (error.name === 'ReplyError') {

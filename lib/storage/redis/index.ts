@@ -55,8 +55,18 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
   const client = options.client ?? createRedisClient(config);
   const owned = options.client === undefined;
   // Connection errors surface on the commands that meet them (as BackendUnavailableError);
-  // without a listener ioredis would also print each reconnect failure.
-  if (owned) client.on('error', () => {});
+  // without a listener ioredis would also print each reconnect failure. A command that gives up
+  // while the client cannot connect says only that it gave up: the connection's last error says why.
+  let connectError: Error | undefined;
+  if (owned) {
+    client.on('error', (error: Error) => {
+      connectError = error;
+    });
+    client.on('ready', () => {
+      connectError = undefined;
+    });
+  }
+  const whyNotConnected = () => (client.status === 'ready' ? undefined : connectError);
   for (const [name, script] of Object.entries(scripts)) {
     client.defineCommand(`kst_${name}`, { numberOfKeys: script.numberOfKeys, lua: script.lua });
   }
@@ -123,11 +133,11 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
       }
     },
   };
-  return guard(driver);
+  return guard(driver, whyNotConnected);
 }
 
 /** Wraps every driver method so connection failures surface as `BackendUnavailableError`. */
-function guard(driver: Driver): Driver {
+function guard(driver: Driver, whyNotConnected: () => Error | undefined): Driver {
   const wrap = <T extends object>(target: T): T => {
     const wrapped = {} as Record<string, unknown>;
     for (const [name, value] of Object.entries(target)) {
@@ -137,7 +147,7 @@ function guard(driver: Driver): Driver {
               try {
                 return await value.apply(target, args);
               } catch (error) {
-                throw mapRedisError(error);
+                throw mapRedisError(error, whyNotConnected());
               }
             }
           : value;
