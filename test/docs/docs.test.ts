@@ -1,0 +1,130 @@
+/**
+ * The documentation stays true where a test can tell: every setting and variable of the
+ * configuration is in docs/configuration.md, every HTTP route in docs/api.md, every link between
+ * pages (and every #anchor) resolves, and the README stays a front door.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { routes } from '../../functions/lib/routes.js';
+import { CONFIG_FILE_VARIABLE, ENV_FIELDS, FILE_FIELDS } from '../../lib/config/index.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const read = (path: string) => readFileSync(join(root, path), 'utf8');
+const pages = ['README.md', ...readdirSync(join(root, 'docs')).map((name) => `docs/${name}`)].filter((p) =>
+  p.endsWith('.md'),
+);
+
+/**
+ * Pages the README links under "Security, reliability and deployment" that are written with the
+ * changes they document; a link to one of them may point at a file not in this tree yet.
+ */
+const LINKED_AHEAD = new Set(
+  [
+    'security.md',
+    'websocket-security.md',
+    'errors-and-limits.md',
+    'reliability.md',
+    'reliability-redis.md',
+    'deploying.md',
+  ].map((name) => `docs/${name}`),
+);
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens. */
+function slug(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-');
+}
+
+function anchors(page: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  let fenced = false;
+  for (const line of read(page).split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced;
+    const heading = !fenced && /^#{1,6} (.+)$/.exec(line);
+    if (!heading) continue;
+    const base = slug(heading[1]!);
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    out.add(n === 0 ? base : `${base}-${n}`);
+  }
+  return out;
+}
+
+/** Markdown links `[text](target)` outside code, with the page they are on. */
+function links(page: string): string[] {
+  const text = read(page).replace(/```[\s\S]*?```/g, '');
+  return [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!);
+}
+
+describe('docs', () => {
+  it('docs/configuration.md names every file key and every variable of the configuration', () => {
+    const page = read('docs/configuration.md');
+    const missing = [
+      ...FILE_FIELDS.map((f) => f.file),
+      ...ENV_FIELDS.map(([variable]) => variable),
+      CONFIG_FILE_VARIABLE,
+    ].filter((name) => !page.includes(`\`${name}\``));
+    expect(missing).toEqual([]);
+  });
+
+  it('docs/api.md documents every HTTP route of the routes table', () => {
+    const page = read('docs/api.md');
+    const missing = routes
+      .map((route) => `${route.method} ${route.path}`)
+      .filter((key) => !new RegExp(`\`${key.replace(/[{}?]/g, '\\$&')}[\`?]`).test(page));
+    expect(missing).toEqual([]);
+  });
+
+  it('every relative link resolves, anchors included', () => {
+    const broken: string[] = [];
+    for (const page of pages) {
+      for (const target of links(page)) {
+        if (/^[a-z]+:/.test(target)) continue;
+        const [path = '', anchor] = target.split('#');
+        const file = path === '' ? page : relative(root, resolve(root, dirname(page), path));
+        if (LINKED_AHEAD.has(file)) continue;
+        if (!existsSync(join(root, file))) broken.push(`${page}: ${target} (no such file)`);
+        else if (anchor !== undefined && file.endsWith('.md') && !anchors(file).has(anchor)) {
+          broken.push(`${page}: ${target} (no such heading)`);
+        }
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
+  it('the README links every page of docs/', () => {
+    const readme = read('README.md');
+    const unlinked = pages.filter((p) => p.startsWith('docs/') && !readme.includes(`](${p})`));
+    expect(unlinked).toEqual([]);
+    for (const page of LINKED_AHEAD) expect(readme).toContain(`](${page})`);
+  });
+
+  it('the README is a front door: under 15 KB, the manual in docs/', () => {
+    expect(Buffer.byteLength(read('README.md'))).toBeLessThanOrEqual(15 * 1024);
+  });
+
+  it('code and tests cite the contract at docs/api.md', () => {
+    const oldName = ['API', 'md'].join('.');
+    const citing: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+        const path = `${dir}/${entry.name}`;
+        if (entry.isDirectory()) walk(path);
+        else if (
+          /\.(ts|cjs|mjs|yml)$/.test(entry.name) &&
+          new RegExp(`(^|[^/])${oldName}`).test(read(path))
+        ) {
+          citing.push(path);
+        }
+      }
+    };
+    for (const dir of ['lib', 'functions', 'test', 'local', 'bench']) walk(dir);
+    expect(citing).toEqual([]);
+  });
+});
