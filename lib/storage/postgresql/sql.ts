@@ -12,8 +12,8 @@ import { createHash } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import type { StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError, StorageError } from '../../errors.js';
-import { unresolvedHostError } from '../unresolved-host.js';
 import type { PoolUse } from '../types.js';
+import { unresolvedHostError } from '../unresolved-host.js';
 
 export type Row = Record<string, unknown>;
 export type SqlDriverName = StorageConfig['postgresql']['driver'];
@@ -66,8 +66,9 @@ const TRANSIENT_MESSAGE =
 
 /**
  * Maps a driver error to a typed one: connection trouble → `BackendUnavailableError`
- * (retryable; a host name that does not exist is not, see unresolved-host.ts); a schema without this code's tables → `BackendUnavailableError` saying to run
- * migrations; other database refusals → `BackendUnavailableError` (not retryable).
+ * (retryable; a host name that does not exist is not: see unresolved-host.ts); a schema
+ * without this code's tables → `BackendUnavailableError` saying to run migrations; other
+ * database refusals → `BackendUnavailableError` (not retryable).
  * Typed storage errors pass through unchanged.
  */
 export function mapSqlError(error: unknown, schema?: string): unknown {
