@@ -97,7 +97,7 @@ export function openApiDocument(version: string): JsonSchema {
       description:
         'Key-value, sessions, queues, events and tokens for Kubently. Every route but /health needs a token ' +
         '(Authorization: Bearer, or X-Api-Key). Errors are {"error": {"code", "message"}}. The WebSocket ' +
-        'relay (connect with ?token=, frames subscribe / unsubscribe / publish) is described in the README.',
+        'relay (connect with ?token=, frames subscribe / unsubscribe / publish) is described in docs/api.md.',
     },
     security: [{ bearer: [] }, { apiKey: [] }],
     paths,

@@ -527,7 +527,7 @@ async function runValidate(
   }
 }
 
-/** The stores dual-write keeps in step (queues and events are not mirrored: see the README). */
+/** The stores dual-write keeps in step (queues and events are not mirrored: see docs/hybrid.md). */
 const MIRRORED: StoreName[] = ['kv', 'sessions', 'tokens', 'connections', 'audit'];
 const TYPE_STORES: Record<string, StoreName[]> = {
   cache: ['kv'],

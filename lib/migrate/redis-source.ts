@@ -1,6 +1,6 @@
 /**
- * Reads this project's Redis layout (see `lib/storage/redis/scripts.ts` and the README's
- * "Redis layout") as migration records. Keys are listed with SCAN (on every primary of a
+ * Reads this project's Redis layout (see `lib/storage/redis/scripts.ts` and
+ * docs/storage-layout.md) as migration records. Keys are listed with SCAN (on every primary of a
  * cluster), never KEYS, and read with pipelines: one round trip per batch. A batch's times are
  * made absolute with the server's TIME, read in the same pipeline, so a remaining TTL becomes
  * the same `expires_at` whatever the client's clock says.

@@ -4,12 +4,14 @@
  * another test file.
  *
  *   const offline = await startOffline();                      // embedded PostgreSQL (PGlite)
- *   const memory = await startOffline({ env: { STORAGE_BACKEND: 'memory' } });
+ *   const redis = await startOffline({ env: { STORAGE_BACKEND: 'redis', REDIS_URL } });
  *   await fetch(`${offline.baseUrl}/kv/a`, { headers: { authorization: `Bearer ${offline.adminToken}` } });
  *   await offline.stop();                                       // in afterAll
  *
  * `startOffline` resolves once the banner is printed (`GET /health` answered); it rejects with
- * the process output when the process exits first or nothing answers within `timeoutMs`.
+ * an `OfflineStartError` carrying the process output when the process exits first (a refused
+ * start: a locked data directory, a server that does not answer) or nothing answers within
+ * `timeoutMs`.
  * `stop()` ends the process group (SIGTERM, then SIGKILL after 30 s), waits for it, and removes
  * the temporary folders (a `dataDir` passed in is kept).
  */
@@ -27,7 +29,7 @@ const STARTUP_TIMEOUT_MS = 150_000;
 const STOP_TIMEOUT_MS = 30_000;
 
 export interface OfflineOptions {
-  /** Added to (and overriding) the test process's environment, e.g. `{ STORAGE_BACKEND: 'memory' }`. */
+  /** Added to (and overriding) the test process's environment, e.g. `{ STORAGE_BACKEND: 'redis', REDIS_URL }`. */
   env?: Record<string, string>;
   /** The data directory (`KUBENTLY_DATA_DIR`); default a new temporary one, removed by `stop()`. */
   dataDir?: string;

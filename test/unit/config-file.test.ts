@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
+  CONFIG_FILE_VARIABLE,
   ENV_FIELDS,
   FILE_FIELDS,
   type LoadConfigOptions,
@@ -602,11 +603,12 @@ describe('the example setups', () => {
   });
 });
 
-describe('the README', () => {
-  const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+describe('docs/configuration.md', () => {
+  const page = readFileSync(join(import.meta.dirname, '../../docs/configuration.md'), 'utf8');
   it('lists every file key and every variable', () => {
-    expect(FILE_FIELDS.map((f) => f.file).filter((key) => !readme.includes(`\`${key}\``))).toEqual([]);
-    expect(ENV_FIELDS.map(([name]) => name).filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
+    expect(FILE_FIELDS.map((f) => f.file).filter((key) => !page.includes(`\`${key}\``))).toEqual([]);
+    expect(ENV_FIELDS.map(([name]) => name).filter((name) => !page.includes(`\`${name}\``))).toEqual([]);
+    expect(page).toContain(`\`${CONFIG_FILE_VARIABLE}\``);
   });
 });
 

@@ -7,8 +7,7 @@
  * probe again; with `hybrid.sync.enabled` / `migration.dualWrite` writes are mirrored to the
  * other backend. Sessions on PostgreSQL get a read-through Redis cache for `isClusterActive`.
  *
- * Semantics (what reads see during an outage, ordering, duplicates) are in the README,
- * "Hybrid backend".
+ * Semantics (what reads see during an outage, ordering, duplicates) are in docs/hybrid.md.
  */
 import { randomUUID } from 'node:crypto';
 import { BackendUnavailableError } from '../../errors.js';
