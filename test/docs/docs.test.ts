@@ -94,6 +94,12 @@ describe('docs', () => {
     for (const page of LINKED_AHEAD) expect(readme).toContain(`](${page})`);
   });
 
+  it('a page over 10 KB opens with a table of contents', () => {
+    const long = pages.filter((p) => p.startsWith('docs/') && Buffer.byteLength(read(p)) > 10 * 1024);
+    const without = long.filter((p) => !/^- \[[^\]]+\]\(#/m.test(read(p).split('\n## ')[0]!));
+    expect(without).toEqual([]);
+  });
+
   it('the README is a front door: under 15 KB, the manual in docs/', () => {
     expect(Buffer.byteLength(read('README.md'))).toBeLessThanOrEqual(15 * 1024);
   });
