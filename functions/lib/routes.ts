@@ -9,6 +9,7 @@ import type { TSchema } from '@sinclair/typebox';
 // ~45 KB more in each bundled function.
 import * as T from '@sinclair/typebox';
 import { SCOPES, type Scope } from '../../lib/storage/types.js';
+import { MAX_GLOB_STARS, MAX_GLOBS_PER_TOKEN, MAX_NAME_BYTES } from '../../lib/storage/validate.js';
 
 const Strict = { additionalProperties: false } as const;
 
@@ -21,8 +22,8 @@ const NullableTime = T.Union([Time, T.Null()]);
 const Name = (description: string) =>
   T.String({
     minLength: 1,
-    maxLength: 255,
-    description: `${description}: 1–255 bytes of UTF-8, no control characters`,
+    maxLength: MAX_NAME_BYTES,
+    description: `${description}: 1–${MAX_NAME_BYTES} bytes of UTF-8, no control characters`,
   });
 
 // ---------------------------------------------------------------------------------------
@@ -387,7 +388,7 @@ export const routes = [
       {
         after: T.Optional(T.String({ minLength: 1, maxLength: 64, description: 'an event id' })),
         limit: T.Optional(
-          T.String({ pattern: '^[0-9]{1,4}$', description: 'an integer 1–1000, default 100' }),
+          T.String({ pattern: '^[0-9]{1,4}$', description: 'an integer from 1 to 1000 (default 100)' }),
         ),
       },
       Strict,
@@ -413,7 +414,14 @@ export const routes = [
         identity: Name('service name'),
         scopes: T.Array(ScopeSchema, { minItems: 1, maxItems: SCOPES.length }),
         resources: T.Optional(
-          T.Array(T.String({ minLength: 1, maxLength: 255 }), { minItems: 1, maxItems: 100 }),
+          T.Array(
+            T.String({
+              minLength: 1,
+              maxLength: MAX_NAME_BYTES,
+              description: `a glob (\`*\` matches any run of characters): 1–${MAX_NAME_BYTES} bytes of UTF-8, at most ${MAX_GLOB_STARS} \`*\``,
+            }),
+            { minItems: 1, maxItems: MAX_GLOBS_PER_TOKEN, description: 'default ["*"]' },
+          ),
         ),
         ttl: T.Optional(Seconds('seconds until it expires; absent: until revoked')),
       },
