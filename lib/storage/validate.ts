@@ -19,8 +19,6 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** A name (key, queue, channel, cluster id): 1–255 bytes of UTF-8, no control characters. */
 export function checkName(field: string, value: unknown): string {
-  if (value === undefined)
-    throw new ValidationError(field, `is required (a string of 1–${MAX_NAME_BYTES} bytes)`);
   if (typeof value !== 'string')
     throw new ValidationError(field, `expected a string, got ${describe(value)}`);
   if (value.length === 0) throw new ValidationError(field, 'must not be empty');
