@@ -42,6 +42,7 @@ export const ErrorBody = T.Object(
           'payload_too_large',
           'unavailable',
           'internal',
+          'method_not_allowed',
         ].map((code) => T.Literal(code)),
       ),
       message: T.String(),
