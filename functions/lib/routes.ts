@@ -9,7 +9,12 @@ import type { TSchema } from '@sinclair/typebox';
 // ~45 KB more in each bundled function.
 import * as T from '@sinclair/typebox';
 import { SCOPES, type Scope } from '../../lib/storage/types.js';
-import { MAX_GLOB_STARS, MAX_GLOBS_PER_TOKEN, MAX_NAME_BYTES } from '../../lib/storage/validate.js';
+import {
+  EVENT_ID_PATTERN,
+  MAX_GLOB_STARS,
+  MAX_GLOBS_PER_TOKEN,
+  MAX_NAME_BYTES,
+} from '../../lib/storage/validate.js';
 
 const Strict = { additionalProperties: false } as const;
 
@@ -387,7 +392,9 @@ export const routes = [
     scopes: ['events:subscribe'],
     query: T.Object(
       {
-        after: T.Optional(T.String({ minLength: 1, maxLength: 64, description: 'an event id' })),
+        after: T.Optional(
+          T.String({ pattern: EVENT_ID_PATTERN, description: 'an event id (up to 16 digits)' }),
+        ),
         limit: T.Optional(
           T.String({ pattern: '^[0-9]{1,4}$', description: 'an integer from 1 to 1000 (default 100)' }),
         ),

@@ -33,6 +33,7 @@ import {
   checkOptions,
   checkTtl,
   describe,
+  EVENT_ID_PATTERN,
   MAX_TTL_SECONDS,
   serializeJson,
   serializeJsonObject,
@@ -482,7 +483,7 @@ function decodeCursor(field: string, value: unknown): string {
   }
 }
 
-const EVENT_ID = /^\d{1,16}$/;
+const EVENT_ID = new RegExp(EVENT_ID_PATTERN);
 function parseEventId(field: string, value: unknown): number {
   if (typeof value !== 'string' || !EVENT_ID.test(value)) {
     throw new ValidationError(field, 'expected an event id (a string of up to 16 digits)');

@@ -9,6 +9,8 @@ export const MAX_NAME_BYTES = 255;
 /** Resource globs a token may carry; each is a name (at most `MAX_NAME_BYTES`) with at most `MAX_GLOB_STARS` `*`. */
 export const MAX_GLOBS_PER_TOKEN = 100;
 export const MAX_GLOB_STARS = 8;
+/** An event id as callers see it: the decimal digits of a per-channel counter. */
+export const EVENT_ID_PATTERN = '^[0-9]{1,16}$';
 /** Longest TTL, delay or lease accepted: ten years. Longer lifetimes are "no TTL". */
 export const MAX_TTL_SECONDS = 315_360_000;
 const MAX_DEPTH = 128;
@@ -164,7 +166,8 @@ function checkJsonScalar(path: string, value: unknown): void {
         throw new ValidationError(path, 'string is not valid UTF-8 (lone surrogate)');
       return;
     case 'number':
-      if (!Number.isFinite(value)) throw new ValidationError(path, `${value} is not a JSON number`);
+      if (!Number.isFinite(value))
+        throw new ValidationError(path, `expected a finite JSON number, got ${describe(value)}`);
       return;
     case 'boolean':
       return;

@@ -209,6 +209,9 @@ describe('describe (the "got …" of messages)', () => {
     expect(() => checkName('channel', undefined)).toThrow(
       'channel: expected a string, got nothing (the field is missing)',
     );
+    expect(() => serializeJson('message', { n: Number.POSITIVE_INFINITY }, 1024)).toThrow(
+      'message.n: expected a finite JSON number, got a number too large to represent (Infinity)',
+    );
     expect(() => checkTtl('ttl', Number.POSITIVE_INFINITY)).toThrow(
       'ttl: expected a finite number of seconds, got a number too large to represent (Infinity)',
     );
