@@ -764,6 +764,96 @@ const teamAKey = (name: string, method: string, key: string, expect: HttpExpect 
     expect,
   });
 
+const EURO_255 = '€'.repeat(85);
+
+/** Names at the limit are names: refused only because nothing is stored under them. */
+const boundaryCases: HttpCase[] = [
+  kv('name', 'GET a key of 255 bytes', { method: 'GET', path: `/kv/${NAME_255}`, expect: NOT_FOUND }),
+  kv('name', 'GET a key of 255 bytes in 85 characters', {
+    method: 'GET',
+    path: `/kv/${enc(EURO_255)}`,
+    expect: NOT_FOUND,
+  }),
+  kv('name', 'DELETE a key of 255 bytes', { method: 'DELETE', path: `/kv/${NAME_255}`, expect: NOT_FOUND }),
+  kv('name', 'expire a key of 255 bytes', {
+    method: 'POST',
+    path: `/kv/${NAME_255}/expire`,
+    body: { ttl: 5 },
+    expect: NOT_FOUND,
+  }),
+  http('sessions', 'name', 'GET a session id of 255 bytes', {
+    method: 'GET',
+    path: `/sessions/${NAME_255}`,
+    expect: NOT_FOUND,
+  }),
+  http('sessions', 'name', 'DELETE a session id of 255 bytes', {
+    method: 'DELETE',
+    path: `/sessions/${NAME_255}`,
+    expect: NOT_FOUND,
+  }),
+  http('tokens', 'name', 'revoke a token id of 255 bytes', {
+    method: 'DELETE',
+    path: `/tokens/${NAME_255}`,
+    expect: NOT_FOUND,
+  }),
+  http('queues', 'name', 'ack in a queue of 255 bytes', {
+    method: 'POST',
+    path: `/queues/${NAME_255}/messages/hx-none/ack`,
+    body: { receipt: 'r' },
+    expect: NOT_FOUND,
+  }),
+  // hx-old exists: were a name read as a pattern, these would find (or delete) it.
+  kv('glob', 'GET hx-* reads a key named hx-*, not hx-old', {
+    method: 'GET',
+    path: '/kv/hx-*',
+    expect: NOT_FOUND,
+  }),
+  kv('glob', 'DELETE hx-* deletes nothing', { method: 'DELETE', path: '/kv/hx-*', expect: NOT_FOUND }),
+  kv('glob', 'GET hx-??? (encoded) reads a key named hx-???', {
+    method: 'GET',
+    path: '/kv/hx-%3F%3F%3F',
+    expect: NOT_FOUND,
+  }),
+  kv('glob', 'GET hx-[o]ld reads a key named hx-[o]ld', {
+    method: 'GET',
+    path: '/kv/hx-%5Bo%5Dld',
+    expect: NOT_FOUND,
+  }),
+  kv('glob', 'GET hx-.* reads a key named hx-.*', { method: 'GET', path: '/kv/hx-.*', expect: NOT_FOUND }),
+  kv('glob', 'GET hx-% reads a key named hx-% (SQL LIKE)', {
+    method: 'GET',
+    path: '/kv/hx-%25',
+    expect: NOT_FOUND,
+  }),
+  kv('glob', 'GET hx-_ld reads a key named hx-_ld (SQL LIKE)', {
+    method: 'GET',
+    path: '/kv/hx-_ld',
+    expect: NOT_FOUND,
+  }),
+  kv('glob', 'expire hx-* touches nothing', {
+    method: 'POST',
+    path: '/kv/hx-*/expire',
+    body: { ttl: 1 },
+    expect: NOT_FOUND,
+  }),
+  http('queues', 'glob', 'ack in queue hx-* (not hx-jobs)', {
+    method: 'POST',
+    path: '/queues/hx-*/messages/hx-none/ack',
+    body: { receipt: 'r' },
+    expect: NOT_FOUND,
+  }),
+  http('sessions', 'glob', 'GET session * (not any session)', {
+    method: 'GET',
+    path: '/sessions/*',
+    expect: NOT_FOUND,
+  }),
+  http('tokens', 'glob', 'revoke token * (not every token)', {
+    method: 'DELETE',
+    path: '/tokens/*',
+    expect: NOT_FOUND,
+  }),
+];
+
 const kvGlobCases: HttpCase[] = [
   teamAKey('TEAM-A-x in capitals', 'PUT', 'TEAM-A-x'),
   teamAKey('team-a without the dash', 'PUT', 'team-a'),
@@ -838,6 +928,17 @@ const sessionCases: HttpCase[] = [
   session('number', 'with ttl 2^64', '{"clusterId": "hx-c", "ttl": 18446744073709551616}'),
   session('number', 'with data holding 1e400', '{"clusterId": "hx-c", "data": {"n": 1e400}}'),
   session('field', 'with a userId of 2,000 characters', { clusterId: 'hx-c', userId: 'u'.repeat(2000) }),
+  session('field', 'with a serviceIdentity of 2,000 characters', {
+    clusterId: 'hx-c',
+    serviceIdentity: 's'.repeat(2000),
+  }),
+  session('name', 'with a control character in userId', { clusterId: 'hx-c', userId: 'u\u0000' }),
+  session('name', 'with a control character in serviceIdentity', {
+    clusterId: 'hx-c',
+    serviceIdentity: 'svc\u0085',
+  }),
+  session('name', 'with a lone surrogate in userId', '{"clusterId": "hx-c", "userId": "\\ud800"}'),
+  session('field', 'with a numeric userId', { clusterId: 'hx-c', userId: 7 }),
   session('field', 'with an unknown field', { clusterId: 'hx-c', owner: 'me' }),
   session('prototype', 'with __proto__', '{"clusterId": "hx-c", "__proto__": {"admin": true}}'),
   session('prototype', 'with constructor', '{"clusterId": "hx-c", "constructor": {"prototype": {}}}'),
@@ -1603,28 +1704,27 @@ const wsCases: WsCase[] = [
     'teamA',
     'ws-queue-push',
   ),
-  {
-    kind: 'ws',
-    group: 'websocket',
-    attack: 'auth',
-    name: 'a frame after the token was revoked: refused, and the connection closes',
-    as: 'teamA',
-    meanwhile: 'revoke',
-    frame: '{"action": "subscribe", "channel": "team-a-news"}',
-    expect: { code: 'unauthorized', closes: true },
-    needs: 'ws-revocation',
-  },
-  {
-    kind: 'ws',
-    group: 'websocket',
-    attack: 'auth',
-    name: 'a frame after the token expired: refused, and the connection closes',
-    as: 'teamA',
-    meanwhile: 'expire',
-    frame: '{"action": "publish", "channel": "team-a-news", "message": 1}',
-    expect: { code: 'unauthorized', closes: true },
-    needs: 'ws-revocation',
-  },
+  ...(
+    [
+      ['revoke', 'subscribe', '{"action": "subscribe", "channel": "team-a-news"}'],
+      ['revoke', 'publish', '{"action": "publish", "channel": "team-a-news", "message": 1}'],
+      ['revoke', 'unsubscribe', '{"action": "unsubscribe", "channel": "team-a-news"}'],
+      ['expire', 'subscribe', '{"action": "subscribe", "channel": "team-a-news"}'],
+      ['expire', 'publish', '{"action": "publish", "channel": "team-a-news", "message": 1}'],
+    ] as const
+  ).map(
+    ([meanwhile, action, body]): WsCase => ({
+      kind: 'ws',
+      group: 'websocket',
+      attack: 'auth',
+      name: `${action} after the token ${meanwhile === 'revoke' ? 'was revoked' : 'expired'}: refused, and the connection closes`,
+      as: 'teamA',
+      meanwhile,
+      frame: body,
+      expect: { code: 'unauthorized', closes: true },
+      needs: 'ws-revocation',
+    }),
+  ),
 ];
 
 export const CASES: Case[] = [
@@ -1635,6 +1735,7 @@ export const CASES: Case[] = [
   ...globCases,
   ...kvCases,
   ...kvGlobCases,
+  ...boundaryCases,
   ...sessionCases,
   ...queueCases,
   ...channelCases,
