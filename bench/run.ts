@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate] [--bundles DIR] [--out DIR]`
+ * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate,glob] [--bundles DIR] [--out DIR]`
  * `npm run bench -- --render bench/results/latest.json` re-renders a run's report and chart.
  *
  * Runs the benchmark suites (bench/suites/*), then prints a table and writes, under `--out`
@@ -21,6 +21,7 @@ import { renderMarkdown, renderTerminal } from './lib/report.js';
 import type { BenchResults } from './lib/results.js';
 import { renderSvg } from './lib/svg.js';
 import { evaluateTargets } from './lib/targets.js';
+import { globSuite } from './suites/glob.js';
 import { lambdaSuite } from './suites/lambda.js';
 import { matrixSuite } from './suites/matrix.js';
 import { migrateSuite } from './suites/migrate.js';
@@ -33,6 +34,7 @@ const SUITES: Record<string, (ctx: Context) => Promise<void>> = {
   scale: scaleSuite,
   lambda: lambdaSuite,
   migrate: migrateSuite,
+  glob: globSuite,
 };
 
 function parseArgs(argv: string[]): Options & { pin: boolean } {
