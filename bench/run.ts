@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate] [--bundles DIR] [--out DIR]`
+ * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate,glob] [--bundles DIR] [--out DIR]`
  * `npm run bench -- --render bench/results/latest.json` re-renders a run's report and chart.
  * A full run, or a run of the migrate suite alone, into bench/results also renders
  * docs/benchmarks.md (bench/render-docs.ts).
@@ -24,6 +24,7 @@ import type { BenchResults } from './lib/results.js';
 import { renderSvg } from './lib/svg.js';
 import { evaluateTargets } from './lib/targets.js';
 import { RESULTS_DIR, updateBenchmarksDoc } from './render-docs.js';
+import { globSuite } from './suites/glob.js';
 import { lambdaSuite } from './suites/lambda.js';
 import { matrixSuite } from './suites/matrix.js';
 import { migrateSuite } from './suites/migrate.js';
@@ -36,6 +37,7 @@ const SUITES: Record<string, (ctx: Context) => Promise<void>> = {
   scale: scaleSuite,
   lambda: lambdaSuite,
   migrate: migrateSuite,
+  glob: globSuite,
 };
 
 function parseArgs(argv: string[]): Options & { pin: boolean } {

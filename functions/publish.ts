@@ -32,7 +32,7 @@ export const handler = httpApi('publish', {
     authorizeResource(channel!);
     const limit = query.limit === undefined ? undefined : Number(query.limit);
     if (limit !== undefined && (limit < 1 || limit > 1000)) {
-      throw new ValidationError('limit', `must be an integer from 1 to 1000, got ${query.limit}`);
+      throw new ValidationError('query.limit', `must be an integer from 1 to 1000, got ${query.limit}`);
     }
     const messages = await storage.events.history(channel!, { after: query.after, limit });
     return json(200, { messages });

@@ -218,6 +218,27 @@ export function migrateTables(results: BenchResults): string {
   ].join('\n\n');
 }
 
+/** Resource globs: ms per match, ordinary and hostile patterns, and the regex they replaced. */
+export function globTable(results: BenchResults): string {
+  const rows = results.glob ?? [];
+  if (rows.length === 0) return '';
+  const fine = (v: number) => (v < 0.01 ? v.toFixed(5) : ms(v));
+  return table(
+    ['resource glob', 'matcher', 'patterns', 'stars', 'name bytes', 'match', 'p50 ms', 'p99 ms'],
+    rows.map((r) => [
+      r.case,
+      r.matcher,
+      String(r.patterns),
+      String(r.stars),
+      String(r.nameBytes),
+      r.matched ? 'yes' : 'no',
+      fine(r.p50),
+      fine(r.p99),
+    ]),
+    [L, L, R, R, R, L, R, R],
+  );
+}
+
 export function targetsTable(results: BenchResults): string {
   return table(
     ['target', 'goal', 'this run', 'status'],
@@ -263,6 +284,7 @@ export function renderTerminal(results: BenchResults): string {
     scaleTables(results),
     lambdaTables(results),
     migrateTables(results),
+    globTable(results),
     targetsTable(results),
     results.meta.skipped.length > 0
       ? `not run:\n${results.meta.skipped.map((s) => `  ${s.split('\n')[0]}`).join('\n')}`
@@ -317,6 +339,14 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
       : 'Not measured in this run.',
     '',
     migrateTables(results),
+    '',
+    '## Resource globs',
+    '',
+    results.glob
+      ? 'Time per match of a token resource glob (lib/glob.ts), timed in batches of 100 on the benchmark process: ordinary patterns, hostile ones on a 255-byte name that almost matches, a token at every issue-time bound, and, for scale, the backtracking `.*` regex the matcher replaced on a name short enough to finish.'
+      : 'Not measured in this run.',
+    '',
+    globTable(results),
     '',
     '## Targets',
     '',

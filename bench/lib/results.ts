@@ -98,6 +98,22 @@ export interface MigrateResult {
   validated: boolean;
 }
 
+/** One resource-glob match (lib/glob.ts), timed in batches: ms per match. */
+export interface GlobRow {
+  case: string;
+  /** `lib/glob`, or the backtracking regex it replaced (one comparison row). */
+  matcher: 'lib/glob' | 'regex (before)';
+  /** Patterns tried (a token's resources), the most stars in one, and the name's size. */
+  patterns: number;
+  stars: number;
+  nameBytes: number;
+  matched: boolean;
+  p50: number;
+  p99: number;
+  /** Matches timed. */
+  n: number;
+}
+
 export interface TargetRow {
   name: string;
   target: string;
@@ -130,5 +146,7 @@ export interface BenchResults {
     | undefined;
   /** Absent in results files written before the migration suite existed. */
   migrate?: MigrateResult;
+  /** Absent in results files written before the glob suite existed. */
+  glob?: GlobRow[];
   targets: TargetRow[];
 }

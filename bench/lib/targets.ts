@@ -165,5 +165,13 @@ export function evaluateTargets(results: BenchResults): TargetRow[] {
     met: copied ? copied.itemsPerSec >= 20_000 : undefined,
     ...(migrate && !migrate.validated ? { note: 'validate found differences' } : {}),
   });
+  const hostile = results.glob?.filter((r) => r.matcher === 'lib/glob' && r.case.startsWith('hostile'));
+  const slowest = hostile && hostile.length > 0 ? Math.max(...hostile.map((r) => r.p99)) : undefined;
+  out.push({
+    name: 'resource glob, hostile pattern on a 255-byte name',
+    target: '≤ 0.01 ms per match (p99)',
+    actual: slowest === undefined ? 'not measured' : `${slowest.toFixed(5)} ms`,
+    met: slowest === undefined ? undefined : slowest <= 0.01,
+  });
   return out;
 }

@@ -17,6 +17,7 @@ import { logger } from './logger.js';
 import { recordOperation, recordPools } from './metrics.js';
 import { httpErrors, requestLogging } from './middleware.js';
 import { type FunctionName, pathParameters, type RouteSpec, routeKey, routes } from './routes.js';
+import { describeSchemaError, fieldPath } from './schema-errors.js';
 import { getStorage, getStorageConfig } from './storage.js';
 
 export interface ApiRequest<Body = Record<string, unknown>, Query = Record<string, string>> {
@@ -217,30 +218,21 @@ function headerValue(
   return undefined;
 }
 
-/** Validates `value` against `schema`; one `ValidationError` naming every bad field. */
+/** Validates `value` against `schema`; one `ValidationError` naming every bad field (the first ten). */
 function check(schema: TSchema, value: unknown, root: string): void {
-  const problems: string[] = [];
-  const seen = new Set<string>();
+  const problems: { field: string; message: string }[] = [];
   for (const error of Errors(schema, value)) {
-    const path = `${root}${error.path.replaceAll('/', '.')}`;
-    if (seen.has(path)) continue;
-    seen.add(path);
-    problems.push(`${path}: ${describeError(error.message, error.schema)}`);
+    const field = fieldPath(root, error.path);
+    if (problems.some((problem) => problem.field === field)) continue;
+    problems.push({ field, message: describeSchemaError(error) });
     if (problems.length === 10) break;
   }
   if (problems.length === 0) return;
   const [first, ...rest] = problems;
-  const field = first!.slice(0, first!.indexOf(':'));
-  throw new ValidationError(field, [first!.slice(field.length + 2), ...rest].join('; '));
-}
-
-function describeError(message: string, schema: TSchema): string {
-  if (message === 'Unexpected property') return 'unknown field';
-  if (message === 'Expected required property') return 'is required';
-  if (schema.anyOf?.every((s: TSchema) => 'const' in s)) {
-    return `must be one of ${(schema.anyOf as TSchema[]).map((s) => JSON.stringify(s.const)).join(', ')}`;
-  }
-  return message.charAt(0).toLowerCase() + message.slice(1);
+  throw new ValidationError(
+    first!.field,
+    [first!.message, ...rest.map(({ field, message }) => `${field}: ${message}`)].join('; '),
+  );
 }
 
 type HttpMiddleware = middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;

@@ -1,8 +1,11 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { ErrorCode } from '../../lib/errors.js';
 
-/** The codes of docs/api.md's error body; `internal` only for failures that are not the caller's. */
-export type ApiErrorCode = ErrorCode | 'internal';
+/**
+ * The codes of docs/api.md's error body; `internal` only for failures that are not the caller's,
+ * `method_not_allowed` (405) for a known path asked with a method it does not serve.
+ */
+export type ApiErrorCode = ErrorCode | 'internal' | 'method_not_allowed';
 
 export interface ApiErrorBody {
   error: { code: ApiErrorCode; message: string };

@@ -96,7 +96,9 @@ export function openApiDocument(version: string): JsonSchema {
       version,
       description:
         'Key-value, sessions, queues, events and tokens for Kubently. Every route but /health needs a token ' +
-        '(Authorization: Bearer, or X-Api-Key). Errors are {"error": {"code", "message"}}. The WebSocket ' +
+        '(Authorization: Bearer, or X-Api-Key). Errors are {"error": {"code", "message"}}; a path not listed ' +
+        'here answers 404 not_found, a listed path asked with another method 405 method_not_allowed with an ' +
+        'Allow header (docs/errors-and-limits.md). The WebSocket ' +
         'relay (connect with ?token=, frames subscribe / unsubscribe / publish) is described in docs/api.md.',
     },
     security: [{ bearer: [] }, { apiKey: [] }],

@@ -9,6 +9,12 @@ import type { TSchema } from '@sinclair/typebox';
 // ~45 KB more in each bundled function.
 import * as T from '@sinclair/typebox';
 import { SCOPES, type Scope } from '../../lib/storage/types.js';
+import {
+  EVENT_ID_PATTERN,
+  MAX_GLOB_STARS,
+  MAX_GLOBS_PER_TOKEN,
+  MAX_NAME_BYTES,
+} from '../../lib/storage/validate.js';
 
 const Strict = { additionalProperties: false } as const;
 
@@ -21,8 +27,8 @@ const NullableTime = T.Union([Time, T.Null()]);
 const Name = (description: string) =>
   T.String({
     minLength: 1,
-    maxLength: 255,
-    description: `${description}: 1–255 bytes of UTF-8, no control characters`,
+    maxLength: MAX_NAME_BYTES,
+    description: `${description}: 1–${MAX_NAME_BYTES} bytes of UTF-8, no control characters`,
   });
 
 // ---------------------------------------------------------------------------------------
@@ -41,6 +47,7 @@ export const ErrorBody = T.Object(
           'payload_too_large',
           'unavailable',
           'internal',
+          'method_not_allowed',
         ].map((code) => T.Literal(code)),
       ),
       message: T.String(),
@@ -385,9 +392,11 @@ export const routes = [
     scopes: ['events:subscribe'],
     query: T.Object(
       {
-        after: T.Optional(T.String({ minLength: 1, maxLength: 64, description: 'an event id' })),
+        after: T.Optional(
+          T.String({ pattern: EVENT_ID_PATTERN, description: 'an event id (up to 16 digits)' }),
+        ),
         limit: T.Optional(
-          T.String({ pattern: '^[0-9]{1,4}$', description: 'an integer 1–1000, default 100' }),
+          T.String({ pattern: '^[0-9]{1,4}$', description: 'an integer from 1 to 1000 (default 100)' }),
         ),
       },
       Strict,
@@ -413,7 +422,14 @@ export const routes = [
         identity: Name('service name'),
         scopes: T.Array(ScopeSchema, { minItems: 1, maxItems: SCOPES.length }),
         resources: T.Optional(
-          T.Array(T.String({ minLength: 1, maxLength: 255 }), { minItems: 1, maxItems: 100 }),
+          T.Array(
+            T.String({
+              minLength: 1,
+              maxLength: MAX_NAME_BYTES,
+              description: `a glob (\`*\` matches any run of characters): 1–${MAX_NAME_BYTES} bytes of UTF-8, at most ${MAX_GLOB_STARS} \`*\``,
+            }),
+            { minItems: 1, maxItems: MAX_GLOBS_PER_TOKEN, description: 'default ["*"]' },
+          ),
         ),
         ttl: T.Optional(Seconds('seconds until it expires; absent: until revoked')),
       },

@@ -26,12 +26,14 @@ import {
   checkBool,
   checkDate,
   checkDelay,
+  checkGlobs,
   checkInt,
   checkName,
   checkOptionalName,
   checkOptions,
   checkTtl,
   describe,
+  EVENT_ID_PATTERN,
   MAX_TTL_SECONDS,
   serializeJson,
   serializeJsonObject,
@@ -245,7 +247,7 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
       if (input === undefined) throw new ValidationError('input', 'is required');
       const identity = checkName('identity', i.identity);
       const scopes = checkScopes(i.scopes);
-      const resources = i.resources === undefined ? ['*'] : checkPatterns('resources', i.resources);
+      const resources = i.resources === undefined ? ['*'] : checkGlobs('resources', i.resources);
       const ttlMs = i.ttl === undefined ? undefined : checkTtl('ttl', i.ttl);
       const token = `kbs_${randomBytes(32).toString('base64url')}`;
       const now = Date.now();
@@ -334,7 +336,7 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
       const identity = checkName('identity', i.identity);
       const scopes = checkScopes(i.scopes);
       if (i.resources === undefined) throw new ValidationError('resources', 'is required');
-      const resources = checkPatterns('resources', i.resources);
+      const resources = checkGlobs('resources', i.resources);
       let ttlMs = CONNECTION_DEFAULT_TTL_SECONDS * 1000;
       if (i.ttl !== undefined) {
         ttlMs = checkTtl('ttl', i.ttl);
@@ -457,14 +459,6 @@ function checkScopes(value: unknown): Scope[] {
   return [...new Set(value as Scope[])];
 }
 
-function checkPatterns(field: string, value: unknown): string[] {
-  if (!Array.isArray(value) || value.length === 0) {
-    throw new ValidationError(field, `expected a non-empty array of patterns, got ${describe(value)}`);
-  }
-  if (value.length > 100) throw new ValidationError(field, 'at most 100 patterns');
-  return value.map((p, i) => checkName(`${field}[${i}]`, p));
-}
-
 /**
  * A `subscribers` cursor: the last connection id of the page, base64url-encoded. Opaque to
  * callers; anything that does not decode to a valid connection id is refused.
@@ -489,7 +483,7 @@ function decodeCursor(field: string, value: unknown): string {
   }
 }
 
-const EVENT_ID = /^\d{1,16}$/;
+const EVENT_ID = new RegExp(EVENT_ID_PATTERN);
 function parseEventId(field: string, value: unknown): number {
   if (typeof value !== 'string' || !EVENT_ID.test(value)) {
     throw new ValidationError(field, 'expected an event id (a string of up to 16 digits)');

@@ -6,6 +6,11 @@ import { PayloadTooLargeError, ValidationError } from '../errors.js';
 import type { Json } from './types.js';
 
 export const MAX_NAME_BYTES = 255;
+/** Resource globs a token may carry; each is a name (at most `MAX_NAME_BYTES`) with at most `MAX_GLOB_STARS` `*`. */
+export const MAX_GLOBS_PER_TOKEN = 100;
+export const MAX_GLOB_STARS = 8;
+/** An event id as callers see it: the decimal digits of a per-channel counter. */
+export const EVENT_ID_PATTERN = '^[0-9]{1,16}$';
 /** Longest TTL, delay or lease accepted: ten years. Longer lifetimes are "no TTL". */
 export const MAX_TTL_SECONDS = 315_360_000;
 const MAX_DEPTH = 128;
@@ -36,10 +41,36 @@ function isAscii(value: string): boolean {
   return true;
 }
 
+/**
+ * A token's resource globs: a non-empty array of at most `MAX_GLOBS_PER_TOKEN` names, each with at
+ * most `MAX_GLOB_STARS` `*`. Matching is linear in any case (lib/glob.ts); the bounds keep the
+ * work per request small, whatever a token issuer sends.
+ */
+export function checkGlobs(field: string, value: unknown): string[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new ValidationError(field, `expected a non-empty array of glob patterns, got ${describe(value)}`);
+  }
+  if (value.length > MAX_GLOBS_PER_TOKEN) {
+    throw new ValidationError(field, `at most ${MAX_GLOBS_PER_TOKEN} patterns, got ${value.length}`);
+  }
+  return value.map((pattern, i) => {
+    const glob = checkName(`${field}[${i}]`, pattern);
+    let stars = 0;
+    for (const char of glob) if (char === '*') stars++;
+    if (stars > MAX_GLOB_STARS) {
+      throw new ValidationError(
+        `${field}[${i}]`,
+        `has ${stars} '*'; a pattern may have at most ${MAX_GLOB_STARS}`,
+      );
+    }
+    return glob;
+  });
+}
+
 /** A TTL in seconds (> 0, finite, at most ten years), answered in whole milliseconds (at least 1). */
 export function checkTtl(field: string, value: unknown): number {
-  if (typeof value !== 'number' || Number.isNaN(value)) {
-    throw new ValidationError(field, `expected a number of seconds, got ${describe(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new ValidationError(field, `expected a finite number of seconds, got ${describe(value)}`);
   }
   if (!(value > 0)) throw new ValidationError(field, `must be greater than 0, got ${value}`);
   if (value > MAX_TTL_SECONDS) {
@@ -51,7 +82,7 @@ export function checkTtl(field: string, value: unknown): number {
 /** A delay in seconds (≥ 0, finite, at most `max`), answered in milliseconds. */
 export function checkDelay(field: string, value: unknown, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new ValidationError(field, `expected a number of seconds, got ${describe(value)}`);
+    throw new ValidationError(field, `expected a finite number of seconds, got ${describe(value)}`);
   }
   if (value < 0 || value > max)
     throw new ValidationError(field, `must be between 0 and ${max}, got ${value}`);
@@ -135,7 +166,8 @@ function checkJsonScalar(path: string, value: unknown): void {
         throw new ValidationError(path, 'string is not valid UTF-8 (lone surrogate)');
       return;
     case 'number':
-      if (!Number.isFinite(value)) throw new ValidationError(path, `${value} is not a JSON number`);
+      if (!Number.isFinite(value))
+        throw new ValidationError(path, `expected a finite JSON number, got ${describe(value)}`);
       return;
     case 'boolean':
       return;
@@ -193,8 +225,14 @@ export function describe(value: unknown): string {
     const name = Object.getPrototypeOf(value)?.constructor?.name;
     return name && name !== 'Object' ? `a ${name}` : 'an object';
   }
-  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : `the number ${value}`;
+  if (typeof value === 'number') {
+    if (Number.isNaN(value)) return 'NaN (not a number)';
+    // JSON has no infinities: a number literal too large for a double (1e400) parses as one.
+    if (!Number.isFinite(value)) return `a number too large to represent (${value < 0 ? '-' : ''}Infinity)`;
+    return `the number ${value}`;
+  }
   if (typeof value === 'bigint') return 'a BigInt';
+  if (value === undefined) return 'nothing (the field is missing)';
   return `a ${typeof value}`;
 }
 

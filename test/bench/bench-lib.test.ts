@@ -1,6 +1,7 @@
 /** The benchmark's own arithmetic and rendering: percentiles, medians, target verdicts, tables, the chart. */
 import { describe, expect, it } from 'vitest';
 import { combine, median, quantile, sample, sampleInterleaved } from '../../bench/lib/measure.js';
+import { globTable } from '../../bench/lib/report.js';
 import type { BenchResults, LatencyRow } from '../../bench/lib/results.js';
 import { decades, escapeXml, renderSvg } from '../../bench/lib/svg.js';
 import { table } from '../../bench/lib/table.js';
@@ -174,5 +175,33 @@ describe('bench rendering', () => {
     ).toHaveLength(3);
     expect(svg).toContain('cpu &#60;x&#62;');
     expect(escapeXml('a&b"')).toBe('a&#38;b&#34;');
+  });
+});
+
+describe('resource glob rows', () => {
+  const glob = (p99: number, matcher: 'lib/glob' | 'regex (before)' = 'lib/glob') => ({
+    case: matcher === 'lib/glob' ? 'hostile: 12 stars, 255-byte name' : 'for scale, the replaced .* regex',
+    matcher,
+    patterns: 1,
+    stars: 12,
+    nameBytes: 255,
+    matched: false,
+    p50: p99 / 2,
+    p99,
+    n: 100,
+  });
+  const target = (r: BenchResults) =>
+    evaluateTargets(r).find((t) => t.name === 'resource glob, hostile pattern on a 255-byte name');
+
+  it('judge the hostile rows of lib/glob only, and show in the report', () => {
+    expect(target(results([]))?.met).toBeUndefined();
+    expect(target({ ...results([]), glob: [glob(0.0005), glob(30, 'regex (before)')] })).toMatchObject({
+      met: true,
+      actual: '0.00050 ms',
+    });
+    expect(target({ ...results([]), glob: [glob(0.5)] })?.met).toBe(false);
+    const report = globTable({ ...results([]), glob: [glob(0.0005)] });
+    expect(report).toContain('| hostile: 12 stars, 255-byte name | lib/glob');
+    expect(report).toContain('0.00050');
   });
 });

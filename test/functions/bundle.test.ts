@@ -203,6 +203,34 @@ describe('packaged functions', () => {
     });
   }, 60_000);
 
+  it("the fallback function ($default route) answers docs/api.md's 404 and 405 bodies from its bundle", async () => {
+    const built = await bundle(configFor({ STORAGE_BACKEND: 'memory' }), undefined, [
+      join(root, 'functions/fallback.ts'),
+    ]);
+    const fallback = join(built.outdir, 'fallback.mjs');
+    const event = (method: string, path: string) => ({
+      ...healthEvent,
+      routeKey: '$default',
+      rawPath: path,
+      requestContext: { http: { method, path }, requestId: 'test' },
+    });
+    expect(await invoke(fallback, 'handler', {}, event('GET', '/nope'))).toEqual({
+      status: 404,
+      body: {
+        error: { code: 'not_found', message: 'no route GET "/nope"; the routes are listed in openapi.yaml' },
+      },
+    });
+    expect(await invoke(fallback, 'handler', {}, event('PATCH', '/kv/a'))).toEqual({
+      status: 405,
+      body: {
+        error: {
+          code: 'method_not_allowed',
+          message: 'PATCH is not allowed on /kv/{key}; allowed: PUT, GET, DELETE',
+        },
+      },
+    });
+  }, 60_000);
+
   it('the configuration file is read at package time and its ${VAR} references at run time', async () => {
     const file = join(dir, 'config.yaml');
     writeFileSync(

@@ -13,7 +13,8 @@ const read = (path: string) => readFileSync(fileURLToPath(new URL(`../../${path}
 
 interface ServerlessFunction {
   handler: string;
-  events?: { httpApi?: { method: string; path: string } }[];
+  /** `'*'`: the HTTP API's `$default` route (the catch-all). */
+  events?: { httpApi?: { method: string; path: string } | '*' }[];
 }
 
 const serverless = parse(read('serverless.yml')) as { functions: Record<string, ServerlessFunction> };
@@ -23,7 +24,7 @@ const openapi = parse(read('openapi.yaml')) as {
 
 const serverlessRoutes = Object.entries(serverless.functions).flatMap(([name, fn]) =>
   (fn.events ?? []).flatMap((event) =>
-    event.httpApi
+    event.httpApi && event.httpApi !== '*'
       ? [{ key: `${event.httpApi.method.toUpperCase()} ${event.httpApi.path}`, name, handler: fn.handler }]
       : [],
   ),
@@ -47,6 +48,15 @@ describe('routes', () => {
         handler: `functions/${route.fn}.handler`,
       });
     }
+  });
+
+  it('one function serves every other request (the $default route): functions/fallback', () => {
+    const catchAll = Object.entries(serverless.functions).filter(([, fn]) =>
+      (fn.events ?? []).some((event) => event.httpApi === '*'),
+    );
+    expect(catchAll.map(([name, fn]) => [name, fn.handler])).toEqual([
+      ['fallback', 'functions/fallback.handler'],
+    ]);
   });
 
   it('openapi.yaml documents exactly the routes of the table', () => {

@@ -2,10 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { PayloadTooLargeError, ValidationError } from '../../lib/errors.js';
 import {
   checkDelay,
+  checkGlobs,
   checkInt,
   checkName,
   checkOptions,
   checkTtl,
+  describe as describeValue,
+  MAX_GLOB_STARS,
+  MAX_GLOBS_PER_TOKEN,
+  MAX_NAME_BYTES,
   serializeJson,
   serializeJsonObject,
 } from '../../lib/storage/validate.js';
@@ -151,5 +156,64 @@ describe('serializeJson', () => {
     expect(serializeJsonObject('data', { a: 1 }, 100)).toBe('{"a":1}');
     expect(fieldOf(() => serializeJsonObject('data', [1], 100))).toBe('data');
     expect(fieldOf(() => serializeJsonObject('data', 'x', 100))).toBe('data');
+  });
+});
+
+describe('checkGlobs (token resources)', () => {
+  const refusal = (value: unknown) => {
+    try {
+      checkGlobs('resources', value);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ValidationError);
+      return (error as ValidationError).message;
+    }
+    throw new Error('expected a ValidationError');
+  };
+
+  it('accepts up to the bounds', () => {
+    const stars = `a${'*b'.repeat(MAX_GLOB_STARS)}`;
+    const longest = `${'x'.repeat(MAX_NAME_BYTES - 1)}*`;
+    const many = Array.from({ length: MAX_GLOBS_PER_TOKEN }, (_, i) => `r-${i}-*`);
+    expect(checkGlobs('resources', [stars, longest])).toEqual([stars, longest]);
+    expect(checkGlobs('resources', many)).toHaveLength(MAX_GLOBS_PER_TOKEN);
+  });
+
+  it('refuses past each bound, naming the pattern and the bound', () => {
+    expect(refusal([`team-a-${'a*'.repeat(12)}!`])).toBe(
+      `resources[0]: has 12 '*'; a pattern may have at most ${MAX_GLOB_STARS}`,
+    );
+    expect(refusal(['ok-*', '*'.repeat(MAX_GLOB_STARS + 1)])).toMatch(/^resources\[1\]: has 9 '\*'/);
+    expect(refusal([`${'x'.repeat(MAX_NAME_BYTES)}*`])).toBe(
+      `resources[0]: is ${MAX_NAME_BYTES + 1} bytes of UTF-8; the limit is ${MAX_NAME_BYTES}`,
+    );
+    expect(refusal(Array.from({ length: MAX_GLOBS_PER_TOKEN + 1 }, (_, i) => `r-${i}`))).toBe(
+      `resources: at most ${MAX_GLOBS_PER_TOKEN} patterns, got ${MAX_GLOBS_PER_TOKEN + 1}`,
+    );
+    expect(refusal([])).toBe('resources: expected a non-empty array of glob patterns, got an array');
+    expect(refusal(['ok', 7])).toBe('resources[1]: expected a string, got the number 7');
+  });
+});
+
+describe('describe (the "got …" of messages)', () => {
+  it('says what came in plain words', () => {
+    expect(describeValue(undefined)).toBe('nothing (the field is missing)');
+    expect(describeValue(Number.POSITIVE_INFINITY)).toBe('a number too large to represent (Infinity)');
+    expect(describeValue(Number.NEGATIVE_INFINITY)).toBe('a number too large to represent (-Infinity)');
+    expect(describeValue(Number.NaN)).toBe('NaN (not a number)');
+    expect(describeValue(-0)).toBe('the number 0');
+    expect(describeValue('x')).toBe('a string');
+    expect(describeValue([])).toBe('an array');
+  });
+
+  it('a missing name, an infinite ttl is not finite', () => {
+    expect(() => checkName('channel', undefined)).toThrow(
+      'channel: expected a string, got nothing (the field is missing)',
+    );
+    expect(() => serializeJson('message', { n: Number.POSITIVE_INFINITY }, 1024)).toThrow(
+      'message.n: expected a finite JSON number, got a number too large to represent (Infinity)',
+    );
+    expect(() => checkTtl('ttl', Number.POSITIVE_INFINITY)).toThrow(
+      'ttl: expected a finite number of seconds, got a number too large to represent (Infinity)',
+    );
   });
 });
