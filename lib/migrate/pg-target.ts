@@ -147,19 +147,25 @@ export function createPgTarget(options: PgTargetOptions) {
       case 'connections': {
         const rs = records as ConnectionRecord[];
         await tx.query(
-          `INSERT INTO ${t('ws_connections')} (connection_id, identity, scopes, resources, connected_at, expires_at)
+          `INSERT INTO ${t('ws_connections')} (connection_id, identity, scopes, resources, token_id, token_expires_at,
+             connected_at, expires_at)
            SELECT id, identity,
              ARRAY(SELECT json_array_elements_text(scopes::json)),
-             ARRAY(SELECT json_array_elements_text(resources::json)), connected_at, expires_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
-             AS u(id, identity, scopes, resources, connected_at, expires_at)
+             ARRAY(SELECT json_array_elements_text(resources::json)), token_id, token_expires_at, connected_at, expires_at
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+             $7::timestamptz[], $8::timestamptz[])
+             AS u(id, identity, scopes, resources, token_id, token_expires_at, connected_at, expires_at)
            ON CONFLICT (connection_id) DO UPDATE SET identity = EXCLUDED.identity, scopes = EXCLUDED.scopes,
-             resources = EXCLUDED.resources, connected_at = EXCLUDED.connected_at, expires_at = EXCLUDED.expires_at`,
+             resources = EXCLUDED.resources, token_id = EXCLUDED.token_id,
+             token_expires_at = EXCLUDED.token_expires_at, connected_at = EXCLUDED.connected_at,
+             expires_at = EXCLUDED.expires_at`,
           [
             rs.map((r) => r.connectionId),
             rs.map((r) => r.identity),
             rs.map((r) => JSON.stringify(r.scopes)),
             rs.map((r) => JSON.stringify(r.resources)),
+            rs.map((r) => r.tokenId),
+            rs.map((r) => iso(r.tokenExpiresAtMs)),
             rs.map((r) => iso(r.connectedAtMs)),
             rs.map((r) => iso(r.expiresAtMs)),
           ],
@@ -316,6 +322,8 @@ export function createPgTarget(options: PgTargetOptions) {
       identity: r.identity as string,
       scopes: r.scopes as string[],
       resources: r.resources as string[],
+      tokenId: r.token_id as string,
+      tokenExpiresAtMs: r.te === null ? null : num(r.te),
       connectedAtMs: num(r.c),
       expiresAtMs: num(r.e),
       channels: r.channels as string[],
@@ -379,7 +387,8 @@ export function createPgTarget(options: PgTargetOptions) {
       key: 'id',
     },
     connections: {
-      cols: `connection_id, identity, scopes, resources, ${msOf('connected_at')} AS c, ${msOf('expires_at')} AS e,
+      cols: `connection_id, identity, scopes, resources, token_id, ${msOf('token_expires_at')} AS te,
+        ${msOf('connected_at')} AS c, ${msOf('expires_at')} AS e,
         ARRAY(SELECT s.channel FROM ${t('ws_subscriptions')} s WHERE s.connection_id = x.connection_id ORDER BY s.channel) AS channels`,
       from: `${t('ws_connections')} x`,
       live: LIVE('expires_at'),

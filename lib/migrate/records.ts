@@ -79,6 +79,9 @@ export interface ConnectionRecord {
   identity: string;
   scopes: string[];
   resources: string[];
+  /** '' for a registration made before connections recorded their token. */
+  tokenId: string;
+  tokenExpiresAtMs: number | null;
   connectedAtMs: number;
   expiresAtMs: number;
   /** Sorted. */
@@ -267,9 +270,9 @@ function comparedFields(store: StoreName): Fields {
       };
     case 'connections':
       return {
-        exact: ['identity', 'scopes', 'resources', 'channels'],
+        exact: ['identity', 'scopes', 'resources', 'tokenId', 'channels'],
         json: [],
-        times: ['expiresAtMs'],
+        times: ['expiresAtMs', 'tokenExpiresAtMs'],
         activity: ['connectedAtMs'],
       };
     case 'queues':

@@ -155,6 +155,9 @@ export interface NewConnection {
   /** Checked and deduplicated. */
   scopes: Scope[];
   resources: string[];
+  tokenId: string;
+  /** Epoch ms; null: the token never expires. */
+  tokenExpiresAtMs: number | null;
   ttlMs: number;
 }
 
@@ -168,8 +171,13 @@ export type SubscribeOutcome = 'subscribed' | 'unknown' | 'full';
  * now; every read filters on it.
  */
 export interface ConnectionDriver {
-  /** Registers the connection, replacing any earlier registration and dropping its subscriptions. */
-  register(connection: NewConnection): Promise<Connection>;
+  /**
+   * Registers the connection, replacing any earlier registration and dropping its subscriptions.
+   * Atomic with the count: answers `full`, changing nothing, when `maxPerToken` other live
+   * connections hold its token (an earlier registration of the same id does not count).
+   * Without `maxPerToken` nothing is counted (a replay of a registration already admitted).
+   */
+  register(connection: NewConnection, maxPerToken?: number): Promise<Connection | 'full'>;
   get(connectionId: string): Promise<Connection | undefined>;
   /** Atomic: the live check, the membership check and the channel count happen together. */
   subscribe(connectionId: string, channel: string, maxChannels: number): Promise<SubscribeOutcome>;
@@ -186,6 +194,14 @@ export interface ConnectionDriver {
   ): Promise<{ connectionIds: string[]; more: boolean }>;
   /** Forgets the connection and its subscriptions; answers whether it was live. */
   remove(connectionId: string): Promise<boolean>;
+  /** Up to `limit` live connections of the token whose ids come after `after`, in byte order. */
+  byToken(
+    tokenId: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ connectionIds: string[]; more: boolean }>;
+  /** Up to `limit` live connections whose token expired by the backend's now, earliest first. */
+  withExpiredToken(limit: number): Promise<string[]>;
 }
 
 export interface Driver {

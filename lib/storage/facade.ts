@@ -8,6 +8,7 @@ import { BackendUnavailableError, ConflictError, ValidationError } from '../erro
 import type { Driver, EventDriver, Expiry, StoredToken } from './driver.js';
 import type {
   AuditStore,
+  ConnectionIdsPage,
   ConnectionStore,
   EventHandler,
   EventStore,
@@ -328,13 +329,26 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
 
   const connections: ConnectionStore = {
     async register(input) {
-      const i = checkOptions('input', input, ['connectionId', 'identity', 'scopes', 'resources', 'ttl']);
+      const i = checkOptions('input', input, [
+        'connectionId',
+        'identity',
+        'scopes',
+        'resources',
+        'tokenId',
+        'tokenExpiresAt',
+        'ttl',
+      ]);
       if (input === undefined) throw new ValidationError('input', 'is required');
       const connectionId = checkName('connectionId', i.connectionId);
       const identity = checkName('identity', i.identity);
       const scopes = checkScopes(i.scopes);
       if (i.resources === undefined) throw new ValidationError('resources', 'is required');
       const resources = checkPatterns('resources', i.resources);
+      const tokenId = checkName('tokenId', i.tokenId);
+      const tokenExpiresAtMs =
+        i.tokenExpiresAt === undefined || i.tokenExpiresAt === null
+          ? null
+          : checkIsoTime('tokenExpiresAt', i.tokenExpiresAt);
       let ttlMs = CONNECTION_DEFAULT_TTL_SECONDS * 1000;
       if (i.ttl !== undefined) {
         ttlMs = checkTtl('ttl', i.ttl);
@@ -345,7 +359,18 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
           );
         }
       }
-      return driver.connections.register({ connectionId, identity, scopes, resources, ttlMs });
+      const { maxConnectionsPerToken } = config.websocket;
+      const registered = await driver.connections.register(
+        { connectionId, identity, scopes, resources, tokenId, tokenExpiresAtMs, ttlMs },
+        maxConnectionsPerToken,
+      );
+      if (registered === 'full') {
+        throw new ConflictError(
+          `token ${JSON.stringify(tokenId)} already holds ${maxConnectionsPerToken} open WebSocket connections, ` +
+            'the most allowed (websocket.maxConnectionsPerToken): close one first',
+        );
+      }
+      return registered;
     },
     get: async (connectionId) => driver.connections.get(checkName('connectionId', connectionId)),
     async subscribe(connectionId, channel) {
@@ -369,13 +394,21 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
       const o = checkOptions('options', options, ['cursor', 'limit']);
       const after = o.cursor === undefined ? undefined : decodeCursor('options.cursor', o.cursor);
       const limit = o.limit === undefined ? 100 : checkInt('options.limit', o.limit, 1, 1000);
-      const page = await driver.connections.subscribers(channel, after, limit);
-      const last = page.connectionIds.at(-1);
-      return page.more && last !== undefined
-        ? { connectionIds: page.connectionIds, cursor: encodeCursor(last) }
-        : { connectionIds: page.connectionIds };
+      return idsPage(await driver.connections.subscribers(channel, after, limit));
     },
     remove: async (connectionId) => driver.connections.remove(checkName('connectionId', connectionId)),
+    async byToken(tokenId, options) {
+      checkName('tokenId', tokenId);
+      const o = checkOptions('options', options, ['cursor', 'limit']);
+      const after = o.cursor === undefined ? undefined : decodeCursor('options.cursor', o.cursor);
+      const limit = o.limit === undefined ? 100 : checkInt('options.limit', o.limit, 1, 1000);
+      return idsPage(await driver.connections.byToken(tokenId, after, limit));
+    },
+    async withExpiredToken(options) {
+      const o = checkOptions('options', options, ['limit']);
+      const limit = o.limit === undefined ? 1000 : checkInt('options.limit', o.limit, 1, 100_000);
+      return driver.connections.withExpiredToken(limit);
+    },
   };
 
   return {
@@ -430,6 +463,16 @@ function checkDeadline(field: string, value: unknown): number {
   return ms;
 }
 
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/** An ISO-8601 date and time with its offset, as `TokenInfo.expiresAt` is written; answers epoch ms. */
+function checkIsoTime(field: string, value: unknown): number {
+  if (typeof value !== 'string' || !ISO_TIME.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new ValidationError(field, `expected an ISO-8601 time such as 2030-01-01T00:00:00.000Z, got ${describe(value)}`);
+  }
+  return Date.parse(value);
+}
+
 function checkBatch(field: string, value: unknown): asserts value is unknown[] {
   if (!Array.isArray(value)) throw new ValidationError(field, `expected an array, got ${describe(value)}`);
   if (value.length > MAX_BATCH)
@@ -465,8 +508,16 @@ function checkPatterns(field: string, value: unknown): string[] {
   return value.map((p, i) => checkName(`${field}[${i}]`, p));
 }
 
+/** A page of connection ids as callers see it: a cursor when more follow. */
+function idsPage(page: { connectionIds: string[]; more: boolean }): ConnectionIdsPage {
+  const last = page.connectionIds.at(-1);
+  return page.more && last !== undefined
+    ? { connectionIds: page.connectionIds, cursor: encodeCursor(last) }
+    : { connectionIds: page.connectionIds };
+}
+
 /**
- * A `subscribers` cursor: the last connection id of the page, base64url-encoded. Opaque to
+ * A `subscribers` or `byToken` cursor: the last connection id of the page, base64url-encoded. Opaque to
  * callers; anything that does not decode to a valid connection id is refused.
  */
 function encodeCursor(lastId: string): string {
@@ -475,7 +526,7 @@ function encodeCursor(lastId: string): string {
 
 const CURSOR = /^[A-Za-z0-9_-]{1,400}$/;
 function decodeCursor(field: string, value: unknown): string {
-  const invalid = () => new ValidationError(field, 'is not a cursor answered by subscribers()');
+  const invalid = () => new ValidationError(field, 'is not a cursor answered by subscribers() or byToken()');
   if (typeof value !== 'string')
     throw new ValidationError(field, `expected a string, got ${describe(value)}`);
   if (!CURSOR.test(value)) throw invalid();

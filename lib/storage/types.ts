@@ -365,6 +365,13 @@ export interface Connection {
   identity: string;
   scopes: Scope[];
   resources: string[];
+  /**
+   * The id of that token, looked up again on every frame. `''` for a registration made before
+   * token ids were recorded: it can no longer be verified, so its next frame closes it.
+   */
+  tokenId: string;
+  /** When that token expires (null: never); the cleanup closes the connection after it. */
+  tokenExpiresAt: string | null;
   connectedAt: string;
   /** API Gateway closes a WebSocket after 2 h; the registry forgets it then at the latest. */
   expiresAt: string;
@@ -377,20 +384,27 @@ export interface RegisterConnectionInput {
   identity: string;
   scopes: Scope[];
   resources: string[];
+  /** The id of the token the connection was opened with. */
+  tokenId: string;
+  /** When that token expires, as `TokenInfo.expiresAt` says it (ISO-8601); null or absent: never. */
+  tokenExpiresAt?: string | null;
   /** Seconds the registration lives (> 0, at most 86400; default 7200, API Gateway's connection limit). */
   ttl?: number;
 }
 
-export interface SubscribersPage {
-  /** Live connection ids subscribed to the channel, in a stable order (by their UTF-8 bytes). */
+/** One page of connection ids, in a stable order (by their UTF-8 bytes). */
+export interface ConnectionIdsPage {
   connectionIds: string[];
   /**
    * Pass back as `options.cursor` for the next page; absent on the last page. Opaque; pages are
-   * keyset (after the last id answered), so subscribers who come or go during a walk never
-   * cause duplicates or skip anyone who stayed.
+   * keyset (after the last id answered), so connections that come or go during a walk never
+   * cause duplicates or skip any that stayed.
    */
   cursor?: string;
 }
+
+/** A page of a channel's live subscribers. */
+export type SubscribersPage = ConnectionIdsPage;
 
 /**
  * Which WebSocket connections exist and which channels each one listens to: connection →
@@ -399,7 +413,12 @@ export interface SubscribersPage {
  * its subscriptions are invisible at once and removed by the sweep.
  */
 export interface ConnectionStore {
-  /** Registers (or replaces, dropping its subscriptions) a connection. */
+  /**
+   * Registers (or replaces, dropping its subscriptions) a connection. A token holds at most
+   * `websocket.maxConnectionsPerToken` live connections (default 10): one more throws
+   * `ConflictError`, registering nothing. The count and the insert are one atomic step, so a
+   * burst of concurrent registrations never passes the limit.
+   */
   register(input: RegisterConnectionInput): Promise<Connection>;
   /** The live connection with its channels, or `undefined`. */
   get(connectionId: string): Promise<Connection | undefined>;
@@ -415,6 +434,17 @@ export interface ConnectionStore {
   subscribers(channel: string, options?: { cursor?: string; limit?: number }): Promise<SubscribersPage>;
   /** Forgets the connection and all its subscriptions; answers whether it was registered and live. */
   remove(connectionId: string): Promise<boolean>;
+  /**
+   * One page of the live connections opened with the token `tokenId` (`limit` 1–1000, default
+   * 100): an index lookup, never a scan of every connection.
+   */
+  byToken(tokenId: string, options?: { cursor?: string; limit?: number }): Promise<ConnectionIdsPage>;
+  /**
+   * Up to `limit` (1–100000, default 1000) live connections whose token has expired, the
+   * earliest expiry first (an index lookup). They stay registered until removed: closing the
+   * socket is the caller's part.
+   */
+  withExpiredToken(options?: { limit?: number }): Promise<string[]>;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -207,6 +207,7 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
     await storage.connections.register({
       connectionId: stale,
       identity: 'gone',
+      tokenId: `t-${stale}`,
       scopes: ['admin'],
       resources: ['*'],
     });

@@ -77,6 +77,7 @@ async function writeExpiring(storage: Storage): Promise<void> {
   await storage.connections.register({
     connectionId,
     identity: 'cleanup',
+    tokenId: `t-${connectionId}`,
     scopes: ['admin'],
     resources: ['*'],
     ttl,

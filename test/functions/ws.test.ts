@@ -465,6 +465,7 @@ await describeOnBackends('WebSocket relay', ({ storage }) => {
     await storage().connections.register({
       connectionId: expiring,
       identity: 'short',
+      tokenId: `t-${expiring}`,
       scopes: ['admin'],
       resources: ['*'],
       ttl: 0.2,

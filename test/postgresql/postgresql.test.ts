@@ -398,6 +398,7 @@ describe.skipIf(unavailable !== undefined)(
         storage.connections.register({
           connectionId,
           identity: 'relay',
+          tokenId: `t-${connectionId}`,
           scopes: ['events:subscribe'],
           resources: ['*'],
           ...(ttl === undefined ? {} : { ttl }),

@@ -112,7 +112,13 @@ describe.skipIf(unavailable !== undefined)(
         return [...sent];
       };
       const register = (connectionId: string) =>
-        storage.connections.register({ connectionId, identity: 'i', scopes: ['admin'], resources: ['*'] });
+        storage.connections.register({
+          connectionId,
+          identity: 'i',
+          tokenId: `t-${connectionId}`,
+          scopes: ['admin'],
+          resources: ['*'],
+        });
       try {
         // Scripts are loaded on first use: measure warm calls.
         await register('warm');
@@ -187,6 +193,7 @@ describe.skipIf(unavailable !== undefined)(
           await storage.connections.register({
             connectionId: 'c',
             identity: 'i',
+            tokenId: 't',
             scopes: ['events:subscribe'],
             resources: ['*'],
           });
@@ -424,6 +431,8 @@ describe.skipIf(unavailable !== undefined)(`redis connection registry${skipped}`
         await storage.connections.register({
           connectionId: id,
           identity: 'i',
+          tokenId: `t-${id}`,
+          tokenExpiresAt: new Date(Date.now() + 600_000).toISOString(),
           scopes: ['admin'],
           resources: ['*'],
         });
@@ -449,6 +458,8 @@ describe.skipIf(unavailable !== undefined)(`redis connection registry${skipped}`
         storage.connections.register({
           connectionId,
           identity: 'i',
+          tokenId: `t-${connectionId}`,
+          tokenExpiresAt: new Date(Date.now() + 600_000).toISOString(),
           scopes: ['admin'],
           resources: ['*'],
           ttl,

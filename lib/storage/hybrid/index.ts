@@ -1356,13 +1356,14 @@ export function createHybridDriver(
     { t: 'conn', id, connection: (await d.connections.get(id)) ?? null },
   ];
   const connections: ConnectionDriver = {
-    register: (connection) =>
+    // Counted on the backend that takes the registration (the fallback's own count in an outage).
+    register: (connection, maxPerToken) =>
       write(
         'pubsub',
         'connections.register',
-        (d) => d.connections.register(connection),
-        (_d, c) => [{ t: 'conn', id: c.connectionId, connection: c }],
-        { undo: (d, c) => d.connections.remove(c.connectionId) },
+        (d) => d.connections.register(connection, maxPerToken),
+        (_d, c) => (c === 'full' ? [] : [{ t: 'conn', id: c.connectionId, connection: c }]),
+        { undo: async (d, c) => (c === 'full' ? undefined : d.connections.remove(c.connectionId)) },
       ),
     get: (id) => read('pubsub', 'connections.get', (d) => d.connections.get(id)),
     subscribe: (id, channel, maxChannels) =>
@@ -1388,6 +1389,10 @@ export function createHybridDriver(
         (d) => d.connections.remove(id),
         () => [{ t: 'conn', id, connection: null }],
       ),
+    byToken: (tokenId, after, limit) =>
+      read('pubsub', 'connections.byToken', (d) => d.connections.byToken(tokenId, after, limit)),
+    withExpiredToken: (limit) =>
+      read('pubsub', 'connections.withExpiredToken', (d) => d.connections.withExpiredToken(limit)),
   };
 
   // -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
  * journal in order leaves the target with the last state the source answered.
  */
 import type { Driver, StoredToken } from '../driver.js';
+import { MAX_CHANNELS_PER_CONNECTION } from '../facade.js';
 import type { AuditEntry, Connection, Session } from '../types.js';
 import type { BackendName } from './settings.js';
 
@@ -231,16 +232,20 @@ export async function applyEntry(
         await target.connections.remove(entry.id);
         return 'done';
       }
+      // Not counted against the token's limit: the source admitted it. Entries journaled before
+      // connections recorded their token carry none ('' never verifies, so the next frame closes it).
       await target.connections.register({
         connectionId: c.connectionId,
         identity: c.identity,
         scopes: c.scopes,
         resources: c.resources,
+        tokenId: c.tokenId ?? '',
+        tokenExpiresAtMs: c.tokenExpiresAt ? Date.parse(c.tokenExpiresAt) : null,
         ttlMs,
       });
       for (const channel of c.channels) {
         await guard();
-        await target.connections.subscribe(c.connectionId, channel, 100);
+        await target.connections.subscribe(c.connectionId, channel, MAX_CHANNELS_PER_CONNECTION);
       }
       return 'done';
     }

@@ -670,6 +670,8 @@ interface ConnectionRecord {
   identity: string;
   scopes: Connection['scopes'];
   resources: string[];
+  tokenId: string;
+  tokenExpiresAt: number | null;
   connectedAt: number;
   expiresAt: number;
   channels: Set<string>;
@@ -679,6 +681,8 @@ function memoryConnections() {
   const byId = new Map<string, ConnectionRecord>();
   /** channel → ids of the connections subscribed to it (live or not yet swept). */
   const byChannel = new Map<string, Set<string>>();
+  /** token id → ids of the connections opened with it (live or not yet swept). */
+  const byTokenId = new Map<string, Set<string>>();
   const isLive = (r: ConnectionRecord, now: number) => r.expiresAt > now;
   const live = (id: string, now = Date.now()) => {
     const r = byId.get(id);
@@ -689,6 +693,8 @@ function memoryConnections() {
     identity: r.identity,
     scopes: [...r.scopes],
     resources: [...r.resources],
+    tokenId: r.tokenId,
+    tokenExpiresAt: r.tokenExpiresAt === null ? null : iso(r.tokenExpiresAt),
     connectedAt: iso(r.connectedAt),
     expiresAt: iso(r.expiresAt),
     channels: [...r.channels].sort(compareBytes),
@@ -701,24 +707,42 @@ function memoryConnections() {
   /** Forgets a connection and both directions of its subscriptions. */
   const drop = (r: ConnectionRecord) => {
     for (const channel of r.channels) unlink(r.connectionId, channel);
+    const ofToken = byTokenId.get(r.tokenId);
+    ofToken?.delete(r.connectionId);
+    if (ofToken?.size === 0) byTokenId.delete(r.tokenId);
     byId.delete(r.connectionId);
   };
+  const liveOfToken = (tokenId: string, now: number) =>
+    [...(byTokenId.get(tokenId) ?? [])].filter((id) => live(id, now));
 
   const driver: ConnectionDriver = {
-    async register(c) {
+    // No await between the count and the insert: atomic in this process.
+    async register(c, maxPerToken) {
+      const now = Date.now();
+      if (maxPerToken !== undefined) {
+        const others = liveOfToken(c.tokenId, now).filter((id) => id !== c.connectionId);
+        if (others.length >= maxPerToken) return 'full';
+      }
       const old = byId.get(c.connectionId);
       if (old) drop(old);
-      const now = Date.now();
       const record: ConnectionRecord = {
         connectionId: c.connectionId,
         identity: c.identity,
         scopes: [...c.scopes],
         resources: [...c.resources],
+        tokenId: c.tokenId,
+        tokenExpiresAt: c.tokenExpiresAtMs,
         connectedAt: now,
         expiresAt: now + c.ttlMs,
         channels: new Set(),
       };
       byId.set(c.connectionId, record);
+      let ofToken = byTokenId.get(c.tokenId);
+      if (!ofToken) {
+        ofToken = new Set();
+        byTokenId.set(c.tokenId, ofToken);
+      }
+      ofToken.add(c.connectionId);
       return view(record);
     },
     async get(id) {
@@ -757,6 +781,21 @@ function memoryConnections() {
       if (!r) return false;
       drop(r);
       return isLive(r, Date.now());
+    },
+    async byToken(tokenId, after, limit) {
+      const ids = liveOfToken(tokenId, Date.now())
+        .filter((id) => after === undefined || compareBytes(id, after) > 0)
+        .sort(compareBytes);
+      return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
+    },
+    // A scan: the memory backend is for tests and experiments, where the registry is small.
+    async withExpiredToken(limit) {
+      const now = Date.now();
+      return [...byId.values()]
+        .filter((r) => r.tokenExpiresAt !== null && r.tokenExpiresAt <= now && isLive(r, now))
+        .sort((a, b) => (a.tokenExpiresAt as number) - (b.tokenExpiresAt as number))
+        .slice(0, limit)
+        .map((r) => r.connectionId);
     },
   };
   const sweep = (limit: number) => {

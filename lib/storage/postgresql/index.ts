@@ -1212,40 +1212,64 @@ type ConnectionRow = {
   identity: string;
   scopes: string[];
   resources: string[];
+  token_id: string;
+  token_expires: number | null;
   connected: number;
   expires: number;
   channels: string[];
 };
 
 /**
- * The WebSocket connection registry (0002_connections.sql). `register` and `subscribe` are a
- * transaction each: the first statement locks the connection's row, so the second one (with a
- * snapshot taken after the lock) sees every subscription committed before it. That keeps a
- * replaced registration from keeping a subscription made concurrently, and the channel limit
- * exact under concurrent subscribes of one connection. Reads are one statement each.
+ * The WebSocket connection registry (0002_connections.sql, 0005_connection_tokens.sql).
+ * `register` and `subscribe` are a transaction each: the first statement locks the connection's
+ * row, so the second one (with a snapshot taken after the lock) sees every subscription
+ * committed before it. That keeps a replaced registration from keeping a subscription made
+ * concurrently, and the channel limit exact under concurrent subscribes of one connection. A
+ * counted `register` first takes a transaction-scoped advisory lock on its token, so
+ * registrations of one token count one after another and never pass the limit together.
+ * Reads are one statement each.
  */
 function pgConnections(t: Table, query: Query, transaction: Transaction): ConnectionDriver {
   const conns = t('ws_connections');
   const subs = t('ws_subscriptions');
   return {
-    async register(c) {
+    async register(c, maxPerToken) {
       const row = await transaction(async (tx) => {
+        if (maxPerToken !== undefined) {
+          // Two int4 keys: a space apart from the migrations' bigint lock.
+          await tx.query('SELECT pg_advisory_xact_lock(hashtext($1::text), hashtext($2::text))', [
+            conns,
+            c.tokenId,
+          ]);
+          const [count] = await tx.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM ${conns}
+             WHERE token_id = $1 AND connection_id <> $2 AND expires_at > now()`,
+            [c.tokenId, c.connectionId],
+          );
+          if (num(count?.n ?? 0) >= maxPerToken) return undefined;
+        }
         const [row] = await tx.query<{ connected: number; expires: number }>(
-          `INSERT INTO ${conns} (connection_id, identity, scopes, resources, connected_at, expires_at)
-           VALUES ($1, $2, $3::text[], $4::text[], ${NOW_MS}, ${NOW_MS} + ${msInterval('$5')})
+          `INSERT INTO ${conns} (connection_id, identity, scopes, resources, token_id, token_expires_at,
+             connected_at, expires_at)
+           VALUES ($1, $2, $3::text[], $4::text[], $5, ${atMs('$6')}, ${NOW_MS}, ${NOW_MS} + ${msInterval('$7')})
            ON CONFLICT (connection_id) DO UPDATE SET identity = EXCLUDED.identity, scopes = EXCLUDED.scopes,
-             resources = EXCLUDED.resources, connected_at = EXCLUDED.connected_at, expires_at = EXCLUDED.expires_at
+             resources = EXCLUDED.resources, token_id = EXCLUDED.token_id,
+             token_expires_at = EXCLUDED.token_expires_at, connected_at = EXCLUDED.connected_at,
+             expires_at = EXCLUDED.expires_at
            RETURNING ${ms('connected_at')} AS connected, ${ms('expires_at')} AS expires`,
-          [c.connectionId, c.identity, c.scopes, c.resources, c.ttlMs],
+          [c.connectionId, c.identity, c.scopes, c.resources, c.tokenId, c.tokenExpiresAtMs, c.ttlMs],
         );
         await tx.query(`DELETE FROM ${subs} WHERE connection_id = $1`, [c.connectionId]);
         return row!;
       });
+      if (row === undefined) return 'full';
       return {
         connectionId: c.connectionId,
         identity: c.identity,
         scopes: [...c.scopes],
         resources: [...c.resources],
+        tokenId: c.tokenId,
+        tokenExpiresAt: c.tokenExpiresAtMs === null ? null : iso(c.tokenExpiresAtMs),
         connectedAt: iso(num(row.connected)),
         expiresAt: iso(num(row.expires)),
         channels: [],
@@ -1253,7 +1277,8 @@ function pgConnections(t: Table, query: Query, transaction: Transaction): Connec
     },
     async get(id) {
       const [row] = await query<ConnectionRow>(
-        `SELECT identity, scopes, resources, ${ms('connected_at')} AS connected, ${ms('expires_at')} AS expires,
+        `SELECT identity, scopes, resources, token_id, ${ms('token_expires_at')} AS token_expires,
+           ${ms('connected_at')} AS connected, ${ms('expires_at')} AS expires,
            ARRAY(SELECT s.channel FROM ${subs} s WHERE s.connection_id = c.connection_id ORDER BY s.channel) AS channels
          FROM ${conns} c WHERE connection_id = $1 AND expires_at > now()`,
         [id],
@@ -1264,6 +1289,8 @@ function pgConnections(t: Table, query: Query, transaction: Transaction): Connec
         identity: row.identity,
         scopes: row.scopes as Connection['scopes'],
         resources: row.resources,
+        tokenId: row.token_id,
+        tokenExpiresAt: nullableMs(row.token_expires),
         connectedAt: iso(num(row.connected)),
         expiresAt: iso(num(row.expires)),
         channels: row.channels,
@@ -1317,6 +1344,25 @@ function pgConnections(t: Table, query: Query, transaction: Transaction): Connec
         [id],
       );
       return row?.live === true;
+    },
+    async byToken(tokenId, after, limit) {
+      const rows = await query<{ connection_id: string }>(
+        `SELECT connection_id FROM ${conns}
+         WHERE token_id = $1 AND connection_id > $2 AND expires_at > now()
+         ORDER BY connection_id LIMIT $3`,
+        [tokenId, after ?? '', limit + 1],
+      );
+      const ids = rows.map((r) => r.connection_id);
+      return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
+    },
+    async withExpiredToken(limit) {
+      const rows = await query<{ connection_id: string }>(
+        `SELECT connection_id FROM ${conns}
+         WHERE token_expires_at IS NOT NULL AND token_expires_at <= now() AND expires_at > now()
+         ORDER BY token_expires_at LIMIT $1`,
+        [limit],
+      );
+      return rows.map((r) => r.connection_id);
     },
   };
 }

@@ -792,17 +792,31 @@ function redisAudit(run: ScriptCaller, base: string, config: StorageConfig): Aud
 function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
   const conns = `${base}conns`;
   return {
-    async register(c) {
-      const [connected, exp] = (await run(
+    async register(c, maxPerToken) {
+      const reply = (await run(
         'connectionRegister',
         [conns],
-        [base, c.connectionId, c.identity, JSON.stringify(c.scopes), JSON.stringify(c.resources), c.ttlMs],
-      )) as [number, number];
+        [
+          base,
+          c.connectionId,
+          c.identity,
+          JSON.stringify(c.scopes),
+          JSON.stringify(c.resources),
+          c.ttlMs,
+          c.tokenId,
+          c.tokenExpiresAtMs ?? '',
+          maxPerToken ?? '',
+        ],
+      )) as [number, number] | 0;
+      if (reply === 0) return 'full';
+      const [connected, exp] = reply;
       return {
         connectionId: c.connectionId,
         identity: c.identity,
         scopes: [...c.scopes],
         resources: [...c.resources],
+        tokenId: c.tokenId,
+        tokenExpiresAt: c.tokenExpiresAtMs === null ? null : iso(c.tokenExpiresAtMs),
         connectedAt: iso(connected),
         expiresAt: iso(exp),
         channels: [],
@@ -811,7 +825,9 @@ function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
     async get(id) {
       const reply = (await run('connectionGet', [conns], [base, id])) as Reply[] | null;
       if (reply === null) return undefined;
-      const [identity, scopes, resources, connected, exp, channels] = reply as [
+      const [identity, scopes, resources, connected, exp, tokenId, tokenExp, channels] = reply as [
+        string,
+        string,
         string,
         string,
         string,
@@ -824,6 +840,8 @@ function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
         identity,
         scopes: JSON.parse(scopes) as Connection['scopes'],
         resources: JSON.parse(resources) as string[],
+        tokenId,
+        tokenExpiresAt: tokenExp === '' ? null : iso(tokenExp),
         connectedAt: iso(connected),
         expiresAt: iso(exp),
         channels: channels.sort(compareBytes),
@@ -846,6 +864,13 @@ function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
     },
     async remove(id) {
       return (await run('connectionRemove', [conns], [base, id])) === 1;
+    },
+    async byToken(tokenId, after, limit) {
+      const ids = (await run('connectionsOfToken', [conns], [base, tokenId, after ?? '', limit])) as string[];
+      return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
+    },
+    async withExpiredToken(limit) {
+      return (await run('connectionsWithExpiredToken', [conns], [base, limit])) as string[];
     },
   };
 }

@@ -581,13 +581,17 @@ return removed`,
 // script updates a connection and both directions of its subscriptions on Redis Cluster too
 // (no CROSSSLOT). Keys (base = '<prefix>{ws}:'):
 //   conns            zset connection id → expiry ms (liveness for subscribers, and the sweep's index)
-//   conn:<id>        hash identity, scopes (JSON), resources (JSON), connected ms, exp ms
+//   conn:<id>        hash identity, scopes (JSON), resources (JSON), connected ms, exp ms,
+//                    token (its token's id), tokexp (the token's expiry ms, '' = never)
 //   chans:<id>       set of the connection's channels
 //   subs:<channel>   zset (all scores 0, so ZRANGEBYLEX pages in byte order) of subscribed ids
+//   tok:<token id>   zset (all scores 0) of the ids of connections opened with the token
+//   tokenof          hash connection id → token id (what the sweep needs once conn:<id> is gone)
+//   tokexp           zset connection id → its token's expiry ms (only tokens that expire)
 // A connection is live while exp > TIME. conn:<id> expires exactly then (PEXPIREAT); the sets
-// that the sweep needs to undo a connection's subscriptions live GRACE_MS longer, and conns and
-// subs:<channel> as long as their latest member plus GRACE_MS, so Redis drops everything of a
-// dead connection even when no sweep runs.
+// that the sweep needs to undo a connection's subscriptions live GRACE_MS longer, and conns,
+// subs:<channel>, tok:<token id>, tokenof and tokexp as long as their latest member plus
+// GRACE_MS, so Redis drops everything of a dead connection even when no sweep runs.
 
 /** How long a dead connection's indexes outlive it, for the sweep to clean up. */
 export const CONNECTION_GRACE_MS = 3_600_000;
@@ -612,37 +616,74 @@ local function keep_until(key, at, now)
   local left = redis.call('PTTL', key)
   if left < 0 or now + left < at then redis.call('PEXPIREAT', key, at) end
 end
+-- Whether the connection is live and was opened with the token.
+local function live_of_token(base, id, token, now)
+  local f = redis.call('HMGET', base .. 'conn:' .. id, 'token', 'exp')
+  return f[1] == token and tonumber(f[2]) ~= nil and tonumber(f[2]) > now
+end
+-- Removes the connection from its token's indexes.
+local function drop_token(base, id)
+  local token = redis.call('HGET', base .. 'tokenof', id)
+  if token then redis.call('ZREM', base .. 'tok:' .. token, id) end
+  redis.call('HDEL', base .. 'tokenof', id)
+  redis.call('ZREM', base .. 'tokexp', id)
+end
 `;
 
 /**
- * KEYS[1] conns; ARGV: base, id, identity, scopes JSON, resources JSON, ttlMs → {connected, exp}.
- * Replaces an earlier registration and drops its subscriptions.
+ * KEYS[1] conns; ARGV: base, id, identity, scopes JSON, resources JSON, ttlMs, token id, token
+ * expiry ms ('' = never), maxPerToken ('' = no limit) → {connected, exp}, or 0 (nothing
+ * changed) when maxPerToken other live connections hold the token. Replaces an earlier
+ * registration and drops its subscriptions.
  */
 export const connectionRegister: ScriptDefinition = {
   numberOfKeys: 1,
   lua: `${CONNECTION_HELPERS}
-local base, id = ARGV[1], ARGV[2]
+local base, id, token, tokexp = ARGV[1], ARGV[2], ARGV[7], ARGV[8]
 local now = now_ms()
+local tok = base .. 'tok:' .. token
+local max = tonumber(ARGV[9])
+if max then
+  local others = 0
+  for _, other in ipairs(redis.call('ZRANGE', tok, 0, -1)) do
+    if not live_of_token(base, other, token, now) then redis.call('ZREM', tok, other)
+    elseif other ~= id then others = others + 1 end
+  end
+  if others >= max then return 0 end
+end
 local exp = now + tonumber(ARGV[6])
 local key = base .. 'conn:' .. id
 drop_channels(base, id)
+drop_token(base, id)
 redis.call('DEL', key)
-redis.call('HSET', key, 'identity', ARGV[3], 'scopes', ARGV[4], 'resources', ARGV[5], 'connected', now, 'exp', exp)
+redis.call('HSET', key, 'identity', ARGV[3], 'scopes', ARGV[4], 'resources', ARGV[5], 'connected', now, 'exp', exp,
+  'token', token, 'tokexp', tokexp)
 redis.call('PEXPIREAT', key, exp)
 redis.call('ZADD', KEYS[1], exp, id)
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], tonumber(top[2]) + GRACE)
+redis.call('ZADD', tok, 0, id)
+keep_until(tok, exp + GRACE, now)
+redis.call('HSET', base .. 'tokenof', id, token)
+keep_until(base .. 'tokenof', exp + GRACE, now)
+if tokexp ~= '' then
+  redis.call('ZADD', base .. 'tokexp', tokexp, id)
+  keep_until(base .. 'tokexp', exp + GRACE, now)
+end
 return {now, exp}`,
 };
 
-/** KEYS[1] conns; ARGV: base, id → {identity, scopes, resources, connected, exp, {channels}} or nil. */
+/**
+ * KEYS[1] conns; ARGV: base, id → {identity, scopes, resources, connected, exp, token, tokexp,
+ * {channels}} or nil. A registration made before tokens were recorded has token and tokexp ''.
+ */
 export const connectionGet: ScriptDefinition = {
   numberOfKeys: 1,
   lua: `${CONNECTION_HELPERS}
 local base, id = ARGV[1], ARGV[2]
-local f = redis.call('HMGET', base .. 'conn:' .. id, 'identity', 'scopes', 'resources', 'connected', 'exp')
+local f = redis.call('HMGET', base .. 'conn:' .. id, 'identity', 'scopes', 'resources', 'connected', 'exp', 'token', 'tokexp')
 if not f[1] or tonumber(f[5]) <= now_ms() then return nil end
-return {f[1], f[2], f[3], f[4], f[5], redis.call('SMEMBERS', base .. 'chans:' .. id)}`,
+return {f[1], f[2], f[3], f[4], f[5], f[6] or '', f[7] or '', redis.call('SMEMBERS', base .. 'chans:' .. id)}`,
 };
 
 /** KEYS[1] conns; ARGV: base, id, channel, maxChannels → 1 subscribed, 0 not live, -1 full. */
@@ -713,6 +754,7 @@ export const connectionRemove: ScriptDefinition = {
 local base, id = ARGV[1], ARGV[2]
 local exp = live_exp(base, id, now_ms())
 drop_channels(base, id)
+drop_token(base, id)
 redis.call('DEL', base .. 'conn:' .. id)
 redis.call('ZREM', KEYS[1], id)
 if exp then return 1 end
@@ -727,10 +769,63 @@ local base = ARGV[1]
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(dead) do
   drop_channels(base, id)
+  drop_token(base, id)
   redis.call('DEL', base .. 'conn:' .. id)
   redis.call('ZREM', KEYS[1], id)
 end
 return #dead`,
+};
+
+/**
+ * KEYS[1] conns; ARGV: base, token id, after ('' = from the start), limit → up to limit + 1
+ * live ids of the token's connections after \`after\`, in byte order. Members of dead
+ * connections met on the way are removed.
+ */
+export const connectionsOfToken: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${CONNECTION_HELPERS}
+local base, token, limit = ARGV[1], ARGV[2], tonumber(ARGV[4])
+local tok = base .. 'tok:' .. token
+local now = now_ms()
+local min = '-'
+if ARGV[3] ~= '' then min = '(' .. ARGV[3] end
+local out = {}
+while #out <= limit do
+  local batch = redis.call('ZRANGEBYLEX', tok, min, '+', 'LIMIT', 0, limit + 1)
+  for _, id in ipairs(batch) do
+    if live_of_token(base, id, token, now) then
+      out[#out + 1] = id
+      if #out > limit then break end
+    else
+      redis.call('ZREM', tok, id)
+    end
+  end
+  if #batch <= limit then break end
+  min = '(' .. batch[#batch]
+end
+return out`,
+};
+
+/**
+ * KEYS[1] conns; ARGV: base, limit → up to limit live connection ids whose token expired by
+ * TIME, earliest expiry first. Members of dead connections met on the way are removed.
+ */
+export const connectionsWithExpiredToken: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${CONNECTION_HELPERS}
+local base, limit = ARGV[1], tonumber(ARGV[2])
+local tokexp = base .. 'tokexp'
+local now = now_ms()
+local out = {}
+while #out < limit do
+  -- Live members stay, dead ones are removed: the next batch starts after the live ones found.
+  local batch = redis.call('ZRANGEBYSCORE', tokexp, '-inf', now, 'LIMIT', #out, limit - #out)
+  if #batch == 0 then break end
+  for _, id in ipairs(batch) do
+    if live_exp(base, id, now) then out[#out + 1] = id else redis.call('ZREM', tokexp, id) end
+  end
+end
+return out`,
 };
 
 export const scripts = {
@@ -767,6 +862,8 @@ export const scripts = {
   connectionSubscribers,
   connectionRemove,
   connectionSweep,
+  connectionsOfToken,
+  connectionsWithExpiredToken,
 } as const;
 
 export type ScriptName = keyof typeof scripts;
