@@ -12,6 +12,7 @@ import { checkName } from '../lib/storage/validate.js';
 import { type ApiRequest, httpApi } from './lib/api.js';
 import { json, noContent } from './lib/http.js';
 import { logger } from './lib/logger.js';
+import { closeConnectionsOf } from './lib/ws-close.js';
 
 /** The caller's correlation id (`X-Correlation-Id`) when it is a valid name, else API Gateway's request id. */
 function correlationIdOf(event: APIGatewayProxyEventV2): string | undefined {
@@ -81,6 +82,7 @@ export const handler = httpApi('tokens', {
       );
     }
     if (!(await storage.tokens.revoke(id!))) throw new NotFoundError(`token ${JSON.stringify(id)} not found`);
+    await closeConnectionsOf(storage, [id!]);
     await audit(storage, {
       identity: principal.identity,
       action: 'tokens.revoke',

@@ -17,6 +17,9 @@ export interface Permission {
 /** The identity a request runs as, from its verified token. */
 export type Principal = Pick<TokenInfo, 'id' | 'identity' | 'scopes' | 'resources'>;
 
+/** A principal with its token's expiry (null: never), for what outlives one request (a WebSocket). */
+export type Authenticated = Principal & Pick<TokenInfo, 'expiresAt'>;
+
 const BEARER = /^bearer[ \t]+(\S+)[ \t]*$/i;
 
 /**
@@ -46,13 +49,19 @@ export function requestToken(
  * The live token's principal; `UnauthorizedError` when the token is missing, unknown, expired
  * or revoked (API.md: all 401, and the message does not say which, so a caller cannot probe).
  */
-export async function authenticate(tokens: TokenStore, token: string | undefined): Promise<Principal> {
+export async function authenticate(tokens: TokenStore, token: string | undefined): Promise<Authenticated> {
   if (token === undefined) {
     throw new UnauthorizedError('missing token: send Authorization: Bearer <token> or X-Api-Key: <token>');
   }
   const info = await tokens.verify(token);
   if (!info) throw new UnauthorizedError('invalid token: unknown, expired or revoked');
-  return { id: info.id, identity: info.identity, scopes: info.scopes, resources: info.resources };
+  return {
+    id: info.id,
+    identity: info.identity,
+    scopes: info.scopes,
+    resources: info.resources,
+    expiresAt: info.expiresAt,
+  };
 }
 
 /** Whether `principal` holds `scope` (`admin` implies every scope) over `resource`. */

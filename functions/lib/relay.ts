@@ -19,7 +19,7 @@ export const MAX_FRAME_BYTES = 32 * 1024;
 export const MAX_MESSAGE_BYTES = 128 * 1024;
 
 /** Posts in flight at once per invocation: enough to hide latency, few enough not to be throttled. */
-const POST_CONCURRENCY = 16;
+export const POST_CONCURRENCY = 16;
 const PAGE_SIZE = 1000;
 
 /** The frames the server sends (API.md, WebSocket). */
