@@ -204,7 +204,8 @@ async function verified(storage: Storage, connectionId: string): Promise<Princip
   const connection = await storage.connections.get(connectionId);
   if (!connection) throw notRegistered();
   const principal = await currentPrincipal(storage, connection);
-  if (!principal) logger.info('frame refused: token no longer valid', { connectionId, tokenId: connection.tokenId });
+  if (!principal)
+    logger.info('frame refused: token no longer valid', { connectionId, tokenId: connection.tokenId });
   return principal;
 }
 

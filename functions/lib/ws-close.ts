@@ -44,7 +44,11 @@ export async function closeConnection(
     });
     return 'failed';
   }
-  await postFrame(endpoint, connectionId, { type: 'error', code: 'unauthorized', message: TOKEN_INVALID_MESSAGE });
+  await postFrame(endpoint, connectionId, {
+    type: 'error',
+    code: 'unauthorized',
+    message: TOKEN_INVALID_MESSAGE,
+  });
   const result = await closeSocket(endpoint, connectionId);
   logger.info('connection closed by the server', { connectionId, reason, result });
   return result;

@@ -237,7 +237,16 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   async function readConnections(ids: string[]): Promise<(ConnectionRecord | undefined)[]> {
     const pipeline = pipelineOn(undefined).time();
     for (const id of ids) {
-      pipeline.hmget(`${wsBase}conn:${id}`, 'identity', 'scopes', 'resources', 'connected', 'exp', 'token', 'tokexp');
+      pipeline.hmget(
+        `${wsBase}conn:${id}`,
+        'identity',
+        'scopes',
+        'resources',
+        'connected',
+        'exp',
+        'token',
+        'tokexp',
+      );
       pipeline.smembers(`${wsBase}chans:${id}`);
     }
     const replies = await exec(pipeline);

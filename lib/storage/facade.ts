@@ -468,7 +468,10 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\
 /** An ISO-8601 date and time with its offset, as `TokenInfo.expiresAt` is written; answers epoch ms. */
 function checkIsoTime(field: string, value: unknown): number {
   if (typeof value !== 'string' || !ISO_TIME.test(value) || Number.isNaN(Date.parse(value))) {
-    throw new ValidationError(field, `expected an ISO-8601 time such as 2030-01-01T00:00:00.000Z, got ${describe(value)}`);
+    throw new ValidationError(
+      field,
+      `expected an ISO-8601 time such as 2030-01-01T00:00:00.000Z, got ${describe(value)}`,
+    );
   }
   return Date.parse(value);
 }
