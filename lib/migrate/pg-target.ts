@@ -123,15 +123,16 @@ export function createPgTarget(options: PgTargetOptions) {
           [rs.map((r) => r.hash), rs.map((r) => r.id)],
         );
         await tx.query(
-          `INSERT INTO ${t('tokens')} (id, hash, identity, scopes, resources, created_at, expires_at)
+          `INSERT INTO ${t('tokens')} (id, hash, identity, scopes, resources, created_at, expires_at, issuer_id)
            SELECT id, hash, identity,
              ARRAY(SELECT json_array_elements_text(scopes::json)),
-             ARRAY(SELECT json_array_elements_text(resources::json)), created_at, expires_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
-             AS u(id, hash, identity, scopes, resources, created_at, expires_at)
+             ARRAY(SELECT json_array_elements_text(resources::json)), created_at, expires_at, issuer_id
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
+             $8::text[])
+             AS u(id, hash, identity, scopes, resources, created_at, expires_at, issuer_id)
            ON CONFLICT (id) DO UPDATE SET hash = EXCLUDED.hash, identity = EXCLUDED.identity,
              scopes = EXCLUDED.scopes, resources = EXCLUDED.resources, created_at = EXCLUDED.created_at,
-             expires_at = EXCLUDED.expires_at`,
+             expires_at = EXCLUDED.expires_at, issuer_id = EXCLUDED.issuer_id`,
           [
             rs.map((r) => r.id),
             rs.map((r) => r.hash),
@@ -140,6 +141,7 @@ export function createPgTarget(options: PgTargetOptions) {
             rs.map((r) => JSON.stringify(r.resources)),
             rs.map((r) => iso(r.createdAtMs)),
             rs.map((r) => iso(r.expiresAtMs)),
+            rs.map((r) => r.issuerId),
           ],
         );
         return;
@@ -316,6 +318,7 @@ export function createPgTarget(options: PgTargetOptions) {
       resources: r.resources as string[],
       createdAtMs: num(r.c),
       expiresAtMs: r.e === null ? null : num(r.e),
+      issuerId: (r.issuer_id as string | null) ?? null,
     }),
     connections: (r) => ({
       connectionId: r.connection_id as string,
@@ -381,7 +384,7 @@ export function createPgTarget(options: PgTargetOptions) {
       key: 'session_id',
     },
     tokens: {
-      cols: `id, hash, identity, scopes, resources, ${msOf('created_at')} AS c, ${msOf('expires_at')} AS e`,
+      cols: `id, hash, identity, scopes, resources, ${msOf('created_at')} AS c, ${msOf('expires_at')} AS e, issuer_id`,
       from: t('tokens'),
       live: LIVE('expires_at'),
       key: 'id',

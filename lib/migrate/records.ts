@@ -72,6 +72,8 @@ export interface TokenRecord {
   resources: string[];
   createdAtMs: number;
   expiresAtMs: number | null;
+  /** The token that issued it (null: none, or a record written before lineage existed). */
+  issuerId: string | null;
 }
 
 export interface ConnectionRecord {
@@ -264,7 +266,7 @@ function comparedFields(store: StoreName): Fields {
       };
     case 'tokens':
       return {
-        exact: ['hash', 'identity', 'scopes', 'resources'],
+        exact: ['hash', 'identity', 'scopes', 'resources', 'issuerId'],
         json: [],
         times: ['expiresAtMs', 'createdAtMs'],
       };

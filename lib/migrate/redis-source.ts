@@ -217,6 +217,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         resources: string[];
         createdAt: string;
         expiresAt: string | null;
+        issuerId?: string | null;
       };
       const expiresAtMs = t.expiresAt === null ? null : Date.parse(t.expiresAt);
       if (t.id !== id || (expiresAtMs !== null && expiresAtMs <= now)) return undefined;
@@ -228,6 +229,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         resources: t.resources,
         createdAtMs: Date.parse(t.createdAt),
         expiresAtMs,
+        issuerId: t.issuerId ?? null,
       };
     });
   }

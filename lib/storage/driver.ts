@@ -115,11 +115,27 @@ export interface StoredToken extends TokenInfo {
   hash: string;
 }
 
+/**
+ * Tokens and their lineage: a token's `issuerId` names the token that issued it. A revoke
+ * removes the token and every token below it; an insert under an issuer happens only while the
+ * issuer is live, atomically with respect to that revoke (no token can be inserted under an
+ * issuer whose revoke has begun and escape it).
+ */
 export interface TokenDriver {
-  insert(token: StoredToken): Promise<void>;
+  /**
+   * Inserts the token. With an `issuerId`, only while that issuer is live: answers `false`,
+   * inserting nothing, when it is not (revoked, expired or unknown).
+   */
+  insert(token: StoredToken): Promise<boolean>;
   /** The live (unexpired) token with this hash. */
   findByHash(hash: string): Promise<StoredToken | undefined>;
-  revoke(id: string): Promise<boolean>;
+  /** The live token with this id, in one lookup. */
+  findById(id: string): Promise<TokenInfo | undefined>;
+  /**
+   * Removes the token and every token it issued, transitively; answers the ids of those that
+   * were live, `id` first (`[]` when `id` was not live).
+   */
+  revoke(id: string): Promise<string[]>;
   list(): Promise<TokenInfo[]>;
 }
 

@@ -4,8 +4,9 @@
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { maxHistoryFor, type StorageConfig } from '../config/index.js';
-import { BackendUnavailableError, ConflictError, ValidationError } from '../errors.js';
+import { BackendUnavailableError, ConflictError, UnauthorizedError, ValidationError } from '../errors.js';
 import type { Driver, EventDriver, Expiry, StoredToken } from './driver.js';
+import { boundByIssuer } from './lineage.js';
 import type {
   AuditStore,
   ConnectionIdsPage,
@@ -20,6 +21,7 @@ import type {
   SessionStore,
   Storage,
   SweepReport,
+  TokenInfo,
   TokenStore,
 } from './types.js';
 import { SCOPES } from './types.js';
@@ -239,44 +241,52 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
     },
   };
 
-  const bootstrapHash = config.auth.bootstrapTokenHash?.toLowerCase();
+  const bootstrap = bootstrapToken(config.auth.bootstrapTokenHash);
+  /** The issuer of a new token; undefined for none (the bootstrap token issues without one). */
+  const issuerOf = async (issuerId: string | undefined): Promise<TokenInfo | undefined> => {
+    if (issuerId === undefined || issuerId === bootstrap?.info.id) return undefined;
+    const issuer = await driver.tokens.findById(issuerId);
+    if (!issuer) throw issuerGone(issuerId);
+    return issuer;
+  };
   const tokens: TokenStore = {
     async issue(input) {
-      const i = checkOptions('input', input, ['identity', 'scopes', 'resources', 'ttl']);
+      const i = checkOptions('input', input, ['identity', 'scopes', 'resources', 'ttl', 'issuerId']);
       if (input === undefined) throw new ValidationError('input', 'is required');
       const identity = checkName('identity', i.identity);
       const scopes = checkScopes(i.scopes);
       const resources = i.resources === undefined ? ['*'] : checkPatterns('resources', i.resources);
       const ttlMs = i.ttl === undefined ? undefined : checkTtl('ttl', i.ttl);
-      const token = `kbs_${randomBytes(32).toString('base64url')}`;
+      const issuer = await issuerOf(checkOptionalName('issuerId', i.issuerId));
       const now = Date.now();
+      const asked = ttlMs === undefined ? null : now + ttlMs;
+      const expiresAtMs = issuer ? boundByIssuer(issuer, { scopes, resources, expiresAtMs: asked }) : asked;
+      const token = `kbs_${randomBytes(32).toString('base64url')}`;
       const record: StoredToken = {
         id: randomUUID(),
         identity,
         scopes,
         resources,
         createdAt: new Date(now).toISOString(),
-        expiresAt: ttlMs === undefined ? null : new Date(now + ttlMs).toISOString(),
+        expiresAt: expiresAtMs === null ? null : new Date(expiresAtMs).toISOString(),
+        issuerId: issuer?.id ?? null,
         hash: hashToken(token),
       };
-      await driver.tokens.insert(record);
+      // Refused when the issuer was revoked (or expired) since it was read.
+      if (!(await driver.tokens.insert(record))) throw issuerGone(record.issuerId ?? '');
       const { hash: _hash, ...info } = record;
       return { ...info, token };
+    },
+    async get(id) {
+      checkName('id', id);
+      if (bootstrap && id === bootstrap.info.id) return { ...bootstrap.info };
+      return driver.tokens.findById(id);
     },
     async verify(token) {
       // Bad input here is an unknown token, not a ValidationError: callers answer 401 either way.
       if (typeof token !== 'string' || token.length === 0 || token.length > 1024) return undefined;
       const hash = hashToken(token);
-      if (bootstrapHash && hashesEqual(hash, bootstrapHash)) {
-        return {
-          id: 'bootstrap',
-          identity: 'bootstrap',
-          scopes: ['admin'],
-          resources: ['*'],
-          createdAt: '1970-01-01T00:00:00.000Z',
-          expiresAt: null,
-        };
-      }
+      if (bootstrap && hashesEqual(hash, bootstrap.hash)) return { ...bootstrap.info };
       const record = await driver.tokens.findByHash(hash);
       if (!record || !hashesEqual(hash, record.hash)) return undefined;
       if (record.expiresAt !== null && Date.parse(record.expiresAt) <= Date.now()) return undefined;
@@ -549,6 +559,34 @@ function parseEventId(field: string, value: unknown): number {
     throw new ValidationError(field, 'expected an event id (a string of up to 16 digits)');
   }
   return Number(value);
+}
+
+/**
+ * The bootstrap admin token of the configuration (its SHA-256 only). Its id is derived from the
+ * hash, so a rotated bootstrap token (a new hash) is a different token: `get` of the old id
+ * answers nothing, and connections opened with the old token are refused once they re-check.
+ */
+function bootstrapToken(configured: string | undefined): { hash: string; info: TokenInfo } | undefined {
+  if (!configured) return undefined;
+  const hash = configured.toLowerCase();
+  return {
+    hash,
+    info: {
+      id: `bootstrap:${createHash('sha256').update(`bootstrap-id:${hash}`).digest('hex').slice(0, 16)}`,
+      identity: 'bootstrap',
+      scopes: ['admin'],
+      resources: ['*'],
+      createdAt: '1970-01-01T00:00:00.000Z',
+      expiresAt: null,
+      issuerId: null,
+    },
+  };
+}
+
+function issuerGone(issuerId: string): UnauthorizedError {
+  return new UnauthorizedError(
+    `issuerId: the issuing token ${JSON.stringify(issuerId)} is unknown, expired or revoked`,
+  );
 }
 
 export function hashToken(token: string): string {

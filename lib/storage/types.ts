@@ -277,6 +277,12 @@ export interface TokenInfo {
   resources: string[];
   createdAt: string;
   expiresAt: string | null;
+  /**
+   * The token that issued this one, or null when the bootstrap token or a caller without a
+   * token (a tool, a test) issued it. A token is bounded by its issuer (expiry, scopes,
+   * resources) and is revoked with it.
+   */
+  issuerId: string | null;
 }
 
 export interface IssuedToken extends TokenInfo {
@@ -289,20 +295,36 @@ export interface IssueTokenInput {
   scopes: Scope[];
   /** Default `["*"]`. */
   resources?: string[];
-  /** Seconds until the token expires; without it the token lives until revoked. */
+  /**
+   * Seconds until the token expires. Without it the token lives until revoked, or, when its
+   * issuer expires, until its issuer's expiry.
+   */
   ttl?: number;
+  /**
+   * The id of the (live) token issuing this one. The new token must stay within it: expire no
+   * later (`ValidationError`), hold no scope it lacks and reach no resource outside its globs
+   * (`ForbiddenError`); an issuer that is not live throws `UnauthorizedError`. The insert happens
+   * only while the issuer is live, atomically with respect to a revoke of it, so no token
+   * outlives the revoke of its issuer. The bootstrap token's id issues tokens without an issuer.
+   */
+  issuerId?: string;
 }
 
 export interface TokenStore {
   issue(input: IssueTokenInput): Promise<IssuedToken>;
+  /** The live (unexpired, unrevoked) token with this id, or `undefined`. One lookup; never cached. */
+  get(id: string): Promise<TokenInfo | undefined>;
   /**
    * The token's record when it is known, unexpired and unrevoked, else `undefined`. Looks the
    * SHA-256 of `token` up and compares hashes in constant time; never caches, so a revoked
    * token fails on the next call.
    */
   verify(token: string): Promise<TokenInfo | undefined>;
-  /** Revokes at once; answers whether a live token was revoked. */
-  revoke(id: string): Promise<boolean>;
+  /**
+   * Revokes the token and every token it issued, transitively, at once. Answers the ids of the
+   * live tokens revoked, the given one first; `[]` when no live token has that id.
+   */
+  revoke(id: string): Promise<string[]>;
   /** Live tokens, oldest first. */
   list(): Promise<TokenInfo[]>;
 }

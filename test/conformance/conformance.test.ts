@@ -12,6 +12,7 @@ import { describeAudit } from './audit.js';
 import { describeConnections } from './connections.js';
 import { describeEvents } from './events.js';
 import { describeKv } from './kv.js';
+import { describeLineage } from './lineage.js';
 import { describeQueues } from './queues.js';
 import { describeSessions } from './sessions.js';
 import { describeStorage } from './storage.js';
@@ -25,6 +26,7 @@ function describeConformance(backend: Backend): void {
   describeQueues(f);
   describeEvents(f);
   describeTokens(f);
+  describeLineage(f);
   describeAudit(f);
   describeConnections(f);
   describeStorage(f);

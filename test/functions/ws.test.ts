@@ -614,7 +614,7 @@ await describeOnBackends('WebSocket relay', ({ storage }) => {
     expect(lastFrame(connectionId)).toEqual({ type: 'subscribed', channel });
 
     // Revoked in the store (not through the route, which closes connections itself).
-    expect(await storage().tokens.revoke(issued.id)).toBeTruthy();
+    expect(await storage().tokens.revoke(issued.id)).toEqual([issued.id]);
     for (const frame of [
       { action: 'publish', channel, message: 'after revoke' },
       { action: 'subscribe', channel: `${channel}-2` },

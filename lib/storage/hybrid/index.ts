@@ -586,11 +586,13 @@ export function createHybridDriver(
           // A secondary known to be down is not hammered: its share goes straight to the journal.
           if (to.state !== 'closed') throw new BackendUnavailableError(to.name, 'breaker open');
           for (const entry of entries) {
-            await withDeadline(
+            const outcome = await withDeadline(
               applyEntry(entry, to.driver, from.driver),
               settings.operationTimeoutMs,
               to.name,
             );
+            // A token whose issuer's own mirror has not landed yet: retried, then journaled.
+            if (outcome === 'pending') throw new Error(`${itemOf(entry)} waits for an earlier mirror`);
           }
           const lag = performance.now() - ackedAt;
           stats.sync.writes++;
@@ -1318,16 +1320,19 @@ export function createHybridDriver(
   };
 
   const tokens: TokenDriver = {
+    // The insert and a revoke of its issuer meet on the one backend serving authentication,
+    // which keeps them atomic; a replay under an issuer revoked meanwhile inserts nothing.
     insert: (token) =>
       write(
         'authentication',
         'tokens.insert',
         (d) => d.tokens.insert(token),
-        () => [{ t: 'token', token }],
+        (_d, inserted) => (inserted ? [{ t: 'token', token }] : []),
         // Nobody holds an unacknowledged token; its record must not verify on the fallback.
-        { undo: (d) => d.tokens.revoke(token.id), undoSafeUnderSync: true },
+        { undo: async (d, inserted) => inserted && d.tokens.revoke(token.id), undoSafeUnderSync: true },
       ),
     findByHash: (hash) => readOwn('authentication', 'tokens.verify', (d) => d.tokens.findByHash(hash)),
+    findById: (id) => readOwn('authentication', 'tokens.get', (d) => d.tokens.findById(id)),
     // Journaled even when the fallback did not know the token: it may live on the primary.
     revoke: (id) =>
       write(

@@ -189,17 +189,25 @@ export async function applyEntry(
       await hooks.sessionChanged?.(s.clusterId);
       return 'done';
     }
-    case 'token':
-      if (!(await target.tokens.findByHash(entry.token.hash))) {
-        await guard();
-        try {
-          await target.tokens.insert(entry.token);
-        } catch (error) {
-          // Inserted meanwhile (a replay running twice): the record is there, which is the goal.
-          if (!(await target.tokens.findByHash(entry.token.hash))) throw error;
-        }
+    case 'token': {
+      const { token } = entry;
+      if (await target.tokens.findByHash(token.hash)) return 'done';
+      await guard();
+      let inserted: boolean;
+      try {
+        inserted = await target.tokens.insert(token);
+      } catch (error) {
+        // Inserted meanwhile (a replay running twice): the record is there, which is the goal.
+        if (!(await target.tokens.findByHash(token.hash))) throw error;
+        return 'done';
+      }
+      // Refused under an issuer the target does not hold live: revoked there (the token goes
+      // with it, as a revoke wants), or not arrived yet while the source still holds it live.
+      if (!inserted && token.issuerId !== null && (await source.tokens.findById(token.issuerId))) {
+        return 'pending';
       }
       return 'done';
+    }
     case 'revoke':
       await guard();
       await target.tokens.revoke(entry.id);

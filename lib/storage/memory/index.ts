@@ -564,25 +564,53 @@ function memoryEvents() {
 function memoryTokens() {
   const byId = new Map<string, StoredToken>();
   const idByHash = new Map<string, string>();
+  /** issuer id → ids of the tokens it issued. */
+  const issued = new Map<string, Set<string>>();
   const isLive = (t: StoredToken, now: number) => t.expiresAt === null || Date.parse(t.expiresAt) > now;
   const info = ({ hash: _hash, ...rest }: StoredToken): TokenInfo => structuredClone(rest);
+  const forget = (t: StoredToken) => {
+    byId.delete(t.id);
+    idByHash.delete(t.hash);
+    if (t.issuerId !== null) issued.get(t.issuerId)?.delete(t.id);
+  };
 
   const driver: TokenDriver = {
     async insert(token) {
+      if (token.issuerId !== null) {
+        const issuer = byId.get(token.issuerId);
+        if (!issuer || !isLive(issuer, Date.now())) return false;
+        const children = issued.get(token.issuerId) ?? new Set<string>();
+        issued.set(token.issuerId, children.add(token.id));
+      }
       byId.set(token.id, structuredClone(token));
       idByHash.set(token.hash, token.id);
+      return true;
     },
     async findByHash(hash) {
       const id = idByHash.get(hash);
       const t = id === undefined ? undefined : byId.get(id);
       return t && isLive(t, Date.now()) ? structuredClone(t) : undefined;
     },
-    async revoke(id) {
+    async findById(id) {
       const t = byId.get(id);
-      if (!t) return false;
-      byId.delete(id);
-      idByHash.delete(t.hash);
-      return isLive(t, Date.now());
+      return t && isLive(t, Date.now()) ? info(t) : undefined;
+    },
+    async revoke(id) {
+      const now = Date.now();
+      const root = byId.get(id);
+      if (!root) return [];
+      const revoked: string[] = [];
+      const pending = [root];
+      for (let t = pending.shift(); t; t = pending.shift()) {
+        forget(t);
+        if (isLive(t, now)) revoked.push(t.id);
+        for (const child of issued.get(t.id) ?? []) {
+          const c = byId.get(child);
+          if (c) pending.push(c);
+        }
+        issued.delete(t.id);
+      }
+      return isLive(root, now) ? revoked : [];
     },
     async list() {
       const now = Date.now();
@@ -598,8 +626,8 @@ function memoryTokens() {
     for (const t of byId.values()) {
       if (removed >= limit) break;
       if (!isLive(t, now)) {
-        byId.delete(t.id);
-        idByHash.delete(t.hash);
+        forget(t);
+        issued.delete(t.id);
         removed++;
       }
     }

@@ -706,25 +706,38 @@ function redisTokens(client: RedisClient, run: ScriptCaller, base: string): Toke
   return {
     async insert(token) {
       const expiresAt = token.expiresAt === null ? '' : Date.parse(token.expiresAt);
-      await run('tokenInsert', [ids], [base, token.id, token.hash, JSON.stringify(token), expiresAt]);
+      const args = [base, token.id, token.hash, JSON.stringify(token), expiresAt, token.issuerId ?? ''];
+      return (await run('tokenInsert', [ids], args)) === 1;
     },
     async findByHash(hash) {
       const text = await client.get(`${base}h:${hash}`);
-      return text === null ? undefined : (JSON.parse(text) as StoredToken);
+      return text === null ? undefined : storedToken(text);
+    },
+    async findById(id) {
+      const text = (await run('tokenGet', [ids], [base, id])) as string | null;
+      if (text === null) return undefined;
+      const { hash: _hash, ...info } = storedToken(text);
+      return info;
     },
     async revoke(id) {
-      return (await run('tokenRevoke', [ids], [base, id])) === 1;
+      return (await run('tokenRevoke', [ids], [base, id])) as string[];
     },
     async list() {
       const records = (await run('tokenList', [ids], [base])) as string[];
       return records
         .map((text) => {
-          const { hash: _hash, ...info } = JSON.parse(text) as StoredToken;
+          const { hash: _hash, ...info } = storedToken(text);
           return info;
         })
         .sort(byCreation);
     },
   };
+}
+
+/** A stored record; records written before lineage existed have no `issuerId`. */
+function storedToken(text: string): StoredToken {
+  const record = JSON.parse(text) as StoredToken;
+  return { ...record, issuerId: record.issuerId ?? null };
 }
 
 // ---------------------------------------------------------------------------------------

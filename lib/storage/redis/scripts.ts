@@ -467,34 +467,91 @@ return {seq, now}`,
 
 // ---------------------------------------------------------------------------------------
 // tokens: one hash tag. Keys (base = '<prefix>{t}:'): h:<sha256> (the record as JSON, expiring
-// with the token), ids (hash id → sha256).
+// with the token), ids (hash id → sha256), issuers (hash id → the id of its issuer, for tokens
+// that have one), c:<id> (set: ids of the tokens <id> issued). A token is live while its h: key
+// exists.
 
-/** KEYS[1] ids; ARGV: base, id, hash, record JSON, expiresAtMs or '' → 1. */
+/** Forgets token `id` (its index entries and its place in its issuer's set); answers its hash or nil. */
+const TOKEN_FORGET = `local function forget_token(base, ids, id)
+  local hash = redis.call('HGET', ids, id)
+  redis.call('HDEL', ids, id)
+  local issuer = redis.call('HGET', base .. 'issuers', id)
+  if issuer then
+    redis.call('SREM', base .. 'c:' .. issuer, id)
+    redis.call('HDEL', base .. 'issuers', id)
+  end
+  return hash
+end
+`;
+
+/**
+ * KEYS[1] ids; ARGV: base, id, hash, record JSON, expiresAtMs or '', issuerId or '' → 1, or 0
+ * (nothing written) when the issuer is not live.
+ */
 export const tokenInsert: ScriptDefinition = {
   numberOfKeys: 1,
-  lua: `local key = ARGV[1] .. 'h:' .. ARGV[3]
+  lua: `local base, id, issuer = ARGV[1], ARGV[2], ARGV[6]
+if issuer ~= '' then
+  local issuer_hash = redis.call('HGET', KEYS[1], issuer)
+  if not issuer_hash or redis.call('EXISTS', base .. 'h:' .. issuer_hash) == 0 then return 0 end
+  redis.call('SADD', base .. 'c:' .. issuer, id)
+  redis.call('HSET', base .. 'issuers', id, issuer)
+end
+local key = base .. 'h:' .. ARGV[3]
 if ARGV[5] ~= '' then redis.call('SET', key, ARGV[4], 'PXAT', ARGV[5]) else redis.call('SET', key, ARGV[4]) end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[1], id, ARGV[3])
 return 1`,
 };
 
-/** KEYS[1] ids; ARGV: base, id → 1 when a live token was revoked. */
-export const tokenRevoke: ScriptDefinition = {
+/** KEYS[1] ids; ARGV: base, id → the live token's record (JSON) or nil. */
+export const tokenGet: ScriptDefinition = {
   numberOfKeys: 1,
   lua: `local hash = redis.call('HGET', KEYS[1], ARGV[2])
-if not hash then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[2])
-return redis.call('DEL', ARGV[1] .. 'h:' .. hash)`,
+if not hash then return nil end
+return redis.call('GET', ARGV[1] .. 'h:' .. hash)`,
+};
+
+/**
+ * KEYS[1] ids; ARGV: base, id → the ids of the live tokens revoked: the token, then every token
+ * below it (breadth first); empty when the token was not live.
+ */
+export const tokenRevoke: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${TOKEN_FORGET}
+local base = ARGV[1]
+local queue, revoked = {ARGV[2]}, {}
+local i = 1
+while i <= #queue do
+  local id = queue[i]
+  local hash = forget_token(base, KEYS[1], id)
+  if hash and redis.call('DEL', base .. 'h:' .. hash) == 1 then
+    revoked[#revoked + 1] = id
+  elseif i == 1 then
+    -- Not live: nothing revoked (what is below an expired token has expired with it).
+    queue = {}
+  end
+  if #queue > 0 then
+    local children_key = base .. 'c:' .. id
+    for _, child in ipairs(redis.call('SMEMBERS', children_key)) do queue[#queue + 1] = child end
+    redis.call('DEL', children_key)
+  end
+  i = i + 1
+end
+return revoked`,
 };
 
 /** KEYS[1] ids; ARGV[1] base → records (JSON) of live tokens; forgets expired ones. */
 export const tokenList: ScriptDefinition = {
   numberOfKeys: 1,
-  lua: `local all = redis.call('HGETALL', KEYS[1])
+  lua: `${TOKEN_FORGET}
+local all = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #all, 2 do
   local record = redis.call('GET', ARGV[1] .. 'h:' .. all[i + 1])
-  if record then out[#out + 1] = record else redis.call('HDEL', KEYS[1], all[i]) end
+  if record then out[#out + 1] = record else
+    forget_token(ARGV[1], KEYS[1], all[i])
+    redis.call('DEL', ARGV[1] .. 'c:' .. all[i])
+  end
 end
 return out`,
 };
@@ -850,6 +907,7 @@ export const scripts = {
   queueRedrive,
   eventPublish,
   tokenInsert,
+  tokenGet,
   tokenRevoke,
   tokenList,
   auditAppend,
