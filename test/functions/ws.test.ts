@@ -685,6 +685,24 @@ await describeOnBackends('WebSocket relay', ({ storage }) => {
     expect(lastFrame(bystander)).toMatchObject({ type: 'message', message: 'after revoke' });
   });
 
+  it('revoking a token closes the connections of the tokens it issued too', async () => {
+    const parent = await storage().tokens.issue({ identity: 'team', scopes: ['admin'] });
+    const child = await storage().tokens.issue({
+      identity: 'agent',
+      scopes: ['events:subscribe'],
+      issuerId: parent.id,
+    });
+    const parentConnection = (await connectWith(parent.token)).connectionId;
+    const childConnection = (await connectWith(child.token)).connectionId;
+    const admin = await storage().tokens.issue({ identity: 'admin', scopes: ['admin'] });
+    stub.reset();
+
+    const revoked = await call('DELETE /tokens/{id}', { params: { id: parent.id }, token: admin.token });
+    expect(revoked.status).toBe(204);
+    expect([...stub.closed].sort()).toEqual([parentConnection, childConnection].sort());
+    expect(await storage().connections.get(childConnection)).toBeUndefined();
+  });
+
   it('the cleanup closes and forgets connections whose token expired, and no others', async () => {
     const channel = `cleanup-${randomUUID()}`;
     const short = await storage().tokens.issue({ identity: 'agent', scopes: ['events:subscribe'], ttl: 1 });
@@ -740,7 +758,14 @@ it('authorizer: a backend that cannot be reached denies, logged as an error, and
       wsEvent('conn-down', '$connect', {
         requestContext: {
           connectionId: 'conn-down',
-          authorizer: { principalId: 'x', identity: 'x', tokenId: 't', scopes: 'admin', resources: '["*"]' },
+          authorizer: {
+            principalId: 'x',
+            identity: 'x',
+            tokenId: 't',
+            tokenExpiresAt: '',
+            scopes: 'admin',
+            resources: '["*"]',
+          },
         },
       }),
       lambdaContext('wsConnect'),
