@@ -478,8 +478,41 @@ describe.skipIf(unavailable !== undefined)(
         expect(String((error as Error).message)).toMatch(/migrat/i);
         const result = await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 2) });
         expect(result.applied.map((m) => m.file)).toEqual(['0002_connections.sql']);
+        // Registrations as this version writes them need the later files too (0005: their token).
+        expect(String((await failure(() => register(storage, 'c1'))).message)).toMatch(/migrat/i);
+        await migrate(admin, { schema });
         expect((await register(storage, 'c1')).channels).toEqual([]);
         expect(await storage.kv.get('k')).toBe(1);
+      });
+
+      it('0005 applied to a schema at version 4 keeps its registrations, with no token: their next frame closes them', async () => {
+        const schema = `kst_pgt_${run}_${schemas.length}`;
+        schemas.push(schema);
+        const all = await loadMigrations();
+        await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 4) });
+        // A registration as the code before 0005 wrote it, subscribed to a channel.
+        await admin.query(
+          `INSERT INTO ${quoteIdent(schema)}.ws_connections (connection_id, identity, scopes, resources, connected_at, expires_at)
+           VALUES ('before', 'relay', '{events:subscribe}', '{*}', now(), now() + interval '1 hour')`,
+        );
+        await admin.query(`INSERT INTO ${quoteIdent(schema)}.ws_subscriptions VALUES ('ch', 'before')`);
+
+        const result = await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 5) });
+        expect(result.applied.map((m) => m.file)).toEqual(['0005_connection_tokens.sql']);
+        const storage = storageOn(schema);
+        expect(await storage.connections.get('before')).toMatchObject({
+          tokenId: '',
+          tokenExpiresAt: null,
+          channels: ['ch'],
+        });
+        expect(await storage.connections.withExpiredToken()).toEqual([]);
+        // New registrations carry their token; the column has no default left.
+        expect((await register(storage, 'after')).tokenId).toBe('t-after');
+        const insert = admin.query(
+          `INSERT INTO ${quoteIdent(schema)}.ws_connections (connection_id, identity, scopes, resources, connected_at, expires_at)
+           VALUES ('no-token', 'relay', '{admin}', '{*}', now(), now() + interval '1 hour')`,
+        );
+        await expect(insert).rejects.toThrow(/token_id/);
       });
 
       it('ids and channels that look like SQL are just names', async () => {
