@@ -35,7 +35,6 @@ import type {
   PublishedEvent,
   ReceivedMessage,
   Session,
-  TokenInfo,
 } from '../types.js';
 import { parseJson } from '../validate.js';
 import { createRedisClient, duplicateClient, mapRedisError, type RedisClient } from './client.js';
