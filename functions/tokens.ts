@@ -11,6 +11,7 @@ import { checkName } from '../lib/storage/validate.js';
 import { type ApiRequest, httpApi } from './lib/api.js';
 import { json, noContent } from './lib/http.js';
 import { logger } from './lib/logger.js';
+import { type PageQuery, pageOptions, readPage } from './lib/paging.js';
 import { closeConnectionsOf } from './lib/ws-close.js';
 
 /** The caller's correlation id (`X-Correlation-Id`) when it is a valid name, else API Gateway's request id. */
@@ -53,21 +54,21 @@ export const handler = httpApi('tokens', {
     return json(201, { id, token, identity, scopes, resources, expiresAt });
   },
 
-  'GET /tokens': async ({ storage, principal }) => {
-    const tokens = (await storage.tokens.list()).filter((token) =>
-      covers(principal.resources, token.resources),
+  // Only tokens within the caller's resources, filtered by the backend.
+  'GET /tokens': async ({ storage, principal, query }: ApiRequest<unknown, PageQuery>) => {
+    const { tokens, cursor } = await readPage('GET /tokens', () =>
+      storage.tokens.page({ ...pageOptions(query), within: principal.resources }),
     );
     // API.md's fields: lineage stays inside (a caller sees tokens, not who issued them).
-    return json(200, {
-      tokens: tokens.map(({ id, identity, scopes, resources, createdAt, expiresAt }) => ({
-        id,
-        identity,
-        scopes,
-        resources,
-        createdAt,
-        expiresAt,
-      })),
-    });
+    const body = tokens.map(({ id, identity, scopes, resources, createdAt, expiresAt }) => ({
+      id,
+      identity,
+      scopes,
+      resources,
+      createdAt,
+      expiresAt,
+    }));
+    return json(200, cursor === undefined ? { tokens: body } : { tokens: body, cursor });
   },
 
   'DELETE /tokens/{id}': async ({ storage, params: { id }, principal, event }) => {

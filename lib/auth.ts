@@ -82,3 +82,16 @@ export function authorize(principal: Principal, permission: Permission): void {
     `token may not access ${JSON.stringify(resource)} (resources: ${principal.resources.join(', ')})`,
   );
 }
+
+/**
+ * The service identity a session created by `principal` carries: the token's own identity,
+ * unless an admin token names another. A non-admin token naming another identity is refused
+ * (it would record work as someone else's); naming its own is the same as leaving it out.
+ */
+export function sessionServiceIdentity(principal: Principal, requested: string | undefined): string {
+  if (requested === undefined || requested === principal.identity) return principal.identity;
+  if (principal.scopes.includes('admin')) return requested;
+  throw new ForbiddenError(
+    `serviceIdentity may only be set by an admin token; leave it out (or send this token's identity, ${JSON.stringify(principal.identity)})`,
+  );
+}

@@ -7,3 +7,5 @@
 ALTER TABLE tokens ADD COLUMN issuer_id text COLLATE "C";
 -- A revoke walks the tree down from the token it revokes.
 CREATE INDEX tokens_issuer_id ON tokens (issuer_id) WHERE issuer_id IS NOT NULL;
+-- Token pages are keyset over (created_at, id): each page starts after the last one's token.
+CREATE INDEX tokens_created_at ON tokens (created_at, id);

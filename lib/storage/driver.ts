@@ -4,6 +4,7 @@
  * Drivers therefore receive checked, normalised input: names already validated, values as
  * JSON text within the size limit, durations in whole milliseconds.
  */
+import type { DriverPage } from './paging.js';
 import type {
   AuditEntry,
   Connection,
@@ -22,6 +23,8 @@ import type {
   SweepReport,
   TokenInfo,
 } from './types.js';
+
+export type { DriverPage } from './paging.js';
 
 /** A relative TTL (measured on the backend's clock) or an absolute deadline, in ms. */
 export type Expiry = { ttlMs: number } | { atMs: number };
@@ -79,7 +82,17 @@ export interface SessionDriver {
   end(sessionId: string): Promise<boolean>;
   byCluster(clusterId: string): Promise<Session[]>;
   byCorrelation(correlationId: string): Promise<Session[]>;
-  activeClusters(): Promise<string[]>;
+  /**
+   * Up to `limit` cluster ids with a live session after `after` (all when undefined), in byte
+   * order, matched by a glob of `within` (all when undefined). `next`: the position (a cluster
+   * id) the next page starts after, undefined when none is left; a filtering backend may stop
+   * early (`PAGE_SCAN_BUDGET`) with fewer items and a `next`.
+   */
+  activeClusterPage(
+    after: string | undefined,
+    limit: number,
+    within: readonly string[] | undefined,
+  ): Promise<DriverPage<string>>;
   isClusterActive(clusterId: string): Promise<boolean>;
 }
 
@@ -136,7 +149,16 @@ export interface TokenDriver {
    * were live, `id` first (`[]` when `id` was not live).
    */
   revoke(id: string): Promise<string[]>;
-  list(): Promise<TokenInfo[]>;
+  /**
+   * Up to `limit` live tokens after the position `after` (see `tokenPosition`), oldest first;
+   * with `within`, only tokens whose every resource glob, read as text, a glob of `within`
+   * matches (`covers`). `next` as for `SessionDriver.activeClusterPage`.
+   */
+  page(
+    after: string | undefined,
+    limit: number,
+    within: readonly string[] | undefined,
+  ): Promise<DriverPage<TokenInfo>>;
 }
 
 export interface NewAuditEntry {

@@ -7,6 +7,16 @@ import { maxHistoryFor, type StorageConfig } from '../config/index.js';
 import { BackendUnavailableError, ConflictError, UnauthorizedError, ValidationError } from '../errors.js';
 import type { Driver, EventDriver, Expiry, StoredToken } from './driver.js';
 import { boundByIssuer } from './lineage.js';
+import {
+  checkPageOptions,
+  DEFAULT_PAGE_LIMIT,
+  decodeCursor,
+  encodeCursor,
+  MAX_PAGE_LIMIT,
+  namePosition,
+  tokenCursorPosition,
+  walkPages,
+} from './paging.js';
 import type {
   AuditStore,
   ConnectionIdsPage,
@@ -142,7 +152,13 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
     byCluster: async (clusterId) => driver.sessions.byCluster(checkName('clusterId', clusterId)),
     byCorrelation: async (correlationId) =>
       driver.sessions.byCorrelation(checkName('correlationId', correlationId)),
-    activeClusters: async () => driver.sessions.activeClusters(),
+    activeClusters: async () =>
+      walkPages((after) => driver.sessions.activeClusterPage(after, MAX_PAGE_LIMIT, undefined)),
+    async activeClusterPage(options) {
+      const { after, limit, within } = checkPageOptions(options, 'activeClusterPage()', namePosition);
+      const { items, next } = await driver.sessions.activeClusterPage(after, limit, within);
+      return next === undefined ? { clusters: items } : { clusters: items, cursor: encodeCursor(next) };
+    },
     isClusterActive: async (clusterId) => driver.sessions.isClusterActive(checkName('clusterId', clusterId)),
   };
 
@@ -294,7 +310,12 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
       return info;
     },
     revoke: async (id) => driver.tokens.revoke(checkName('id', id)),
-    list: async () => driver.tokens.list(),
+    list: async () => walkPages((after) => driver.tokens.page(after, MAX_PAGE_LIMIT, undefined)),
+    async page(options) {
+      const { after, limit, within } = checkPageOptions(options, 'tokens.page()', tokenCursorPosition);
+      const { items, next } = await driver.tokens.page(after, limit, within);
+      return next === undefined ? { tokens: items } : { tokens: items, cursor: encodeCursor(next) };
+    },
   };
 
   const audit: AuditStore = {
@@ -402,16 +423,24 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
     async subscribers(channel, options) {
       checkName('channel', channel);
       const o = checkOptions('options', options, ['cursor', 'limit']);
-      const after = o.cursor === undefined ? undefined : decodeCursor('options.cursor', o.cursor);
-      const limit = o.limit === undefined ? 100 : checkInt('options.limit', o.limit, 1, 1000);
+      const after =
+        o.cursor === undefined
+          ? undefined
+          : decodeCursor('options.cursor', o.cursor, 'subscribers()', namePosition);
+      const limit =
+        o.limit === undefined ? DEFAULT_PAGE_LIMIT : checkInt('options.limit', o.limit, 1, MAX_PAGE_LIMIT);
       return idsPage(await driver.connections.subscribers(channel, after, limit));
     },
     remove: async (connectionId) => driver.connections.remove(checkName('connectionId', connectionId)),
     async byToken(tokenId, options) {
       checkName('tokenId', tokenId);
       const o = checkOptions('options', options, ['cursor', 'limit']);
-      const after = o.cursor === undefined ? undefined : decodeCursor('options.cursor', o.cursor);
-      const limit = o.limit === undefined ? 100 : checkInt('options.limit', o.limit, 1, 1000);
+      const after =
+        o.cursor === undefined
+          ? undefined
+          : decodeCursor('options.cursor', o.cursor, 'byToken()', namePosition);
+      const limit =
+        o.limit === undefined ? DEFAULT_PAGE_LIMIT : checkInt('options.limit', o.limit, 1, MAX_PAGE_LIMIT);
       return idsPage(await driver.connections.byToken(tokenId, after, limit));
     },
     async withExpiredToken(options) {
@@ -521,36 +550,12 @@ function checkPatterns(field: string, value: unknown): string[] {
   return value.map((p, i) => checkName(`${field}[${i}]`, p));
 }
 
-/** A page of connection ids as callers see it: a cursor when more follow. */
+/** A page of connection ids as callers see it: a cursor (the last id) when more follow. */
 function idsPage(page: { connectionIds: string[]; more: boolean }): ConnectionIdsPage {
   const last = page.connectionIds.at(-1);
   return page.more && last !== undefined
     ? { connectionIds: page.connectionIds, cursor: encodeCursor(last) }
     : { connectionIds: page.connectionIds };
-}
-
-/**
- * A `subscribers` or `byToken` cursor: the last connection id of the page, base64url-encoded. Opaque to
- * callers; anything that does not decode to a valid connection id is refused.
- */
-function encodeCursor(lastId: string): string {
-  return Buffer.from(lastId, 'utf8').toString('base64url');
-}
-
-const CURSOR = /^[A-Za-z0-9_-]{1,400}$/;
-function decodeCursor(field: string, value: unknown): string {
-  const invalid = () => new ValidationError(field, 'is not a cursor answered by subscribers() or byToken()');
-  if (typeof value !== 'string')
-    throw new ValidationError(field, `expected a string, got ${describe(value)}`);
-  if (!CURSOR.test(value)) throw invalid();
-  const id = Buffer.from(value, 'base64url').toString('utf8');
-  // Node decodes leniently: only a cursor this code could have written is accepted.
-  if (id.length === 0 || encodeCursor(id) !== value) throw invalid();
-  try {
-    return checkName(field, id);
-  } catch {
-    throw invalid();
-  }
 }
 
 const EVENT_ID = /^\d{1,16}$/;

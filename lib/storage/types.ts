@@ -80,6 +80,41 @@ export interface KvStore {
 }
 
 // ---------------------------------------------------------------------------------------
+// pages
+
+/**
+ * A walk through a long listing, one page at a time. Pages are keyset (each starts after the
+ * last item of the one before), so items that come or go during a walk never cause duplicates
+ * or skip an item that stayed.
+ */
+export interface PageOptions {
+  /** Most items on the page (1–1000, default 100). */
+  limit?: number;
+  /** The `cursor` the previous page answered (opaque); absent: the first page. */
+  cursor?: string;
+  /**
+   * Resource globs (`*` matches any run of characters) bounding what the page holds, filtered
+   * by the backend; absent: everything. What "within" means is said by each listing.
+   */
+  within?: string[];
+}
+
+export interface ClusterPage {
+  clusters: string[];
+  /**
+   * Present when the walk is not over: pass it back as `cursor`. A filtered page may hold fewer
+   * than `limit` items (even none) and still answer a cursor: each page bounds the work it does.
+   */
+  cursor?: string;
+}
+
+export interface TokenPage {
+  tokens: TokenInfo[];
+  /** As `ClusterPage.cursor`. */
+  cursor?: string;
+}
+
+// ---------------------------------------------------------------------------------------
 // sessions
 
 export interface Session {
@@ -119,8 +154,13 @@ export interface SessionStore {
   byCluster(clusterId: string): Promise<Session[]>;
   /** Live sessions sharing a correlation id, oldest first. */
   byCorrelation(correlationId: string): Promise<Session[]>;
-  /** Cluster ids with at least one live session, sorted. */
+  /** Cluster ids with at least one live session, sorted by their UTF-8 bytes (every page, walked). */
   activeClusters(): Promise<string[]>;
+  /**
+   * One page of the cluster ids with a live session, sorted by their UTF-8 bytes; with
+   * `within`, only those a glob of it matches. Keyset pages (see `PageOptions`).
+   */
+  activeClusterPage(options?: PageOptions): Promise<ClusterPage>;
   /** Whether the cluster has a live session. The hot path: one round trip. */
   isClusterActive(clusterId: string): Promise<boolean>;
 }
@@ -325,8 +365,14 @@ export interface TokenStore {
    * live tokens revoked, the given one first; `[]` when no live token has that id.
    */
   revoke(id: string): Promise<string[]>;
-  /** Live tokens, oldest first. */
+  /** Live tokens, oldest first (every page, walked). */
   list(): Promise<TokenInfo[]>;
+  /**
+   * One page of the live tokens, oldest first (by creation time, then id); with `within`, only
+   * tokens whose every resource glob lies within one of those globs (a token an admin limited
+   * to `within` may manage). Keyset pages (see `PageOptions`).
+   */
+  page(options?: PageOptions): Promise<TokenPage>;
 }
 
 // ---------------------------------------------------------------------------------------

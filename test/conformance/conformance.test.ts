@@ -13,6 +13,7 @@ import { describeConnections } from './connections.js';
 import { describeEvents } from './events.js';
 import { describeKv } from './kv.js';
 import { describeLineage } from './lineage.js';
+import { describePaging } from './paging.js';
 import { describeQueues } from './queues.js';
 import { describeSessions } from './sessions.js';
 import { describeStorage } from './storage.js';
@@ -27,6 +28,7 @@ function describeConformance(backend: Backend): void {
   describeEvents(f);
   describeTokens(f);
   describeLineage(f);
+  describePaging(f);
   describeAudit(f);
   describeConnections(f);
   describeStorage(f);

@@ -1221,7 +1221,8 @@ export function createHybridDriver(
     byCorrelation: (correlationId) =>
       read('sessions', 'sessions.byCorrelation', (d) => d.sessions.byCorrelation(correlationId)),
     // Not cached: one list for all clusters, changed by every create and end anywhere.
-    activeClusters: () => read('sessions', 'sessions.activeClusters', (d) => d.sessions.activeClusters()),
+    activeClusterPage: (after, limit, within) =>
+      read('sessions', 'sessions.activeClusters', (d) => d.sessions.activeClusterPage(after, limit, within)),
     isClusterActive,
   };
 
@@ -1341,7 +1342,8 @@ export function createHybridDriver(
         (d) => d.tokens.revoke(id),
         () => [{ t: 'revoke', id }],
       ),
-    list: () => read('authentication', 'tokens.list', (d) => d.tokens.list()),
+    page: (after, limit, within) =>
+      read('authentication', 'tokens.list', (d) => d.tokens.page(after, limit, within)),
   };
 
   const audit: AuditDriver = {

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { StorageConfig } from '../../config/index.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
+import { matchesAny } from '../../glob.js';
 import type {
   AuditDriver,
   ConnectionDriver,
@@ -19,6 +20,8 @@ import type {
   TokenDriver,
 } from '../driver.js';
 import { compareBytes, formatEventId, isoTime as iso } from '../driver.js';
+import { covers } from '../lineage.js';
+import { pageOf, tokenPosition } from '../paging.js';
 import type {
   AuditEntry,
   Connection,
@@ -261,11 +264,14 @@ function memorySessions() {
     async byCorrelation(correlationId) {
       return liveWhere((r) => r.correlationId === correlationId);
     },
-    async activeClusters() {
+    async activeClusterPage(after, limit, within) {
       const now = Date.now();
       const clusters = new Set<string>();
-      for (const r of data.values()) if (isLive(r, now)) clusters.add(r.clusterId);
-      return [...clusters].sort();
+      for (const r of data.values()) {
+        if (!isLive(r, now) || (after !== undefined && compareBytes(r.clusterId, after) <= 0)) continue;
+        if (within === undefined || matchesAny(within, r.clusterId)) clusters.add(r.clusterId);
+      }
+      return pageOf([...clusters].sort(compareBytes), limit, (clusterId) => clusterId);
     },
     async isClusterActive(clusterId) {
       const now = Date.now();
@@ -612,12 +618,14 @@ function memoryTokens() {
       }
       return isLive(root, now) ? revoked : [];
     },
-    async list() {
+    async page(after, limit, within) {
       const now = Date.now();
-      return [...byId.values()]
-        .filter((t) => isLive(t, now))
-        .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id))
+      const tokens = [...byId.values()]
+        .filter((t) => isLive(t, now) && (after === undefined || compareBytes(tokenPosition(t), after) > 0))
+        .filter((t) => within === undefined || covers(within, t.resources))
+        .sort((a, b) => compareBytes(tokenPosition(a), tokenPosition(b)))
         .map(info);
+      return pageOf(tokens, limit, tokenPosition);
     },
   };
   const sweep = (limit: number) => {

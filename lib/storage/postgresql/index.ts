@@ -27,6 +27,7 @@ import type {
   TokenDriver,
 } from '../driver.js';
 import { formatEventId, isoTime as iso } from '../driver.js';
+import { pageOf, parseTokenPosition, tokenPosition } from '../paging.js';
 import type {
   AuditEntry,
   Connection,
@@ -40,6 +41,7 @@ import type {
   TokenInfo,
 } from '../types.js';
 import { parseJson } from '../validate.js';
+import { likePatterns } from './like.js';
 import { migrate } from './migrate.js';
 import { createSql, quoteIdent, type Row, type Sql, type SqlExecutor, withErrorMapping } from './sql.js';
 
@@ -542,19 +544,28 @@ function pgSessions(t: Table, query: Query): SessionDriver {
     },
     byCluster: (clusterId) => many('cluster_id', clusterId),
     byCorrelation: (correlationId) => many('correlation_id', correlationId),
-    async activeClusters() {
-      // A skip scan over the cluster index: one probe per active cluster, however many sessions each has.
+    async activeClusterPage(after, limit, within) {
+      // A skip scan over the cluster index: one probe per active cluster, however many sessions
+      // each has; the recursion runs only as far as the outer LIMIT fetches.
+      const filter = within === undefined ? '' : 'AND cluster_id LIKE ANY($3::text[])';
       const rows = await query<{ cluster_id: string }>(
         `WITH RECURSIVE c AS (
-           (SELECT cluster_id FROM ${sessions} WHERE expires_at > now() ORDER BY cluster_id LIMIT 1)
+           (SELECT cluster_id FROM ${sessions} WHERE cluster_id > $1 AND expires_at > now()
+            ORDER BY cluster_id LIMIT 1)
            UNION ALL
            SELECT (SELECT s.cluster_id FROM ${sessions} s
                    WHERE s.cluster_id > c.cluster_id AND s.expires_at > now() ORDER BY s.cluster_id LIMIT 1)
            FROM c WHERE c.cluster_id IS NOT NULL
          )
-         SELECT cluster_id FROM c WHERE cluster_id IS NOT NULL`,
+         SELECT cluster_id FROM c WHERE cluster_id IS NOT NULL ${filter} LIMIT $2`,
+        // Every name is longer than '': the first page starts before all of them.
+        [after ?? '', limit + 1, ...(within === undefined ? [] : [likePatterns(within)])],
       );
-      return rows.map((r) => r.cluster_id).sort();
+      return pageOf(
+        rows.map((r) => r.cluster_id),
+        limit,
+        (clusterId) => clusterId,
+      );
     },
     async isClusterActive(clusterId) {
       const [row] = await query<{ active: boolean }>(
@@ -1187,11 +1198,26 @@ function pgTokens(t: Table, query: Query, transaction: Transaction): TokenDriver
         }
       }
     },
-    async list() {
+    async page(after, limit, within) {
+      const params: unknown[] = [limit + 1];
+      const where = [LIVE];
+      if (after !== undefined) {
+        const { createdAt, id } = parseTokenPosition(after);
+        params.push(createdAt, id);
+        where.push(`(created_at, id) > ($${params.length - 1}::timestamptz, $${params.length}::text)`);
+      }
+      if (within !== undefined) {
+        params.push(likePatterns(within));
+        // Every glob of the token, read as text, matched by one of the caller's (lineage.covers).
+        where.push(
+          `NOT EXISTS (SELECT 1 FROM unnest(resources) r WHERE NOT (r LIKE ANY($${params.length}::text[])))`,
+        );
+      }
       const rows = await query<TokenRow>(
-        `SELECT ${COLUMNS} FROM ${tokens} WHERE ${LIVE} ORDER BY created_at, id`,
+        `SELECT ${COLUMNS} FROM ${tokens} WHERE ${where.join(' AND ')} ORDER BY created_at, id LIMIT $1`,
+        params,
       );
-      return rows.map(info);
+      return pageOf(rows.map(info), limit, tokenPosition);
     },
   };
 }

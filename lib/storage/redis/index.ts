@@ -13,6 +13,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { StorageConfig } from '../../config/index.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
+import { matchesAny } from '../../glob.js';
 import type {
   AuditDriver,
   ConnectionDriver,
@@ -25,15 +26,9 @@ import type {
   TokenDriver,
 } from '../driver.js';
 import { compareBytes, formatEventId, isoTime as iso } from '../driver.js';
-import type {
-  AuditEntry,
-  Connection,
-  PoolUse,
-  PublishedEvent,
-  ReceivedMessage,
-  Session,
-  TokenInfo,
-} from '../types.js';
+import { covers } from '../lineage.js';
+import { readFiltered, tokenPosition } from '../paging.js';
+import type { AuditEntry, Connection, PoolUse, PublishedEvent, ReceivedMessage, Session } from '../types.js';
 import { parseJson } from '../validate.js';
 import { createRedisClient, duplicateClient, mapRedisError, type RedisClient } from './client.js';
 import { type ScriptName, SESSION_FIELDS, scripts } from './scripts.js';
@@ -320,9 +315,22 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
     },
     byCluster: (clusterId) => list(`${base}cluster:${clusterId}`),
     byCorrelation: (correlationId) => list(`${base}corr:${correlationId}`),
-    async activeClusters() {
-      return ((await run('sessionActiveClusters', [clusters], [])) as string[]).sort();
-    },
+    activeClusterPage: (after, limit, within) =>
+      readFiltered(
+        async (from, count) => {
+          const reply = (await run(
+            'sessionClusterPage',
+            [clusters, `${base}names`],
+            [from ?? '', count],
+          )) as [number, string, ...string[]];
+          const [more, last, ...ids] = reply;
+          return { items: ids, last: last || undefined, more: more === 1 };
+        },
+        after,
+        limit,
+        within === undefined ? undefined : (clusterId) => matchesAny(within, clusterId),
+        (clusterId) => clusterId,
+      ),
     async isClusterActive(clusterId) {
       return (await run('sessionIsClusterActive', [clusters], [clusterId])) === 1;
     },
@@ -701,12 +709,18 @@ function pairs(flat: string[]): Record<string, string> {
 
 function redisTokens(client: RedisClient, run: ScriptCaller, base: string): TokenDriver {
   const ids = `${base}ids`;
-  const byCreation = (a: TokenInfo, b: TokenInfo) =>
-    a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id);
   return {
     async insert(token) {
       const expiresAt = token.expiresAt === null ? '' : Date.parse(token.expiresAt);
-      const args = [base, token.id, token.hash, JSON.stringify(token), expiresAt, token.issuerId ?? ''];
+      const args = [
+        base,
+        token.id,
+        token.hash,
+        JSON.stringify(token),
+        expiresAt,
+        token.issuerId ?? '',
+        tokenPosition(token),
+      ];
       return (await run('tokenInsert', [ids], args)) === 1;
     },
     async findByHash(hash) {
@@ -722,15 +736,26 @@ function redisTokens(client: RedisClient, run: ScriptCaller, base: string): Toke
     async revoke(id) {
       return (await run('tokenRevoke', [ids], [base, id])) as string[];
     },
-    async list() {
-      const records = (await run('tokenList', [ids], [base])) as string[];
-      return records
-        .map((text) => {
-          const { hash: _hash, ...info } = storedToken(text);
-          return info;
-        })
-        .sort(byCreation);
-    },
+    page: (after, limit, within) =>
+      readFiltered(
+        async (from, count) => {
+          const reply = (await run('tokenPage', [ids, `${base}order`], [base, from ?? '', count])) as [
+            number,
+            string,
+            ...string[],
+          ];
+          const [more, last, ...records] = reply;
+          const items = records.map((text) => {
+            const { hash: _hash, ...info } = storedToken(text);
+            return info;
+          });
+          return { items, last: last || undefined, more: more === 1 };
+        },
+        after,
+        limit,
+        within === undefined ? undefined : (token) => covers(within, token.resources),
+        tokenPosition,
+      ),
   };
 }
 

@@ -67,7 +67,9 @@ return text`,
 // ---------------------------------------------------------------------------------------
 // sessions: one hash tag for the whole store, so one script can update a session and every
 // index. Keys (base = '<prefix>{s}:'): sess:<id> (hash), cluster:<clusterId> and corr:<id>
-// (zsets of session id → expiry ms), clusters (zset of cluster id → latest expiry ms).
+// (zsets of session id → expiry ms), clusters (zset of cluster id → latest expiry ms), names
+// (zset, all scores 0: the members of clusters, for keyset pages by ZRANGEBYLEX; it expires
+// with clusters).
 
 export const SESSION_FIELDS = ['cluster', 'user', 'corr', 'svc', 'data', 'created', 'last', 'exp', 'ttl'];
 const SESSION_HELPERS = `${NOW}
@@ -91,10 +93,13 @@ local function refresh_cluster(base, clusters, cluster, now)
   local top = redis.call('ZRANGE', ckey, -1, -1, 'WITHSCORES')
   if top[2] then
     redis.call('ZADD', clusters, top[2], cluster)
+    redis.call('ZADD', base .. 'names', 0, cluster)
     local latest = redis.call('ZRANGE', clusters, -1, -1, 'WITHSCORES')
     redis.call('PEXPIREAT', clusters, latest[2])
+    redis.call('PEXPIREAT', base .. 'names', latest[2])
   else
     redis.call('ZREM', clusters, cluster)
+    redis.call('ZREM', base .. 'names', cluster)
   end
 end
 `;
@@ -186,11 +191,37 @@ end
 return out`,
 };
 
-/** KEYS[1] clusters → cluster ids with a live session. */
-export const sessionActiveClusters: ScriptDefinition = {
-  numberOfKeys: 1,
+/**
+ * KEYS: clusters, names; ARGV: after (a cluster id; '' = from the start), count → {more (1 when
+ * names holds ids after the last one looked at), the last id looked at or '', then the live
+ * cluster ids among the next `count` names}. When names and clusters disagree in size (clusters
+ * written before names existed), names is rebuilt from clusters first.
+ */
+export const sessionClusterPage: ScriptDefinition = {
+  numberOfKeys: 2,
   lua: `${NOW}
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now_ms(), '+inf')`,
+local clusters, names = KEYS[1], KEYS[2]
+if redis.call('ZCARD', clusters) ~= redis.call('ZCARD', names) then
+  redis.call('DEL', names)
+  for _, cluster in ipairs(redis.call('ZRANGE', clusters, 0, -1)) do redis.call('ZADD', names, 0, cluster) end
+  local latest = redis.call('ZRANGE', clusters, -1, -1, 'WITHSCORES')
+  if latest[2] then redis.call('PEXPIREAT', names, latest[2]) end
+end
+local now = now_ms()
+local from = '-'
+if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
+local ids = redis.call('ZRANGEBYLEX', names, from, '+', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {0, ''}
+for _, cluster in ipairs(ids) do
+  local exp = redis.call('ZSCORE', clusters, cluster)
+  if exp and tonumber(exp) > now then out[#out + 1] = cluster end
+end
+local last = ids[#ids]
+if last then
+  out[2] = last
+  if #redis.call('ZRANGEBYLEX', names, '(' .. last, '+', 'LIMIT', 0, 1) > 0 then out[1] = 1 end
+end
+return out`,
 };
 
 /** KEYS[1] clusters; ARGV[1] cluster id → 1 or 0. One lookup: the hot path. */
@@ -468,13 +499,19 @@ return {seq, now}`,
 // ---------------------------------------------------------------------------------------
 // tokens: one hash tag. Keys (base = '<prefix>{t}:'): h:<sha256> (the record as JSON, expiring
 // with the token), ids (hash id → sha256), issuers (hash id → the id of its issuer, for tokens
-// that have one), c:<id> (set: ids of the tokens <id> issued). A token is live while its h: key
-// exists.
+// that have one), c:<id> (set: ids of the tokens <id> issued), order (zset, all scores 0: the
+// position '<createdAt ISO>|<id>' of every token in ids, for keyset pages by ZRANGEBYLEX), pos
+// (hash id → its position). A token is live while its h: key exists.
 
 /** Forgets token `id` (its index entries and its place in its issuer's set); answers its hash or nil. */
 const TOKEN_FORGET = `local function forget_token(base, ids, id)
   local hash = redis.call('HGET', ids, id)
   redis.call('HDEL', ids, id)
+  local position = redis.call('HGET', base .. 'pos', id)
+  if position then
+    redis.call('ZREM', base .. 'order', position)
+    redis.call('HDEL', base .. 'pos', id)
+  end
   local issuer = redis.call('HGET', base .. 'issuers', id)
   if issuer then
     redis.call('SREM', base .. 'c:' .. issuer, id)
@@ -485,8 +522,8 @@ end
 `;
 
 /**
- * KEYS[1] ids; ARGV: base, id, hash, record JSON, expiresAtMs or '', issuerId or '' → 1, or 0
- * (nothing written) when the issuer is not live.
+ * KEYS[1] ids; ARGV: base, id, hash, record JSON, expiresAtMs or '', issuerId or '', position
+ * → 1, or 0 (nothing written) when the issuer is not live.
  */
 export const tokenInsert: ScriptDefinition = {
   numberOfKeys: 1,
@@ -500,6 +537,8 @@ end
 local key = base .. 'h:' .. ARGV[3]
 if ARGV[5] ~= '' then redis.call('SET', key, ARGV[4], 'PXAT', ARGV[5]) else redis.call('SET', key, ARGV[4]) end
 redis.call('HSET', KEYS[1], id, ARGV[3])
+redis.call('ZADD', base .. 'order', 0, ARGV[7])
+redis.call('HSET', base .. 'pos', id, ARGV[7])
 return 1`,
 };
 
@@ -538,6 +577,55 @@ while i <= #queue do
   i = i + 1
 end
 return revoked`,
+};
+
+/**
+ * KEYS: ids, order; ARGV: base, after (a position; '' = from the start), count → {more (1 when
+ * order holds positions after the last one looked at), the last position looked at or '', then
+ * the records (JSON) of the live tokens among the next `count` positions}. Forgets expired
+ * tokens it meets. When order and ids disagree in size (tokens written before order existed),
+ * order is rebuilt from ids first, once.
+ */
+export const tokenPage: ScriptDefinition = {
+  numberOfKeys: 2,
+  lua: `${TOKEN_FORGET}
+local base, ids, order = ARGV[1], KEYS[1], KEYS[2]
+local function forget_dead(id, position)
+  forget_token(base, ids, id)
+  redis.call('ZREM', order, position)
+  redis.call('DEL', base .. 'c:' .. id)
+end
+if redis.call('HLEN', ids) ~= redis.call('ZCARD', order) then
+  redis.call('DEL', order, base .. 'pos')
+  local all = redis.call('HGETALL', ids)
+  for i = 1, #all, 2 do
+    local record = redis.call('GET', base .. 'h:' .. all[i + 1])
+    if record then
+      local position = cjson.decode(record).createdAt .. '|' .. all[i]
+      redis.call('ZADD', order, 0, position)
+      redis.call('HSET', base .. 'pos', all[i], position)
+    else
+      forget_dead(all[i], '')
+    end
+  end
+end
+local from = '-'
+if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
+local positions = redis.call('ZRANGEBYLEX', order, from, '+', 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {0, ''}
+for _, position in ipairs(positions) do
+  -- The position is the 24-character ISO time, '|', the id.
+  local id = string.sub(position, 26)
+  local hash = redis.call('HGET', ids, id)
+  local record = hash and redis.call('GET', base .. 'h:' .. hash)
+  if record then out[#out + 1] = record else forget_dead(id, position) end
+end
+local last = positions[#positions]
+if last then
+  out[2] = last
+  if #redis.call('ZRANGEBYLEX', order, '(' .. last, '+', 'LIMIT', 0, 1) > 0 then out[1] = 1 end
+end
+return out`,
 };
 
 /** KEYS[1] ids; ARGV[1] base → records (JSON) of live tokens; forgets expired ones. */
@@ -893,7 +981,7 @@ export const scripts = {
   sessionKeepAlive,
   sessionEnd,
   sessionList,
-  sessionActiveClusters,
+  sessionClusterPage,
   sessionIsClusterActive,
   sessionSweep,
   queueSend,
@@ -908,6 +996,7 @@ export const scripts = {
   eventPublish,
   tokenInsert,
   tokenGet,
+  tokenPage,
   tokenRevoke,
   tokenList,
   auditAppend,
