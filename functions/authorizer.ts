@@ -1,7 +1,9 @@
 /**
  * The WebSocket `$connect` authorizer (a REQUEST authorizer on `?token=`): browsers cannot set
  * headers on a WebSocket, so the token comes in the query string. It answers an IAM policy —
- * `Allow` with the token's identity, scopes and resources as context for the routes, or `Deny`.
+ * `Allow` with the token's id, expiry, identity, scopes and resources as context for the
+ * routes, or `Deny`. Least authority: a valid token is allowed only when it can use the socket
+ * (one of `WEBSOCKET_SCOPES`, or admin); a `kv:read` token is denied.
  *
  * It never throws: a throw is a 500 to the client (and serverless-offline's), where a bad token
  * deserves a refusal. A backend that cannot be reached also denies, logged as an error. The
@@ -9,11 +11,12 @@
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import { authenticate, type Principal } from '../lib/auth.js';
+import { type Authenticated, authenticate } from '../lib/auth.js';
 import { UnauthorizedError } from '../lib/errors.js';
 import { logger } from './lib/logger.js';
 import { requestLogging } from './lib/middleware.js';
 import { getStorage } from './lib/storage.js';
+import { canUseWebSocket, NO_WEBSOCKET_SCOPE } from './lib/ws-access.js';
 
 /**
  * What `$connect` and the other routes find in `requestContext.authorizer`. API Gateway accepts
@@ -23,6 +26,8 @@ export interface AuthorizerContext {
   [key: string]: string;
   identity: string;
   tokenId: string;
+  /** When the token expires (ISO-8601), or '' when it never does. */
+  tokenExpiresAt: string;
   /** The token's scopes, comma-joined. */
   scopes: string;
   /** The token's resource globs as a JSON array. */
@@ -31,7 +36,7 @@ export interface AuthorizerContext {
 
 const authorizer = async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
   const token = event.queryStringParameters?.token || undefined;
-  let principal: Principal;
+  let principal: Authenticated;
   try {
     principal = await authenticate(getStorage().tokens, token);
   } catch (error) {
@@ -42,10 +47,15 @@ const authorizer = async (event: APIGatewayRequestAuthorizerEvent): Promise<APIG
     }
     return policy('Deny', 'anonymous', event.methodArn);
   }
+  if (!canUseWebSocket(principal.scopes)) {
+    logger.info('connection refused', { reason: NO_WEBSOCKET_SCOPE, tokenId: principal.id });
+    return policy('Deny', principal.identity, event.methodArn);
+  }
   logger.info('connection authorized', { identity: principal.identity, tokenId: principal.id });
   const context: AuthorizerContext = {
     identity: principal.identity,
     tokenId: principal.id,
+    tokenExpiresAt: principal.expiresAt ?? '',
     scopes: principal.scopes.join(','),
     resources: JSON.stringify(principal.resources),
   };

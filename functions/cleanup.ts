@@ -1,8 +1,10 @@
 /**
- * The scheduled sweep: removes expired data in batches (`storage.sweep()`), logs the rows
- * deleted per store and how long it took, and emits them as CloudWatch metrics in Embedded
- * Metric Format (namespace `KubentlyStorage`, see lib/metrics.ts; on any backend, EMF is only a log line). Reads never
- * depend on the sweep: it only keeps tables and key spaces small.
+ * The scheduled sweep: closes WebSocket connections whose token has expired (up to
+ * `ttl.batchSize` per run, found by index; functions/lib/ws-close.ts), removes expired data in
+ * batches (`storage.sweep()`), logs the rows deleted per store and how long it took, and emits
+ * them as CloudWatch metrics in Embedded Metric Format (namespace `KubentlyStorage`, see
+ * lib/metrics.ts; on any backend, EMF is only a log line). Reads never depend on the sweep: it
+ * only keeps tables and key spaces small.
  *
  * A sweep that fails is logged, counted (`CleanupFailures`) and rethrown, so Lambda's error
  * metrics and alarms see it; the next schedule tries again.
@@ -13,9 +15,12 @@ import type { SweepReport } from '../lib/storage/types.js';
 import { logger } from './lib/logger.js';
 import { MetricUnit, metrics } from './lib/metrics.js';
 import { getStorage, getStorageConfig } from './lib/storage.js';
+import { closeConnectionsWithExpiredToken } from './lib/ws-close.js';
 
 export type CleanupResult = Omit<SweepReport, 'durationMs'> & {
   total: number;
+  /** WebSocket connections closed because their token expired. */
+  closedConnections: number;
   durationMs: number;
   skipped?: true;
 };
@@ -31,15 +36,22 @@ const EMPTY: Omit<SweepReport, 'durationMs'> = {
 };
 
 const cleanup = async (): Promise<CleanupResult> => {
-  if (!getStorageConfig().ttl.enabled) {
+  const config = getStorageConfig();
+  if (!config.ttl.enabled) {
     // The schedule is removed at deploy when ttl.enabled is false; this covers a config changed since.
     logger.info('cleanup skipped: ttl.enabled is false');
-    return { ...EMPTY, total: 0, durationMs: 0, skipped: true };
+    return { ...EMPTY, total: 0, closedConnections: 0, durationMs: 0, skipped: true };
   }
   const started = performance.now();
   let report: SweepReport;
+  let closedConnections: number;
   try {
-    report = await getStorage().sweep();
+    const storage = getStorage();
+    // Before the sweep, which leaves live registrations alone: these are live, their token is not.
+    const closed = await closeConnectionsWithExpiredToken(storage, config.ttl.batchSize);
+    closedConnections = closed.connections;
+    if (closed.connections > 0) logger.info('connections with an expired token closed', { ...closed });
+    report = await storage.sweep();
   } catch (error) {
     const durationMs = Math.round(performance.now() - started);
     logger.error('cleanup failed', { durationMs, error });
@@ -51,7 +63,7 @@ const cleanup = async (): Promise<CleanupResult> => {
   const durationMs = Math.round(performance.now() - started);
   const { durationMs: _sweepMs, ...rows } = report;
   const total = Object.values(rows).reduce((sum, count) => sum + count, 0);
-  logger.info('cleanup done', { rows, total, durationMs });
+  logger.info('cleanup done', { rows, total, closedConnections, durationMs });
 
   // One metric per store (dimension `Store`) and the totals.
   for (const [store, count] of Object.entries(rows)) {
@@ -60,9 +72,10 @@ const cleanup = async (): Promise<CleanupResult> => {
     single.addMetric('CleanupRows', MetricUnit.Count, count);
   }
   metrics.addMetric('CleanupRows', MetricUnit.Count, total);
+  metrics.addMetric('ConnectionsClosed', MetricUnit.Count, closedConnections);
   metrics.addMetric('CleanupDurationMs', MetricUnit.Milliseconds, durationMs);
   metrics.publishStoredMetrics();
-  return { ...rows, total, durationMs };
+  return { ...rows, total, closedConnections, durationMs };
 };
 
 // Not an API Gateway event: the Lambda context is all there is to log with (no correlation id).

@@ -3,27 +3,43 @@
  * resource globs apply to a session's cluster id: lists are filtered to the clusters the token
  * may see, single sessions of other clusters are refused.
  */
+import { sessionServiceIdentity } from '../lib/auth.js';
 import { NotFoundError, ValidationError } from '../lib/errors.js';
 import type { CreateSessionInput, JsonObject, Session } from '../lib/storage/types.js';
 import { type ApiRequest, httpApi } from './lib/api.js';
 import { json, noContent } from './lib/http.js';
+import { type PageQuery, pageOptions, readPage } from './lib/paging.js';
 
-/** The live session, once the caller may see its cluster; `NotFoundError` when there is none. */
+/**
+ * The live session, once the caller may see its cluster; `NotFoundError` when there is none. A
+ * refusal names the session the caller asked for, not its cluster (another team's cluster id).
+ */
 async function liveSession({
   storage,
   params,
-  authorizeResource,
+  authorizeRecord,
 }: ApiRequest<unknown, unknown>): Promise<Session> {
   const session = await storage.sessions.get(params.id!);
   if (!session) throw new NotFoundError(`session ${JSON.stringify(params.id)} not found`);
-  authorizeResource(session.clusterId);
+  authorizeRecord(session.clusterId, `session ${JSON.stringify(params.id)}`);
   return session;
 }
 
 export const handler = httpApi('sessions', {
-  'POST /sessions': async ({ storage, body, authorizeResource }: ApiRequest<CreateSessionInput>) => {
+  // A session runs as the token's identity; only an admin token may name another.
+  'POST /sessions': async ({
+    storage,
+    body,
+    principal,
+    authorizeResource,
+  }: ApiRequest<CreateSessionInput>) => {
     authorizeResource(body.clusterId);
-    const session = await storage.sessions.create({ ...body, data: body.data as JsonObject | undefined });
+    const serviceIdentity = sessionServiceIdentity(principal, body.serviceIdentity);
+    const session = await storage.sessions.create({
+      ...body,
+      serviceIdentity,
+      data: body.data as JsonObject | undefined,
+    });
     return json(201, session);
   },
 
@@ -62,10 +78,14 @@ export const handler = httpApi('sessions', {
     return noContent();
   },
 
-  'GET /clusters/active': async ({ storage, allowsResource }) => {
-    const clusters = await storage.sessions.activeClusters();
-    return json(200, { clusters: clusters.filter((clusterId) => allowsResource(clusterId)) });
-  },
+  // Only clusters within the caller's resources, filtered by the backend.
+  'GET /clusters/active': async ({ storage, principal, query }: ApiRequest<unknown, PageQuery>) =>
+    json(
+      200,
+      await readPage('GET /clusters/active', () =>
+        storage.sessions.activeClusterPage({ ...pageOptions(query), within: principal.resources }),
+      ),
+    ),
 
   'GET /clusters/{clusterId}/active': async ({ storage, params: { clusterId }, authorizeResource }) => {
     authorizeResource(clusterId!);

@@ -4,14 +4,15 @@
  * written to the audit log with the identity that did it; the token secret never is.
  */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import type { Principal } from '../lib/auth.js';
 import { ForbiddenError, NotFoundError } from '../lib/errors.js';
-import { matchesAny } from '../lib/glob.js';
-import type { AuditInput, IssueTokenInput, Storage, TokenInfo } from '../lib/storage/types.js';
+import { covers } from '../lib/storage/lineage.js';
+import type { AuditInput, IssueTokenInput, Storage } from '../lib/storage/types.js';
 import { checkName } from '../lib/storage/validate.js';
 import { type ApiRequest, httpApi } from './lib/api.js';
 import { json, noContent } from './lib/http.js';
 import { logger } from './lib/logger.js';
+import { type PageQuery, pageOptions, readPage } from './lib/paging.js';
+import { closeConnectionsOf } from './lib/ws-close.js';
 
 /** The caller's correlation id (`X-Correlation-Id`) when it is a valid name, else API Gateway's request id. */
 function correlationIdOf(event: APIGatewayProxyEventV2): string | undefined {
@@ -23,16 +24,6 @@ function correlationIdOf(event: APIGatewayProxyEventV2): string | undefined {
   } catch {
     return event.requestContext?.requestId;
   }
-}
-
-/**
- * Whether `principal` may act on tokens covering `patterns`: each pattern, read as a plain
- * string, must be matched by one of the principal's globs. That is sound (a glob matching the
- * pattern's text matches every name the pattern matches, its `*` absorbing whatever the
- * pattern's `*` stands for), if not complete. An admin with `["*"]` covers every token.
- */
-function covers(principal: Principal, patterns: string[]): boolean {
-  return patterns.every((pattern) => matchesAny(principal.resources, pattern));
 }
 
 /**
@@ -49,43 +40,54 @@ async function audit(storage: Storage, entry: AuditInput): Promise<void> {
 }
 
 export const handler = httpApi('tokens', {
+  // The new token is bounded by the caller's (lib/storage/lineage.ts): scopes, resources, expiry.
   'POST /tokens': async ({ storage, body, principal, event }: ApiRequest<IssueTokenInput>) => {
-    const requested = body.resources ?? ['*'];
-    if (!covers(principal, requested)) {
-      const wider = requested.filter((pattern) => !covers(principal, [pattern]));
-      throw new ForbiddenError(
-        `token may not issue access to ${wider.map((p) => JSON.stringify(p)).join(', ')} beyond its own resources (${principal.resources.join(', ')})`,
-      );
-    }
-    const { token, id, identity, scopes, resources, expiresAt } = await storage.tokens.issue(body);
+    const issued = await storage.tokens.issue({ ...body, issuerId: principal.id });
+    const { token, id, identity, scopes, resources, expiresAt } = issued;
     await audit(storage, {
       identity: principal.identity,
       action: 'tokens.issue',
       resource: id,
       correlationId: correlationIdOf(event),
-      details: { identity, scopes, resources, expiresAt },
+      details: { identity, scopes, resources, expiresAt, issuerId: issued.issuerId },
     });
     return json(201, { id, token, identity, scopes, resources, expiresAt });
   },
 
-  'GET /tokens': async ({ storage, principal }) => {
-    const tokens = await storage.tokens.list();
-    return json(200, { tokens: tokens.filter((token) => covers(principal, token.resources)) });
+  // Only tokens within the caller's resources, filtered by the backend.
+  'GET /tokens': async ({ storage, principal, query }: ApiRequest<unknown, PageQuery>) => {
+    const { tokens, cursor } = await readPage('GET /tokens', () =>
+      storage.tokens.page({ ...pageOptions(query), within: principal.resources }),
+    );
+    // docs/api.md's fields: lineage stays inside (a caller sees tokens, not who issued them).
+    const body = tokens.map(({ id, identity, scopes, resources, createdAt, expiresAt }) => ({
+      id,
+      identity,
+      scopes,
+      resources,
+      createdAt,
+      expiresAt,
+    }));
+    return json(200, cursor === undefined ? { tokens: body } : { tokens: body, cursor });
   },
 
   'DELETE /tokens/{id}': async ({ storage, params: { id }, principal, event }) => {
-    const target: TokenInfo | undefined = (await storage.tokens.list()).find((token) => token.id === id);
-    if (target && !covers(principal, target.resources)) {
+    const target = await storage.tokens.get(id!);
+    if (target && !covers(principal.resources, target.resources)) {
       throw new ForbiddenError(
         `token may not revoke a token with resources beyond its own (${principal.resources.join(', ')})`,
       );
     }
-    if (!(await storage.tokens.revoke(id!))) throw new NotFoundError(`token ${JSON.stringify(id)} not found`);
+    // The token and every token below it (the ones it issued, and theirs).
+    const revoked = await storage.tokens.revoke(id!);
+    if (revoked.length === 0) throw new NotFoundError(`token ${JSON.stringify(id)} not found`);
+    await closeConnectionsOf(storage, revoked);
     await audit(storage, {
       identity: principal.identity,
       action: 'tokens.revoke',
       resource: id!,
       correlationId: correlationIdOf(event),
+      details: { revoked },
     });
     return noContent();
   },

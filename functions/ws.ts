@@ -1,16 +1,20 @@
 /**
  * The WebSocket routes (docs/api.md, WebSocket). `$connect` runs after the authorizer accepted the
- * token and registers the connection with what the token grants; `$default` takes the client's
- * frames (subscribe, unsubscribe, publish) and answers through `postToConnection`; `$disconnect`
- * forgets the connection and its subscriptions.
+ * token and registers the connection with the token's id and expiry (at most
+ * `websocket.maxConnectionsPerToken` per token, counted atomically by the registry); `$default`
+ * takes the client's frames (subscribe, unsubscribe, publish) and answers through
+ * `postToConnection`; `$disconnect` forgets the connection and its subscriptions.
  *
- * Every subscribe and publish is checked against the scopes and resources recorded for the
- * connection, so a connection never reaches a channel its token could not. A bad frame gets an
+ * Every frame looks the connection's token up again by id (functions/lib/ws-access.ts), as an
+ * HTTP request does: a revoked or expired token gets an `unauthorized` error frame and its
+ * connection is closed. Subscribe and publish are checked against that token's scopes and
+ * resources, so a connection never reaches a channel its token could not. A bad frame gets an
  * error frame and the connection stays open: these handlers never throw.
+ * See docs/websocket-security.md.
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import { allows, authorize, type Principal } from '../lib/auth.js';
-import { type Connection, type Json, SCOPES, type Scope, type Storage } from '../lib/storage/types.js';
+import { type Json, SCOPES, type Scope, type Storage } from '../lib/storage/types.js';
 import { checkName, describe, isPlainObject } from '../lib/storage/validate.js';
 import { websocketEndpoint } from './lib/aws.js';
 import { errorResponse } from './lib/errors.js';
@@ -19,6 +23,8 @@ import { logger } from './lib/logger.js';
 import { requestLogging } from './lib/middleware.js';
 import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, postFrame, relayEvent, type ServerFrame } from './lib/relay.js';
 import { getStorage } from './lib/storage.js';
+import { canUseWebSocket, currentPrincipal, NO_WEBSOCKET_SCOPE } from './lib/ws-access.js';
+import { closeConnection } from './lib/ws-close.js';
 
 /** API Gateway closes a WebSocket after 2 h; the registration lives as long. */
 export const CONNECTION_TTL_SECONDS = 7200;
@@ -71,11 +77,20 @@ class FrameError extends Error {
 
 const connectRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => {
   const { connectionId } = event.requestContext;
-  const principal = principalFromAuthorizer(event.requestContext.authorizer);
-  if (!principal) {
+  const grant = grantFromAuthorizer(event.requestContext.authorizer);
+  if (!grant) {
     // Only reachable when the route is deployed without the authorizer: refuse, never guess.
     logger.error('$connect without a usable authorizer context: connection refused', { connectionId });
     return { statusCode: 401 };
+  }
+  const { principal, tokenExpiresAt } = grant;
+  if (!canUseWebSocket(principal.scopes)) {
+    // The authorizer denies these already; a route deployed without it must not let them in.
+    logger.error('$connect with a token that cannot use the socket: connection refused', {
+      connectionId,
+      reason: NO_WEBSOCKET_SCOPE,
+    });
+    return { statusCode: 403 };
   }
   try {
     await getStorage().connections.register({
@@ -83,6 +98,8 @@ const connectRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
       identity: principal.identity,
       scopes: principal.scopes,
       resources: principal.resources,
+      tokenId: principal.id,
+      tokenExpiresAt,
       ttl: CONNECTION_TTL_SECONDS,
     });
     logger.info('connection registered', {
@@ -92,7 +109,8 @@ const connectRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
     });
     return OK;
   } catch (error) {
-    // errorResponse logs it; its status refuses the connection (a 5xx when the backend is down).
+    // errorResponse logs it; its status refuses the connection: 409 at the per-token limit, a
+    // 5xx when the backend is down.
     return { statusCode: errorResponse(error, logger).statusCode };
   }
 };
@@ -138,9 +156,15 @@ const messageRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
 
   try {
     const storage = getStorage();
+    const principal = await verified(storage, connectionId);
+    if (!principal) {
+      // The token no longer verifies: an `unauthorized` error frame, and the connection is closed.
+      await closeConnection(storage, endpoint, connectionId, 'token no longer valid at a frame');
+      return OK;
+    }
     switch (frame.action) {
       case 'subscribe': {
-        await permitted(storage, connectionId, event, 'events:subscribe', frame.channel);
+        permitted(principal, connectionId, 'events:subscribe', frame.channel);
         if (!(await storage.connections.subscribe(connectionId, frame.channel))) throw notRegistered();
         logger.info('subscribed', { connectionId, channel: frame.channel });
         await reply({ type: 'subscribed', channel: frame.channel });
@@ -148,13 +172,12 @@ const messageRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
       }
       case 'unsubscribe': {
         const wasSubscribed = await storage.connections.unsubscribe(connectionId, frame.channel);
-        if (!wasSubscribed && !(await storage.connections.get(connectionId))) throw notRegistered();
         logger.info('unsubscribed', { connectionId, channel: frame.channel, wasSubscribed });
         await reply({ type: 'unsubscribed', channel: frame.channel });
         break;
       }
       case 'publish': {
-        await permitted(storage, connectionId, event, 'events:publish', frame.channel);
+        permitted(principal, connectionId, 'events:publish', frame.channel);
         const { id, publishedAt } = await storage.events.publish(frame.channel, frame.message);
         logger.info('published', { connectionId, channel: frame.channel, id });
         // Exactly as an HTTP publish: the sender gets the frame too when it is subscribed.
@@ -173,31 +196,24 @@ const messageRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
 };
 
 /**
- * Throws unless the connection is still registered and what it was opened with allows `scope`
- * on `channel`. The registry's record is read every time: it also says the connection has not
- * outlived API Gateway's 2 h.
+ * The principal of the connection's token as it is now, or `undefined` when the token no longer
+ * verifies. Throws `not_found` when the connection is not registered (it outlived API Gateway's
+ * 2 h, or was closed). Two lookups, never cached: the registration, then the token by its id.
  */
-async function permitted(
-  storage: Storage,
-  connectionId: string,
-  event: WebSocketEvent,
-  scope: Scope,
-  channel: string,
-): Promise<Connection> {
+async function verified(storage: Storage, connectionId: string): Promise<Principal | undefined> {
   const connection = await storage.connections.get(connectionId);
   if (!connection) throw notRegistered();
-  const tokenId = event.requestContext.authorizer?.tokenId;
-  const principal: Principal = {
-    id: typeof tokenId === 'string' ? tokenId : '',
-    identity: connection.identity,
-    scopes: connection.scopes,
-    resources: connection.resources,
-  };
-  if (!allows(principal, { scope, resource: channel })) {
-    logger.info('frame refused', { connectionId, identity: connection.identity, scope, channel });
-    authorize(principal, { scope, resource: channel });
-  }
-  return connection;
+  const principal = await currentPrincipal(storage, connection);
+  if (!principal)
+    logger.info('frame refused: token no longer valid', { connectionId, tokenId: connection.tokenId });
+  return principal;
+}
+
+/** Throws `forbidden` unless the token allows `scope` on `channel`. */
+function permitted(principal: Principal, connectionId: string, scope: Scope, channel: string): void {
+  if (allows(principal, { scope, resource: channel })) return;
+  logger.info('frame refused', { connectionId, identity: principal.identity, scope, channel });
+  authorize(principal, { scope, resource: channel });
 }
 
 function notRegistered(): FrameError {
@@ -281,14 +297,18 @@ function errorFrame(error: unknown): ServerFrame {
   return { type: 'error', code: body.code, message: body.message };
 }
 
-/** The authorizer's context (see authorizer.ts), checked; `undefined` when unusable. */
-function principalFromAuthorizer(
+/**
+ * The authorizer's context (see authorizer.ts), checked: the token's principal and expiry;
+ * `undefined` when unusable.
+ */
+function grantFromAuthorizer(
   authorizer: Record<string, unknown> | null | undefined,
-): Principal | undefined {
+): { principal: Principal; tokenExpiresAt: string | null } | undefined {
   if (!authorizer) return undefined;
-  const { identity, tokenId, scopes, resources } = authorizer;
+  const { identity, tokenId, tokenExpiresAt, scopes, resources } = authorizer;
   if (typeof identity !== 'string' || identity === '' || typeof scopes !== 'string') return undefined;
-  if (typeof resources !== 'string') return undefined;
+  if (typeof resources !== 'string' || typeof tokenId !== 'string' || tokenId === '') return undefined;
+  if (typeof tokenExpiresAt !== 'string') return undefined;
   const scopeList = scopes === '' ? [] : scopes.split(',');
   if (!scopeList.every((scope): scope is Scope => (SCOPES as readonly string[]).includes(scope)))
     return undefined;
@@ -300,10 +320,8 @@ function principalFromAuthorizer(
   }
   if (!Array.isArray(resourceList) || !resourceList.every((r) => typeof r === 'string')) return undefined;
   return {
-    id: typeof tokenId === 'string' ? tokenId : '',
-    identity,
-    scopes: scopeList as Scope[],
-    resources: resourceList as string[],
+    principal: { id: tokenId, identity, scopes: scopeList as Scope[], resources: resourceList as string[] },
+    tokenExpiresAt: tokenExpiresAt === '' ? null : tokenExpiresAt,
   };
 }
 

@@ -17,6 +17,9 @@ export interface Permission {
 /** The identity a request runs as, from its verified token. */
 export type Principal = Pick<TokenInfo, 'id' | 'identity' | 'scopes' | 'resources'>;
 
+/** A principal with its token's expiry (null: never), for what outlives one request (a WebSocket). */
+export type Authenticated = Principal & Pick<TokenInfo, 'expiresAt'>;
+
 const BEARER = /^bearer[ \t]+(\S+)[ \t]*$/i;
 
 /**
@@ -46,13 +49,19 @@ export function requestToken(
  * The live token's principal; `UnauthorizedError` when the token is missing, unknown, expired
  * or revoked (docs/api.md: all 401, and the message does not say which, so a caller cannot probe).
  */
-export async function authenticate(tokens: TokenStore, token: string | undefined): Promise<Principal> {
+export async function authenticate(tokens: TokenStore, token: string | undefined): Promise<Authenticated> {
   if (token === undefined) {
     throw new UnauthorizedError('missing token: send Authorization: Bearer <token> or X-Api-Key: <token>');
   }
   const info = await tokens.verify(token);
   if (!info) throw new UnauthorizedError('invalid token: unknown, expired or revoked');
-  return { id: info.id, identity: info.identity, scopes: info.scopes, resources: info.resources };
+  return {
+    id: info.id,
+    identity: info.identity,
+    scopes: info.scopes,
+    resources: info.resources,
+    expiresAt: info.expiresAt,
+  };
 }
 
 /** Whether `principal` holds `scope` (`admin` implies every scope) over `resource`. */
@@ -71,5 +80,18 @@ export function authorize(principal: Principal, permission: Permission): void {
   }
   throw new ForbiddenError(
     `token may not access ${JSON.stringify(resource)} (resources: ${principal.resources.join(', ')})`,
+  );
+}
+
+/**
+ * The service identity a session created by `principal` carries: the token's own identity,
+ * unless an admin token names another. A non-admin token naming another identity is refused
+ * (it would record work as someone else's); naming its own is the same as leaving it out.
+ */
+export function sessionServiceIdentity(principal: Principal, requested: string | undefined): string {
+  if (requested === undefined || requested === principal.identity) return principal.identity;
+  if (principal.scopes.includes('admin')) return requested;
+  throw new ForbiddenError(
+    `serviceIdentity may only be set by an admin token; leave it out (or send this token's identity, ${JSON.stringify(principal.identity)})`,
   );
 }

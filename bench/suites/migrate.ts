@@ -74,6 +74,7 @@ async function fill(keyPrefix: string, counts: Counts): Promise<void> {
           await storage.connections.register({
             connectionId,
             identity: `svc-${n % 20}`,
+            tokenId: `token-${n}`,
             scopes: ['kv:read'],
             resources: ['*'],
           });

@@ -32,8 +32,14 @@ export interface ApiRequest<Body = Record<string, unknown>, Query = Record<strin
   params: Record<string, string>;
   query: Query;
   body: Body;
-  /** Throws `ForbiddenError` unless the principal's resource globs match `resource`. */
+  /** Throws `ForbiddenError` unless the principal's resource globs match `resource`, a name the caller sent. */
   authorizeResource(resource: string): void;
+  /**
+   * Throws `ForbiddenError` unless the principal's resource globs match `resource`, read from a
+   * stored record the caller named as `what` (`session "…"`): the message names `what`, never
+   * `resource`, which the caller may not know and must not learn.
+   */
+  authorizeRecord(resource: string, what: string): void;
   /** Whether the principal's resource globs match `resource` (for filtering lists). */
   allowsResource(resource: string): boolean;
 }
@@ -86,6 +92,12 @@ export function httpApi(fn: FunctionName, handlers: Record<string, RouteHandler>
         if (anyScopeAllows(route, principal, resource)) return;
         throw new ForbiddenError(
           `token may not access ${JSON.stringify(resource)} (its resources: ${principal.resources.join(', ')})`,
+        );
+      },
+      authorizeRecord(resource, what) {
+        if (anyScopeAllows(route, principal, resource)) return;
+        throw new ForbiddenError(
+          `token may not access ${what}: it lies outside the token's resources (${principal.resources.join(', ')})`,
         );
       },
       allowsResource: (resource) => anyScopeAllows(route, principal, resource),

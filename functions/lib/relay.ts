@@ -6,7 +6,7 @@
  * Gateway answers 410 Gone for is closed: it is removed from the registry with its
  * subscriptions.
  */
-import { PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { DeleteConnectionCommand, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Json, PublishedEvent, Storage } from '../../lib/storage/types.js';
 import { lambdaClient, managementClient, websocketEndpoint } from './aws.js';
 import type { ApiErrorCode } from './http.js';
@@ -19,7 +19,7 @@ export const MAX_FRAME_BYTES = 32 * 1024;
 export const MAX_MESSAGE_BYTES = 128 * 1024;
 
 /** Posts in flight at once per invocation: enough to hide latency, few enough not to be throttled. */
-const POST_CONCURRENCY = 16;
+export const POST_CONCURRENCY = 16;
 const PAGE_SIZE = 1000;
 
 /** The frames the server sends (docs/api.md, WebSocket). */
@@ -45,6 +45,9 @@ export interface DeliveryCounts {
 }
 
 export type PostResult = 'delivered' | 'gone' | 'failed';
+
+/** `gone`: API Gateway no longer knew the connection (410), so it is closed too. */
+export type CloseResult = 'closed' | 'gone' | 'failed';
 
 /** The fan-out function's input. */
 export interface FanoutInput {
@@ -171,6 +174,18 @@ export async function postFrame(
   }
 }
 
+/** Closes one connection at API Gateway (`DELETE /@connections/{id}`); never throws. */
+export async function closeSocket(endpoint: string, connectionId: string): Promise<CloseResult> {
+  try {
+    await managementClient(endpoint).send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+    return 'closed';
+  } catch (error) {
+    if (isGone(error)) return 'gone';
+    logger.warn('deleteConnection failed', { connectionId, error });
+    return 'failed';
+  }
+}
+
 /**
  * The `message` frame of an event, encoded. One that would exceed API Gateway's message limit
  * cannot be sent: subscribers get an error frame naming the event instead, so they know to read
@@ -268,7 +283,8 @@ function isGone(error: unknown): boolean {
   return name === 'GoneException' || $metadata?.httpStatusCode === 410;
 }
 
-async function eachLimited<T>(
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+export async function eachLimited<T>(
   items: readonly T[],
   limit: number,
   fn: (item: T) => Promise<void>,

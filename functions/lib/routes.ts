@@ -8,6 +8,7 @@ import type { TSchema } from '@sinclair/typebox';
 // A namespace import esbuild can tree-shake: TypeBox's `Type` object holds every builder,
 // ~45 KB more in each bundled function.
 import * as T from '@sinclair/typebox';
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../../lib/storage/paging.js';
 import { SCOPES, type Scope } from '../../lib/storage/types.js';
 import {
   EVENT_ID_PATTERN,
@@ -30,6 +31,25 @@ const Name = (description: string) =>
     maxLength: MAX_NAME_BYTES,
     description: `${description}: 1–${MAX_NAME_BYTES} bytes of UTF-8, no control characters`,
   });
+
+/** The query of a paged route (keyset pages; the response carries `cursor` while more follow). */
+const PageQuery = T.Object(
+  {
+    limit: T.Optional(
+      T.String({
+        pattern: '^[0-9]{1,4}$',
+        description: `an integer 1–${MAX_PAGE_LIMIT}, default ${DEFAULT_PAGE_LIMIT}`,
+      }),
+    ),
+    cursor: T.Optional(
+      T.String({ minLength: 1, maxLength: 1024, description: 'the cursor the previous page answered' }),
+    ),
+  },
+  Strict,
+);
+const Cursor = T.Optional(
+  T.String({ description: 'present when more items follow: pass it as the next request’s cursor' }),
+);
 
 // ---------------------------------------------------------------------------------------
 // response bodies
@@ -265,9 +285,10 @@ export const routes = [
     path: '/clusters/active',
     fn: 'sessions',
     operation: 'sessions.activeClusters',
-    summary: 'Clusters with a live session',
+    summary: 'Clusters with a live session within the token’s resources, one page at a time',
     scopes: ['sessions:read'],
-    responses: { 200: T.Object({ clusters: T.Array(T.String()) }) },
+    query: PageQuery,
+    responses: { 200: T.Object({ clusters: T.Array(T.String()), cursor: Cursor }) },
   },
   {
     method: 'GET',
@@ -452,9 +473,11 @@ export const routes = [
     path: '/tokens',
     fn: 'tokens',
     operation: 'tokens.list',
-    summary: 'Live tokens (never their secrets)',
+    summary:
+      'Live tokens within the token’s resources, oldest first, one page at a time (never their secrets)',
     scopes: ['admin'],
-    responses: { 200: T.Object({ tokens: T.Array(TokenInfoBody) }) },
+    query: PageQuery,
+    responses: { 200: T.Object({ tokens: T.Array(TokenInfoBody), cursor: Cursor }) },
   },
   {
     method: 'DELETE',

@@ -19,6 +19,7 @@ export const ENV_FIELDS: ReadonlyArray<readonly [variable: string, field: string
   ['QUEUE_MAX_ATTEMPTS', 'queues.maxAttempts', 'number'],
   ['SESSION_DEFAULT_TTL', 'sessions.defaultTtl', 'number'],
   ['FANOUT_THRESHOLD', 'websocket.fanoutThreshold', 'number'],
+  ['WS_MAX_CONNECTIONS_PER_TOKEN', 'websocket.maxConnectionsPerToken', 'number'],
 ];
 
 /** Sets `value` at the dotted `path` of `target`, creating objects on the way. */

@@ -96,6 +96,7 @@ export const FILE_FIELDS: readonly FileField[] = [
   { file: 'audit.max_age', field: 'audit.maxAge' },
   { file: 'auth.bootstrap_token_hash', field: 'auth.bootstrapTokenHash' },
   { file: 'websocket.fanout_threshold', field: 'websocket.fanoutThreshold' },
+  { file: 'websocket.max_connections_per_token', field: 'websocket.maxConnectionsPerToken' },
 ];
 
 /** The schema below `path` (properties, record values, list items); undefined past a leaf. */

@@ -191,6 +191,8 @@ export const StorageConfigSchema = T.Object(
       {
         /** More subscribers than this on a channel and a publish hands the relay to the fanout function. */
         fanoutThreshold: T.Integer({ minimum: 0, maximum: 100_000, default: 50 }),
+        /** Live WebSocket connections one token may hold; one more is refused at `$connect`. */
+        maxConnectionsPerToken: T.Integer({ minimum: 1, maximum: 10_000, default: 10 }),
       },
       Strict,
     ),

@@ -499,6 +499,7 @@ export function createLegacySource(options: LegacySourceOptions): MigrationSourc
           resources: executorResources(clusterId),
           createdAtMs: importedAtMs,
           expiresAtMs: read.expiresAtMs,
+          issuerId: null,
         },
       };
     }
@@ -513,6 +514,7 @@ export function createLegacySource(options: LegacySourceOptions): MigrationSourc
         resources: ['*'],
         createdAtMs: importedAtMs,
         expiresAtMs: read.expiresAtMs,
+        issuerId: null,
       },
     };
   }

@@ -123,15 +123,16 @@ export function createPgTarget(options: PgTargetOptions) {
           [rs.map((r) => r.hash), rs.map((r) => r.id)],
         );
         await tx.query(
-          `INSERT INTO ${t('tokens')} (id, hash, identity, scopes, resources, created_at, expires_at)
+          `INSERT INTO ${t('tokens')} (id, hash, identity, scopes, resources, created_at, expires_at, issuer_id)
            SELECT id, hash, identity,
              ARRAY(SELECT json_array_elements_text(scopes::json)),
-             ARRAY(SELECT json_array_elements_text(resources::json)), created_at, expires_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
-             AS u(id, hash, identity, scopes, resources, created_at, expires_at)
+             ARRAY(SELECT json_array_elements_text(resources::json)), created_at, expires_at, issuer_id
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
+             $8::text[])
+             AS u(id, hash, identity, scopes, resources, created_at, expires_at, issuer_id)
            ON CONFLICT (id) DO UPDATE SET hash = EXCLUDED.hash, identity = EXCLUDED.identity,
              scopes = EXCLUDED.scopes, resources = EXCLUDED.resources, created_at = EXCLUDED.created_at,
-             expires_at = EXCLUDED.expires_at`,
+             expires_at = EXCLUDED.expires_at, issuer_id = EXCLUDED.issuer_id`,
           [
             rs.map((r) => r.id),
             rs.map((r) => r.hash),
@@ -140,6 +141,7 @@ export function createPgTarget(options: PgTargetOptions) {
             rs.map((r) => JSON.stringify(r.resources)),
             rs.map((r) => iso(r.createdAtMs)),
             rs.map((r) => iso(r.expiresAtMs)),
+            rs.map((r) => r.issuerId),
           ],
         );
         return;
@@ -147,19 +149,25 @@ export function createPgTarget(options: PgTargetOptions) {
       case 'connections': {
         const rs = records as ConnectionRecord[];
         await tx.query(
-          `INSERT INTO ${t('ws_connections')} (connection_id, identity, scopes, resources, connected_at, expires_at)
+          `INSERT INTO ${t('ws_connections')} (connection_id, identity, scopes, resources, token_id, token_expires_at,
+             connected_at, expires_at)
            SELECT id, identity,
              ARRAY(SELECT json_array_elements_text(scopes::json)),
-             ARRAY(SELECT json_array_elements_text(resources::json)), connected_at, expires_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
-             AS u(id, identity, scopes, resources, connected_at, expires_at)
+             ARRAY(SELECT json_array_elements_text(resources::json)), token_id, token_expires_at, connected_at, expires_at
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+             $7::timestamptz[], $8::timestamptz[])
+             AS u(id, identity, scopes, resources, token_id, token_expires_at, connected_at, expires_at)
            ON CONFLICT (connection_id) DO UPDATE SET identity = EXCLUDED.identity, scopes = EXCLUDED.scopes,
-             resources = EXCLUDED.resources, connected_at = EXCLUDED.connected_at, expires_at = EXCLUDED.expires_at`,
+             resources = EXCLUDED.resources, token_id = EXCLUDED.token_id,
+             token_expires_at = EXCLUDED.token_expires_at, connected_at = EXCLUDED.connected_at,
+             expires_at = EXCLUDED.expires_at`,
           [
             rs.map((r) => r.connectionId),
             rs.map((r) => r.identity),
             rs.map((r) => JSON.stringify(r.scopes)),
             rs.map((r) => JSON.stringify(r.resources)),
+            rs.map((r) => r.tokenId),
+            rs.map((r) => iso(r.tokenExpiresAtMs)),
             rs.map((r) => iso(r.connectedAtMs)),
             rs.map((r) => iso(r.expiresAtMs)),
           ],
@@ -310,12 +318,15 @@ export function createPgTarget(options: PgTargetOptions) {
       resources: r.resources as string[],
       createdAtMs: num(r.c),
       expiresAtMs: r.e === null ? null : num(r.e),
+      issuerId: (r.issuer_id as string | null) ?? null,
     }),
     connections: (r) => ({
       connectionId: r.connection_id as string,
       identity: r.identity as string,
       scopes: r.scopes as string[],
       resources: r.resources as string[],
+      tokenId: r.token_id as string,
+      tokenExpiresAtMs: r.te === null ? null : num(r.te),
       connectedAtMs: num(r.c),
       expiresAtMs: num(r.e),
       channels: r.channels as string[],
@@ -373,13 +384,14 @@ export function createPgTarget(options: PgTargetOptions) {
       key: 'session_id',
     },
     tokens: {
-      cols: `id, hash, identity, scopes, resources, ${msOf('created_at')} AS c, ${msOf('expires_at')} AS e`,
+      cols: `id, hash, identity, scopes, resources, ${msOf('created_at')} AS c, ${msOf('expires_at')} AS e, issuer_id`,
       from: t('tokens'),
       live: LIVE('expires_at'),
       key: 'id',
     },
     connections: {
-      cols: `connection_id, identity, scopes, resources, ${msOf('connected_at')} AS c, ${msOf('expires_at')} AS e,
+      cols: `connection_id, identity, scopes, resources, token_id, ${msOf('token_expires_at')} AS te,
+        ${msOf('connected_at')} AS c, ${msOf('expires_at')} AS e,
         ARRAY(SELECT s.channel FROM ${t('ws_subscriptions')} s WHERE s.connection_id = x.connection_id ORDER BY s.channel) AS channels`,
       from: `${t('ws_connections')} x`,
       live: LIVE('expires_at'),

@@ -72,6 +72,8 @@ export interface TokenRecord {
   resources: string[];
   createdAtMs: number;
   expiresAtMs: number | null;
+  /** The token that issued it (null: none, or a record written before lineage existed). */
+  issuerId: string | null;
 }
 
 export interface ConnectionRecord {
@@ -79,6 +81,9 @@ export interface ConnectionRecord {
   identity: string;
   scopes: string[];
   resources: string[];
+  /** '' for a registration made before connections recorded their token. */
+  tokenId: string;
+  tokenExpiresAtMs: number | null;
   connectedAtMs: number;
   expiresAtMs: number;
   /** Sorted. */
@@ -261,15 +266,15 @@ function comparedFields(store: StoreName): Fields {
       };
     case 'tokens':
       return {
-        exact: ['hash', 'identity', 'scopes', 'resources'],
+        exact: ['hash', 'identity', 'scopes', 'resources', 'issuerId'],
         json: [],
         times: ['expiresAtMs', 'createdAtMs'],
       };
     case 'connections':
       return {
-        exact: ['identity', 'scopes', 'resources', 'channels'],
+        exact: ['identity', 'scopes', 'resources', 'tokenId', 'channels'],
         json: [],
-        times: ['expiresAtMs'],
+        times: ['expiresAtMs', 'tokenExpiresAtMs'],
         activity: ['connectedAtMs'],
       };
     case 'queues':

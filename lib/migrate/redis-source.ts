@@ -217,6 +217,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         resources: string[];
         createdAt: string;
         expiresAt: string | null;
+        issuerId?: string | null;
       };
       const expiresAtMs = t.expiresAt === null ? null : Date.parse(t.expiresAt);
       if (t.id !== id || (expiresAtMs !== null && expiresAtMs <= now)) return undefined;
@@ -228,6 +229,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         resources: t.resources,
         createdAtMs: Date.parse(t.createdAt),
         expiresAtMs,
+        issuerId: t.issuerId ?? null,
       };
     });
   }
@@ -237,13 +239,25 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   async function readConnections(ids: string[]): Promise<(ConnectionRecord | undefined)[]> {
     const pipeline = pipelineOn(undefined).time();
     for (const id of ids) {
-      pipeline.hmget(`${wsBase}conn:${id}`, 'identity', 'scopes', 'resources', 'connected', 'exp');
+      pipeline.hmget(
+        `${wsBase}conn:${id}`,
+        'identity',
+        'scopes',
+        'resources',
+        'connected',
+        'exp',
+        'token',
+        'tokexp',
+      );
       pipeline.smembers(`${wsBase}chans:${id}`);
     }
     const replies = await exec(pipeline);
     const now = serverMs(replies[0]);
     return ids.map((id, i) => {
-      const [identity, scopes, resources, connected, exp] = replies[1 + i * 2] as (string | null)[];
+      const [identity, scopes, resources, connected, exp, tokenId, tokenExp] = replies[1 + i * 2] as (
+        | string
+        | null
+      )[];
       const channels = replies[2 + i * 2] as string[];
       if (identity == null || exp == null || Number(exp) <= now) return undefined;
       return {
@@ -251,6 +265,8 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         identity,
         scopes: JSON.parse(scopes ?? '[]') as string[],
         resources: JSON.parse(resources ?? '[]') as string[],
+        tokenId: tokenId ?? '',
+        tokenExpiresAtMs: tokenExp ? Number(tokenExp) : null,
         connectedAtMs: Number(connected),
         expiresAtMs: Number(exp),
         channels: [...channels].sort(compareUtf8),

@@ -4,6 +4,7 @@
  * Drivers therefore receive checked, normalised input: names already validated, values as
  * JSON text within the size limit, durations in whole milliseconds.
  */
+import type { DriverPage } from './paging.js';
 import type {
   AuditEntry,
   Connection,
@@ -22,6 +23,8 @@ import type {
   SweepReport,
   TokenInfo,
 } from './types.js';
+
+export type { DriverPage } from './paging.js';
 
 /** A relative TTL (measured on the backend's clock) or an absolute deadline, in ms. */
 export type Expiry = { ttlMs: number } | { atMs: number };
@@ -79,7 +82,17 @@ export interface SessionDriver {
   end(sessionId: string): Promise<boolean>;
   byCluster(clusterId: string): Promise<Session[]>;
   byCorrelation(correlationId: string): Promise<Session[]>;
-  activeClusters(): Promise<string[]>;
+  /**
+   * Up to `limit` cluster ids with a live session after `after` (all when undefined), in byte
+   * order, matched by a glob of `within` (all when undefined). `next`: the position (a cluster
+   * id) the next page starts after, undefined when none is left; a filtering backend may stop
+   * early (`PAGE_SCAN_BUDGET`) with fewer items and a `next`.
+   */
+  activeClusterPage(
+    after: string | undefined,
+    limit: number,
+    within: readonly string[] | undefined,
+  ): Promise<DriverPage<string>>;
   isClusterActive(clusterId: string): Promise<boolean>;
 }
 
@@ -115,12 +128,37 @@ export interface StoredToken extends TokenInfo {
   hash: string;
 }
 
+/**
+ * Tokens and their lineage: a token's `issuerId` names the token that issued it. A revoke
+ * removes the token and every token below it; an insert under an issuer happens only while the
+ * issuer is live, atomically with respect to that revoke (no token can be inserted under an
+ * issuer whose revoke has begun and escape it).
+ */
 export interface TokenDriver {
-  insert(token: StoredToken): Promise<void>;
+  /**
+   * Inserts the token. With an `issuerId`, only while that issuer is live: answers `false`,
+   * inserting nothing, when it is not (revoked, expired or unknown).
+   */
+  insert(token: StoredToken): Promise<boolean>;
   /** The live (unexpired) token with this hash. */
   findByHash(hash: string): Promise<StoredToken | undefined>;
-  revoke(id: string): Promise<boolean>;
-  list(): Promise<TokenInfo[]>;
+  /** The live token with this id, in one lookup. */
+  findById(id: string): Promise<TokenInfo | undefined>;
+  /**
+   * Removes the token and every token it issued, transitively; answers the ids of those that
+   * were live, `id` first (`[]` when `id` was not live).
+   */
+  revoke(id: string): Promise<string[]>;
+  /**
+   * Up to `limit` live tokens after the position `after` (see `tokenPosition`), oldest first;
+   * with `within`, only tokens whose every resource glob, read as text, a glob of `within`
+   * matches (`covers`). `next` as for `SessionDriver.activeClusterPage`.
+   */
+  page(
+    after: string | undefined,
+    limit: number,
+    within: readonly string[] | undefined,
+  ): Promise<DriverPage<TokenInfo>>;
 }
 
 export interface NewAuditEntry {
@@ -155,6 +193,9 @@ export interface NewConnection {
   /** Checked and deduplicated. */
   scopes: Scope[];
   resources: string[];
+  tokenId: string;
+  /** Epoch ms; null: the token never expires. */
+  tokenExpiresAtMs: number | null;
   ttlMs: number;
 }
 
@@ -168,8 +209,13 @@ export type SubscribeOutcome = 'subscribed' | 'unknown' | 'full';
  * now; every read filters on it.
  */
 export interface ConnectionDriver {
-  /** Registers the connection, replacing any earlier registration and dropping its subscriptions. */
-  register(connection: NewConnection): Promise<Connection>;
+  /**
+   * Registers the connection, replacing any earlier registration and dropping its subscriptions.
+   * Atomic with the count: answers `full`, changing nothing, when `maxPerToken` other live
+   * connections hold its token (an earlier registration of the same id does not count).
+   * Without `maxPerToken` nothing is counted (a replay of a registration already admitted).
+   */
+  register(connection: NewConnection, maxPerToken?: number): Promise<Connection | 'full'>;
   get(connectionId: string): Promise<Connection | undefined>;
   /** Atomic: the live check, the membership check and the channel count happen together. */
   subscribe(connectionId: string, channel: string, maxChannels: number): Promise<SubscribeOutcome>;
@@ -186,6 +232,14 @@ export interface ConnectionDriver {
   ): Promise<{ connectionIds: string[]; more: boolean }>;
   /** Forgets the connection and its subscriptions; answers whether it was live. */
   remove(connectionId: string): Promise<boolean>;
+  /** Up to `limit` live connections of the token whose ids come after `after`, in byte order. */
+  byToken(
+    tokenId: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ connectionIds: string[]; more: boolean }>;
+  /** Up to `limit` live connections whose token expired by the backend's now, earliest first. */
+  withExpiredToken(limit: number): Promise<string[]>;
 }
 
 export interface Driver {

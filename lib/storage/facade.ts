@@ -4,10 +4,22 @@
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { maxHistoryFor, type StorageConfig } from '../config/index.js';
-import { BackendUnavailableError, ConflictError, ValidationError } from '../errors.js';
+import { BackendUnavailableError, ConflictError, UnauthorizedError, ValidationError } from '../errors.js';
 import type { Driver, EventDriver, Expiry, StoredToken } from './driver.js';
+import { boundByIssuer } from './lineage.js';
+import {
+  checkPageOptions,
+  DEFAULT_PAGE_LIMIT,
+  decodeCursor,
+  encodeCursor,
+  MAX_PAGE_LIMIT,
+  namePosition,
+  tokenCursorPosition,
+  walkPages,
+} from './paging.js';
 import type {
   AuditStore,
+  ConnectionIdsPage,
   ConnectionStore,
   EventHandler,
   EventStore,
@@ -19,6 +31,7 @@ import type {
   SessionStore,
   Storage,
   SweepReport,
+  TokenInfo,
   TokenStore,
 } from './types.js';
 import { SCOPES } from './types.js';
@@ -141,7 +154,13 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
     byCluster: async (clusterId) => driver.sessions.byCluster(checkName('clusterId', clusterId)),
     byCorrelation: async (correlationId) =>
       driver.sessions.byCorrelation(checkName('correlationId', correlationId)),
-    activeClusters: async () => driver.sessions.activeClusters(),
+    activeClusters: async () =>
+      walkPages((after) => driver.sessions.activeClusterPage(after, MAX_PAGE_LIMIT, undefined)),
+    async activeClusterPage(options) {
+      const { after, limit, within } = checkPageOptions(options, 'activeClusterPage()', namePosition);
+      const { items, next } = await driver.sessions.activeClusterPage(after, limit, within);
+      return next === undefined ? { clusters: items } : { clusters: items, cursor: encodeCursor(next) };
+    },
     isClusterActive: async (clusterId) => driver.sessions.isClusterActive(checkName('clusterId', clusterId)),
   };
 
@@ -240,44 +259,52 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
     },
   };
 
-  const bootstrapHash = config.auth.bootstrapTokenHash?.toLowerCase();
+  const bootstrap = bootstrapToken(config.auth.bootstrapTokenHash);
+  /** The issuer of a new token; undefined for none (the bootstrap token issues without one). */
+  const issuerOf = async (issuerId: string | undefined): Promise<TokenInfo | undefined> => {
+    if (issuerId === undefined || issuerId === bootstrap?.info.id) return undefined;
+    const issuer = await driver.tokens.findById(issuerId);
+    if (!issuer) throw issuerGone(issuerId);
+    return issuer;
+  };
   const tokens: TokenStore = {
     async issue(input) {
-      const i = checkOptions('input', input, ['identity', 'scopes', 'resources', 'ttl']);
+      const i = checkOptions('input', input, ['identity', 'scopes', 'resources', 'ttl', 'issuerId']);
       if (input === undefined) throw new ValidationError('input', 'is required');
       const identity = checkName('identity', i.identity);
       const scopes = checkScopes(i.scopes);
       const resources = i.resources === undefined ? ['*'] : checkGlobs('resources', i.resources);
       const ttlMs = i.ttl === undefined ? undefined : checkTtl('ttl', i.ttl);
-      const token = `kbs_${randomBytes(32).toString('base64url')}`;
+      const issuer = await issuerOf(checkOptionalName('issuerId', i.issuerId));
       const now = Date.now();
+      const asked = ttlMs === undefined ? null : now + ttlMs;
+      const expiresAtMs = issuer ? boundByIssuer(issuer, { scopes, resources, expiresAtMs: asked }) : asked;
+      const token = `kbs_${randomBytes(32).toString('base64url')}`;
       const record: StoredToken = {
         id: randomUUID(),
         identity,
         scopes,
         resources,
         createdAt: new Date(now).toISOString(),
-        expiresAt: ttlMs === undefined ? null : new Date(now + ttlMs).toISOString(),
+        expiresAt: expiresAtMs === null ? null : new Date(expiresAtMs).toISOString(),
+        issuerId: issuer?.id ?? null,
         hash: hashToken(token),
       };
-      await driver.tokens.insert(record);
+      // Refused when the issuer was revoked (or expired) since it was read.
+      if (!(await driver.tokens.insert(record))) throw issuerGone(record.issuerId ?? '');
       const { hash: _hash, ...info } = record;
       return { ...info, token };
+    },
+    async get(id) {
+      checkName('id', id);
+      if (bootstrap && id === bootstrap.info.id) return { ...bootstrap.info };
+      return driver.tokens.findById(id);
     },
     async verify(token) {
       // Bad input here is an unknown token, not a ValidationError: callers answer 401 either way.
       if (typeof token !== 'string' || token.length === 0 || token.length > 1024) return undefined;
       const hash = hashToken(token);
-      if (bootstrapHash && hashesEqual(hash, bootstrapHash)) {
-        return {
-          id: 'bootstrap',
-          identity: 'bootstrap',
-          scopes: ['admin'],
-          resources: ['*'],
-          createdAt: '1970-01-01T00:00:00.000Z',
-          expiresAt: null,
-        };
-      }
+      if (bootstrap && hashesEqual(hash, bootstrap.hash)) return { ...bootstrap.info };
       const record = await driver.tokens.findByHash(hash);
       if (!record || !hashesEqual(hash, record.hash)) return undefined;
       if (record.expiresAt !== null && Date.parse(record.expiresAt) <= Date.now()) return undefined;
@@ -285,7 +312,12 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
       return info;
     },
     revoke: async (id) => driver.tokens.revoke(checkName('id', id)),
-    list: async () => driver.tokens.list(),
+    list: async () => walkPages((after) => driver.tokens.page(after, MAX_PAGE_LIMIT, undefined)),
+    async page(options) {
+      const { after, limit, within } = checkPageOptions(options, 'tokens.page()', tokenCursorPosition);
+      const { items, next } = await driver.tokens.page(after, limit, within);
+      return next === undefined ? { tokens: items } : { tokens: items, cursor: encodeCursor(next) };
+    },
   };
 
   const audit: AuditStore = {
@@ -330,13 +362,26 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
 
   const connections: ConnectionStore = {
     async register(input) {
-      const i = checkOptions('input', input, ['connectionId', 'identity', 'scopes', 'resources', 'ttl']);
+      const i = checkOptions('input', input, [
+        'connectionId',
+        'identity',
+        'scopes',
+        'resources',
+        'tokenId',
+        'tokenExpiresAt',
+        'ttl',
+      ]);
       if (input === undefined) throw new ValidationError('input', 'is required');
       const connectionId = checkName('connectionId', i.connectionId);
       const identity = checkName('identity', i.identity);
       const scopes = checkScopes(i.scopes);
       if (i.resources === undefined) throw new ValidationError('resources', 'is required');
       const resources = checkGlobs('resources', i.resources);
+      const tokenId = checkName('tokenId', i.tokenId);
+      const tokenExpiresAtMs =
+        i.tokenExpiresAt === undefined || i.tokenExpiresAt === null
+          ? null
+          : checkIsoTime('tokenExpiresAt', i.tokenExpiresAt);
       let ttlMs = CONNECTION_DEFAULT_TTL_SECONDS * 1000;
       if (i.ttl !== undefined) {
         ttlMs = checkTtl('ttl', i.ttl);
@@ -347,7 +392,18 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
           );
         }
       }
-      return driver.connections.register({ connectionId, identity, scopes, resources, ttlMs });
+      const { maxConnectionsPerToken } = config.websocket;
+      const registered = await driver.connections.register(
+        { connectionId, identity, scopes, resources, tokenId, tokenExpiresAtMs, ttlMs },
+        maxConnectionsPerToken,
+      );
+      if (registered === 'full') {
+        throw new ConflictError(
+          `token ${JSON.stringify(tokenId)} already holds ${maxConnectionsPerToken} open WebSocket connections, ` +
+            'the most allowed (websocket.maxConnectionsPerToken): close one first',
+        );
+      }
+      return registered;
     },
     get: async (connectionId) => driver.connections.get(checkName('connectionId', connectionId)),
     async subscribe(connectionId, channel) {
@@ -369,15 +425,31 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
     async subscribers(channel, options) {
       checkName('channel', channel);
       const o = checkOptions('options', options, ['cursor', 'limit']);
-      const after = o.cursor === undefined ? undefined : decodeCursor('options.cursor', o.cursor);
-      const limit = o.limit === undefined ? 100 : checkInt('options.limit', o.limit, 1, 1000);
-      const page = await driver.connections.subscribers(channel, after, limit);
-      const last = page.connectionIds.at(-1);
-      return page.more && last !== undefined
-        ? { connectionIds: page.connectionIds, cursor: encodeCursor(last) }
-        : { connectionIds: page.connectionIds };
+      const after =
+        o.cursor === undefined
+          ? undefined
+          : decodeCursor('options.cursor', o.cursor, 'subscribers()', namePosition);
+      const limit =
+        o.limit === undefined ? DEFAULT_PAGE_LIMIT : checkInt('options.limit', o.limit, 1, MAX_PAGE_LIMIT);
+      return idsPage(await driver.connections.subscribers(channel, after, limit));
     },
     remove: async (connectionId) => driver.connections.remove(checkName('connectionId', connectionId)),
+    async byToken(tokenId, options) {
+      checkName('tokenId', tokenId);
+      const o = checkOptions('options', options, ['cursor', 'limit']);
+      const after =
+        o.cursor === undefined
+          ? undefined
+          : decodeCursor('options.cursor', o.cursor, 'byToken()', namePosition);
+      const limit =
+        o.limit === undefined ? DEFAULT_PAGE_LIMIT : checkInt('options.limit', o.limit, 1, MAX_PAGE_LIMIT);
+      return idsPage(await driver.connections.byToken(tokenId, after, limit));
+    },
+    async withExpiredToken(options) {
+      const o = checkOptions('options', options, ['limit']);
+      const limit = o.limit === undefined ? 1000 : checkInt('options.limit', o.limit, 1, 100_000);
+      return driver.connections.withExpiredToken(limit);
+    },
   };
 
   return {
@@ -432,6 +504,19 @@ function checkDeadline(field: string, value: unknown): number {
   return ms;
 }
 
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/** An ISO-8601 date and time with its offset, as `TokenInfo.expiresAt` is written; answers epoch ms. */
+function checkIsoTime(field: string, value: unknown): number {
+  if (typeof value !== 'string' || !ISO_TIME.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new ValidationError(
+      field,
+      `expected an ISO-8601 time such as 2030-01-01T00:00:00.000Z, got ${describe(value)}`,
+    );
+  }
+  return Date.parse(value);
+}
+
 function checkBatch(field: string, value: unknown): asserts value is unknown[] {
   if (!Array.isArray(value)) throw new ValidationError(field, `expected an array, got ${describe(value)}`);
   if (value.length > MAX_BATCH)
@@ -459,28 +544,12 @@ function checkScopes(value: unknown): Scope[] {
   return [...new Set(value as Scope[])];
 }
 
-/**
- * A `subscribers` cursor: the last connection id of the page, base64url-encoded. Opaque to
- * callers; anything that does not decode to a valid connection id is refused.
- */
-function encodeCursor(lastId: string): string {
-  return Buffer.from(lastId, 'utf8').toString('base64url');
-}
-
-const CURSOR = /^[A-Za-z0-9_-]{1,400}$/;
-function decodeCursor(field: string, value: unknown): string {
-  const invalid = () => new ValidationError(field, 'is not a cursor answered by subscribers()');
-  if (typeof value !== 'string')
-    throw new ValidationError(field, `expected a string, got ${describe(value)}`);
-  if (!CURSOR.test(value)) throw invalid();
-  const id = Buffer.from(value, 'base64url').toString('utf8');
-  // Node decodes leniently: only a cursor this code could have written is accepted.
-  if (id.length === 0 || encodeCursor(id) !== value) throw invalid();
-  try {
-    return checkName(field, id);
-  } catch {
-    throw invalid();
-  }
+/** A page of connection ids as callers see it: a cursor (the last id) when more follow. */
+function idsPage(page: { connectionIds: string[]; more: boolean }): ConnectionIdsPage {
+  const last = page.connectionIds.at(-1);
+  return page.more && last !== undefined
+    ? { connectionIds: page.connectionIds, cursor: encodeCursor(last) }
+    : { connectionIds: page.connectionIds };
 }
 
 const EVENT_ID = new RegExp(EVENT_ID_PATTERN);
@@ -489,6 +558,34 @@ function parseEventId(field: string, value: unknown): number {
     throw new ValidationError(field, 'expected an event id (a string of up to 16 digits)');
   }
   return Number(value);
+}
+
+/**
+ * The bootstrap admin token of the configuration (its SHA-256 only). Its id is derived from the
+ * hash, so a rotated bootstrap token (a new hash) is a different token: `get` of the old id
+ * answers nothing, and connections opened with the old token are refused once they re-check.
+ */
+function bootstrapToken(configured: string | undefined): { hash: string; info: TokenInfo } | undefined {
+  if (!configured) return undefined;
+  const hash = configured.toLowerCase();
+  return {
+    hash,
+    info: {
+      id: `bootstrap:${createHash('sha256').update(`bootstrap-id:${hash}`).digest('hex').slice(0, 16)}`,
+      identity: 'bootstrap',
+      scopes: ['admin'],
+      resources: ['*'],
+      createdAt: '1970-01-01T00:00:00.000Z',
+      expiresAt: null,
+      issuerId: null,
+    },
+  };
+}
+
+function issuerGone(issuerId: string): UnauthorizedError {
+  return new UnauthorizedError(
+    `issuerId: the issuing token ${JSON.stringify(issuerId)} is unknown, expired or revoked`,
+  );
 }
 
 export function hashToken(token: string): string {

@@ -80,6 +80,41 @@ export interface KvStore {
 }
 
 // ---------------------------------------------------------------------------------------
+// pages
+
+/**
+ * A walk through a long listing, one page at a time. Pages are keyset (each starts after the
+ * last item of the one before), so items that come or go during a walk never cause duplicates
+ * or skip an item that stayed.
+ */
+export interface PageOptions {
+  /** Most items on the page (1–1000, default 100). */
+  limit?: number;
+  /** The `cursor` the previous page answered (opaque); absent: the first page. */
+  cursor?: string;
+  /**
+   * Resource globs (`*` matches any run of characters) bounding what the page holds, filtered
+   * by the backend; absent: everything. What "within" means is said by each listing.
+   */
+  within?: string[];
+}
+
+export interface ClusterPage {
+  clusters: string[];
+  /**
+   * Present when the walk is not over: pass it back as `cursor`. A filtered page may hold fewer
+   * than `limit` items (even none) and still answer a cursor: each page bounds the work it does.
+   */
+  cursor?: string;
+}
+
+export interface TokenPage {
+  tokens: TokenInfo[];
+  /** As `ClusterPage.cursor`. */
+  cursor?: string;
+}
+
+// ---------------------------------------------------------------------------------------
 // sessions
 
 export interface Session {
@@ -119,8 +154,13 @@ export interface SessionStore {
   byCluster(clusterId: string): Promise<Session[]>;
   /** Live sessions sharing a correlation id, oldest first. */
   byCorrelation(correlationId: string): Promise<Session[]>;
-  /** Cluster ids with at least one live session, sorted. */
+  /** Cluster ids with at least one live session, sorted by their UTF-8 bytes (every page, walked). */
   activeClusters(): Promise<string[]>;
+  /**
+   * One page of the cluster ids with a live session, sorted by their UTF-8 bytes; with
+   * `within`, only those a glob of it matches. Keyset pages (see `PageOptions`).
+   */
+  activeClusterPage(options?: PageOptions): Promise<ClusterPage>;
   /** Whether the cluster has a live session. The hot path: one round trip. */
   isClusterActive(clusterId: string): Promise<boolean>;
 }
@@ -277,6 +317,12 @@ export interface TokenInfo {
   resources: string[];
   createdAt: string;
   expiresAt: string | null;
+  /**
+   * The token that issued this one, or null when the bootstrap token or a caller without a
+   * token (a tool, a test) issued it. A token is bounded by its issuer (expiry, scopes,
+   * resources) and is revoked with it.
+   */
+  issuerId: string | null;
 }
 
 export interface IssuedToken extends TokenInfo {
@@ -289,22 +335,44 @@ export interface IssueTokenInput {
   scopes: Scope[];
   /** Default `["*"]`. */
   resources?: string[];
-  /** Seconds until the token expires; without it the token lives until revoked. */
+  /**
+   * Seconds until the token expires. Without it the token lives until revoked, or, when its
+   * issuer expires, until its issuer's expiry.
+   */
   ttl?: number;
+  /**
+   * The id of the (live) token issuing this one. The new token must stay within it: expire no
+   * later (`ValidationError`), hold no scope it lacks and reach no resource outside its globs
+   * (`ForbiddenError`); an issuer that is not live throws `UnauthorizedError`. The insert happens
+   * only while the issuer is live, atomically with respect to a revoke of it, so no token
+   * outlives the revoke of its issuer. The bootstrap token's id issues tokens without an issuer.
+   */
+  issuerId?: string;
 }
 
 export interface TokenStore {
   issue(input: IssueTokenInput): Promise<IssuedToken>;
+  /** The live (unexpired, unrevoked) token with this id, or `undefined`. One lookup; never cached. */
+  get(id: string): Promise<TokenInfo | undefined>;
   /**
    * The token's record when it is known, unexpired and unrevoked, else `undefined`. Looks the
    * SHA-256 of `token` up and compares hashes in constant time; never caches, so a revoked
    * token fails on the next call.
    */
   verify(token: string): Promise<TokenInfo | undefined>;
-  /** Revokes at once; answers whether a live token was revoked. */
-  revoke(id: string): Promise<boolean>;
-  /** Live tokens, oldest first. */
+  /**
+   * Revokes the token and every token it issued, transitively, at once. Answers the ids of the
+   * live tokens revoked, the given one first; `[]` when no live token has that id.
+   */
+  revoke(id: string): Promise<string[]>;
+  /** Live tokens, oldest first (every page, walked). */
   list(): Promise<TokenInfo[]>;
+  /**
+   * One page of the live tokens, oldest first (by creation time, then id); with `within`, only
+   * tokens whose every resource glob lies within one of those globs (a token an admin limited
+   * to `within` may manage). Keyset pages (see `PageOptions`).
+   */
+  page(options?: PageOptions): Promise<TokenPage>;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -365,6 +433,13 @@ export interface Connection {
   identity: string;
   scopes: Scope[];
   resources: string[];
+  /**
+   * The id of that token, looked up again on every frame. `''` for a registration made before
+   * token ids were recorded: it can no longer be verified, so its next frame closes it.
+   */
+  tokenId: string;
+  /** When that token expires (null: never); the cleanup closes the connection after it. */
+  tokenExpiresAt: string | null;
   connectedAt: string;
   /** API Gateway closes a WebSocket after 2 h; the registry forgets it then at the latest. */
   expiresAt: string;
@@ -377,20 +452,27 @@ export interface RegisterConnectionInput {
   identity: string;
   scopes: Scope[];
   resources: string[];
+  /** The id of the token the connection was opened with. */
+  tokenId: string;
+  /** When that token expires, as `TokenInfo.expiresAt` says it (ISO-8601); null or absent: never. */
+  tokenExpiresAt?: string | null;
   /** Seconds the registration lives (> 0, at most 86400; default 7200, API Gateway's connection limit). */
   ttl?: number;
 }
 
-export interface SubscribersPage {
-  /** Live connection ids subscribed to the channel, in a stable order (by their UTF-8 bytes). */
+/** One page of connection ids, in a stable order (by their UTF-8 bytes). */
+export interface ConnectionIdsPage {
   connectionIds: string[];
   /**
    * Pass back as `options.cursor` for the next page; absent on the last page. Opaque; pages are
-   * keyset (after the last id answered), so subscribers who come or go during a walk never
-   * cause duplicates or skip anyone who stayed.
+   * keyset (after the last id answered), so connections that come or go during a walk never
+   * cause duplicates or skip any that stayed.
    */
   cursor?: string;
 }
+
+/** A page of a channel's live subscribers. */
+export type SubscribersPage = ConnectionIdsPage;
 
 /**
  * Which WebSocket connections exist and which channels each one listens to: connection →
@@ -399,7 +481,12 @@ export interface SubscribersPage {
  * its subscriptions are invisible at once and removed by the sweep.
  */
 export interface ConnectionStore {
-  /** Registers (or replaces, dropping its subscriptions) a connection. */
+  /**
+   * Registers (or replaces, dropping its subscriptions) a connection. A token holds at most
+   * `websocket.maxConnectionsPerToken` live connections (default 10): one more throws
+   * `ConflictError`, registering nothing. The count and the insert are one atomic step, so a
+   * burst of concurrent registrations never passes the limit.
+   */
   register(input: RegisterConnectionInput): Promise<Connection>;
   /** The live connection with its channels, or `undefined`. */
   get(connectionId: string): Promise<Connection | undefined>;
@@ -415,6 +502,17 @@ export interface ConnectionStore {
   subscribers(channel: string, options?: { cursor?: string; limit?: number }): Promise<SubscribersPage>;
   /** Forgets the connection and all its subscriptions; answers whether it was registered and live. */
   remove(connectionId: string): Promise<boolean>;
+  /**
+   * One page of the live connections opened with the token `tokenId` (`limit` 1–1000, default
+   * 100): an index lookup, never a scan of every connection.
+   */
+  byToken(tokenId: string, options?: { cursor?: string; limit?: number }): Promise<ConnectionIdsPage>;
+  /**
+   * Up to `limit` (1–100000, default 1000) live connections whose token has expired, the
+   * earliest expiry first (an index lookup). They stay registered until removed: closing the
+   * socket is the caller's part.
+   */
+  withExpiredToken(options?: { limit?: number }): Promise<string[]>;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import { describeAudit } from './audit.js';
 import { describeConnections } from './connections.js';
 import { describeEvents } from './events.js';
 import { describeKv } from './kv.js';
+import { describeLineage } from './lineage.js';
+import { describePaging } from './paging.js';
 import { describeQueues } from './queues.js';
 import { describeSessions } from './sessions.js';
 import { describeStorage } from './storage.js';
@@ -25,6 +27,8 @@ function describeConformance(backend: Backend): void {
   describeQueues(f);
   describeEvents(f);
   describeTokens(f);
+  describeLineage(f);
+  describePaging(f);
   describeAudit(f);
   describeConnections(f);
   describeStorage(f);

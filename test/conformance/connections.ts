@@ -15,6 +15,8 @@ const CONNECTION_KEYS = [
   'identity',
   'resources',
   'scopes',
+  'tokenExpiresAt',
+  'tokenId',
 ];
 
 const BAD_NAMES: [string, unknown][] = [
@@ -65,6 +67,7 @@ export function describeConnections(f: Fixture): void {
   const input = (overrides: Partial<RegisterConnectionInput> = {}): RegisterConnectionInput => ({
     connectionId: name('conn'),
     identity: name('who'),
+    tokenId: name('tok'),
     scopes: ['events:subscribe'],
     resources: ['*'],
     ...overrides,
@@ -76,6 +79,7 @@ export function describeConnections(f: Fixture): void {
         const i = input({
           scopes: ['events:subscribe', 'events:publish'],
           resources: ['team-a/*', 'alerts'],
+          tokenExpiresAt: '2031-05-06T07:08:09.123Z',
         });
         const before = Date.now();
         const registered = await c().register(i);
@@ -86,6 +90,8 @@ export function describeConnections(f: Fixture): void {
           identity: i.identity,
           scopes: ['events:subscribe', 'events:publish'],
           resources: ['team-a/*', 'alerts'],
+          tokenId: i.tokenId,
+          tokenExpiresAt: '2031-05-06T07:08:09.123Z',
           channels: [],
         });
         // Allow a second of clock difference between this process and the backend.
@@ -104,6 +110,19 @@ export function describeConnections(f: Fixture): void {
         expect(isoMs(registered.expiresAt) - isoMs(registered.connectedAt)).toBe(60_500);
         expect(registered.scopes).toEqual(['events:subscribe', 'admin']);
         expect((await c().get(registered.connectionId))?.scopes).toEqual(['events:subscribe', 'admin']);
+      });
+
+      it('a token that never expires is recorded as null, whether tokenExpiresAt is null or absent', async () => {
+        const absent = await c().register(input());
+        const explicit = await c().register(input({ tokenExpiresAt: null }));
+        expect(absent.tokenExpiresAt).toBeNull();
+        expect(explicit.tokenExpiresAt).toBeNull();
+        expect((await c().get(absent.connectionId))?.tokenExpiresAt).toBeNull();
+        expect((await c().get(explicit.connectionId))?.tokenExpiresAt).toBeNull();
+        // Any offset is accepted and answered in UTC.
+        const offset = await c().register(input({ tokenExpiresAt: '2031-05-06T09:08:09.5+02:00' }));
+        expect(offset.tokenExpiresAt).toBe('2031-05-06T07:08:09.500Z');
+        expect((await c().get(offset.connectionId))?.tokenExpiresAt).toBe('2031-05-06T07:08:09.500Z');
       });
 
       it('get answers undefined for an unknown connection', async () => {
@@ -128,13 +147,20 @@ export function describeConnections(f: Fixture): void {
         expect(await c().subscribe(connectionId, ch1)).toBe(true);
         expect(await c().subscribe(connectionId, ch2)).toBe(true);
         const replaced = await c().register(
-          input({ connectionId, identity: 'second', scopes: ['admin'], resources: ['r'] }),
+          input({
+            connectionId,
+            identity: 'second',
+            scopes: ['admin'],
+            resources: ['r'],
+            tokenId: 'tok-second',
+          }),
         );
         expect(replaced).toMatchObject({
           connectionId,
           identity: 'second',
           scopes: ['admin'],
           resources: ['r'],
+          tokenId: 'tok-second',
           channels: [],
         });
         expect(await c().get(connectionId)).toEqual(replaced);
@@ -416,6 +442,143 @@ export function describeConnections(f: Fixture): void {
       });
     });
 
+    describe('tokens', () => {
+      /** Every live connection of `tokenId`, page by page. */
+      async function allOfToken(
+        store: ConnectionStore,
+        tokenId: string,
+        limit?: number,
+      ): Promise<string[][]> {
+        const pages: string[][] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.byToken(tokenId, limit === undefined ? { cursor } : { cursor, limit });
+          pages.push(page.connectionIds);
+          cursor = page.cursor;
+          if (pages.length > 1000) throw new Error('byToken() never ended');
+        } while (cursor !== undefined);
+        return pages;
+      }
+
+      it('byToken answers the live connections of one token in byte order, and pages them', async () => {
+        const st = f.withConfig({ websocket: { maxConnectionsPerToken: 50 } });
+        const tokenId = name('tok');
+        const ids = Array.from({ length: 25 }, (_, i) => `${name('conn')}-${i}`);
+        await inBatches(
+          ids.map((connectionId) => () => st.connections.register(input({ connectionId, tokenId }))),
+        );
+        const other = await st.connections.register(input());
+        const pages = await allOfToken(st.connections, tokenId, 10);
+        expect(pages.map((p) => p.length)).toEqual([10, 10, 5]);
+        expect(pages.flat()).toEqual([...ids].sort(byBytes));
+        expect(await st.connections.byToken(tokenId, { limit: 1000 })).toEqual({
+          connectionIds: [...ids].sort(byBytes),
+        });
+        expect(await st.connections.byToken(other.tokenId)).toEqual({ connectionIds: [other.connectionId] });
+        expect(await st.connections.byToken(name('never'))).toEqual({ connectionIds: [] });
+      });
+
+      it('byToken leaves out removed, expired and re-registered connections', async () => {
+        const tokenId = name('tok');
+        const kept = await c().register(input({ tokenId }));
+        const removed = await c().register(input({ tokenId }));
+        const short = await c().register(input({ tokenId, ttl: 0.5 }));
+        const moved = await c().register(input({ tokenId }));
+        expect((await c().byToken(tokenId)).connectionIds).toEqual(
+          [kept, removed, short, moved].map((x) => x.connectionId).sort(byBytes),
+        );
+        expect(await c().remove(removed.connectionId)).toBe(true);
+        const otherToken = name('tok');
+        await c().register(input({ connectionId: moved.connectionId, tokenId: otherToken }));
+        await pastExpiry(short.expiresAt);
+        expect(await c().byToken(tokenId)).toEqual({ connectionIds: [kept.connectionId] });
+        expect(await c().byToken(otherToken)).toEqual({ connectionIds: [moved.connectionId] });
+      });
+
+      it('a token holds at most websocket.maxConnectionsPerToken live connections: one more is a ConflictError', async () => {
+        const st = f.withConfig({ websocket: { maxConnectionsPerToken: 3 } });
+        const tokenId = name('tok');
+        const held = [];
+        for (let i = 0; i < 3; i++) held.push(await st.connections.register(input({ tokenId })));
+        const refused = name('conn');
+        const error = await expectError(
+          () => st.connections.register(input({ connectionId: refused, tokenId })),
+          ConflictError,
+        );
+        expect(error.message).toMatch(/3 open WebSocket connections.*websocket\.maxConnectionsPerToken/);
+        expect(await st.connections.get(refused)).toBeUndefined();
+        expect((await st.connections.byToken(tokenId)).connectionIds).toHaveLength(3);
+        // Another token is not held back; registering a held id again is not one more.
+        expect((await st.connections.register(input())).connectionId).toBeDefined();
+        const again = await st.connections.register(input({ connectionId: held[0]!.connectionId, tokenId }));
+        expect(again.tokenId).toBe(tokenId);
+        // A removed connection makes room.
+        expect(await st.connections.remove(held[1]!.connectionId)).toBe(true);
+        expect((await st.connections.register(input({ connectionId: refused, tokenId }))).connectionId).toBe(
+          refused,
+        );
+        await expectError(() => st.connections.register(input({ tokenId })), ConflictError);
+      });
+
+      it('an expired connection does not count against its token', async () => {
+        const st = f.withConfig({ websocket: { maxConnectionsPerToken: 2 } });
+        const tokenId = name('tok');
+        const short = await st.connections.register(input({ tokenId, ttl: 0.5 }));
+        await st.connections.register(input({ tokenId }));
+        await expectError(() => st.connections.register(input({ tokenId })), ConflictError);
+        await pastExpiry(short.expiresAt);
+        expect((await st.connections.register(input({ tokenId }))).tokenId).toBe(tokenId);
+      });
+
+      it('the limit holds when 30 connections of one token register at once (default 10)', async () => {
+        const tokenId = name('tok');
+        const ids = Array.from({ length: 30 }, () => name('conn'));
+        const results = await Promise.allSettled(
+          ids.map((connectionId) => c().register(input({ connectionId, tokenId }))),
+        );
+        const ok = results.filter((r) => r.status === 'fulfilled');
+        const refused = results.filter((r) => r.status === 'rejected');
+        expect(ok).toHaveLength(10);
+        expect(refused).toHaveLength(20);
+        for (const r of refused) expect(r.reason).toBeInstanceOf(ConflictError);
+        const listed = (await c().byToken(tokenId)).connectionIds;
+        expect(listed).toEqual(ok.map((r) => r.value.connectionId).sort(byBytes));
+      });
+
+      it('withExpiredToken answers live connections whose token expired, earliest first, up to limit', async () => {
+        const st = f.withConfig({});
+        const past = (seconds: number) => new Date(Date.now() - seconds * 1000).toISOString();
+        const oldest = await st.connections.register(input({ tokenExpiresAt: past(30) }));
+        const middle = await st.connections.register(input({ tokenExpiresAt: past(20) }));
+        const newest = await st.connections.register(input({ tokenExpiresAt: past(10) }));
+        const removed = await st.connections.register(input({ tokenExpiresAt: past(25) }));
+        const soon = await st.connections.register(
+          input({ tokenExpiresAt: new Date(Date.now() + 1500).toISOString() }),
+        );
+        await st.connections.register(
+          input({ tokenExpiresAt: new Date(Date.now() + 600_000).toISOString() }),
+        );
+        await st.connections.register(input());
+        const gone = await st.connections.register(input({ tokenExpiresAt: past(40), ttl: 0.3 }));
+        expect(await st.connections.remove(removed.connectionId)).toBe(true);
+        await pastExpiry(gone.expiresAt);
+
+        const expired = [oldest, middle, newest].map((x) => x.connectionId);
+        expect(await st.connections.withExpiredToken()).toEqual(expired);
+        expect(await st.connections.withExpiredToken({ limit: 2 })).toEqual(expired.slice(0, 2));
+        // Still registered: closing them is the caller's part.
+        expect(await st.connections.get(oldest.connectionId)).toBeDefined();
+
+        await pastExpiry(soon.tokenExpiresAt!);
+        expect(await st.connections.withExpiredToken()).toEqual([...expired, soon.connectionId]);
+        for (const id of expired) await st.connections.remove(id);
+        expect(await st.connections.withExpiredToken()).toEqual([soon.connectionId]);
+        // Registered again with a token that does not expire: no longer listed.
+        await st.connections.register(input({ connectionId: soon.connectionId }));
+        expect(await st.connections.withExpiredToken()).toEqual([]);
+      });
+    });
+
     describe('validation', () => {
       it('register checks every field of its input and registers nothing', async () => {
         for (const [label, value] of BAD_NAMES) {
@@ -424,6 +587,11 @@ export function describeConnections(f: Fixture): void {
           await expectInvalid(
             () => c().register(input({ connectionId, identity: bad(value) })),
             'identity',
+            label,
+          );
+          await expectInvalid(
+            () => c().register(input({ connectionId, tokenId: bad(value) })),
+            'tokenId',
             label,
           );
           expect(await c().get(connectionId)).toBeUndefined();
@@ -449,6 +617,13 @@ export function describeConnections(f: Fixture): void {
           ['ttl Infinity', 'ttl', { ttl: Number.POSITIVE_INFINITY }],
           ['ttl a string', 'ttl', { ttl: '60' }],
           ['ttl over a day', 'ttl', { ttl: 86_401 }],
+          ['tokenId missing', 'tokenId', { tokenId: undefined }],
+          ['tokenExpiresAt not a time', 'tokenExpiresAt', { tokenExpiresAt: 'tomorrow' }],
+          ['tokenExpiresAt without an offset', 'tokenExpiresAt', { tokenExpiresAt: '2031-01-01T00:00:00' }],
+          ['tokenExpiresAt a date only', 'tokenExpiresAt', { tokenExpiresAt: '2031-01-01' }],
+          ['tokenExpiresAt out of range', 'tokenExpiresAt', { tokenExpiresAt: '2031-13-01T00:00:00Z' }],
+          ['tokenExpiresAt a number', 'tokenExpiresAt', { tokenExpiresAt: Date.now() }],
+          ['tokenExpiresAt a Date', 'tokenExpiresAt', { tokenExpiresAt: new Date() }],
           ['an unknown key', 'tll', { tll: 60 }],
         ];
         for (const [label, field, overrides] of cases) {
@@ -483,6 +658,21 @@ export function describeConnections(f: Fixture): void {
           await expectInvalid(() => c().remove(bad(value)), 'connectionId', `remove ${label}`);
         }
         expect(await c().get(connectionId)).toMatchObject({ connectionId, channels: [] });
+      });
+
+      it('byToken checks the token id, limit and cursor; withExpiredToken its limit', async () => {
+        for (const [label, value] of BAD_NAMES)
+          await expectInvalid(() => c().byToken(bad(value)), 'tokenId', label);
+        const tokenId = name('tok');
+        for (const limit of [0, 1001, 1.5, '10', null])
+          await expectInvalid(() => c().byToken(tokenId, { limit: bad(limit) }), 'limit', String(limit));
+        for (const cursor of ['', 'not a cursor!', 42])
+          await expectInvalid(() => c().byToken(tokenId, { cursor: bad(cursor) }), 'cursor', String(cursor));
+        await expectInvalid(() => c().byToken(tokenId, bad({ after: 'x' })), 'after');
+        for (const limit of [0, 100_001, 2.5, '5', null])
+          await expectInvalid(() => c().withExpiredToken({ limit: bad(limit) }), 'limit', String(limit));
+        await expectInvalid(() => c().withExpiredToken(bad({ max: 1 })), 'max');
+        expect(await c().withExpiredToken({ limit: 100_000 })).toEqual(expect.any(Array));
       });
 
       it('subscribers checks the channel, limit and cursor', async () => {

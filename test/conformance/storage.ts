@@ -79,6 +79,7 @@ export function describeStorage(f: Fixture): void {
       const connection = await st.connections.register({
         connectionId: name('conn'),
         identity: name('who'),
+        tokenId: token.id,
         scopes: ['events:subscribe'],
         resources: ['*'],
       });

@@ -3,7 +3,7 @@ import type { TokenInfo } from '../../lib/storage/types.js';
 import type { Fixture } from '../support/fixture.js';
 import { isoMs, name, sleep } from '../support/helpers.js';
 
-const INFO_KEYS = ['createdAt', 'expiresAt', 'id', 'identity', 'resources', 'scopes'];
+const INFO_KEYS = ['createdAt', 'expiresAt', 'id', 'identity', 'issuerId', 'resources', 'scopes'];
 
 export function describeTokens(f: Fixture): void {
   const tokens = () => f.storage().tokens;
@@ -21,6 +21,7 @@ export function describeTokens(f: Fixture): void {
         scopes: ['kv:read', 'queues:send'],
         resources: ['*'],
         expiresAt: null,
+        issuerId: null,
       });
       expect(isoMs(issued.createdAt)).toBeGreaterThanOrEqual(before - 1000);
       expect(issued.token).not.toBe(issued.id);
@@ -69,14 +70,27 @@ export function describeTokens(f: Fixture): void {
       expect(await tokens().verify(token)).toBeDefined();
     });
 
-    it('revoke makes the next verify fail; revoking again answers false', async () => {
+    it('revoke makes the next verify and get fail and answers the revoked id; revoking again answers []', async () => {
       const issued = await tokens().issue({ identity: name('who'), scopes: ['kv:write'] });
       expect(await tokens().verify(issued.token)).toBeDefined();
-      expect(await tokens().revoke(issued.id)).toBe(true);
+      expect(await tokens().revoke(issued.id)).toEqual([issued.id]);
       expect(await tokens().verify(issued.token)).toBeUndefined();
-      expect(await tokens().revoke(issued.id)).toBe(false);
+      expect(await tokens().get(issued.id)).toBeUndefined();
+      expect(await tokens().revoke(issued.id)).toEqual([]);
       expect((await tokens().list()).map((t) => t.id)).not.toContain(issued.id);
-      expect(await tokens().revoke(name('unknown'))).toBe(false);
+      expect(await tokens().revoke(name('unknown'))).toEqual([]);
+    });
+
+    it('get answers the live token by id, as verify does, and undefined for an unknown id', async () => {
+      const { token, ...info } = await tokens().issue({
+        identity: name('who'),
+        scopes: ['kv:read'],
+        ttl: 60,
+      });
+      expect(await tokens().get(info.id)).toEqual(info);
+      expect(await tokens().get(info.id)).toEqual(await tokens().verify(token));
+      expect(await tokens().get(name('unknown'))).toBeUndefined();
+      expect(JSON.stringify(await tokens().get(info.id))).not.toContain(token);
     });
 
     it('revoking one token leaves the others of the same identity working', async () => {
@@ -93,7 +107,8 @@ export function describeTokens(f: Fixture): void {
       await sleep(600);
       expect(await tokens().verify(issued.token)).toBeUndefined();
       expect((await tokens().list()).map((t) => t.id)).not.toContain(issued.id);
-      expect(await tokens().revoke(issued.id)).toBe(false);
+      expect(await tokens().get(issued.id)).toBeUndefined();
+      expect(await tokens().revoke(issued.id)).toEqual([]);
     });
 
     it('list answers live tokens oldest first, with no secret or hash', async () => {

@@ -1,8 +1,10 @@
 /**
  * The WebSocket relay end to end over serverless-offline (`npm start` through the shared
- * harness): the `$connect` authorizer, frames, HTTP publishes relayed as frames, stale
- * connections removed on a 410 from offline's own management endpoint, and the fanout function
- * both behind the threshold and invoked through offline's Lambda endpoint.
+ * harness): the `$connect` authorizer (least authority, the per-token limit), frames, HTTP
+ * publishes relayed as frames, stale connections removed on a 410 from offline's own management
+ * endpoint, the fanout function both behind the threshold and invoked through offline's Lambda
+ * endpoint, and connections closed through offline's `DELETE /@connections/{id}` when their
+ * token is revoked or expires (the revoke → close latency is printed, never asserted).
  *
  * The service runs on a real Redis under a key prefix of its own, so the test can look at the
  * connection registry the functions keep.
@@ -21,6 +23,7 @@ const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const KEY_PREFIX = `kst:e2e:ws:${randomBytes(4).toString('hex')}:`;
 const FANOUT_THRESHOLD = 3;
 const FANOUT_FUNCTION = 'kubently-storage-dev-fanout';
+const CLEANUP_FUNCTION = 'kubently-storage-dev-cleanup';
 /** Ceiling for a frame to arrive on a shared, noisy machine; never an expectation. */
 const FRAME_TIMEOUT_MS = 20_000;
 
@@ -73,14 +76,34 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
       const issued = await api('POST', '/tokens', { identity: 'e2e-warm-up', scopes: ['kv:read'] });
       if (issued.status !== 201) throw new Error(`POST /tokens answered ${issued.status}`);
     });
+    await untilOk(async () => {
+      const revoked = await api('DELETE', `/tokens/${randomUUID()}`);
+      if (revoked.status !== 404) throw new Error(`DELETE /tokens answered ${revoked.status}`);
+    });
     const lambda = offlineLambda();
     try {
-      await untilOk(async () => {
-        const result = await lambda.send(
-          new InvokeCommand({ FunctionName: FANOUT_FUNCTION, Payload: Buffer.from(JSON.stringify({})) }),
-        );
-        if (result.FunctionError) throw new Error(`fanout: ${result.FunctionError}`);
-      });
+      for (const functionName of [FANOUT_FUNCTION, CLEANUP_FUNCTION]) {
+        await untilOk(async () => {
+          const result = await lambda.send(
+            new InvokeCommand({ FunctionName: functionName, Payload: Buffer.from(JSON.stringify({})) }),
+          );
+          if (result.FunctionError) throw new Error(`${functionName}: ${result.FunctionError}`);
+        });
+      }
+    } finally {
+      lambda.destroy();
+    }
+  }
+
+  /** Runs the scheduled cleanup once, as its schedule would; answers its result. */
+  async function runCleanup(): Promise<Record<string, unknown>> {
+    const lambda = offlineLambda();
+    try {
+      const result = await lambda.send(
+        new InvokeCommand({ FunctionName: CLEANUP_FUNCTION, Payload: Buffer.from(JSON.stringify({})) }),
+      );
+      expect(result.FunctionError).toBeUndefined();
+      return JSON.parse(Buffer.from(result.Payload ?? []).toString('utf8'));
     } finally {
       lambda.destroy();
     }
@@ -122,13 +145,22 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
   }
 
   async function token(scopes: string[], resources?: string[]): Promise<string> {
+    return (await issue(scopes, resources)).token;
+  }
+
+  async function issue(
+    scopes: string[],
+    resources?: string[],
+    ttl?: number,
+  ): Promise<{ id: string; token: string; expiresAt: string | null }> {
     const response = await api('POST', '/tokens', {
       identity: 'e2e-ws',
       scopes,
       ...(resources ? { resources } : {}),
+      ...(ttl === undefined ? {} : { ttl }),
     });
     expect(response.status, JSON.stringify(response.json)).toBe(201);
-    return response.json.token as string;
+    return response.json;
   }
 
   async function connect(accessToken: string): Promise<Client> {
@@ -157,6 +189,93 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
     const revoked = await api('POST', '/tokens', { identity: 'e2e-revoked', scopes: ['admin'] });
     expect((await api('DELETE', `/tokens/${revoked.json.id}`)).status).toBe(204);
     expect([401, 403]).toContain(await Client.refusal(`${offline.wsUrl}?token=${revoked.json.token}`));
+  });
+
+  it('least authority: a valid token that cannot use the socket (kv:read) is refused at connect', async () => {
+    for (const scopes of [['kv:read'], ['kv:read', 'kv:write', 'queues:send']]) {
+      expect(await Client.refusal(`${offline.wsUrl}?token=${await token(scopes)}`), scopes.join(',')).toBe(
+        403,
+      );
+    }
+    const allowed = await connect(await token(['kv:read', 'events:subscribe']));
+    expect(allowed.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('a token holds at most 10 open connections: of 15 opened at once 10 are accepted, then the 11th is refused with 409', async () => {
+    const accessToken = await token(['events:subscribe'], ['e2e-*']);
+    const url = `${offline.wsUrl}?token=${encodeURIComponent(accessToken)}`;
+    const burst = await Promise.allSettled(Array.from({ length: 15 }, () => Client.open(url)));
+    const accepted = burst.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    clients.push(...accepted);
+    const refused = burst.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
+    expect(accepted).toHaveLength(10);
+    expect(refused).toEqual(Array(5).fill('Error: connection refused: HTTP 409'));
+    expect(await Client.refusal(url)).toBe(409);
+
+    // Closing one makes room for one.
+    const closed = accepted[0]!.closed();
+    accepted[0]!.socket.close();
+    await closed;
+    await eventually(async () => {
+      clients.push(await Client.open(url));
+    });
+    expect(await Client.refusal(url)).toBe(409);
+  });
+
+  it('revoking a token closes its open socket at once; nothing more reaches it (latency printed)', async () => {
+    const channel = `e2e-revoke-${randomUUID()}`;
+    const issued = await issue(['events:subscribe'], ['e2e-*']);
+    const victim = await connect(issued.token);
+    const bystander = await connect(await token(['events:subscribe'], ['e2e-*']));
+    for (const client of [victim, bystander]) {
+      client.send({ action: 'subscribe', channel });
+      await client.next((frame) => frame.type === 'subscribed');
+    }
+    const closed = victim.closed();
+
+    const revoked = await api('DELETE', `/tokens/${issued.id}`);
+    const answeredAt = performance.now();
+    expect(revoked.status).toBe(204);
+    const { at } = await closed;
+    console.log(`revoke → close: ${Math.round(at - answeredAt)} ms after DELETE /tokens/{id} answered`);
+    expect(await victim.next()).toMatchObject({ type: 'error', code: 'unauthorized' });
+
+    const published = await api('POST', `/channels/${encodeURIComponent(channel)}/messages`, {
+      message: 'after',
+    });
+    expect(published.status).toBe(202);
+    expect(await bystander.next((frame) => frame.type === 'message')).toMatchObject({ message: 'after' });
+    expect(victim.queued()).toEqual([]);
+    expect((await storage.connections.subscribers(channel)).connectionIds).toEqual([
+      await connectionIdOf(bystander),
+    ]);
+  });
+
+  it('an expired token: a frame after expiry is refused and closes its socket; the cleanup closes an idle one', async () => {
+    const issued = await issue(['events:subscribe', 'events:publish'], ['e2e-*'], 3);
+    const active = await connect(issued.token);
+    const idle = await connect(issued.token);
+    const channel = `e2e-expiry-${randomUUID()}`;
+    active.send({ action: 'subscribe', channel });
+    expect(await active.next()).toEqual({ type: 'subscribed', channel });
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.max(0, Date.parse(issued.expiresAt!) - Date.now()) + 200),
+    );
+
+    const activeClosed = active.closed();
+    active.send({ action: 'publish', channel, message: 'too late' });
+    expect(await active.next()).toMatchObject({ type: 'error', code: 'unauthorized' });
+    await activeClosed;
+    expect((await api('GET', `/channels/${encodeURIComponent(channel)}/messages`)).json.messages).toEqual([]);
+
+    // The idle socket sent nothing: the scheduled cleanup closes it.
+    expect(idle.socket.readyState).toBe(WebSocket.OPEN);
+    const idleClosed = idle.closed();
+    const result = await runCleanup();
+    expect(result.closedConnections).toBeGreaterThanOrEqual(1);
+    await idleClosed;
+    expect(await idle.next()).toMatchObject({ type: 'error', code: 'unauthorized' });
+    expect((await storage.connections.byToken(issued.id)).connectionIds).toEqual([]);
   });
 
   it('subscribes, receives HTTP publishes as frames, and is refused forbidden channels', async () => {
@@ -207,6 +326,7 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
     await storage.connections.register({
       connectionId: stale,
       identity: 'gone',
+      tokenId: `t-${stale}`,
       scopes: ['admin'],
       resources: ['*'],
     });
@@ -341,12 +461,27 @@ type Frame = any;
 class Client {
   private readonly frames: Frame[] = [];
   private waiter: (() => void) | undefined;
+  /** When the socket closed (`performance.now()`), once it has. */
+  private readonly closing: Promise<{ at: number; code: number }>;
 
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data) => {
       this.frames.push(JSON.parse(String(data)));
       this.waiter?.();
     });
+    this.closing = new Promise((resolve) =>
+      socket.once('close', (code) => resolve({ at: performance.now(), code })),
+    );
+  }
+
+  /** Resolves when the socket has closed (the test's timeout bounds the wait). */
+  closed(): Promise<{ at: number; code: number }> {
+    return this.closing;
+  }
+
+  /** Frames received and not yet taken by `next`. */
+  queued(): Frame[] {
+    return [...this.frames];
   }
 
   static open(url: string): Promise<Client> {

@@ -129,7 +129,7 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
   });
 
   // sessions ------------------------------------------------------------------------------
-  it('POST /sessions answers 201 with every field (absent optionals null) and the default ttl of 300 s', async () => {
+  it('POST /sessions answers 201 with every field (absent optionals null, serviceIdentity the token’s) and the default ttl of 300 s', async () => {
     const clusterId = name('cluster');
     const response = await as('POST /sessions', { body: { clusterId } });
     expect(response.status).toBe(201);
@@ -151,7 +151,7 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
       clusterId,
       userId: null,
       correlationId: null,
-      serviceIdentity: null,
+      serviceIdentity: 'api-test',
       data: {},
     });
     expect(isoMs(session.expiresAt) - isoMs(session.createdAt)).toBe(300_000);
@@ -184,7 +184,9 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
 
     expect((await as('GET /sessions', { query: { clusterId } })).json).toEqual({ sessions: [created] });
     expect((await as('GET /sessions', { query: { correlationId } })).json).toEqual({ sessions: [created] });
-    expect((await as('GET /clusters/active')).json.clusters).toContain(clusterId);
+    expect((await as('GET /clusters/active', { query: { limit: '1000' } })).json.clusters).toContain(
+      clusterId,
+    );
     expect((await as('GET /clusters/{clusterId}/active', { params: { clusterId } })).json).toEqual({
       clusterId,
       active: true,
@@ -203,7 +205,9 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
     }
     expect((await as('GET /sessions', { query: { clusterId } })).json).toEqual({ sessions: [] });
     expect((await as('GET /clusters/{clusterId}/active', { params: { clusterId } })).json.active).toBe(false);
-    expect((await as('GET /clusters/active')).json.clusters).not.toContain(clusterId);
+    expect((await as('GET /clusters/active', { query: { limit: '1000' } })).json.clusters).not.toContain(
+      clusterId,
+    );
   });
 
   it('an expired session is gone from every route', async () => {
@@ -382,7 +386,9 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
       expiresAt: expect.stringMatching(ISO),
     });
     const { id, token: secret } = issued.json;
-    const listed = (await as('GET /tokens')).json.tokens.find((t: { id: string }) => t.id === id);
+    const listed = (await as('GET /tokens', { query: { limit: '1000' } })).json.tokens.find(
+      (t: { id: string }) => t.id === id,
+    );
     expect(listed).toEqual({
       id,
       identity: 'executor-1',
@@ -391,7 +397,9 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
       createdAt: expect.stringMatching(ISO),
       expiresAt: issued.json.expiresAt,
     });
-    expect(JSON.stringify((await as('GET /tokens')).json)).not.toContain(secret);
+    expect(JSON.stringify((await as('GET /tokens', { query: { limit: '1000' } })).json)).not.toContain(
+      secret,
+    );
 
     const queue = `jobs-${name('q')}`;
     expect((await call('POST /queues/{queue}/receive', { token: secret, params: { queue } })).status).toBe(
@@ -415,7 +423,7 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
       scopes: ['admin'],
       resources: ['team-a-*'],
     });
-    const before = (await as('GET /tokens')).json.tokens.length;
+    const before = (await as('GET /tokens', { query: { limit: '1000' } })).json.tokens.length;
     for (const resources of [['*'], ['team-b-*'], ['team-a-*', 'other'], ['*team-a-*']]) {
       const refused = await call('POST /tokens', {
         token: limited,
@@ -429,7 +437,7 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
       body: { identity: 'x', scopes: ['kv:read'] },
     });
     expect(unrestricted.status).toBe(403);
-    expect((await as('GET /tokens')).json.tokens.length).toBe(before);
+    expect((await as('GET /tokens', { query: { limit: '1000' } })).json.tokens.length).toBe(before);
     for (const resources of [['team-a-*'], ['team-a-jobs'], ['team-a-x*']]) {
       const issued = await call('POST /tokens', {
         token: limited,

@@ -624,11 +624,24 @@ const CASES: Case[] = [
     expect: BAD,
   },
   {
-    name: 'active clusters with a query parameter',
+    name: 'active clusters with an unknown query parameter',
     route: 'GET /clusters/active',
-    query: { limit: '10' },
+    query: { offset: '10' },
     expect: BAD,
   },
+  ...(['GET /clusters/active', 'GET /tokens'] as const).flatMap((route) =>
+    (
+      [
+        ['limit 0', { limit: '0' }],
+        ['limit 1001', { limit: '1001' }],
+        ['limit not a number', { limit: 'ten' }],
+        ['limit negative', { limit: '-1' }],
+        ['limit a fraction', { limit: '1.5' }],
+        ['cursor not from a page', { cursor: 'garbage' }],
+        ['cursor of padded base64', { cursor: 'AAAA=' }],
+      ] as const
+    ).map(([what, query]) => ({ name: `${route} with ${what}`, route, query: { ...query }, expect: BAD })),
+  ),
 
   // ---- POST /queues/{queue}/messages (the depth stays as it was)
   ...(

@@ -77,6 +77,7 @@ async function writeExpiring(storage: Storage): Promise<void> {
   await storage.connections.register({
     connectionId,
     identity: 'cleanup',
+    tokenId: `t-${connectionId}`,
     scopes: ['admin'],
     resources: ['*'],
     ttl,
@@ -104,8 +105,10 @@ await describeOnBackends(
         expect(result!.kv).toBeGreaterThanOrEqual(1);
         expect(result!.sessions).toBeGreaterThanOrEqual(1);
       }
-      const { total, durationMs, skipped, ...rows } = result!;
+      const { total, closedConnections, durationMs, skipped, ...rows } = result!;
       expect(skipped).toBeUndefined();
+      // No connection here was opened with an expiring token (ws.test.ts closes those).
+      expect(closedConnections).toBe(0);
       expect(Object.keys(rows).sort()).toEqual([
         'audit',
         'connections',
@@ -118,12 +121,15 @@ await describeOnBackends(
       expect(total).toBe(Object.values(rows).reduce((a, b) => a + b, 0));
       expect(durationMs).toBeGreaterThanOrEqual(0);
 
-      expect(info).toHaveBeenCalledWith('cleanup done', { rows, total, durationMs });
+      expect(info).toHaveBeenCalledWith('cleanup done', { rows, total, closedConnections, durationMs });
 
       const totals = emf.find((document) => metricNames(document).includes('CleanupDurationMs'));
       expect(totals, JSON.stringify(emf)).toBeDefined();
       expect(totals!._aws.CloudWatchMetrics[0]!.Namespace).toBe('KubentlyStorage');
-      expect(metricNames(totals!)).toEqual(expect.arrayContaining(['CleanupRows', 'CleanupDurationMs']));
+      expect(metricNames(totals!)).toEqual(
+        expect.arrayContaining(['CleanupRows', 'CleanupDurationMs', 'ConnectionsClosed']),
+      );
+      expect(totals!.ConnectionsClosed).toBe(0);
       expect(totals!.CleanupRows).toBe(total);
       expect(totals!.CleanupDurationMs).toBe(durationMs);
       const perStore = emf.filter((document) => typeof document.Store === 'string');

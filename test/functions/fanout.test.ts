@@ -52,6 +52,7 @@ async function subscribers(storage: Storage, channel: string, count: number): Pr
         await storage.connections.register({
           connectionId,
           identity: 'agent',
+          tokenId: `t-${connectionId}`,
           scopes: ['admin'],
           resources: ['*'],
         });

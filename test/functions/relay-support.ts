@@ -1,6 +1,6 @@
 /**
  * For the WebSocket relay's tests: a local HTTP server standing in for API Gateway's management
- * API (`POST /@connections/{id}`) and Lambda's Invoke API, which the real AWS SDK clients talk to
+ * API (`POST` and `DELETE /@connections/{id}`) and Lambda's Invoke API, which the real AWS SDK clients talk to
  * through `WEBSOCKET_ENDPOINT` / `LAMBDA_ENDPOINT`; and (from api-support.ts) the backends the tests run on.
  */
 import { createServer, type IncomingMessage } from 'node:http';
@@ -21,6 +21,8 @@ export interface AwsStub {
   framesFor(connectionId: string): any[];
   /** Connection ids answered 410 Gone, as API Gateway answers for closed connections. */
   gone: Set<string>;
+  /** Connection ids closed with `DELETE /@connections/{id}`, in order; each is gone from then on. */
+  closed: string[];
   /** Connection ids answered 500, as a failing API Gateway would. */
   failing: Set<string>;
   invocations: Invocation[];
@@ -36,6 +38,7 @@ export async function startAwsStub(): Promise<AwsStub> {
   const stub = {
     frames: new Map<string, unknown[]>(),
     gone: new Set<string>(),
+    closed: [] as string[],
     failing: new Set<string>(),
     invocations: [] as Invocation[],
     invokeStatus: 202,
@@ -45,6 +48,15 @@ export async function startAwsStub(): Promise<AwsStub> {
     const body = await readBody(request);
     const path = decodeURIComponent(new URL(request.url ?? '/', 'http://stub').pathname);
     const post = /^(?:\/[^/@]+)?\/@connections\/(.+)$/.exec(path);
+    if (request.method === 'DELETE' && post) {
+      const connectionId = post[1]!;
+      const known = !stub.gone.has(connectionId);
+      stub.gone.add(connectionId);
+      if (known) stub.closed.push(connectionId);
+      response.writeHead(known ? 204 : 410);
+      response.end();
+      return;
+    }
     if (request.method === 'POST' && post) {
       const connectionId = post[1]!;
       if (stub.gone.has(connectionId)) {
@@ -89,6 +101,7 @@ export async function startAwsStub(): Promise<AwsStub> {
     reset() {
       stub.frames.clear();
       stub.gone.clear();
+      stub.closed.length = 0;
       stub.failing.clear();
       stub.invocations.length = 0;
       stub.invokeStatus = 202;

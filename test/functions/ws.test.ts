@@ -1,7 +1,9 @@
 /**
  * The WebSocket relay in process: the `$connect` authorizer, the connect / disconnect / `$default`
- * routes, and the relay of HTTP and WebSocket publishes, on memory, Redis and PostgreSQL. Frames
- * go out through the real AWS SDK client to a local stand-in for API Gateway's management API.
+ * routes, and the relay of HTTP and WebSocket publishes, on memory, Redis and PostgreSQL; the
+ * token checked again on every frame, and connections closed when their token is revoked or
+ * expires. Frames go out (and connections are closed) through the real AWS SDK client to a
+ * local stand-in for API Gateway's management API.
  */
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
@@ -24,6 +26,7 @@ delete process.env.FANOUT_THRESHOLD;
 delete process.env.FANOUT_FUNCTION_NAME;
 
 const { handler: authorizer } = await import('../../functions/authorizer.js');
+const { handler: cleanup } = await import('../../functions/cleanup.js');
 const ws = await import('../../functions/ws.js');
 const { logger } = await import('../../functions/lib/logger.js');
 const { useStorage } = await import('../../functions/lib/storage.js');
@@ -97,7 +100,14 @@ function wsEvent(
 /** Runs the authorizer on a fresh token and `$connect` with its context, as API Gateway does. */
 async function open(storage: Storage, grant: Partial<IssueTokenInput> = {}): Promise<string> {
   const issued = await storage.tokens.issue({ identity: 'agent', scopes: ['admin'], ...grant });
-  const result = await authorize({ token: issued.token });
+  const { connectionId, statusCode } = await connectWith(issued.token);
+  expect(statusCode).toBe(200);
+  return connectionId;
+}
+
+/** The authorizer, then (when it allows) `$connect`, for one token: what API Gateway does. */
+async function connectWith(token: string): Promise<{ connectionId: string; statusCode: number }> {
+  const result = await authorize({ token });
   expect(effect(result)).toBe('Allow');
   const connectionId = `conn-${randomUUID()}`;
   const response = await ws.connect(
@@ -109,9 +119,10 @@ async function open(storage: Storage, grant: Partial<IssueTokenInput> = {}): Pro
     }),
     lambdaContext('wsConnect'),
   );
-  expect(response.statusCode).toBe(200);
-  return connectionId;
+  return { connectionId, statusCode: response.statusCode };
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function send(connectionId: string, frame: unknown): Promise<void> {
   const body = typeof frame === 'string' ? frame : JSON.stringify(frame);
@@ -185,12 +196,38 @@ await describeOnBackends('WebSocket relay', ({ storage }) => {
       context: {
         identity: 'executor-prod',
         tokenId: issued.id,
+        tokenExpiresAt: '',
         scopes: 'events:subscribe,events:publish',
         resources: '["jobs:*","status"]',
       },
     });
     for (const value of Object.values(result.context ?? {})) expect(typeof value).toBe('string');
     expect(JSON.stringify(calls)).not.toContain(issued.token);
+  });
+
+  it('authorizer: least authority — a valid token without a WebSocket scope is denied', async () => {
+    const refused: Scope[][] = [['kv:read'], ['kv:read', 'kv:write', 'queues:send'], ['sessions:read']];
+    for (const scopes of refused) {
+      const issued = await storage().tokens.issue({ identity: 'no-socket', scopes });
+      const result = await authorize({ token: issued.token });
+      expect(effect(result), scopes.join(',')).toBe('Deny');
+      expect(result.context).toBeUndefined();
+    }
+    const allowed: Scope[][] = [['events:subscribe'], ['events:publish'], ['queues:receive'], ['admin']];
+    for (const scopes of allowed) {
+      const issued = await storage().tokens.issue({ identity: 'socket', scopes: ['kv:read', ...scopes] });
+      expect(effect(await authorize({ token: issued.token })), scopes.join(',')).toBe('Allow');
+    }
+  });
+
+  it("authorizer: the context carries the token's expiry", async () => {
+    const issued = await storage().tokens.issue({
+      identity: 'expiring',
+      scopes: ['events:subscribe'],
+      ttl: 600,
+    });
+    const result = await authorize({ token: issued.token });
+    expect(result.context).toMatchObject({ tokenId: issued.id, tokenExpiresAt: issued.expiresAt });
   });
 
   // ---------------------------------------------------------------------------------------
@@ -208,6 +245,8 @@ await describeOnBackends('WebSocket relay', ({ storage }) => {
       identity: 'watcher',
       scopes: ['events:subscribe'],
       resources: ['jobs:*'],
+      tokenId: expect.any(String),
+      tokenExpiresAt: null,
       channels: [],
     });
     const lifetime = Date.parse(connection!.expiresAt) - Date.parse(connection!.connectedAt);
@@ -221,6 +260,9 @@ await describeOnBackends('WebSocket relay', ({ storage }) => {
       undefined,
       { principalId: 'x' },
       { identity: 'x', scopes: 'bogus', resources: '[]' },
+      // Without the token's id the connection could never be checked again.
+      { identity: 'x', scopes: 'admin', resources: '["*"]', tokenExpiresAt: '' },
+      { identity: 'x', tokenId: '', scopes: 'admin', resources: '["*"]', tokenExpiresAt: '' },
     ]) {
       const response = await ws.connect(
         wsEvent(connectionId, '$connect', {
@@ -231,6 +273,45 @@ await describeOnBackends('WebSocket relay', ({ storage }) => {
       expect(response.statusCode).toBe(401);
     }
     expect(await storage().connections.get(connectionId)).toBeUndefined();
+  });
+
+  it('$connect refuses a token that cannot use the socket even when it got past an authorizer', async () => {
+    const connectionId = `conn-${randomUUID()}`;
+    const response = await ws.connect(
+      wsEvent(connectionId, '$connect', {
+        requestContext: {
+          connectionId,
+          authorizer: {
+            identity: 'x',
+            tokenId: 't',
+            tokenExpiresAt: '',
+            scopes: 'kv:read',
+            resources: '["*"]',
+          },
+        },
+      }),
+      lambdaContext('wsConnect'),
+    );
+    expect(response.statusCode).toBe(403);
+    expect(await storage().connections.get(connectionId)).toBeUndefined();
+  });
+
+  it('$connect refuses the 11th open connection of one token with 409; closing one makes room', async () => {
+    const issued = await storage().tokens.issue({ identity: 'many', scopes: ['events:subscribe'] });
+    const opened: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const { connectionId, statusCode } = await connectWith(issued.token);
+      expect(statusCode, `connection ${i + 1}`).toBe(200);
+      opened.push(connectionId);
+    }
+    const eleventh = await connectWith(issued.token);
+    expect(eleventh.statusCode).toBe(409);
+    expect(await storage().connections.get(eleventh.connectionId)).toBeUndefined();
+    expect((await storage().connections.byToken(issued.id)).connectionIds.sort()).toEqual(opened.sort());
+    // Another token is not held back.
+    expect((await open(storage(), { scopes: ['events:subscribe'] })).length).toBeGreaterThan(0);
+    await ws.disconnect(wsEvent(opened[0]!, '$disconnect'), lambdaContext('wsDisconnect'));
+    expect((await connectWith(issued.token)).statusCode).toBe(200);
   });
 
   it('$disconnect forgets the connection and its subscriptions', async () => {
@@ -351,15 +432,16 @@ await describeOnBackends('WebSocket relay', ({ storage }) => {
     await send(publishOnly, { action: 'publish', channel: 'other', message: 'x' });
     expect(lastFrame(publishOnly)).toMatchObject({ type: 'error', code: 'forbidden' });
 
-    const unrelated = await open(storage(), { scopes: ['kv:read', 'queues:send'] as Scope[] });
-    await send(unrelated, { action: 'subscribe', channel: 'jobs:42' });
-    expect(lastFrame(unrelated)).toMatchObject({ type: 'error', code: 'forbidden' });
+    const queuesOnly = await open(storage(), { scopes: ['queues:receive'] as Scope[] });
+    await send(queuesOnly, { action: 'subscribe', channel: 'jobs:42' });
+    expect(lastFrame(queuesOnly)).toMatchObject({ type: 'error', code: 'forbidden' });
 
-    // The refusals subscribed nothing; the connections stay registered.
+    // The refusals subscribed nothing; the connections stay registered and open.
     expect((await storage().connections.subscribers('secrets')).connectionIds).toEqual([]);
     expect((await storage().connections.get(publishOnly))?.channels).toEqual([]);
-    for (const id of [subscribeOnly, publishOnly, unrelated])
+    for (const id of [subscribeOnly, publishOnly, queuesOnly])
       expect(await storage().connections.get(id)).toBeDefined();
+    expect(stub.closed).toEqual([]);
   });
 
   it('refuses frames over 32 KB and messages over 128 KB with a payload_too_large frame', async () => {
@@ -465,6 +547,7 @@ await describeOnBackends('WebSocket relay', ({ storage }) => {
     await storage().connections.register({
       connectionId: expiring,
       identity: 'short',
+      tokenId: `t-${expiring}`,
       scopes: ['admin'],
       resources: ['*'],
       ttl: 0.2,
@@ -508,6 +591,143 @@ await describeOnBackends('WebSocket relay', ({ storage }) => {
     expect((await storage().connections.subscribers(channel)).connectionIds).toEqual([sender]);
     expect(lastFrame(sender)).toMatchObject({ type: 'message', channel, message: 2 });
   });
+
+  // ---------------------------------------------------------------------------------------
+  // the token, again on every frame; revocation and expiry close connections
+
+  const UNAUTHORIZED = {
+    type: 'error',
+    code: 'unauthorized',
+    message: expect.stringMatching(/unknown, expired or revoked.*closed/),
+  };
+
+  it('every frame looks the token up again: once revoked, a frame gets 401 and the connection is closed and forgotten', async () => {
+    const channel = `revoked-${randomUUID()}`;
+    const issued = await storage().tokens.issue({
+      identity: 'agent',
+      scopes: ['events:subscribe', 'events:publish'],
+    });
+    const { connectionId } = await connectWith(issued.token);
+    const other = await open(storage(), { scopes: ['events:subscribe'] });
+    await send(connectionId, { action: 'subscribe', channel });
+    await send(other, { action: 'subscribe', channel });
+    expect(lastFrame(connectionId)).toEqual({ type: 'subscribed', channel });
+
+    // Revoked in the store (not through the route, which closes connections itself).
+    expect(await storage().tokens.revoke(issued.id)).toEqual([issued.id]);
+    for (const frame of [
+      { action: 'publish', channel, message: 'after revoke' },
+      { action: 'subscribe', channel: `${channel}-2` },
+      { action: 'unsubscribe', channel },
+    ]) {
+      stub.reset();
+      await send(connectionId, frame);
+      if (frame.action === 'publish') {
+        expect(framesOf(connectionId)).toEqual([UNAUTHORIZED]);
+        expect(stub.closed).toEqual([connectionId]);
+      } else {
+        // Closed already: no longer registered.
+        expect(framesOf(connectionId)).toEqual([
+          { type: 'error', code: 'not_found', message: expect.any(String) },
+        ]);
+      }
+    }
+    expect(await storage().events.history(channel)).toEqual([]);
+    expect(await storage().connections.get(connectionId)).toBeUndefined();
+    expect((await storage().connections.subscribers(channel)).connectionIds).toEqual([other]);
+    expect(await storage().connections.get(other)).toBeDefined();
+  });
+
+  it('an expired token: the next frame gets 401 and the connection is closed and forgotten', async () => {
+    const channel = `expired-${randomUUID()}`;
+    const issued = await storage().tokens.issue({ identity: 'agent', scopes: ['events:subscribe'], ttl: 1 });
+    const { connectionId } = await connectWith(issued.token);
+    await send(connectionId, { action: 'subscribe', channel });
+    expect(lastFrame(connectionId)).toEqual({ type: 'subscribed', channel });
+    await sleep(Math.max(0, Date.parse(issued.expiresAt!) - Date.now()) + 100);
+
+    await send(connectionId, { action: 'subscribe', channel: `${channel}-2` });
+    expect(lastFrame(connectionId)).toEqual(UNAUTHORIZED);
+    expect(stub.closed).toEqual([connectionId]);
+    expect(await storage().connections.get(connectionId)).toBeUndefined();
+    expect((await storage().connections.subscribers(channel)).connectionIds).toEqual([]);
+  });
+
+  it('DELETE /tokens/{id} closes every open connection of the token at once; nothing more reaches them', async () => {
+    const channel = `revoke-route-${randomUUID()}`;
+    const issued = await storage().tokens.issue({ identity: 'agent', scopes: ['events:subscribe'] });
+    const victims = [
+      (await connectWith(issued.token)).connectionId,
+      (await connectWith(issued.token)).connectionId,
+    ];
+    const bystander = await open(storage(), { scopes: ['events:subscribe'] });
+    for (const id of [...victims, bystander]) await send(id, { action: 'subscribe', channel });
+    const admin = await storage().tokens.issue({ identity: 'admin', scopes: ['admin'] });
+    stub.reset();
+
+    const revoked = await call('DELETE /tokens/{id}', { params: { id: issued.id }, token: admin.token });
+    expect(revoked.status).toBe(204);
+    expect([...stub.closed].sort()).toEqual([...victims].sort());
+    for (const id of victims) {
+      expect(framesOf(id)).toEqual([UNAUTHORIZED]);
+      expect(await storage().connections.get(id)).toBeUndefined();
+    }
+    expect((await storage().connections.byToken(issued.id)).connectionIds).toEqual([]);
+    expect((await storage().connections.subscribers(channel)).connectionIds).toEqual([bystander]);
+
+    const published = await call('POST /channels/{channel}/messages', {
+      params: { channel },
+      token: admin.token,
+      body: { message: 'after revoke' },
+    });
+    expect(published.status).toBe(202);
+    for (const id of victims) expect(framesOf(id)).toEqual([UNAUTHORIZED]);
+    expect(lastFrame(bystander)).toMatchObject({ type: 'message', message: 'after revoke' });
+  });
+
+  it('revoking a token closes the connections of the tokens it issued too', async () => {
+    const parent = await storage().tokens.issue({ identity: 'team', scopes: ['admin'] });
+    const child = await storage().tokens.issue({
+      identity: 'agent',
+      scopes: ['events:subscribe'],
+      issuerId: parent.id,
+    });
+    const parentConnection = (await connectWith(parent.token)).connectionId;
+    const childConnection = (await connectWith(child.token)).connectionId;
+    const admin = await storage().tokens.issue({ identity: 'admin', scopes: ['admin'] });
+    stub.reset();
+
+    const revoked = await call('DELETE /tokens/{id}', { params: { id: parent.id }, token: admin.token });
+    expect(revoked.status).toBe(204);
+    expect([...stub.closed].sort()).toEqual([parentConnection, childConnection].sort());
+    expect(await storage().connections.get(childConnection)).toBeUndefined();
+  });
+
+  it('the cleanup closes and forgets connections whose token expired, and no others', async () => {
+    const channel = `cleanup-${randomUUID()}`;
+    const short = await storage().tokens.issue({ identity: 'agent', scopes: ['events:subscribe'], ttl: 1 });
+    const expiring = (await connectWith(short.token)).connectionId;
+    const kept = await open(storage(), { scopes: ['events:subscribe'], ttl: 600 });
+    const forever = await open(storage(), { scopes: ['events:subscribe'] });
+    for (const id of [expiring, kept, forever]) await send(id, { action: 'subscribe', channel });
+    await sleep(Math.max(0, Date.parse(short.expiresAt!) - Date.now()) + 100);
+    stub.reset();
+
+    const result = await cleanup({}, lambdaContext('cleanup'));
+    expect(result.closedConnections).toBeGreaterThanOrEqual(1);
+    expect(stub.closed).toContain(expiring);
+    expect(stub.closed).not.toContain(kept);
+    expect(stub.closed).not.toContain(forever);
+    expect(framesOf(expiring)).toEqual([UNAUTHORIZED]);
+    expect(await storage().connections.get(expiring)).toBeUndefined();
+    expect((await storage().connections.subscribers(channel)).connectionIds.sort()).toEqual(
+      [kept, forever].sort(),
+    );
+    // A second run finds nothing more of it.
+    stub.reset();
+    await cleanup({}, lambdaContext('cleanup'));
+    expect(stub.closed).not.toContain(expiring);
+  });
 });
 
 it('authorizer: a backend that cannot be reached denies, logged as an error, and never throws', async () => {
@@ -538,7 +758,14 @@ it('authorizer: a backend that cannot be reached denies, logged as an error, and
       wsEvent('conn-down', '$connect', {
         requestContext: {
           connectionId: 'conn-down',
-          authorizer: { principalId: 'x', identity: 'x', tokenId: 't', scopes: 'admin', resources: '["*"]' },
+          authorizer: {
+            principalId: 'x',
+            identity: 'x',
+            tokenId: 't',
+            tokenExpiresAt: '',
+            scopes: 'admin',
+            resources: '["*"]',
+          },
         },
       }),
       lambdaContext('wsConnect'),

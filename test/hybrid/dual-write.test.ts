@@ -51,6 +51,8 @@ describe.skipIf(unavailable !== undefined)('hybrid: dual-write', () => {
       await s.connections.register({
         connectionId,
         identity,
+        tokenId: token.id,
+        tokenExpiresAt: new Date(Date.now() + 600_000).toISOString(),
         scopes: ['events:subscribe'],
         resources: ['*'],
       });

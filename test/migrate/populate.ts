@@ -140,6 +140,8 @@ export async function populate(storage: Storage, counts: PopulateCounts): Promis
     await storage.connections.register({
       connectionId,
       identity: `agent-${i % 10}`,
+      tokenId: `token-${i}`,
+      tokenExpiresAt: i % 4 === 0 ? null : new Date(Date.now() + 3_600_000 + i).toISOString(),
       scopes: ['events:subscribe'],
       resources: i % 2 === 0 ? ['*'] : [`cluster-${i % 17}:*`],
     });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { BackendUnavailableError, ConfigError, ConflictError } from '../../lib/errors.js';
+import { hashToken } from '../../lib/storage/facade.js';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
 import { loadMigrations, migrate } from '../../lib/storage/postgresql/migrate.js';
 import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
@@ -398,6 +399,7 @@ describe.skipIf(unavailable !== undefined)(
         storage.connections.register({
           connectionId,
           identity: 'relay',
+          tokenId: `t-${connectionId}`,
           scopes: ['events:subscribe'],
           resources: ['*'],
           ...(ttl === undefined ? {} : { ttl }),
@@ -477,8 +479,41 @@ describe.skipIf(unavailable !== undefined)(
         expect(String((error as Error).message)).toMatch(/migrat/i);
         const result = await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 2) });
         expect(result.applied.map((m) => m.file)).toEqual(['0002_connections.sql']);
+        // Registrations as this version writes them need the later files too (0005: their token).
+        expect(String(((await failure(() => register(storage, 'c1'))) as Error).message)).toMatch(/migrat/i);
+        await migrate(admin, { schema });
         expect((await register(storage, 'c1')).channels).toEqual([]);
         expect(await storage.kv.get('k')).toBe(1);
+      });
+
+      it('0005 applied to a schema at version 4 keeps its registrations, with no token: their next frame closes them', async () => {
+        const schema = `kst_pgt_${run}_${schemas.length}`;
+        schemas.push(schema);
+        const all = await loadMigrations();
+        await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 4) });
+        // A registration as the code before 0005 wrote it, subscribed to a channel.
+        await admin.query(
+          `INSERT INTO ${quoteIdent(schema)}.ws_connections (connection_id, identity, scopes, resources, connected_at, expires_at)
+           VALUES ('before', 'relay', '{events:subscribe}', '{*}', now(), now() + interval '1 hour')`,
+        );
+        await admin.query(`INSERT INTO ${quoteIdent(schema)}.ws_subscriptions VALUES ('ch', 'before')`);
+
+        const result = await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 5) });
+        expect(result.applied.map((m) => m.file)).toEqual(['0005_connection_tokens.sql']);
+        const storage = storageOn(schema);
+        expect(await storage.connections.get('before')).toMatchObject({
+          tokenId: '',
+          tokenExpiresAt: null,
+          channels: ['ch'],
+        });
+        expect(await storage.connections.withExpiredToken()).toEqual([]);
+        // New registrations carry their token; the column has no default left.
+        expect((await register(storage, 'after')).tokenId).toBe('t-after');
+        const insert = admin.query(
+          `INSERT INTO ${quoteIdent(schema)}.ws_connections (connection_id, identity, scopes, resources, connected_at, expires_at)
+           VALUES ('no-token', 'relay', '{admin}', '{*}', now(), now() + interval '1 hour')`,
+        );
+        await expect(insert).rejects.toThrow(/token_id/);
       });
 
       it('ids and channels that look like SQL are just names', async () => {
@@ -492,6 +527,68 @@ describe.skipIf(unavailable !== undefined)(
         expect((await storage.connections.subscribers(evil)).connectionIds).toEqual([evil, 'other'].sort());
         expect((await storage.connections.get(evil))?.channels).toEqual([evil]);
         expect(await storage.connections.get('other')).toBeDefined();
+      });
+    });
+
+    describe('tokens', () => {
+      it('a schema at version 3 says to run migrations; 0004 keeps the tokens issued before it, without an issuer', async () => {
+        const schema = `kst_pgt_${run}_${schemas.length}`;
+        schemas.push(schema);
+        const all = await loadMigrations();
+        await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 3) });
+        // A token as the code before lineage wrote it.
+        const secret = `kbs_${randomBytes(32).toString('base64url')}`;
+        await admin.query(
+          `INSERT INTO ${quoteIdent(schema)}.tokens (id, hash, identity, scopes, resources, created_at, expires_at)
+           VALUES ('old', $1, 'old-admin', '{admin}', '{team-*}', now(), NULL)`,
+          [hashToken(secret)],
+        );
+        const storage = storageOn(schema);
+        const error = await failure(() => storage.tokens.issue({ identity: 'new', scopes: ['kv:read'] }));
+        expect(error).toBeInstanceOf(BackendUnavailableError);
+        expect(String((error as Error).message)).toMatch(/migrat/i);
+
+        const result = await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 4) });
+        expect(result.applied.map((m) => m.file)).toEqual(['0004_token_lineage.sql']);
+        const old = await storage.tokens.verify(secret);
+        expect(old).toMatchObject({ id: 'old', issuerId: null, resources: ['team-*'] });
+        const child = await storage.tokens.issue({
+          identity: 'child',
+          scopes: ['kv:read'],
+          resources: ['team-a'],
+          issuerId: 'old',
+        });
+        expect((await storage.tokens.page({ within: ['team-*'] })).tokens.map((t) => t.id)).toEqual([
+          'old',
+          child.id,
+        ]);
+        expect(await storage.tokens.revoke('old')).toEqual(['old', child.id]);
+      });
+
+      it('a revoke is one transaction however deep the tree; an issue under an issuer one statement', async () => {
+        const schema = await freshSchema();
+        const raw = await createSql(pgConfig(schema, { listen: false }));
+        const { sql, sent } = counting(raw);
+        const storage = storageOn(schema, {}, sql);
+        try {
+          let issuer = await storage.tokens.issue({ identity: 'root', scopes: ['admin'] });
+          const chain = [issuer.id];
+          for (let depth = 0; depth < 30; depth++) {
+            issuer = await storage.tokens.issue({ identity: 'link', scopes: ['admin'], issuerId: issuer.id });
+            chain.push(issuer.id);
+          }
+          sent.length = 0;
+          await storage.tokens.issue({ identity: 'leaf', scopes: ['kv:read'], issuerId: issuer.id });
+          // The issuer's bounds (one read), then the insert that locks it.
+          expect(sent).toHaveLength(2);
+          sent.length = 0;
+          const revoked = await storage.tokens.revoke(chain[0]!);
+          expect(sent).toEqual(['BEGIN']);
+          expect(revoked).toHaveLength(chain.length + 1);
+          expect(revoked.slice(0, 1)).toEqual([chain[0]]);
+        } finally {
+          await raw.close();
+        }
       });
     });
 

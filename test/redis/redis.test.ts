@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { BackendUnavailableError, ConfigError } from '../../lib/errors.js';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
+import { PAGE_SCAN_BUDGET } from '../../lib/storage/paging.js';
 import { redisOptions } from '../../lib/storage/redis/client.js';
 import { redisBackend } from '../support/backends.js';
 
@@ -112,7 +113,13 @@ describe.skipIf(unavailable !== undefined)(
         return [...sent];
       };
       const register = (connectionId: string) =>
-        storage.connections.register({ connectionId, identity: 'i', scopes: ['admin'], resources: ['*'] });
+        storage.connections.register({
+          connectionId,
+          identity: 'i',
+          tokenId: `t-${connectionId}`,
+          scopes: ['admin'],
+          resources: ['*'],
+        });
       try {
         // Scripts are loaded on first use: measure warm calls.
         await register('warm');
@@ -187,6 +194,7 @@ describe.skipIf(unavailable !== undefined)(
           await storage.connections.register({
             connectionId: 'c',
             identity: 'i',
+            tokenId: 't',
             scopes: ['events:subscribe'],
             resources: ['*'],
           });
@@ -196,6 +204,69 @@ describe.skipIf(unavailable !== undefined)(
           expect(await storage.connections.unsubscribe('c', 'ch')).toBe(true);
           expect(await storage.connections.remove('c')).toBe(true);
           await storage.sweep();
+        } finally {
+          await storage.close();
+        }
+      });
+    });
+
+    describe('pages', () => {
+      const storageUnder = (sub: string) => {
+        const keyPrefix = `${prefix}${sub}:`;
+        const storage = createStorage({ backend: 'redis', keyPrefix, redis: { url: URL } });
+        return { storage, keyPrefix };
+      };
+
+      it('token and cluster pages rebuild their indexes when an older layout left them out', async () => {
+        const { storage, keyPrefix } = storageUnder('rebuild');
+        try {
+          const issued = [];
+          for (let i = 0; i < 5; i++)
+            issued.push(await storage.tokens.issue({ identity: `t${i}`, scopes: ['kv:read'] }));
+          for (const clusterId of ['c-3', 'c-1', 'c-2']) await storage.sessions.create({ clusterId });
+          // As the layout before paged listings: no order, pos or names keys.
+          await admin.del(`${keyPrefix}{t}:order`, `${keyPrefix}{t}:pos`, `${keyPrefix}{s}:names`);
+          const page = await storage.tokens.page({ limit: 3 });
+          expect(page.tokens).toHaveLength(3);
+          const rest = await storage.tokens.page({ cursor: page.cursor! });
+          expect([...page.tokens, ...rest.tokens].map((t) => t.id).sort()).toEqual(
+            issued.map((t) => t.id).sort(),
+          );
+          expect(await admin.zcard(`${keyPrefix}{t}:order`)).toBe(5);
+          expect(await storage.sessions.activeClusterPage()).toEqual({ clusters: ['c-1', 'c-2', 'c-3'] });
+          expect(await admin.zcard(`${keyPrefix}{s}:names`)).toBe(3);
+          // A token revoked by the older code (its order entry left behind) is dropped at the next page.
+          await admin.hdel(`${keyPrefix}{t}:ids`, issued[0]!.id);
+          expect((await storage.tokens.list()).map((t) => t.id)).not.toContain(issued[0]!.id);
+          expect(await admin.zcard(`${keyPrefix}{t}:order`)).toBe(4);
+        } finally {
+          await storage.close();
+        }
+      });
+
+      it(`a filtered page reads at most ${PAGE_SCAN_BUDGET} index entries, then answers what it found and a cursor`, async () => {
+        const { storage } = storageUnder('budget');
+        try {
+          const other = Array.from({ length: PAGE_SCAN_BUDGET + 10 }, (_, i) => i);
+          for (let i = 0; i < other.length; i += 200) {
+            await Promise.all(
+              other
+                .slice(i, i + 200)
+                .map((n) =>
+                  storage.tokens.issue({ identity: `o${n}`, scopes: ['kv:read'], resources: [`other-${n}`] }),
+                ),
+            );
+          }
+          const wanted = await storage.tokens.issue({
+            identity: 'w',
+            scopes: ['kv:read'],
+            resources: ['team-1'],
+          });
+          const first = await storage.tokens.page({ within: ['team-*'] });
+          expect(first.tokens).toEqual([]);
+          expect(first.cursor).toBeDefined();
+          const second = await storage.tokens.page({ within: ['team-*'], cursor: first.cursor! });
+          expect(second).toEqual({ tokens: [expect.objectContaining({ id: wanted.id })] });
         } finally {
           await storage.close();
         }
@@ -424,6 +495,8 @@ describe.skipIf(unavailable !== undefined)(`redis connection registry${skipped}`
         await storage.connections.register({
           connectionId: id,
           identity: 'i',
+          tokenId: `t-${id}`,
+          tokenExpiresAt: new Date(Date.now() + 600_000).toISOString(),
           scopes: ['admin'],
           resources: ['*'],
         });
@@ -449,6 +522,8 @@ describe.skipIf(unavailable !== undefined)(`redis connection registry${skipped}`
         storage.connections.register({
           connectionId,
           identity: 'i',
+          tokenId: `t-${connectionId}`,
+          tokenExpiresAt: new Date(Date.now() + 600_000).toISOString(),
           scopes: ['admin'],
           resources: ['*'],
           ttl,

@@ -126,7 +126,7 @@ queues: { max_attempts: 9, dedup_window: 60 }
 events: { max_history: 10, max_history_by_channel: { "audit:*": 5 } }
 audit: { max_entries: 500, max_age: 86400 }
 auth: { bootstrap_token_hash: "${'a'.repeat(64)}" }
-websocket: { fanout_threshold: 7 }
+websocket: { fanout_threshold: 7, max_connections_per_token: 3 }
 `);
     expect(config).toEqual({
       backend: 'hybrid',
@@ -178,7 +178,7 @@ websocket: { fanout_threshold: 7 }
       events: { maxHistory: 10, maxHistoryByChannel: { 'audit:*': 5 } },
       audit: { maxEntries: 500, maxAge: 86_400 },
       auth: { bootstrapTokenHash: 'a'.repeat(64) },
-      websocket: { fanoutThreshold: 7 },
+      websocket: { fanoutThreshold: 7, maxConnectionsPerToken: 3 },
     });
   });
 
@@ -209,13 +209,14 @@ describe('precedence', () => {
 storage: { backend: redis }
 redis: { url: redis://from-file:6379, key_prefix: "file:" }
 queues: { max_attempts: 3 }
-websocket: { fanout_threshold: 10 }
+websocket: { fanout_threshold: 10, max_connections_per_token: 4 }
 `;
     const fileOnly = load(text);
     expect(fileOnly.backend).toBe('redis');
     expect(fileOnly.redis.url).toBe('redis://from-file:6379');
     expect(fileOnly.queues).toEqual({ maxAttempts: 3, dedupWindow: 300 }); // the window stays default
     expect(fileOnly.websocket.fanoutThreshold).toBe(10);
+    expect(fileOnly.websocket.maxConnectionsPerToken).toBe(4);
 
     const overridden = load(text, {
       STORAGE_BACKEND: 'postgresql',
@@ -223,6 +224,7 @@ websocket: { fanout_threshold: 10 }
       REDIS_URL: 'redis://from-env:6379',
       QUEUE_MAX_ATTEMPTS: '8',
       FANOUT_THRESHOLD: '0',
+      WS_MAX_CONNECTIONS_PER_TOKEN: '25',
       REDIS_PASSWORD: 'env-secret',
     });
     expect(overridden.backend).toBe('postgresql');
@@ -232,6 +234,7 @@ websocket: { fanout_threshold: 10 }
     expect(overridden.keyPrefix).toBe('file:'); // KEY_PREFIX unset: the file's
     expect(overridden.queues.maxAttempts).toBe(8);
     expect(overridden.websocket.fanoutThreshold).toBe(0);
+    expect(overridden.websocket.maxConnectionsPerToken).toBe(25);
   });
 
   it('treats an empty variable as unset', () => {
@@ -388,7 +391,7 @@ postgresql: { max_pool_size: -1, command_timeout: 0, statement_cache_size: -5 }
 redis: { pool_size: 0, socket_connect_timeout: 120 }
 ttl: { batch_size: 0, interval: -300 }
 limits: { max_value_bytes: 100 }
-websocket: { fanout_threshold: -1 }
+websocket: { fanout_threshold: -1, max_connections_per_token: 0 }
 `),
     );
     expect(problemAt(problems, 'postgresql.max_pool_size')).toMatch(/must be at least 1, got -1/);
@@ -400,6 +403,7 @@ websocket: { fanout_threshold: -1 }
     expect(problemAt(problems, 'ttl.interval')).toMatch(/must be greater than 0, got -300/);
     expect(problemAt(problems, 'limits.max_value_bytes')).toMatch(/must be at least 1024, got 100/);
     expect(problemAt(problems, 'websocket.fanout_threshold')).toMatch(/must be at least 0, got -1/);
+    expect(problemAt(problems, 'websocket.max_connections_per_token')).toMatch(/must be at least 1, got 0/);
   });
 
   it('a missing or malformed required URL', () => {

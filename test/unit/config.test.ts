@@ -134,7 +134,7 @@ describe('the sections the file added', () => {
     });
     expect(config.migration).toEqual({ dualWrite: false, syncInterval: 60, validationEnabled: false });
     expect(config.ttl).toEqual({ enabled: true, interval: 300, batchSize: 1000 });
-    expect(config.websocket).toEqual({ fanoutThreshold: 50 });
+    expect(config.websocket).toEqual({ fanoutThreshold: 50, maxConnectionsPerToken: 10 });
     expect(config.postgresql.minPoolSize).toBe(0);
     expect(config.redis.poolSize).toBeUndefined();
     expect(config.redis.maxConnections).toBeUndefined();

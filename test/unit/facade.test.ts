@@ -115,7 +115,13 @@ describe('facade: connections', () => {
         return { ...c, connectedAt: '', expiresAt: '', channels: [] } as never;
       },
     });
-    const input = { connectionId: 'c', identity: 'i', scopes: ['admin' as const], resources: ['*'] };
+    const input = {
+      connectionId: 'c',
+      identity: 'i',
+      tokenId: 't',
+      scopes: ['admin' as const],
+      resources: ['*'],
+    };
     await storage.connections.register(input);
     await storage.connections.register({ ...input, ttl: 86_400 });
     await expect(storage.connections.register({ ...input, ttl: 86_400.5 })).rejects.toBeInstanceOf(

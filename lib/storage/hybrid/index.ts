@@ -585,11 +585,13 @@ export function createHybridDriver(
           // A secondary known to be down is not hammered: its share goes straight to the journal.
           if (to.state !== 'closed') throw new BackendUnavailableError(to.name, 'breaker open');
           for (const entry of entries) {
-            await withDeadline(
+            const outcome = await withDeadline(
               applyEntry(entry, to.driver, from.driver),
               settings.operationTimeoutMs,
               to.name,
             );
+            // A token whose issuer's own mirror has not landed yet: retried, then journaled.
+            if (outcome === 'pending') throw new Error(`${itemOf(entry)} waits for an earlier mirror`);
           }
           const lag = performance.now() - ackedAt;
           stats.sync.writes++;
@@ -1218,7 +1220,8 @@ export function createHybridDriver(
     byCorrelation: (correlationId) =>
       read('sessions', 'sessions.byCorrelation', (d) => d.sessions.byCorrelation(correlationId)),
     // Not cached: one list for all clusters, changed by every create and end anywhere.
-    activeClusters: () => read('sessions', 'sessions.activeClusters', (d) => d.sessions.activeClusters()),
+    activeClusterPage: (after, limit, within) =>
+      read('sessions', 'sessions.activeClusters', (d) => d.sessions.activeClusterPage(after, limit, within)),
     isClusterActive,
   };
 
@@ -1317,16 +1320,19 @@ export function createHybridDriver(
   };
 
   const tokens: TokenDriver = {
+    // The insert and a revoke of its issuer meet on the one backend serving authentication,
+    // which keeps them atomic; a replay under an issuer revoked meanwhile inserts nothing.
     insert: (token) =>
       write(
         'authentication',
         'tokens.insert',
         (d) => d.tokens.insert(token),
-        () => [{ t: 'token', token }],
+        (_d, inserted) => (inserted ? [{ t: 'token', token }] : []),
         // Nobody holds an unacknowledged token; its record must not verify on the fallback.
-        { undo: (d) => d.tokens.revoke(token.id), undoSafeUnderSync: true },
+        { undo: async (d, inserted) => inserted && d.tokens.revoke(token.id), undoSafeUnderSync: true },
       ),
     findByHash: (hash) => readOwn('authentication', 'tokens.verify', (d) => d.tokens.findByHash(hash)),
+    findById: (id) => readOwn('authentication', 'tokens.get', (d) => d.tokens.findById(id)),
     // Journaled even when the fallback did not know the token: it may live on the primary.
     revoke: (id) =>
       write(
@@ -1335,7 +1341,8 @@ export function createHybridDriver(
         (d) => d.tokens.revoke(id),
         () => [{ t: 'revoke', id }],
       ),
-    list: () => read('authentication', 'tokens.list', (d) => d.tokens.list()),
+    page: (after, limit, within) =>
+      read('authentication', 'tokens.list', (d) => d.tokens.page(after, limit, within)),
   };
 
   const audit: AuditDriver = {
@@ -1355,13 +1362,14 @@ export function createHybridDriver(
     { t: 'conn', id, connection: (await d.connections.get(id)) ?? null },
   ];
   const connections: ConnectionDriver = {
-    register: (connection) =>
+    // Counted on the backend that takes the registration (the fallback's own count in an outage).
+    register: (connection, maxPerToken) =>
       write(
         'pubsub',
         'connections.register',
-        (d) => d.connections.register(connection),
-        (_d, c) => [{ t: 'conn', id: c.connectionId, connection: c }],
-        { undo: (d, c) => d.connections.remove(c.connectionId) },
+        (d) => d.connections.register(connection, maxPerToken),
+        (_d, c) => (c === 'full' ? [] : [{ t: 'conn', id: c.connectionId, connection: c }]),
+        { undo: async (d, c) => (c === 'full' ? undefined : d.connections.remove(c.connectionId)) },
       ),
     get: (id) => read('pubsub', 'connections.get', (d) => d.connections.get(id)),
     subscribe: (id, channel, maxChannels) =>
@@ -1387,6 +1395,10 @@ export function createHybridDriver(
         (d) => d.connections.remove(id),
         () => [{ t: 'conn', id, connection: null }],
       ),
+    byToken: (tokenId, after, limit) =>
+      read('pubsub', 'connections.byToken', (d) => d.connections.byToken(tokenId, after, limit)),
+    withExpiredToken: (limit) =>
+      read('pubsub', 'connections.withExpiredToken', (d) => d.connections.withExpiredToken(limit)),
   };
 
   // -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
  * journal in order leaves the target with the last state the source answered.
  */
 import type { Driver, StoredToken } from '../driver.js';
+import { MAX_CHANNELS_PER_CONNECTION } from '../facade.js';
 import type { AuditEntry, Connection, Session } from '../types.js';
 import type { BackendName } from './settings.js';
 
@@ -188,17 +189,25 @@ export async function applyEntry(
       await hooks.sessionChanged?.(s.clusterId);
       return 'done';
     }
-    case 'token':
-      if (!(await target.tokens.findByHash(entry.token.hash))) {
-        await guard();
-        try {
-          await target.tokens.insert(entry.token);
-        } catch (error) {
-          // Inserted meanwhile (a replay running twice): the record is there, which is the goal.
-          if (!(await target.tokens.findByHash(entry.token.hash))) throw error;
-        }
+    case 'token': {
+      const { token } = entry;
+      if (await target.tokens.findByHash(token.hash)) return 'done';
+      await guard();
+      let inserted: boolean;
+      try {
+        inserted = await target.tokens.insert(token);
+      } catch (error) {
+        // Inserted meanwhile (a replay running twice): the record is there, which is the goal.
+        if (!(await target.tokens.findByHash(token.hash))) throw error;
+        return 'done';
+      }
+      // Refused under an issuer the target does not hold live: revoked there (the token goes
+      // with it, as a revoke wants), or not arrived yet while the source still holds it live.
+      if (!inserted && token.issuerId !== null && (await source.tokens.findById(token.issuerId))) {
+        return 'pending';
       }
       return 'done';
+    }
     case 'revoke':
       await guard();
       await target.tokens.revoke(entry.id);
@@ -231,16 +240,20 @@ export async function applyEntry(
         await target.connections.remove(entry.id);
         return 'done';
       }
+      // Not counted against the token's limit: the source admitted it. Entries journaled before
+      // connections recorded their token carry none ('' never verifies, so the next frame closes it).
       await target.connections.register({
         connectionId: c.connectionId,
         identity: c.identity,
         scopes: c.scopes,
         resources: c.resources,
+        tokenId: c.tokenId ?? '',
+        tokenExpiresAtMs: c.tokenExpiresAt ? Date.parse(c.tokenExpiresAt) : null,
         ttlMs,
       });
       for (const channel of c.channels) {
         await guard();
-        await target.connections.subscribe(c.connectionId, channel, 100);
+        await target.connections.subscribe(c.connectionId, channel, MAX_CHANNELS_PER_CONNECTION);
       }
       return 'done';
     }

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { StorageConfig } from '../../config/index.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
+import { matchesAny } from '../../glob.js';
 import type {
   AuditDriver,
   ConnectionDriver,
@@ -19,6 +20,8 @@ import type {
   TokenDriver,
 } from '../driver.js';
 import { compareBytes, formatEventId, isoTime as iso } from '../driver.js';
+import { covers } from '../lineage.js';
+import { pageOf, tokenPosition } from '../paging.js';
 import type {
   AuditEntry,
   Connection,
@@ -261,11 +264,14 @@ function memorySessions() {
     async byCorrelation(correlationId) {
       return liveWhere((r) => r.correlationId === correlationId);
     },
-    async activeClusters() {
+    async activeClusterPage(after, limit, within) {
       const now = Date.now();
       const clusters = new Set<string>();
-      for (const r of data.values()) if (isLive(r, now)) clusters.add(r.clusterId);
-      return [...clusters].sort();
+      for (const r of data.values()) {
+        if (!isLive(r, now) || (after !== undefined && compareBytes(r.clusterId, after) <= 0)) continue;
+        if (within === undefined || matchesAny(within, r.clusterId)) clusters.add(r.clusterId);
+      }
+      return pageOf([...clusters].sort(compareBytes), limit, (clusterId) => clusterId);
     },
     async isClusterActive(clusterId) {
       const now = Date.now();
@@ -564,32 +570,62 @@ function memoryEvents() {
 function memoryTokens() {
   const byId = new Map<string, StoredToken>();
   const idByHash = new Map<string, string>();
+  /** issuer id → ids of the tokens it issued. */
+  const issued = new Map<string, Set<string>>();
   const isLive = (t: StoredToken, now: number) => t.expiresAt === null || Date.parse(t.expiresAt) > now;
   const info = ({ hash: _hash, ...rest }: StoredToken): TokenInfo => structuredClone(rest);
+  const forget = (t: StoredToken) => {
+    byId.delete(t.id);
+    idByHash.delete(t.hash);
+    if (t.issuerId !== null) issued.get(t.issuerId)?.delete(t.id);
+  };
 
   const driver: TokenDriver = {
     async insert(token) {
+      if (token.issuerId !== null) {
+        const issuer = byId.get(token.issuerId);
+        if (!issuer || !isLive(issuer, Date.now())) return false;
+        const children = issued.get(token.issuerId) ?? new Set<string>();
+        issued.set(token.issuerId, children.add(token.id));
+      }
       byId.set(token.id, structuredClone(token));
       idByHash.set(token.hash, token.id);
+      return true;
     },
     async findByHash(hash) {
       const id = idByHash.get(hash);
       const t = id === undefined ? undefined : byId.get(id);
       return t && isLive(t, Date.now()) ? structuredClone(t) : undefined;
     },
-    async revoke(id) {
+    async findById(id) {
       const t = byId.get(id);
-      if (!t) return false;
-      byId.delete(id);
-      idByHash.delete(t.hash);
-      return isLive(t, Date.now());
+      return t && isLive(t, Date.now()) ? info(t) : undefined;
     },
-    async list() {
+    async revoke(id) {
       const now = Date.now();
-      return [...byId.values()]
-        .filter((t) => isLive(t, now))
-        .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id))
+      const root = byId.get(id);
+      if (!root) return [];
+      const revoked: string[] = [];
+      const pending = [root];
+      for (let t = pending.shift(); t; t = pending.shift()) {
+        forget(t);
+        if (isLive(t, now)) revoked.push(t.id);
+        for (const child of issued.get(t.id) ?? []) {
+          const c = byId.get(child);
+          if (c) pending.push(c);
+        }
+        issued.delete(t.id);
+      }
+      return isLive(root, now) ? revoked : [];
+    },
+    async page(after, limit, within) {
+      const now = Date.now();
+      const tokens = [...byId.values()]
+        .filter((t) => isLive(t, now) && (after === undefined || compareBytes(tokenPosition(t), after) > 0))
+        .filter((t) => within === undefined || covers(within, t.resources))
+        .sort((a, b) => compareBytes(tokenPosition(a), tokenPosition(b)))
         .map(info);
+      return pageOf(tokens, limit, tokenPosition);
     },
   };
   const sweep = (limit: number) => {
@@ -598,8 +634,8 @@ function memoryTokens() {
     for (const t of byId.values()) {
       if (removed >= limit) break;
       if (!isLive(t, now)) {
-        byId.delete(t.id);
-        idByHash.delete(t.hash);
+        forget(t);
+        issued.delete(t.id);
         removed++;
       }
     }
@@ -670,6 +706,8 @@ interface ConnectionRecord {
   identity: string;
   scopes: Connection['scopes'];
   resources: string[];
+  tokenId: string;
+  tokenExpiresAt: number | null;
   connectedAt: number;
   expiresAt: number;
   channels: Set<string>;
@@ -679,6 +717,8 @@ function memoryConnections() {
   const byId = new Map<string, ConnectionRecord>();
   /** channel → ids of the connections subscribed to it (live or not yet swept). */
   const byChannel = new Map<string, Set<string>>();
+  /** token id → ids of the connections opened with it (live or not yet swept). */
+  const byTokenId = new Map<string, Set<string>>();
   const isLive = (r: ConnectionRecord, now: number) => r.expiresAt > now;
   const live = (id: string, now = Date.now()) => {
     const r = byId.get(id);
@@ -689,6 +729,8 @@ function memoryConnections() {
     identity: r.identity,
     scopes: [...r.scopes],
     resources: [...r.resources],
+    tokenId: r.tokenId,
+    tokenExpiresAt: r.tokenExpiresAt === null ? null : iso(r.tokenExpiresAt),
     connectedAt: iso(r.connectedAt),
     expiresAt: iso(r.expiresAt),
     channels: [...r.channels].sort(compareBytes),
@@ -701,24 +743,42 @@ function memoryConnections() {
   /** Forgets a connection and both directions of its subscriptions. */
   const drop = (r: ConnectionRecord) => {
     for (const channel of r.channels) unlink(r.connectionId, channel);
+    const ofToken = byTokenId.get(r.tokenId);
+    ofToken?.delete(r.connectionId);
+    if (ofToken?.size === 0) byTokenId.delete(r.tokenId);
     byId.delete(r.connectionId);
   };
+  const liveOfToken = (tokenId: string, now: number) =>
+    [...(byTokenId.get(tokenId) ?? [])].filter((id) => live(id, now));
 
   const driver: ConnectionDriver = {
-    async register(c) {
+    // No await between the count and the insert: atomic in this process.
+    async register(c, maxPerToken) {
+      const now = Date.now();
+      if (maxPerToken !== undefined) {
+        const others = liveOfToken(c.tokenId, now).filter((id) => id !== c.connectionId);
+        if (others.length >= maxPerToken) return 'full';
+      }
       const old = byId.get(c.connectionId);
       if (old) drop(old);
-      const now = Date.now();
       const record: ConnectionRecord = {
         connectionId: c.connectionId,
         identity: c.identity,
         scopes: [...c.scopes],
         resources: [...c.resources],
+        tokenId: c.tokenId,
+        tokenExpiresAt: c.tokenExpiresAtMs,
         connectedAt: now,
         expiresAt: now + c.ttlMs,
         channels: new Set(),
       };
       byId.set(c.connectionId, record);
+      let ofToken = byTokenId.get(c.tokenId);
+      if (!ofToken) {
+        ofToken = new Set();
+        byTokenId.set(c.tokenId, ofToken);
+      }
+      ofToken.add(c.connectionId);
       return view(record);
     },
     async get(id) {
@@ -757,6 +817,21 @@ function memoryConnections() {
       if (!r) return false;
       drop(r);
       return isLive(r, Date.now());
+    },
+    async byToken(tokenId, after, limit) {
+      const ids = liveOfToken(tokenId, Date.now())
+        .filter((id) => after === undefined || compareBytes(id, after) > 0)
+        .sort(compareBytes);
+      return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
+    },
+    // A scan: the memory backend is for tests and experiments, where the registry is small.
+    async withExpiredToken(limit) {
+      const now = Date.now();
+      return [...byId.values()]
+        .filter((r) => r.tokenExpiresAt !== null && r.tokenExpiresAt <= now && isLive(r, now))
+        .sort((a, b) => (a.tokenExpiresAt as number) - (b.tokenExpiresAt as number))
+        .slice(0, limit)
+        .map((r) => r.connectionId);
     },
   };
   const sweep = (limit: number) => {

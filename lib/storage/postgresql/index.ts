@@ -27,6 +27,7 @@ import type {
   TokenDriver,
 } from '../driver.js';
 import { formatEventId, isoTime as iso } from '../driver.js';
+import { pageOf, parseTokenPosition, tokenPosition } from '../paging.js';
 import type {
   AuditEntry,
   Connection,
@@ -40,6 +41,7 @@ import type {
   TokenInfo,
 } from '../types.js';
 import { parseJson } from '../validate.js';
+import { likePatterns } from './like.js';
 import { migrate } from './migrate.js';
 import { createSql, quoteIdent, type Row, type Sql, type SqlExecutor, withErrorMapping } from './sql.js';
 
@@ -154,7 +156,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     sessions: pgSessions(t, query),
     queues: queues.driver,
     events: events.driver,
-    tokens: pgTokens(t, query),
+    tokens: pgTokens(t, query, transaction),
     audit: pgAudit(config, t, query),
     connections: pgConnections(t, query, transaction),
     pools() {
@@ -542,19 +544,28 @@ function pgSessions(t: Table, query: Query): SessionDriver {
     },
     byCluster: (clusterId) => many('cluster_id', clusterId),
     byCorrelation: (correlationId) => many('correlation_id', correlationId),
-    async activeClusters() {
-      // A skip scan over the cluster index: one probe per active cluster, however many sessions each has.
+    async activeClusterPage(after, limit, within) {
+      // A skip scan over the cluster index: one probe per active cluster, however many sessions
+      // each has; the recursion runs only as far as the outer LIMIT fetches.
+      const filter = within === undefined ? '' : 'AND cluster_id LIKE ANY($3::text[])';
       const rows = await query<{ cluster_id: string }>(
         `WITH RECURSIVE c AS (
-           (SELECT cluster_id FROM ${sessions} WHERE expires_at > now() ORDER BY cluster_id LIMIT 1)
+           (SELECT cluster_id FROM ${sessions} WHERE cluster_id > $1 AND expires_at > now()
+            ORDER BY cluster_id LIMIT 1)
            UNION ALL
            SELECT (SELECT s.cluster_id FROM ${sessions} s
                    WHERE s.cluster_id > c.cluster_id AND s.expires_at > now() ORDER BY s.cluster_id LIMIT 1)
            FROM c WHERE c.cluster_id IS NOT NULL
          )
-         SELECT cluster_id FROM c WHERE cluster_id IS NOT NULL`,
+         SELECT cluster_id FROM c WHERE cluster_id IS NOT NULL ${filter} LIMIT $2`,
+        // Every name is longer than '': the first page starts before all of them.
+        [after ?? '', limit + 1, ...(within === undefined ? [] : [likePatterns(within)])],
       );
-      return rows.map((r) => r.cluster_id).sort();
+      return pageOf(
+        rows.map((r) => r.cluster_id),
+        limit,
+        (clusterId) => clusterId,
+      );
     },
     async isClusterActive(clusterId) {
       const [row] = await query<{ active: boolean }>(
@@ -1088,12 +1099,23 @@ type TokenRow = {
   resources: string[];
   created: number;
   expires: number | null;
+  issuer_id: string | null;
 };
 
-function pgTokens(t: Table, query: Query): TokenDriver {
+/** Times a revoke that met a deadlock (two revokes of overlapping trees) runs again. */
+const REVOKE_ATTEMPTS = 3;
+
+/**
+ * Tokens and their lineage (0004_token_lineage.sql). An insert under an issuer takes a share lock
+ * on the issuer's live row in the same statement; a revoke locks every row of the tree below the
+ * token (`FOR UPDATE`, which that share lock waits for) before deleting it. So an insert either
+ * commits before the revoke locks its issuer — and the revoke, walking again after its locks,
+ * finds the new token — or waits and then finds its issuer gone.
+ */
+function pgTokens(t: Table, query: Query, transaction: Transaction): TokenDriver {
   const tokens = t('tokens');
   const LIVE = '(expires_at IS NULL OR expires_at > now())';
-  const COLUMNS = `id, hash, identity, scopes, resources, ${ms('created_at')} AS created, ${ms('expires_at')} AS expires`;
+  const COLUMNS = `id, hash, identity, scopes, resources, ${ms('created_at')} AS created, ${ms('expires_at')} AS expires, issuer_id`;
   const info = (r: TokenRow): TokenInfo => ({
     id: r.id,
     identity: r.identity,
@@ -1101,22 +1123,60 @@ function pgTokens(t: Table, query: Query): TokenDriver {
     resources: r.resources,
     createdAt: iso(num(r.created)),
     expiresAt: nullableMs(r.expires),
+    issuerId: r.issuer_id,
   });
+  const INSERT = `INSERT INTO ${tokens} (id, hash, identity, scopes, resources, created_at, expires_at, issuer_id)`;
+  const VALUES = '$1, $2, $3, $4::text[], $5::text[], $6::timestamptz, $7::timestamptz';
+  /** Locks the rows of the tree below `$1` (those a concurrent revoke has not deleted), in id order. */
+  const LOCK_TREE = `WITH RECURSIVE tree(id) AS (
+      SELECT $1::text COLLATE "C"
+      UNION
+      SELECT c.id FROM ${tokens} c JOIN tree ON c.issuer_id = tree.id
+    )
+    SELECT id FROM ${tokens} WHERE id IN (SELECT id FROM tree) ORDER BY id FOR UPDATE`;
+
+  const revokeOnce = (id: string) =>
+    transaction(async (tx) => {
+      // Each walk is a new snapshot (READ COMMITTED) taken after the previous walk's locks: a
+      // token inserted under a locked row committed before that lock, so the next walk sees it.
+      // Locked rows stay, so the tree only grows; it is whole once a walk finds nothing new.
+      let locked = 0;
+      let tree: string[] = [];
+      for (;;) {
+        tree = (await tx.query<{ id: string }>(LOCK_TREE, [id])).map((r) => r.id);
+        if (tree.length === locked) break;
+        locked = tree.length;
+      }
+      if (tree.length === 0) return [];
+      const rows = await tx.query<{ id: string; live: boolean }>(
+        `DELETE FROM ${tokens} WHERE id = ANY($1::text[]) RETURNING id, ${LIVE} AS live`,
+        [tree],
+      );
+      if (!rows.some((r) => r.id === id && r.live)) return [];
+      return [id, ...rows.filter((r) => r.live && r.id !== id).map((r) => r.id)];
+    });
+
   return {
     async insert(token) {
-      await query(
-        `INSERT INTO ${tokens} (id, hash, identity, scopes, resources, created_at, expires_at)
-         VALUES ($1, $2, $3, $4::text[], $5::text[], $6::timestamptz, $7::timestamptz)`,
-        [
-          token.id,
-          token.hash,
-          token.identity,
-          token.scopes,
-          token.resources,
-          token.createdAt,
-          token.expiresAt,
-        ],
+      const params = [
+        token.id,
+        token.hash,
+        token.identity,
+        token.scopes,
+        token.resources,
+        token.createdAt,
+        token.expiresAt,
+      ];
+      if (token.issuerId === null) {
+        await query(`${INSERT} VALUES (${VALUES}, NULL)`, params);
+        return true;
+      }
+      const inserted = await query(
+        `WITH issuer AS (SELECT id FROM ${tokens} WHERE id = $8 AND ${LIVE} FOR KEY SHARE)
+         ${INSERT} SELECT ${VALUES}, issuer.id FROM issuer RETURNING 1`,
+        [...params, token.issuerId],
       );
+      return inserted.length === 1;
     },
     async findByHash(hash) {
       const [row] = await query<TokenRow>(`SELECT ${COLUMNS} FROM ${tokens} WHERE hash = $1 AND ${LIVE}`, [
@@ -1124,18 +1184,40 @@ function pgTokens(t: Table, query: Query): TokenDriver {
       ]);
       return row && { ...info(row), hash: row.hash };
     },
-    async revoke(id) {
-      const [row] = await query<{ live: boolean }>(
-        `DELETE FROM ${tokens} WHERE id = $1 RETURNING ${LIVE} AS live`,
-        [id],
-      );
-      return row?.live === true;
+    async findById(id) {
+      const [row] = await query<TokenRow>(`SELECT ${COLUMNS} FROM ${tokens} WHERE id = $1 AND ${LIVE}`, [id]);
+      return row && info(row);
     },
-    async list() {
+    async revoke(id) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await revokeOnce(id);
+        } catch (error) {
+          const state = (error as { cause?: { code?: unknown } }).cause?.code;
+          if (state !== '40P01' || attempt >= REVOKE_ATTEMPTS) throw error;
+        }
+      }
+    },
+    async page(after, limit, within) {
+      const params: unknown[] = [limit + 1];
+      const where = [LIVE];
+      if (after !== undefined) {
+        const { createdAt, id } = parseTokenPosition(after);
+        params.push(createdAt, id);
+        where.push(`(created_at, id) > ($${params.length - 1}::timestamptz, $${params.length}::text)`);
+      }
+      if (within !== undefined) {
+        params.push(likePatterns(within));
+        // Every glob of the token, read as text, matched by one of the caller's (lineage.covers).
+        where.push(
+          `NOT EXISTS (SELECT 1 FROM unnest(resources) r WHERE NOT (r LIKE ANY($${params.length}::text[])))`,
+        );
+      }
       const rows = await query<TokenRow>(
-        `SELECT ${COLUMNS} FROM ${tokens} WHERE ${LIVE} ORDER BY created_at, id`,
+        `SELECT ${COLUMNS} FROM ${tokens} WHERE ${where.join(' AND ')} ORDER BY created_at, id LIMIT $1`,
+        params,
       );
-      return rows.map(info);
+      return pageOf(rows.map(info), limit, tokenPosition);
     },
   };
 }
@@ -1212,40 +1294,64 @@ type ConnectionRow = {
   identity: string;
   scopes: string[];
   resources: string[];
+  token_id: string;
+  token_expires: number | null;
   connected: number;
   expires: number;
   channels: string[];
 };
 
 /**
- * The WebSocket connection registry (0002_connections.sql). `register` and `subscribe` are a
- * transaction each: the first statement locks the connection's row, so the second one (with a
- * snapshot taken after the lock) sees every subscription committed before it. That keeps a
- * replaced registration from keeping a subscription made concurrently, and the channel limit
- * exact under concurrent subscribes of one connection. Reads are one statement each.
+ * The WebSocket connection registry (0002_connections.sql, 0005_connection_tokens.sql).
+ * `register` and `subscribe` are a transaction each: the first statement locks the connection's
+ * row, so the second one (with a snapshot taken after the lock) sees every subscription
+ * committed before it. That keeps a replaced registration from keeping a subscription made
+ * concurrently, and the channel limit exact under concurrent subscribes of one connection. A
+ * counted `register` first takes a transaction-scoped advisory lock on its token, so
+ * registrations of one token count one after another and never pass the limit together.
+ * Reads are one statement each.
  */
 function pgConnections(t: Table, query: Query, transaction: Transaction): ConnectionDriver {
   const conns = t('ws_connections');
   const subs = t('ws_subscriptions');
   return {
-    async register(c) {
+    async register(c, maxPerToken) {
       const row = await transaction(async (tx) => {
+        if (maxPerToken !== undefined) {
+          // Two int4 keys: a space apart from the migrations' bigint lock.
+          await tx.query('SELECT pg_advisory_xact_lock(hashtext($1::text), hashtext($2::text))', [
+            conns,
+            c.tokenId,
+          ]);
+          const [count] = await tx.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM ${conns}
+             WHERE token_id = $1 AND connection_id <> $2 AND expires_at > now()`,
+            [c.tokenId, c.connectionId],
+          );
+          if (num(count?.n ?? 0) >= maxPerToken) return undefined;
+        }
         const [row] = await tx.query<{ connected: number; expires: number }>(
-          `INSERT INTO ${conns} (connection_id, identity, scopes, resources, connected_at, expires_at)
-           VALUES ($1, $2, $3::text[], $4::text[], ${NOW_MS}, ${NOW_MS} + ${msInterval('$5')})
+          `INSERT INTO ${conns} (connection_id, identity, scopes, resources, token_id, token_expires_at,
+             connected_at, expires_at)
+           VALUES ($1, $2, $3::text[], $4::text[], $5, ${atMs('$6')}, ${NOW_MS}, ${NOW_MS} + ${msInterval('$7')})
            ON CONFLICT (connection_id) DO UPDATE SET identity = EXCLUDED.identity, scopes = EXCLUDED.scopes,
-             resources = EXCLUDED.resources, connected_at = EXCLUDED.connected_at, expires_at = EXCLUDED.expires_at
+             resources = EXCLUDED.resources, token_id = EXCLUDED.token_id,
+             token_expires_at = EXCLUDED.token_expires_at, connected_at = EXCLUDED.connected_at,
+             expires_at = EXCLUDED.expires_at
            RETURNING ${ms('connected_at')} AS connected, ${ms('expires_at')} AS expires`,
-          [c.connectionId, c.identity, c.scopes, c.resources, c.ttlMs],
+          [c.connectionId, c.identity, c.scopes, c.resources, c.tokenId, c.tokenExpiresAtMs, c.ttlMs],
         );
         await tx.query(`DELETE FROM ${subs} WHERE connection_id = $1`, [c.connectionId]);
         return row!;
       });
+      if (row === undefined) return 'full';
       return {
         connectionId: c.connectionId,
         identity: c.identity,
         scopes: [...c.scopes],
         resources: [...c.resources],
+        tokenId: c.tokenId,
+        tokenExpiresAt: c.tokenExpiresAtMs === null ? null : iso(c.tokenExpiresAtMs),
         connectedAt: iso(num(row.connected)),
         expiresAt: iso(num(row.expires)),
         channels: [],
@@ -1253,7 +1359,8 @@ function pgConnections(t: Table, query: Query, transaction: Transaction): Connec
     },
     async get(id) {
       const [row] = await query<ConnectionRow>(
-        `SELECT identity, scopes, resources, ${ms('connected_at')} AS connected, ${ms('expires_at')} AS expires,
+        `SELECT identity, scopes, resources, token_id, ${ms('token_expires_at')} AS token_expires,
+           ${ms('connected_at')} AS connected, ${ms('expires_at')} AS expires,
            ARRAY(SELECT s.channel FROM ${subs} s WHERE s.connection_id = c.connection_id ORDER BY s.channel) AS channels
          FROM ${conns} c WHERE connection_id = $1 AND expires_at > now()`,
         [id],
@@ -1264,6 +1371,8 @@ function pgConnections(t: Table, query: Query, transaction: Transaction): Connec
         identity: row.identity,
         scopes: row.scopes as Connection['scopes'],
         resources: row.resources,
+        tokenId: row.token_id,
+        tokenExpiresAt: nullableMs(row.token_expires),
         connectedAt: iso(num(row.connected)),
         expiresAt: iso(num(row.expires)),
         channels: row.channels,
@@ -1317,6 +1426,25 @@ function pgConnections(t: Table, query: Query, transaction: Transaction): Connec
         [id],
       );
       return row?.live === true;
+    },
+    async byToken(tokenId, after, limit) {
+      const rows = await query<{ connection_id: string }>(
+        `SELECT connection_id FROM ${conns}
+         WHERE token_id = $1 AND connection_id > $2 AND expires_at > now()
+         ORDER BY connection_id LIMIT $3`,
+        [tokenId, after ?? '', limit + 1],
+      );
+      const ids = rows.map((r) => r.connection_id);
+      return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
+    },
+    async withExpiredToken(limit) {
+      const rows = await query<{ connection_id: string }>(
+        `SELECT connection_id FROM ${conns}
+         WHERE token_expires_at IS NOT NULL AND token_expires_at <= now() AND expires_at > now()
+         ORDER BY token_expires_at LIMIT $1`,
+        [limit],
+      );
+      return rows.map((r) => r.connection_id);
     },
   };
 }

@@ -13,6 +13,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { StorageConfig } from '../../config/index.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
+import { matchesAny } from '../../glob.js';
 import type {
   AuditDriver,
   ConnectionDriver,
@@ -25,15 +26,9 @@ import type {
   TokenDriver,
 } from '../driver.js';
 import { compareBytes, formatEventId, isoTime as iso } from '../driver.js';
-import type {
-  AuditEntry,
-  Connection,
-  PoolUse,
-  PublishedEvent,
-  ReceivedMessage,
-  Session,
-  TokenInfo,
-} from '../types.js';
+import { covers } from '../lineage.js';
+import { readFiltered, tokenPosition } from '../paging.js';
+import type { AuditEntry, Connection, PoolUse, PublishedEvent, ReceivedMessage, Session } from '../types.js';
 import { parseJson } from '../validate.js';
 import { createRedisClient, duplicateClient, mapRedisError, type RedisClient } from './client.js';
 import { type ScriptName, SESSION_FIELDS, scripts } from './scripts.js';
@@ -330,9 +325,22 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
     },
     byCluster: (clusterId) => list(`${base}cluster:${clusterId}`),
     byCorrelation: (correlationId) => list(`${base}corr:${correlationId}`),
-    async activeClusters() {
-      return ((await run('sessionActiveClusters', [clusters], [])) as string[]).sort();
-    },
+    activeClusterPage: (after, limit, within) =>
+      readFiltered(
+        async (from, count) => {
+          const reply = (await run(
+            'sessionClusterPage',
+            [clusters, `${base}names`],
+            [from ?? '', count],
+          )) as [number, string, ...string[]];
+          const [more, last, ...ids] = reply;
+          return { items: ids, last: last || undefined, more: more === 1 };
+        },
+        after,
+        limit,
+        within === undefined ? undefined : (clusterId) => matchesAny(within, clusterId),
+        (clusterId) => clusterId,
+      ),
     async isClusterActive(clusterId) {
       return (await run('sessionIsClusterActive', [clusters], [clusterId])) === 1;
     },
@@ -711,30 +719,60 @@ function pairs(flat: string[]): Record<string, string> {
 
 function redisTokens(client: RedisClient, run: ScriptCaller, base: string): TokenDriver {
   const ids = `${base}ids`;
-  const byCreation = (a: TokenInfo, b: TokenInfo) =>
-    a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id);
   return {
     async insert(token) {
       const expiresAt = token.expiresAt === null ? '' : Date.parse(token.expiresAt);
-      await run('tokenInsert', [ids], [base, token.id, token.hash, JSON.stringify(token), expiresAt]);
+      const args = [
+        base,
+        token.id,
+        token.hash,
+        JSON.stringify(token),
+        expiresAt,
+        token.issuerId ?? '',
+        tokenPosition(token),
+      ];
+      return (await run('tokenInsert', [ids], args)) === 1;
     },
     async findByHash(hash) {
       const text = await client.get(`${base}h:${hash}`);
-      return text === null ? undefined : (JSON.parse(text) as StoredToken);
+      return text === null ? undefined : storedToken(text);
+    },
+    async findById(id) {
+      const text = (await run('tokenGet', [ids], [base, id])) as string | null;
+      if (text === null) return undefined;
+      const { hash: _hash, ...info } = storedToken(text);
+      return info;
     },
     async revoke(id) {
-      return (await run('tokenRevoke', [ids], [base, id])) === 1;
+      return (await run('tokenRevoke', [ids], [base, id])) as string[];
     },
-    async list() {
-      const records = (await run('tokenList', [ids], [base])) as string[];
-      return records
-        .map((text) => {
-          const { hash: _hash, ...info } = JSON.parse(text) as StoredToken;
-          return info;
-        })
-        .sort(byCreation);
-    },
+    page: (after, limit, within) =>
+      readFiltered(
+        async (from, count) => {
+          const reply = (await run('tokenPage', [ids, `${base}order`], [base, from ?? '', count])) as [
+            number,
+            string,
+            ...string[],
+          ];
+          const [more, last, ...records] = reply;
+          const items = records.map((text) => {
+            const { hash: _hash, ...info } = storedToken(text);
+            return info;
+          });
+          return { items, last: last || undefined, more: more === 1 };
+        },
+        after,
+        limit,
+        within === undefined ? undefined : (token) => covers(within, token.resources),
+        tokenPosition,
+      ),
   };
+}
+
+/** A stored record; records written before lineage existed have no `issuerId`. */
+function storedToken(text: string): StoredToken {
+  const record = JSON.parse(text) as StoredToken;
+  return { ...record, issuerId: record.issuerId ?? null };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -802,17 +840,31 @@ function redisAudit(run: ScriptCaller, base: string, config: StorageConfig): Aud
 function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
   const conns = `${base}conns`;
   return {
-    async register(c) {
-      const [connected, exp] = (await run(
+    async register(c, maxPerToken) {
+      const reply = (await run(
         'connectionRegister',
         [conns],
-        [base, c.connectionId, c.identity, JSON.stringify(c.scopes), JSON.stringify(c.resources), c.ttlMs],
-      )) as [number, number];
+        [
+          base,
+          c.connectionId,
+          c.identity,
+          JSON.stringify(c.scopes),
+          JSON.stringify(c.resources),
+          c.ttlMs,
+          c.tokenId,
+          c.tokenExpiresAtMs ?? '',
+          maxPerToken ?? '',
+        ],
+      )) as [number, number] | 0;
+      if (reply === 0) return 'full';
+      const [connected, exp] = reply;
       return {
         connectionId: c.connectionId,
         identity: c.identity,
         scopes: [...c.scopes],
         resources: [...c.resources],
+        tokenId: c.tokenId,
+        tokenExpiresAt: c.tokenExpiresAtMs === null ? null : iso(c.tokenExpiresAtMs),
         connectedAt: iso(connected),
         expiresAt: iso(exp),
         channels: [],
@@ -821,7 +873,9 @@ function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
     async get(id) {
       const reply = (await run('connectionGet', [conns], [base, id])) as Reply[] | null;
       if (reply === null) return undefined;
-      const [identity, scopes, resources, connected, exp, channels] = reply as [
+      const [identity, scopes, resources, connected, exp, tokenId, tokenExp, channels] = reply as [
+        string,
+        string,
         string,
         string,
         string,
@@ -834,6 +888,8 @@ function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
         identity,
         scopes: JSON.parse(scopes) as Connection['scopes'],
         resources: JSON.parse(resources) as string[],
+        tokenId,
+        tokenExpiresAt: tokenExp === '' ? null : iso(tokenExp),
         connectedAt: iso(connected),
         expiresAt: iso(exp),
         channels: channels.sort(compareBytes),
@@ -856,6 +912,13 @@ function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
     },
     async remove(id) {
       return (await run('connectionRemove', [conns], [base, id])) === 1;
+    },
+    async byToken(tokenId, after, limit) {
+      const ids = (await run('connectionsOfToken', [conns], [base, tokenId, after ?? '', limit])) as string[];
+      return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
+    },
+    async withExpiredToken(limit) {
+      return (await run('connectionsWithExpiredToken', [conns], [base, limit])) as string[];
     },
   };
 }

@@ -67,7 +67,9 @@ return text`,
 // ---------------------------------------------------------------------------------------
 // sessions: one hash tag for the whole store, so one script can update a session and every
 // index. Keys (base = '<prefix>{s}:'): sess:<id> (hash), cluster:<clusterId> and corr:<id>
-// (zsets of session id → expiry ms), clusters (zset of cluster id → latest expiry ms).
+// (zsets of session id → expiry ms), clusters (zset of cluster id → latest expiry ms), names
+// (zset, all scores 0: the members of clusters, for keyset pages by ZRANGEBYLEX; it expires
+// with clusters).
 
 export const SESSION_FIELDS = ['cluster', 'user', 'corr', 'svc', 'data', 'created', 'last', 'exp', 'ttl'];
 const SESSION_HELPERS = `${NOW}
@@ -91,10 +93,13 @@ local function refresh_cluster(base, clusters, cluster, now)
   local top = redis.call('ZRANGE', ckey, -1, -1, 'WITHSCORES')
   if top[2] then
     redis.call('ZADD', clusters, top[2], cluster)
+    redis.call('ZADD', base .. 'names', 0, cluster)
     local latest = redis.call('ZRANGE', clusters, -1, -1, 'WITHSCORES')
     redis.call('PEXPIREAT', clusters, latest[2])
+    redis.call('PEXPIREAT', base .. 'names', latest[2])
   else
     redis.call('ZREM', clusters, cluster)
+    redis.call('ZREM', base .. 'names', cluster)
   end
 end
 `;
@@ -186,11 +191,37 @@ end
 return out`,
 };
 
-/** KEYS[1] clusters → cluster ids with a live session. */
-export const sessionActiveClusters: ScriptDefinition = {
-  numberOfKeys: 1,
+/**
+ * KEYS: clusters, names; ARGV: after (a cluster id; '' = from the start), count → {more (1 when
+ * names holds ids after the last one looked at), the last id looked at or '', then the live
+ * cluster ids among the next `count` names}. When names and clusters disagree in size (clusters
+ * written before names existed), names is rebuilt from clusters first.
+ */
+export const sessionClusterPage: ScriptDefinition = {
+  numberOfKeys: 2,
   lua: `${NOW}
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now_ms(), '+inf')`,
+local clusters, names = KEYS[1], KEYS[2]
+if redis.call('ZCARD', clusters) ~= redis.call('ZCARD', names) then
+  redis.call('DEL', names)
+  for _, cluster in ipairs(redis.call('ZRANGE', clusters, 0, -1)) do redis.call('ZADD', names, 0, cluster) end
+  local latest = redis.call('ZRANGE', clusters, -1, -1, 'WITHSCORES')
+  if latest[2] then redis.call('PEXPIREAT', names, latest[2]) end
+end
+local now = now_ms()
+local from = '-'
+if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
+local ids = redis.call('ZRANGEBYLEX', names, from, '+', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {0, ''}
+for _, cluster in ipairs(ids) do
+  local exp = redis.call('ZSCORE', clusters, cluster)
+  if exp and tonumber(exp) > now then out[#out + 1] = cluster end
+end
+local last = ids[#ids]
+if last then
+  out[2] = last
+  if #redis.call('ZRANGEBYLEX', names, '(' .. last, '+', 'LIMIT', 0, 1) > 0 then out[1] = 1 end
+end
+return out`,
 };
 
 /** KEYS[1] clusters; ARGV[1] cluster id → 1 or 0. One lookup: the hot path. */
@@ -467,34 +498,148 @@ return {seq, now}`,
 
 // ---------------------------------------------------------------------------------------
 // tokens: one hash tag. Keys (base = '<prefix>{t}:'): h:<sha256> (the record as JSON, expiring
-// with the token), ids (hash id → sha256).
+// with the token), ids (hash id → sha256), issuers (hash id → the id of its issuer, for tokens
+// that have one), c:<id> (set: ids of the tokens <id> issued), order (zset, all scores 0: the
+// position '<createdAt ISO>|<id>' of every token in ids, for keyset pages by ZRANGEBYLEX), pos
+// (hash id → its position). A token is live while its h: key exists.
 
-/** KEYS[1] ids; ARGV: base, id, hash, record JSON, expiresAtMs or '' → 1. */
+/** Forgets token `id` (its index entries and its place in its issuer's set); answers its hash or nil. */
+const TOKEN_FORGET = `local function forget_token(base, ids, id)
+  local hash = redis.call('HGET', ids, id)
+  redis.call('HDEL', ids, id)
+  local position = redis.call('HGET', base .. 'pos', id)
+  if position then
+    redis.call('ZREM', base .. 'order', position)
+    redis.call('HDEL', base .. 'pos', id)
+  end
+  local issuer = redis.call('HGET', base .. 'issuers', id)
+  if issuer then
+    redis.call('SREM', base .. 'c:' .. issuer, id)
+    redis.call('HDEL', base .. 'issuers', id)
+  end
+  return hash
+end
+`;
+
+/**
+ * KEYS[1] ids; ARGV: base, id, hash, record JSON, expiresAtMs or '', issuerId or '', position
+ * → 1, or 0 (nothing written) when the issuer is not live.
+ */
 export const tokenInsert: ScriptDefinition = {
   numberOfKeys: 1,
-  lua: `local key = ARGV[1] .. 'h:' .. ARGV[3]
+  lua: `local base, id, issuer = ARGV[1], ARGV[2], ARGV[6]
+if issuer ~= '' then
+  local issuer_hash = redis.call('HGET', KEYS[1], issuer)
+  if not issuer_hash or redis.call('EXISTS', base .. 'h:' .. issuer_hash) == 0 then return 0 end
+  redis.call('SADD', base .. 'c:' .. issuer, id)
+  redis.call('HSET', base .. 'issuers', id, issuer)
+end
+local key = base .. 'h:' .. ARGV[3]
 if ARGV[5] ~= '' then redis.call('SET', key, ARGV[4], 'PXAT', ARGV[5]) else redis.call('SET', key, ARGV[4]) end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[1], id, ARGV[3])
+redis.call('ZADD', base .. 'order', 0, ARGV[7])
+redis.call('HSET', base .. 'pos', id, ARGV[7])
 return 1`,
 };
 
-/** KEYS[1] ids; ARGV: base, id → 1 when a live token was revoked. */
-export const tokenRevoke: ScriptDefinition = {
+/** KEYS[1] ids; ARGV: base, id → the live token's record (JSON) or nil. */
+export const tokenGet: ScriptDefinition = {
   numberOfKeys: 1,
   lua: `local hash = redis.call('HGET', KEYS[1], ARGV[2])
-if not hash then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[2])
-return redis.call('DEL', ARGV[1] .. 'h:' .. hash)`,
+if not hash then return nil end
+return redis.call('GET', ARGV[1] .. 'h:' .. hash)`,
+};
+
+/**
+ * KEYS[1] ids; ARGV: base, id → the ids of the live tokens revoked: the token, then every token
+ * below it (breadth first); empty when the token was not live.
+ */
+export const tokenRevoke: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${TOKEN_FORGET}
+local base = ARGV[1]
+local queue, revoked = {ARGV[2]}, {}
+local i = 1
+while i <= #queue do
+  local id = queue[i]
+  local hash = forget_token(base, KEYS[1], id)
+  if hash and redis.call('DEL', base .. 'h:' .. hash) == 1 then
+    revoked[#revoked + 1] = id
+  elseif i == 1 then
+    -- Not live: nothing revoked (what is below an expired token has expired with it).
+    queue = {}
+  end
+  if #queue > 0 then
+    local children_key = base .. 'c:' .. id
+    for _, child in ipairs(redis.call('SMEMBERS', children_key)) do queue[#queue + 1] = child end
+    redis.call('DEL', children_key)
+  end
+  i = i + 1
+end
+return revoked`,
+};
+
+/**
+ * KEYS: ids, order; ARGV: base, after (a position; '' = from the start), count → {more (1 when
+ * order holds positions after the last one looked at), the last position looked at or '', then
+ * the records (JSON) of the live tokens among the next `count` positions}. Forgets expired
+ * tokens it meets. When order and ids disagree in size (tokens written before order existed),
+ * order is rebuilt from ids first, once.
+ */
+export const tokenPage: ScriptDefinition = {
+  numberOfKeys: 2,
+  lua: `${TOKEN_FORGET}
+local base, ids, order = ARGV[1], KEYS[1], KEYS[2]
+local function forget_dead(id, position)
+  forget_token(base, ids, id)
+  redis.call('ZREM', order, position)
+  redis.call('DEL', base .. 'c:' .. id)
+end
+if redis.call('HLEN', ids) ~= redis.call('ZCARD', order) then
+  redis.call('DEL', order, base .. 'pos')
+  local all = redis.call('HGETALL', ids)
+  for i = 1, #all, 2 do
+    local record = redis.call('GET', base .. 'h:' .. all[i + 1])
+    if record then
+      local position = cjson.decode(record).createdAt .. '|' .. all[i]
+      redis.call('ZADD', order, 0, position)
+      redis.call('HSET', base .. 'pos', all[i], position)
+    else
+      forget_dead(all[i], '')
+    end
+  end
+end
+local from = '-'
+if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
+local positions = redis.call('ZRANGEBYLEX', order, from, '+', 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {0, ''}
+for _, position in ipairs(positions) do
+  -- The position is the 24-character ISO time, '|', the id.
+  local id = string.sub(position, 26)
+  local hash = redis.call('HGET', ids, id)
+  local record = hash and redis.call('GET', base .. 'h:' .. hash)
+  if record then out[#out + 1] = record else forget_dead(id, position) end
+end
+local last = positions[#positions]
+if last then
+  out[2] = last
+  if #redis.call('ZRANGEBYLEX', order, '(' .. last, '+', 'LIMIT', 0, 1) > 0 then out[1] = 1 end
+end
+return out`,
 };
 
 /** KEYS[1] ids; ARGV[1] base → records (JSON) of live tokens; forgets expired ones. */
 export const tokenList: ScriptDefinition = {
   numberOfKeys: 1,
-  lua: `local all = redis.call('HGETALL', KEYS[1])
+  lua: `${TOKEN_FORGET}
+local all = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #all, 2 do
   local record = redis.call('GET', ARGV[1] .. 'h:' .. all[i + 1])
-  if record then out[#out + 1] = record else redis.call('HDEL', KEYS[1], all[i]) end
+  if record then out[#out + 1] = record else
+    forget_token(ARGV[1], KEYS[1], all[i])
+    redis.call('DEL', ARGV[1] .. 'c:' .. all[i])
+  end
 end
 return out`,
 };
@@ -581,13 +726,17 @@ return removed`,
 // script updates a connection and both directions of its subscriptions on Redis Cluster too
 // (no CROSSSLOT). Keys (base = '<prefix>{ws}:'):
 //   conns            zset connection id → expiry ms (liveness for subscribers, and the sweep's index)
-//   conn:<id>        hash identity, scopes (JSON), resources (JSON), connected ms, exp ms
+//   conn:<id>        hash identity, scopes (JSON), resources (JSON), connected ms, exp ms,
+//                    token (its token's id), tokexp (the token's expiry ms, '' = never)
 //   chans:<id>       set of the connection's channels
 //   subs:<channel>   zset (all scores 0, so ZRANGEBYLEX pages in byte order) of subscribed ids
+//   tok:<token id>   zset (all scores 0) of the ids of connections opened with the token
+//   tokenof          hash connection id → token id (what the sweep needs once conn:<id> is gone)
+//   tokexp           zset connection id → its token's expiry ms (only tokens that expire)
 // A connection is live while exp > TIME. conn:<id> expires exactly then (PEXPIREAT); the sets
-// that the sweep needs to undo a connection's subscriptions live GRACE_MS longer, and conns and
-// subs:<channel> as long as their latest member plus GRACE_MS, so Redis drops everything of a
-// dead connection even when no sweep runs.
+// that the sweep needs to undo a connection's subscriptions live GRACE_MS longer, and conns,
+// subs:<channel>, tok:<token id>, tokenof and tokexp as long as their latest member plus
+// GRACE_MS, so Redis drops everything of a dead connection even when no sweep runs.
 
 /** How long a dead connection's indexes outlive it, for the sweep to clean up. */
 export const CONNECTION_GRACE_MS = 3_600_000;
@@ -612,37 +761,74 @@ local function keep_until(key, at, now)
   local left = redis.call('PTTL', key)
   if left < 0 or now + left < at then redis.call('PEXPIREAT', key, at) end
 end
+-- Whether the connection is live and was opened with the token.
+local function live_of_token(base, id, token, now)
+  local f = redis.call('HMGET', base .. 'conn:' .. id, 'token', 'exp')
+  return f[1] == token and tonumber(f[2]) ~= nil and tonumber(f[2]) > now
+end
+-- Removes the connection from its token's indexes.
+local function drop_token(base, id)
+  local token = redis.call('HGET', base .. 'tokenof', id)
+  if token then redis.call('ZREM', base .. 'tok:' .. token, id) end
+  redis.call('HDEL', base .. 'tokenof', id)
+  redis.call('ZREM', base .. 'tokexp', id)
+end
 `;
 
 /**
- * KEYS[1] conns; ARGV: base, id, identity, scopes JSON, resources JSON, ttlMs → {connected, exp}.
- * Replaces an earlier registration and drops its subscriptions.
+ * KEYS[1] conns; ARGV: base, id, identity, scopes JSON, resources JSON, ttlMs, token id, token
+ * expiry ms ('' = never), maxPerToken ('' = no limit) → {connected, exp}, or 0 (nothing
+ * changed) when maxPerToken other live connections hold the token. Replaces an earlier
+ * registration and drops its subscriptions.
  */
 export const connectionRegister: ScriptDefinition = {
   numberOfKeys: 1,
   lua: `${CONNECTION_HELPERS}
-local base, id = ARGV[1], ARGV[2]
+local base, id, token, tokexp = ARGV[1], ARGV[2], ARGV[7], ARGV[8]
 local now = now_ms()
+local tok = base .. 'tok:' .. token
+local max = tonumber(ARGV[9])
+if max then
+  local others = 0
+  for _, other in ipairs(redis.call('ZRANGE', tok, 0, -1)) do
+    if not live_of_token(base, other, token, now) then redis.call('ZREM', tok, other)
+    elseif other ~= id then others = others + 1 end
+  end
+  if others >= max then return 0 end
+end
 local exp = now + tonumber(ARGV[6])
 local key = base .. 'conn:' .. id
 drop_channels(base, id)
+drop_token(base, id)
 redis.call('DEL', key)
-redis.call('HSET', key, 'identity', ARGV[3], 'scopes', ARGV[4], 'resources', ARGV[5], 'connected', now, 'exp', exp)
+redis.call('HSET', key, 'identity', ARGV[3], 'scopes', ARGV[4], 'resources', ARGV[5], 'connected', now, 'exp', exp,
+  'token', token, 'tokexp', tokexp)
 redis.call('PEXPIREAT', key, exp)
 redis.call('ZADD', KEYS[1], exp, id)
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], tonumber(top[2]) + GRACE)
+redis.call('ZADD', tok, 0, id)
+keep_until(tok, exp + GRACE, now)
+redis.call('HSET', base .. 'tokenof', id, token)
+keep_until(base .. 'tokenof', exp + GRACE, now)
+if tokexp ~= '' then
+  redis.call('ZADD', base .. 'tokexp', tokexp, id)
+  keep_until(base .. 'tokexp', exp + GRACE, now)
+end
 return {now, exp}`,
 };
 
-/** KEYS[1] conns; ARGV: base, id → {identity, scopes, resources, connected, exp, {channels}} or nil. */
+/**
+ * KEYS[1] conns; ARGV: base, id → {identity, scopes, resources, connected, exp, token, tokexp,
+ * {channels}} or nil. A registration made before tokens were recorded has token and tokexp ''.
+ */
 export const connectionGet: ScriptDefinition = {
   numberOfKeys: 1,
   lua: `${CONNECTION_HELPERS}
 local base, id = ARGV[1], ARGV[2]
-local f = redis.call('HMGET', base .. 'conn:' .. id, 'identity', 'scopes', 'resources', 'connected', 'exp')
+local f = redis.call('HMGET', base .. 'conn:' .. id, 'identity', 'scopes', 'resources', 'connected', 'exp', 'token', 'tokexp')
 if not f[1] or tonumber(f[5]) <= now_ms() then return nil end
-return {f[1], f[2], f[3], f[4], f[5], redis.call('SMEMBERS', base .. 'chans:' .. id)}`,
+return {f[1], f[2], f[3], f[4], f[5], f[6] or '', f[7] or '', redis.call('SMEMBERS', base .. 'chans:' .. id)}`,
 };
 
 /** KEYS[1] conns; ARGV: base, id, channel, maxChannels → 1 subscribed, 0 not live, -1 full. */
@@ -713,6 +899,7 @@ export const connectionRemove: ScriptDefinition = {
 local base, id = ARGV[1], ARGV[2]
 local exp = live_exp(base, id, now_ms())
 drop_channels(base, id)
+drop_token(base, id)
 redis.call('DEL', base .. 'conn:' .. id)
 redis.call('ZREM', KEYS[1], id)
 if exp then return 1 end
@@ -727,10 +914,63 @@ local base = ARGV[1]
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(dead) do
   drop_channels(base, id)
+  drop_token(base, id)
   redis.call('DEL', base .. 'conn:' .. id)
   redis.call('ZREM', KEYS[1], id)
 end
 return #dead`,
+};
+
+/**
+ * KEYS[1] conns; ARGV: base, token id, after ('' = from the start), limit → up to limit + 1
+ * live ids of the token's connections after \`after\`, in byte order. Members of dead
+ * connections met on the way are removed.
+ */
+export const connectionsOfToken: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${CONNECTION_HELPERS}
+local base, token, limit = ARGV[1], ARGV[2], tonumber(ARGV[4])
+local tok = base .. 'tok:' .. token
+local now = now_ms()
+local min = '-'
+if ARGV[3] ~= '' then min = '(' .. ARGV[3] end
+local out = {}
+while #out <= limit do
+  local batch = redis.call('ZRANGEBYLEX', tok, min, '+', 'LIMIT', 0, limit + 1)
+  for _, id in ipairs(batch) do
+    if live_of_token(base, id, token, now) then
+      out[#out + 1] = id
+      if #out > limit then break end
+    else
+      redis.call('ZREM', tok, id)
+    end
+  end
+  if #batch <= limit then break end
+  min = '(' .. batch[#batch]
+end
+return out`,
+};
+
+/**
+ * KEYS[1] conns; ARGV: base, limit → up to limit live connection ids whose token expired by
+ * TIME, earliest expiry first. Members of dead connections met on the way are removed.
+ */
+export const connectionsWithExpiredToken: ScriptDefinition = {
+  numberOfKeys: 1,
+  lua: `${CONNECTION_HELPERS}
+local base, limit = ARGV[1], tonumber(ARGV[2])
+local tokexp = base .. 'tokexp'
+local now = now_ms()
+local out = {}
+while #out < limit do
+  -- Live members stay, dead ones are removed: the next batch starts after the live ones found.
+  local batch = redis.call('ZRANGEBYSCORE', tokexp, '-inf', now, 'LIMIT', #out, limit - #out)
+  if #batch == 0 then break end
+  for _, id in ipairs(batch) do
+    if live_exp(base, id, now) then out[#out + 1] = id else redis.call('ZREM', tokexp, id) end
+  end
+end
+return out`,
 };
 
 export const scripts = {
@@ -741,7 +981,7 @@ export const scripts = {
   sessionKeepAlive,
   sessionEnd,
   sessionList,
-  sessionActiveClusters,
+  sessionClusterPage,
   sessionIsClusterActive,
   sessionSweep,
   queueSend,
@@ -755,6 +995,8 @@ export const scripts = {
   queueRedrive,
   eventPublish,
   tokenInsert,
+  tokenGet,
+  tokenPage,
   tokenRevoke,
   tokenList,
   auditAppend,
@@ -767,6 +1009,8 @@ export const scripts = {
   connectionSubscribers,
   connectionRemove,
   connectionSweep,
+  connectionsOfToken,
+  connectionsWithExpiredToken,
 } as const;
 
 export type ScriptName = keyof typeof scripts;
