@@ -148,7 +148,8 @@ export interface WsCase {
   frame?: Of<string | Buffer>;
   /** Between opening the connection and sending the frame: revoke the token, or let it expire. */
   meanwhile?: 'revoke' | 'expire';
-  expect: { refused: number } | { code: ApiErrorCode; closes?: boolean };
+  /** `closedByServer`: no frame is sent; the server closes the connection by itself. */
+  expect: { refused: number } | { code: ApiErrorCode; closes?: boolean } | { closedByServer: true };
   needs?: string;
 }
 
@@ -1586,12 +1587,7 @@ const wsCases: WsCase[] = [
   refused('connect with a token only in Sec-WebSocket-Protocol that is unknown', 'none', {
     protocol: 'kbs_garbage',
   }),
-  refused(
-    'connect with a token holding neither events:* nor queues:receive',
-    'noWs',
-    undefined,
-    'ws-connect-scope',
-  ),
+  refused('connect with a token holding neither events:* nor queues:receive', 'noWs', undefined),
   frame('an empty frame', ''),
   frame('whitespace only', '  \n '),
   frame('not JSON', 'subscribe hx-news'),
@@ -1700,29 +1696,35 @@ const wsCases: WsCase[] = [
   frame(
     'receive from team-b with a team-a-* token',
     '{"action": "receive", "queue": "team-b-jobs"}',
-    'forbidden',
+    // Queue push delivery over the WebSocket is not served yet (docs/api.md): an unknown action.
+    'bad_request',
     'teamA',
-    'ws-queue-push',
   ),
+  {
+    kind: 'ws',
+    group: 'websocket',
+    attack: 'auth',
+    name: 'the token is revoked while its connection is open: the server closes it',
+    as: 'teamA',
+    meanwhile: 'revoke',
+    expect: { closedByServer: true },
+  },
   ...(
     [
-      ['revoke', 'subscribe', '{"action": "subscribe", "channel": "team-a-news"}'],
-      ['revoke', 'publish', '{"action": "publish", "channel": "team-a-news", "message": 1}'],
-      ['revoke', 'unsubscribe', '{"action": "unsubscribe", "channel": "team-a-news"}'],
-      ['expire', 'subscribe', '{"action": "subscribe", "channel": "team-a-news"}'],
-      ['expire', 'publish', '{"action": "publish", "channel": "team-a-news", "message": 1}'],
+      ['subscribe', '{"action": "subscribe", "channel": "team-a-news"}'],
+      ['publish', '{"action": "publish", "channel": "team-a-news", "message": 1}'],
+      ['unsubscribe', '{"action": "unsubscribe", "channel": "team-a-news"}'],
     ] as const
   ).map(
-    ([meanwhile, action, body]): WsCase => ({
+    ([action, body]): WsCase => ({
       kind: 'ws',
       group: 'websocket',
       attack: 'auth',
-      name: `${action} after the token ${meanwhile === 'revoke' ? 'was revoked' : 'expired'}: refused, and the connection closes`,
+      name: `${action} after the token expired: refused, and the connection closes`,
       as: 'teamA',
-      meanwhile,
+      meanwhile: 'expire',
       frame: body,
       expect: { code: 'unauthorized', closes: true },
-      needs: 'ws-revocation',
     }),
   ),
 ];
