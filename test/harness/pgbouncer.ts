@@ -37,6 +37,8 @@ export interface PgBouncer {
   poolSize: number;
   /** Rows of `SHOW <what>` on the admin console. */
   show(what: 'POOLS' | 'SERVERS' | 'CLIENTS' | 'STATS'): Promise<Record<string, unknown>[]>;
+  /** Runs a command on the admin console (e.g. `RECONNECT`: server connections closed once released). */
+  admin(command: string): Promise<Record<string, unknown>[]>;
   /** Stops PgBouncer (dropping its connections) and removes its directory. */
   stop(): Promise<void>;
 }
@@ -133,13 +135,13 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
   const url = `postgres://${encodeURIComponent(user)}${password ? `:${encodeURIComponent(password)}` : ''}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
   const adminUrl = `postgres://${encodeURIComponent(user)}@127.0.0.1:${port}/pgbouncer`;
 
-  const show = async (what: string) => {
+  const admin = async (command: string) => {
     const client = new pg.Client({ connectionString: adminUrl });
     client.on('error', () => {});
     await client.connect();
     try {
       // Without parameters node-postgres uses the simple protocol, the only one the console speaks.
-      return (await client.query(`SHOW ${what}`)).rows as Record<string, unknown>[];
+      return (await client.query(command)).rows as Record<string, unknown>[];
     } finally {
       await client.end().catch(() => {});
     }
@@ -156,7 +158,7 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
   for (;;) {
     if (child.exitCode !== null) throw new Error(`pgbouncer exited with ${child.exitCode}:\n${log()}`);
     try {
-      await show('VERSION');
+      await admin('SHOW VERSION');
       break;
     } catch (error) {
       if (Date.now() > deadline) {
@@ -173,7 +175,8 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
     adminUrl,
     port,
     poolSize,
-    show,
+    show: (what) => admin(`SHOW ${what}`),
+    admin,
     stop() {
       stopping ??= (async () => {
         // SIGTERM: immediate shutdown (SIGINT would wait for clients to finish).

@@ -120,12 +120,25 @@ export function lostPreparedStatement(error: Error, state: string): PoolerMismat
   );
 }
 
+/**
+ * PgBouncer refused a startup parameter (SQLSTATE 08P01 `unsupported startup parameter`): the
+ * `statement_timeout` the pool sends unless `postgresql.pooler` is `transaction`.
+ */
+export function startupParameterRefused(error: Error): PoolerMismatchError {
+  return new PoolerMismatchError(
+    SETTING,
+    `${error.message}: a PgBouncer is in between. In transaction mode ${FIX}; in session mode add ` +
+      'statement_timeout to its ignore_startup_parameters',
+    { cause: error },
+  );
+}
+
 /** `hearsNotify` failed: LISTEN cannot work on this connection. */
 export function listenBehindPooler(): PoolerMismatchError {
   return new PoolerMismatchError(
     SETTING,
     'LISTEN does not hear a NOTIFY from another connection (a transaction pooler lends the listening ' +
       'session to other clients): long polls and subscriptions poll instead of being woken. ' +
-      `${FIX}, or postgresql.listen: false`,
+      `To fix: ${FIX}, or postgresql.listen: false`,
   );
 }

@@ -13,7 +13,13 @@ import type { PGlite } from '@electric-sql/pglite';
 import type { StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError, StorageError } from '../../errors.js';
 import type { PoolUse } from '../types.js';
-import { hearsNotify, listenBehindPooler, lostPreparedStatement, sharesServerSessions } from './pooler.js';
+import {
+  hearsNotify,
+  listenBehindPooler,
+  lostPreparedStatement,
+  sharesServerSessions,
+  startupParameterRefused,
+} from './pooler.js';
 
 export type Row = Record<string, unknown>;
 export type SqlDriverName = StorageConfig['postgresql']['driver'];
@@ -100,6 +106,8 @@ export function mapSqlError(error: unknown, schema?: string): unknown {
   // The backend prepares statements only by name at the protocol level, never with PREPARE: these
   // two mean a named statement's session changed under it.
   if (state === '26000' || state === '42P05') return lostPreparedStatement(error, state);
+  if (state === '08P01' && /unsupported startup parameter/i.test(error.message))
+    return startupParameterRefused(error);
   if (state !== undefined) {
     return new BackendUnavailableError('postgresql', `${error.message} (SQLSTATE ${state})`, {
       cause: error,
