@@ -39,6 +39,8 @@ export interface PgBouncer {
   show(what: 'POOLS' | 'SERVERS' | 'CLIENTS' | 'STATS'): Promise<Record<string, unknown>[]>;
   /** Runs a command on the admin console (e.g. `RECONNECT`: server connections closed once released). */
   admin(command: string): Promise<Record<string, unknown>[]>;
+  /** Server connections open to the database now (`SHOW SERVERS`), and clients waiting for one (`SHOW POOLS`). */
+  serverUse(): Promise<{ servers: number; waiting: number }>;
   /** Stops PgBouncer (dropping its connections) and removes its directory. */
   stop(): Promise<void>;
 }
@@ -177,6 +179,14 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
     poolSize,
     show: (what) => admin(`SHOW ${what}`),
     admin,
+    async serverUse() {
+      const [servers, pools] = [await admin('SHOW SERVERS'), await admin('SHOW POOLS')];
+      const ours = (row: Record<string, unknown>) => row.database === database;
+      return {
+        servers: servers.filter(ours).length,
+        waiting: pools.filter(ours).reduce((sum, row) => sum + Number(row.cl_waiting ?? 0), 0),
+      };
+    },
     stop() {
       stopping ??= (async () => {
         // SIGTERM: immediate shutdown (SIGINT would wait for clients to finish).

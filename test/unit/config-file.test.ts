@@ -525,9 +525,12 @@ websocket: { fanout_threshold: -1 }
       'postgresql.listen: true cannot work with postgresql.pooler: transaction (a LISTEN stays on a server ' +
         'session the pooler lends to other clients next); leave postgresql.listen unset or false (storage.yaml:3)',
     ]);
-    expect(problemAt(problemsOf(() => load('postgresql: { pooler: session }')), 'postgresql.pooler')).toMatch(
-      /must be one of "none", "transaction", got "session"/,
-    );
+    expect(
+      problemAt(
+        problemsOf(() => load('postgresql: { pooler: session }')),
+        'postgresql.pooler',
+      ),
+    ).toMatch(/must be one of "none", "transaction", got "session"/);
   });
 
   it('every problem of a file in one error, each with its line', () => {
