@@ -42,7 +42,7 @@ describe.skipIf(unavailable !== undefined)(
           report.restarts
             .map(
               (r) =>
-                `${r.mode}: down ${Math.round(r.downMs)} ms, recovered ${Math.round(r.recoveryMs)} ms after`,
+                `${r.mode}: writes again ${Math.round(r.recoveryMs)} ms after the start command, gap ${Math.round(r.gapMs)} ms`,
             )
             .join('; '),
       );
