@@ -8,6 +8,7 @@
  * once (the queue is drained). Each restart reports how long the server was down and how long
  * after it was back the first new write succeeded.
  */
+import pg from 'pg';
 import { BackendUnavailableError } from '../../lib/errors.js';
 import { createStorage } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
@@ -30,6 +31,8 @@ export interface RestartTiming {
   mode: ShutdownMode;
   /** How long `pg_ctl stop` took. */
   stopMs: number;
+  /** From the start command to the server answering a new connection (crash recovery included). */
+  readyMs: number;
   /**
    * From the start command (the server stopped) to the first write begun after the stop being
    * acknowledged: server start-up (with crash recovery after `immediate`) plus the pools
@@ -126,7 +129,7 @@ export async function runRestartScenario(options: RestartOptions): Promise<Resta
   const started = performance.now();
   const containers = Array.from({ length: options.containers }, () => createStorage(config(false)));
   const writers = containers.flatMap((storage, c) => [kvWriter(storage, c), enqueuer(storage, c)]);
-  const marks: { mode: ShutdownMode; stopAt: number; downAt: number }[] = [];
+  const marks: { mode: ShutdownMode; stopAt: number; downAt: number; readyAt: number }[] = [];
   let lastUpAt = started;
   try {
     for (const mode of options.modes) {
@@ -134,9 +137,9 @@ export async function runRestartScenario(options: RestartOptions): Promise<Resta
       const stopAt = performance.now();
       await options.server.stop(mode);
       const downAt = performance.now();
-      await options.server.start();
+      const [readyAt] = await Promise.all([answering(options.url), options.server.start()]);
       lastUpAt = performance.now();
-      marks.push({ mode, stopAt, downAt });
+      marks.push({ mode, stopAt, downAt, readyAt });
     }
     await sleep(options.phaseMs);
   } finally {
@@ -146,14 +149,20 @@ export async function runRestartScenario(options: RestartOptions): Promise<Resta
   }
   const durationMs = performance.now() - started;
 
-  const restarts = marks.map(({ mode, stopAt, downAt }): RestartTiming => {
+  const restarts = marks.map(({ mode, stopAt, downAt, readyAt }): RestartTiming => {
     const before = successes
       .filter((s) => s.ended <= downAt)
       .reduce((last, s) => Math.max(last, s.ended), stopAt);
     const after = successes
       .filter((s) => s.started >= downAt)
       .reduce((first, s) => Math.min(first, s.ended), Number.POSITIVE_INFINITY);
-    return { mode, stopMs: downAt - stopAt, recoveryMs: after - downAt, gapMs: after - before };
+    return {
+      mode,
+      stopMs: downAt - stopAt,
+      readyMs: readyAt - downAt,
+      recoveryMs: after - downAt,
+      gapMs: after - before,
+    };
   });
 
   const kv = await checkKv(setup, kvAcked, kvAttempted);
@@ -168,6 +177,23 @@ export async function runRestartScenario(options: RestartOptions): Promise<Resta
     acknowledgedAfterLastRestart: successes.filter((s) => s.started >= lastUpAt).length,
     durationMs,
   };
+}
+
+/** When (performance.now()) a new connection to `url` first runs a statement, polling every 20 ms. */
+async function answering(url: string): Promise<number> {
+  for (;;) {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return performance.now();
+    } catch {
+      await sleep(20);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
 }
 
 async function checkKv(
