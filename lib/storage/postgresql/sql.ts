@@ -359,28 +359,22 @@ function poolSql({
       max: pool.options.max ?? null,
     }),
     async detectTransactionPooler() {
-      // Two pooled connections when the pool has room (both stay for later use), else one of its own.
-      const first = await checkout();
-      let second: PoolClientLike | ClientLike | undefined;
-      const own = (pool.options.max ?? 1) < 2;
+      // Two pooled connections when the pool has room (both stay for later use), else one of
+      // its own; opened at once, so the check costs one connection set-up, not two.
+      const own = (pool.options.max ?? 1) < 2 ? newClient() : undefined;
+      own?.on('error', () => {});
+      const opened = await Promise.allSettled([checkout(), own ? own.connect().then(() => own) : checkout()]);
+      const [first, second] = opened.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
       let broken: Error | undefined;
       try {
-        if (own) {
-          const client = newClient();
-          client.on('error', () => {});
-          second = client;
-          await client.connect();
-        } else {
-          second = await checkout();
-        }
-        const other = second;
-        return await sharesServerSessions(first, { query: (text) => other.query(text) });
+        for (const r of opened) if (r.status === 'rejected') throw r.reason;
+        return await sharesServerSessions(first as PoolClientLike, second as PoolClientLike | ClientLike);
       } catch (error) {
         broken = error as Error;
         throw error;
       } finally {
-        release(first, broken);
-        if (own) await (second as ClientLike | undefined)?.end().catch(() => {});
+        if (first) release(first as PoolClientLike, broken);
+        if (own) await own.end().catch(() => {});
         else if (second) release(second as PoolClientLike, broken);
       }
     },
