@@ -98,6 +98,22 @@ export class BackendUnavailableError extends StorageError {
   }
 }
 
+/**
+ * The PostgreSQL connection is not what `postgresql.pooler` says: a pooler that lends server
+ * sessions per transaction (PgBouncer in transaction mode, a Neon `-pooler` endpoint) where the
+ * configuration relies on a session of its own. `setting` names what to change. Not retryable:
+ * every retry meets the same pooler.
+ */
+export class PoolerMismatchError extends BackendUnavailableError {
+  constructor(
+    readonly setting: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('postgresql', message, { ...options, retryable: false });
+  }
+}
+
 /** The configuration is invalid; `problems` lists every bad field with its path. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

@@ -13,6 +13,7 @@ export const ENV_FIELDS: ReadonlyArray<readonly [variable: string, field: string
   ['DATABASE_URL', 'postgresql.url', 'string'],
   ['POSTGRES_DRIVER', 'postgresql.driver', 'string'],
   ['POSTGRES_SCHEMA', 'postgresql.schema', 'string'],
+  ['POSTGRES_POOLER', 'postgresql.pooler', 'string'],
   ['NEON_WS_PROXY', 'postgresql.wsProxy', 'string'],
   ['BOOTSTRAP_TOKEN_HASH', 'auth.bootstrapTokenHash', 'string'],
   ['MAX_VALUE_BYTES', 'limits.maxValueBytes', 'number'],

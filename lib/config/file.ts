@@ -68,6 +68,7 @@ export const FILE_FIELDS: readonly FileField[] = [
     toField: (size) => (size as number) > 0,
   },
   { file: 'postgresql.prepared_statements', field: 'postgresql.preparedStatements' },
+  { file: 'postgresql.pooler', field: 'postgresql.pooler' },
   { file: 'postgresql.listen', field: 'postgresql.listen' },
   { file: 'postgresql.poll_interval', field: 'postgresql.pollInterval' },
   { file: 'postgresql.migrate', field: 'postgresql.migrate' },

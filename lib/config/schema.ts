@@ -68,15 +68,25 @@ export const StorageConfigSchema = T.Object(
         /** A statement running longer fails with `BackendUnavailableError` (`statement_timeout`). */
         commandTimeout: Seconds({ default: 10, maximum: 600 }),
         /**
-         * Use LISTEN/NOTIFY to wake long polls and subscriptions. Needs a direct (unpooled)
-         * connection: turn it off behind PgBouncer or a Neon `-pooler` endpoint; polling then does it all.
+         * What sits between this service and PostgreSQL (docs/reliability.md). `none`: a direct
+         * connection, or a pooler in session mode, where each connection keeps one server
+         * session. `transaction`: a pooler that lends a server session per transaction
+         * (PgBouncer `pool_mode = transaction`, a Neon `-pooler` endpoint, RDS Proxy): then
+         * `listen` and `preparedStatements` default to off and no `statement_timeout` startup
+         * parameter is sent (PgBouncer refuses it).
+         */
+        pooler: T.Union([T.Literal('none'), T.Literal('transaction')], { default: 'none' }),
+        /**
+         * Use LISTEN/NOTIFY to wake long polls and subscriptions. Needs a connection that keeps its
+         * server session: off by default with `pooler: transaction`; polling then does it all.
          */
         listen: T.Boolean({ default: true }),
         /** How often waits and subscriptions look again when no notification came. */
         pollInterval: Seconds({ default: 1, minimum: 0.01, maximum: 60 }),
         /**
-         * Prepare each statement once per connection (`pg`, `neon`). Off for a connection pooler
-         * that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+         * Prepare each statement once per connection (`pg`, `neon`). Off by default with
+         * `pooler: transaction`; on there only for a pooler that keeps protocol-level prepared
+         * statements (PgBouncer 1.21+ with `max_prepared_statements`).
          */
         preparedStatements: T.Boolean({ default: true }),
         /** Apply pending migrations when the storage first connects (off: run `npm run migrate`). */
@@ -349,9 +359,24 @@ export function schemaProblems(schema: TSchema, value: unknown, root = ''): stri
 export function resolveConfig(input: StorageConfigInput = {}): StorageConfig {
   const value = Default(StorageConfigSchema, structuredClone(input));
   const problems = schemaProblems(StorageConfigSchema, value);
-  if (problems.length === 0) problems.push(...crossFieldProblems(value as StorageConfig, input));
+  if (problems.length === 0) {
+    applyPoolerDefaults(value as StorageConfig, input);
+    problems.push(...crossFieldProblems(value as StorageConfig, input));
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return value as StorageConfig;
+}
+
+/**
+ * A transaction pooler lends a server session for one transaction at a time: what a session
+ * keeps (LISTEN, named prepared statements) is gone, or another client's, by the next statement.
+ * So both are off behind one unless the configuration turns them on itself.
+ */
+function applyPoolerDefaults(config: StorageConfig, input: StorageConfigInput): void {
+  const pg = config.postgresql;
+  if (pg.pooler !== 'transaction') return;
+  if (input.postgresql?.listen === undefined) pg.listen = false;
+  if (input.postgresql?.preparedStatements === undefined) pg.preparedStatements = false;
 }
 
 function postgresUrlProblems(pg: StorageConfig['postgresql']): string[] {
@@ -410,6 +435,13 @@ function crossFieldProblems(config: StorageConfig, input: StorageConfigInput): s
   if (pg.minPoolSize > pg.poolSize) {
     problems.push(
       `postgresql.minPoolSize: must be at most postgresql.poolSize (${pg.poolSize}), got ${pg.minPoolSize}`,
+    );
+  }
+  if (pg.pooler === 'transaction' && pg.listen) {
+    // Prepared statements stay allowed: PgBouncer 1.21+ keeps protocol-level ones. LISTEN has no such pooler.
+    problems.push(
+      'postgresql.listen: true cannot work with postgresql.pooler: transaction (a LISTEN stays on a server ' +
+        'session the pooler lends to other clients next); leave postgresql.listen unset or false',
     );
   }
   const used = backendsUsed(config);

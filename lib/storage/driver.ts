@@ -252,6 +252,11 @@ export interface Driver {
   readonly audit: AuditDriver;
   readonly connections: ConnectionDriver;
   ping(): Promise<void>;
+  /**
+   * What does not stop the backend from serving but should be fixed (e.g. LISTEN behind a
+   * transaction pooler: waits poll instead); `health()` reports it as `degraded`.
+   */
+  warnings?(): string[];
   /** See `Storage.pools`. */
   pools?(): Partial<Record<'redis' | 'postgresql', PoolUse>>;
   sweep(batchSize: number): Promise<Omit<SweepReport, 'durationMs'>>;

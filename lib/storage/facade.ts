@@ -466,6 +466,11 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
       try {
         await driver.ping();
         const latencyMs = round2(performance.now() - started);
+        const warnings = driver.warnings?.() ?? [];
+        if (warnings.length > 0) {
+          const check = { ok: true, latencyMs, error: warnings.join('; ') };
+          return { status: 'degraded', backend: driver.name, checks: { [driver.name]: check } };
+        }
         return { status: 'ok', backend: driver.name, checks: { [driver.name]: { ok: true, latencyMs } } };
       } catch (error) {
         const latencyMs = round2(performance.now() - started);

@@ -14,6 +14,7 @@ import { createStorage } from '../../lib/storage/index.js';
 import { createSql, quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { startNeonProxy } from '../../local/neon-proxy.js';
+import { type PgBouncer, pgbouncerUnavailable, startPgBouncer } from '../harness/pgbouncer.js';
 import { CLUSTER_URL, startRedisCluster, stopRedisCluster } from '../harness/redis-cluster.js';
 
 /**
@@ -192,6 +193,11 @@ interface PostgresVariant {
   driver: 'pg' | 'neon' | 'pglite';
   /** LISTEN/NOTIFY as wake-up (off: everything by polling, as behind a pooled endpoint). */
   listen?: boolean;
+  /**
+   * Through a PgBouncer in transaction mode that the suite starts in front of the test database
+   * (test/harness/pgbouncer.ts), configured with `postgresql.pooler: transaction`.
+   */
+  pgbouncer?: { poolSize: number };
 }
 
 /** The Postgres the `pg` and `neon` variants use: `DATABASE_URL`, else the local server's `test` database. */
@@ -206,15 +212,16 @@ export function testDatabaseUrl(): string {
  * starts itself (local/neon-proxy.ts); the PGlite variant shares one in-process database.
  */
 export function postgresBackend(variant: PostgresVariant): Backend {
-  const url = variant.driver === 'pglite' ? undefined : testDatabaseUrl();
+  const direct = variant.driver === 'pglite' ? undefined : testDatabaseUrl();
   const run = randomBytes(3).toString('hex');
   const schemas: string[] = [];
   let pglite: PGlite | undefined;
   let proxy: Awaited<ReturnType<typeof startNeonProxy>> | undefined;
+  let bouncer: PgBouncer | undefined;
   const base = (): StorageConfigInput['postgresql'] => ({
     driver: variant.driver,
-    url,
-    listen: variant.listen ?? true,
+    url: bouncer?.url ?? direct,
+    ...(variant.pgbouncer ? { pooler: 'transaction' } : { listen: variant.listen ?? true }),
     wsProxy: proxy?.wsProxy,
     connectTimeout: 3,
   });
@@ -233,6 +240,11 @@ export function postgresBackend(variant: PostgresVariant): Backend {
           return undefined;
         }
         if (variant.driver === 'neon') proxy ??= await startNeonProxy();
+        if (variant.pgbouncer && !bouncer) {
+          const missing = pgbouncerUnavailable();
+          if (missing) return missing;
+          bouncer = await startPgBouncer({ target: direct!, poolSize: variant.pgbouncer.poolSize });
+        }
         const sql = await admin();
         try {
           await sql.query('SELECT 1');
@@ -242,7 +254,8 @@ export function postgresBackend(variant: PostgresVariant): Backend {
         }
       } catch (error) {
         const cause = error instanceof AggregateError ? error.errors[0] : error;
-        return `no PostgreSQL at ${url} via ${variant.driver} (${cause instanceof Error ? cause.message : String(cause)})`;
+        const via = bouncer ? ` through PgBouncer at ${bouncer.url}` : '';
+        return `no PostgreSQL at ${direct}${via} via ${variant.driver} (${cause instanceof Error ? cause.message : String(cause)})`;
       }
     },
     create(overrides) {
@@ -267,6 +280,8 @@ export function postgresBackend(variant: PostgresVariant): Backend {
       } finally {
         await proxy?.close();
         proxy = undefined;
+        await bouncer?.stop();
+        bouncer = undefined;
         await pglite?.close();
         pglite = undefined;
       }
@@ -359,6 +374,11 @@ export function allBackends(): Backend[] {
     postgresBackend({ name: 'postgresql-neon', driver: 'neon' }),
     postgresBackend({ name: 'postgresql-pglite', driver: 'pglite' }),
     postgresBackend({ name: 'postgresql-pg-poll', driver: 'pg', listen: false }),
+    postgresBackend({
+      name: 'postgresql-pg-via-pgbouncer-transaction',
+      driver: 'pg',
+      pgbouncer: { poolSize: 20 },
+    }),
     // The seed's routing with fallback and the cache on; a generous operation deadline, because a
     // spurious timeout on a loaded machine would (correctly) fail over and change what the test reads.
     hybridBackend({ name: 'hybrid', options: { operationTimeoutMs: 5000 } }),
@@ -397,7 +417,9 @@ export function installHint(backend: Backend): string {
     case 'redis':
       return 'install redis-server or set REDIS_URL';
     case 'postgresql':
-      return 'set DATABASE_URL or start local Postgres';
+      return backend.name.includes('pgbouncer')
+        ? 'apt-get install pgbouncer, and set DATABASE_URL or start local Postgres'
+        : 'set DATABASE_URL or start local Postgres';
     case 'hybrid':
       return 'needs both: install redis-server or set REDIS_URL, and set DATABASE_URL or start local Postgres';
     default:

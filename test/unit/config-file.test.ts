@@ -107,6 +107,7 @@ postgresql:
   command_timeout: 20
   statement_cache_size: 0
   schema: storage
+  pooler: transaction
   listen: false
   poll_interval: 0.5
   migrate: true
@@ -150,6 +151,7 @@ websocket: { fanout_threshold: 7, max_connections_per_token: 3 }
         commandTimeout: 20,
         preparedStatements: false,
         schema: 'storage',
+        pooler: 'transaction',
         listen: false,
         pollInterval: 0.5,
         migrate: true,
@@ -506,6 +508,34 @@ websocket: { fanout_threshold: -1, max_connections_per_token: 0 }
     expect(
       problemsOf(() => load('postgresql: { statement_cache_size: 0, prepared_statements: true }'))[0],
     ).toMatch(/^postgresql\.statement_cache_size: 0 contradicts postgresql\.prepared_statements: true/);
+  });
+
+  it('pooler: transaction turns LISTEN and prepared statements off; LISTEN turned on is refused', () => {
+    expect(load('postgresql: { pooler: transaction }').postgresql).toMatchObject({
+      pooler: 'transaction',
+      listen: false,
+      preparedStatements: false,
+    });
+    expect(load('', { POSTGRES_POOLER: 'transaction' }).postgresql).toMatchObject({
+      listen: false,
+      preparedStatements: false,
+    });
+    expect(load('').postgresql).toMatchObject({ pooler: 'none', listen: true, preparedStatements: true });
+    // PgBouncer 1.21+ keeps protocol-level prepared statements: allowed when asked for.
+    expect(load('postgresql: { pooler: transaction, prepared_statements: true }').postgresql).toMatchObject({
+      listen: false,
+      preparedStatements: true,
+    });
+    expect(problemsOf(() => load('postgresql:\n  pooler: transaction\n  listen: true\n'))).toEqual([
+      'postgresql.listen: true cannot work with postgresql.pooler: transaction (a LISTEN stays on a server ' +
+        'session the pooler lends to other clients next); leave postgresql.listen unset or false (storage.yaml:3)',
+    ]);
+    expect(
+      problemAt(
+        problemsOf(() => load('postgresql: { pooler: session }')),
+        'postgresql.pooler',
+      ),
+    ).toMatch(/must be one of "none", "transaction", got "session"/);
   });
 
   it('every problem of a file in one error, each with its line', () => {

@@ -1411,7 +1411,12 @@ export function createHybridDriver(
         const started = performance.now();
         try {
           await withDeadline(m.driver.ping(), Math.max(settings.operationTimeoutMs, 1000), m.name);
-          checks[m.name] = { ok: true, latencyMs: Math.round((performance.now() - started) * 100) / 100 };
+          const latencyMs = Math.round((performance.now() - started) * 100) / 100;
+          const warnings = m.driver.warnings?.() ?? [];
+          checks[m.name] =
+            warnings.length > 0
+              ? { ok: true, latencyMs, error: warnings.join('; ') }
+              : { ok: true, latencyMs };
         } catch (error) {
           checks[m.name] = {
             ok: false,
@@ -1427,7 +1432,8 @@ export function createHybridDriver(
       return up(primary.name) || fallbacksOf(primary).some((m) => up(m.name));
     });
     const allUp = [...members.keys()].every(up);
-    return { status: allUp ? 'ok' : served ? 'degraded' : 'down', backend: 'hybrid', checks };
+    const warned = Object.values(checks).some((check) => check.ok && check.error !== undefined);
+    return { status: allUp && !warned ? 'ok' : served ? 'degraded' : 'down', backend: 'hybrid', checks };
   }
 
   const control: HybridControl = {

@@ -332,7 +332,8 @@ function memoryQueues(config: StorageConfig) {
   const settle = (q: QueueState, now: number) => {
     for (const m of q.messages.values()) {
       if (m.state === 'inflight' && m.dueAt <= now) {
-        if (m.attempts >= maxAttempts) kill(m, now);
+        // It died when its last lease ended, not when this call noticed.
+        if (m.attempts >= maxAttempts) kill(m, m.dueAt);
         // The receipt stays valid until the next delivery replaces it: a late ack still counts.
         else m.state = 'waiting';
       }

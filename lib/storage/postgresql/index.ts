@@ -14,7 +14,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import { maxHistoryFor, type StorageConfig } from '../../config/index.js';
-import { BackendUnavailableError, ConflictError, NotFoundError } from '../../errors.js';
+import { BackendUnavailableError, ConflictError, NotFoundError, PoolerMismatchError } from '../../errors.js';
 import type {
   AuditDriver,
   ConnectionDriver,
@@ -43,6 +43,7 @@ import type {
 import { parseJson } from '../validate.js';
 import { likePatterns } from './like.js';
 import { migrate } from './migrate.js';
+import { preparedStatementsBehindPooler } from './pooler.js';
 import { createSql, quoteIdent, type Row, type Sql, type SqlExecutor, withErrorMapping } from './sql.js';
 
 export interface PostgresDriverOptions {
@@ -102,6 +103,9 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
       const raw = options.sql ?? (await createSql(pg, { pglite: { instance: options.pglite } }));
       const sql = withErrorMapping(raw, schema);
       try {
+        // Said once, at first use, rather than as statements failing now and then under load.
+        const checkPooler = pg.preparedStatements && pg.pooler === 'none';
+        if (checkPooler && (await sql.detectTransactionPooler?.())) throw preparedStatementsBehindPooler();
         if (pg.migrate) await migrate(sql, { schema });
       } catch (error) {
         if (owned) await raw.close().catch(() => {});
@@ -163,6 +167,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
       const use = opened?.poolUse?.();
       return use ? { postgresql: use } : {};
     },
+    warnings: () => wakeups.warnings(),
     async ping() {
       // Reads the migrations table: an unmigrated schema is reported as such.
       await query(`SELECT 1 FROM ${t('schema_migrations')} LIMIT 1`);
@@ -262,6 +267,13 @@ function notifications(db: () => Promise<Sql>, enabled: boolean, state: { closed
   const stops = new Map<string, Promise<(() => Promise<void>) | undefined>>();
   /** Channels whose LISTEN is established. */
   const live = new Set<string>();
+  /** Why LISTEN cannot work on this connection, once a check found out (waits poll instead). */
+  let mismatch: PoolerMismatchError | undefined;
+  const noteFailure = (error: unknown) => {
+    if (!(error instanceof PoolerMismatchError) || mismatch !== undefined) return;
+    mismatch = error;
+    console.error(JSON.stringify({ level: 'ERROR', message: error.message, setting: error.setting }));
+  };
   /** Resolves when the storage closes: waits for a LISTEN to start end then. */
   let endWaits: () => void = () => {};
   const closed = new Promise<void>((resolve) => {
@@ -296,7 +308,10 @@ function notifications(db: () => Promise<Sql>, enabled: boolean, state: { closed
       };
     })();
     // Listening is an optimisation: when it fails, polling still finds everything.
-    stop.catch(() => setTimeout(() => stops.delete(channel), 1000).unref());
+    stop.catch((error) => {
+      noteFailure(error);
+      setTimeout(() => stops.delete(channel), 1000).unref();
+    });
     stops.set(channel, stop);
     return stop;
   };
@@ -304,6 +319,8 @@ function notifications(db: () => Promise<Sql>, enabled: boolean, state: { closed
     enabled,
     /** Whether notifications on `channel` flow (else callers poll at the short interval). */
     isLive: (channel: string) => live.has(channel),
+    /** What an operator should change for notifications to flow (see `Driver.warnings`). */
+    warnings: (): string[] => (mismatch ? [mismatch.message] : []),
     /** Registers `handler` for `channel`'s notifications (they flow once `listen` has started). */
     handle(channel: string, handler: (payload: string | undefined) => void): () => void {
       let set = handlers.get(channel);

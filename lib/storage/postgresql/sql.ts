@@ -14,6 +14,13 @@ import type { StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError, StorageError } from '../../errors.js';
 import type { PoolUse } from '../types.js';
 import { unresolvedHostError } from '../unresolved-host.js';
+import {
+  hearsNotify,
+  listenBehindPooler,
+  lostPreparedStatement,
+  sharesServerSessions,
+  startupParameterRefused,
+} from './pooler.js';
 
 export type Row = Record<string, unknown>;
 export type SqlDriverName = StorageConfig['postgresql']['driver'];
@@ -46,6 +53,11 @@ export interface Sql extends SqlExecutor {
   readonly listen?: (channel: string, listener: Listener) => Promise<() => Promise<void>>;
   /** The pool's use now (pg and Neon; absent for PGlite, one connection in this process). */
   readonly poolUse?: () => PoolUse;
+  /**
+   * Whether the server lends its sessions per transaction (a transaction pooler between): see
+   * `sharesServerSessions`. Absent for PGlite (no server between).
+   */
+  readonly detectTransactionPooler?: () => Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -95,6 +107,11 @@ export function mapSqlError(error: unknown, schema?: string): unknown {
       { cause: error, retryable: false },
     );
   }
+  // The backend prepares statements only by name at the protocol level, never with PREPARE: these
+  // two mean a named statement's session changed under it.
+  if (state === '26000' || state === '42P05') return lostPreparedStatement(error, state);
+  if (state === '08P01' && /unsupported startup parameter/i.test(error.message))
+    return startupParameterRefused(error);
   if (state !== undefined) {
     return new BackendUnavailableError('postgresql', `${error.message} (SQLSTATE ${state})`, {
       cause: error,
@@ -169,24 +186,30 @@ interface PoolLike {
   readonly options: { max?: number };
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
+type NotificationListener = (message: { channel: string; payload?: string }) => void;
 interface PoolClientLike {
   query(query: QueryInput, params?: unknown[]): Promise<{ rows: Row[] }>;
   release(destroy?: boolean | Error): void;
-  on?(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'notification', listener: NotificationListener): unknown;
+  removeListener(event: 'notification', listener: NotificationListener): unknown;
 }
 interface ClientLike {
   connect(): Promise<unknown>;
-  query(text: string): Promise<unknown>;
+  query(text: string): Promise<{ rows: Row[] }>;
   end(): Promise<void>;
-  on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
+  on(event: 'notification', listener: NotificationListener): unknown;
   on(event: 'error' | 'end', listener: (error?: Error) => void): unknown;
+  removeListener(event: 'notification', listener: NotificationListener): unknown;
 }
 
 interface PoolDriverParts {
   name: 'pg' | 'neon';
   pool: PoolLike;
-  /** A new unpooled connection for LISTEN (undefined: listening off). */
-  newClient: (() => ClientLike) | undefined;
+  /** A new unpooled connection (for LISTEN, and for the pooler check when the pool holds one). */
+  newClient: () => ClientLike;
+  /** LISTEN/NOTIFY as a wake-up (`postgresql.listen`). */
+  listen: boolean;
   /** Prepare each statement once per connection (named statements) instead of on every call. */
   prepare: boolean;
   /** Check a connection idle this long before using it; the check gives up after `checkTimeoutMs`. */
@@ -217,7 +240,15 @@ function statementName(text: string): string {
  */
 const IDLE_CHECK_MS = 20_000;
 
-function poolSql({ name, pool, newClient, prepare, idleCheckMs, checkTimeoutMs }: PoolDriverParts): Sql {
+function poolSql({
+  name,
+  pool,
+  newClient,
+  listen,
+  prepare,
+  idleCheckMs,
+  checkTimeoutMs,
+}: PoolDriverParts): Sql {
   // Errors of idle pooled connections (server restart, network) surface on the next query instead.
   pool.on('error', () => {});
   const lastUsed = new WeakMap<PoolClientLike, number>();
@@ -232,7 +263,7 @@ function poolSql({ name, pool, newClient, prepare, idleCheckMs, checkTimeoutMs }
       // error still reaches the caller through the statement it breaks.
       if (!guarded.has(client)) {
         guarded.add(client);
-        client.on?.('error', () => {});
+        client.on('error', () => {});
       }
       const last = lastUsed.get(client);
       if (last === undefined || Date.now() - last < idleCheckMs || attempt >= 2) return client;
@@ -281,11 +312,26 @@ function poolSql({ name, pool, newClient, prepare, idleCheckMs, checkTimeoutMs }
       await run.query(text);
     },
   });
-  const hub = newClient === undefined ? undefined : listenHub(newClient);
   const onPool: SqlExecutor = {
     query: (text, params) => withClient((client) => executor(client).query(text, params)),
     script: (text) => withClient((client) => executor(client).script(text)),
   };
+  /** NOTIFY from a pooled connection; answers whether that connection heard it itself. */
+  const notifyFromPool = (channel: string, payload: string) =>
+    withClient(async (client) => {
+      let heard = false;
+      const onNotification: NotificationListener = (message) => {
+        if (message.channel === channel) heard = true;
+      };
+      client.on('notification', onNotification);
+      try {
+        await executor(client).query('SELECT pg_notify($1, $2)', [channel, payload]);
+        return heard;
+      } finally {
+        client.removeListener('notification', onNotification);
+      }
+    });
+  const hub = listen ? listenHub(newClient, notifyFromPool, checkTimeoutMs) : undefined;
   return {
     driver: name,
     ...onPool,
@@ -316,6 +362,26 @@ function poolSql({ name, pool, newClient, prepare, idleCheckMs, checkTimeoutMs }
       waiting: pool.waitingCount,
       max: pool.options.max ?? null,
     }),
+    async detectTransactionPooler() {
+      // Two pooled connections when the pool has room (both stay for later use), else one of
+      // its own; opened at once, so the check costs one connection set-up, not two.
+      const own = (pool.options.max ?? 1) < 2 ? newClient() : undefined;
+      own?.on('error', () => {});
+      const opened = await Promise.allSettled([checkout(), own ? own.connect().then(() => own) : checkout()]);
+      const [first, second] = opened.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+      let broken: Error | undefined;
+      try {
+        for (const r of opened) if (r.status === 'rejected') throw r.reason;
+        return await sharesServerSessions(first as PoolClientLike, second as PoolClientLike | ClientLike);
+      } catch (error) {
+        broken = error as Error;
+        throw error;
+      } finally {
+        if (first) release(first as PoolClientLike, broken);
+        if (own) await own.end().catch(() => {});
+        else if (second) release(second as PoolClientLike, broken);
+      }
+    },
     async close() {
       await hub?.close();
       await pool.end();
@@ -334,11 +400,17 @@ function isConnectionError(error: unknown): boolean {
  * One LISTEN connection shared by every listener: opened on first use, reopened with back-off
  * when it drops (listeners then hear `onReconnect`, since notifications sent meanwhile are lost).
  */
-function listenHub(newClient: () => ClientLike) {
+function listenHub(
+  newClient: () => ClientLike,
+  notify: (channel: string, payload: string) => Promise<boolean>,
+  probeTimeoutMs: number,
+) {
   const listeners = new Map<string, Set<Listener>>();
   let client: ClientLike | undefined;
   let connecting: Promise<ClientLike> | undefined;
   let closed = false;
+  /** Set once a connection did not hear its probe: LISTEN cannot work here, so it is not tried again. */
+  let refused: Error | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
 
   const connect = (): Promise<ClientLike> => {
@@ -356,12 +428,15 @@ function listenHub(newClient: () => ClientLike) {
         connecting = undefined;
         c.end().catch(() => {});
         if (wasListening) for (const set of listeners.values()) for (const l of set) l.onDisconnect?.();
-        if (!closed && listeners.size > 0) scheduleReconnect(100);
+        if (!closed && refused === undefined && listeners.size > 0) scheduleReconnect(100);
       };
       c.on('error', drop);
       c.on('end', drop);
       try {
         await c.connect();
+        // Before any LISTEN that matters: behind a transaction pooler it would be lost silently.
+        if (!(await hearsNotify(c, notify, probeTimeoutMs))) refused = listenBehindPooler();
+        if (refused) throw refused;
         for (const channel of listeners.keys()) await c.query(`LISTEN ${quoteIdent(channel)}`);
       } catch (error) {
         drop();
@@ -376,7 +451,7 @@ function listenHub(newClient: () => ClientLike) {
     if (retryTimer !== undefined) return;
     retryTimer = setTimeout(async () => {
       retryTimer = undefined;
-      if (closed || listeners.size === 0) return;
+      if (closed || refused || listeners.size === 0) return;
       try {
         await connect();
         for (const set of listeners.values()) for (const l of set) l.onReconnect();
@@ -391,6 +466,7 @@ function listenHub(newClient: () => ClientLike) {
     async listen(channel: string, listener: Listener) {
       if (closed)
         throw new BackendUnavailableError('postgresql', 'this connection is closed', { retryable: false });
+      if (refused) throw refused;
       let set = listeners.get(channel);
       const first = set === undefined;
       if (!set) {
@@ -433,8 +509,13 @@ function poolOptions(config: StorageConfig['postgresql']) {
     min: config.minPoolSize,
     connectionTimeoutMillis: Math.round(config.connectTimeout * 1000),
     idleTimeoutMillis: 60_000,
-    // Server-side bound on each statement, plus a client-side one for a server that stopped answering.
-    statement_timeout: Math.round(config.commandTimeout * 1000),
+    // Server-side bound on each statement, plus a client-side one for a server that stopped
+    // answering. The server-side one is a startup parameter, which PgBouncer refuses (and a
+    // session setting would not outlive the transaction there): behind a transaction pooler the
+    // role's or the pooler's own timeout applies (docs/reliability.md).
+    ...(config.pooler === 'transaction'
+      ? {}
+      : { statement_timeout: Math.round(config.commandTimeout * 1000) }),
     query_timeout: Math.round(config.commandTimeout * 1000) + 1000,
     keepAlive: true,
     application_name: 'kubently-storage',
@@ -447,7 +528,8 @@ async function createPgSql(config: StorageConfig['postgresql'], sqlOptions: SqlO
   return poolSql({
     name: 'pg',
     pool: new pg.Pool(options) as unknown as PoolLike,
-    newClient: config.listen ? () => new pg.Client(options) as unknown as ClientLike : undefined,
+    newClient: () => new pg.Client(options) as unknown as ClientLike,
+    listen: config.listen,
     prepare: config.preparedStatements,
     ...idleCheck(config, sqlOptions),
   });
@@ -487,7 +569,8 @@ async function createNeonSql(config: StorageConfig['postgresql'], sqlOptions: Sq
   return poolSql({
     name: 'neon',
     pool: pool as unknown as PoolLike,
-    newClient: config.listen ? () => new ConfiguredClient(options) as unknown as ClientLike : undefined,
+    newClient: () => new ConfiguredClient(options) as unknown as ClientLike,
+    listen: config.listen,
     prepare: config.preparedStatements,
     ...idleCheck(config, sqlOptions),
   });
@@ -587,6 +670,7 @@ export function withErrorMapping(sql: Sql, schema: string): Sql {
     transaction: (fn) => sql.transaction((tx) => fn(wrap(tx))).catch(map),
     listen: sql.listen && ((channel, listener) => sql.listen!(channel, listener).catch(map)),
     poolUse: sql.poolUse,
+    detectTransactionPooler: sql.detectTransactionPooler && (() => sql.detectTransactionPooler!().catch(map)),
     close: () => sql.close(),
   };
 }

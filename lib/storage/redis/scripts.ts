@@ -268,15 +268,17 @@ local function settle(base, now, max_attempts)
     local s = redis.call('HGET', base .. 'm:' .. id, 's')
     if s then redis.call('ZADD', READY, s, id) end
   end
-  local ended = redis.call('ZRANGEBYSCORE', INFLIGHT, '-inf', now, 'LIMIT', 0, 1000)
-  for _, id in ipairs(ended) do
+  local ended = redis.call('ZRANGEBYSCORE', INFLIGHT, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
+  for i = 1, #ended, 2 do
+    local id = ended[i]
     redis.call('ZREM', INFLIGHT, id)
     local m = base .. 'm:' .. id
     local a = redis.call('HGET', m, 'a')
     if a then
       if tonumber(a) >= max_attempts then
         redis.call('HDEL', m, 'r')
-        redis.call('ZADD', DEAD, now, id)
+        -- It died when its last lease ended, not when this call noticed.
+        redis.call('ZADD', DEAD, ended[i + 1], id)
       else
         -- The receipt stays valid until the next delivery replaces it: a late ack still counts.
         redis.call('ZADD', READY, redis.call('HGET', m, 's'), id)
