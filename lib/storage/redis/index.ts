@@ -28,14 +28,7 @@ import type {
 import { compareBytes, formatEventId, isoTime as iso } from '../driver.js';
 import { covers } from '../lineage.js';
 import { readFiltered, tokenPosition } from '../paging.js';
-import type {
-  AuditEntry,
-  Connection,
-  PoolUse,
-  PublishedEvent,
-  ReceivedMessage,
-  Session,
-} from '../types.js';
+import type { AuditEntry, Connection, PoolUse, PublishedEvent, ReceivedMessage, Session } from '../types.js';
 import { parseJson } from '../validate.js';
 import { createRedisClient, duplicateClient, mapRedisError, type RedisClient } from './client.js';
 import { type ScriptName, SESSION_FIELDS, scripts } from './scripts.js';
