@@ -198,6 +198,11 @@ export interface Driver {
   readonly audit: AuditDriver;
   readonly connections: ConnectionDriver;
   ping(): Promise<void>;
+  /**
+   * What the server cannot promise about acknowledged writes (no persistence, asynchronous
+   * replicas…), in sentences for health checks; empty or absent: nothing known.
+   */
+  warnings?(): Promise<string[]>;
   /** See `Storage.pools`. */
   pools?(): Partial<Record<'redis' | 'postgresql', PoolUse>>;
   sweep(batchSize: number): Promise<Omit<SweepReport, 'durationMs'>>;

@@ -392,7 +392,9 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
       try {
         await driver.ping();
         const latencyMs = round2(performance.now() - started);
-        return { status: 'ok', backend: driver.name, checks: { [driver.name]: { ok: true, latencyMs } } };
+        const warnings = (await driver.warnings?.().catch(() => [])) ?? [];
+        const check = warnings.length > 0 ? { ok: true, latencyMs, warnings } : { ok: true, latencyMs };
+        return { status: 'ok', backend: driver.name, checks: { [driver.name]: check } };
       } catch (error) {
         const latencyMs = round2(performance.now() - started);
         const message = error instanceof BackendUnavailableError ? error.message : 'not answering';

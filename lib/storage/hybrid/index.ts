@@ -1400,7 +1400,15 @@ export function createHybridDriver(
         const started = performance.now();
         try {
           await withDeadline(m.driver.ping(), Math.max(settings.operationTimeoutMs, 1000), m.name);
-          checks[m.name] = { ok: true, latencyMs: Math.round((performance.now() - started) * 100) / 100 };
+          const latencyMs = Math.round((performance.now() - started) * 100) / 100;
+          const warnings = m.driver.warnings
+            ? await withDeadline(
+                m.driver.warnings(),
+                Math.max(settings.operationTimeoutMs, 1000),
+                m.name,
+              ).catch(() => [])
+            : [];
+          checks[m.name] = warnings.length > 0 ? { ok: true, latencyMs, warnings } : { ok: true, latencyMs };
         } catch (error) {
           checks[m.name] = {
             ok: false,

@@ -10,7 +10,7 @@
  * across slots by name.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import type { StorageConfig } from '../../config/index.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type {
@@ -35,7 +35,15 @@ import type {
   TokenInfo,
 } from '../types.js';
 import { parseJson } from '../validate.js';
-import { createRedisClient, duplicateClient, mapRedisError, type RedisClient } from './client.js';
+import {
+  createRedisClient,
+  duplicateClient,
+  type FailureContext,
+  mapRedisError,
+  type RedisClient,
+} from './client.js';
+import { durabilityCheck } from './durability.js';
+import { confirmWrites } from './replicas.js';
 import { type ScriptName, SESSION_FIELDS, scripts } from './scripts.js';
 
 export interface RedisDriverOptions {
@@ -74,6 +82,7 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
       config.redis.maxConnections === undefined ? Number.POSITIVE_INFINITY : config.redis.maxConnections - 2,
   });
   const subscriber = subscriberHub(client);
+  const durability = durabilityCheck(client, config);
 
   const driver: Driver = {
     name: 'redis',
@@ -88,6 +97,7 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
     async ping() {
       await client.ping();
     },
+    warnings: () => durability.warnings(),
     async sweep(batchSize) {
       const sessions = Number(
         await run('sessionSweep', [`${prefix}{s}:clusters`], [`${prefix}{s}:`, batchSize]),
@@ -123,11 +133,20 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
       }
     },
   };
-  return guard(driver);
+  const wait = config.redis.waitForReplicas;
+  // The configuration refuses waitForReplicas with a cluster; a client passed in is trusted.
+  const confirmed =
+    wait && !(client instanceof Cluster)
+      ? confirmWrites(driver, client, { replicas: wait.replicas, timeoutMs: Math.round(wait.timeout * 1000) })
+      : driver;
+  return guard(confirmed, {
+    commandTimeoutSeconds: config.redis.commandTimeout,
+    maxRetriesPerRequest: config.redis.maxRetriesPerRequest,
+  });
 }
 
 /** Wraps every driver method so connection failures surface as `BackendUnavailableError`. */
-function guard(driver: Driver): Driver {
+function guard(driver: Driver, failure: FailureContext): Driver {
   const wrap = <T extends object>(target: T): T => {
     const wrapped = {} as Record<string, unknown>;
     for (const [name, value] of Object.entries(target)) {
@@ -137,7 +156,7 @@ function guard(driver: Driver): Driver {
               try {
                 return await value.apply(target, args);
               } catch (error) {
-                throw mapRedisError(error);
+                throw mapRedisError(error, failure);
               }
             }
           : value;
