@@ -26,7 +26,7 @@ export interface FaultReport extends Verification {
   acknowledged: number;
   /** Writes that failed (not acknowledged). */
   failed: number;
-  /** ms from the fault until writes were acknowledged again. */
+  /** ms from the server's death until a write begun after it was acknowledged. */
   recoveryMs: number;
   /** failover: ms from the kill until the Sentinel named a replica as the primary. */
   promotedMs?: number;
@@ -46,7 +46,8 @@ async function measure(
   scenario: string,
   config: StorageConfigInput,
   options: FaultOptions,
-  fault: () => Promise<{ promotedMs?: number }>,
+  /** Injects the fault; answers when the server died (performance.now()). */
+  fault: () => Promise<{ killedAt: number; promotedMs?: number }>,
 ): Promise<FaultReport> {
   const writers = options.writers ?? 8;
   const prefix = `fault${randomBytes(3).toString('hex')}:`;
@@ -57,8 +58,7 @@ async function measure(
     await storage.kv.set('warm', 1);
     const stream = startWriteStream(storage, writers);
     await sleep(options.beforeMs ?? 1000);
-    const faultAt = performance.now();
-    const { promotedMs } = await fault();
+    const { killedAt, promotedMs } = await fault();
     await sleep(options.afterMs ?? 1000);
     const outcome = await stream.stop();
     const durationMs = Math.round(performance.now() - startedAt);
@@ -72,7 +72,7 @@ async function measure(
         attempted: outcome.attempted,
         acknowledged: outcome.acknowledged,
         failed: outcome.failed,
-        recoveryMs: recoveryMs(outcome, faultAt),
+        recoveryMs: recoveryMs(outcome, killedAt),
         ...(promotedMs === undefined ? {} : { promotedMs }),
         ...verification,
       };
@@ -130,7 +130,7 @@ export async function redisFailover(options: FailoverOptions = {}): Promise<Faul
         const killedAt = performance.now();
         await group.primary.kill('SIGKILL');
         await group.promoted();
-        return { promotedMs: Math.round(performance.now() - killedAt) };
+        return { killedAt, promotedMs: Math.round(performance.now() - killedAt) };
       },
     );
   } finally {
@@ -153,8 +153,10 @@ export async function redisRestart(
         ? 'kill -9 and restart, no persistence'
         : `kill -9 and restart, appendonly yes, appendfsync ${persistence}`;
     return await measure(scenario, { redis: { url: server.url } }, options, async () => {
-      await server.restart();
-      return {};
+      await server.kill('SIGKILL');
+      const killedAt = performance.now();
+      await server.launch();
+      return { killedAt };
     });
   } finally {
     await server.stop();

@@ -13,7 +13,7 @@ export interface StreamOutcome {
   attempted: number;
   acknowledged: number;
   failed: number;
-  /** Time (ms, performance.now()) of each failure's end and each success's start, for the recovery time. */
+  /** Time (ms, performance.now()) of each failure's end and each success's start and end. */
   failures: number[];
   successes: { startedAt: number; endedAt: number }[];
   /** Acknowledged kv writes: key → value. Acknowledged sends: "w:i". */
@@ -76,14 +76,12 @@ export function startWriteStream(storage: Storage, writers = 8): WriteStream {
 }
 
 /**
- * ms from `faultAt` until the writes were acknowledged again: the start of the first success
- * after the last failure (0 when nothing failed).
+ * ms from `faultAt` (the server already dead) until a write begun after it was acknowledged:
+ * how long the service answered nothing, whether its calls failed or waited.
  */
 export function recoveryMs(outcome: StreamOutcome, faultAt: number): number {
-  const lastFailure = Math.max(faultAt, ...outcome.failures);
-  if (lastFailure === faultAt) return 0;
-  const back = outcome.successes.find((s) => s.startedAt >= lastFailure);
-  return Math.round((back?.endedAt ?? lastFailure) - faultAt);
+  const back = outcome.successes.find((s) => s.startedAt >= faultAt);
+  return back === undefined ? Number.NaN : Math.round(back.endedAt - faultAt);
 }
 
 export interface Verification {
