@@ -62,7 +62,14 @@ async function measure(
     await sleep(options.afterMs ?? 1000);
     const outcome = await stream.stop();
     const durationMs = Math.round(performance.now() - startedAt);
-    const checker = createStorage({ ...config, backend: 'redis', keyPrefix: prefix });
+    // Reads back (and acks what it drains) without waiting for replicas: the remaining replica
+    // may still be re-pointing at the promoted one.
+    const checker = createStorage({
+      ...config,
+      backend: 'redis',
+      keyPrefix: prefix,
+      redis: { ...config.redis, waitForReplicas: undefined },
+    });
     try {
       const verification = await verify(checker, outcome);
       return {
