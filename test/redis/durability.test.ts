@@ -25,7 +25,7 @@ const report = (r: FaultReport) => console.log(JSON.stringify(r));
 
 describe.skipIf(missing !== undefined)(`Redis failover (Sentinel)${skipped}`, () => {
   it('default settings: writes acknowledged after the replicas were cut off are lost in the failover', async () => {
-    const r = await redisFailover({ ...short, replicaLagMs: 300 });
+    const r = await redisFailover({ ...short, replicaLagMs: 500 });
     report(r);
     expect(lost(r)).toBeGreaterThan(0);
     // The storage found the promoted replica by itself: writes were acknowledged again.
@@ -36,7 +36,7 @@ describe.skipIf(missing !== undefined)(`Redis failover (Sentinel)${skipped}`, ()
   it('redis.waitForReplicas: nothing acknowledged is lost; what no replica confirmed failed instead', async () => {
     const r = await redisFailover({
       ...short,
-      replicaLagMs: 300,
+      replicaLagMs: 500,
       waitForReplicas: { replicas: 1, timeout: 0.5 },
     });
     report(r);
@@ -58,7 +58,16 @@ describe.skipIf(missing !== undefined)(`Redis failover (Sentinel)${skipped}`, ()
       },
     });
     try {
-      await storage.kv.set('k', 1);
+      // Confirmed once the replica answers (on a busy machine, maybe not the very first WAIT).
+      for (let attempt = 1; ; attempt++) {
+        const ok = await storage.kv.set('k', 1).then(
+          () => true,
+          () => false,
+        );
+        if (ok) break;
+        if (attempt >= 50) throw new Error('the replica never confirmed a write');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
       await group.replicas[0]!.kill('SIGSTOP');
       const failure = await storage.kv.set('k', 2).catch((error: unknown) => error);
       expect(failure).toBeInstanceOf(BackendUnavailableError);

@@ -54,8 +54,16 @@ async function measure(
   const storage = createStorage({ ...config, backend: 'redis', keyPrefix: prefix });
   const startedAt = performance.now();
   try {
-    // Connected (and scripts loaded) before the clock starts.
-    await storage.kv.set('warm', 1);
+    // Connected, scripts loaded and (with waitForReplicas) replicas confirming before the clock starts.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await storage.kv.set('warm', 1);
+        break;
+      } catch (error) {
+        if (attempt >= 40) throw error;
+        await sleep(250);
+      }
+    }
     const stream = startWriteStream(storage, writers);
     await sleep(options.beforeMs ?? 1000);
     const { killedAt, promotedMs } = await fault();

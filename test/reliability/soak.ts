@@ -305,45 +305,8 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
     await sleep(200); // the last lines
 
     const end = await left();
-    const seen = new Map<number, Delivery[]>();
-    for (const d of deliveries) {
-      const list = seen.get(d.s) ?? [];
-      list.push(d);
-      seen.set(d.s, list);
-    }
-    let lost = 0;
-    for (let s = 0; s < messages; s++) if (!seen.has(s)) lost++;
-    lost = Math.max(0, lost - end.waiting);
-
-    let duplicates = 0;
-    let unexplained = 0;
-    let early = 0;
-    const byId = new Map<string, Delivery[]>();
-    for (const d of deliveries) {
-      const list = byId.get(d.id) ?? [];
-      list.push(d);
-      byId.set(d.id, list);
-    }
-    for (const list of byId.values()) {
-      list.sort((a, b) => a.t0 - b.t0);
-      for (let i = 1; i < list.length; i++) {
-        if (list[i]!.t1 < list[i - 1]!.t0 + visibilityMs) early++;
-      }
-    }
-    for (const list of seen.values()) {
-      list.sort((a, b) => a.t0 - b.t0);
-      const ids = new Set(list.map((d) => d.id));
-      duplicates += list.length - 1;
-      for (let i = 1; i < list.length; i++) {
-        const before = list[i - 1]!;
-        const explained =
-          (killed.get(before.p) ?? 0) >= before.t1 ||
-          ackFailed.has(`${before.s}:${before.p}`) ||
-          // Sent (or moved) as a second message: each id is then delivered once.
-          ids.size > 1;
-        if (!explained) unexplained++;
-      }
-    }
+    const judged = judge(deliveries, { messages, visibilityMs, killed, ackFailed });
+    const lost = Math.max(0, judged.neverDelivered - end.waiting);
 
     return {
       backend: options.backend,
@@ -354,16 +317,16 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
       sent: sentCount,
       sendFailures,
       deliveries: deliveries.length,
-      delivered: seen.size,
+      delivered: judged.delivered,
       ackRecorded: acked.size,
       ackFailures,
       receiveErrors,
       lost,
       leftInQueue: end.waiting,
       dead: end.dead,
-      duplicates,
-      unexplainedDuplicates: unexplained,
-      earlyRedeliveries: early,
+      duplicates: judged.duplicates,
+      unexplainedDuplicates: judged.unexplained,
+      earlyRedeliveries: judged.early,
       restartRecoveryMs,
       durationMs: Math.round(performance.now() - started),
       completed,
@@ -374,4 +337,53 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
     await producer.close().catch(() => {});
     await servers.stop();
   }
+}
+
+/** Groups `items` by `key`, each group in call-start order. */
+function groupBy<K>(items: Delivery[], key: (d: Delivery) => K): Map<K, Delivery[]> {
+  const groups = new Map<K, Delivery[]>();
+  for (const d of items) {
+    const list = groups.get(key(d)) ?? [];
+    list.push(d);
+    groups.set(key(d), list);
+  }
+  for (const list of groups.values()) list.sort((a, b) => a.t0 - b.t0);
+  return groups;
+}
+
+/**
+ * What the consumers' lines say: sequence numbers never delivered, deliveries of one message
+ * before its previous lease could have ended (the second receive returned before the first one
+ * began plus the visibility timeout), and duplicates not preceded by a kill of the consumer that
+ * had the message, a failed ack, or a second message for the same send.
+ */
+function judge(
+  deliveries: Delivery[],
+  context: { messages: number; visibilityMs: number; killed: Map<number, number>; ackFailed: Set<string> },
+) {
+  const bySeq = groupBy(deliveries, (d) => d.s);
+  let neverDelivered = 0;
+  for (let s = 0; s < context.messages; s++) if (!bySeq.has(s)) neverDelivered++;
+  let early = 0;
+  for (const list of groupBy(deliveries, (d) => d.id).values()) {
+    for (let i = 1; i < list.length; i++) {
+      if (list[i]!.t1 < list[i - 1]!.t0 + context.visibilityMs) early++;
+    }
+  }
+  let duplicates = 0;
+  let unexplained = 0;
+  for (const list of bySeq.values()) {
+    const ids = new Set(list.map((d) => d.id));
+    duplicates += list.length - 1;
+    for (let i = 1; i < list.length; i++) {
+      const before = list[i - 1]!;
+      const explained =
+        (context.killed.get(before.p) ?? 0) >= before.t1 ||
+        context.ackFailed.has(`${before.s}:${before.p}`) ||
+        // Sent (or moved) as a second message: each id is then delivered once.
+        ids.size > 1;
+      if (!explained) unexplained++;
+    }
+  }
+  return { delivered: bySeq.size, neverDelivered, early, duplicates, unexplained };
 }
