@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
+  configFromEnv,
   ENV_FIELDS,
   FILE_FIELDS,
   type LoadConfigOptions,
@@ -83,6 +84,37 @@ describe('the file', () => {
     expect(load('# nothing yet\n')).toEqual(resolveConfig({}));
   });
 
+  it('reads Sentinel and replica settings from the file and the environment, and refuses them with a cluster', () => {
+    const config = load(`
+redis:
+  sentinels: ['10.0.0.1:26379', '[::1]:26380']
+  sentinel_name: primary
+  sentinel_password: spw
+  wait_for_replicas: { replicas: 1, timeout: 0.25 }
+`);
+    expect(config.redis).toMatchObject({
+      sentinels: ['10.0.0.1:26379', '[::1]:26380'],
+      sentinelName: 'primary',
+      sentinelPassword: 'spw',
+      waitForReplicas: { replicas: 1, timeout: 0.25 },
+    });
+    const fromEnv = configFromEnv({
+      REDIS_SENTINELS: ' a:1, b:2 ,',
+      REDIS_SENTINEL_NAME: 'm',
+      STORAGE_BACKEND: 'redis',
+    });
+    expect(fromEnv.redis).toMatchObject({ sentinels: ['a:1', 'b:2'], sentinelName: 'm' });
+    expect(() => load('redis: { sentinels: [nohost] }')).toThrow(/redis\.sentinels\.0: must match/);
+    expect(() =>
+      resolveConfig({
+        backend: 'redis',
+        redis: { cluster: true, sentinels: ['a:1'], waitForReplicas: { replicas: 1 } },
+      }),
+    ).toThrow(
+      /redis\.sentinels: a Redis Cluster fails over by itself[\s\S]*redis\.waitForReplicas: not available with redis\.cluster/,
+    );
+  });
+
   it('maps every Appendix A key and every project setting onto the internal configuration', () => {
     const config = load(`
 storage: { backend: hybrid }
@@ -140,6 +172,7 @@ websocket: { fanout_threshold: 7 }
         tls: true,
         cluster: true,
         maxRetriesPerRequest: 4,
+        sentinelName: 'mymaster',
       },
       postgresql: {
         url: 'postgres://app@db:5432/kubently',
