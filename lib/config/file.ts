@@ -54,8 +54,8 @@ export const FILE_FIELDS: readonly FileField[] = [
   { file: 'redis.sentinels', field: 'redis.sentinels' },
   { file: 'redis.sentinel_name', field: 'redis.sentinelName' },
   { file: 'redis.sentinel_password', field: 'redis.sentinelPassword' },
-  { file: 'redis.wait_for_replicas.replicas', field: 'redis.waitForReplicas.replicas' },
-  { file: 'redis.wait_for_replicas.timeout', field: 'redis.waitForReplicas.timeout' },
+  // `{ replicas, timeout }`: the same names in the file as in the configuration.
+  { file: 'redis.wait_for_replicas', field: 'redis.waitForReplicas' },
   { file: 'postgresql.url', field: 'postgresql.url' },
   { file: 'postgresql.driver', field: 'postgresql.driver' },
   { file: 'postgresql.schema', field: 'postgresql.schema' },

@@ -10,6 +10,9 @@ const Seconds = (options: { default?: number; minimum?: number; maximum?: number
   T.Number({ exclusiveMinimum: 0, ...options });
 const Strict = { additionalProperties: false, default: {} } as const;
 
+/** How long a write waits for `redis.waitForReplicas.replicas` by default, seconds. */
+export const DEFAULT_REPLICA_WAIT_SECONDS = 0.5;
+
 /** `host:port`, the host a name, an IPv4 address or a bracketed IPv6 address. */
 const HOST_PORT = '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$';
 
@@ -69,7 +72,10 @@ export const StorageConfigSchema = T.Object(
           T.Object(
             {
               replicas: T.Integer({ minimum: 1, maximum: 100 }),
-              timeout: Seconds({ default: 0.5, minimum: 0.001, maximum: 60 }),
+              // Optional so that a file may leave it out (the file's schema checks before defaults).
+              timeout: T.Optional(
+                Seconds({ default: DEFAULT_REPLICA_WAIT_SECONDS, minimum: 0.001, maximum: 60 }),
+              ),
             },
             { additionalProperties: false },
           ),

@@ -216,7 +216,10 @@ websocket: { fanout_threshold: 7 }
 
   it('has a key for every internal field', () => {
     const leaves: string[] = [];
+    const mapped = new Set(FILE_FIELDS.map((f) => f.field));
     const walk = (schema: TSchema, path: string) => {
+      // A file key may set an object field whole (`redis.wait_for_replicas`).
+      if (mapped.has(path)) return;
       if (schema.type === 'object' && schema.properties) {
         for (const [key, child] of Object.entries(schema.properties as Record<string, TSchema>)) {
           walk(child, path ? `${path}.${key}` : key);
@@ -224,8 +227,7 @@ websocket: { fanout_threshold: 7 }
       } else leaves.push(path);
     };
     walk(StorageConfigSchema, '');
-    const mapped = new Set(FILE_FIELDS.map((f) => f.field));
-    expect(leaves.filter((leaf) => !mapped.has(leaf))).toEqual([]);
+    expect(leaves).toEqual([]);
   });
 
   it('statement_cache_size above 0 keeps prepared statements on', () => {

@@ -12,6 +12,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
 import type { StorageConfig } from '../../config/index.js';
+import { DEFAULT_REPLICA_WAIT_SECONDS } from '../../config/schema.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type {
   AuditDriver,
@@ -137,7 +138,10 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
   // The configuration refuses waitForReplicas with a cluster; a client passed in is trusted.
   const confirmed =
     wait && !(client instanceof Cluster)
-      ? confirmWrites(driver, client, { replicas: wait.replicas, timeoutMs: Math.round(wait.timeout * 1000) })
+      ? confirmWrites(driver, client, {
+          replicas: wait.replicas,
+          timeoutMs: Math.round((wait.timeout ?? DEFAULT_REPLICA_WAIT_SECONDS) * 1000),
+        })
       : driver;
   return guard(confirmed, {
     commandTimeoutSeconds: config.redis.commandTimeout,
