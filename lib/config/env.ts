@@ -1,7 +1,8 @@
 import { ConfigError } from '../errors.js';
 import { resolveConfig, type StorageConfig, type StorageConfigInput } from './schema.js';
 
-type Kind = 'string' | 'number' | 'boolean';
+/** `list`: comma-separated, blanks around items ignored. */
+type Kind = 'string' | 'number' | 'boolean' | 'list';
 
 /** Environment variables and the fields they set (dotted paths of `StorageConfig`). */
 export const ENV_FIELDS: ReadonlyArray<readonly [variable: string, field: string, kind: Kind]> = [
@@ -10,6 +11,8 @@ export const ENV_FIELDS: ReadonlyArray<readonly [variable: string, field: string
   ['REDIS_URL', 'redis.url', 'string'],
   ['REDIS_PASSWORD', 'redis.password', 'string'],
   ['REDIS_CLUSTER', 'redis.cluster', 'boolean'],
+  ['REDIS_SENTINELS', 'redis.sentinels', 'list'],
+  ['REDIS_SENTINEL_NAME', 'redis.sentinelName', 'string'],
   ['DATABASE_URL', 'postgresql.url', 'string'],
   ['POSTGRES_DRIVER', 'postgresql.driver', 'string'],
   ['POSTGRES_SCHEMA', 'postgresql.schema', 'string'],
@@ -61,7 +64,16 @@ export function readEnv(
     const raw = env[variable];
     if (raw === undefined || raw === '') continue;
     if (kind === 'string') setPath(input, field, raw);
-    else if (kind === 'boolean') {
+    else if (kind === 'list') {
+      setPath(
+        input,
+        field,
+        raw
+          .split(',')
+          .map((item) => item.trim())
+          .filter((item) => item !== ''),
+      );
+    } else if (kind === 'boolean') {
       const value = raw.trim().toLowerCase();
       if (['true', '1', 'false', '0'].includes(value))
         setPath(input, field, value === 'true' || value === '1');

@@ -51,6 +51,11 @@ export const FILE_FIELDS: readonly FileField[] = [
   { file: 'redis.max_retries_per_request', field: 'redis.maxRetriesPerRequest' },
   { file: 'redis.pool_size', field: 'redis.poolSize' },
   { file: 'redis.max_connections', field: 'redis.maxConnections' },
+  { file: 'redis.sentinels', field: 'redis.sentinels' },
+  { file: 'redis.sentinel_name', field: 'redis.sentinelName' },
+  { file: 'redis.sentinel_password', field: 'redis.sentinelPassword' },
+  // `{ replicas, timeout }`: the same names in the file as in the configuration.
+  { file: 'redis.wait_for_replicas', field: 'redis.waitForReplicas' },
   { file: 'postgresql.url', field: 'postgresql.url' },
   { file: 'postgresql.driver', field: 'postgresql.driver' },
   { file: 'postgresql.schema', field: 'postgresql.schema' },

@@ -17,6 +17,7 @@ export {
 export {
   backendsUsed,
   type DataBackend,
+  DEFAULT_REPLICA_WAIT_SECONDS,
   resolveConfig,
   type StorageConfig,
   type StorageConfigInput,

@@ -10,6 +10,12 @@ const Seconds = (options: { default?: number; minimum?: number; maximum?: number
   T.Number({ exclusiveMinimum: 0, ...options });
 const Strict = { additionalProperties: false, default: {} } as const;
 
+/** How long a write waits for `redis.waitForReplicas.replicas` by default, seconds. */
+export const DEFAULT_REPLICA_WAIT_SECONDS = 0.5;
+
+/** `host:port`, the host a name, an IPv4 address or a bracketed IPv6 address. */
+const HOST_PORT = '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$';
+
 /** A backend that holds data of its own (the targets of hybrid routing and fallback). */
 const DataBackend = (fallback?: 'redis' | 'postgresql') =>
   T.Union([T.Literal('redis'), T.Literal('postgresql')], fallback ? { default: fallback } : {});
@@ -46,6 +52,34 @@ export const StorageConfigSchema = T.Object(
         poolSize: T.Optional(T.Integer({ minimum: 1, maximum: 1000 })),
         /** Most connections one storage opens (commands, subscriber, long polls). Unset: no cap. */
         maxConnections: T.Optional(T.Integer({ minimum: 3, maximum: 10_000 })),
+        /**
+         * Redis Sentinel: `host:port` of each Sentinel. The primary is asked of them by
+         * `sentinelName`, and asked again after a failover, so the process follows a promoted
+         * replica without a restart. `url` then gives only the credentials, database and TLS.
+         */
+        sentinels: T.Optional(T.Array(T.String({ pattern: HOST_PORT }), { minItems: 1, maxItems: 16 })),
+        /** The primary's name in the Sentinels' configuration (`sentinel monitor <name> …`). */
+        sentinelName: T.String({ minLength: 1, default: 'mymaster' }),
+        /** Password of the Sentinels themselves, when they require one. */
+        sentinelPassword: T.Optional(T.String()),
+        /**
+         * Acknowledge a write only once `replicas` replicas hold it: `WAIT` after each write. A
+         * write they do not confirm within `timeout` seconds fails with BackendUnavailableError
+         * (not acknowledged: it may or may not survive a failover). Unset: a write is
+         * acknowledged when the primary has it, and a failover can lose the last ones.
+         */
+        waitForReplicas: T.Optional(
+          T.Object(
+            {
+              replicas: T.Integer({ minimum: 1, maximum: 100 }),
+              // Optional so that a file may leave it out (the file's schema checks before defaults).
+              timeout: T.Optional(
+                Seconds({ default: DEFAULT_REPLICA_WAIT_SECONDS, minimum: 0.001, maximum: 60 }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+        ),
       },
       Strict,
     ),
@@ -415,6 +449,23 @@ function redisUrlProblems(url: string): string[] {
   return [];
 }
 
+/** Settings that do not go together with cluster mode. */
+function redisModeProblems(redis: StorageConfig['redis']): string[] {
+  if (!redis.cluster) return [];
+  const problems: string[] = [];
+  if (redis.sentinels) {
+    problems.push(
+      'redis.sentinels: a Redis Cluster fails over by itself; set either redis.cluster or redis.sentinels',
+    );
+  }
+  if (redis.waitForReplicas) {
+    problems.push(
+      'redis.waitForReplicas: not available with redis.cluster (WAIT must reach the node that took each write)',
+    );
+  }
+  return problems;
+}
+
 /** The backends a configuration reaches: the backend itself, or for hybrid every one it routes, falls back or writes to. */
 export function backendsUsed(config: StorageConfig): Set<DataBackend> {
   if (config.backend === 'memory') return new Set();
@@ -445,6 +496,7 @@ function crossFieldProblems(config: StorageConfig, input: StorageConfigInput): s
     );
   }
   const used = backendsUsed(config);
+  if (used.has('redis')) problems.push(...redisModeProblems(config.redis));
   if (used.has('postgresql')) problems.push(...postgresUrlProblems(pg));
   if (used.has('redis')) problems.push(...redisUrlProblems(config.redis.url));
   if (config.backend !== 'hybrid') return problems;
@@ -452,7 +504,8 @@ function crossFieldProblems(config: StorageConfig, input: StorageConfigInput): s
   // A hybrid reaches two servers: a default of localhost would hide a forgotten setting.
   const configured = (backend: DataBackend) =>
     backend === 'redis'
-      ? typeof input.redis?.url === 'string' && input.redis.url !== ''
+      ? (typeof input.redis?.url === 'string' && input.redis.url !== '') ||
+        (input.redis?.sentinels?.length ?? 0) > 0
       : pg.driver === 'pglite' || (typeof pg.url === 'string' && pg.url !== '');
   const howTo: Record<DataBackend, string> = {
     redis: 'set redis.url or REDIS_URL',

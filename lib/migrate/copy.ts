@@ -48,7 +48,8 @@ export interface CopyOptions {
   /**
    * Dual-write: from this time (ms) every writer mirrors audit entries to the target, so the copy
    * appends only older ones; entries within `auditWindowMs` before it (a rollout, when some
-   * writers mirrored and some did not) are reconciled by content instead of appended blindly.
+   * writers mirrored and some did not) and within `toleranceMs` after it (the source stamps
+   * entries with its own clock, to the millisecond) are reconciled by content instead.
    */
   dualWriteSinceMs?: number;
   /** Length of that reconciled window (default 15 minutes). */
@@ -379,7 +380,10 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
 /**
  * The audit part of a dual-write copy: entries before the window are appended, entries in it
  * only where the target has fewer entries of that content in the window than the source (so
- * running it again appends nothing), entries after it are the mirror's.
+ * running it again appends nothing), entries after it are the mirror's. The window runs to the
+ * tolerance past `since`: a writer that did not mirror can stamp an entry with `since`'s very
+ * millisecond (or a later one, on a clock ahead of the one `since` was read on), and such an
+ * entry taken for the mirror's would never reach the target.
  */
 function auditPlan(options: CopyOptions, _mark: string | undefined) {
   const since = options.dualWriteSinceMs;
@@ -395,13 +399,13 @@ function auditPlan(options: CopyOptions, _mark: string | undefined) {
           out.push(record);
           continue;
         }
-        if (record.atMs >= since) {
+        if (record.atMs >= since + tolerance) {
           r.skipped['mirrored by dual-write'] = (r.skipped['mirrored by dual-write'] ?? 0) + 1;
           continue;
         }
         if (!onTarget) {
           onTarget = new Map();
-          for (const e of await options.target.auditBetween(windowStart - tolerance, since + tolerance)) {
+          for (const e of await options.target.auditBetween(windowStart - tolerance, since + 2 * tolerance)) {
             const key = auditContentId(e);
             const list = onTarget.get(key) ?? [];
             list.push(e.atMs);

@@ -257,6 +257,11 @@ export interface Driver {
    * transaction pooler: waits poll instead); `health()` reports it as `degraded`.
    */
   warnings?(): string[];
+  /**
+   * What the server cannot promise about acknowledged writes (no persistence, asynchronous
+   * replicas…), in sentences for health checks; empty or absent: nothing known.
+   */
+  durabilityWarnings?(): Promise<string[]>;
   /** See `Storage.pools`. */
   pools?(): Partial<Record<'redis' | 'postgresql', PoolUse>>;
   sweep(batchSize: number): Promise<Omit<SweepReport, 'durationMs'>>;

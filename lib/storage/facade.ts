@@ -467,11 +467,18 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
         await driver.ping();
         const latencyMs = round2(performance.now() - started);
         const warnings = driver.warnings?.() ?? [];
-        if (warnings.length > 0) {
-          const check = { ok: true, latencyMs, error: warnings.join('; ') };
-          return { status: 'degraded', backend: driver.name, checks: { [driver.name]: check } };
-        }
-        return { status: 'ok', backend: driver.name, checks: { [driver.name]: { ok: true, latencyMs } } };
+        const durability = (await driver.durabilityWarnings?.().catch(() => [])) ?? [];
+        const check = {
+          ok: true,
+          latencyMs,
+          ...(warnings.length > 0 ? { error: warnings.join('; ') } : {}),
+          ...(durability.length > 0 ? { warnings: durability } : {}),
+        };
+        return {
+          status: warnings.length > 0 ? 'degraded' : 'ok',
+          backend: driver.name,
+          checks: { [driver.name]: check },
+        };
       } catch (error) {
         const latencyMs = round2(performance.now() - started);
         const message = error instanceof BackendUnavailableError ? error.message : 'not answering';

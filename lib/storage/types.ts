@@ -522,6 +522,8 @@ export interface HealthCheck {
   ok: boolean;
   latencyMs: number;
   error?: string;
+  /** What the backend cannot promise although it answers (a Redis that may lose acknowledged writes). */
+  warnings?: string[];
 }
 
 export interface HealthReport {

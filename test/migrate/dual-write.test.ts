@@ -199,6 +199,37 @@ describe.skipIf(unavailable !== undefined)('migrate copy under dual-write', () =
     }
   });
 
+  it('an entry a writer that did not mirror stamped with the very millisecond dual-write began is copied, a mirrored one not twice', async () => {
+    const prefix = scratch.prefix();
+    const schema = await scratch.schema();
+    const redis = redisStorage(prefix);
+    const pg = pgStorage(schema);
+    try {
+      for (let i = 0; i < 5; i++)
+        await redis.audit.append({ identity: 'w', action: 'before', resource: `r${i}` });
+      // The interleaving, made exact: dual-write begins in the millisecond of the last entry
+      // written without a mirror (a writer finishing as the rollout ends, a clock a little ahead).
+      const [last] = await redis.audit.query({ limit: 1, order: 'desc' });
+      const since = Date.parse(last!.at);
+      // And a writer that did mirror, around the same moment: its entry is on both sides.
+      await redis.audit.append({ identity: 'w', action: 'mirrored', resource: 'm' });
+      await pg.audit.append({ identity: 'w', action: 'mirrored', resource: 'm' });
+
+      const source = scratch.source(prefix);
+      const target = await scratch.target(schema);
+      await copy({ source, target, stores: ['audit'], dualWriteSinceMs: since });
+      const v = await validate({ source, target, stores: ['audit'] });
+      expect(v.stores.audit, JSON.stringify(v.stores.audit)).toMatchObject({
+        sourceCount: 6,
+        targetCount: 6,
+        missing: 0,
+        extra: 0,
+      });
+    } finally {
+      await Promise.all([redis.close(), pg.close()]);
+    }
+  });
+
   it('copy --move brings a queue over once its routing moved: each message delivered once, from the target', async () => {
     const prefix = scratch.prefix();
     const schema = await scratch.schema();

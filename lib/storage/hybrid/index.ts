@@ -1413,10 +1413,19 @@ export function createHybridDriver(
           await withDeadline(m.driver.ping(), Math.max(settings.operationTimeoutMs, 1000), m.name);
           const latencyMs = Math.round((performance.now() - started) * 100) / 100;
           const warnings = m.driver.warnings?.() ?? [];
-          checks[m.name] =
-            warnings.length > 0
-              ? { ok: true, latencyMs, error: warnings.join('; ') }
-              : { ok: true, latencyMs };
+          const durability = m.driver.durabilityWarnings
+            ? await withDeadline(
+                m.driver.durabilityWarnings(),
+                Math.max(settings.operationTimeoutMs, 1000),
+                m.name,
+              ).catch(() => [])
+            : [];
+          checks[m.name] = {
+            ok: true,
+            latencyMs,
+            ...(warnings.length > 0 ? { error: warnings.join('; ') } : {}),
+            ...(durability.length > 0 ? { warnings: durability } : {}),
+          };
         } catch (error) {
           checks[m.name] = {
             ok: false,

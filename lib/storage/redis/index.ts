@@ -10,8 +10,9 @@
  * across slots by name.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import type { StorageConfig } from '../../config/index.js';
+import { DEFAULT_REPLICA_WAIT_SECONDS } from '../../config/schema.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import { matchesAny } from '../../glob.js';
 import type {
@@ -30,7 +31,15 @@ import { covers } from '../lineage.js';
 import { readFiltered, tokenPosition } from '../paging.js';
 import type { AuditEntry, Connection, PoolUse, PublishedEvent, ReceivedMessage, Session } from '../types.js';
 import { parseJson } from '../validate.js';
-import { createRedisClient, duplicateClient, mapRedisError, type RedisClient } from './client.js';
+import {
+  createRedisClient,
+  duplicateClient,
+  type FailureContext,
+  mapRedisError,
+  type RedisClient,
+} from './client.js';
+import { durabilityCheck } from './durability.js';
+import { confirmWrites } from './replicas.js';
 import { type ScriptName, SESSION_FIELDS, scripts } from './scripts.js';
 
 export interface RedisDriverOptions {
@@ -79,6 +88,7 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
       config.redis.maxConnections === undefined ? Number.POSITIVE_INFINITY : config.redis.maxConnections - 2,
   });
   const subscriber = subscriberHub(client);
+  const durability = durabilityCheck(client, config);
 
   const driver: Driver = {
     name: 'redis',
@@ -93,6 +103,7 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
     async ping() {
       await client.ping();
     },
+    durabilityWarnings: () => durability.warnings(),
     async sweep(batchSize) {
       const sessions = Number(
         await run('sessionSweep', [`${prefix}{s}:clusters`], [`${prefix}{s}:`, batchSize]),
@@ -128,11 +139,27 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
       }
     },
   };
-  return guard(driver, whyNotConnected);
+  const wait = config.redis.waitForReplicas;
+  // The configuration refuses waitForReplicas with a cluster; a client passed in is trusted.
+  const confirmed =
+    wait && !(client instanceof Cluster)
+      ? confirmWrites(driver, client, {
+          replicas: wait.replicas,
+          timeoutMs: Math.round((wait.timeout ?? DEFAULT_REPLICA_WAIT_SECONDS) * 1000),
+        })
+      : driver;
+  return guard(
+    confirmed,
+    {
+      commandTimeoutSeconds: config.redis.commandTimeout,
+      maxRetriesPerRequest: config.redis.maxRetriesPerRequest,
+    },
+    whyNotConnected,
+  );
 }
 
 /** Wraps every driver method so connection failures surface as `BackendUnavailableError`. */
-function guard(driver: Driver, whyNotConnected: () => Error | undefined): Driver {
+function guard(driver: Driver, failure: FailureContext, whyNotConnected: () => Error | undefined): Driver {
   const wrap = <T extends object>(target: T): T => {
     const wrapped = {} as Record<string, unknown>;
     for (const [name, value] of Object.entries(target)) {
@@ -142,7 +169,7 @@ function guard(driver: Driver, whyNotConnected: () => Error | undefined): Driver
               try {
                 return await value.apply(target, args);
               } catch (error) {
-                throw mapRedisError(error, whyNotConnected());
+                throw mapRedisError(error, failure, whyNotConnected());
               }
             }
           : value;
@@ -351,6 +378,8 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
 
 /** How long a long poll pauses between looks when no blocking connection may be opened. */
 const POLL_PAUSE_MS = 100;
+/** A blocking connection's command timeout: above any wait a long poll asks of one BLPOP. */
+export const BLOCKING_COMMAND_TIMEOUT_MS = 30_000;
 
 interface BlockingPool {
   /** Waits up to `ms` for a wake-up token on `key`. */
@@ -377,10 +406,14 @@ function blockingPool(client: RedisClient, limits: { maxIdle: number; maxBusy: n
   /** Waits pausing because `maxBusy` connections are blocked. */
   let polling = 0;
   const open = (): RedisClient => {
-    // A BLPOP resent after a reconnect would start its full timeout again: fail it instead, and
-    // the long poll runs its loop again with the time it has left.
+    // A BLPOP resent after a reconnect would start its full timeout again: it is not resent, and
+    // the long poll runs its loop again with the time it has left. ioredis drops such a command
+    // without settling it, so its own blocking timeout (its BLPOP timeout plus a grace) ends it
+    // on the client too, as it does when a frozen server never answers; `wait` also ends it as
+    // soon as the connection is ready again.
     const connection = duplicateClient(client, {
-      commandTimeout: 30_000,
+      commandTimeout: BLOCKING_COMMAND_TIMEOUT_MS,
+      blockingTimeout: BLOCKING_COMMAND_TIMEOUT_MS,
       maxRetriesPerRequest: 1,
       autoResendUnfulfilledCommands: false,
     });
@@ -401,17 +434,36 @@ function blockingPool(client: RedisClient, limits: { maxIdle: number; maxBusy: n
       }
       const connection = idle.pop() ?? open();
       busy.add(connection);
+      // Ready again after a drop: the BLPOP in flight was not resent, so nothing will answer it.
+      // The wait ends then, like a wake-up, instead of at its timeout (the connection is not
+      // reused: it may still hold that BLPOP).
+      let dropped = false;
+      const onReady = () => {
+        dropped = true;
+        reconnected();
+      };
+      const onClose = () => connection.once('ready', onReady);
+      let reconnected: () => void = () => {};
+      const back = new Promise<void>((resolve) => {
+        reconnected = resolve;
+      });
+      connection.once('close', onClose);
       try {
         // BLPOP takes seconds with decimals; 0 would block forever.
-        await connection.blpop(key, Math.max(0.01, ms / 1000));
+        const popped = connection.blpop(key, Math.max(0.01, ms / 1000));
+        popped.catch(() => {}); // settled after the race when the connection came back
+        await Promise.race([popped, back]);
       } catch {
         // A dropped connection (or close()) ends the wait like a wake-up. A short pause keeps a
         // connection that cannot come back from turning the long poll into a busy loop; if Redis
         // is down, the poll's next script call reports it.
         if (!closed) await new Promise((resolve) => setTimeout(resolve, 100));
       } finally {
+        connection.off('close', onClose);
+        connection.off('ready', onReady);
         busy.delete(connection);
-        if (!closed && idle.length < MAX_IDLE && connection.status === 'ready') idle.push(connection);
+        if (!closed && !dropped && idle.length < MAX_IDLE && connection.status === 'ready')
+          idle.push(connection);
         else connection.disconnect();
       }
     },

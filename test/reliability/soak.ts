@@ -1,0 +1,389 @@
+/**
+ * Crash soak of queue consumers: `consumers` child processes (soak-consumer.ts, bundled once)
+ * consume `messages` messages that this process sends, while a killer SIGKILLs one consumer at
+ * a random moment and starts a new one, and the server is restarted once mid-run (its own
+ * private Redis with `appendfsync always`, or its own PostgreSQL; for the hybrid, the Redis its
+ * queues are routed to, falling back to PostgreSQL).
+ *
+ * Checked from the consumers' lines: every acknowledged send delivered and the queue empty at
+ * the end (none lost, none dead), no delivery of a message before the lease of its previous
+ * delivery ended (the receive that got it again returned no earlier than the previous receive
+ * began plus the visibility timeout), and every duplicate explained by a kill, a failed ack or
+ * a send made twice.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { build } from 'esbuild';
+import pg from 'pg';
+import type { StorageConfigInput } from '../../lib/config/index.js';
+import { createStorage, hybridControl, type Storage } from '../../lib/storage/index.js';
+import { PrivatePostgres } from '../harness/postgres-server.js';
+import { PrivateRedis } from '../harness/redis-server.js';
+import { testDatabaseUrl } from '../support/backends.js';
+
+export type SoakBackend = 'redis' | 'postgresql' | 'hybrid';
+
+export interface SoakOptions {
+  backend: SoakBackend;
+  messages?: number;
+  consumers?: number;
+  /** Lease of each delivery, seconds. */
+  visibilitySeconds?: number;
+  /** A consumer is killed every this many ms on average. */
+  killEveryMs?: number;
+  /** How long the server stays down in its restart, ms. */
+  serverDownMs?: number;
+  /** Give up after this long, ms. */
+  timeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface SoakReport {
+  backend: SoakBackend;
+  messages: number;
+  consumers: number;
+  kills: number;
+  serverRestarts: number;
+  /** Sends acknowledged (each sequence number once), send attempts that failed (retried). */
+  sent: number;
+  sendFailures: number;
+  deliveries: number;
+  /** Sequence numbers delivered at least once. */
+  delivered: number;
+  /** Sequence numbers with an ack that was answered (the others' consumer died between ack and line). */
+  ackRecorded: number;
+  ackFailures: number;
+  receiveErrors: number;
+  /** Acknowledged sends never delivered and not left in the queue. */
+  lost: number;
+  /** Left in the queue or dead at the end (stats). */
+  leftInQueue: number;
+  dead: number;
+  duplicates: number;
+  /** Duplicates without a kill, failed ack or second send before them. */
+  unexplainedDuplicates: number;
+  /** Deliveries of a message before its previous delivery's lease could have ended. */
+  earlyRedeliveries: number;
+  /** ms from the server going down until the first ack after it was back. */
+  restartRecoveryMs: number;
+  durationMs: number;
+  completed: boolean;
+}
+
+interface Delivery {
+  id: string;
+  s: number;
+  t0: number;
+  t1: number;
+  p: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Builds soak-consumer.ts into one file next to node_modules (its packages stay external). */
+async function bundleConsumer(): Promise<string> {
+  const dir = join(import.meta.dirname, '../../node_modules/.cache/kst-soak');
+  mkdirSync(dir, { recursive: true });
+  const outfile = join(dir, 'consumer.mjs');
+  await build({
+    entryPoints: [join(import.meta.dirname, 'soak-consumer.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    outfile,
+    logLevel: 'error',
+  });
+  return outfile;
+}
+
+interface Servers {
+  config: StorageConfigInput;
+  restart(downMs: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function startServers(backend: SoakBackend): Promise<Servers> {
+  const queues = { maxAttempts: 1000 };
+  if (backend === 'postgresql') {
+    const server = await PrivatePostgres.start();
+    return {
+      config: {
+        backend: 'postgresql',
+        postgresql: { url: server.url, schema: 'soak', migrate: true, poolSize: 3 },
+        queues,
+      },
+      restart: (downMs) => server.restart(downMs),
+      stop: () => server.stop(),
+    };
+  }
+  const redis = await PrivateRedis.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+  const restartRedis = async (downMs: number) => {
+    await redis.kill('SIGKILL');
+    await sleep(downMs);
+    await redis.launch();
+  };
+  if (backend === 'redis') {
+    return {
+      config: { backend: 'redis', keyPrefix: 'soak:', redis: { url: redis.url }, queues },
+      restart: restartRedis,
+      stop: () => redis.stop(),
+    };
+  }
+  const schema = `kst_soak_${randomBytes(4).toString('hex')}`;
+  const url = testDatabaseUrl();
+  return {
+    config: {
+      backend: 'hybrid',
+      keyPrefix: 'soak:',
+      redis: { url: redis.url },
+      postgresql: { url, schema, migrate: true, poolSize: 3 },
+      queues,
+    },
+    restart: restartRedis,
+    async stop() {
+      await redis.stop();
+      const client = new pg.Client(url);
+      await client.connect();
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
+  const messages = options.messages ?? 20_000;
+  const consumerCount = options.consumers ?? 8;
+  const visibilityMs = (options.visibilitySeconds ?? 5) * 1000;
+  const killEveryMs = options.killEveryMs ?? 700;
+  const log = options.log ?? (() => {});
+  const queue = `soak-${randomBytes(3).toString('hex')}`;
+  const [bundle, servers] = await Promise.all([bundleConsumer(), startServers(options.backend)]);
+  const producer: Storage = createStorage(servers.config);
+  const started = performance.now();
+
+  const deliveries: Delivery[] = [];
+  const acked = new Set<number>();
+  const ackFailed = new Set<string>(); // `${s}:${pid}`
+  const killed = new Map<number, number>(); // pid → when
+  let ackFailures = 0;
+  let receiveErrors = 0;
+  let kills = 0;
+  let lastAckAt = 0;
+  const children = new Set<ChildProcess>();
+
+  const spawnConsumer = () => {
+    const child = spawn(process.execPath, [bundle], {
+      env: {
+        ...process.env,
+        SOAK_STORAGE: JSON.stringify(servers.config),
+        SOAK_QUEUE: queue,
+        SOAK_VISIBILITY: String(visibilityMs / 1000),
+      },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      let line: { e: string; id: string; s: number; t0: number; t1: number; t: number; p: number };
+      try {
+        line = JSON.parse(text);
+      } catch {
+        return; // not one of ours
+      }
+      if (line.e === 'r') deliveries.push({ id: line.id, s: line.s, t0: line.t0, t1: line.t1, p: line.p });
+      else if (line.e === 'a') {
+        acked.add(line.s);
+        lastAckAt = line.t;
+      } else if (line.e === 'af') {
+        ackFailures++;
+        ackFailed.add(`${line.s}:${line.p}`);
+      } else if (line.e === 'err') receiveErrors++;
+    });
+    return child;
+  };
+
+  let running = true;
+  let sentCount = 0;
+  let sendFailures = 0;
+  let restarted = false;
+  let restartRecoveryMs = 0;
+
+  try {
+    // Schema migrated, scripts loaded, connections up before the consumers start.
+    await producer.queues.stats(queue);
+    for (let i = 0; i < consumerCount; i++) spawnConsumer();
+
+    const killer = (async () => {
+      while (running) {
+        await sleep(killEveryMs * (0.5 + Math.random()));
+        if (!running) break;
+        const victims = [...children];
+        const victim = victims[Math.floor(Math.random() * victims.length)];
+        if (!victim?.pid) continue;
+        killed.set(victim.pid, Date.now());
+        victim.kill('SIGKILL');
+        kills++;
+        await sleep(100 + Math.random() * 400);
+        if (running) spawnConsumer();
+      }
+    })();
+
+    const restart = async () => {
+      restarted = true;
+      const downAt = Date.now();
+      log(`restarting the server (${options.backend}) after ${sentCount} sends, ${acked.size} acks`);
+      await servers.restart(options.serverDownMs ?? 1000);
+      const backAt = Date.now();
+      while (running && lastAckAt <= backAt) await sleep(20);
+      restartRecoveryMs = lastAckAt - downAt;
+      log(`acks again ${restartRecoveryMs} ms after the server went down`);
+    };
+    let restarting: Promise<void> | undefined;
+
+    let next = 0;
+    const sender = async () => {
+      for (;;) {
+        const s = next++;
+        if (s >= messages) return;
+        if (!restarted && s >= messages / 2) restarting = restart();
+        for (;;) {
+          try {
+            await producer.queues.send(queue, { s }, { dedupId: `s${s}` });
+            sentCount++;
+            break;
+          } catch {
+            sendFailures++;
+            await sleep(100);
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, sender));
+    log(`sent ${sentCount} in ${Math.round(performance.now() - started)} ms`);
+    await restarting;
+
+    /** Messages of the queue still held anywhere (a hybrid: on either backend), and dead ones. */
+    const left = async () => {
+      const drivers = Object.values(hybridControl(producer)?.drivers ?? {});
+      const all =
+        drivers.length > 0 ? drivers.map((d) => d.queues.stats(queue)) : [producer.queues.stats(queue)];
+      const stats = await Promise.all(all);
+      return {
+        waiting: stats.reduce((n, x) => n + x.depth + x.delayed + x.inFlight, 0),
+        dead: stats.reduce((n, x) => n + x.dead, 0),
+      };
+    };
+
+    // Done when every message was acked (by its line), or the queue is empty and nothing moves.
+    const deadline = performance.now() + (options.timeoutMs ?? 600_000);
+    let emptyLooks = 0;
+    let completed = false;
+    while (performance.now() < deadline) {
+      await sleep(500);
+      if (acked.size === messages) {
+        completed = true;
+        break;
+      }
+      const empty = (await left().catch(() => undefined))?.waiting === 0;
+      emptyLooks = empty ? emptyLooks + 1 : 0;
+      if (emptyLooks >= 6) {
+        completed = true;
+        break;
+      }
+    }
+    running = false;
+    await killer;
+    for (const child of children) child.kill('SIGKILL');
+    await sleep(200); // the last lines
+
+    const end = await left();
+    const judged = judge(deliveries, { messages, visibilityMs, killed, ackFailed });
+    const lost = Math.max(0, judged.neverDelivered - end.waiting);
+
+    return {
+      backend: options.backend,
+      messages,
+      consumers: consumerCount,
+      kills,
+      serverRestarts: restarted ? 1 : 0,
+      sent: sentCount,
+      sendFailures,
+      deliveries: deliveries.length,
+      delivered: judged.delivered,
+      ackRecorded: acked.size,
+      ackFailures,
+      receiveErrors,
+      lost,
+      leftInQueue: end.waiting,
+      dead: end.dead,
+      duplicates: judged.duplicates,
+      unexplainedDuplicates: judged.unexplained,
+      earlyRedeliveries: judged.early,
+      restartRecoveryMs,
+      durationMs: Math.round(performance.now() - started),
+      completed,
+    };
+  } finally {
+    running = false;
+    for (const child of children) child.kill('SIGKILL');
+    await producer.close().catch(() => {});
+    await servers.stop();
+  }
+}
+
+/** Groups `items` by `key`, each group in call-start order. */
+function groupBy<K>(items: Delivery[], key: (d: Delivery) => K): Map<K, Delivery[]> {
+  const groups = new Map<K, Delivery[]>();
+  for (const d of items) {
+    const list = groups.get(key(d)) ?? [];
+    list.push(d);
+    groups.set(key(d), list);
+  }
+  for (const list of groups.values()) list.sort((a, b) => a.t0 - b.t0);
+  return groups;
+}
+
+/**
+ * What the consumers' lines say: sequence numbers never delivered, deliveries of one message
+ * before its previous lease could have ended (the second receive returned before the first one
+ * began plus the visibility timeout), and duplicates not preceded by a kill of the consumer that
+ * had the message, a failed ack, or a second message for the same send.
+ */
+function judge(
+  deliveries: Delivery[],
+  context: { messages: number; visibilityMs: number; killed: Map<number, number>; ackFailed: Set<string> },
+) {
+  const bySeq = groupBy(deliveries, (d) => d.s);
+  let neverDelivered = 0;
+  for (let s = 0; s < context.messages; s++) if (!bySeq.has(s)) neverDelivered++;
+  let early = 0;
+  for (const list of groupBy(deliveries, (d) => d.id).values()) {
+    for (let i = 1; i < list.length; i++) {
+      if (list[i]!.t1 < list[i - 1]!.t0 + context.visibilityMs) early++;
+    }
+  }
+  let duplicates = 0;
+  let unexplained = 0;
+  for (const list of bySeq.values()) {
+    const ids = new Set(list.map((d) => d.id));
+    duplicates += list.length - 1;
+    for (let i = 1; i < list.length; i++) {
+      const before = list[i - 1]!;
+      const explained =
+        (context.killed.get(before.p) ?? 0) >= before.t1 ||
+        context.ackFailed.has(`${before.s}:${before.p}`) ||
+        // Sent (or moved) as a second message: each id is then delivered once.
+        ids.size > 1;
+      if (!explained) unexplained++;
+    }
+  }
+  return { delivered: bySeq.size, neverDelivered, early, duplicates, unexplained };
+}
