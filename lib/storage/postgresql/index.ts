@@ -40,6 +40,7 @@ import type {
   TokenInfo,
 } from '../types.js';
 import { parseJson } from '../validate.js';
+import { Batcher, KeyedBatcher } from './batcher.js';
 import { migrate } from './migrate.js';
 import { createSql, quoteIdent, type Row, type Sql, type SqlExecutor, withErrorMapping } from './sql.js';
 
@@ -62,6 +63,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Times outside Postgres's timestamptz range (and JavaScript's) are clamped to years 1–9999. */
 const MIN_MS = -62_135_596_800_000;
 const MAX_MS = 253_402_300_799_999;
+/** Calls that one batched queue statement carries at most (see batcher.ts). */
+const MAX_BATCH = 500;
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 /** Batches one sweep deletes per table at most; the next sweep goes on. */
 const MAX_SWEEP_BATCHES = 100;
 
@@ -645,7 +649,7 @@ function pgQueues(
        WHERE queue = $1 AND state = 'leased' AND visible_at <= now() AND attempts >= $2`,
       [queue, maxAttempts],
     );
-  const claim = async (queue: string, max: number, visibilityMs: number): Promise<ReceivedMessage[]> => {
+  const claimNow = async (queue: string, max: number, visibilityMs: number): Promise<ReceivedMessage[]> => {
     const rows = await query<MessageRow>(
       // Candidates, unlocked: the first waiting messages in FIFO order and the first ended leases,
       // each from its own index (with headroom for rows other receivers are taking). Then only
@@ -686,9 +690,60 @@ function pgQueues(
     );
     // Messages that died on the way took places: look again for the rest.
     if (delivered.length < rows.length && messages.length < max)
-      messages.push(...(await claim(queue, max - messages.length, visibilityMs)));
+      messages.push(...(await claimNow(queue, max - messages.length, visibilityMs)));
     return messages;
   };
+  /**
+   * Receivers of one queue and lease length claiming at the same moment share one statement:
+   * the first messages in FIFO order, handed out in turn, each receiver its `max` at most.
+   */
+  const claims = new KeyedBatcher<number, ReceivedMessage[]>(async (key, wants) => {
+    const cut = key.lastIndexOf('\0');
+    const got = await claimNow(key.slice(0, cut), sum(wants), Number(key.slice(cut + 1)));
+    let at = 0;
+    return wants.map((want) => got.slice(at, (at += want)));
+  }, MAX_BATCH);
+  const claim = (queue: string, max: number, visibilityMs: number) =>
+    claims.add(`${queue}\0${visibilityMs}`, max);
+  /** Concurrent acks go out as one DELETE; each answers whether its message was removed. */
+  const acks = new Batcher<{ queue: string; id: string; receipt: string }, boolean>(async (items) => {
+    const rows = await query<{ id: string }>(
+      `DELETE FROM ${q} AS m
+       USING unnest($1::text[], $2::uuid[], $3::uuid[]) AS a(queue, id, receipt)
+       WHERE m.id = a.id AND m.queue = a.queue AND m.receipt = a.receipt
+         AND m.state = 'leased' AND (m.visible_at > now() OR m.attempts < $4)
+       RETURNING m.id::text AS id`,
+      [items.map((i) => i.queue), items.map((i) => i.id), items.map((i) => i.receipt), maxAttempts],
+    );
+    // A message acked twice in one batch is removed once: the first of its acks counts.
+    const removed = new Set(rows.map((r) => r.id));
+    return items.map((i) => removed.delete(i.id));
+  }, MAX_BATCH);
+  /** Concurrent sends without a dedupId go out as one INSERT (ids in `items` order, so FIFO holds). */
+  const sends = new Batcher<{ id: string; queue: string; json: string; delayMs: number }, void>(
+    async (items) => {
+      // A delayed message notifies too: waiters then know when to look again.
+      await query(
+        `WITH m AS (
+           INSERT INTO ${q} (id, queue, payload, enqueued_at, visible_at)
+           SELECT i.id, i.queue, i.payload, ${NOW_MS}, now() + ${msInterval('i.delay')}
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[]) WITH ORDINALITY
+             AS i(id, queue, payload, delay, n)
+           ORDER BY i.n
+           RETURNING queue
+         ), n AS (SELECT pg_notify('${channel}', queue) FROM (SELECT DISTINCT queue FROM m) AS d)
+         SELECT (SELECT count(*) FROM n)::int AS notified`,
+        [
+          items.map((i) => i.id),
+          items.map((i) => i.queue),
+          items.map((i) => i.json),
+          items.map((i) => i.delayMs),
+        ],
+      );
+      return items.map(() => undefined);
+    },
+    MAX_BATCH,
+  );
   /** Milliseconds until something in `queue` becomes visible by itself (a delay or lease ending). */
   const nextDue = async (queue: string): Promise<number> => {
     const [row] = await query<{ due: number | null }>(
@@ -723,13 +778,8 @@ function pgQueues(
       const insert = (from: string) =>
         `INSERT INTO ${q} (id, queue, payload, enqueued_at, visible_at)
          SELECT $1::uuid, $2::text, $3::text, ${NOW_MS}, now() + ${msInterval('$4')} ${from} RETURNING id`;
-      // A delayed message notifies too: waiters then know when to look again.
       if (dedupId === undefined) {
-        await query(
-          `WITH m AS (${insert('')})${notifyCte('m', '$2')}
-           SELECT 1${notified}`,
-          [id, queue, json, delayMs],
-        );
+        await sends.add({ id, queue, json, delayMs });
         return { id, duplicate: false };
       }
       for (let attempt = 0; ; attempt++) {
@@ -795,13 +845,8 @@ function pgQueues(
       }
     },
     async ack(queue, id, receipt) {
-      await leased(
-        `DELETE FROM ${q} WHERE id = $2 AND queue = $1 AND receipt = $3 AND ${LEASE_LIVE} RETURNING 1`,
-        queue,
-        id,
-        receipt,
-        [maxAttempts],
-      );
+      if (UUID.test(id) && UUID.test(receipt) && (await acks.add({ queue, id, receipt }))) return;
+      await leaseError(queue, id);
     },
     async nack(queue, id, receipt, delayMs) {
       await leased(
