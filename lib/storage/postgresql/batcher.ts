@@ -32,7 +32,7 @@ export class Batcher<I, R> {
       const batch = this.pending.splice(0, this.limit);
       try {
         const results = await this.run(batch.map((b) => b.item));
-        batch.forEach((b, i) => b.resolve(results[i]!));
+        for (const [i, b] of batch.entries()) b.resolve(results[i]!);
       } catch (error) {
         for (const b of batch) b.reject(error);
       }

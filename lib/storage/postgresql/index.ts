@@ -701,7 +701,11 @@ function pgQueues(
     const cut = key.lastIndexOf('\0');
     const got = await claimNow(key.slice(0, cut), sum(wants), Number(key.slice(cut + 1)));
     let at = 0;
-    return wants.map((want) => got.slice(at, (at += want)));
+    return wants.map((want) => {
+      const mine = got.slice(at, at + want);
+      at += want;
+      return mine;
+    });
   }, MAX_BATCH);
   const claim = (queue: string, max: number, visibilityMs: number) =>
     claims.add(`${queue}\0${visibilityMs}`, max);
