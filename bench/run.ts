@@ -97,6 +97,7 @@ function versions(): Record<string, string> {
     '@keyv/postgres',
     'bullmq',
     'pg-boss',
+    'graphile-worker',
   ]) {
     out[name] = read(name);
   }
