@@ -6,7 +6,7 @@
 import KeyvPostgres from '@keyv/postgres';
 import KeyvRedis from '@keyv/redis';
 import { Queue, Worker } from 'bullmq';
-import { Logger, run as runGraphileWorker, type Runner } from 'graphile-worker';
+import { Logger, type Runner, run as runGraphileWorker } from 'graphile-worker';
 import Keyv from 'keyv';
 import pg from 'pg';
 import PgBoss from 'pg-boss';

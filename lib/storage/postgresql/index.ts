@@ -961,6 +961,42 @@ type EventRow = {
   at: number;
 };
 
+/**
+ * A NOTIFY payload must be shorter than this many bytes (a limit of the server); an event
+ * whose notification would not fit travels as its header alone and is read from history.
+ */
+const NOTIFY_PAYLOAD_LIMIT = 8000;
+
+/** What a publish notifies: `[id, channel, publishedAtMs]` as JSON, then a newline and the message when it fits. */
+interface EventNotice {
+  id: number;
+  channel: string;
+  atMs: number;
+  message: string | undefined;
+}
+
+function parseNotice(payload: string): EventNotice | undefined {
+  const newline = payload.indexOf('\n');
+  try {
+    const header = JSON.parse(newline < 0 ? payload : payload.slice(0, newline)) as unknown;
+    if (Array.isArray(header) && header.length === 3) {
+      const [id, channel, atMs] = header as [number, string, number];
+      return {
+        id: Number(id),
+        channel,
+        atMs: Number(atMs),
+        message: newline < 0 ? undefined : payload.slice(newline + 1),
+      };
+    }
+  } catch {
+    // Not a header: the `id:channel` notification of an older publisher.
+  }
+  const colon = payload.indexOf(':');
+  const id = Number(payload.slice(0, colon));
+  if (colon < 0 || !Number.isSafeInteger(id)) return undefined;
+  return { id, channel: payload.slice(colon + 1), atMs: 0, message: undefined };
+}
+
 function pgEvents(
   config: StorageConfig,
   t: Table,
@@ -1009,7 +1045,13 @@ function pgEvents(
            RETURNING id, published_at
          ), trimmed AS (
            DELETE FROM ${events} WHERE channel = $1 AND id <= (SELECT last_id FROM c) - $3::bigint RETURNING 1
-         ), n AS (SELECT pg_notify('${channelName}', last_id::text || ':' || $1) FROM c)
+         ), h AS (
+           SELECT json_build_array(last_id, $1::text, ${ms(NOW_MS)}::bigint)::text AS header FROM c
+         ), n AS (
+           SELECT pg_notify('${channelName}', CASE
+             WHEN octet_length(header) + 1 + octet_length($2) < ${NOTIFY_PAYLOAD_LIMIT} THEN header || E'\n' || $2
+             ELSE header END) FROM h
+         )
          SELECT id::float8 AS id, ${ms('published_at')} AS at,
            (SELECT count(*) FROM trimmed)::int AS trimmed, (SELECT count(*) FROM n)::int AS notified
          FROM e`,
@@ -1026,9 +1068,10 @@ function pgEvents(
     },
     history,
     async subscribe(channel, onEvent: EventHandler, onReconnect) {
-      // A pump per subscription: woken by a notification for this channel or by its timer, it
-      // reads what was published since the last event it saw (one query per wake-up, however
-      // many events arrived). The facade orders, deduplicates and fills gaps.
+      // An event that travels in its notification and follows the last one seen is handed on
+      // as it is: no query. Otherwise a pump, woken by a notification for this channel or by its
+      // timer, reads what was published since the last event seen (one query per wake-up,
+      // however many events arrived). The facade orders, deduplicates and fills gaps.
       let seen = await driver.last(channel);
       let running = false;
       let again = false;
@@ -1070,8 +1113,20 @@ function pgEvents(
           void pump();
           return;
         }
-        const colon = payload.indexOf(':');
-        if (payload.slice(colon + 1) === channel && Number(payload.slice(0, colon)) > seen) void pump();
+        const notice = parseNotice(payload);
+        if (notice === undefined || notice.channel !== channel || notice.id <= seen) return;
+        if (notice.message === undefined || notice.id !== seen + 1) {
+          // The event did not fit in the notification, or one before it was missed: history has it.
+          void pump();
+          return;
+        }
+        seen = notice.id;
+        void onEvent({
+          id: formatEventId(notice.id),
+          channel,
+          message: parseJson(notice.message),
+          publishedAt: iso(notice.atMs),
+        });
       });
       const subscription = {
         close() {
