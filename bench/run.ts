@@ -99,6 +99,7 @@ function versions(): Record<string, string> {
     '@keyv/postgres',
     'bullmq',
     'pg-boss',
+    'graphile-worker',
   ]) {
     out[name] = read(name);
   }

@@ -102,6 +102,7 @@ export function evaluateTargets(results: BenchResults): TargetRow[] {
     'pg-boss (batches of 50)',
     2,
   );
+  queueTarget('PostgreSQL queue vs graphile-worker', 'kubently (postgresql)', 'graphile-worker', 1);
   queueTarget('Redis queue vs BullMQ', 'kubently (redis)', 'BullMQ', 1);
 
   const kvTarget = (ours: string, peer: string, factor: number) => {

@@ -117,7 +117,10 @@ const RAW_DDL = (s: string) => `
   CREATE INDEX ON "${s}".sessions (cluster_id, expires_at);
   CREATE TABLE "${s}".queue (id bigserial PRIMARY KEY, payload text NOT NULL,
     visible_at timestamptz NOT NULL DEFAULT now(), receipt text);
-  CREATE INDEX ON "${s}".queue (visible_at, id);`;
+  CREATE INDEX ON "${s}".queue (visible_at, id);
+  CREATE TABLE "${s}".event_channels (channel text COLLATE "C" PRIMARY KEY, last_id bigint NOT NULL);
+  CREATE TABLE "${s}".events (channel text COLLATE "C" NOT NULL, id bigint NOT NULL, message text NOT NULL,
+    published_at timestamptz NOT NULL, PRIMARY KEY (channel, id));`;
 
 /** A pool with `pg.Pool`'s query API: node-postgres, or the Neon driver's Pool. */
 type PoolLike = Pick<pg.Pool, 'query' | 'connect'>;
@@ -155,7 +158,20 @@ async function rawPgOps(
      RETURNING id, payload`,
   );
   const ack = q('ack', `DELETE FROM "${s}".queue WHERE id = $1 AND receipt = $2`);
-  const notify = q('notify', 'SELECT pg_notify($1, $2)');
+  // The durable work of a publish: the channel's counter, the event kept in history (bounded),
+  // and a notification that carries it.
+  const publish = q(
+    'publish',
+    `WITH c AS (
+       INSERT INTO "${s}".event_channels AS c (channel, last_id) VALUES ($1, 1)
+       ON CONFLICT (channel) DO UPDATE SET last_id = c.last_id + 1 RETURNING last_id
+     ), e AS (
+       INSERT INTO "${s}".events (channel, id, message, published_at) SELECT $1, last_id, $2, now() FROM c
+     ), t AS (
+       DELETE FROM "${s}".events WHERE channel = $1 AND id <= (SELECT last_id FROM c) - 1000
+     )
+     SELECT pg_notify($1, last_id::text || E'\n' || $2) FROM c`,
+  );
   const active = q(
     'active',
     `SELECT EXISTS (SELECT 1 FROM "${s}".sessions WHERE cluster_id = $1 AND expires_at > now()) AS active`,
@@ -167,7 +183,9 @@ async function rawPgOps(
   const channel = `${s}_events`;
   await listener.query(`LISTEN "${channel}"`);
   listener.on('notification', (n) => {
-    if (n.channel === channel && n.payload) deliveries.deliver((JSON.parse(n.payload) as { n: number }).n);
+    if (n.channel !== channel || !n.payload) return;
+    const message = JSON.parse(n.payload.slice(n.payload.indexOf('\n') + 1)) as { n: number };
+    deliveries.deliver(message.n);
   });
   return {
     'kv.get': async (i) => {
@@ -186,7 +204,7 @@ async function rawPgOps(
     },
     'pub/sub': async (i) => {
       const delivered = deliveries.wait(i);
-      await notify([channel, JSON.stringify({ n: i, ...VALUE })]);
+      await publish([channel, JSON.stringify({ n: i, ...VALUE })]);
       await delivered;
     },
     'cluster active': async () => (await active(['bench-active'])).rows[0]?.active === true,

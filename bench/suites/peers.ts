@@ -1,10 +1,12 @@
 /**
  * Peers doing the same work: Keyv (with @keyv/redis and @keyv/postgres) for kv get / set, BullMQ
- * (Redis) and pg-boss (PostgreSQL) for queue throughput, each beside the library on the same server.
+ * (Redis), pg-boss and graphile-worker (PostgreSQL) for queue throughput, each beside the library
+ * on the same server.
  */
 import KeyvPostgres from '@keyv/postgres';
 import KeyvRedis from '@keyv/redis';
 import { Queue, Worker } from 'bullmq';
+import { Logger, type Runner, run as runGraphileWorker } from 'graphile-worker';
 import Keyv from 'keyv';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
@@ -96,6 +98,39 @@ function pgBoss(ctx: Context, queueName: string): QueueSystem {
   };
 }
 
+/**
+ * graphile-worker 0.16 with its recommended settings: a runner of `concurrency` workers (each
+ * fetches one job per call, woken by LISTEN/NOTIFY, polling at the default 2 s), its own pool,
+ * jobs added through the runner. A completed job is deleted, as an acked message is.
+ */
+function graphileWorker(ctx: Context, queueName: string): QueueSystem {
+  const schema = ctx.schema();
+  let runner: Runner | undefined;
+  return {
+    async start(consumers, done) {
+      runner = await runGraphileWorker({
+        connectionString: DATABASE_URL,
+        schema,
+        concurrency: consumers,
+        maxPoolSize: PG_POOL,
+        noHandleSignals: true,
+        logger: silentGraphileLogger,
+        taskList: {
+          [queueName]: async () => {
+            done();
+          },
+        },
+      });
+    },
+    send: (n) => runner!.addJob(queueName, { n, task: 'bench' }),
+    async stop() {
+      await runner?.stop();
+    },
+  };
+}
+
+const silentGraphileLogger = new Logger(() => () => {});
+
 export async function peersSuite(ctx: Context): Promise<void> {
   const jobs = ctx.options.quick ? 200 : 2000;
   const reps = ctx.budget.reps;
@@ -160,9 +195,16 @@ export async function peersSuite(ctx: Context): Promise<void> {
       CONSUMERS,
       reps,
     );
-    ctx.results.peers.queue.push(ours, batched, theirs);
+    const graphile = await queueThroughput(
+      'graphile-worker',
+      (r) => graphileWorker(ctx, `peer_${r}`),
+      jobs,
+      CONSUMERS,
+      reps,
+    );
+    ctx.results.peers.queue.push(ours, batched, theirs, graphile);
     ctx.log(
-      `  queue ${jobs} jobs, ${CONSUMERS} consumers: kubently (postgresql) ${Math.round(ours.jobsPerSec)} jobs/s, pg-boss ${Math.round(theirs.jobsPerSec)} jobs/s`,
+      `  queue ${jobs} jobs, ${CONSUMERS} consumers: kubently (postgresql) ${Math.round(ours.jobsPerSec)} jobs/s, graphile-worker ${Math.round(graphile.jobsPerSec)} jobs/s; batches of ${BATCH}: kubently ${Math.round(batched.jobsPerSec)} jobs/s, pg-boss ${Math.round(theirs.jobsPerSec)} jobs/s`,
     );
   } else ctx.skip('peers on PostgreSQL', `no PostgreSQL at ${DATABASE_URL}`);
 }

@@ -230,6 +230,28 @@ export function describeEvents(f: Fixture): void {
         }
       });
 
+      it_(
+        `large and small events interleaved arrive once each, in order, as history has them ${tag}`,
+        async () => {
+          // Over 8,000 bytes an event no longer fits in a PostgreSQL notification.
+          const large = (n: number) => ({ n, blob: 'x'.repeat(9000) });
+          const channel = name('ch');
+          const { received, stop } = await record(events(), channel);
+          try {
+            await Promise.all([1, large(2), 3, large(4)].map((m) => events().publish(channel, m)));
+            // Ends with a large event: no later small one can reveal a large one that went missing.
+            const items = [5, large(6), 7, 8, large(9), large(10), 11, large(12)];
+            await publishAll(events(), channel, items);
+            await eventually(() => expect(received).toHaveLength(12), 4000);
+            await sleep(200); // a repeat would show up here
+            expect(received).toEqual(await events().history(channel, { limit: 1000 }));
+            expect(messages(received).slice(4)).toEqual(items);
+          } finally {
+            await stop();
+          }
+        },
+      );
+
       it_(`unsubscribe stops delivery ${tag}`, async () => {
         const channel = name('ch');
         const { received, stop } = await record(events(), channel);

@@ -161,6 +161,23 @@ export function describeQueues(f: Fixture): void {
         await expectError(() => queues().extend(queue, second.id, second.receipt, 30), NotFoundError);
       });
 
+      it('two concurrent acks of one message: one succeeds, the other throws NotFoundError', async () => {
+        const queue = name('q');
+        await queues().send(queue, 'a');
+        await queues().send(queue, 'b');
+        const [a, b] = await queues().receive(queue, { max: 2 });
+        // The first ack goes out at once; the two that follow it may share one statement.
+        const [first, ...twice] = await Promise.allSettled([
+          queues().ack(queue, a!.id, a!.receipt),
+          queues().ack(queue, b!.id, b!.receipt),
+          queues().ack(queue, b!.id, b!.receipt),
+        ]);
+        expect(first.status).toBe('fulfilled');
+        expect(twice.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        const refused = twice.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+        expect(refused.reason).toBeInstanceOf(NotFoundError);
+      });
+
       it('a receipt of another message is refused with ConflictError', async () => {
         const queue = name('q');
         await queues().send(queue, 'a');

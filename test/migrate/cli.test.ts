@@ -8,7 +8,7 @@
  * entry points spawn the real process. Every run gets an explicit environment and a working
  * directory without a `config.yaml`, so neither a developer's config nor STORAGE_CONFIG leaks in.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -532,6 +532,8 @@ describe.skipIf(unavailable !== undefined)('kubently-storage migrate (CLI)', () 
         child.on('error', reject);
         child.on('close', (code) => resolve({ code: code ?? -1, out, err, ms: Date.now() - started }));
       });
+    // The bin runs the CLI built into dist/ (npm ci builds it at `prepare`): build it as that does.
+    execFileSync(process.execPath, ['local/build-cli.mjs'], { cwd: ROOT });
     // A checkout reached through a symlink runs too (the entry check compares real paths).
     const link = join(cwd, 'checkout');
     symlinkSync(ROOT, link);

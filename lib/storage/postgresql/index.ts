@@ -41,6 +41,7 @@ import type {
   TokenInfo,
 } from '../types.js';
 import { parseJson } from '../validate.js';
+import { Batcher, KeyedBatcher } from './batcher.js';
 import { likePatterns } from './like.js';
 import { migrate } from './migrate.js';
 import { preparedStatementsBehindPooler } from './pooler.js';
@@ -65,6 +66,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Times outside Postgres's timestamptz range (and JavaScript's) are clamped to years 1–9999. */
 const MIN_MS = -62_135_596_800_000;
 const MAX_MS = 253_402_300_799_999;
+/** Calls that one batched queue statement carries at most (see batcher.ts). */
+const MAX_BATCH = 500;
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 /** Batches one sweep deletes per table at most; the next sweep goes on. */
 const MAX_SWEEP_BATCHES = 100;
 
@@ -673,7 +677,7 @@ function pgQueues(
        WHERE queue = $1 AND state = 'leased' AND visible_at <= now() AND attempts >= $2`,
       [queue, maxAttempts],
     );
-  const claim = async (queue: string, max: number, visibilityMs: number): Promise<ReceivedMessage[]> => {
+  const claimNow = async (queue: string, max: number, visibilityMs: number): Promise<ReceivedMessage[]> => {
     const rows = await query<MessageRow>(
       // Candidates, unlocked: the first waiting messages in FIFO order and the first ended leases,
       // each from its own index (with headroom for rows other receivers are taking). Then only
@@ -714,9 +718,64 @@ function pgQueues(
     );
     // Messages that died on the way took places: look again for the rest.
     if (delivered.length < rows.length && messages.length < max)
-      messages.push(...(await claim(queue, max - messages.length, visibilityMs)));
+      messages.push(...(await claimNow(queue, max - messages.length, visibilityMs)));
     return messages;
   };
+  /**
+   * Receivers of one queue and lease length claiming at the same moment share one statement:
+   * the first messages in FIFO order, handed out in turn, each receiver its `max` at most.
+   */
+  const claims = new KeyedBatcher<number, ReceivedMessage[]>(async (key, wants) => {
+    const cut = key.lastIndexOf('\0');
+    const got = await claimNow(key.slice(0, cut), sum(wants), Number(key.slice(cut + 1)));
+    let at = 0;
+    return wants.map((want) => {
+      const mine = got.slice(at, at + want);
+      at += want;
+      return mine;
+    });
+  }, MAX_BATCH);
+  const claim = (queue: string, max: number, visibilityMs: number) =>
+    claims.add(`${queue}\0${visibilityMs}`, max);
+  /** Concurrent acks go out as one DELETE; each answers whether its message was removed. */
+  const acks = new Batcher<{ queue: string; id: string; receipt: string }, boolean>(async (items) => {
+    const rows = await query<{ id: string }>(
+      `DELETE FROM ${q} AS m
+       USING unnest($1::text[], $2::uuid[], $3::uuid[]) AS a(queue, id, receipt)
+       WHERE m.id = a.id AND m.queue = a.queue AND m.receipt = a.receipt
+         AND m.state = 'leased' AND (m.visible_at > now() OR m.attempts < $4)
+       RETURNING m.id::text AS id`,
+      [items.map((i) => i.queue), items.map((i) => i.id), items.map((i) => i.receipt), maxAttempts],
+    );
+    // A message acked twice in one batch is removed once: the first of its acks counts.
+    const removed = new Set(rows.map((r) => r.id));
+    return items.map((i) => removed.delete(i.id));
+  }, MAX_BATCH);
+  /** Concurrent sends without a dedupId go out as one INSERT (ids in `items` order, so FIFO holds). */
+  const sends = new Batcher<{ id: string; queue: string; json: string; delayMs: number }, void>(
+    async (items) => {
+      // A delayed message notifies too: waiters then know when to look again.
+      await query(
+        `WITH m AS (
+           INSERT INTO ${q} (id, queue, payload, enqueued_at, visible_at)
+           SELECT i.id, i.queue, i.payload, ${NOW_MS}, now() + ${msInterval('i.delay')}
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[]) WITH ORDINALITY
+             AS i(id, queue, payload, delay, n)
+           ORDER BY i.n
+           RETURNING queue
+         ), n AS (SELECT pg_notify('${channel}', queue) FROM (SELECT DISTINCT queue FROM m) AS d)
+         SELECT (SELECT count(*) FROM n)::int AS notified`,
+        [
+          items.map((i) => i.id),
+          items.map((i) => i.queue),
+          items.map((i) => i.json),
+          items.map((i) => i.delayMs),
+        ],
+      );
+      return items.map(() => undefined);
+    },
+    MAX_BATCH,
+  );
   /** Milliseconds until something in `queue` becomes visible by itself (a delay or lease ending). */
   const nextDue = async (queue: string): Promise<number> => {
     const [row] = await query<{ due: number | null }>(
@@ -751,13 +810,8 @@ function pgQueues(
       const insert = (from: string) =>
         `INSERT INTO ${q} (id, queue, payload, enqueued_at, visible_at)
          SELECT $1::uuid, $2::text, $3::text, ${NOW_MS}, now() + ${msInterval('$4')} ${from} RETURNING id`;
-      // A delayed message notifies too: waiters then know when to look again.
       if (dedupId === undefined) {
-        await query(
-          `WITH m AS (${insert('')})${notifyCte('m', '$2')}
-           SELECT 1${notified}`,
-          [id, queue, json, delayMs],
-        );
+        await sends.add({ id, queue, json, delayMs });
         return { id, duplicate: false };
       }
       for (let attempt = 0; ; attempt++) {
@@ -823,13 +877,8 @@ function pgQueues(
       }
     },
     async ack(queue, id, receipt) {
-      await leased(
-        `DELETE FROM ${q} WHERE id = $2 AND queue = $1 AND receipt = $3 AND ${LEASE_LIVE} RETURNING 1`,
-        queue,
-        id,
-        receipt,
-        [maxAttempts],
-      );
+      if (UUID.test(id) && UUID.test(receipt) && (await acks.add({ queue, id, receipt }))) return;
+      await leaseError(queue, id);
     },
     async nack(queue, id, receipt, delayMs) {
       await leased(
@@ -940,6 +989,42 @@ type EventRow = {
   at: number;
 };
 
+/**
+ * A NOTIFY payload must be shorter than this many bytes (a limit of the server); an event
+ * whose notification would not fit travels as its header alone and is read from history.
+ */
+const NOTIFY_PAYLOAD_LIMIT = 8000;
+
+/** What a publish notifies: `[id, channel, publishedAtMs]` as JSON, then a newline and the message when it fits. */
+interface EventNotice {
+  id: number;
+  channel: string;
+  atMs: number;
+  message: string | undefined;
+}
+
+function parseNotice(payload: string): EventNotice | undefined {
+  const newline = payload.indexOf('\n');
+  try {
+    const header = JSON.parse(newline < 0 ? payload : payload.slice(0, newline)) as unknown;
+    if (Array.isArray(header) && header.length === 3) {
+      const [id, channel, atMs] = header as [number, string, number];
+      return {
+        id: Number(id),
+        channel,
+        atMs: Number(atMs),
+        message: newline < 0 ? undefined : payload.slice(newline + 1),
+      };
+    }
+  } catch {
+    // Not a header: the `id:channel` notification of an older publisher.
+  }
+  const colon = payload.indexOf(':');
+  const id = Number(payload.slice(0, colon));
+  if (colon < 0 || !Number.isSafeInteger(id)) return undefined;
+  return { id, channel: payload.slice(colon + 1), atMs: 0, message: undefined };
+}
+
 function pgEvents(
   config: StorageConfig,
   t: Table,
@@ -988,7 +1073,13 @@ function pgEvents(
            RETURNING id, published_at
          ), trimmed AS (
            DELETE FROM ${events} WHERE channel = $1 AND id <= (SELECT last_id FROM c) - $3::bigint RETURNING 1
-         ), n AS (SELECT pg_notify('${channelName}', last_id::text || ':' || $1) FROM c)
+         ), h AS (
+           SELECT json_build_array(last_id, $1::text, ${ms(NOW_MS)}::bigint)::text AS header FROM c
+         ), n AS (
+           SELECT pg_notify('${channelName}', CASE
+             WHEN octet_length(header) + 1 + octet_length($2) < ${NOTIFY_PAYLOAD_LIMIT} THEN header || E'\n' || $2
+             ELSE header END) FROM h
+         )
          SELECT id::float8 AS id, ${ms('published_at')} AS at,
            (SELECT count(*) FROM trimmed)::int AS trimmed, (SELECT count(*) FROM n)::int AS notified
          FROM e`,
@@ -1005,9 +1096,10 @@ function pgEvents(
     },
     history,
     async subscribe(channel, onEvent: EventHandler, onReconnect) {
-      // A pump per subscription: woken by a notification for this channel or by its timer, it
-      // reads what was published since the last event it saw (one query per wake-up, however
-      // many events arrived). The facade orders, deduplicates and fills gaps.
+      // An event that travels in its notification and follows the last one seen is handed on
+      // as it is: no query. Otherwise a pump, woken by a notification for this channel or by its
+      // timer, reads what was published since the last event seen (one query per wake-up,
+      // however many events arrived). The facade orders, deduplicates and fills gaps.
       let seen = await driver.last(channel);
       let running = false;
       let again = false;
@@ -1049,8 +1141,20 @@ function pgEvents(
           void pump();
           return;
         }
-        const colon = payload.indexOf(':');
-        if (payload.slice(colon + 1) === channel && Number(payload.slice(0, colon)) > seen) void pump();
+        const notice = parseNotice(payload);
+        if (notice === undefined || notice.channel !== channel || notice.id <= seen) return;
+        if (notice.message === undefined || notice.id !== seen + 1) {
+          // The event did not fit in the notification, or one before it was missed: history has it.
+          void pump();
+          return;
+        }
+        seen = notice.id;
+        void onEvent({
+          id: formatEventId(notice.id),
+          channel,
+          message: parseJson(notice.message),
+          publishedAt: iso(notice.atMs),
+        });
       });
       const subscription = {
         close() {
