@@ -90,7 +90,9 @@ describe('PostgreSQL and Redis error mapping', () => {
 
     const down = mapRedisError(gaveUp, undefined, refused()) as BackendUnavailableError;
     expect(down.retryable).toBe(true);
-    expect(down.message).toMatch(/^redis unavailable: .*; cannot connect: connect ECONNREFUSED 127\.0\.0\.1:1$/);
+    expect(down.message).toMatch(
+      /^redis unavailable: .*; cannot connect: connect ECONNREFUSED 127\.0\.0\.1:1$/,
+    );
   });
 
   it('HTTP: 503 unavailable naming the host, without "retry later"', () => {
