@@ -5,13 +5,15 @@
  * depend on the sweep: it only keeps tables and key spaces small.
  *
  * A sweep that fails is logged, counted (`CleanupFailures`) and rethrown, so Lambda's error
- * metrics and alarms see it; the next schedule tries again.
+ * metrics and alarms see it; the next schedule tries again. A hybrid's journals are sampled
+ * (`JournalDepth`) after each sweep.
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
+import { hybridControl } from '../lib/storage/index.js';
 import type { SweepReport } from '../lib/storage/types.js';
 import { logger } from './lib/logger.js';
-import { MetricUnit, metrics } from './lib/metrics.js';
+import { emitMetric, emitTogether } from './lib/metrics.js';
 import { getStorage, getStorageConfig } from './lib/storage.js';
 
 export type CleanupResult = Omit<SweepReport, 'durationMs'> & {
@@ -43,25 +45,28 @@ const cleanup = async (): Promise<CleanupResult> => {
   } catch (error) {
     const durationMs = Math.round(performance.now() - started);
     logger.error('cleanup failed', { durationMs, error });
-    metrics.addMetric('CleanupFailures', MetricUnit.Count, 1);
-    metrics.addMetric('CleanupDurationMs', MetricUnit.Milliseconds, durationMs);
-    metrics.publishStoredMetrics();
+    emitTogether([
+      { name: 'CleanupFailures', value: 1, unit: 'Count' },
+      { name: 'CleanupDurationMs', value: durationMs, unit: 'Milliseconds' },
+    ]);
     throw error;
   }
   const durationMs = Math.round(performance.now() - started);
+  // A hybrid's journals are sampled on this schedule (JournalDepth), whether or not writes arrive.
+  const journals = await hybridControl(getStorage())?.journalDepth();
+  if (journals) logger.info('hybrid journals', { waiting: journals });
   const { durationMs: _sweepMs, ...rows } = report;
   const total = Object.values(rows).reduce((sum, count) => sum + count, 0);
   logger.info('cleanup done', { rows, total, durationMs });
 
   // One metric per store (dimension `Store`) and the totals.
   for (const [store, count] of Object.entries(rows)) {
-    const single = metrics.singleMetric();
-    single.addDimension('Store', store);
-    single.addMetric('CleanupRows', MetricUnit.Count, count);
+    emitMetric({ name: 'CleanupRows', value: count, unit: 'Count', dimensions: { Store: store } });
   }
-  metrics.addMetric('CleanupRows', MetricUnit.Count, total);
-  metrics.addMetric('CleanupDurationMs', MetricUnit.Milliseconds, durationMs);
-  metrics.publishStoredMetrics();
+  emitTogether([
+    { name: 'CleanupRows', value: total, unit: 'Count' },
+    { name: 'CleanupDurationMs', value: durationMs, unit: 'Milliseconds' },
+  ]);
   return { ...rows, total, durationMs };
 };
 

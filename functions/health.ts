@@ -6,6 +6,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ConfigError, isStorageError } from '../lib/errors.js';
 import type { HealthReport, Storage } from '../lib/storage/types.js';
+import { routeMetrics } from './lib/api.js';
 import { configErrorMessage } from './lib/errors.js';
 import { errorBody, type HttpResponse, json } from './lib/http.js';
 import { logger } from './lib/logger.js';
@@ -48,4 +49,7 @@ function down(backend: string, message: string): HttpResponse {
   return json(503, { status: 'down', backend, checks: {}, ...errorBody('unavailable', message) }, NO_STORE);
 }
 
-export const handler = middy(health).use(requestLogging(logger)).use(httpErrors(logger));
+export const handler = middy(health)
+  .use(routeMetrics('health'))
+  .use(requestLogging(logger))
+  .use(httpErrors(logger));

@@ -245,7 +245,14 @@ function describeError(message: string, schema: TSchema): string {
 
 type HttpMiddleware = middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
 
-/** One latency metric per request, named by the route's operation, on success and on error. */
+/**
+ * One latency metric per request of function `fn`'s routes, named by the route's operation, on
+ * success and on error (`httpApi` adds it; a function with its own pipeline uses it directly).
+ */
+export function routeMetrics(fn: FunctionName): HttpMiddleware {
+  return operationMetrics((routes as readonly RouteSpec[]).filter((route) => route.fn === fn));
+}
+
 function operationMetrics(own: RouteSpec[]): HttpMiddleware {
   const started = new WeakMap<object, number>();
   const record = (request: middy.Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>) => {
