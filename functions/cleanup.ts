@@ -10,11 +10,11 @@
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
-import { hybridControl } from '../lib/storage/index.js';
 import type { SweepReport } from '../lib/storage/types.js';
 import { logger } from './lib/logger.js';
 import { emitMetric, emitTogether } from './lib/metrics.js';
-import { getStorage, getStorageConfig } from './lib/storage.js';
+import { runtime } from './lib/middleware.js';
+import { getHybridControl, getStorage, getStorageConfig } from './lib/storage.js';
 
 export type CleanupResult = Omit<SweepReport, 'durationMs'> & {
   total: number;
@@ -53,7 +53,7 @@ const cleanup = async (): Promise<CleanupResult> => {
   }
   const durationMs = Math.round(performance.now() - started);
   // A hybrid's journals are sampled on this schedule (JournalDepth), whether or not writes arrive.
-  const journals = await hybridControl(getStorage())?.journalDepth();
+  const journals = await getHybridControl()?.journalDepth();
   if (journals) logger.info('hybrid journals', { waiting: journals });
   const { durationMs: _sweepMs, ...rows } = report;
   const total = Object.values(rows).reduce((sum, count) => sum + count, 0);
@@ -73,4 +73,4 @@ const cleanup = async (): Promise<CleanupResult> => {
 // Not an API Gateway event: the Lambda context is all there is to log with (no correlation id).
 const logging = injectLambdaContext(logger, { resetKeys: true }) as MiddlewareObj<unknown, CleanupResult>;
 
-export const handler = middy(cleanup).use(logging);
+export const handler = middy(cleanup).use(runtime<unknown, CleanupResult>('cleanup')).use(logging);

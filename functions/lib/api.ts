@@ -15,7 +15,7 @@ import type { Storage } from '../../lib/storage/types.js';
 import type { HttpResponse } from './http.js';
 import { logger } from './logger.js';
 import { recordOperation, recordPools } from './metrics.js';
-import { httpErrors, requestLogging } from './middleware.js';
+import { httpErrors, requestLogging, runtime } from './middleware.js';
 import { type FunctionName, pathParameters, type RouteSpec, routeKey, routes } from './routes.js';
 import { getStorage, getStorageConfig } from './storage.js';
 
@@ -92,7 +92,11 @@ export function httpApi(fn: FunctionName, handlers: Record<string, RouteHandler>
     return handlers[routeKey(route)]!(request);
   };
 
-  return middy(serve).use(operationMetrics(own)).use(requestLogging(logger)).use(httpErrors(logger));
+  return middy(serve)
+    .use(runtime(fn))
+    .use(operationMetrics(own))
+    .use(requestLogging(logger))
+    .use(httpErrors(logger));
 }
 
 function anyScopeAllows(route: RouteSpec, principal: Principal, resource: string): boolean {
