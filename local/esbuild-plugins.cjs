@@ -142,9 +142,9 @@ export function readConfigDocument(text, source) {
 }
 
 /** The configuration file the functions will read, as `{ sha256, document }`, or undefined. */
-function packagedDocument() {
+function packagedDocument(env = process.env) {
   const lib = loadConfigModule();
-  const { path: file, source } = lib.configFileLocation({ cwd: root });
+  const { path: file, source } = lib.configFileLocation({ cwd: root, env });
   if (!existsSync(file)) return undefined;
   const text = readFileSync(file, 'utf8');
   return {
@@ -153,6 +153,13 @@ function packagedDocument() {
   };
 }
 
-module.exports = () => backendPlugins(packageConfig(), packagedDocument());
+/**
+ * serverless-esbuild calls this with the serverless instance: a deployed stage is packaged for
+ * the environment its parameters give (deploy/parameters.cjs), a local one for the shell's.
+ */
+module.exports = (serverless) => {
+  const env = serverless?.service?.custom?.deploy?.packagingEnvironment ?? process.env;
+  return backendPlugins(packageConfig(env), packagedDocument(env));
+};
 module.exports.backendPlugins = backendPlugins;
 module.exports.packagedDocument = packagedDocument;

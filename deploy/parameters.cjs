@@ -1,0 +1,640 @@
+/**
+ * The deployment's parameters: what a stage is deployed with, read and checked once, before
+ * anything is packaged. serverless.yml: `custom.deploy: ${file(./deploy/parameters.cjs)}`; the
+ * result gives the functions' environment and everything deploy/plugin.cjs adds to the template.
+ *
+ * Where values come from (first wins): `--param "name=value"` on the command line, then the
+ * stage's parameters file — `deploy/params/<stage>.yml`, or the file `--param
+ * "paramsFile=<path>"` names — then the parameter's default. Never the shell: a deployed stage is
+ * exactly what its parameters say. A parameters file nests names (`vpc: {subnetIds: […]}` is
+ * `vpc.subnetIds`); on the command line a list is comma-separated.
+ *
+ * Local stages (`dev`: `npm start`, `serverless offline`, a `package` without `--stage`) need
+ * no parameter: the storage settings come from the shell as plain variables, as they always did.
+ * Every other stage must name its backend, the bootstrap token hash and the secrets its backend
+ * needs (as references: lib/config/secrets.ts), and where alarms go; packaging fails listing
+ * every parameter missing or wrong, and refuses the memory backend and configuration files
+ * that hold secrets.
+ */
+const { existsSync, readFileSync } = require('node:fs');
+const path = require('node:path');
+const { parse } = require('yaml');
+const { loadConfigModule } = require('../local/serverless-config.cjs');
+const { FUNCTION_DEFAULTS, FUNCTIONS } = require('./functions.cjs');
+
+const root = path.join(__dirname, '..');
+/** Stages that run on this machine (or a developer's sandbox account) with the shell's settings. */
+const LOCAL_STAGES = ['dev'];
+const PARAMS_FILE = 'paramsFile';
+/** The retention periods CloudWatch Logs accepts. */
+const RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
+// ---------------------------------------------------------------------------------------
+// kinds of value: each answers the value, or throws a message saying what is expected
+
+const fail = (message) => {
+  throw new Error(message);
+};
+const text = (pattern, expected) => (value) => {
+  const string = typeof value === 'number' ? String(value) : value;
+  if (typeof string !== 'string' || string === '') fail(`expected ${expected}`);
+  if (pattern && !pattern.test(string)) fail(`expected ${expected}, got ${JSON.stringify(string)}`);
+  return string;
+};
+const oneOf = (choices) => (value) =>
+  choices.includes(value)
+    ? value
+    : fail(`expected one of ${choices.join(', ')}, got ${JSON.stringify(value)}`);
+const integer = (min, max) => (value) => {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (!Number.isInteger(n) || n < min || n > max)
+    fail(`expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return n;
+};
+const number = (min, max) => (value) => {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max)
+    fail(`expected a number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return n;
+};
+const list = (item, expected) => (value) => {
+  const items = Array.isArray(value)
+    ? value
+    : typeof value === 'string'
+      ? value.split(',').map((part) => part.trim())
+      : undefined;
+  if (!items || items.length === 0 || items.some((entry) => typeof entry !== 'string' || !item.test(entry))) {
+    fail(
+      `expected a list of ${expected} (comma-separated on the command line), got ${JSON.stringify(value)}`,
+    );
+  }
+  return items;
+};
+const reference = (value) => {
+  const problem =
+    typeof value === 'string' ? loadConfigModule().referenceProblem(value) : 'expected a string';
+  return problem ? fail(problem) : value;
+};
+const arn = (service) => text(new RegExp(`^arn:aws[a-z-]*:${service}:`), `an ${service} ARN`);
+
+/** camelCase of a configuration variable: `KEY_PREFIX` → `keyPrefix`. */
+const parameterOf = (variable) =>
+  variable.toLowerCase().replace(/_([a-z])/g, (_, letter) => letter.toUpperCase());
+
+/**
+ * Every parameter: `check` reads a value, `fallback` is the default off local stages, `help`
+ * says what it is (messages and docs/deploying.md). The storage ones are lib/config's
+ * variables (ENV_FIELDS), secrets among them as references.
+ */
+function definitions() {
+  const lib = loadConfigModule();
+  const secret = new Set(lib.SECRET_VARIABLES);
+  const storage = lib.ENV_FIELDS.map(([variable, field, kind]) => ({
+    name: parameterOf(variable),
+    variable,
+    secret: secret.has(variable),
+    help: secret.has(variable)
+      ? `where ${field} is kept: an SSM parameter name (/path) or ARN, or a Secrets Manager secret ARN`
+      : `${field} (${variable})`,
+    check:
+      variable === 'STORAGE_BACKEND'
+        ? oneOf(['redis', 'postgresql', 'hybrid'])
+        : secret.has(variable)
+          ? reference
+          : kind === 'number'
+            ? number(0, Number.MAX_SAFE_INTEGER)
+            : kind === 'boolean'
+              ? oneOf([true, false, 'true', 'false'])
+              : text(undefined, 'a value'),
+  }));
+  const concurrency = [...Object.keys(FUNCTIONS), 'default'].map((fn) => ({
+    name: `concurrency.${fn}`,
+    help:
+      fn === 'default'
+        ? 'reserved concurrency of a function not listed in deploy/functions.cjs'
+        : `reserved concurrency of the ${fn} function`,
+    check: integer(1, 10_000),
+    fallback: (FUNCTIONS[fn] ?? FUNCTION_DEFAULTS).concurrency,
+  }));
+  const threshold = (name, fallback, help, check = number(0, 1e9)) => ({
+    name: `alarms.${name}`,
+    help,
+    check,
+    fallback,
+  });
+  return [
+    ...storage,
+    {
+      name: 'storageConfig',
+      help: 'the configuration file, relative to the project (STORAGE_CONFIG)',
+      check: text(/^[^/]/, 'a path inside the project'),
+    },
+    {
+      name: 'secretsMaxAge',
+      help: 'seconds a fetched secret is used before it is fetched again',
+      check: integer(0, 86_400),
+      fallback: 300,
+    },
+    {
+      name: 'secretsKmsKeyArn',
+      help: 'the customer managed KMS key the secrets are encrypted with (default: the AWS managed key)',
+      check: arn('kms'),
+    },
+    {
+      name: 'alarmEmail',
+      help: 'an address subscribed to the alarm topic',
+      check: text(/^[^@\s]+@[^@\s]+$/, 'an email address'),
+    },
+    {
+      name: 'alarmTopicArn',
+      help: 'an existing SNS topic for the alarms, instead of one created with the stage',
+      check: arn('sns'),
+    },
+    {
+      name: 'logLevel',
+      help: "the functions' log level",
+      check: oneOf(['DEBUG', 'INFO', 'WARN', 'ERROR']),
+      fallback: 'INFO',
+    },
+    {
+      name: 'logRetentionDays',
+      help: 'days function and access logs are kept',
+      check: oneOf(RETENTION_DAYS),
+      fallback: 30,
+    },
+    {
+      name: 'vpc.subnetIds',
+      help: 'subnets the functions run in (private, with the database and Redis reachable)',
+      check: list(/^subnet-[0-9a-f]+$/, 'subnet ids'),
+    },
+    {
+      name: 'vpc.securityGroupIds',
+      help: 'security groups of the functions',
+      check: list(/^sg-[0-9a-f]+$/, 'security group ids'),
+    },
+    {
+      name: 'postgresqlMaxConnections',
+      help: 'connections the database (or its pooler) takes from these functions: packaging fails when Σ reserved concurrency × pool size exceeds it',
+      check: integer(1, 1_000_000),
+    },
+    ...concurrency,
+    {
+      name: 'throttle.http.rate',
+      help: 'HTTP API: steady requests per second',
+      check: number(1, 1e6),
+      fallback: 100,
+    },
+    { name: 'throttle.http.burst', help: 'HTTP API: burst', check: integer(1, 1e6), fallback: 200 },
+    {
+      name: 'throttle.websocket.rate',
+      help: 'WebSocket API: steady messages per second',
+      check: number(1, 1e6),
+      fallback: 50,
+    },
+    { name: 'throttle.websocket.burst', help: 'WebSocket API: burst', check: integer(1, 1e6), fallback: 100 },
+    {
+      name: 'fanout.maximumRetryAttempts',
+      help: 'retries of a failed asynchronous fan-out (0–2)',
+      check: integer(0, 2),
+      fallback: 1,
+    },
+    {
+      name: 'fanout.maximumEventAge',
+      help: 'seconds a fan-out may wait to run before it goes to the failure queue',
+      check: integer(60, 21_600),
+      fallback: 300,
+    },
+    threshold('http5xxPercent', 1, 'HTTP API: 5xx responses, percent of requests over 5 minutes'),
+    threshold(
+      'latencyP99Ms',
+      1000,
+      'p99 latency of one operation (long polls get their longest wait on top)',
+    ),
+    threshold('poolUtilizationPercent', 80, 'connection pool use, percent of its bound'),
+    threshold('fallbackTriggers', 1, 'hybrid: breakers opened in 5 minutes'),
+    threshold('syncLagMs', 60_000, 'hybrid: dual-write lag (maximum over 5 minutes)'),
+    threshold('journalDepth', 1000, 'hybrid: entries waiting in a journal'),
+    threshold('deadlocks', 1, 'PostgreSQL deadlocks in 5 minutes'),
+    threshold('cleanupDurationPercent', 80, 'cleanup duration, percent of its timeout', number(1, 100)),
+    threshold('relayFailures', 10, 'WebSocket frames not delivered in 5 minutes'),
+    threshold('lambdaErrors', 1, 'errors of one function in 5 minutes'),
+    threshold('lambdaThrottles', 1, 'throttled invocations of one function in 5 minutes'),
+    threshold('deadLetters', 1, 'fan-outs in the failure queue'),
+    {
+      name: 'domain.http',
+      help: 'custom domain name of the HTTP API',
+      check: text(/^[a-z0-9.-]+\.[a-z]{2,}$/, 'a domain name'),
+    },
+    {
+      name: 'domain.websocket',
+      help: 'custom domain name of the WebSocket API',
+      check: text(/^[a-z0-9.-]+\.[a-z]{2,}$/, 'a domain name'),
+    },
+    {
+      name: 'domain.certificateArn',
+      help: 'ACM certificate (same region) covering the custom domains',
+      check: arn('acm'),
+    },
+    {
+      name: 'domain.hostedZoneId',
+      help: 'Route 53 hosted zone: alias records for the custom domains are created in it',
+      check: text(/^Z[A-Z0-9]+$/, 'a hosted zone id'),
+    },
+  ];
+}
+
+// ---------------------------------------------------------------------------------------
+// sources
+
+/** `{ 'a.b': value }` from `{ a: { b: value } }` (lists stay values). */
+function flatten(object, prefix = '', into = {}) {
+  for (const [key, value] of Object.entries(object ?? {})) {
+    const name = prefix + key;
+    if (value && typeof value === 'object' && !Array.isArray(value)) flatten(value, `${name}.`, into);
+    else into[name] = value;
+  }
+  return into;
+}
+
+/** `--param` values (osls passes them as `name=value` strings). */
+function commandLine(options) {
+  const given = options.param == null ? [] : [options.param].flat();
+  const values = {};
+  for (const item of given) {
+    const at = String(item).indexOf('=');
+    if (at <= 0) fail(`--param ${JSON.stringify(item)}: expected name=value`);
+    values[item.slice(0, at)] = item.slice(at + 1).trim();
+  }
+  return values;
+}
+
+/** The stage's parameters file: `{ file, values }` (values empty when there is none). */
+function parametersFile(stage, named) {
+  const relative = named ?? `deploy/params/${stage}.yml`;
+  const file = path.resolve(root, relative);
+  if (!existsSync(file)) {
+    if (named !== undefined) fail(`${PARAMS_FILE}: no such file: ${relative}`);
+    return { file: undefined, values: {} };
+  }
+  let document;
+  try {
+    document = parse(readFileSync(file, 'utf8')) ?? {};
+  } catch (error) {
+    fail(`${relative}: not valid YAML (${error.message})`);
+  }
+  if (typeof document !== 'object' || Array.isArray(document))
+    fail(`${relative}: expected a mapping of parameters`);
+  return { file: relative, values: flatten(document) };
+}
+
+// ---------------------------------------------------------------------------------------
+
+/**
+ * The parameters of `stage`, checked: `{ values, problems }`, values by name (absent when unset
+ * without a default). `sources` are the command line's and the file's values.
+ */
+function readParameters(stage, sources) {
+  const local = LOCAL_STAGES.includes(stage);
+  const known = definitions();
+  const byName = new Map(known.map((definition) => [definition.name, definition]));
+  const problems = [];
+  const values = {};
+  const given = { ...sources.file, ...sources.commandLine };
+  for (const name of Object.keys(given)) {
+    if (!byName.has(name)) problems.push(`${name}: unknown parameter${suggestion(name, [...byName.keys()])}`);
+  }
+  for (const definition of known) {
+    const raw = given[definition.name];
+    if (raw === undefined || raw === null || raw === '') {
+      if (definition.fallback !== undefined) values[definition.name] = definition.fallback;
+      continue;
+    }
+    if (local && definition.variable) {
+      problems.push(
+        `${definition.name}: local stages take the storage settings from the shell (${definition.variable})`,
+      );
+      continue;
+    }
+    try {
+      values[definition.name] = definition.check(raw);
+    } catch (error) {
+      problems.push(`${definition.name}: ${error.message}`);
+    }
+  }
+  return { values, problems, definitions: known };
+}
+
+function suggestion(name, names) {
+  const close = names.find(
+    (candidate) => candidate.toLowerCase() === name.toLowerCase() || candidate.endsWith(`.${name}`),
+  );
+  return close ? ` (did you mean ${close}?)` : '';
+}
+
+/**
+ * What a deployed (non-local) stage's parameters must also satisfy, with the configuration they
+ * produce: a backend that is not memory, the bootstrap hash, a reference for every secret the
+ * backend uses and none written in the configuration file, somewhere for alarms to go, and
+ * enough database connections for the reserved concurrency.
+ */
+function deployedStageProblems(values, environment) {
+  const lib = loadConfigModule();
+  const problems = [];
+  const result = { problems, config: undefined };
+  const missing = (name, why) => problems.push(`${name}: required${why ? ` (${why})` : ''}`);
+  if (values.storageBackend === undefined)
+    missing('storageBackend', 'redis, postgresql or hybrid; memory keeps nothing');
+  if (values.bootstrapTokenHash === undefined)
+    missing('bootstrapTokenHash', 'where the SHA-256 of the first admin token is kept');
+  if (values.alarmEmail === undefined && values.alarmTopicArn === undefined)
+    missing('alarmEmail or alarmTopicArn', 'where alarms go');
+  if ((values['vpc.subnetIds'] === undefined) !== (values['vpc.securityGroupIds'] === undefined)) {
+    problems.push('vpc.subnetIds and vpc.securityGroupIds: give both or neither');
+  }
+  if (
+    (values['domain.http'] !== undefined || values['domain.websocket'] !== undefined) &&
+    values['domain.certificateArn'] === undefined
+  ) {
+    missing('domain.certificateArn', 'for the custom domains');
+  }
+  if (values.storageBackend === undefined) return result;
+
+  const config = packagedConfig(environment, problems);
+  if (!config) return result;
+  result.config = config;
+  const used = lib.backendsUsed(config);
+  if (used.has('postgresql') && values.databaseUrl === undefined)
+    missing('databaseUrl', 'the configuration uses postgresql');
+  if (used.has('redis') && values.redisUrl === undefined) missing('redisUrl', 'the configuration uses redis');
+  if (used.has('postgresql') && config.postgresql.driver === 'pglite') {
+    problems.push('postgresDriver: pglite is embedded and local only; deploy with pg or neon');
+  }
+  if (used.has('postgresql') && values.postgresqlMaxConnections !== undefined) {
+    const reserved = Object.entries(values)
+      .filter(([name]) => name.startsWith('concurrency.') && name !== 'concurrency.default')
+      .reduce((sum, [, n]) => sum + n, 0);
+    // Each container holds its pool and, with LISTEN on, one listening connection.
+    const perContainer = config.postgresql.poolSize + (config.postgresql.listen ? 1 : 0);
+    if (reserved * perContainer > values.postgresqlMaxConnections) {
+      problems.push(
+        `postgresqlMaxConnections: ${values.postgresqlMaxConnections} is less than the ${reserved * perContainer} connections ` +
+          `the functions may open (reserved concurrency ${reserved} × ${perContainer} per container: postgresql.pool_size ` +
+          `${config.postgresql.poolSize}${config.postgresql.listen ? ' + 1 for LISTEN' : ''}); lower concurrency.* or the pool size, or put a pooler in front`,
+      );
+    }
+  }
+  return result;
+}
+
+/**
+ * The configuration the deployed functions will load, with stand-ins for the secrets they fetch
+ * at run time; problems (an invalid file, secrets written in it) are added to `problems`.
+ */
+function packagedConfig(environment, problems) {
+  const lib = loadConfigModule();
+  try {
+    const config = lib.loadConfig({ env: packagingEnvironment(environment), cwd: root });
+    problems.push(...secretsInFile(environment));
+    return config;
+  } catch (error) {
+    if (!Array.isArray(error?.problems)) throw error;
+    problems.push(...error.problems.map((problem) => `configuration: ${problem}`));
+    return undefined;
+  }
+}
+
+/** Values of the right shape for the secrets a deployed function fetches at run time. */
+const STAND_INS = {
+  DATABASE_URL: 'postgres://fetched-at-run-time/database',
+  REDIS_URL: 'redis://fetched-at-run-time:6379',
+  REDIS_PASSWORD: 'fetched-at-run-time',
+  BOOTSTRAP_TOKEN_HASH: '0'.repeat(64),
+};
+
+/**
+ * The environment the configuration is loaded with at package time: the functions' own
+ * (strings only) and, for each secret they reference, a stand-in of the right shape. Nothing
+ * from the shell.
+ */
+function packagingEnvironment(environment) {
+  const lib = loadConfigModule();
+  const env = Object.fromEntries(
+    Object.entries(environment).filter(([, value]) => typeof value === 'string'),
+  );
+  for (const variable of lib.SECRET_VARIABLES) {
+    if (env[lib.referenceVariable(variable)]) env[variable] = STAND_INS[variable];
+  }
+  return env;
+}
+
+/** A deployed stage's configuration file must not hold a secret: the file is packaged. */
+function secretsInFile(environment) {
+  const lib = loadConfigModule();
+  const { path: file, source } = lib.configFileLocation({
+    cwd: root,
+    file: environment.STORAGE_CONFIG || undefined,
+  });
+  if (!existsSync(file)) return [];
+  const document = lib.readConfigDocument(readFileSync(file, 'utf8'), source).value ?? {};
+  const problems = [];
+  for (const variable of lib.SECRET_VARIABLES) {
+    const field = lib.ENV_FIELDS.find(([name]) => name === variable)[1];
+    for (const { file: key } of lib.FILE_FIELDS.filter((entry) => entry.field === field)) {
+      const value = key
+        .split('.')
+        .reduce((node, part) => (node && typeof node === 'object' ? node[part] : undefined), document);
+      // A reference to a variable is fine: the function resolves it from its environment.
+      if (typeof value === 'string' && !/^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(value.trim())) {
+        problems.push(
+          `${source}: ${key} is written in the file, which is packaged with the functions; remove it (or write \${${variable}}) and give parameter ${parameterOf(variable)}`,
+        );
+      }
+    }
+  }
+  return problems;
+}
+
+/** A local stage's configuration as the shell gives it, or undefined when it does not load (custom.storage says why). */
+function localConfig() {
+  try {
+    return loadConfigModule().loadConfig({ cwd: root });
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// the functions' environment
+
+/**
+ * The functions' environment. Local stages: the storage variables from the shell (as values).
+ * Deployed stages: the parameters, secrets as references only.
+ */
+function environmentOf({ service, stage, local, values, shell, offlinePorts }) {
+  const lib = loadConfigModule();
+  const secret = new Set(lib.SECRET_VARIABLES);
+  const env = {
+    // The configuration file (packaged at this path, see package.patterns) and its overrides.
+    STORAGE_CONFIG: (local ? shell.STORAGE_CONFIG : values.storageConfig) ?? '',
+  };
+  for (const [variable] of lib.ENV_FIELDS) {
+    const parameter = parameterOf(variable);
+    if (local) env[variable] = shell[variable] ?? '';
+    else if (secret.has(variable)) env[lib.referenceVariable(variable)] = values[parameter] ?? '';
+    else env[variable] = values[parameter] === undefined ? '' : String(values[parameter]);
+  }
+  if (!local) env.SECRETS_MAX_AGE = String(values.secretsMaxAge);
+  Object.assign(env, {
+    POWERTOOLS_SERVICE_NAME: `${service}-${stage}`,
+    POWERTOOLS_LOG_LEVEL: local ? (shell.LOG_LEVEL ?? 'INFO') : values.logLevel,
+    // Local runs have no X-Ray daemon: the tracer is not even loaded there (functions/lib/tracing.ts).
+    POWERTOOLS_TRACE_ENABLED: local ? 'false' : 'true',
+    // The bundle is minified; source maps make logged stacks readable.
+    NODE_OPTIONS: '--enable-source-maps',
+    // WebSocket relay (functions/lib/relay.ts): the management endpoint postToConnection uses.
+    // serverless-offline cannot resolve the Ref, so offline runs (IS_OFFLINE=true) read
+    // OFFLINE_WEBSOCKET_ENDPOINT: WEBSOCKET_ENDPOINT from the shell, else offline's own port.
+    WEBSOCKET_ENDPOINT: {
+      'Fn::Join': [
+        '',
+        [
+          'https://',
+          { Ref: 'WebsocketsApi' },
+          '.execute-api.',
+          { Ref: 'AWS::Region' },
+          '.',
+          { Ref: 'AWS::URLSuffix' },
+          `/${stage}`,
+        ],
+      ],
+    },
+    OFFLINE_WEBSOCKET_ENDPOINT:
+      (local && shell.WEBSOCKET_ENDPOINT) || `http://localhost:${offlinePorts.websocket}`,
+    // Lambda's own endpoint on AWS (LAMBDA_ENDPOINT stays unset there); offline's locally.
+    OFFLINE_LAMBDA_ENDPOINT: (local && shell.LAMBDA_ENDPOINT) || `http://localhost:${offlinePorts.lambda}`,
+    // More subscribers than FANOUT_THRESHOLD and a publish hands the relay to this function.
+    FANOUT_FUNCTION_NAME: `${service}-${stage}-fanout`,
+  });
+  return env;
+}
+
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Everything a stage is deployed with, or an error listing every problem (no stack trace:
+ * serverless prints `stack` when there is one).
+ */
+async function deployment({ options = {}, resolveConfigurationProperty } = {}) {
+  const stage = options.stage ?? 'dev';
+  const local = LOCAL_STAGES.includes(stage);
+  const service = resolveConfigurationProperty
+    ? await resolveConfigurationProperty(['service'])
+    : 'kubently-storage';
+  const offline = resolveConfigurationProperty
+    ? ((await resolveConfigurationProperty(['custom', 'serverless-offline'])) ?? {})
+    : {};
+  const offlinePorts = {
+    websocket: options.websocketPort ?? offline.websocketPort ?? 3001,
+    lambda: options.lambdaPort ?? offline.lambdaPort ?? 3002,
+  };
+
+  const problems = [];
+  let sources = { commandLine: {}, file: {} };
+  let file;
+  try {
+    const commandLineValues = commandLine(options);
+    const { [PARAMS_FILE]: named, ...rest } = commandLineValues;
+    const read = parametersFile(stage, named);
+    file = read.file;
+    sources = { commandLine: rest, file: read.values };
+  } catch (error) {
+    problems.push(error.message);
+  }
+  const { values, problems: parameterProblems } = readParameters(stage, sources);
+  problems.push(...parameterProblems);
+  const environment = environmentOf({ service, stage, local, values, shell: process.env, offlinePorts });
+  let config;
+  if (local) config = localConfig();
+  else {
+    const checked = deployedStageProblems(values, environment);
+    problems.push(...checked.problems);
+    config = checked.config;
+  }
+  if (problems.length > 0) {
+    const where = file
+      ? ` (parameters file ${file}, then --param)`
+      : ' (--param name=value, or deploy/params/<stage>.yml)';
+    const message = `stage ${stage}: its parameters are missing or wrong${where}:\n  - ${problems.join('\n  - ')}\nSee docs/deploying.md (Parameters).`;
+    const refusal = new Error(message);
+    refusal.stack = message;
+    throw refusal;
+  }
+
+  const lib = loadConfigModule();
+  return {
+    stage,
+    local,
+    parametersFile: file ?? null,
+    environment,
+    /** The configuration file packaged with every function (read from /var/task). */
+    configFile: environment.STORAGE_CONFIG || 'config.yaml',
+    /** Secret references by variable, for the functions' roles. */
+    secrets: Object.fromEntries(
+      lib.SECRET_VARIABLES.filter((variable) => values[parameterOf(variable)] !== undefined).map(
+        (variable) => [variable, values[parameterOf(variable)]],
+      ),
+    ),
+    secretsKmsKeyArn: values.secretsKmsKeyArn ?? null,
+    tracing: !local,
+    logRetentionDays: values.logRetentionDays,
+    vpc: values['vpc.subnetIds']
+      ? { subnetIds: values['vpc.subnetIds'], securityGroupIds: values['vpc.securityGroupIds'] }
+      : null,
+    concurrency: Object.fromEntries(
+      Object.entries(values)
+        .filter(([name]) => name.startsWith('concurrency.'))
+        .map(([name, n]) => [name.slice('concurrency.'.length), n]),
+    ),
+    throttle: {
+      http: { rate: values['throttle.http.rate'], burst: values['throttle.http.burst'] },
+      websocket: { rate: values['throttle.websocket.rate'], burst: values['throttle.websocket.burst'] },
+    },
+    fanout: {
+      maximumRetryAttempts: values['fanout.maximumRetryAttempts'],
+      maximumEventAge: values['fanout.maximumEventAge'],
+    },
+    alarms: {
+      email: values.alarmEmail ?? null,
+      topicArn: values.alarmTopicArn ?? null,
+      thresholds: Object.fromEntries(
+        Object.entries(values)
+          .filter(([name]) => name.startsWith('alarms.'))
+          .map(([name, n]) => [name.slice('alarms.'.length), n]),
+      ),
+    },
+    domains: {
+      http: values['domain.http'] ?? null,
+      websocket: values['domain.websocket'] ?? null,
+      certificateArn: values['domain.certificateArn'] ?? null,
+      hostedZoneId: values['domain.hostedZoneId'] ?? null,
+    },
+    /** The backend and what it reaches, for the alarms (null: a local configuration that does not load). */
+    storage: config
+      ? {
+          backend: config.backend,
+          backends: [...lib.backendsUsed(config)].sort(),
+          postgresPoolSize: config.postgresql.poolSize,
+          cleanupEnabled: config.ttl.enabled,
+        }
+      : null,
+    /** The configuration file and variables as the functions load them, stand-ins for secrets. */
+    packagingEnvironment: local ? null : packagingEnvironment(environment),
+  };
+}
+
+module.exports = deployment;
+module.exports.LOCAL_STAGES = LOCAL_STAGES;
+module.exports.definitions = definitions;
+module.exports.packagingEnvironment = packagingEnvironment;
