@@ -12,6 +12,7 @@
 
 import type { Tracer } from '@aws-lambda-powertools/tracer';
 import type { MiddlewareObj } from '@middy/core';
+import { logger } from './logger.js';
 
 type Segment = NonNullable<ReturnType<Tracer['getSegment']>>;
 
@@ -25,10 +26,16 @@ function tracingOn(): boolean {
 /** The tracer, loaded on first call where tracing is on; undefined elsewhere. */
 export function loadTracer(): Promise<Tracer | undefined> {
   loading ??= tracingOn()
-    ? import('@aws-lambda-powertools/tracer').then(({ Tracer }) => {
-        tracer = new Tracer({ serviceName: process.env.POWERTOOLS_SERVICE_NAME || 'kubently-storage' });
-        return tracer;
-      })
+    ? import('@aws-lambda-powertools/tracer')
+        .then(({ Tracer }) => {
+          tracer = new Tracer({ serviceName: process.env.POWERTOOLS_SERVICE_NAME || 'kubently-storage' });
+          return tracer;
+        })
+        .catch((error: unknown) => {
+          // A build without the tracer (local stages leave it out): untraced, not broken.
+          logger.warn('tracing is on but the tracer cannot be loaded: not tracing', { error });
+          return undefined;
+        })
     : Promise.resolve(undefined);
   return loading;
 }
