@@ -1,6 +1,7 @@
 /**
- * The WebSocket `$connect` authorizer (a REQUEST authorizer on `?token=`): browsers cannot set
- * headers on a WebSocket, so the token comes in the query string. It answers an IAM policy —
+ * The WebSocket `$connect` authorizer (a REQUEST authorizer): browsers cannot set headers on a
+ * WebSocket, so the token comes in the query string (`?token=`) or as a subprotocol in
+ * `Sec-WebSocket-Protocol` (functions/lib/protocol.ts). It answers an IAM policy —
  * `Allow` with the token's identity, scopes and resources as context for the routes, or `Deny`.
  *
  * It never throws: a throw is a 500 to the client (and serverless-offline's), where a bad token
@@ -12,7 +13,8 @@ import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } fro
 import { authenticate, type Principal } from '../lib/auth.js';
 import { UnauthorizedError } from '../lib/errors.js';
 import { logger } from './lib/logger.js';
-import { requestLogging } from './lib/middleware.js';
+import { requestLogging, runtime } from './lib/middleware.js';
+import { protocolToken } from './lib/protocol.js';
 import { getStorage } from './lib/storage.js';
 
 /**
@@ -30,7 +32,7 @@ export interface AuthorizerContext {
 }
 
 const authorizer = async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
-  const token = event.queryStringParameters?.token || undefined;
+  const token = event.queryStringParameters?.token || protocolToken(event.headers) || undefined;
   let principal: Principal;
   try {
     principal = await authenticate(getStorage().tokens, token);
@@ -74,4 +76,4 @@ const logging = requestLogging(logger) as unknown as MiddlewareObj<
   APIGatewayAuthorizerResult
 >[];
 
-export const handler = middy(authorizer).use(logging);
+export const handler = middy(authorizer).use(runtime('wsAuthorizer')).use(logging);

@@ -1,8 +1,9 @@
 /**
  * The WebSocket routes (API.md, WebSocket). `$connect` runs after the authorizer accepted the
- * token and registers the connection with what the token grants; `$default` takes the client's
- * frames (subscribe, unsubscribe, publish) and answers through `postToConnection`; `$disconnect`
- * forgets the connection and its subscriptions.
+ * token and registers the connection with what the token grants (answering the subprotocol
+ * when the token came in `Sec-WebSocket-Protocol`, functions/lib/protocol.ts); `$default` takes
+ * the client's frames (subscribe, unsubscribe, publish, ping) and answers through
+ * `postToConnection`; `$disconnect` forgets the connection and its subscriptions.
  *
  * Every subscribe and publish is checked against the scopes and resources recorded for the
  * connection, so a connection never reaches a channel its token could not. A bad frame gets an
@@ -16,7 +17,8 @@ import { websocketEndpoint } from './lib/aws.js';
 import { errorResponse } from './lib/errors.js';
 import type { ApiErrorCode } from './lib/http.js';
 import { logger } from './lib/logger.js';
-import { requestLogging } from './lib/middleware.js';
+import { requestLogging, runtime } from './lib/middleware.js';
+import { acceptedProtocol } from './lib/protocol.js';
 import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, postFrame, relayEvent, type ServerFrame } from './lib/relay.js';
 import { getStorage } from './lib/storage.js';
 
@@ -37,10 +39,13 @@ export interface WebSocketEvent {
   };
   body?: string | null;
   isBase64Encoded?: boolean;
+  /** `$connect`: the handshake's headers (`Sec-WebSocket-Protocol`). */
+  headers?: Record<string, string | undefined> | null;
 }
 
 export interface WebSocketResult {
   statusCode: number;
+  headers?: Record<string, string>;
 }
 
 const OK: WebSocketResult = { statusCode: 200 };
@@ -48,12 +53,14 @@ const OK: WebSocketResult = { statusCode: 200 };
 type Frame =
   | { action: 'subscribe'; channel: string }
   | { action: 'unsubscribe'; channel: string }
-  | { action: 'publish'; channel: string; message: Json };
+  | { action: 'publish'; channel: string; message: Json }
+  | { action: 'ping' };
 
 const FIELDS: Record<Frame['action'], readonly string[]> = {
   subscribe: ['action', 'channel'],
   unsubscribe: ['action', 'channel'],
   publish: ['action', 'channel', 'message'],
+  ping: ['action'],
 };
 
 /** A frame refused before it reached the storage. */
@@ -90,7 +97,9 @@ const connectRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
       identity: principal.identity,
       tokenId: principal.id,
     });
-    return OK;
+    // A client that offered subprotocols (its token among them) drops a handshake naming none.
+    const protocol = acceptedProtocol(event.headers);
+    return protocol === undefined ? OK : { ...OK, headers: { 'Sec-WebSocket-Protocol': protocol } };
   } catch (error) {
     // errorResponse logs it; its status refuses the connection (a 5xx when the backend is down).
     return { statusCode: errorResponse(error, logger).statusCode };
@@ -133,6 +142,12 @@ const messageRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
     frame = parseFrame(event);
   } catch (error) {
     await reply(errorFrame(error));
+    return OK;
+  }
+
+  if (frame.action === 'ping') {
+    // Keeps the connection from API Gateway's 10-minute idle timeout; touches no storage.
+    await reply({ type: 'pong' });
     return OK;
   }
 
@@ -245,11 +260,11 @@ function parseFrame(event: WebSocketEvent): Frame {
     );
   }
   const { action } = parsed;
-  if (action !== 'subscribe' && action !== 'unsubscribe' && action !== 'publish') {
+  if (action !== 'subscribe' && action !== 'unsubscribe' && action !== 'publish' && action !== 'ping') {
     const got = typeof action === 'string' ? JSON.stringify(action) : describe(action);
     throw new FrameError(
       'bad_request',
-      `action: expected "subscribe", "unsubscribe" or "publish", got ${got}`,
+      `action: expected "subscribe", "unsubscribe", "publish" or "ping", got ${got}`,
     );
   }
   const unknown = Object.keys(parsed).filter((field) => !FIELDS[action].includes(field));
@@ -260,6 +275,7 @@ function parseFrame(event: WebSocketEvent): Frame {
         `in a ${action} frame (allowed: ${FIELDS[action].join(', ')})`,
     );
   }
+  if (action === 'ping') return { action };
   const channel = checkName('channel', parsed.channel);
   if (action !== 'publish') return { action, channel };
   if (!('message' in parsed)) throw new FrameError('bad_request', 'message: missing (any JSON value)');
@@ -310,6 +326,6 @@ function principalFromAuthorizer(
 // The shared logging middleware reads only `requestContext.requestId`, which WebSocket events carry too.
 const logging = requestLogging(logger) as unknown as MiddlewareObj<WebSocketEvent, WebSocketResult>[];
 
-export const connect = middy(connectRoute).use(logging);
-export const disconnect = middy(disconnectRoute).use(logging);
-export const message = middy(messageRoute).use(logging);
+export const connect = middy(connectRoute).use(runtime('wsConnect')).use(logging);
+export const disconnect = middy(disconnectRoute).use(runtime('wsDisconnect')).use(logging);
+export const message = middy(messageRoute).use(runtime('wsDefault')).use(logging);

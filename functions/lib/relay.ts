@@ -28,6 +28,7 @@ export type ServerFrame =
   | { type: 'subscribed'; channel: string }
   | { type: 'unsubscribed'; channel: string }
   | { type: 'message'; channel: string; id: string; message: Json; publishedAt: string }
+  | { type: 'pong' }
   | { type: 'error'; code: ApiErrorCode; message: string };
 
 export interface RelayOptions {
