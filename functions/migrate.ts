@@ -18,7 +18,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { backendsUsed } from '../lib/config/index.js';
 import { ConfigError } from '../lib/errors.js';
-import { migrate } from '../lib/storage/postgresql/migrate.js';
+import { MigrationError, migrate } from '../lib/storage/postgresql/migrate.js';
 import { createSql, type Sql } from '../lib/storage/postgresql/sql.js';
 import { logger } from './lib/logger.js';
 import { runtime } from './lib/middleware.js';
@@ -109,15 +109,16 @@ async function applyMigrations(context: Context): Promise<Outcome> {
       };
     }
     const schema = config.postgresql.schema;
-    // No LISTEN connection; one connection is all a migration uses.
+    const budget = Math.max(1000, context.getRemainingTimeInMillis() - ANSWER_MARGIN_MS);
+    // No LISTEN connection; one connection is all a migration uses. No statement outlives the
+    // budget: the server cancels it and its migration rolls back, so a FAILED answer is true.
     sql = await createSql({
       ...config.postgresql,
       listen: false,
       poolSize: 1,
       minPoolSize: 0,
-      commandTimeout: STATEMENT_TIMEOUT_SECONDS,
+      commandTimeout: Math.min(STATEMENT_TIMEOUT_SECONDS, Math.floor(budget / 1000)),
     });
-    const budget = context.getRemainingTimeInMillis() - ANSWER_MARGIN_MS;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () =>
@@ -127,7 +128,7 @@ async function applyMigrations(context: Context): Promise<Outcome> {
                 `${ANSWER_MARGIN_MS / 1000} s to answer); run them from a machine in the VPC (npm run migrate) and deploy again`,
             ),
           ),
-        Math.max(0, budget),
+        budget,
       );
     });
     const result = await Promise.race([migrate(sql, { schema, dir: migrationsDir }), deadline]);
@@ -149,6 +150,8 @@ async function applyMigrations(context: Context): Promise<Outcome> {
 
 function describe(error: unknown): string {
   if (error instanceof ConfigError) return `invalid configuration: ${error.problems.join('; ')}`;
+  // Its message already says which migration failed and why: "postgresql unavailable" misleads.
+  if (error instanceof MigrationError) return error.message.replace(`${error.backend} unavailable: `, '');
   return error instanceof Error ? error.message : String(error);
 }
 

@@ -13,9 +13,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { testDatabaseUrl } from '../support/backends.js';
 import { httpEvent, lambdaContext } from './lambda.js';
 
-const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const PG_URL = testDatabaseUrl();
 
 /** SSM and Secrets Manager as their JSON APIs answer; `values` is what they hold. */
 const store = {
