@@ -45,17 +45,16 @@ describe.skipIf(unavailable !== undefined)('hybrid: journal depth', () => {
     ]);
 
     vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
-    vi.resetModules();
+    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
+    // The same module instances as the storage's (hybridControl knows the storages lib built).
     const { useStorage } = await import('../../functions/lib/storage.js');
     const { handler: cleanup } = await import('../../functions/cleanup.js');
     useStorage(handle.storage);
     metrics.length = 0;
     await cleanup({}, lambdaContext('cleanup'));
-    expect(
-      metrics.filter((m) => m.name === 'JournalDepth').map((m) => [m.dimensions.backend, m.value]),
-    ).toEqual([
-      ['redis', 3],
-      ['postgresql', 1],
+    expect(depths()).toEqual([
+      ['postgresql', 1, 'Count'],
+      ['redis', 3, 'Count'],
     ]);
   });
 });
