@@ -69,15 +69,20 @@ const STAND_INS = {
 /**
  * The environment the configuration is loaded with at package time: the functions' own
  * (strings only) and, for each secret they reference, a stand-in of the right shape. Nothing
- * from the shell.
+ * from the shell. `assumeConnections`: stand-ins for connection URLs not referenced too.
  */
-function packagingEnvironment(environment) {
+function packagingEnvironment(environment, { assumeConnections = false } = {}) {
   const lib = loadConfigModule();
   const env = Object.fromEntries(
     Object.entries(environment).filter(([, value]) => typeof value === 'string'),
   );
   for (const variable of lib.SECRET_VARIABLES) {
     if (env[lib.referenceVariable(variable)]) env[variable] = STAND_INS[variable];
+  }
+  // To learn which backends a configuration uses before its connection parameters are given.
+  if (assumeConnections) {
+    env.DATABASE_URL ??= STAND_INS.DATABASE_URL;
+    env.REDIS_URL ??= STAND_INS.REDIS_URL;
   }
   return env;
 }

@@ -110,8 +110,12 @@ function readParameters(stage, sources) {
 }
 
 function suggestion(name, names) {
+  const lower = name.toLowerCase();
   const close = names.find(
-    (candidate) => candidate.toLowerCase() === name.toLowerCase() || candidate.endsWith(`.${name}`),
+    (candidate) =>
+      candidate.toLowerCase() === lower ||
+      candidate.endsWith(`.${name}`) ||
+      candidate.toLowerCase().startsWith(lower),
   );
   return close ? ` (did you mean ${close}?)` : '';
 }
@@ -186,7 +190,9 @@ function deployedStageProblems(values, environment) {
 function packagedConfig(environment, problems) {
   const lib = loadConfigModule();
   try {
-    const config = lib.loadConfig({ env: packagingEnvironment(environment), cwd: root });
+    // Connection URLs not given are assumed here, so a missing one is named as its parameter.
+    const env = packagingEnvironment(environment, { assumeConnections: true });
+    const config = lib.loadConfig({ env, cwd: root });
     problems.push(...secretsInFile(environment));
     return config;
   } catch (error) {

@@ -40,9 +40,10 @@ const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Z
 /** Why `reference` is not a usable reference, or undefined when it is. */
 export function referenceProblem(reference: string): string | undefined {
   if (SSM_NAME.test(reference) || SSM_ARN.test(reference) || SECRET_ARN.test(reference)) return undefined;
+  // The value is not repeated: a secret given where its reference belongs would be printed.
   return (
     'expected an SSM parameter name (/path/name), an SSM parameter ARN or a Secrets Manager secret ARN ' +
-    `(arn:aws:secretsmanager:<region>:<account>:secret:<name>), got ${JSON.stringify(reference.slice(0, 120))}`
+    '(arn:aws:secretsmanager:<region>:<account>:secret:<name>), got something else (not shown: it may be a secret)'
   );
 }
 
