@@ -225,4 +225,14 @@ function definitions() {
   ];
 }
 
-module.exports = { definitions, fail, parameterOf };
+/** The parameters as a Markdown table (docs/deploying.md holds it: `npm run docs:parameters`). */
+function parameterTable() {
+  const cell = (text) => String(text).replaceAll('|', '\\|');
+  const rows = definitions().map(
+    (p) =>
+      `| \`${p.name}\` | ${p.fallback === undefined ? '' : `\`${cell(p.fallback)}\``} | ${cell(p.help)} |`,
+  );
+  return ['| parameter | default | what it is |', '| --- | --- | --- |', ...rows].join('\n');
+}
+
+module.exports = { definitions, fail, parameterOf, parameterTable };

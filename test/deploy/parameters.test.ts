@@ -6,7 +6,7 @@
  * secrets a backend needs, secrets written in a configuration file, unknown names, references
  * that are not references, half a VPC, and more connections than the database takes.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -25,6 +25,7 @@ const deployment = require('../../deploy/parameters.cjs') as (input: {
   options: Record<string, unknown>;
   resolveConfigurationProperty: (path: string[]) => Promise<unknown>;
 }) => Promise<Deployment>;
+const docs = require('../../deploy/docs.cjs') as { DOC: string; withTable(text: string): string };
 const { functionRole } = require('../../deploy/iam.cjs') as {
   functionRole(fn: string, context: Record<string, unknown>): { Properties: Record<string, unknown> };
 };
@@ -213,5 +214,10 @@ describe('stage parameters', () => {
     expect(await problems('qa', { paramsFile: 'deploy/params/none.yml' })).toContain(
       'paramsFile: no such file',
     );
+  });
+
+  it('docs/deploying.md lists every parameter with its default, as the code defines them', () => {
+    const text = readFileSync(docs.DOC, 'utf8');
+    expect(text, 'run npm run docs:parameters').toBe(docs.withTable(text));
   });
 });
