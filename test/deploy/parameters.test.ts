@@ -25,7 +25,7 @@ const deployment = require('../../deploy/parameters.cjs') as (input: {
   options: Record<string, unknown>;
   resolveConfigurationProperty: (path: string[]) => Promise<unknown>;
 }) => Promise<Deployment>;
-const docs = require('../../deploy/docs.cjs') as { DOC: string; withTable(text: string): string };
+const docs = require('../../deploy/docs.cjs') as { DOC: string; isCurrent(text: string): boolean };
 const { functionRole } = require('../../deploy/iam.cjs') as {
   functionRole(fn: string, context: Record<string, unknown>): { Properties: Record<string, unknown> };
 };
@@ -217,7 +217,6 @@ describe('stage parameters', () => {
   });
 
   it('docs/deploying.md lists every parameter with its default, as the code defines them', () => {
-    const text = readFileSync(docs.DOC, 'utf8');
-    expect(text, 'run npm run docs:parameters').toBe(docs.withTable(text));
+    expect(docs.isCurrent(readFileSync(docs.DOC, 'utf8')), 'run npm run docs:parameters').toBe(true);
   });
 });
