@@ -35,6 +35,8 @@ function isCurrent(text) {
 
 if (require.main === module) {
   writeFileSync(DOC, withTable(readFileSync(DOC, 'utf8')));
-  execFileSync(path.join(root, 'node_modules', '.bin', 'biome'), ['format', '--write', DOC], { stdio: 'inherit' });
+  execFileSync(path.join(root, 'node_modules', '.bin', 'biome'), ['format', '--write', DOC], {
+    stdio: 'inherit',
+  });
 }
 module.exports = { DOC, isCurrent, withTable };
