@@ -17,6 +17,9 @@ const require = createRequire(import.meta.url);
 const { routes } = require('../../local/serverless-config.cjs').loadConfigModule() as {
   routes: { operation: string }[];
 };
+const { accessOf } = require('../../deploy/functions.cjs') as {
+  accessOf(name: string): { secrets: string[]; relay?: boolean; invokeFanout?: boolean };
+};
 
 /** Values that must appear nowhere in what is deployed. */
 const SHELL_SECRETS = {
@@ -106,8 +109,13 @@ describe('secrets and settings', () => {
       .map(([id]) => shortName(id))
       .sort();
     expect(withHash).toEqual(
-      ['kv', 'publish', 'queues', 'sessions', 'tokens', 'wsAuthorizer', 'wsDefault'].sort(),
+      functions()
+        .map(([id]) => shortName(id))
+        .filter((name) => accessOf(name).secrets.includes('BOOTSTRAP_TOKEN_HASH'))
+        .sort(),
     );
+    expect(withHash).toEqual(expect.arrayContaining(['kv', 'tokens', 'wsAuthorizer', 'wsDefault']));
+    expect(withHash).not.toEqual(expect.arrayContaining(['cleanup']));
     expect(functionName(byName('kv'))).toBe(`${SERVICE}-kv`);
     expect(template.Resources[byName('kv')].Properties.Environment.Variables.SECRETS_MAX_AGE).toBe('300');
   });
@@ -156,12 +164,19 @@ describe('roles', () => {
   });
 
   it('relay functions manage this API stage connections only; publishers invoke fanout; the others neither', () => {
+    // What deploy/functions.cjs grants, and what it must grant at least.
+    expect(
+      functions()
+        .filter(([id]) => accessOf(shortName(id)).relay)
+        .map(([id]) => shortName(id))
+        .sort(),
+    ).toEqual(['fanout', 'publish', 'wsDefault']);
     const manage = (id: string) =>
       statementsOf(id).filter((s) => s.Action.includes('execute-api:ManageConnections'));
     const invoke = (id: string) => statementsOf(id).filter((s) => s.Action.includes('lambda:InvokeFunction'));
     for (const [id] of functions()) {
       const name = shortName(id);
-      if (['publish', 'wsDefault', 'fanout'].includes(name)) {
+      if (accessOf(name).relay) {
         expect(
           manage(id)
             .flatMap((s) => s.Resource)
@@ -171,7 +186,7 @@ describe('roles', () => {
           `arn:\${AWS::Partition}:execute-api:\${AWS::Region}:\${AWS::AccountId}:\${WebsocketsApi}/${STAGE}/DELETE/@connections/*`,
         ]);
       } else expect(manage(id), name).toEqual([]);
-      if (['publish', 'wsDefault'].includes(name)) {
+      if (accessOf(name).invokeFanout) {
         expect(invoke(id).flatMap((s) => s.Resource)).toEqual([
           {
             'Fn::Sub': `arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:${SERVICE}-fanout`,
