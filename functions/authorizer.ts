@@ -1,9 +1,10 @@
 /**
- * The WebSocket `$connect` authorizer (a REQUEST authorizer on `?token=`): browsers cannot set
- * headers on a WebSocket, so the token comes in the query string. It answers an IAM policy —
- * `Allow` with the token's id, expiry, identity, scopes and resources as context for the
- * routes, or `Deny`. Least authority: a valid token is allowed only when it can use the socket
- * (one of `WEBSOCKET_SCOPES`, or admin); a `kv:read` token is denied.
+ * The WebSocket `$connect` authorizer (a REQUEST authorizer): browsers cannot set headers on a
+ * WebSocket, so the token comes in the query string (`?token=`) or as a subprotocol in
+ * `Sec-WebSocket-Protocol` (functions/lib/protocol.ts). It answers an IAM policy — `Allow` with
+ * the token's id, expiry, identity, scopes and resources as context for the routes, or `Deny`.
+ * Least authority: a valid token is allowed only when it can use the socket (one of
+ * `WEBSOCKET_SCOPES`, or admin); a `kv:read` token is denied.
  *
  * It never throws: a throw is a 500 to the client (and serverless-offline's), where a bad token
  * deserves a refusal. A backend that cannot be reached also denies, logged as an error. The
@@ -14,7 +15,8 @@ import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } fro
 import { type Authenticated, authenticate } from '../lib/auth.js';
 import { UnauthorizedError } from '../lib/errors.js';
 import { logger } from './lib/logger.js';
-import { requestLogging } from './lib/middleware.js';
+import { requestLogging, runtime } from './lib/middleware.js';
+import { protocolToken } from './lib/protocol.js';
 import { getStorage } from './lib/storage.js';
 import { canUseWebSocket, NO_WEBSOCKET_SCOPE } from './lib/ws-access.js';
 
@@ -35,7 +37,7 @@ export interface AuthorizerContext {
 }
 
 const authorizer = async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
-  const token = event.queryStringParameters?.token || undefined;
+  const token = event.queryStringParameters?.token || protocolToken(event.headers) || undefined;
   let principal: Authenticated;
   try {
     principal = await authenticate(getStorage().tokens, token);
@@ -84,4 +86,4 @@ const logging = requestLogging(logger) as unknown as MiddlewareObj<
   APIGatewayAuthorizerResult
 >[];
 
-export const handler = middy(authorizer).use(logging);
+export const handler = middy(authorizer).use(runtime('wsAuthorizer')).use(logging);

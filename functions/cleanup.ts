@@ -7,14 +7,16 @@
  * only keeps tables and key spaces small.
  *
  * A sweep that fails is logged, counted (`CleanupFailures`) and rethrown, so Lambda's error
- * metrics and alarms see it; the next schedule tries again.
+ * metrics and alarms see it; the next schedule tries again. A hybrid's journals are sampled
+ * (`JournalDepth`) after each sweep.
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { SweepReport } from '../lib/storage/types.js';
 import { logger } from './lib/logger.js';
-import { MetricUnit, metrics } from './lib/metrics.js';
-import { getStorage, getStorageConfig } from './lib/storage.js';
+import { emitMetric, emitTogether } from './lib/metrics.js';
+import { runtime } from './lib/middleware.js';
+import { getHybridControl, getStorage, getStorageConfig } from './lib/storage.js';
 import { closeConnectionsWithExpiredToken } from './lib/ws-close.js';
 
 export type CleanupResult = Omit<SweepReport, 'durationMs'> & {
@@ -55,30 +57,33 @@ const cleanup = async (): Promise<CleanupResult> => {
   } catch (error) {
     const durationMs = Math.round(performance.now() - started);
     logger.error('cleanup failed', { durationMs, error });
-    metrics.addMetric('CleanupFailures', MetricUnit.Count, 1);
-    metrics.addMetric('CleanupDurationMs', MetricUnit.Milliseconds, durationMs);
-    metrics.publishStoredMetrics();
+    emitTogether([
+      { name: 'CleanupFailures', value: 1, unit: 'Count' },
+      { name: 'CleanupDurationMs', value: durationMs, unit: 'Milliseconds' },
+    ]);
     throw error;
   }
   const durationMs = Math.round(performance.now() - started);
+  // A hybrid's journals are sampled on this schedule (JournalDepth), whether or not writes arrive.
+  const journals = await getHybridControl()?.journalDepth();
+  if (journals) logger.info('hybrid journals', { waiting: journals });
   const { durationMs: _sweepMs, ...rows } = report;
   const total = Object.values(rows).reduce((sum, count) => sum + count, 0);
   logger.info('cleanup done', { rows, total, closedConnections, durationMs });
 
   // One metric per store (dimension `Store`) and the totals.
   for (const [store, count] of Object.entries(rows)) {
-    const single = metrics.singleMetric();
-    single.addDimension('Store', store);
-    single.addMetric('CleanupRows', MetricUnit.Count, count);
+    emitMetric({ name: 'CleanupRows', value: count, unit: 'Count', dimensions: { Store: store } });
   }
-  metrics.addMetric('CleanupRows', MetricUnit.Count, total);
-  metrics.addMetric('ConnectionsClosed', MetricUnit.Count, closedConnections);
-  metrics.addMetric('CleanupDurationMs', MetricUnit.Milliseconds, durationMs);
-  metrics.publishStoredMetrics();
+  emitTogether([
+    { name: 'CleanupRows', value: total, unit: 'Count' },
+    { name: 'ConnectionsClosed', value: closedConnections, unit: 'Count' },
+    { name: 'CleanupDurationMs', value: durationMs, unit: 'Milliseconds' },
+  ]);
   return { ...rows, total, closedConnections, durationMs };
 };
 
 // Not an API Gateway event: the Lambda context is all there is to log with (no correlation id).
 const logging = injectLambdaContext(logger, { resetKeys: true }) as MiddlewareObj<unknown, CleanupResult>;
 
-export const handler = middy(cleanup).use(logging);
+export const handler = middy(cleanup).use(runtime<unknown, CleanupResult>('cleanup')).use(logging);

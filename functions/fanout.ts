@@ -12,6 +12,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { Json, PublishedEvent } from '../lib/storage/types.js';
 import { checkName, isPlainObject } from '../lib/storage/validate.js';
 import { logger } from './lib/logger.js';
+import { runtime } from './lib/middleware.js';
 import { type DeliveryCounts, type FanoutInput, fanOut } from './lib/relay.js';
 import { getStorage } from './lib/storage.js';
 
@@ -59,4 +60,4 @@ function parseInput(input: unknown): PublishedEvent {
 // Not an API Gateway event: the Lambda context is all there is to log with (no correlation id).
 const logging = injectLambdaContext(logger, { resetKeys: true }) as MiddlewareObj<unknown, FanoutResult>;
 
-export const handler = middy(fanout).use(logging);
+export const handler = middy(fanout).use(runtime<unknown, FanoutResult>('fanout')).use(logging);

@@ -4,12 +4,13 @@
  */
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { ConfigError, isStorageError } from '../lib/errors.js';
+import { BackendUnavailableError, ConfigError, isStorageError } from '../lib/errors.js';
 import type { HealthReport, Storage } from '../lib/storage/types.js';
+import { routeMetrics } from './lib/api.js';
 import { configErrorMessage } from './lib/errors.js';
 import { errorBody, type HttpResponse, json } from './lib/http.js';
 import { logger } from './lib/logger.js';
-import { httpErrors, requestLogging } from './lib/middleware.js';
+import { httpErrors, requestLogging, runtime } from './lib/middleware.js';
 import { getStorage } from './lib/storage.js';
 
 // Monitors poll this; a cached answer would hide an outage.
@@ -20,9 +21,15 @@ const health = async (_event: APIGatewayProxyEventV2): Promise<HttpResponse> => 
   try {
     storage = getStorage();
   } catch (error) {
+    const backend = process.env.STORAGE_BACKEND || 'unknown';
+    if (error instanceof BackendUnavailableError) {
+      // The secrets the configuration needs could not be fetched: which ones is for the log only.
+      logger.error('storage not built', { error });
+      return down(backend, `${error.backend} is unavailable`);
+    }
     if (!(error instanceof ConfigError)) throw error;
     logger.error('invalid storage configuration', { problems: error.problems });
-    return down(process.env.STORAGE_BACKEND || 'unknown', configErrorMessage(error));
+    return down(backend, configErrorMessage(error));
   }
 
   let report: HealthReport;
@@ -48,4 +55,8 @@ function down(backend: string, message: string): HttpResponse {
   return json(503, { status: 'down', backend, checks: {}, ...errorBody('unavailable', message) }, NO_STORE);
 }
 
-export const handler = middy(health).use(requestLogging(logger)).use(httpErrors(logger));
+export const handler = middy(health)
+  .use(runtime('health'))
+  .use(routeMetrics('health'))
+  .use(requestLogging(logger))
+  .use(httpErrors(logger));

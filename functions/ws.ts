@@ -1,8 +1,9 @@
 /**
  * The WebSocket routes (docs/api.md, WebSocket). `$connect` runs after the authorizer accepted the
  * token and registers the connection with the token's id and expiry (at most
- * `websocket.maxConnectionsPerToken` per token, counted atomically by the registry); `$default`
- * takes the client's frames (subscribe, unsubscribe, publish) and answers through
+ * `websocket.maxConnectionsPerToken` per token, counted atomically by the registry), answering
+ * the subprotocol when the token came in `Sec-WebSocket-Protocol` (functions/lib/protocol.ts);
+ * `$default` takes the client's frames (subscribe, unsubscribe, publish, ping) and answers through
  * `postToConnection`; `$disconnect` forgets the connection and its subscriptions.
  *
  * Every frame looks the connection's token up again by id (functions/lib/ws-access.ts), as an
@@ -20,7 +21,8 @@ import { websocketEndpoint } from './lib/aws.js';
 import { errorResponse } from './lib/errors.js';
 import type { ApiErrorCode } from './lib/http.js';
 import { logger } from './lib/logger.js';
-import { requestLogging } from './lib/middleware.js';
+import { requestLogging, runtime } from './lib/middleware.js';
+import { acceptedProtocol } from './lib/protocol.js';
 import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, postFrame, relayEvent, type ServerFrame } from './lib/relay.js';
 import { getStorage } from './lib/storage.js';
 import { canUseWebSocket, currentPrincipal, NO_WEBSOCKET_SCOPE } from './lib/ws-access.js';
@@ -43,10 +45,13 @@ export interface WebSocketEvent {
   };
   body?: string | null;
   isBase64Encoded?: boolean;
+  /** `$connect`: the handshake's headers (`Sec-WebSocket-Protocol`). */
+  headers?: Record<string, string | undefined> | null;
 }
 
 export interface WebSocketResult {
   statusCode: number;
+  headers?: Record<string, string>;
 }
 
 const OK: WebSocketResult = { statusCode: 200 };
@@ -54,12 +59,14 @@ const OK: WebSocketResult = { statusCode: 200 };
 type Frame =
   | { action: 'subscribe'; channel: string }
   | { action: 'unsubscribe'; channel: string }
-  | { action: 'publish'; channel: string; message: Json };
+  | { action: 'publish'; channel: string; message: Json }
+  | { action: 'ping' };
 
 const FIELDS: Record<Frame['action'], readonly string[]> = {
   subscribe: ['action', 'channel'],
   unsubscribe: ['action', 'channel'],
   publish: ['action', 'channel', 'message'],
+  ping: ['action'],
 };
 
 /** A frame refused before it reached the storage. */
@@ -107,7 +114,9 @@ const connectRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
       identity: principal.identity,
       tokenId: principal.id,
     });
-    return OK;
+    // A client that offered subprotocols (its token among them) drops a handshake naming none.
+    const protocol = acceptedProtocol(event.headers);
+    return protocol === undefined ? OK : { ...OK, headers: { 'Sec-WebSocket-Protocol': protocol } };
   } catch (error) {
     // errorResponse logs it; its status refuses the connection: 409 at the per-token limit, a
     // 5xx when the backend is down.
@@ -151,6 +160,12 @@ const messageRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
     frame = parseFrame(event);
   } catch (error) {
     await reply(errorFrame(error));
+    return OK;
+  }
+
+  if (frame.action === 'ping') {
+    // Keeps the connection from API Gateway's 10-minute idle timeout; touches no storage.
+    await reply({ type: 'pong' });
     return OK;
   }
 
@@ -261,11 +276,11 @@ function parseFrame(event: WebSocketEvent): Frame {
     );
   }
   const { action } = parsed;
-  if (action !== 'subscribe' && action !== 'unsubscribe' && action !== 'publish') {
+  if (action !== 'subscribe' && action !== 'unsubscribe' && action !== 'publish' && action !== 'ping') {
     const got = typeof action === 'string' ? JSON.stringify(action) : describe(action);
     throw new FrameError(
       'bad_request',
-      `action: expected "subscribe", "unsubscribe" or "publish", got ${got}`,
+      `action: expected "subscribe", "unsubscribe", "publish" or "ping", got ${got}`,
     );
   }
   const unknown = Object.keys(parsed).filter((field) => !FIELDS[action].includes(field));
@@ -276,6 +291,7 @@ function parseFrame(event: WebSocketEvent): Frame {
         `in a ${action} frame (allowed: ${FIELDS[action].join(', ')})`,
     );
   }
+  if (action === 'ping') return { action };
   const channel = checkName('channel', parsed.channel);
   if (action !== 'publish') return { action, channel };
   if (!('message' in parsed)) throw new FrameError('bad_request', 'message: missing (any JSON value)');
@@ -328,6 +344,6 @@ function grantFromAuthorizer(
 // The shared logging middleware reads only `requestContext.requestId`, which WebSocket events carry too.
 const logging = requestLogging(logger) as unknown as MiddlewareObj<WebSocketEvent, WebSocketResult>[];
 
-export const connect = middy(connectRoute).use(logging);
-export const disconnect = middy(disconnectRoute).use(logging);
-export const message = middy(messageRoute).use(logging);
+export const connect = middy(connectRoute).use(runtime('wsConnect')).use(logging);
+export const disconnect = middy(disconnectRoute).use(runtime('wsDisconnect')).use(logging);
+export const message = middy(messageRoute).use(runtime('wsDefault')).use(logging);

@@ -34,6 +34,8 @@ const BACKEND_FILES = {
   hybrid: path.join(root, 'lib/storage/hybrid/index.ts'),
 };
 const DRIVER_PACKAGES = { pg: ['pg'], neon: ['@neondatabase/serverless', 'ws'] };
+/** Packages only deployed stages use (see `backendPlugins`). */
+const DEPLOYED_ONLY = /^@aws-lambda-powertools\/(tracer|parameters\/ssm|parameters\/secrets)$/;
 
 /** The runtime names `file` exports (its stand-in must export the same). */
 function exportsOf(file) {
@@ -54,9 +56,12 @@ const regexFor = (file) => new RegExp(`^${file.replace(/[\\^$.*+?()[\]{}|]/g, '\
 
 /**
  * The plugins for a build packaged for `config`; `document` is the configuration file as read
- * at package time (`{ sha256, document }`), or undefined when there is none.
+ * at package time (`{ sha256, document }`), or undefined when there is none. `deployed`: the
+ * build is for a deployed stage (deploy/parameters.cjs) and carries what only AWS uses:
+ * Powertools' Tracer (about 120 KB with aws-xray-sdk-core) and Parameters (secrets fetched at
+ * run time). A local stage's build leaves them out: it never loads them.
  */
-function backendPlugins(config, document) {
+function backendPlugins(config, document, { deployed = false } = {}) {
   const lib = loadConfigModule();
   const packaged = lib.packagedFor(config);
   // createStorage() refuses a configuration this build cannot serve before reaching a stand-in
@@ -113,6 +118,22 @@ function backendPlugins(config, document) {
       },
     },
     {
+      name: 'kubently-deployed-only',
+      setup(build) {
+        if (deployed) return;
+        build.onResolve({ filter: DEPLOYED_ONLY }, (args) => ({
+          path: args.path,
+          namespace: 'deployed-only',
+        }));
+        // Imported only where tracing is on or secrets are referenced (functions/lib/tracing.ts,
+        // functions/lib/secrets.ts), never in a local stage: say why it is missing.
+        build.onLoad({ filter: /.*/, namespace: 'deployed-only' }, (args) => ({
+          contents: `throw new Error(${JSON.stringify(`${args.path} is not in this build: it was packaged for a local stage`)});`,
+          loader: 'js',
+        }));
+      },
+    },
+    {
       name: 'kubently-packaged-config-file',
       setup(build) {
         build.onLoad({ filter: regexFor(YAML_FILE) }, () => ({
@@ -142,9 +163,9 @@ export function readConfigDocument(text, source) {
 }
 
 /** The configuration file the functions will read, as `{ sha256, document }`, or undefined. */
-function packagedDocument() {
+function packagedDocument(env = process.env) {
   const lib = loadConfigModule();
-  const { path: file, source } = lib.configFileLocation({ cwd: root });
+  const { path: file, source } = lib.configFileLocation({ cwd: root, env });
   if (!existsSync(file)) return undefined;
   const text = readFileSync(file, 'utf8');
   return {
@@ -153,6 +174,14 @@ function packagedDocument() {
   };
 }
 
-module.exports = () => backendPlugins(packageConfig(), packagedDocument());
+/**
+ * serverless-esbuild calls this with the serverless instance: a deployed stage is packaged for
+ * the environment its parameters give (deploy/parameters.cjs), a local one for the shell's.
+ */
+module.exports = (serverless) => {
+  const deploy = serverless?.service?.custom?.deploy;
+  const env = deploy?.packagingEnvironment ?? process.env;
+  return backendPlugins(packageConfig(env), packagedDocument(env), { deployed: deploy?.local === false });
+};
 module.exports.backendPlugins = backendPlugins;
 module.exports.packagedDocument = packagedDocument;

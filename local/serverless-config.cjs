@@ -14,12 +14,21 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 let configModule;
 
-/** lib/config (and lib/storage/packaged.ts, for local/esbuild-plugins.cjs), bundled once per process. */
+/**
+ * lib/config, and what deploy-time code reads of the project's TypeScript (lib/storage/packaged.ts
+ * for local/esbuild-plugins.cjs; lib/metrics.ts and the routes table for deploy/), bundled once
+ * per process.
+ */
 function loadConfigModule() {
   if (configModule === undefined) {
     const { outputFiles } = buildSync({
       stdin: {
-        contents: "export * from './lib/config/index.ts'; export * from './lib/storage/packaged.ts';",
+        contents: [
+          "export * from './lib/config/index.ts';",
+          "export * from './lib/storage/packaged.ts';",
+          "export * from './lib/metrics.ts';",
+          "export { routes } from './functions/lib/routes.ts';",
+        ].join(' '),
         resolveDir: root,
         loader: 'ts',
       },
@@ -40,14 +49,17 @@ function loadConfigModule() {
 /**
  * The configuration as the functions will load it (the project root's config.yaml or
  * STORAGE_CONFIG, then the environment), or an error whose message is all an operator needs.
+ * `env`: the functions' environment — a deployed stage's (deploy/parameters.cjs
+ * `packagingEnvironment`: its parameters, stand-ins for the secrets fetched at run time), else
+ * the shell's.
  */
-function packageConfig() {
+function packageConfig(env = process.env) {
   const lib = loadConfigModule();
   try {
     // Packaged at the same relative path and read from there by the functions (serverless.yml):
     // a file outside the project would not be in the package.
     // (`serverless offline` runs the functions from here: any path works there.)
-    const named = process.env.STORAGE_CONFIG;
+    const named = env.STORAGE_CONFIG;
     if (named && !process.argv.includes('offline')) {
       const relative = path.relative(root, path.resolve(root, named));
       if (path.isAbsolute(named) || relative.startsWith('..') || path.isAbsolute(relative)) {
@@ -58,7 +70,7 @@ function packageConfig() {
         });
       }
     }
-    return lib.loadConfig({ cwd: root });
+    return lib.loadConfig({ cwd: root, env });
   } catch (error) {
     if (error && Array.isArray(error.problems)) {
       // Serverless prints `stack` when it has one: the message is all an operator needs.
@@ -71,8 +83,14 @@ function packageConfig() {
   }
 }
 
-module.exports = async () => {
-  const config = packageConfig();
+/** The environment a package is built for: the deployed stage's, or (local stages, tests) undefined: the shell's. */
+async function packagingEnvironment(resolveConfigurationProperty) {
+  if (!resolveConfigurationProperty) return undefined;
+  return (await resolveConfigurationProperty(['custom', 'deploy', 'packagingEnvironment'])) ?? undefined;
+}
+
+module.exports = async ({ resolveConfigurationProperty } = {}) => {
+  const config = packageConfig(await packagingEnvironment(resolveConfigurationProperty));
   // EventBridge rates are whole minutes (at least one).
   const minutes = Math.max(1, Math.ceil(config.ttl.interval / 60));
   return {

@@ -15,7 +15,7 @@ import type { Storage } from '../../lib/storage/types.js';
 import type { HttpResponse } from './http.js';
 import { logger } from './logger.js';
 import { recordOperation, recordPools } from './metrics.js';
-import { httpErrors, requestLogging } from './middleware.js';
+import { httpErrors, requestLogging, runtime } from './middleware.js';
 import { type FunctionName, pathParameters, type RouteSpec, routeKey, routes } from './routes.js';
 import { describeSchemaError, fieldPath } from './schema-errors.js';
 import { getStorage, getStorageConfig } from './storage.js';
@@ -105,7 +105,11 @@ export function httpApi(fn: FunctionName, handlers: Record<string, RouteHandler>
     return handlers[routeKey(route)]!(request);
   };
 
-  return middy(serve).use(operationMetrics(own)).use(requestLogging(logger)).use(httpErrors(logger));
+  return middy(serve)
+    .use(runtime(fn))
+    .use(operationMetrics(own))
+    .use(requestLogging(logger))
+    .use(httpErrors(logger));
 }
 
 function anyScopeAllows(route: RouteSpec, principal: Principal, resource: string): boolean {
@@ -249,7 +253,14 @@ function check(schema: TSchema, value: unknown, root: string): void {
 
 type HttpMiddleware = middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
 
-/** One latency metric per request, named by the route's operation, on success and on error. */
+/**
+ * One latency metric per request of function `fn`'s routes, named by the route's operation, on
+ * success and on error (`httpApi` adds it; a function with its own pipeline uses it directly).
+ */
+export function routeMetrics(fn: FunctionName): HttpMiddleware {
+  return operationMetrics((routes as readonly RouteSpec[]).filter((route) => route.fn === fn));
+}
+
 function operationMetrics(own: RouteSpec[]): HttpMiddleware {
   const started = new WeakMap<object, number>();
   const record = (request: middy.Request<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>) => {

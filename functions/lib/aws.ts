@@ -1,6 +1,6 @@
 /**
- * The AWS SDK clients the WebSocket relay uses, created once per container and per endpoint,
- * and where their endpoints come from.
+ * The AWS SDK clients the WebSocket relay uses, created once per container and per endpoint
+ * (captured by the tracer where tracing is on), and where their endpoints come from.
  *
  * - `WEBSOCKET_ENDPOINT`: the API Gateway management endpoint
  *   (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`, set by serverless.yml).
@@ -11,6 +11,7 @@
  */
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { LambdaClient } from '@aws-sdk/client-lambda';
+import { captureClient } from './tracing.js';
 
 /** What a WebSocket route's `requestContext` says about the API it came through. */
 export interface ApiLocation {
@@ -55,7 +56,7 @@ let lambda: { endpoint: string | undefined; client: LambdaClient } | undefined;
 export function managementClient(endpoint: string): ApiGatewayManagementApiClient {
   let client = managementClients.get(endpoint);
   if (!client) {
-    client = new ApiGatewayManagementApiClient({ endpoint });
+    client = captureClient(new ApiGatewayManagementApiClient({ endpoint }));
     managementClients.set(endpoint, client);
   }
   return client;
@@ -69,7 +70,7 @@ export async function lambdaClient(): Promise<LambdaClient> {
   const endpoint = lambdaEndpoint();
   if (lambda === undefined || lambda.endpoint !== endpoint) {
     const { LambdaClient } = await import('@aws-sdk/client-lambda');
-    lambda = { endpoint, client: new LambdaClient(endpoint ? { endpoint } : {}) };
+    lambda = { endpoint, client: captureClient(new LambdaClient(endpoint ? { endpoint } : {})) };
   }
   return lambda.client;
 }

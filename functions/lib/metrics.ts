@@ -1,30 +1,59 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import {
+  METRICS_NAMESPACE,
+  type MetricName,
+  type MetricSink,
+  type MetricUnitName,
+  type StorageMetric,
+  type UndimensionedMetricName,
+} from '../../lib/metrics.js';
+import { emfSink } from '../../lib/storage/hybrid/metrics.js';
 import type { PoolUse } from '../../lib/storage/types.js';
 
 /**
  * One EMF metrics emitter per container (CloudWatch Embedded Metric Format: JSON lines that
  * CloudWatch turns into metrics, no API calls from the function). Namespace from
  * `POWERTOOLS_METRICS_NAMESPACE`, default `KubentlyStorage`; `POWERTOOLS_METRICS_DISABLED=true`
- * silences it (tests, local runs that do not want the lines).
+ * silences it (tests, local runs that do not want the lines). Every metric is one of
+ * lib/metrics.ts's, which the deployment's alarms and dashboard are built from.
  */
 export const metrics = new Metrics({
-  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || 'KubentlyStorage',
+  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || METRICS_NAMESPACE,
   serviceName: process.env.POWERTOOLS_SERVICE_NAME || 'kubently-storage',
 });
 
 export { MetricUnit };
+
+/** lib's metrics (the hybrid's, PostgreSQL deadlocks) and the functions' own, as EMF lines. */
+export const metricSink: MetricSink = emfSink(metrics);
+
+/** Emits one metric of lib/metrics.ts's catalog now (one EMF line). */
+export function emitMetric<N extends MetricName>(metric: StorageMetric<N>): void {
+  metricSink(metric as StorageMetric);
+}
+
+/** Emits metrics that have no dimension of their own as one EMF line. */
+export function emitTogether(
+  entries: readonly { name: UndimensionedMetricName; value: number; unit: MetricUnitName }[],
+): void {
+  for (const { name, value, unit } of entries) metrics.addMetric(name, MetricUnit[unit], value);
+  metrics.publishStoredMetrics();
+}
 
 /**
  * Records one operation's latency as a metric of its own, with the operation and
  * backend as dimensions, so every operation gets its own latency series in CloudWatch.
  */
 export function recordOperation(operation: string, backend: string, latencyMs: number, status: number): void {
-  const single = metrics.singleMetric();
-  single.addDimensions({ operation, backend });
-  single.addMetadata('status', String(status));
-  // A single metric is flushed by addMetric: one EMF line per request, the status as metadata
-  // (searchable in Logs Insights) rather than a dimension (one series per status would multiply cost).
-  single.addMetric('Latency', MetricUnit.Milliseconds, Math.round(latencyMs * 1000) / 1000);
+  // One EMF line per request, the status as metadata (searchable in Logs Insights) rather than a
+  // dimension (one series per status would multiply cost).
+  emitMetric({
+    name: 'Latency',
+    value: latencyMs,
+    unit: 'Milliseconds',
+    dimensions: { operation, backend },
+    metadata: { status: String(status) },
+  });
 }
 
 /** Pool use is sampled at most this often per container (a gauge read as requests arrive). */
@@ -41,13 +70,12 @@ export function recordPools(pools: Partial<Record<string, PoolUse>>, now = Date.
   poolsSampledAt = now;
   for (const [backend, use] of Object.entries(pools)) {
     if (!use) continue;
-    const gauge = (name: string, unit: (typeof MetricUnit)[keyof typeof MetricUnit], value: number) => {
-      const single = metrics.singleMetric();
-      single.addDimensions({ backend });
-      single.addMetric(name, unit, value);
-    };
-    gauge('PoolInUse', MetricUnit.Count, use.inUse);
-    gauge('PoolWaiting', MetricUnit.Count, use.waiting);
-    if (use.max) gauge('PoolUtilization', MetricUnit.Percent, Math.round((use.inUse / use.max) * 1000) / 10);
+    const dimensions = { backend };
+    emitMetric({ name: 'PoolInUse', value: use.inUse, unit: 'Count', dimensions });
+    emitMetric({ name: 'PoolWaiting', value: use.waiting, unit: 'Count', dimensions });
+    if (use.max) {
+      const percent = Math.round((use.inUse / use.max) * 1000) / 10;
+      emitMetric({ name: 'PoolUtilization', value: percent, unit: 'Percent', dimensions });
+    }
   }
 }

@@ -3,6 +3,8 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { errorResponse } from './errors.js';
+import { storageSecrets } from './secrets.js';
+import { tracing } from './tracing.js';
 
 type HttpMiddleware = MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
 
@@ -36,4 +38,12 @@ export function httpErrors(logger: Logger): HttpMiddleware {
       request.response = errorResponse(request.error, logger);
     },
   };
+}
+
+/**
+ * What runs around every function's handler, registered first: its X-Ray subsegment (where
+ * tracing is on), then the secrets its storage is configured with (functions/lib/storage.ts).
+ */
+export function runtime<Event, Result>(name: string): MiddlewareObj<Event, Result>[] {
+  return [tracing<Event, Result>(name), storageSecrets<Event, Result>()];
 }

@@ -11,6 +11,7 @@ import type { Json, PublishedEvent, Storage } from '../../lib/storage/types.js';
 import { lambdaClient, managementClient, websocketEndpoint } from './aws.js';
 import type { ApiErrorCode } from './http.js';
 import { logger } from './logger.js';
+import { emitMetric } from './metrics.js';
 import { getStorageConfig } from './storage.js';
 
 /** API Gateway refuses a single WebSocket frame over 32 KB (closing the connection with 1009). */
@@ -27,6 +28,7 @@ export type ServerFrame =
   | { type: 'subscribed'; channel: string }
   | { type: 'unsubscribed'; channel: string }
   | { type: 'message'; channel: string; id: string; message: Json; publishedAt: string }
+  | { type: 'pong' }
   | { type: 'error'; code: ApiErrorCode; message: string };
 
 export interface RelayOptions {
@@ -133,6 +135,7 @@ export async function fanOut(
   } while (cursor !== undefined);
   // Removed after paging, so the registry's cursor never walks over rows that vanished under it.
   total.gone = await removeGone(storage, gone, options.sender);
+  countFailures(total);
   return total;
 }
 
@@ -152,7 +155,14 @@ export async function deliver(
     else counts[result] += 1;
   });
   counts.gone = await removeGone(storage, gone, sender);
+  countFailures(counts);
   return counts;
+}
+
+/** Frames not delivered for another reason than a closed connection: `RelayFailures`. */
+function countFailures(counts: DeliveryCounts): void {
+  if (counts.failed > 0)
+    emitMetric({ name: 'RelayFailures', value: counts.failed, unit: 'Count', dimensions: {} });
 }
 
 /** Posts one frame to one connection; never throws. */

@@ -24,6 +24,15 @@ export {
   StorageConfigSchema,
   schemaProblems,
 } from './schema.js';
+export {
+  referenceProblem,
+  referenceStore,
+  referenceVariable,
+  SECRET_VARIABLES,
+  type SecretReference,
+  type SecretVariable,
+  secretReferences,
+} from './secrets.js';
 export { type ConfigDocument, readConfigDocument } from './yaml.js';
 
 /** Events kept on `channel`: the first `events.maxHistoryByChannel` glob it matches, else `events.maxHistory`. */

@@ -1,5 +1,6 @@
 import { resolveConfig, type StorageConfig, type StorageConfigInput } from '../config/index.js';
 import { ConfigError } from '../errors.js';
+import type { MetricSink } from '../metrics.js';
 import type { Driver } from './driver.js';
 import { createFacade } from './facade.js';
 // A packaged function gets stand-ins for the backend modules its configuration does not use
@@ -20,8 +21,10 @@ export interface CreateStorageOptions {
   redis?: RedisDriverOptions;
   /** PostgreSQL: reuse this SQL connection or PGlite instance (the storage will not close it). */
   postgresql?: PostgresDriverOptions;
-  /** Hybrid: tuning and a metrics sink (see lib/storage/hybrid/settings.ts). */
+  /** Hybrid: tuning and a metrics sink of its own (see lib/storage/hybrid/settings.ts). */
   hybrid?: HybridOptions;
+  /** Receives lib's metrics (lib/metrics.ts): PostgreSQL deadlocks, and the hybrid's unless `hybrid.metrics`. */
+  metrics?: MetricSink;
 }
 
 const hybridControls = new WeakMap<Storage, HybridControl>();
@@ -45,12 +48,12 @@ export function createStorage(
   const missing = packagedProblems(config);
   if (missing.length > 0) throw new ConfigError(missing);
   if (config.backend === 'hybrid') {
-    const settings = hybridSettings(config, options.hybrid);
+    const settings = hybridSettings(config, { metrics: options.metrics, ...options.hybrid });
     const driver = createHybridDriver(
       settings,
       {
         redis: () => createRedisDriver(config, options.redis),
-        postgresql: () => createPostgresDriver(config, options.postgresql),
+        postgresql: () => createPostgresDriver(config, postgresOptions(options)),
       },
       backendsInUse(settings),
     );
@@ -62,6 +65,10 @@ export function createStorage(
   return createFacade(createDriver(config, options), config);
 }
 
+function postgresOptions(options: CreateStorageOptions): PostgresDriverOptions {
+  return options.metrics ? { metrics: options.metrics, ...options.postgresql } : (options.postgresql ?? {});
+}
+
 function createDriver(config: StorageConfig, options: CreateStorageOptions): Driver {
   switch (config.backend) {
     case 'memory':
@@ -69,7 +76,7 @@ function createDriver(config: StorageConfig, options: CreateStorageOptions): Dri
     case 'redis':
       return createRedisDriver(config, options.redis);
     case 'postgresql':
-      return createPostgresDriver(config, options.postgresql);
+      return createPostgresDriver(config, postgresOptions(options));
     default:
       throw new ConfigError([
         `backend: ${config.backend} is not available in this build (allowed: memory, redis, postgresql, hybrid)`,

@@ -11,6 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BackendUnavailableError } from '../../errors.js';
+import { type MetricName, report, type StorageMetric } from '../../metrics.js';
 import type {
   AuditDriver,
   ConnectionDriver,
@@ -95,6 +96,11 @@ export interface HybridControl {
   reconcile(): Promise<number>;
   /** Waits for asynchronous dual-writes still running. */
   flush(): Promise<void>;
+  /**
+   * Entries waiting for replay in each backend's journal (leased and dead ones included), also
+   * reported as `JournalDepth`; a backend whose journal cannot be read now is left out.
+   */
+  journalDepth(): Promise<Partial<Record<BackendName, number>>>;
   health(): Promise<HealthReport>;
   /** The composed drivers (for tests and tools). */
   readonly drivers: Partial<Record<BackendName, Driver>>;
@@ -211,18 +217,13 @@ export function createHybridDriver(
     reconcile: { runs: 0, applied: 0, skipped: 0, pending: 0, errors: 0 },
     ordered: 0,
   };
-  const emit = (
-    name: string,
+  const emit = <N extends MetricName>(
+    name: N,
     value: number,
     unit: HybridMetric['unit'],
-    dimensions: Record<string, string>,
-  ) => {
-    try {
-      settings.metrics?.({ name, value, unit, dimensions });
-    } catch {
-      // A broken metrics sink must never fail a storage operation.
-    }
-  };
+    dimensions: StorageMetric<N>['dimensions'],
+    metadata?: Record<string, string>,
+  ) => report(settings.metrics, { name, value, unit, dimensions, ...(metadata ? { metadata } : {}) });
 
   let closed = false;
   let touched = false;
@@ -283,10 +284,14 @@ export function createHybridDriver(
     m.state = 'open';
     m.openedAt = Date.now();
     stats.fallbackTriggers[m.name] = (stats.fallbackTriggers[m.name] ?? 0) + 1;
-    emit('FallbackTriggered', 1, 'Count', {
-      backend: m.name,
-      reason: error instanceof Error ? error.message.slice(0, 80) : 'unknown',
-    });
+    // The reason is metadata: as a dimension, each message would be a metric series of its own.
+    emit(
+      'FallbackTriggered',
+      1,
+      'Count',
+      { backend: m.name },
+      { reason: error instanceof Error ? error.message.slice(0, 80) : 'unknown' },
+    );
     scheduleProbe(m);
   }
 
@@ -1456,6 +1461,23 @@ export function createHybridDriver(
     reconcile,
     async flush() {
       while (pendingMirrors.size > 0) await Promise.allSettled([...pendingMirrors]);
+    },
+    async journalDepth() {
+      const depths: Partial<Record<BackendName, number>> = {};
+      for (const m of members.values()) {
+        try {
+          let waiting = 0;
+          for (const queue of JOURNAL_QUEUES) {
+            const left = await withDeadline(m.driver.queues.stats(queue), deadlineOf(m), m.name);
+            waiting += left.depth + left.inFlight + left.dead;
+          }
+          depths[m.name] = waiting;
+          emit('JournalDepth', waiting, 'Count', { backend: m.name });
+        } catch {
+          // Unreadable now: its breaker and health check say so.
+        }
+      }
+      return depths;
     },
     health,
     drivers: Object.fromEntries([...members].map(([name, m]) => [name, m.driver])),

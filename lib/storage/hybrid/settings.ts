@@ -5,6 +5,7 @@
  * sink, which callers pass in `HybridOptions` (which also override the configuration, for tests).
  */
 import type { StorageConfig } from '../../config/index.js';
+import type { StorageMetric } from '../../metrics.js';
 
 export type BackendName = 'redis' | 'postgresql';
 /** The data types of the seed's routing table. */
@@ -18,13 +19,8 @@ export const DATA_TYPES: readonly DataType[] = [
   'pubsub',
 ];
 
-/** A metric the hybrid reports; the functions layer publishes it as EMF (namespace KubentlyStorage). */
-export interface HybridMetric {
-  name: string;
-  value: number;
-  unit: 'Milliseconds' | 'Count' | 'Percent';
-  dimensions: Record<string, string>;
-}
+/** A metric the hybrid reports (lib/metrics.ts names them); the functions layer publishes it as EMF. */
+export type HybridMetric = StorageMetric;
 
 export interface HybridOptions {
   /** Overrides of the configuration's `hybrid` / `migration` sections (tests, callers without a config file). */

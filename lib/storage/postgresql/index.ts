@@ -15,6 +15,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import { maxHistoryFor, type StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError, ConflictError, NotFoundError, PoolerMismatchError } from '../../errors.js';
+import type { MetricSink } from '../../metrics.js';
 import type {
   AuditDriver,
   ConnectionDriver,
@@ -52,6 +53,8 @@ export interface PostgresDriverOptions {
   sql?: Sql;
   /** PGlite driver: use this instance instead of opening one; `close()` leaves it open. */
   pglite?: PGlite;
+  /** Receives `Deadlocks` (lib/metrics.ts). */
+  metrics?: MetricSink;
 }
 
 /** Milliseconds since the epoch of a timestamptz expression, as float8 (decoded alike by every driver). */
@@ -105,7 +108,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     }
     opening ??= (async () => {
       const raw = options.sql ?? (await createSql(pg, { pglite: { instance: options.pglite } }));
-      const sql = withErrorMapping(raw, schema);
+      const sql = withErrorMapping(raw, schema, options.metrics);
       try {
         // Said once, at first use, rather than as statements failing now and then under load.
         const checkPooler = pg.preparedStatements && pg.pooler === 'none';

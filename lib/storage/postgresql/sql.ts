@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import type { StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError, StorageError } from '../../errors.js';
+import { type MetricSink, report } from '../../metrics.js';
 import type { PoolUse } from '../types.js';
 import { unresolvedHostError } from '../unresolved-host.js';
 import {
@@ -654,9 +655,19 @@ export async function createSql(config: StorageConfig['postgresql'], options: Sq
   }
 }
 
-/** Wraps every method so driver errors come out typed (see `mapSqlError`). */
-export function withErrorMapping(sql: Sql, schema: string): Sql {
+/** SQLSTATE of a statement PostgreSQL aborted to break a deadlock. */
+const DEADLOCK_STATE = '40P01';
+
+/**
+ * Wraps every method so driver errors come out typed (see `mapSqlError`). A deadlock is mapped
+ * like any lock conflict (retryable) and counted: `Deadlocks` on `metrics`.
+ */
+export function withErrorMapping(sql: Sql, schema: string, metrics?: MetricSink): Sql {
   const map = (error: unknown) => {
+    // Typed errors were counted where they were mapped (a transaction rethrows its statement's).
+    if (!(error instanceof StorageError) && (error as { code?: unknown } | null)?.code === DEADLOCK_STATE) {
+      report(metrics, { name: 'Deadlocks', value: 1, unit: 'Count', dimensions: { backend: 'postgresql' } });
+    }
     throw mapSqlError(error, schema);
   };
   const wrap = (executor: SqlExecutor): SqlExecutor => ({
