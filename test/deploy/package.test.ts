@@ -237,13 +237,15 @@ describe('network, concurrency, tracing', () => {
     const KB = 1024;
     // bundle.test.ts's hybrid budget (local builds) plus what only deployed builds carry: the
     // tracer with aws-xray-sdk-core and Parameters, about 140 KB.
-    const budget = (480 + 160) * KB;
+    const budget = (520 + 160) * KB;
     for (const [name, files] of Object.entries(packaged.zips)) {
       const [bundle] = [...files].filter(([file]) => file.endsWith('.mjs'));
       expect(bundle, name).toBeDefined();
-      expect(bundle![1].length, name).toBeLessThan(budget);
-      expect(bundle![1].includes('aws-xray-sdk') || bundle![1].includes('AWSXRay'), name).toBe(true);
+      expect(bundle![1].length, `${name}: ${(bundle![1].length / KB).toFixed(1)} KB`).toBeLessThan(budget);
       expect(String(bundle![1])).not.toContain('is not in this build: it was packaged for a local stage');
+      // The catch-all route answers 404/405 from the routes table alone: no storage, no AWS call to trace.
+      if (name === 'fallback') continue;
+      expect(bundle![1].includes('aws-xray-sdk') || bundle![1].includes('AWSXRay'), name).toBe(true);
     }
   });
 });

