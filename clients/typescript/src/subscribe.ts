@@ -44,9 +44,15 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
   lastId: string | undefined;
   /** Connections opened so far. */
   connections = 0;
+  /**
+   * Resolves once the subscription is following the channel (subscribed, position known):
+   * everything published after that is delivered. Rejects if it never gets there.
+   */
+  readonly ready: Promise<void>;
+  private markReady!: { resolve: () => void; reject: (error: Error) => void };
 
   private readonly seen = new Set<string>();
-  private readonly ready: ChannelEvent[] = [];
+  private readonly queued: ChannelEvent[] = [];
   private waiting: { resolve: () => void } | undefined;
   private failure: Error | undefined;
   private closed = false;
@@ -62,12 +68,18 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
   ) {
     this.lastId = options.after;
     this.started = options.after !== undefined;
+    this.ready = new Promise((resolve, reject) => {
+      this.markReady = { resolve, reject };
+    });
+    // A rejection nobody awaits is not an unhandled one: the iterator reports it too.
+    this.ready.catch(() => {});
     void this.run();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.markReady.reject(new Error('subscription closed'));
     this.stopped.abort(new Error('subscription closed'));
     this.socket?.close();
     this.wake();
@@ -76,7 +88,7 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
   async *[Symbol.asyncIterator](): AsyncIterator<ChannelEvent> {
     try {
       while (true) {
-        const event = this.ready.shift();
+        const event = this.queued.shift();
         if (event) {
           yield event;
           continue;
@@ -104,12 +116,13 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
     this.seen.add(event.id);
     if (this.seen.size > SEEN_IDS) this.seen.delete(this.seen.values().next().value!);
     if (this.lastId === undefined || event.id > this.lastId) this.lastId = event.id;
-    this.ready.push(event);
+    this.queued.push(event);
     this.wake();
   }
 
   private fail(error: Error): void {
     this.failure = error;
+    this.markReady.reject(error);
     this.close();
   }
 
@@ -168,6 +181,7 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
           if (page.length < HISTORY_PAGE) break;
         }
         this.started = true;
+        this.markReady.resolve();
         // Frames that arrived on this subscription are new even when history already had them.
         for (const event of held) this.deliver(event);
         held = undefined;
