@@ -266,7 +266,7 @@ def test_run_executor_async_stops_during_a_long_poll(service: Any, name: str) ->
         while len(handled) < 2:
             await asyncio.sleep(0.05)
         stop.set()  # during a 20 s long poll: the loop ends without waiting for it
-        await asyncio.wait_for(loop, 5)
+        await asyncio.wait_for(loop, 15)
         assert handled == [1, 2]
         assert (await client.queue_stats(name))["depth"] == 0
 
