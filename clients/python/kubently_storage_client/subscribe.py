@@ -242,6 +242,8 @@ class Subscription:
 
     def next(self, timeout: Optional[float] = None) -> ChannelEvent:
         """The next event; TimeoutError after ``timeout`` seconds, StopIteration once closed."""
+        if self.loop.is_closed():
+            raise StopIteration
         future = asyncio.run_coroutine_threadsafe(self._inner.__anext__(), self.loop)
         try:
             return future.result(timeout)
