@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator, List
@@ -56,6 +57,7 @@ def test_503_and_429_are_retried_with_the_same_dedup_id(server: tuple) -> None:
     assert Client(url, "t", retry=FAST).queue_send("q", {"a": 1}) == "m1"
     assert len(script.bodies) == 4
     assert len({body["dedupId"] for body in script.bodies}) == 1
+    assert re.fullmatch(r"[0-9a-f-]{36}", script.bodies[0]["dedupId"])
 
 
 def test_async_503_and_429_are_retried_with_the_same_dedup_id(server: tuple) -> None:
