@@ -175,8 +175,30 @@ describe('TypeScript client against npm start', { timeout: 120_000 }, () => {
     const handled: [unknown, number][] = [];
     const failures: unknown[] = [];
     const stop = new AbortController();
+    // Counts receives in flight and records how each ended, to see the last long poll
+    // abandoned at the abort rather than waited out.
+    let receiving = 0;
+    const receiveEndings: string[] = [];
+    const watched = new StorageClient({
+      baseUrl: offline.baseUrl,
+      token: offline.adminToken,
+      fetch: async (input, init) => {
+        const isReceive = String(input).endsWith('/receive');
+        if (isReceive) receiving++;
+        try {
+          const response = await fetch(input, init);
+          if (isReceive) receiveEndings.push(String(response.status));
+          return response;
+        } catch (error) {
+          if (isReceive) receiveEndings.push((error as Error).name);
+          throw error;
+        } finally {
+          if (isReceive) receiving--;
+        }
+      },
+    });
     const loop = runExecutor({
-      client,
+      client: watched,
       queue,
       signal: stop.signal,
       wait: 20,
@@ -187,9 +209,10 @@ describe('TypeScript client against npm start', { timeout: 120_000 }, () => {
         if (message.payload === 'fails-once' && message.attempts === 1) throw new Error('try again');
       },
     });
-    await expect.poll(() => handled.length, { timeout: 30_000 }).toBe(3);
+    await expect.poll(() => handled.length === 3 && receiving === 1, { timeout: 30_000 }).toBe(true);
     stop.abort(); // during a 20 s long poll: the loop ends without waiting for it
     await loop;
+    expect(receiveEndings.at(-1)).toBe('AbortError');
     expect(handled).toEqual([
       ['ok', 1],
       ['fails-once', 1],
