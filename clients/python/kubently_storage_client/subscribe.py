@@ -1,0 +1,271 @@
+"""A channel followed over the WebSocket, with reconnect and resume: asyncio, and a sync wrapper.
+
+Per connection: subscribe, and once ``subscribed`` arrives read history after the last id seen
+(frames arriving meanwhile wait in the socket), so nothing published while disconnected is
+missed; ids already delivered are dropped, so nothing comes twice. A dropped connection is
+reopened with back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import random
+import threading
+import urllib.parse
+from collections import OrderedDict
+from typing import Any, Awaitable, Callable, Optional, Tuple
+
+import websockets
+import websockets.exceptions
+
+from . import routes
+from .errors import FrameError, StorageError
+from .transport import Transport
+from .types import ChannelEvent
+
+#: Opens a socket: ``websockets.connect`` by default; anything with ``send``, ``close`` and ``async for``.
+Connect = Callable[[str], Awaitable[Any]]
+
+#: History is read in pages of this size (the API's largest).
+HISTORY_PAGE = 1000
+#: Ids remembered to drop a frame relayed twice (a retried relay repeats within seconds).
+SEEN_IDS = 10_000
+
+
+async def _default_connect(url: str) -> Any:
+    return await websockets.connect(url)
+
+
+class AsyncSubscription:
+    """``sub = await client.subscribe("c")``; ``async for event in sub``; ``await sub.close()``."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        ws_url: str,
+        channel: str,
+        after: Optional[str],
+        connect: Optional[Connect],
+        reconnect_delay: Tuple[float, float],
+        max_failures: int,
+    ) -> None:
+        self.channel = channel
+        #: The id of the last event delivered (or ``after``).
+        self.last_id = after
+        #: Connections opened so far.
+        self.connections = 0
+        self._transport = transport
+        self._ws_url = ws_url
+        self._after = after
+        self._connect = connect or _default_connect
+        self._reconnect_delay = reconnect_delay
+        self._max_failures = max_failures
+        # False until the position to follow from is known: ``after``, or the newest id at the first subscribe.
+        self._started = after is not None
+        self._seen: "OrderedDict[str, None]" = OrderedDict()
+        self._events: "asyncio.Queue[Tuple[Optional[ChannelEvent], Optional[BaseException]]]" = asyncio.Queue()
+        self._ready: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+        self._task: Optional["asyncio.Task[None]"] = None
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        client: Any,
+        channel: str,
+        *,
+        after: Optional[str] = None,
+        connect: Optional[Connect] = None,
+        reconnect_delay: Tuple[float, float] = (0.25, 10.0),
+        max_failures: int = 10,
+    ) -> "AsyncSubscription":
+        """Returns once subscribed with its position known: everything published after that is delivered."""
+        if not client.ws_url:
+            raise ValueError("subscribe needs the client's ws_url")
+        subscription = cls(client.transport, client.ws_url, channel, after, connect, reconnect_delay, max_failures)
+        subscription._task = asyncio.create_task(subscription._run())
+        try:
+            await subscription._ready
+        except BaseException:
+            await subscription.close()
+            raise
+        return subscription
+
+    def __aiter__(self) -> "AsyncSubscription":
+        return self
+
+    async def __anext__(self) -> ChannelEvent:
+        event, error = await self._events.get()
+        if event is not None:
+            return event
+        self._events.put_nowait((None, error))  # every later call ends the same way
+        if error is not None:
+            raise error
+        raise StopAsyncIteration
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._end(None)
+
+    def _end(self, error: Optional[BaseException]) -> None:
+        if not self._ready.done():
+            self._ready.set_exception(error or RuntimeError("subscription closed"))
+        self._events.put_nowait((None, error))
+
+    def _deliver(self, event: ChannelEvent) -> None:
+        if event["id"] in self._seen or (self._after is not None and event["id"] <= self._after):
+            return
+        self._seen[event["id"]] = None
+        if len(self._seen) > SEEN_IDS:
+            self._seen.popitem(last=False)
+        if self.last_id is None or event["id"] > self.last_id:
+            self.last_id = event["id"]
+        self._events.put_nowait((event, None))
+
+    async def _run(self) -> None:
+        first, largest = self._reconnect_delay
+        failures = 0
+        try:
+            while True:
+                subscribed = False
+                try:
+                    subscribed = await self._connection()
+                except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+                    pass
+                except StorageError as error:
+                    if error.status not in (429, 503):
+                        raise
+                failures = 0 if subscribed else failures + 1
+                if failures >= self._max_failures:
+                    raise ConnectionError(f"could not subscribe to {self.channel}: {failures} connections failed")
+                ceiling = min(largest, first * 2**failures)
+                await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - handed to the reader
+            self._closed = True
+            self._end(error)
+
+    async def _catch_up(self) -> None:
+        """Reads history after the last id: delivered once started; before that only read to
+        find the newest id, so a reconnect knows where to resume from."""
+        while True:
+            page = await self._transport.request_async(routes.history(self.channel, self.last_id, HISTORY_PAGE))
+            events = page["messages"]
+            if self._started:
+                for event in events:
+                    self._deliver(event)
+            elif events:
+                self.last_id = events[-1]["id"]
+            if len(events) < HISTORY_PAGE:
+                break
+        self._started = True
+        if not self._ready.done():
+            self._ready.set_result(None)
+
+    async def _connection(self) -> bool:
+        """One connection, until it closes; True when it got as far as ``subscribed``."""
+        separator = "&" if "?" in self._ws_url else "?"
+        url = f"{self._ws_url}{separator}token={urllib.parse.quote(self._transport.token, safe='')}"
+        socket = await self._connect(url)
+        self.connections += 1
+        subscribed = False
+        try:
+            await socket.send(json.dumps({"action": "subscribe", "channel": self.channel}))
+            async for raw in socket:
+                try:
+                    frame = json.loads(raw)
+                except ValueError:
+                    continue
+                kind = frame.get("type")
+                if kind == "subscribed" and frame.get("channel") == self.channel:
+                    subscribed = True
+                    await self._catch_up()
+                elif kind == "message" and frame.get("channel") == self.channel:
+                    self._deliver({name: frame[name] for name in ("id", "channel", "message", "publishedAt")})
+                elif kind == "error":
+                    if not subscribed:
+                        raise FrameError(frame.get("code", ""), frame.get("message", ""))
+                    if frame.get("code") == "payload_too_large":
+                        await self._catch_up()  # an event too large for a frame: read it from history
+        finally:
+            await socket.close()
+        return subscribed
+
+
+class Subscription:
+    """The sync form: the asyncio subscription runs on a loop in its own thread.
+
+    ``for event in client.subscribe("c")``; ``next(timeout=…)``; ``close()`` (or ``with``).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread, inner: AsyncSubscription) -> None:
+        self.loop = loop
+        self._thread = thread
+        self._inner = inner
+
+    @classmethod
+    def open(cls, client: Any, channel: str, **options: Any) -> "Subscription":
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name=f"subscribe {channel}", daemon=True)
+        thread.start()
+        try:
+            inner = asyncio.run_coroutine_threadsafe(AsyncSubscription.open(client, channel, **options), loop).result()
+        except BaseException:
+            cls._stop(loop, thread)
+            raise
+        return cls(loop, thread, inner)
+
+    @property
+    def last_id(self) -> Optional[str]:
+        return self._inner.last_id
+
+    @property
+    def connections(self) -> int:
+        return self._inner.connections
+
+    def __iter__(self) -> "Subscription":
+        return self
+
+    def __next__(self) -> ChannelEvent:
+        return self.next()
+
+    def next(self, timeout: Optional[float] = None) -> ChannelEvent:
+        """The next event; TimeoutError after ``timeout`` seconds, StopIteration once closed."""
+        if self.loop.is_closed():
+            raise StopIteration
+        future = asyncio.run_coroutine_threadsafe(self._inner.__anext__(), self.loop)
+        try:
+            return future.result(timeout)
+        except StopAsyncIteration:
+            raise StopIteration from None
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._inner.close(), self.loop).result()
+            self._stop(self.loop, self._thread)
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    @staticmethod
+    def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
