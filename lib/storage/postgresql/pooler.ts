@@ -41,6 +41,10 @@ export async function sharesServerSessions(
 ): Promise<boolean> {
   const pid = async (connection: ProbeConnection) =>
     Number((await connection.query('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
+  // PGlite served over a socket (npm start's embedded server, local/embedded-postgres.ts) is one
+  // session for every connection, and keeps each connection's prepared statements apart itself.
+  const version = String((await first.query('SELECT version() AS version')).rows[0]?.version);
+  if (version.includes('(PGlite ')) return false;
   const before = await pid(first);
   // In a transaction, `second` holds its server session until COMMIT, whatever the pooler.
   await second.query('BEGIN');
