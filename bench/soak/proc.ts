@@ -1,21 +1,22 @@
 /**
- * What a process group holds right now, read from /proc (Linux): resident memory summed over its
- * processes, and its established TCP connections to given server ports. Counting the group's own
+ * What a process tree holds right now, read from /proc (Linux): resident memory summed over its
+ * processes, and their established TCP connections to given server ports. Counting the tree's own
  * sockets attributes connections to this service alone, while other clients share the servers.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
-export interface GroupSample {
-  /** Processes in the group. */
+export interface TreeSample {
+  /** Processes in the tree. */
   processes: number;
-  /** Sum of VmRSS over the group, bytes. */
+  /** Sum of VmRSS over the tree, bytes. */
   rssBytes: number;
   /** Established connections to each requested remote port. */
   connections: Record<number, number>;
 }
 
-export function sampleGroup(pgid: number, ports: number[]): GroupSample {
-  const pids = groupPids(pgid);
+/** `root` and every process descended from it. */
+export function sampleTree(root: number, ports: number[]): TreeSample {
+  const pids = treePids(root);
   let rssBytes = 0;
   const inodes = new Set<string>();
   for (const pid of pids) {
@@ -31,20 +32,22 @@ export function sampleGroup(pgid: number, ports: number[]): GroupSample {
   return { processes: pids.length, rssBytes, connections };
 }
 
-/** Pids whose process group is `pgid` (field 5 of /proc/<pid>/stat). */
-function groupPids(pgid: number): number[] {
-  const pids: number[] = [];
+/** `root` and its descendants (field 4 of /proc/<pid>/stat is the parent). */
+function treePids(root: number): number[] {
+  const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       // The command name (field 2) may hold spaces: fields after its closing parenthesis.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid) pids.push(Number(entry));
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
     } catch {
       // Exited while listing.
     }
   }
+  const pids = [root];
+  for (let i = 0; i < pids.length; i++) pids.push(...(children.get(pids[i]!) ?? []));
   return pids;
 }
 
@@ -75,7 +78,7 @@ function socketInodes(pid: number): string[] {
   return inodes;
 }
 
-/** inode → remote port of every ESTABLISHED TCP socket (IPv4 and IPv6) in the group's network namespace. */
+/** inode → remote port of every ESTABLISHED TCP socket (IPv4 and IPv6) in the tree's network namespace. */
 function establishedRemotePorts(pid: number | undefined): Map<string, number> {
   const ports = new Map<string, number>();
   const base = pid === undefined ? '/proc/net' : `/proc/${pid}/net`;

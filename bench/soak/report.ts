@@ -5,7 +5,14 @@ import type { Growth, SoakReport } from './soak.js';
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
 
 function growthRow(name: string, g: Growth, unit: (n: number) => string): string[] {
-  return [name, unit(g.first), unit(g.last), ratio(g.ratio), unit(g.max), unit(g.bound)];
+  return [
+    name,
+    unit(g.first),
+    unit(g.last),
+    ratio(g.ratio),
+    unit(g.max),
+    g.bound === undefined ? 'not judged' : unit(g.bound),
+  ];
 }
 
 export function render(report: SoakReport): string {
@@ -21,14 +28,19 @@ export function render(report: SoakReport): string {
         ms(r.p50Ms),
         ms(r.p99Ms),
         int(r.status5xx),
-        int(r.unexpected4xx),
+        r.unexpected4xx === 0
+          ? '0'
+          : `${r.unexpected4xx} (${Object.entries(r.otherStatuses)
+              .filter(([status]) => Number(status) < 500)
+              .map(([status, n]) => `${n}× ${status}`)
+              .join(', ')})`,
         int(r.noAnswer),
       ]),
       ['left', 'right', 'right', 'right', 'right', 'right', 'right'],
     ),
     '',
     table(
-      ['sampled (every 2 s)', 'first third', 'last third', 'growth', 'max', 'fail above (last third)'],
+      ['sampled (every 2 s)', 'first third', 'last third', 'growth', 'max', 'fails above'],
       [
         growthRow('resident memory', report.growth.rssBytes, mb),
         ...Object.entries(report.growth.connections).map(([name, g]) =>
@@ -41,6 +53,9 @@ export function render(report: SoakReport): string {
       `${report.queue.lost} lost, ${report.queue.duplicated} duplicated`,
     `WebSocket: ${report.delivery.received} of ${report.delivery.expected} frames received, ` +
       `${report.delivery.duplicated} duplicated`,
+    ...report.routes.flatMap((r) =>
+      r.firstOtherBody ? [`${r.route}: first other answer ${r.firstOtherBody}`] : [],
+    ),
     report.ok ? 'verdict: ok' : `verdict: FAILED\n${report.failures.map((f) => `  - ${f}`).join('\n')}`,
   ];
   return lines.join('\n');

@@ -27,10 +27,12 @@ function parseArgs(args: string[]): {
 } {
   const minutes = Number(option(args, '--minutes', '10'));
   const rate = Number(option(args, '--rate', '50'));
-  if (!(minutes > 0 && minutes <= 24 * 60)) throw new Error(`--minutes: a number in (0, 1440], got ${minutes}`);
+  if (!(minutes > 0 && minutes <= 24 * 60))
+    throw new Error(`--minutes: a number in (0, 1440], got ${minutes}`);
   if (!(rate > 0 && rate <= 1000)) throw new Error(`--rate: a number in (0, 1000], got ${rate}`);
   const backends = option(args, '--backends', 'postgresql,redis').split(',') as SoakBackend[];
-  for (const b of backends) if (!BACKENDS.includes(b)) throw new Error(`--backends: ${b} is not one of ${BACKENDS}`);
+  for (const b of backends)
+    if (!BACKENDS.includes(b)) throw new Error(`--backends: ${b} is not one of ${BACKENDS}`);
   return { minutes, rate, backends, out: option(args, '--out', '.scratch/soak.json') };
 }
 

@@ -19,6 +19,9 @@ export interface RouteStats {
   unexpected4xx: number;
   /** No HTTP answer (connection refused or reset, aborted after the per-call ceiling). */
   noAnswer: number;
+  /** Count of each status the route should not answer, and the first such body. */
+  otherStatuses: Record<number, number>;
+  firstOtherBody?: string;
 }
 
 export interface Delivery {
@@ -44,11 +47,24 @@ const KEPT = 200;
 const SUBSCRIBERS = 3;
 
 type Op = () => Promise<void>;
+/** The fields of the answers this load reads. */
+interface Answer {
+  id?: string;
+  sessionId?: string;
+  messages?: { id: string; receipt: string }[];
+}
 
 export class Traffic {
   readonly routes = new Map<string, RouteStats>();
   readonly queue: QueueLedger = { sent: new Set(), received: new Map(), acked: 0 };
   readonly delivery: Delivery = { expected: 0, received: 0, duplicates: 0 };
+  /**
+   * Most calls in flight at once per function (the first word of a route: kv, sessions, queue,
+   * channel, tokens). serverless-offline starts another instance of a function only when all of
+   * its instances are busy, so this bounds how many instances the load made it start.
+   */
+  readonly peakInFlight = new Map<string, number>();
+  private readonly inFlightByFunction = new Map<string, number>();
   /** Scheduled calls not started because `maxInFlight` were still running. */
   skipped = 0;
   inFlight = 0;
@@ -97,8 +113,12 @@ export class Traffic {
       this.seen.push(seen);
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject);
-        socket.once('unexpected-response', (_req, res) => reject(new Error(`WebSocket refused: ${res.statusCode}`)));
-        socket.once('open', () => socket.send(JSON.stringify({ action: 'subscribe', channel: this.channel })));
+        socket.once('unexpected-response', (_req, res) =>
+          reject(new Error(`WebSocket refused: ${res.statusCode}`)),
+        );
+        socket.once('open', () =>
+          socket.send(JSON.stringify({ action: 'subscribe', channel: this.channel })),
+        );
         socket.on('message', (data) => {
           const frame = JSON.parse(String(data));
           if (frame.type === 'subscribed') resolve();
@@ -132,15 +152,23 @@ export class Traffic {
   async drainQueue(): Promise<void> {
     while (this.receipts.length > 0) await this.queueAck();
     for (let round = 0; round < 50; round++) {
-      const answer = await this.call('queue receive (drain)', 'POST', `/queues/${this.queueName}/receive`, [200], {
-        max: 100,
-        visibilityTimeout: 60,
-      });
+      const answer = await this.call(
+        'queue receive (drain)',
+        'POST',
+        `/queues/${this.queueName}/receive`,
+        [200],
+        {
+          max: 100,
+          visibilityTimeout: 60,
+        },
+      );
       const messages: { id: string; receipt: string }[] = answer?.messages ?? [];
       if (messages.length === 0) return;
       for (const m of messages) {
         this.noteReceived(m.id);
-        const acked = await this.call('queue ack (drain)', 'POST', this.ackPath(m.id), [204], { receipt: m.receipt });
+        const acked = await this.call('queue ack (drain)', 'POST', this.ackPath(m.id), [204], {
+          receipt: m.receipt,
+        });
         if (acked !== undefined) this.queue.acked++;
       }
     }
@@ -178,8 +206,8 @@ export class Traffic {
       data: { at: Date.now() },
       ttl: 600,
     });
-    if (session?.id) {
-      this.sessions.push(session.id);
+    if (session?.sessionId) {
+      this.sessions.push(session.sessionId);
       if (this.sessions.length > KEPT) this.sessions.shift();
     }
   }
@@ -215,14 +243,22 @@ export class Traffic {
   private async queueAck(): Promise<void> {
     const lease = this.receipts.shift();
     if (!lease) return;
-    const acked = await this.call('queue ack', 'POST', this.ackPath(lease.id), [204], { receipt: lease.receipt });
+    const acked = await this.call('queue ack', 'POST', this.ackPath(lease.id), [204], {
+      receipt: lease.receipt,
+    });
     if (acked !== undefined) this.queue.acked++;
   }
 
   private async publish(): Promise<void> {
-    const published = await this.call('channel publish', 'POST', `/channels/${this.channel}/messages`, [202], {
-      message: { at: Date.now() },
-    });
+    const published = await this.call(
+      'channel publish',
+      'POST',
+      `/channels/${this.channel}/messages`,
+      [202],
+      {
+        message: { at: Date.now() },
+      },
+    );
     if (published?.id) this.delivery.expected += this.sockets.length;
   }
 
@@ -246,14 +282,45 @@ export class Traffic {
    * One HTTP call, recorded under `route`. Answers the parsed body when the status is one of
    * `ok` (`{}` for an empty body), undefined otherwise.
    */
-  // biome-ignore lint/suspicious/noExplicitAny: answers are read field by field above.
-  private async call(route: string, method: string, path: string, ok: number[], body?: unknown): Promise<any> {
+  private async call(
+    route: string,
+    method: string,
+    path: string,
+    ok: number[],
+    body?: unknown,
+  ): Promise<Answer | undefined> {
     let stats = this.routes.get(route);
     if (!stats) {
-      stats = { route, calls: 0, latencies: [], status5xx: 0, unexpected4xx: 0, noAnswer: 0 };
+      stats = {
+        route,
+        calls: 0,
+        latencies: [],
+        status5xx: 0,
+        unexpected4xx: 0,
+        noAnswer: 0,
+        otherStatuses: {},
+      };
       this.routes.set(route, stats);
     }
     stats.calls++;
+    const fn = route.split(' ')[0]!;
+    const running = (this.inFlightByFunction.get(fn) ?? 0) + 1;
+    this.inFlightByFunction.set(fn, running);
+    this.peakInFlight.set(fn, Math.max(running, this.peakInFlight.get(fn) ?? 0));
+    try {
+      return await this.timed(stats, method, path, ok, body);
+    } finally {
+      this.inFlightByFunction.set(fn, (this.inFlightByFunction.get(fn) ?? 1) - 1);
+    }
+  }
+
+  private async timed(
+    stats: RouteStats,
+    method: string,
+    path: string,
+    ok: number[],
+    body: unknown,
+  ): Promise<Answer | undefined> {
     const started = performance.now();
     let response: Response;
     let text: string;
@@ -273,11 +340,21 @@ export class Traffic {
       return undefined;
     }
     stats.latencies.push(performance.now() - started);
-    if (response.status >= 500) stats.status5xx++;
+    // serverless-offline answers a Lambda that timed out or threw with 200 and the error as the
+    // body (where API Gateway would answer 502/504): a server error too.
+    if (response.status >= 500 || isLambdaError(text)) stats.status5xx++;
     else if (!ok.includes(response.status)) stats.unexpected4xx++;
-    if (!ok.includes(response.status)) return undefined;
+    if (!ok.includes(response.status) || isLambdaError(text)) {
+      stats.otherStatuses[response.status] = (stats.otherStatuses[response.status] ?? 0) + 1;
+      stats.firstOtherBody ??= text.slice(0, 300);
+      return undefined;
+    }
     return text ? JSON.parse(text) : {};
   }
+}
+
+function isLambdaError(text: string): boolean {
+  return text.startsWith('{"errorMessage"') || /^\{[^{]*"errorType"/.test(text);
 }
 
 /** Round-robin over the groups, so equal weights alternate instead of running in blocks. */
