@@ -1,5 +1,5 @@
 /**
- * `npm run soak -- [--minutes 10] [--rate 50] [--backends postgresql,redis] [--out .scratch/soak.json]`:
+ * `npm run soak -- [--minutes 10] [--rate 25] [--backends postgresql,redis] [--out .scratch/soak.json]`:
  * a bounded load run per backend (bench/soak/soak.ts), one after the other, against `npm start`
  * on PostgreSQL (DATABASE_URL, default the local `test` database) and Redis (REDIS_URL, default
  * 127.0.0.1:6379); `hybrid` may be added to `--backends`. Prints p50/p99 per route, memory and
@@ -26,7 +26,7 @@ function parseArgs(args: string[]): {
   out: string;
 } {
   const minutes = Number(option(args, '--minutes', '10'));
-  const rate = Number(option(args, '--rate', '50'));
+  const rate = Number(option(args, '--rate', '25'));
   if (!(minutes > 0 && minutes <= 24 * 60))
     throw new Error(`--minutes: a number in (0, 1440], got ${minutes}`);
   if (!(rate > 0 && rate <= 1000)) throw new Error(`--rate: a number in (0, 1000], got ${rate}`);
