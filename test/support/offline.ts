@@ -47,6 +47,8 @@ export interface Offline {
   /** The admin token the banner printed (undefined only when the env set `BOOTSTRAP_TOKEN_HASH`). */
   adminToken: string;
   dataDir: string;
+  /** The process id of `local/start.ts`, which leads the process group of everything it started. */
+  pid: number;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
   /** Ends the process group, waits for it, removes temporary folders. Safe to call twice. */
@@ -131,6 +133,7 @@ export async function startOffline(options: OfflineOptions = {}): Promise<Offlin
       lambdaEndpoint: `http://127.0.0.1:${lambdaPort}`,
       adminToken,
       dataDir,
+      pid: child.pid!,
       output: () => output,
       stop,
     };
