@@ -2,7 +2,7 @@
  * The Redis backend (ioredis 5; Redis 6.2+, ElastiCache incl. cluster mode and Serverless,
  * Upstash). Every key starts with `keyPrefix` (so ACL key patterns like `~kubently:*` work),
  * followed by a hash tag per related key set: `{s}` sessions, `{t}` tokens, `{a}` audit,
- * `{q:<name>}` per queue, `{e:<name>}` per channel, `{ws}` the WebSocket connection registry;
+ * `{q:<name>}` per queue, `{e:<name>}` per channel, `{ws}` the WebSocket connection registry (keys.ts);
  * kv keys are single keys.
  *
  * Trade-off: the sessions, tokens, audit and connection stores each live in one cluster slot so that
