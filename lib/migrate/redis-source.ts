@@ -1,6 +1,5 @@
 /**
- * Reads this project's Redis layout (see `lib/storage/redis/scripts.ts` and
- * docs/storage-layout.md) as migration records. Keys are listed with SCAN (on every primary of a
+ * Reads this project's Redis layout (`lib/storage/redis/keys.ts`, docs/storage-layout.md) as migration records. Keys are listed with SCAN (on every primary of a
  * cluster), never KEYS, and read with pipelines: one round trip per batch. A batch's times are
  * made absolute with the server's TIME, read in the same pipeline, so a remaining TTL becomes
  * the same `expires_at` whatever the client's clock says.
@@ -10,6 +9,24 @@
  */
 import { Cluster, type Redis } from 'ioredis';
 import type { RedisClient } from '../storage/redis/client.js';
+import {
+  auditKeys,
+  connectionKeys,
+  eventHead,
+  eventKeys,
+  kvKey,
+  queueHead,
+  queueKeys,
+  SESSION_FIELDS,
+  sessionKeys,
+  tokenKeys,
+  untag,
+} from '../storage/redis/keys.js';
+import {
+  migrateReadHashes as READ_HASHES,
+  migrateReadKv as READ_KV,
+  migrateRemoveMessages as REMOVE_MESSAGES,
+} from '../storage/redis/scripts.generated.js';
 import {
   type AuditRecord,
   type ConnectionRecord,
@@ -39,48 +56,6 @@ export interface RedisSourceOptions {
 }
 
 type Pipeline = ReturnType<Redis['pipeline']>;
-
-/** The inverse of the backend's `tagSafe`: `%7B` `%7D` `%25` back to `{` `}` `%`. */
-function untag(name: string): string {
-  return name.replace(/%(7B|7D|25)/g, (_m, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
-}
-
-function tagSafe(name: string): string {
-  return /[{}%]/.test(name)
-    ? name.replace(/[{}%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-    : name;
-}
-
-/** KEYS: kv keys → TIME's two parts, then each key's value (nil when missing or not a string) and PTTL. */
-const READ_KV = `local t = redis.call('TIME')
-local out = {t[1], t[2]}
-for i, key in ipairs(KEYS) do
-  local v = redis.pcall('GET', key)
-  if type(v) == 'table' then v = false end
-  out[#out + 1] = v
-  out[#out + 1] = redis.call('PTTL', key)
-end
-return out`;
-
-/** KEYS: hashes; ARGV: fields → TIME's two parts, then each hash's fields in order (nil when missing). */
-const READ_HASHES = `local t = redis.call('TIME')
-local out = {t[1], t[2]}
-for i, key in ipairs(KEYS) do
-  local f = redis.pcall('HMGET', key, unpack(ARGV))
-  for j = 1, #ARGV do
-    if type(f) == 'table' and not f.err and f[j] then out[#out + 1] = f[j] else out[#out + 1] = false end
-  end
-end
-return out`;
-
-/** KEYS: ready, delayed, inflight, dead; ARGV: base, ids… → messages removed. */
-const REMOVE_MESSAGES = `local n = 0
-for i = 2, #ARGV do
-  local id = ARGV[i]
-  n = n + redis.call('DEL', ARGV[1] .. 'm:' .. id)
-  for k = 1, 4 do redis.call('ZREM', KEYS[k], id) end
-end
-return n`;
 
 const nullable = (text: string | null | undefined) => (text === '' || text == null ? null : text);
 
@@ -131,7 +106,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   }
 
   // -- kv -------------------------------------------------------------------------------
-  const kvBase = `${p}kv:`;
+  const kvBase = kvKey(p, '');
   async function readKv(
     keys: string[],
     node?: Redis,
@@ -165,8 +140,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   }
 
   // -- sessions -------------------------------------------------------------------------
-  const sBase = `${p}{s}:`;
-  const SESSION_FIELDS = ['cluster', 'user', 'corr', 'svc', 'data', 'created', 'last', 'exp', 'ttl'];
+  const sessions = sessionKeys(p);
   async function readSessions(
     ids: string[],
   ): Promise<{ records: (SessionRecord | undefined)[]; now: number }> {
@@ -174,7 +148,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
     const [seconds, micros, ...flat] = (await client.eval(
       READ_HASHES,
       ids.length,
-      ...ids.map((id) => `${sBase}sess:${id}`),
+      ...ids.map((id) => sessions.session(id)),
       ...SESSION_FIELDS,
     )) as (string | null)[];
     const now = serverMs([seconds, micros]);
@@ -200,10 +174,10 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   }
 
   // -- tokens ---------------------------------------------------------------------------
-  const tBase = `${p}{t}:`;
+  const tokens = tokenKeys(p);
   async function readTokens(pairs: [string, string][]): Promise<(TokenRecord | undefined)[]> {
     const pipeline = pipelineOn(undefined).time();
-    for (const [, hash] of pairs) pipeline.get(`${tBase}h:${hash}`);
+    for (const [, hash] of pairs) pipeline.get(tokens.byHash(hash));
     const replies = await exec(pipeline);
     const now = serverMs(replies[0]);
     return pairs.map(([id], i) => {
@@ -235,12 +209,12 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   }
 
   // -- connections ----------------------------------------------------------------------
-  const wsBase = `${p}{ws}:`;
+  const connections = connectionKeys(p);
   async function readConnections(ids: string[]): Promise<(ConnectionRecord | undefined)[]> {
     const pipeline = pipelineOn(undefined).time();
     for (const id of ids) {
       pipeline.hmget(
-        `${wsBase}conn:${id}`,
+        connections.connection(id),
         'identity',
         'scopes',
         'resources',
@@ -249,7 +223,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         'token',
         'tokexp',
       );
-      pipeline.smembers(`${wsBase}chans:${id}`);
+      pipeline.smembers(connections.channels(id));
     }
     const replies = await exec(pipeline);
     const now = serverMs(replies[0]);
@@ -275,12 +249,11 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   }
 
   // -- queues ---------------------------------------------------------------------------
-  const queueBase = (queue: string) => `${p}{q:${tagSafe(queue)}}:`;
 
   /** Names found by SCAN for keys `<prefix>{<kind>:<name>}:<suffix>`, sorted, reserved ones left out. */
   async function taggedNames(kind: 'q' | 'e', suffix: string): Promise<string[]> {
     const names = new Set<string>();
-    const head = `${p}{${kind}:`;
+    const head = kind === 'q' ? queueHead(p) : eventHead(p);
     let cursor: Cursor | undefined;
     for (;;) {
       const { keys, next } = await scanStep(`${globEscape(head)}*}:${suffix}`, cursor, 1000);
@@ -300,7 +273,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   async function queueIndex(
     queue: string,
   ): Promise<{ id: string; state: 'ready' | 'delayed' | 'leased' | 'dead'; score: number; seq: number }[]> {
-    const base = queueBase(queue);
+    const q = queueKeys(p, queue);
     const states = [
       ['ready', 'ready'],
       ['delayed', 'delayed'],
@@ -312,7 +285,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
     for (const [key, state] of states) {
       const CHUNK = 10_000;
       for (let start = 0; ; start += CHUNK) {
-        const flat = await client.zrange(`${base}${key}`, start, start + CHUNK - 1, 'WITHSCORES');
+        const flat = await client.zrange(q[key], start, start + CHUNK - 1, 'WITHSCORES');
         for (let i = 0; i < flat.length; i += 2) {
           out.push({ id: flat[i]!, state, score: Number(flat[i + 1]), seq: 0 });
         }
@@ -324,7 +297,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
     for (let i = 0; i < needSeq.length; i += 1000) {
       const chunk = needSeq.slice(i, i + 1000);
       const pipeline = pipelineOn(undefined);
-      for (const m of chunk) pipeline.hget(`${base}m:${m.id}`, 's');
+      for (const m of chunk) pipeline.hget(q.message(m.id), 's');
       const replies = await exec(pipeline);
       chunk.forEach((m, j) => {
         m.seq = replies[j] == null ? Number.NaN : Number(replies[j]);
@@ -340,9 +313,9 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
     queue: string,
     index: { id: string; state: 'ready' | 'delayed' | 'leased' | 'dead'; score: number; seq: number }[],
   ): Promise<(QueueMessageRecord | undefined)[]> {
-    const base = queueBase(queue);
+    const q = queueKeys(p, queue);
     const pipeline = pipelineOn(undefined);
-    for (const m of index) pipeline.hmget(`${base}m:${m.id}`, 'p', 's', 'e', 'a');
+    for (const m of index) pipeline.hmget(q.message(m.id), 'p', 's', 'e', 'a');
     const replies = await exec(pipeline);
     return index.map((m, i) => {
       const [payload, seq, enqueued, attempts] = replies[i] as (string | null)[];
@@ -367,13 +340,13 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
     const pipeline = pipelineOn(undefined);
     for (const pid of ids) {
       const [queue, id] = splitPairId(pid);
-      const base = queueBase(queue);
+      const q = queueKeys(p, queue);
       pipeline
-        .hmget(`${base}m:${id}`, 'p', 's', 'e', 'a')
-        .zscore(`${base}ready`, id)
-        .zscore(`${base}delayed`, id)
-        .zscore(`${base}inflight`, id)
-        .zscore(`${base}dead`, id);
+        .hmget(q.message(id), 'p', 's', 'e', 'a')
+        .zscore(q.ready, id)
+        .zscore(q.delayed, id)
+        .zscore(q.inflight, id)
+        .zscore(q.dead, id);
     }
     const replies = await exec(pipeline);
     return ids.map((pid, i) => {
@@ -405,7 +378,6 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   }
 
   // -- events ---------------------------------------------------------------------------
-  const eventBase = (channel: string) => `${p}{e:${tagSafe(channel)}}:`;
   const toEvent = (channel: string, lastId: number, [id, fields]: [string, string[]]): EventRecord => {
     const f: Record<string, string> = {};
     for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
@@ -419,7 +391,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
   };
 
   // -- audit ----------------------------------------------------------------------------
-  const aBase = `${p}{a}:`;
+  const audit = auditKeys(p);
   const toAudit = ([id, fields]: [string, string[]]): AuditRecord => {
     const f: Record<string, string> = {};
     for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
@@ -460,26 +432,22 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
           let total = 0;
           let cursor: Cursor | undefined;
           for (;;) {
-            const { keys, next } = await scanStep(`${globEscape(sBase)}sess:*`, cursor, 5000);
+            const { keys, next } = await scanStep(`${globEscape(sessions.session(''))}*`, cursor, 5000);
             total += keys.length;
             if (next === null) return total;
             cursor = next;
           }
         }
         case 'tokens':
-          return client.hlen(`${tBase}ids`);
+          return client.hlen(tokens.ids);
         case 'connections':
-          return client.zcard(`${wsBase}conns`);
+          return client.zcard(connections.conns);
         case 'queues': {
           let total = 0;
           for (const queue of await taggedNames('q', 'seq')) {
-            const b = queueBase(queue);
+            const q = queueKeys(p, queue);
             const replies = await exec(
-              pipelineOn(undefined)
-                .zcard(`${b}ready`)
-                .zcard(`${b}delayed`)
-                .zcard(`${b}inflight`)
-                .zcard(`${b}dead`),
+              pipelineOn(undefined).zcard(q.ready).zcard(q.delayed).zcard(q.inflight).zcard(q.dead),
             );
             total += replies.reduce<number>((sum, n) => sum + Number(n), 0);
           }
@@ -490,11 +458,11 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         case 'events': {
           let total = 0;
           for (const channel of await taggedNames('e', 'n'))
-            total += await client.xlen(`${eventBase(channel)}s`);
+            total += await client.xlen(eventKeys(p, channel).stream);
           return total;
         }
         case 'audit':
-          return client.xlen(`${aBase}log`);
+          return client.xlen(audit.log);
       }
     },
 
@@ -518,7 +486,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
           return;
         }
         case 'sessions': {
-          const head = `${sBase}sess:`;
+          const head = sessions.session('');
           for await (const batch of scanned<'sessions'>(
             `${globEscape(head)}*`,
             cursor,
@@ -538,7 +506,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         case 'tokens': {
           let position = (cursor as string | undefined) ?? '0';
           for (;;) {
-            const [next, flat] = await client.hscan(`${tBase}ids`, position, 'COUNT', batchSize);
+            const [next, flat] = await client.hscan(tokens.ids, position, 'COUNT', batchSize);
             const pairs: [string, string][] = [];
             const seen = new Set<string>();
             for (let i = 0; i < flat.length; i += 2) {
@@ -561,7 +529,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         case 'connections': {
           let position = (cursor as string | undefined) ?? '0';
           for (;;) {
-            const [next, flat] = await client.zscan(`${wsBase}conns`, position, 'COUNT', batchSize);
+            const [next, flat] = await client.zscan(connections.conns, position, 'COUNT', batchSize);
             const ids = [...new Set(flat.filter((_, i) => i % 2 === 0))];
             const records = ids.length ? await readConnections(ids) : [];
             const expired = count(records);
@@ -598,7 +566,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         }
         case 'dedup': {
           // One SCAN over every queue's dedup keys (`<prefix>{q:<name>}:dd:<id>`).
-          const head = `${p}{q:`;
+          const head = queueHead(p);
           for await (const batch of scanned<'dedup'>(
             `${globEscape(head)}*}:dd:*`,
             cursor,
@@ -636,12 +604,12 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
           const [fromChannel, afterId] = (cursor as [string, number] | undefined) ?? ['', 0];
           for (const channel of await taggedNames('e', 'n')) {
             if (compareUtf8(channel, fromChannel) < 0) continue;
-            const base = eventBase(channel);
-            const lastId = Number((await client.get(`${base}n`)) ?? 0);
+            const e = eventKeys(p, channel);
+            const lastId = Number((await client.get(e.counter)) ?? 0);
             let after = channel === fromChannel ? afterId : 0;
             for (;;) {
               const start = after > 0 ? `(${after}-1` : '-';
-              const entries = (await client.xrange(`${base}s`, start, '+', 'COUNT', batchSize)) as [
+              const entries = (await client.xrange(e.stream, start, '+', 'COUNT', batchSize)) as [
                 string,
                 string[],
               ][];
@@ -668,7 +636,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
           let after = (cursor as string | undefined) ?? '';
           for (;;) {
             const entries = (await client.xrange(
-              `${aBase}log`,
+              audit.log,
               after === '' ? '-' : `(${after}`,
               '+',
               'COUNT',
@@ -701,7 +669,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
         case 'sessions':
           return (await readSessions(ids)).records as R;
         case 'tokens': {
-          const hashes = await client.hmget(`${tBase}ids`, ...ids);
+          const hashes = await client.hmget(tokens.ids, ...ids);
           const pairs = ids.map((id, i): [string, string] => [id, hashes[i] ?? '']);
           const records = await readTokens(pairs.map(([id, hash]) => [id, hash || 'none']));
           return records.map((r, i) => (hashes[i] == null ? undefined : r)) as R;
@@ -714,7 +682,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
           const out: (DedupRecord | undefined)[] = [];
           for (const pid of ids) {
             const [queue, dedupId] = splitPairId(pid);
-            const key = `${queueBase(queue)}dd:${dedupId}`;
+            const key = queueKeys(p, queue).dedup(dedupId);
             const replies = await exec(pipelineOn(undefined).time().get(key).pttl(key));
             const messageId = replies[1] as string | null;
             const pttl = Number(replies[2]);
@@ -730,9 +698,9 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
           const out: (EventRecord | undefined)[] = [];
           for (const pid of ids) {
             const [channel, id] = splitPairId(pid);
-            const base = eventBase(channel);
+            const e = eventKeys(p, channel);
             const replies = await exec(
-              pipelineOn(undefined).get(`${base}n`).xrange(`${base}s`, `${id}-1`, `${id}-1`),
+              pipelineOn(undefined).get(e.counter).xrange(e.stream, `${id}-1`, `${id}-1`),
             );
             const entries = replies[1] as [string, string[]][];
             out.push(entries[0] ? toEvent(channel, Number(replies[0] ?? 0), entries[0]) : undefined);
@@ -755,23 +723,14 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
       }
       let removed = 0;
       for (const [queue, list] of byQueue) {
-        const base = queueBase(queue);
+        const q = queueKeys(p, queue);
         if (store === 'dedup') {
-          removed += await client.del(...list.map((id) => `${base}dd:${id}`));
+          removed += await client.del(...list.map((id) => q.dedup(id)));
           continue;
         }
         // One script per queue (one hash tag): a message leaves every set and its hash at once.
         removed += Number(
-          await client.eval(
-            REMOVE_MESSAGES,
-            4,
-            `${base}ready`,
-            `${base}delayed`,
-            `${base}inflight`,
-            `${base}dead`,
-            base,
-            ...list,
-          ),
+          await client.eval(REMOVE_MESSAGES, 4, q.ready, q.delayed, q.inflight, q.dead, q.base, ...list),
         );
       }
       return removed;

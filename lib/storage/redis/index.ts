@@ -2,7 +2,7 @@
  * The Redis backend (ioredis 5; Redis 6.2+, ElastiCache incl. cluster mode and Serverless,
  * Upstash). Every key starts with `keyPrefix` (so ACL key patterns like `~kubently:*` work),
  * followed by a hash tag per related key set: `{s}` sessions, `{t}` tokens, `{a}` audit,
- * `{q:<name>}` per queue, `{e:<name>}` per channel, `{ws}` the WebSocket connection registry;
+ * `{q:<name>}` per queue, `{e:<name>}` per channel, `{ws}` the WebSocket connection registry (keys.ts);
  * kv keys are single keys.
  *
  * Trade-off: the sessions, tokens, audit and connection stores each live in one cluster slot so that
@@ -29,7 +29,7 @@ import type {
 import { compareBytes, formatEventId, isoTime as iso } from '../driver.js';
 import { covers } from '../lineage.js';
 import { readFiltered, tokenPosition } from '../paging.js';
-import type { AuditEntry, Connection, PoolUse, PublishedEvent, ReceivedMessage, Session } from '../types.js';
+import type { AuditEntry, Connection, PoolUse, PublishedEvent, Session } from '../types.js';
 import { parseJson } from '../validate.js';
 import {
   createRedisClient,
@@ -39,16 +39,29 @@ import {
   type RedisClient,
 } from './client.js';
 import { durabilityCheck } from './durability.js';
+import {
+  auditKeys,
+  connectionKeys,
+  eventKeys,
+  kvKey,
+  queueKeys,
+  SESSION_FIELDS,
+  sessionKeys,
+  tokenKeys,
+} from './keys.js';
 import { confirmWrites } from './replicas.js';
-import { type ScriptName, SESSION_FIELDS, scripts } from './scripts.js';
+import {
+  type ScriptArgs,
+  type ScriptCaller,
+  type SessionFields,
+  type StreamEntry,
+  scriptCaller,
+} from './scripts.js';
 
 export interface RedisDriverOptions {
   /** Use this client for commands instead of opening one; it is not closed by `close()`. */
   client?: RedisClient;
 }
-
-type Reply = string | number | null | Reply[];
-type ScriptCaller = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<Reply>;
 
 /** Batches one sweep removes of the connection registry at most; the next sweep goes on. */
 const MAX_SWEEP_BATCHES = 100;
@@ -71,14 +84,7 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
     });
   }
   const whyNotConnected = () => (client.status === 'ready' ? undefined : connectError);
-  for (const [name, script] of Object.entries(scripts)) {
-    client.defineCommand(`kst_${name}`, { numberOfKeys: script.numberOfKeys, lua: script.lua });
-  }
-  const run: ScriptCaller = (name, keys, args) =>
-    (client as unknown as Record<string, (...a: (string | number)[]) => Promise<Reply>>)[`kst_${name}`]!(
-      ...keys,
-      ...args,
-    );
+  const run = scriptCaller(client);
 
   const prefix = config.keyPrefix;
   // The command connection and the subscriber count against `redis.maxConnections`.
@@ -93,36 +99,34 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
   const driver: Driver = {
     name: 'redis',
     kv: redisKv(client, run, prefix, config.redis.cluster),
-    sessions: redisSessions(client, run, `${prefix}{s}:`),
+    sessions: redisSessions(client, run, prefix),
     queues: redisQueues(run, prefix, config, blocking),
     events: redisEvents(client, run, prefix, subscriber),
-    tokens: redisTokens(client, run, `${prefix}{t}:`),
-    audit: redisAudit(run, `${prefix}{a}:`, config),
-    connections: redisConnections(run, `${prefix}{ws}:`),
+    tokens: redisTokens(client, run, prefix),
+    audit: redisAudit(run, prefix, config),
+    connections: redisConnections(run, prefix),
     pools: () => ({ redis: blocking.use() }),
     async ping() {
       await client.ping();
     },
     durabilityWarnings: () => durability.warnings(),
     async sweep(batchSize) {
-      const sessions = Number(
-        await run('sessionSweep', [`${prefix}{s}:clusters`], [`${prefix}{s}:`, batchSize]),
+      const s = sessionKeys(prefix);
+      const sessions = await run('sessionSweep', [s.clusters], [s.base, batchSize]);
+      const t = tokenKeys(prefix);
+      const tokensBefore = Number(await client.hlen(t.ids));
+      await run('tokenList', [t.ids], [t.base]);
+      const tokens = tokensBefore - Number(await client.hlen(t.ids));
+      const a = auditKeys(prefix);
+      const audit = await run(
+        'auditSweep',
+        [a.log, a.identities],
+        [a.base, Math.round(config.audit.maxAge * 1000), batchSize],
       );
-      const tokensBefore = Number(await client.hlen(`${prefix}{t}:ids`));
-      await run('tokenList', [`${prefix}{t}:ids`], [`${prefix}{t}:`]);
-      const tokens = tokensBefore - Number(await client.hlen(`${prefix}{t}:ids`));
-      const audit = Number(
-        await run(
-          'auditSweep',
-          [`${prefix}{a}:log`, `${prefix}{a}:identities`],
-          [`${prefix}{a}:`, Math.round(config.audit.maxAge * 1000), batchSize],
-        ),
-      );
+      const ws = connectionKeys(prefix);
       let connections = 0;
       for (let i = 0; i < MAX_SWEEP_BATCHES; i++) {
-        const n = Number(
-          await run('connectionSweep', [`${prefix}{ws}:conns`], [`${prefix}{ws}:`, batchSize]),
-        );
+        const n = await run('connectionSweep', [ws.conns], [ws.base, batchSize]);
         connections += n;
         if (n < batchSize) break;
       }
@@ -194,14 +198,14 @@ function guard(driver: Driver, failure: FailureContext, whyNotConnected: () => E
 // ---------------------------------------------------------------------------------------
 
 function redisKv(client: RedisClient, run: ScriptCaller, prefix: string, cluster: boolean): KvDriver {
-  const k = (key: string) => `${prefix}kv:${key}`;
+  const k = (key: string) => kvKey(prefix, key);
   const decode = (text: string | null) => (text === null ? undefined : parseJson(text));
   return {
     async get(key) {
       return decode(await client.get(k(key)));
     },
     async getEntry(key) {
-      const reply = (await run('kvGetEntry', [k(key)], [])) as [string, number] | null;
+      const reply = await run('kvGetEntry', [k(key)], []);
       if (reply === null) return undefined;
       const [text, pttl] = reply;
       return { value: parseJson(text), expiresAt: pttl < 0 ? null : iso(Date.now() + pttl) };
@@ -221,13 +225,13 @@ function redisKv(client: RedisClient, run: ScriptCaller, prefix: string, cluster
       return (await client.exists(k(key))) === 1;
     },
     async expire(key, expiry) {
-      const args =
+      const args: ['' | 'ttl' | 'at', number] =
         expiry === null
           ? ['', 0]
           : 'ttlMs' in expiry
             ? ['ttl', expiry.ttlMs]
             : ['at', Math.max(1, expiry.atMs)];
-      return (await run('kvExpire', [k(key)], args)) === 1;
+      return run('kvExpire', [k(key)], args);
     },
     async ttlMs(key) {
       const pttl = await client.pttl(k(key));
@@ -235,7 +239,7 @@ function redisKv(client: RedisClient, run: ScriptCaller, prefix: string, cluster
     },
     async incr(key, by) {
       try {
-        return Number(await run('kvIncr', [k(key)], [by]));
+        return await run('kvIncr', [k(key)], [by]);
       } catch (error) {
         if (error instanceof Error && error.message.includes('KST_CONFLICT')) {
           throw new ConflictError(
@@ -276,10 +280,11 @@ function redisKv(client: RedisClient, run: ScriptCaller, prefix: string, cluster
 
 // ---------------------------------------------------------------------------------------
 
-function redisSessions(client: RedisClient, run: ScriptCaller, base: string): SessionDriver {
-  const clusters = `${base}clusters`;
+function redisSessions(client: RedisClient, run: ScriptCaller, prefix: string): SessionDriver {
+  const keys = sessionKeys(prefix);
+  const { base, clusters } = keys;
   /** Fields in the order of the scripts' FIELDS table. */
-  const fromFields = (id: string, f: Reply[]): Session => {
+  const fromFields = (id: string, f: SessionFields): Session => {
     const [cluster, user, corr, svc, data, created, last, exp] = f as string[];
     return {
       sessionId: id,
@@ -294,10 +299,9 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
     };
   };
   const list = async (index: string) => {
-    const flat = (await run('sessionList', [index], [base])) as Reply[];
-    const sessions: Session[] = [];
-    for (let i = 0; i < flat.length; i += 10)
-      sessions.push(fromFields(flat[i] as string, flat.slice(i + 1, i + 10)));
+    const sessions = (await run('sessionList', [index], [base])).map(({ id, fields }) =>
+      fromFields(id, fields),
+    );
     return sessions.sort(
       (a, b) => a.createdAt.localeCompare(b.createdAt) || a.sessionId.localeCompare(b.sessionId),
     );
@@ -305,7 +309,7 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
   return {
     async create(s) {
       const t = s.times;
-      const [created, exp, last] = (await run(
+      const [created, exp, last] = await run(
         'sessionCreate',
         [clusters],
         [
@@ -321,7 +325,7 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
           t?.lastActivityMs ?? '',
           t?.expiresAtMs ?? '',
         ],
-      )) as [number, number, number];
+      );
       return {
         sessionId: s.sessionId,
         clusterId: s.clusterId,
@@ -336,40 +340,32 @@ function redisSessions(client: RedisClient, run: ScriptCaller, base: string): Se
     },
     async get(id) {
       // The session hash expires with the session, so one HMGET answers exactly.
-      const f = await client.hmget(`${base}sess:${id}`, ...SESSION_FIELDS);
+      const f = await client.hmget(keys.session(id), ...SESSION_FIELDS);
       return f[0] === null ? undefined : fromFields(id, f);
     },
     async keepAlive(id, ttlMs, times) {
-      const f = (await run(
+      const f = await run(
         'sessionKeepAlive',
         [clusters],
         [base, id, ttlMs ?? '', times?.lastActivityMs ?? '', times?.expiresAtMs ?? ''],
-      )) as Reply[] | null;
+      );
       return f === null ? undefined : fromFields(id, f);
     },
     async end(id) {
-      return (await run('sessionEnd', [clusters], [base, id])) === 1;
+      return run('sessionEnd', [clusters], [base, id]);
     },
-    byCluster: (clusterId) => list(`${base}cluster:${clusterId}`),
-    byCorrelation: (correlationId) => list(`${base}corr:${correlationId}`),
+    byCluster: (clusterId) => list(keys.cluster(clusterId)),
+    byCorrelation: (correlationId) => list(keys.correlation(correlationId)),
     activeClusterPage: (after, limit, within) =>
       readFiltered(
-        async (from, count) => {
-          const reply = (await run(
-            'sessionClusterPage',
-            [clusters, `${base}names`],
-            [from ?? '', count],
-          )) as [number, string, ...string[]];
-          const [more, last, ...ids] = reply;
-          return { items: ids, last: last || undefined, more: more === 1 };
-        },
+        (from, count) => run('sessionClusterPage', [clusters, keys.names], [from ?? '', count]),
         after,
         limit,
         within === undefined ? undefined : (clusterId) => matchesAny(within, clusterId),
         (clusterId) => clusterId,
       ),
     async isClusterActive(clusterId) {
-      return (await run('sessionIsClusterActive', [clusters], [clusterId])) === 1;
+      return run('sessionIsClusterActive', [clusters], [clusterId]);
     },
   };
 }
@@ -493,57 +489,36 @@ function redisQueues(
   const maxAttempts = config.queues.maxAttempts;
   const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
   const keysOf = (queue: string) => {
-    const base = `${prefix}{q:${tagSafe(queue)}}:`;
+    const q = queueKeys(prefix, queue);
     return {
-      base,
-      keys: [`${base}ready`, `${base}delayed`, `${base}inflight`, `${base}dead`, `${base}notify`],
+      base: q.base,
+      notify: q.notify,
+      keys: [q.ready, q.delayed, q.inflight, q.dead, q.notify] as [string, string, string, string, string],
     };
   };
-  const leaseResult = (reply: Reply, id: string) => {
-    if (reply === -1) throw new NotFoundError(`message ${id} not found`);
-    if (reply === 0) throw new ConflictError(`receipt for message ${id} is stale: the lease ended`);
+  const leaseResult = (outcome: 'ok' | 'stale' | 'missing', id: string) => {
+    if (outcome === 'missing') throw new NotFoundError(`message ${id} not found`);
+    if (outcome === 'stale') throw new ConflictError(`receipt for message ${id} is stale: the lease ended`);
   };
   return {
     async send(queue, json, delayMs, dedupId) {
       const { base, keys } = keysOf(queue);
-      const [id, duplicate] = (await run('queueSend', keys, [
-        base,
-        randomUUID(),
-        json,
-        delayMs,
-        dedupId ?? '',
-        dedupWindowMs,
-      ])) as [string, number];
-      return { id, duplicate: duplicate === 1 };
+      return run('queueSend', keys, [base, randomUUID(), json, delayMs, dedupId ?? '', dedupWindowMs]);
     },
     async receive(queue, max, visibilityMs, waitMs) {
-      const { base, keys } = keysOf(queue);
+      const { base, keys, notify } = keysOf(queue);
       const deadline = Date.now() + waitMs;
       for (;;) {
         const receiptPrefix = `${randomBytes(12).toString('base64url')}.`;
-        const reply = (await run('queueReceive', keys, [
+        const { messages, dueInMs: dueIn } = await run('queueReceive', keys, [
           base,
           max,
           visibilityMs,
           maxAttempts,
           receiptPrefix,
-        ])) as Reply[];
-        const count = Number(reply[0]);
-        if (count > 0) {
-          const messages: ReceivedMessage[] = [];
-          for (let i = 2; i < 2 + count * 5; i += 5) {
-            messages.push({
-              id: reply[i] as string,
-              receipt: reply[i + 1] as string,
-              payload: parseJson(reply[i + 2] as string),
-              attempts: Number(reply[i + 3]),
-              enqueuedAt: iso(reply[i + 4] as string),
-            });
-          }
-          return messages;
-        }
+        ]);
+        if (messages.length > 0) return messages;
         const now = Date.now();
-        const dueIn = Number(reply[1]); // ms until a delay passes or a lease ends, by Redis's clock
         if (now >= deadline || blocking.closed) {
           // Something becomes visible after this poll gives up. A wake-up this poll consumed
           // (for a delayed send, say) would go with it: hand one on to the next long poll.
@@ -552,7 +527,7 @@ function redisQueues(
         }
         // Wake on a send, or when a delay passes or a lease ends.
         const until = dueIn >= 0 ? Math.min(deadline, now + Math.max(5, dueIn)) : deadline;
-        await blocking.wait(`${base}notify`, until - now);
+        await blocking.wait(notify, until - now);
         if (blocking.closed) return [];
       }
     },
@@ -570,35 +545,15 @@ function redisQueues(
     },
     async stats(queue) {
       const { base, keys } = keysOf(queue);
-      const [depth, delayed, inFlight, dead] = (await run('queueStats', keys, [
-        base,
-        maxAttempts,
-      ])) as number[];
-      return {
-        depth: Number(depth),
-        delayed: Number(delayed),
-        inFlight: Number(inFlight),
-        dead: Number(dead),
-      };
+      return run('queueStats', keys, [base, maxAttempts]);
     },
     async deadLetters(queue, limit) {
       const { base, keys } = keysOf(queue);
-      const flat = (await run('queueDeadLetters', keys, [base, maxAttempts, limit])) as string[];
-      const out = [];
-      for (let i = 0; i < flat.length; i += 5) {
-        out.push({
-          id: flat[i] as string,
-          payload: parseJson(flat[i + 1] as string),
-          attempts: Number(flat[i + 2]),
-          enqueuedAt: iso(flat[i + 3] as string),
-          diedAt: iso(flat[i + 4] as string),
-        });
-      }
-      return out;
+      return run('queueDeadLetters', keys, [base, maxAttempts, limit]);
     },
     async redrive(queue, limit) {
       const { base, keys } = keysOf(queue);
-      return Number(await run('queueRedrive', keys, [base, maxAttempts, limit]));
+      return run('queueRedrive', keys, [base, maxAttempts, limit]);
     },
   };
 }
@@ -701,18 +656,12 @@ function redisEvents(
   prefix: string,
   hub: SubscriberHub,
 ): EventDriver {
-  const keysOf = (channel: string) => {
-    const base = `${prefix}{e:${tagSafe(channel)}}:`;
-    return { stream: `${base}s`, counter: `${base}n`, live: `${base}live` };
-  };
+  const keysOf = (channel: string) => eventKeys(prefix, channel);
   return {
     async publish(channel, json, maxHistory) {
       const { stream, counter, live } = keysOf(channel);
-      const [seq, ms] = (await run('eventPublish', [stream, counter], [json, maxHistory, live])) as [
-        number,
-        number,
-      ];
-      return { id: formatEventId(Number(seq)), publishedAt: iso(ms) };
+      const { seq, publishedMs } = await run('eventPublish', [stream, counter], [json, maxHistory, live]);
+      return { id: formatEventId(seq), publishedAt: iso(publishedMs) };
     },
     async last(channel) {
       return Number((await client.get(keysOf(channel).counter)) ?? 0);
@@ -751,16 +700,6 @@ function redisEvents(
   };
 }
 
-/**
- * A name inside a hash tag: `{`, `}` and `%` percent-encoded, so the tag ends where the key
- * layout says and two names never share a key (`a}:dd:z` is not queue `a`).
- */
-function tagSafe(name: string): string {
-  return /[{}%]/.test(name)
-    ? name.replace(/[{}%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-    : name;
-}
-
 function pairs(flat: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
@@ -769,12 +708,13 @@ function pairs(flat: string[]): Record<string, string> {
 
 // ---------------------------------------------------------------------------------------
 
-function redisTokens(client: RedisClient, run: ScriptCaller, base: string): TokenDriver {
-  const ids = `${base}ids`;
+function redisTokens(client: RedisClient, run: ScriptCaller, prefix: string): TokenDriver {
+  const keys = tokenKeys(prefix);
+  const { base, ids } = keys;
   return {
     async insert(token) {
       const expiresAt = token.expiresAt === null ? '' : Date.parse(token.expiresAt);
-      const args = [
+      const args: ScriptArgs<'tokenInsert'> = [
         base,
         token.id,
         token.hash,
@@ -783,35 +723,30 @@ function redisTokens(client: RedisClient, run: ScriptCaller, base: string): Toke
         token.issuerId ?? '',
         tokenPosition(token),
       ];
-      return (await run('tokenInsert', [ids], args)) === 1;
+      return run('tokenInsert', [ids], args);
     },
     async findByHash(hash) {
-      const text = await client.get(`${base}h:${hash}`);
+      const text = await client.get(keys.byHash(hash));
       return text === null ? undefined : storedToken(text);
     },
     async findById(id) {
-      const text = (await run('tokenGet', [ids], [base, id])) as string | null;
+      const text = await run('tokenGet', [ids], [base, id]);
       if (text === null) return undefined;
       const { hash: _hash, ...info } = storedToken(text);
       return info;
     },
     async revoke(id) {
-      return (await run('tokenRevoke', [ids], [base, id])) as string[];
+      return run('tokenRevoke', [ids], [base, id]);
     },
     page: (after, limit, within) =>
       readFiltered(
         async (from, count) => {
-          const reply = (await run('tokenPage', [ids, `${base}order`], [base, from ?? '', count])) as [
-            number,
-            string,
-            ...string[],
-          ];
-          const [more, last, ...records] = reply;
-          const items = records.map((text) => {
+          const page = await run('tokenPage', [ids, keys.order], [base, from ?? '', count]);
+          const items = page.items.map((text) => {
             const { hash: _hash, ...info } = storedToken(text);
             return info;
           });
-          return { items, last: last || undefined, more: more === 1 };
+          return { ...page, items };
         },
         after,
         limit,
@@ -829,10 +764,10 @@ function storedToken(text: string): StoredToken {
 
 // ---------------------------------------------------------------------------------------
 
-function redisAudit(run: ScriptCaller, base: string, config: StorageConfig): AuditDriver {
-  const log = `${base}log`;
+function redisAudit(run: ScriptCaller, prefix: string, config: StorageConfig): AuditDriver {
+  const { base, log, identities } = auditKeys(prefix);
   const maxAgeMs = Math.round(config.audit.maxAge * 1000);
-  const toEntry = ([id, fields]: [string, string[]]): AuditEntry => {
+  const toEntry = ([id, fields]: StreamEntry): AuditEntry => {
     const f = pairs(fields);
     return {
       id,
@@ -847,9 +782,9 @@ function redisAudit(run: ScriptCaller, base: string, config: StorageConfig): Aud
   };
   return {
     async append(e) {
-      const id = (await run(
+      const id = await run(
         'auditAppend',
-        [log, `${base}identities`],
+        [log, identities],
         [
           base,
           config.audit.maxEntries,
@@ -861,7 +796,7 @@ function redisAudit(run: ScriptCaller, base: string, config: StorageConfig): Aud
           e.outcome,
           e.detailsJson ?? '',
         ],
-      )) as string;
+      );
       return {
         id,
         at: iso(id.slice(0, id.indexOf('-'))),
@@ -876,11 +811,11 @@ function redisAudit(run: ScriptCaller, base: string, config: StorageConfig): Aud
     async query(q) {
       // Stream ids start at 0-1: nothing is before the epoch.
       if (q.untilMs !== undefined && q.untilMs <= 0) return [];
-      const entries = (await run(
+      const entries = await run(
         'auditQuery',
         [log],
         [base, q.identity ?? '', q.sinceMs ?? '', q.untilMs ?? '', q.limit, q.order, maxAgeMs],
-      )) as [string, string[]][];
+      );
       return entries.map(toEntry);
     },
   };
@@ -888,12 +823,12 @@ function redisAudit(run: ScriptCaller, base: string, config: StorageConfig): Aud
 
 // ---------------------------------------------------------------------------------------
 
-/** The connection registry: every key under one hash tag, `{ws}` (see scripts.ts for the layout). */
-function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
-  const conns = `${base}conns`;
+/** The connection registry: every key under one hash tag, `{ws}` (see keys.ts for the layout). */
+function redisConnections(run: ScriptCaller, prefix: string): ConnectionDriver {
+  const { base, conns } = connectionKeys(prefix);
   return {
     async register(c, maxPerToken) {
-      const reply = (await run(
+      const reply = await run(
         'connectionRegister',
         [conns],
         [
@@ -907,9 +842,9 @@ function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
           c.tokenExpiresAtMs ?? '',
           maxPerToken ?? '',
         ],
-      )) as [number, number] | 0;
-      if (reply === 0) return 'full';
-      const [connected, exp] = reply;
+      );
+      if (reply === 'full') return 'full';
+      const { connectedMs: connected, expMs: exp } = reply;
       return {
         connectionId: c.connectionId,
         identity: c.identity,
@@ -923,18 +858,9 @@ function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
       };
     },
     async get(id) {
-      const reply = (await run('connectionGet', [conns], [base, id])) as Reply[] | null;
+      const reply = await run('connectionGet', [conns], [base, id]);
       if (reply === null) return undefined;
-      const [identity, scopes, resources, connected, exp, tokenId, tokenExp, channels] = reply as [
-        string,
-        string,
-        string,
-        string,
-        string,
-        string,
-        string,
-        string[],
-      ];
+      const { identity, scopes, resources, connected, exp, tokenId, tokenExp, channels } = reply;
       return {
         connectionId: id,
         identity,
@@ -948,29 +874,24 @@ function redisConnections(run: ScriptCaller, base: string): ConnectionDriver {
       };
     },
     async subscribe(id, channel, maxChannels) {
-      const reply = Number(await run('connectionSubscribe', [conns], [base, id, channel, maxChannels]));
-      return reply === 1 ? 'subscribed' : reply === -1 ? 'full' : 'unknown';
+      return run('connectionSubscribe', [conns], [base, id, channel, maxChannels]);
     },
     async unsubscribe(id, channel) {
-      return (await run('connectionUnsubscribe', [conns], [base, id, channel])) === 1;
+      return run('connectionUnsubscribe', [conns], [base, id, channel]);
     },
     async subscribers(channel, after, limit) {
-      const ids = (await run(
-        'connectionSubscribers',
-        [conns],
-        [base, channel, after ?? '', limit],
-      )) as string[];
+      const ids = await run('connectionSubscribers', [conns], [base, channel, after ?? '', limit]);
       return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
     },
     async remove(id) {
-      return (await run('connectionRemove', [conns], [base, id])) === 1;
+      return run('connectionRemove', [conns], [base, id]);
     },
     async byToken(tokenId, after, limit) {
-      const ids = (await run('connectionsOfToken', [conns], [base, tokenId, after ?? '', limit])) as string[];
+      const ids = await run('connectionsOfToken', [conns], [base, tokenId, after ?? '', limit]);
       return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
     },
     async withExpiredToken(limit) {
-      return (await run('connectionsWithExpiredToken', [conns], [base, limit])) as string[];
+      return run('connectionsWithExpiredToken', [conns], [base, limit]);
     },
   };
 }

@@ -1,0 +1,7 @@
+--[[
+  now_ms(): the server's clock (TIME) in milliseconds, so every client agrees on expiry.
+]]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end

@@ -1,0 +1,46 @@
+--[[
+  Queues: KEYS ready, delayed, inflight, dead, notify (every queue script takes these five),
+  wake(), settle() and lease().
+]]
+--- @include "now"
+
+local READY, DELAYED, INFLIGHT, DEAD, NOTIFY = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local function wake()
+  redis.call('LPUSH', NOTIFY, 1)
+  redis.call('LTRIM', NOTIFY, 0, 63)
+end
+-- Moves due delayed messages to ready and ends expired leases (bounded work per call).
+local function settle(base, now, max_attempts)
+  local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', DELAYED, id)
+    local s = redis.call('HGET', base .. 'm:' .. id, 's')
+    if s then redis.call('ZADD', READY, s, id) end
+  end
+  local ended = redis.call('ZRANGEBYSCORE', INFLIGHT, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
+  for i = 1, #ended, 2 do
+    local id = ended[i]
+    redis.call('ZREM', INFLIGHT, id)
+    local m = base .. 'm:' .. id
+    local a = redis.call('HGET', m, 'a')
+    if a then
+      if tonumber(a) >= max_attempts then
+        redis.call('HDEL', m, 'r')
+        -- It died when its last lease ended, not when this call noticed.
+        redis.call('ZADD', DEAD, ended[i + 1], id)
+      else
+        -- The receipt stays valid until the next delivery replaces it: a late ack still counts.
+        redis.call('ZADD', READY, redis.call('HGET', m, 's'), id)
+      end
+    end
+  end
+end
+-- Checks a lease: 'missing', 'stale' or the message key. A lease that ended is honoured until
+-- the message is delivered again (which replaces the receipt) or dies (which clears it).
+local function lease(base, id, receipt)
+  local m = base .. 'm:' .. id
+  local r = redis.call('HMGET', m, 's', 'r')
+  if not r[1] then return 'missing' end
+  if r[2] ~= receipt then return 'stale' end
+  return m
+end

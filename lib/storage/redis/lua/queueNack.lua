@@ -1,0 +1,25 @@
+--[[
+  KEYS: ready, delayed, inflight, dead, notify.
+  ARGV: base, id, receipt, delayMs, maxAttempts → 1, 0 stale, -1 missing.
+]]
+--- @include "includes/queue-helpers"
+
+local id, delay = ARGV[2], tonumber(ARGV[4])
+local m = lease(ARGV[1], id, ARGV[3])
+if m == 'missing' then return -1 end
+if m == 'stale' then return 0 end
+local now = now_ms()
+redis.call('ZREM', INFLIGHT, id)
+redis.call('ZREM', READY, id)
+redis.call('HDEL', m, 'r')
+if tonumber(redis.call('HGET', m, 'a')) >= tonumber(ARGV[5]) then
+  redis.call('ZADD', DEAD, now, id)
+  return 1
+end
+if delay > 0 then
+  redis.call('ZADD', DELAYED, now + delay, id)
+else
+  redis.call('ZADD', READY, redis.call('HGET', m, 's'), id)
+end
+wake() -- a long poll takes it, or recomputes when the delay passes
+return 1

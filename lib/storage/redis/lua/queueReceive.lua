@@ -1,0 +1,46 @@
+--[[
+  KEYS: ready, delayed, inflight, dead, notify.
+  ARGV: base, max, visibilityMs, maxAttempts, receipt prefix → {count, dueInMs, then per
+  message id, receipt, payload, attempts, enqueuedMs}. dueInMs (-1 = none) tells a long poll
+  how long until a delay passes or a lease ends with no send to wake it.
+]]
+--- @include "includes/queue-helpers"
+
+local base, max, vis = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+settle(base, now, tonumber(ARGV[4]))
+local popped = redis.call('ZPOPMIN', READY, max)
+local out = {0, -1}
+local n = 0
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  local m = base .. 'm:' .. id
+  local fields = redis.call('HMGET', m, 'p', 'e')
+  if fields[1] then
+    n = n + 1
+    local attempts = redis.call('HINCRBY', m, 'a', 1)
+    local receipt = ARGV[5] .. n
+    redis.call('HSET', m, 'r', receipt)
+    redis.call('ZADD', INFLIGHT, now + vis, id)
+    out[#out + 1] = id
+    out[#out + 1] = receipt
+    out[#out + 1] = fields[1]
+    out[#out + 1] = attempts
+    out[#out + 1] = fields[2]
+  end
+end
+out[1] = n
+-- More visible than this call took: pass the wake-up on to the next long poll.
+if n > 0 and redis.call('ZCARD', READY) > 0 then wake() end
+if n == 0 then
+  -- Nothing visible: stale wake-up tokens would only make long polls spin.
+  redis.call('DEL', NOTIFY)
+  local d = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
+  local f = redis.call('ZRANGE', INFLIGHT, 0, 0, 'WITHSCORES')
+  local next_due = -1
+  if d[2] then next_due = tonumber(d[2]) end
+  if f[2] and (next_due < 0 or tonumber(f[2]) < next_due) then next_due = tonumber(f[2]) end
+  -- Milliseconds from now by this server's clock: the client's clock may differ.
+  if next_due >= 0 then out[2] = math.max(0, next_due - now) end
+end
+return out
