@@ -1,7 +1,4 @@
 --[[
-  Lua formats large numbers in exponent form: stream ids and bounds go through this.
-  const MS = `local function ms_text(n) return string.format('%.0f', n) end
-  `;
   KEYS: log, identities; ARGV: base, maxEntries, maxAgeMs, identity, action, resource,
   correlationId, outcome, details ('' = null) → the entry id. The log is trimmed to exactly
   maxEntries; identity streams approximately (the query and the sweep bound them by the log).
