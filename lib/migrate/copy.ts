@@ -48,8 +48,8 @@ export interface CopyOptions {
   /**
    * Dual-write: from this time (ms) every writer mirrors audit entries to the target, so the copy
    * appends only older ones; entries within `auditWindowMs` before it (a rollout, when some
-   * writers mirrored and some did not) and within `toleranceMs` after it (the source stamps
-   * entries with its own clock, to the millisecond) are reconciled by content instead.
+   * writers mirrored and some did not), up to and including its own millisecond (the source
+   * stamps entries to the millisecond), are reconciled by content instead.
    */
   dualWriteSinceMs?: number;
   /** Length of that reconciled window (default 15 minutes). */
@@ -380,10 +380,11 @@ export async function copy(options: CopyOptions): Promise<CopyReport> {
 /**
  * The audit part of a dual-write copy: entries before the window are appended, entries in it
  * only where the target has fewer entries of that content in the window than the source (so
- * running it again appends nothing), entries after it are the mirror's. The window runs to the
- * tolerance past `since`: a writer that did not mirror can stamp an entry with `since`'s very
- * millisecond (or a later one, on a clock ahead of the one `since` was read on), and such an
- * entry taken for the mirror's would never reach the target.
+ * running it again appends nothing), entries after it are the mirror's. The window includes
+ * `since`'s own millisecond: a writer that did not mirror can stamp an entry with it, and such an
+ * entry taken for the mirror's would never reach the target. It ends there: an entry stamped
+ * later is the mirror's even while its mirror is still on its way (compared by content, it would
+ * be appended by the copy and then again by the mirror).
  */
 function auditPlan(options: CopyOptions, _mark: string | undefined) {
   const since = options.dualWriteSinceMs;
@@ -399,13 +400,13 @@ function auditPlan(options: CopyOptions, _mark: string | undefined) {
           out.push(record);
           continue;
         }
-        if (record.atMs >= since + tolerance) {
+        if (record.atMs > since) {
           r.skipped['mirrored by dual-write'] = (r.skipped['mirrored by dual-write'] ?? 0) + 1;
           continue;
         }
         if (!onTarget) {
           onTarget = new Map();
-          for (const e of await options.target.auditBetween(windowStart - tolerance, since + 2 * tolerance)) {
+          for (const e of await options.target.auditBetween(windowStart - tolerance, since + tolerance)) {
             const key = auditContentId(e);
             const list = onTarget.get(key) ?? [];
             list.push(e.atMs);

@@ -56,8 +56,11 @@ describe.skipIf(unavailable !== undefined)('migrate copy under dual-write', () =
       await before.close();
     }
 
-    // The deployment now dual-writes: every type on Redis, mirrored to PostgreSQL.
+    // The deployment now dual-writes: every type on Redis, mirrored to PostgreSQL. Its first
+    // entries are stamped after `since`'s millisecond (the copy reconciles that one by content,
+    // which the mirror of an entry written in it, still on its way, would race).
     const since = Date.now();
+    while (Date.now() <= since) await new Promise((resolve) => setTimeout(resolve, 1));
     const hybrid: Storage = createStorage(
       {
         backend: 'hybrid',
