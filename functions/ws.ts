@@ -15,6 +15,7 @@
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import { allows, authorize, type Principal } from '../lib/auth.js';
+import { CONNECTION_DEFAULT_TTL_SECONDS, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from '../lib/limits.js';
 import { type Json, SCOPES, type Scope, type Storage } from '../lib/storage/types.js';
 import { checkName, describe, isPlainObject } from '../lib/storage/validate.js';
 import { websocketEndpoint } from './lib/aws.js';
@@ -23,13 +24,10 @@ import type { ApiErrorCode } from './lib/http.js';
 import { logger } from './lib/logger.js';
 import { requestLogging, runtime } from './lib/middleware.js';
 import { acceptedProtocol } from './lib/protocol.js';
-import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, postFrame, relayEvent, type ServerFrame } from './lib/relay.js';
+import { postFrame, relayEvent, type ServerFrame } from './lib/relay.js';
 import { getStorage } from './lib/storage.js';
 import { canUseWebSocket, currentPrincipal, NO_WEBSOCKET_SCOPE } from './lib/ws-access.js';
 import { closeConnection } from './lib/ws-close.js';
-
-/** API Gateway closes a WebSocket after 2 h; the registration lives as long. */
-export const CONNECTION_TTL_SECONDS = 7200;
 
 /** What the routes read of API Gateway's WebSocket event. */
 export interface WebSocketEvent {
@@ -107,7 +105,7 @@ const connectRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
       resources: principal.resources,
       tokenId: principal.id,
       tokenExpiresAt,
-      ttl: CONNECTION_TTL_SECONDS,
+      ttl: CONNECTION_DEFAULT_TTL_SECONDS,
     });
     logger.info('connection registered', {
       connectionId,

@@ -4,6 +4,7 @@
  * fails when the file, the table and `serverless.yml` disagree.
  */
 import type { TSchema } from '@sinclair/typebox';
+import { MAX_NAME_BYTES } from '../../lib/limits.js';
 import { ErrorBody, pathParameters, type RouteSpec, routes } from './routes.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -36,7 +37,7 @@ export function openApiDocument(version: string): JsonSchema {
       name,
       in: 'path',
       required: true,
-      description: `${PARAMETER_DESCRIPTIONS[name] ?? name}: URL-encoded, 1–255 bytes of UTF-8, no control characters`,
+      description: `${PARAMETER_DESCRIPTIONS[name] ?? name}: URL-encoded, 1–${MAX_NAME_BYTES} bytes of UTF-8, no control characters`,
       schema: { type: 'string', minLength: 1 },
     }));
     if (route.query) {
