@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { BackendUnavailableError, ConfigError, ConflictError } from '../../lib/errors.js';
 import { hashToken } from '../../lib/storage/facade.js';
@@ -16,7 +16,7 @@ import { loadMigrations, migrate } from '../../lib/storage/postgresql/migrate.js
 import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
 import type { PublishedEvent } from '../../lib/storage/types.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
-import { eventually, failure, name, sleep } from '../support/helpers.js';
+import { failure, name, sleep } from '../support/helpers.js';
 
 const URL = testDatabaseUrl();
 const unavailable = await postgresBackend({ name: 'postgresql-pg', driver: 'pg' }).available();
@@ -298,7 +298,7 @@ describe.skipIf(unavailable !== undefined)(
         });
         try {
           const { id } = await storage.events.publish(channel, message);
-          await eventually(() => expect(received).toHaveLength(1), 10_000);
+          await vi.waitFor(() => expect(received).toHaveLength(1), { timeout: 10_000 });
           expect(received[0]).toMatchObject({ id, channel, message });
           const [stored] = await storage.events.history(channel);
           expect(stored).toMatchObject({ id, message });
@@ -317,7 +317,7 @@ describe.skipIf(unavailable !== undefined)(
         });
         try {
           for (let i = 0; i < 5; i++) await storage.events.publish(channel, i);
-          await eventually(() => expect(received).toEqual([0, 1, 2, 3, 4]), 10_000);
+          await vi.waitFor(() => expect(received).toEqual([0, 1, 2, 3, 4]), { timeout: 10_000 });
         } finally {
           await stop();
         }
