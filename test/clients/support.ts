@@ -1,6 +1,6 @@
 /** Shared by the client test files: first calls of each function retried until they answer. */
 import { vi } from 'vitest';
-import type { Offline } from '../support/offline.js';
+import type { Offline } from '../support/servers/offline.js';
 
 /** Ceiling for a cold function to answer on a shared, noisy machine; never an expectation. */
 const WARM_UP_MS = 120_000;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { freePorts, type Offline, OfflineStartError, startOffline } from '../support/offline.js';
+import { freePorts, type Offline, OfflineStartError, startOffline } from '../support/servers/offline.js';
 
 // Bundling and starting take 10–30 s on a small shared machine; these are ceilings, not expectations.
 const STARTUP_TIMEOUT_MS = 150_000;

@@ -12,9 +12,9 @@ import { createStorage } from '../../lib/storage/index.js';
 import { hearsNotify } from '../../lib/storage/postgresql/pooler.js';
 import { createSql, quoteIdent, type Sql, withErrorMapping } from '../../lib/storage/postgresql/sql.js';
 import type { PublishedEvent, Storage } from '../../lib/storage/types.js';
-import { type PgBouncer, pgbouncerUnavailable, startPgBouncer } from '../harness/pgbouncer.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
 import { failure } from '../support/helpers.js';
+import { type PgBouncer, pgbouncerUnavailable, startPgBouncer } from '../support/servers/pgbouncer.js';
 
 const DIRECT = testDatabaseUrl();
 const unavailable =

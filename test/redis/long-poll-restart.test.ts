@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
 import { BLOCKING_COMMAND_TIMEOUT_MS } from '../../lib/storage/redis/index.js';
-import { missingRedisBinaries, PrivateRedis } from '../harness/redis-server.js';
+import { missingRedisBinaries, PrivateRedis } from '../support/servers/redis-server.js';
 
 const missing = missingRedisBinaries(['redis-server']);
 if (missing) console.warn(`\n⚠ test/redis/long-poll-restart SKIPPED: ${missing}\n`);
