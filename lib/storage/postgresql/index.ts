@@ -44,8 +44,8 @@ import type {
 import { parseJson } from '../validate.js';
 import { Batcher, KeyedBatcher } from './batcher.js';
 import { likePatterns } from './like.js';
-import { migrate } from './migrate.js';
 import { preparedStatementsBehindPooler } from './pooler.js';
+import { applySchemaMigrations } from './schema-migrations.js';
 import { createSql, quoteIdent, type Row, type Sql, type SqlExecutor, withErrorMapping } from './sql.js';
 
 export interface PostgresDriverOptions {
@@ -113,7 +113,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
         // Said once, at first use, rather than as statements failing now and then under load.
         const checkPooler = pg.preparedStatements && pg.pooler === 'none';
         if (checkPooler && (await sql.detectTransactionPooler?.())) throw preparedStatementsBehindPooler();
-        if (pg.migrate) await migrate(sql, { schema });
+        if (pg.migrate) await applySchemaMigrations(sql, { schema });
       } catch (error) {
         if (owned) await raw.close().catch(() => {});
         throw error;
