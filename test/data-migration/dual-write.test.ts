@@ -7,9 +7,9 @@
  * routing moved: every message is delivered from the target, none is left on the source.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { copy } from '../../lib/migrate/copy.js';
-import type { MigrationSource } from '../../lib/migrate/source.js';
-import { validate } from '../../lib/migrate/validate.js';
+import { copy } from '../../lib/data-migration/copy.js';
+import type { RecordSource } from '../../lib/data-migration/source.js';
+import { validate } from '../../lib/data-migration/validate.js';
 import { createStorage, hybridControl } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { everyType } from '../support/backends.js';
@@ -167,7 +167,7 @@ describe.skipIf(unavailable !== undefined)('migrate copy under dual-write', () =
         let raced = false;
         // Between the copy's read of the batch and its write: a writer changes k1 and deletes k2,
         // and the dual-write mirror applies both to PostgreSQL at once.
-        const racing: MigrationSource = {
+        const racing: RecordSource = {
           ...inner,
           async *batches(store, cursor, size) {
             for await (const batch of inner.batches(store, cursor, size)) {

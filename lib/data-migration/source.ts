@@ -1,5 +1,5 @@
 /**
- * The seam between a migration and where its data comes from: this project's Redis layout
+ * The seam between a data migration and where its records come from: this project's Redis layout
  * (`redis-source.ts`) or the legacy upstream Kubently layout (`legacy.ts`). A source reads
  * each store in batches from a resumable position and can re-read items by id, which is what
  * the copy's verification and `validate --sample` need.
@@ -21,7 +21,7 @@ export interface SourceBatch<S extends StoreName> {
   counters?: { channel: string; lastId: number }[];
 }
 
-export interface MigrationSource {
+export interface RecordSource {
   /** What to call it in messages, without credentials: `redis://127.0.0.1:6379/0, prefix kubently:`. */
   readonly name: string;
   readonly layout: 'kubently-storage' | 'legacy-kubently';
@@ -44,7 +44,7 @@ export interface MigrationSource {
    * queue moved to the target is not served twice). Only where the source supports it.
    */
   remove?(store: StoreName, ids: string[]): Promise<number>;
-  /** Connects and checks the source is what it claims to be; throws `MigrationInputError` otherwise. */
+  /** Connects and checks the source is what it claims to be; throws `DataMigrationInputError` otherwise. */
   check(): Promise<void>;
   close(): Promise<void>;
 }
@@ -54,9 +54,9 @@ export interface MigrationSource {
  * unreachable server, a target without its tables. The message says what to do; the CLI prints
  * it and exits non-zero, with no stack trace.
  */
-export class MigrationInputError extends Error {
+export class DataMigrationInputError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'MigrationInputError';
+    this.name = 'DataMigrationInputError';
   }
 }

@@ -20,7 +20,7 @@ import { createPgTarget, type PgTarget } from './pg-target.js';
 import { copyProgress, copySummary, duration, type Output, table, validationSummary } from './progress.js';
 import { STORE_TITLES, STORES, type StoreName } from './records.js';
 import { createRedisSource } from './redis-source.js';
-import { MigrationInputError, type MigrationSource } from './source.js';
+import { DataMigrationInputError, type RecordSource } from './source.js';
 import { ValidationInterrupted, type ValidationReport, validate } from './validate.js';
 
 export const USAGE = `usage: kubently-storage migrate <command> [options]
@@ -248,7 +248,7 @@ function resolveSettings(flags: Flags, io: CliIo, command: string): Settings {
     config = loadConfig({ env: merged, file: flags.config, cwd: io.cwd });
   } catch (error) {
     if (error instanceof ConfigError)
-      throw new MigrationInputError(`invalid configuration: ${error.problems.join('; ')}`);
+      throw new DataMigrationInputError(`invalid configuration: ${error.problems.join('; ')}`);
     throw error;
   }
   checkUrl('redis', config.redis.url, ['redis:', 'rediss:'], '--redis-url or REDIS_URL');
@@ -311,7 +311,7 @@ function resolveSettings(flags: Flags, io: CliIo, command: string): Settings {
         "sync moves this project's Redis layout (--from redis); for a legacy database use copy",
       );
     if (config.backend !== 'hybrid' || !(config.migration.dualWrite || config.hybrid.sync.enabled)) {
-      throw new MigrationInputError(
+      throw new DataMigrationInputError(
         'sync needs the deployment to dual-write first: in the storage config set `storage.backend: hybrid` and ' +
           '`migration.dual_write: true` (routing unchanged), deploy, wait for the rollout to finish, then run sync ' +
           'with --config pointing at that file (for a one-off copy without dual-write use `migrate copy`)',
@@ -372,7 +372,7 @@ export function redact(url: string): string {
 // ---------------------------------------------------------------------------------------
 
 interface Resources {
-  source: MigrationSource;
+  source: RecordSource;
   target: PgTarget;
   redis: Redis;
   sql: Sql;
@@ -418,7 +418,7 @@ async function open(settings: Settings): Promise<Resources> {
     schema: config.postgresql.schema,
     name: redact(config.postgresql.url ?? ''),
   });
-  let source: MigrationSource;
+  let source: RecordSource;
   const legacyName = settings.prefix ? `${redisName}, prefix ${settings.prefix}` : redisName;
   const legacy = (importedAt: number) =>
     createLegacySource({ client: redis, name: legacyName, prefix: settings.prefix, now: () => importedAt });
@@ -456,7 +456,7 @@ async function open(settings: Settings): Promise<Resources> {
         await resources.source.check();
       } catch (error) {
         if (redisError === undefined || redis.status === 'ready') throw error;
-        throw new MigrationInputError(
+        throw new DataMigrationInputError(
           `cannot reach the source Redis at ${redisName}: ${redisError.message}`,
           { cause: error },
         );
@@ -667,7 +667,7 @@ async function fixture(flags: Flags, io: CliIo): Promise<number> {
   });
   try {
     await redis.ping().catch((error: Error) => {
-      throw new MigrationInputError(
+      throw new DataMigrationInputError(
         `cannot reach Redis at ${redact(config.redis.url)}: ${(redisError ?? error).message}`,
       );
     });
@@ -710,12 +710,14 @@ function statusText(c: {
 // ---------------------------------------------------------------------------------------
 
 function isInputError(error: unknown): boolean {
-  return error instanceof UsageError || error instanceof MigrationInputError || error instanceof ConfigError;
+  return (
+    error instanceof UsageError || error instanceof DataMigrationInputError || error instanceof ConfigError
+  );
 }
 
 /** One line for the errors the tool expects; a stack trace only for a bug. */
 function describe(error: unknown): string {
-  if (error instanceof UsageError || error instanceof MigrationInputError) return error.message;
+  if (error instanceof UsageError || error instanceof DataMigrationInputError) return error.message;
   if (error instanceof ValidationInterrupted) return error.message;
   if (error instanceof ConfigError) return `invalid configuration: ${error.problems.join('; ')}`;
   const mapped = mapSqlError(error);

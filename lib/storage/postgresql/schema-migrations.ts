@@ -6,7 +6,7 @@
  * schema (at migration time only; the backend always names the schema). Every transaction takes
  * a transaction-scoped advisory lock derived from the schema name and re-reads the records
  * under it, so any number of runners started at once (Lambda cold starts with
- * `postgresql.migrate: true`, a deploy's `npm run migrate`) apply each file exactly once.
+ * `postgresql.migrate: true`, a deploy's `npm run migrate:schema`) apply each file exactly once.
  *
  * A schema already at the newest version costs one statement and no lock. A file that was
  * changed after it was applied stops the runner before it applies anything.
@@ -22,7 +22,7 @@ import { mapSqlError, quoteIdent, type Sql, type SqlExecutor } from './sql.js';
 /** The repository's `migrations/` folder. */
 export const MIGRATIONS_DIR: string = fileURLToPath(new URL('../../../migrations/', import.meta.url));
 
-export interface Migration {
+export interface SchemaMigration {
   /** The file's number: `0001_initial.sql` → 1. */
   version: number;
   /** The file's name between number and extension: `0001_initial.sql` → `initial`. */
@@ -34,29 +34,29 @@ export interface Migration {
   checksum: string;
 }
 
-export interface MigrationSource {
+export interface SchemaMigrationSource {
   /** The schema to migrate (created when missing); any name, always quoted. */
   schema: string;
   /** Folder of migration files; default `MIGRATIONS_DIR`. Ignored when `migrations` is given. */
   dir?: string;
   /** The migrations themselves, instead of reading `dir`. */
-  migrations?: readonly Migration[];
+  migrations?: readonly SchemaMigration[];
 }
 
-export interface MigrateResult {
+export interface SchemaMigrationResult {
   /** What this call applied, in order (files another runner applied meanwhile are not listed). */
-  applied: Migration[];
+  applied: SchemaMigration[];
   /** The schema's version afterwards: the highest recorded version. */
   version: number;
 }
 
-export interface MigrationStatus {
+export interface SchemaMigrationStatus {
   /** The highest recorded version; 0 when the schema or its migrations table does not exist. */
   version: number;
   /** Files not recorded yet, in the order `migrate` would apply them. */
-  pending: Migration[];
+  pending: SchemaMigration[];
   /** Applied files whose text differs from what was applied (`migrate` refuses to run). */
-  changed: Migration[];
+  changed: SchemaMigration[];
 }
 
 /**
@@ -65,7 +65,7 @@ export interface MigrationStatus {
  * storage reports it as such when it migrates on first use; `retryable` only when the cause
  * was connection trouble.
  */
-export class MigrationError extends BackendUnavailableError {
+export class SchemaMigrationError extends BackendUnavailableError {
   constructor(
     message: string,
     readonly file?: string,
@@ -85,25 +85,25 @@ function checksumOf(text: string): string {
 }
 
 /** The migrations in `dir` (files `NNNN_name.sql`; other files are ignored), sorted by version. */
-export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migration[]> {
+export async function loadSchemaMigrations(dir: string = MIGRATIONS_DIR): Promise<SchemaMigration[]> {
   let entries: Dirent[];
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new MigrationError(`no migrations folder at ${dir}`, undefined, { cause: error });
+      throw new SchemaMigrationError(`no migrations folder at ${dir}`, undefined, { cause: error });
     }
     throw error;
   }
-  const migrations: Migration[] = [];
+  const migrations: SchemaMigration[] = [];
   for (const entry of entries) {
     if (!entry.isFile() && !entry.isSymbolicLink()) continue;
     const match = MIGRATION_FILE.exec(entry.name);
     if (match === null) {
       // A .sql file the runner would silently skip is a mistake waiting to happen.
       if (/\.sql$/i.test(entry.name)) {
-        throw new MigrationError(
+        throw new SchemaMigrationError(
           `${entry.name} in ${dir} is not a migration name: name it NNNN_name.sql (e.g. 0002_add_index.sql)`,
           entry.name,
         );
@@ -124,15 +124,15 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
 }
 
 /** Sorted by version; refuses versions out of range and two files with one number. */
-function inOrder(migrations: readonly Migration[]): Migration[] {
+function inOrder(migrations: readonly SchemaMigration[]): SchemaMigration[] {
   const sorted = [...migrations].sort((a, b) => a.version - b.version);
   for (const [i, m] of sorted.entries()) {
     if (!Number.isSafeInteger(m.version) || m.version < 1 || m.version > MAX_VERSION) {
-      throw new MigrationError(`migration ${m.file}: the number must be 1 to ${MAX_VERSION}`, m.file);
+      throw new SchemaMigrationError(`migration ${m.file}: the number must be 1 to ${MAX_VERSION}`, m.file);
     }
     const previous = sorted[i - 1];
     if (previous !== undefined && previous.version === m.version) {
-      throw new MigrationError(
+      throw new SchemaMigrationError(
         `migrations ${previous.file} and ${m.file} have the same number: renumber one of them`,
         m.file,
       );
@@ -152,8 +152,8 @@ function checkSchema(schema: string): string {
   return schema;
 }
 
-async function migrationsOf(source: MigrationSource): Promise<Migration[]> {
-  return source.migrations !== undefined ? inOrder(source.migrations) : loadMigrations(source.dir);
+async function migrationsOf(source: SchemaMigrationSource): Promise<SchemaMigration[]> {
+  return source.migrations !== undefined ? inOrder(source.migrations) : loadSchemaMigrations(source.dir);
 }
 
 interface Recorded {
@@ -179,7 +179,7 @@ async function recordsIfAny(sql: Sql, schema: string): Promise<Map<number, Recor
     const state = sqlState(driverError(error));
     if (state !== undefined && MISSING_STATES.has(state)) return undefined;
     if (state === '42703') {
-      throw new MigrationError(
+      throw new SchemaMigrationError(
         `${migrationsTable(schema)} exists but was not made by this runner (another tool's table?): use another schema`,
         undefined,
         { cause: error },
@@ -191,10 +191,10 @@ async function recordsIfAny(sql: Sql, schema: string): Promise<Map<number, Recor
 
 const highest = (records: Map<number, Recorded>) => Math.max(0, ...records.keys());
 
-function checkUnchanged(m: Migration, recorded: Recorded | undefined): void {
+function checkUnchanged(m: SchemaMigration, recorded: Recorded | undefined): void {
   if (recorded === undefined || recorded.checksum === m.checksum) return;
   const renamed = recorded.name === m.name ? '' : `, applied under the name ${JSON.stringify(recorded.name)}`;
-  throw new MigrationError(
+  throw new SchemaMigrationError(
     `migration ${m.file} was changed after it was applied (checksum applied ${recorded.checksum.slice(0, 12)}…, ` +
       `file now ${m.checksum.slice(0, 12)}…${renamed}): restore the file and put the change in a new migration`,
     m.file,
@@ -215,10 +215,13 @@ async function lockSchema(tx: SqlExecutor, schema: string): Promise<void> {
 
 /**
  * Applies the pending migrations, in order, each in its own transaction. Throws
- * `MigrationError` when a file fails (rolled back whole: nothing of it kept, later files not
+ * `SchemaMigrationError` when a file fails (rolled back whole: nothing of it kept, later files not
  * tried) or an applied file was changed; connection errors come as the `Sql` reports them.
  */
-export async function migrate(sql: Sql, options: MigrationSource): Promise<MigrateResult> {
+export async function applySchemaMigrations(
+  sql: Sql,
+  options: SchemaMigrationSource,
+): Promise<SchemaMigrationResult> {
   const schema = checkSchema(options.schema);
   const migrations = await migrationsOf(options);
   const table = migrationsTable(schema);
@@ -251,7 +254,7 @@ export async function migrate(sql: Sql, options: MigrationSource): Promise<Migra
   });
   for (const m of migrations) checkUnchanged(m, recorded.get(m.version));
 
-  const applied: Migration[] = [];
+  const applied: SchemaMigration[] = [];
   let version = highest(recorded);
   for (const m of migrations) {
     if (recorded.has(m.version)) continue;
@@ -284,7 +287,10 @@ export async function migrate(sql: Sql, options: MigrationSource): Promise<Migra
 }
 
 /** Where `schema` stands against the migrations, without changing anything. */
-export async function migrationStatus(sql: Sql, options: MigrationSource): Promise<MigrationStatus> {
+export async function schemaMigrationStatus(
+  sql: Sql,
+  options: SchemaMigrationSource,
+): Promise<SchemaMigrationStatus> {
   const schema = checkSchema(options.schema);
   const migrations = await migrationsOf(options);
   const recorded = (await recordsIfAny(sql, schema)) ?? new Map<number, Recorded>();
@@ -314,7 +320,7 @@ function sqlState(error: unknown): string | undefined {
 }
 
 /** A file's failure, naming the file, the statement's line when the server says where, and the SQLSTATE. */
-function fileFailed(m: Migration, error: unknown): MigrationError {
+function fileFailed(m: SchemaMigration, error: unknown): SchemaMigrationError {
   const cause = driverError(error);
   const state = sqlState(cause);
   const message = cause instanceof Error ? cause.message : String(cause);
@@ -323,7 +329,7 @@ function fileFailed(m: Migration, error: unknown): MigrationError {
     Number.isInteger(position) && position > 0 ? m.sql.slice(0, position - 1).split('\n').length : undefined;
   const mapped = mapSqlError(cause);
   const retryable = mapped instanceof BackendUnavailableError && mapped.retryable;
-  return new MigrationError(
+  return new SchemaMigrationError(
     `migration ${m.file} failed${line === undefined ? '' : ` at line ${line}`}: ${message}` +
       (state === undefined ? '' : ` (SQLSTATE ${state})`),
     m.file,

@@ -23,9 +23,9 @@ import {
   untag,
 } from '../storage/redis/keys.js';
 import {
-  migrateReadHashes as READ_HASHES,
-  migrateReadKv as READ_KV,
-  migrateRemoveMessages as REMOVE_MESSAGES,
+  dataMigrationReadHashes as READ_HASHES,
+  dataMigrationReadKv as READ_KV,
+  dataMigrationRemoveMessages as REMOVE_MESSAGES,
 } from '../storage/redis/scripts.generated.js';
 import {
   type AuditRecord,
@@ -43,7 +43,7 @@ import {
   type TokenRecord,
 } from './records.js';
 import { globEscape, scanStep as rawScanStep } from './redis-scan.js';
-import { type Cursor, MigrationInputError, type MigrationSource, type SourceBatch } from './source.js';
+import { type Cursor, DataMigrationInputError, type RecordSource, type SourceBatch } from './source.js';
 
 export { globEscape };
 
@@ -74,7 +74,7 @@ function serverMs(time: unknown): number {
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }
 
-export function createRedisSource(options: RedisSourceOptions): MigrationSource {
+export function createRedisSource(options: RedisSourceOptions): RecordSource {
   const { client, prefix } = options;
   const p = prefix;
   /** A pipeline for keys of one node (SCAN answered them) or of one hash tag. */
@@ -409,7 +409,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
 
   const count = (records: unknown[]) => records.filter((r) => r === undefined).length;
 
-  const source: MigrationSource = {
+  const source: RecordSource = {
     name: options.name,
     layout: 'kubently-storage',
     stores: ['kv', 'sessions', 'tokens', 'connections', 'queues', 'dedup', 'events', 'audit'],
@@ -740,7 +740,7 @@ export function createRedisSource(options: RedisSourceOptions): MigrationSource 
       try {
         await client.ping();
       } catch (error) {
-        throw new MigrationInputError(
+        throw new DataMigrationInputError(
           `cannot reach the source Redis at ${options.name}: ${(error as Error).message}`,
           { cause: error },
         );

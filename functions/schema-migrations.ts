@@ -2,7 +2,7 @@
  * Schema migrations inside the deployment: a CloudFormation custom resource (deploy/resources.cjs)
  * invokes this function on every deploy, before the other functions are updated. It applies the
  * pending files of migrations/ (packaged with it) to the configured schema — each once, under
- * the schema's advisory lock (lib/storage/postgresql/migrate.ts), so concurrent runs are safe —
+ * the schema's advisory lock (lib/storage/postgresql/schema-migrations.ts), so concurrent runs are safe —
  * from inside the VPC, where the database is reachable, and answers CloudFormation through the
  * pre-signed response URL: a migration that fails fails the deploy with its message, and the
  * stack rolls back. Deleting the stack keeps the schema and its data.
@@ -18,7 +18,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { backendsUsed } from '../lib/config/index.js';
 import { ConfigError } from '../lib/errors.js';
-import { MigrationError, migrate } from '../lib/storage/postgresql/migrate.js';
+import { applySchemaMigrations, SchemaMigrationError } from '../lib/storage/postgresql/schema-migrations.js';
 import { createSql, type Sql } from '../lib/storage/postgresql/sql.js';
 import { logger } from './runtime/logger.js';
 import { runtime } from './runtime/middleware.js';
@@ -125,13 +125,13 @@ async function applyMigrations(context: Context): Promise<Outcome> {
           reject(
             new Error(
               `migrations did not finish within ${Math.round(budget / 1000)} s (the migrate function's timeout less ` +
-                `${ANSWER_MARGIN_MS / 1000} s to answer); run them from a machine in the VPC (npm run migrate) and deploy again`,
+                `${ANSWER_MARGIN_MS / 1000} s to answer); run them from a machine in the VPC (npm run migrate:schema) and deploy again`,
             ),
           ),
         budget,
       );
     });
-    const result = await Promise.race([migrate(sql, { schema, dir: migrationsDir }), deadline]);
+    const result = await Promise.race([applySchemaMigrations(sql, { schema, dir: migrationsDir }), deadline]);
     const applied = result.applied.map((m) => m.file);
     return {
       status: 'SUCCESS',
@@ -151,7 +151,8 @@ async function applyMigrations(context: Context): Promise<Outcome> {
 function describe(error: unknown): string {
   if (error instanceof ConfigError) return `invalid configuration: ${error.problems.join('; ')}`;
   // Its message already says which migration failed and why: "postgresql unavailable" misleads.
-  if (error instanceof MigrationError) return error.message.replace(`${error.backend} unavailable: `, '');
+  if (error instanceof SchemaMigrationError)
+    return error.message.replace(`${error.backend} unavailable: `, '');
   return error instanceof Error ? error.message : String(error);
 }
 

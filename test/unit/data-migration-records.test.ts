@@ -1,9 +1,14 @@
 /**
- * How the migration compares records (lib/migrate/records.ts): values as JSON without losing
+ * How the migration compares records (lib/data-migration/records.ts): values as JSON without losing
  * digits, times within a tolerance, audit entries by content.
  */
 import { describe, expect, it } from 'vitest';
-import { auditContentId, canonicalJson, compareRecords, type KvRecord } from '../../lib/migrate/records.js';
+import {
+  auditContentId,
+  canonicalJson,
+  compareRecords,
+  type KvRecord,
+} from '../../lib/data-migration/records.js';
 
 describe('canonicalJson', () => {
   it('sorts keys, drops whitespace and writes escapes and numbers one way', () => {

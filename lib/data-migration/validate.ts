@@ -20,10 +20,10 @@ import {
   STORES,
   type StoreName,
 } from './records.js';
-import type { MigrationSource } from './source.js';
+import type { RecordSource } from './source.js';
 
 export interface ValidateOptions {
-  source: MigrationSource;
+  source: RecordSource;
   target: PgTarget;
   stores?: readonly StoreName[];
   /** Compare this many randomly chosen items per store instead of every one (counts stay exact). */

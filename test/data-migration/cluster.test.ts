@@ -5,9 +5,9 @@
  */
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copy } from '../../lib/migrate/copy.js';
-import { createRedisSource } from '../../lib/migrate/redis-source.js';
-import { validate } from '../../lib/migrate/validate.js';
+import { copy } from '../../lib/data-migration/copy.js';
+import { createRedisSource } from '../../lib/data-migration/redis-source.js';
+import { validate } from '../../lib/data-migration/validate.js';
 import { createStorage } from '../../lib/storage/index.js';
 import { populate } from './populate.js';
 import { migrateUnavailable, Scratch } from './support.js';

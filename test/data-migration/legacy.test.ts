@@ -6,7 +6,7 @@
  * plaintext reaches the target.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copy } from '../../lib/migrate/copy.js';
+import { copy } from '../../lib/data-migration/copy.js';
 import {
   API_KEY_SCOPES,
   createLegacySource,
@@ -16,17 +16,17 @@ import {
   parseIsoTime,
   SKIP_REASONS,
   UNRECOGNISED,
-} from '../../lib/migrate/legacy.js';
+} from '../../lib/data-migration/legacy.js';
 import {
   type LegacyManifest,
   pythonIso,
   pythonJson,
   writeLegacyFixture,
-} from '../../lib/migrate/legacy-fixture.js';
-import type { PgTarget } from '../../lib/migrate/pg-target.js';
-import type { AuditRecord } from '../../lib/migrate/records.js';
-import type { MigrationSource } from '../../lib/migrate/source.js';
-import { validate } from '../../lib/migrate/validate.js';
+} from '../../lib/data-migration/legacy-fixture.js';
+import type { PgTarget } from '../../lib/data-migration/pg-target.js';
+import type { AuditRecord } from '../../lib/data-migration/records.js';
+import type { RecordSource } from '../../lib/data-migration/source.js';
+import { validate } from '../../lib/data-migration/validate.js';
 import type { Storage } from '../../lib/storage/index.js';
 import { quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import { adminSql, migrateUnavailable, pgStorage, REDIS_URL, Scratch } from './support.js';
@@ -46,7 +46,7 @@ describe.skipIf(unavailable !== undefined)(
       await scratch.cleanup();
     });
 
-    const legacySource = (prefix: string, importedAtMs: number): MigrationSource =>
+    const legacySource = (prefix: string, importedAtMs: number): RecordSource =>
       createLegacySource({
         client: scratch.redis(),
         name: `${REDIS_URL}, prefix ${prefix}`,
@@ -73,7 +73,7 @@ describe.skipIf(unavailable !== undefined)(
       let prefix: string;
       let schema: string;
       let manifest: LegacyManifest;
-      let source: MigrationSource;
+      let source: RecordSource;
       let target: PgTarget;
       let storage: Storage;
       let first: Awaited<ReturnType<typeof copy>>;

@@ -14,13 +14,13 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { resolveConfig, type StorageConfig } from '../../lib/config/index.js';
 import type { BackendUnavailableError } from '../../lib/errors.js';
 import {
-  loadMigrations,
+  applySchemaMigrations,
+  loadSchemaMigrations,
   MIGRATIONS_DIR,
-  type Migration,
-  MigrationError,
-  migrate,
-  migrationStatus,
-} from '../../lib/storage/postgresql/migrate.js';
+  type SchemaMigration,
+  SchemaMigrationError,
+  schemaMigrationStatus,
+} from '../../lib/storage/postgresql/schema-migrations.js';
 import { createSql, quoteIdent, type Sql, withErrorMapping } from '../../lib/storage/postgresql/sql.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
 import { failure } from '../support/helpers.js';
@@ -30,7 +30,7 @@ const unavailable = await postgresBackend({ name: 'postgresql-pg', driver: 'pg' 
 if (unavailable && process.env.CI) throw new Error(`PostgreSQL is required under CI: ${unavailable}`);
 if (unavailable)
   console.warn(
-    `\n⚠ test/postgresql/migrate SKIPPED: ${unavailable} (install and start PostgreSQL, or set DATABASE_URL)\n`,
+    `\n⚠ test/postgresql/schema-migrations SKIPPED: ${unavailable} (install and start PostgreSQL, or set DATABASE_URL)\n`,
   );
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -69,11 +69,11 @@ const LOGGED = {
   'README.md': 'Not a migration; SELECT nonsense;\n',
 };
 
-describe('loadMigrations', () => {
+describe('loadSchemaMigrations', () => {
   it('reads NNNN_name.sql files in numeric order, ignoring other files', async () => {
     const dir = await migrationsDir(LOGGED);
     await mkdir(join(dir, '0003_folder.sql'));
-    const migrations = await loadMigrations(dir);
+    const migrations = await loadSchemaMigrations(dir);
     expect(migrations.map((m) => [m.version, m.name, m.file])).toEqual([
       [1, 'log', '0001_log.sql'],
       [2, 'second', '0002_second.sql'],
@@ -86,26 +86,26 @@ describe('loadMigrations', () => {
 
   it('refuses two files with one number, and a .sql file without a number', async () => {
     const twice = await migrationsDir({ '0001_a.sql': 'SELECT 1;', '0002_b.sql': '', '0002_c.sql': '' });
-    const error = await failure(() => loadMigrations(twice));
-    expect(error).toBeInstanceOf(MigrationError);
+    const error = await failure(() => loadSchemaMigrations(twice));
+    expect(error).toBeInstanceOf(SchemaMigrationError);
     expect((error as Error).message).toMatch(/0002_b\.sql and 0002_c\.sql have the same number/);
 
     const unnumbered = await migrationsDir({ '0001_a.sql': 'SELECT 1;', 'seed.sql': '' });
-    expect(((await failure(() => loadMigrations(unnumbered))) as Error).message).toMatch(/seed\.sql/);
+    expect(((await failure(() => loadSchemaMigrations(unnumbered))) as Error).message).toMatch(/seed\.sql/);
   });
 
-  it('a missing folder is a MigrationError naming it; an empty one has no migrations', async () => {
+  it('a missing folder is a SchemaMigrationError naming it; an empty one has no migrations', async () => {
     const dir = await migrationsDir({});
-    expect(await loadMigrations(dir)).toEqual([]);
-    const error = await failure(() => loadMigrations(join(dir, 'nope')));
-    expect(error).toBeInstanceOf(MigrationError);
+    expect(await loadSchemaMigrations(dir)).toEqual([]);
+    const error = await failure(() => loadSchemaMigrations(join(dir, 'nope')));
+    expect(error).toBeInstanceOf(SchemaMigrationError);
     expect((error as Error).message).toContain(join(dir, 'nope'));
   });
 
   it('the checksum ignores CRLF line endings', async () => {
     const dir = await migrationsDir({ '0001_a.sql': 'SELECT 1;\nSELECT 2;\n' });
     const crlf = await migrationsDir({ '0001_a.sql': 'SELECT 1;\r\nSELECT 2;\r\n' });
-    const [[lf], [cr]] = await Promise.all([loadMigrations(dir), loadMigrations(crlf)]);
+    const [[lf], [cr]] = await Promise.all([loadSchemaMigrations(dir), loadSchemaMigrations(crlf)]);
     expect(cr?.checksum).toBe(lf?.checksum);
   });
 });
@@ -155,9 +155,9 @@ describe.skipIf(unavailable !== undefined)(
       const sql = await newSql();
       const schema = schemaName();
       const dir = await migrationsDir(LOGGED);
-      const migrations = await loadMigrations(dir);
+      const migrations = await loadSchemaMigrations(dir);
 
-      const first = await migrate(sql, { schema, dir });
+      const first = await applySchemaMigrations(sql, { schema, dir });
       expect(files(first.applied)).toEqual([
         '0001_log.sql',
         '0002_second.sql',
@@ -173,17 +173,21 @@ describe.skipIf(unavailable !== undefined)(
       expect(await tableExists(`${quoteIdent(schema)}.ninth`)).toBe(true);
       expect(await tableExists('public.ninth')).toBe(false);
 
-      const second = await migrate(sql, { schema, dir });
+      const second = await applySchemaMigrations(sql, { schema, dir });
       expect(second).toEqual({ applied: [], version: 10 });
       expect(await logged(schema)).toEqual([1, 2, 9, 10]);
 
       // A new file is all the next run applies.
       await writeFiles(dir, { '0011_more.sql': 'INSERT INTO log (n) VALUES (11);' });
-      const third = await migrate(sql, { schema, dir });
+      const third = await applySchemaMigrations(sql, { schema, dir });
       expect(files(third.applied)).toEqual(['0011_more.sql']);
       expect(third.version).toBe(11);
       expect(await logged(schema)).toEqual([1, 2, 9, 10, 11]);
-      expect(await migrationStatus(sql, { schema, dir })).toEqual({ version: 11, pending: [], changed: [] });
+      expect(await schemaMigrationStatus(sql, { schema, dir })).toEqual({
+        version: 11,
+        pending: [],
+        changed: [],
+      });
     });
 
     it('two runners started at once apply each file exactly once', async () => {
@@ -194,14 +198,14 @@ describe.skipIf(unavailable !== undefined)(
         '0003_table.sql': 'CREATE TABLE third (x int);\nINSERT INTO log (n) VALUES (3);',
         '0004_last.sql': 'INSERT INTO log (n) VALUES (4);',
       });
-      const migrations = await loadMigrations(dir);
+      const migrations = await loadSchemaMigrations(dir);
       const [a, b] = await Promise.all([newSql(), newSql()]);
       // A few rounds, each on a fresh schema: the schema's creation races too.
       for (let round = 0; round < 3; round++) {
         const schema = schemaName();
         const [ra, rb] = await Promise.all([
-          migrate(a, { schema, migrations }),
-          migrate(b, { schema, migrations }),
+          applySchemaMigrations(a, { schema, migrations }),
+          applySchemaMigrations(b, { schema, migrations }),
         ]);
         expect(ra.version).toBe(4);
         expect(rb.version).toBe(4);
@@ -222,9 +226,11 @@ describe.skipIf(unavailable !== undefined)(
       });
       // Through the error mapping the backend uses: an undefined table in a file is the file's
       // fault, not "run migrations".
-      const error = await failure(() => migrate(withErrorMapping(sql, schema), { schema, dir }));
-      expect(error).toBeInstanceOf(MigrationError);
-      expect((error as MigrationError).file).toBe('0002_broken.sql');
+      const error = await failure(() =>
+        applySchemaMigrations(withErrorMapping(sql, schema), { schema, dir }),
+      );
+      expect(error).toBeInstanceOf(SchemaMigrationError);
+      expect((error as SchemaMigrationError).file).toBe('0002_broken.sql');
       expect((error as Error).message).toMatch(
         /migration 0002_broken\.sql failed at line 3: .*no_such_table/,
       );
@@ -235,7 +241,7 @@ describe.skipIf(unavailable !== undefined)(
       expect(await logged(schema)).toEqual([1]);
       expect(await tableExists(`${quoteIdent(schema)}.partial`)).toBe(false);
       expect(await tableExists(`${quoteIdent(schema)}.later`)).toBe(false);
-      expect(files((await migrationStatus(sql, { schema, dir })).pending)).toEqual([
+      expect(files((await schemaMigrationStatus(sql, { schema, dir })).pending)).toEqual([
         '0002_broken.sql',
         '0003_later.sql',
       ]);
@@ -244,7 +250,7 @@ describe.skipIf(unavailable !== undefined)(
       await writeFiles(dir, {
         '0002_broken.sql': 'CREATE TABLE partial (x int);\nINSERT INTO log (n) VALUES (2);\n',
       });
-      const fixed = await migrate(sql, { schema, dir });
+      const fixed = await applySchemaMigrations(sql, { schema, dir });
       expect(files(fixed.applied)).toEqual(['0002_broken.sql', '0003_later.sql']);
       expect(await logged(schema)).toEqual([1, 2, 3]);
     });
@@ -253,43 +259,43 @@ describe.skipIf(unavailable !== undefined)(
       const sql = await newSql();
       const schema = schemaName();
       const dir = await migrationsDir({ '0001_log.sql': LOGGED['0001_log.sql'] });
-      await migrate(sql, { schema, dir });
+      await applySchemaMigrations(sql, { schema, dir });
 
       await writeFiles(dir, {
         '0001_log.sql': LOGGED['0001_log.sql'].replace('VALUES (1)', 'VALUES (100)'),
         '0002_second.sql': LOGGED['0002_second.sql'],
       });
-      const error = await failure(() => migrate(sql, { schema, dir }));
-      expect(error).toBeInstanceOf(MigrationError);
+      const error = await failure(() => applySchemaMigrations(sql, { schema, dir }));
+      expect(error).toBeInstanceOf(SchemaMigrationError);
       expect((error as Error).message).toMatch(/migration 0001_log\.sql was changed after it was applied/);
       expect((await records(schema)).map((r) => r.version)).toEqual([1]);
       expect(await logged(schema)).toEqual([1]);
 
-      const status = await migrationStatus(sql, { schema, dir });
+      const status = await schemaMigrationStatus(sql, { schema, dir });
       expect(status.version).toBe(1);
       expect(files(status.changed)).toEqual(['0001_log.sql']);
       expect(files(status.pending)).toEqual(['0002_second.sql']);
 
       // The same text with CRLF line endings is no change.
       await writeFiles(dir, { '0001_log.sql': LOGGED['0001_log.sql'].replaceAll('\n', '\r\n') });
-      expect(files((await migrate(sql, { schema, dir })).applied)).toEqual(['0002_second.sql']);
+      expect(files((await applySchemaMigrations(sql, { schema, dir })).applied)).toEqual(['0002_second.sql']);
     });
 
-    it('migrationStatus of a missing schema, or one without the table, is version 0 and creates nothing', async () => {
+    it('schemaMigrationStatus of a missing schema, or one without the table, is version 0 and creates nothing', async () => {
       const sql = await newSql();
       const schema = schemaName();
       const dir = await migrationsDir(LOGGED);
-      const status = await migrationStatus(sql, { schema, dir });
+      const status = await schemaMigrationStatus(sql, { schema, dir });
       expect(status.version).toBe(0);
-      expect(files(status.pending)).toEqual(files(await loadMigrations(dir)));
+      expect(files(status.pending)).toEqual(files(await loadSchemaMigrations(dir)));
       expect(status.changed).toEqual([]);
       const exists = await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
       expect(exists).toEqual([]);
 
       await admin.query(`CREATE SCHEMA ${quoteIdent(schema)}`);
-      expect((await migrationStatus(sql, { schema, dir })).version).toBe(0);
+      expect((await schemaMigrationStatus(sql, { schema, dir })).version).toBe(0);
       // An existing empty schema is migrated in place.
-      expect((await migrate(sql, { schema, dir })).version).toBe(10);
+      expect((await applySchemaMigrations(sql, { schema, dir })).version).toBe(10);
     });
 
     it('quotes schema names with capitals, spaces, quotes and semicolons', async () => {
@@ -297,7 +303,7 @@ describe.skipIf(unavailable !== undefined)(
       const dir = await migrationsDir(LOGGED);
       const capitals = schemaName('Kst_Mig_X');
       for (const schema of [capitals, schemaName('kst mig "q"; drop')]) {
-        const result = await migrate(sql, { schema, dir });
+        const result = await applySchemaMigrations(sql, { schema, dir });
         expect(result.version).toBe(10);
         expect(await logged(schema)).toEqual([1, 2, 9, 10]);
         const tables = await admin.query<{ table_name: string }>(
@@ -305,7 +311,7 @@ describe.skipIf(unavailable !== undefined)(
           [schema],
         );
         expect(tables.map((t) => t.table_name)).toEqual(['log', 'ninth', 'schema_migrations']);
-        expect((await migrationStatus(sql, { schema, dir })).pending).toEqual([]);
+        expect((await schemaMigrationStatus(sql, { schema, dir })).pending).toEqual([]);
       }
       // The capitalised name was not folded to lower case.
       const folded = await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [
@@ -317,14 +323,18 @@ describe.skipIf(unavailable !== undefined)(
     it("applies the repository's migrations/ folder", async () => {
       const sql = await newSql();
       const schema = schemaName();
-      const migrations = await loadMigrations(MIGRATIONS_DIR);
+      const migrations = await loadSchemaMigrations(MIGRATIONS_DIR);
       const last = migrations.at(-1)?.version ?? 0;
 
-      const result = await migrate(sql, { schema });
+      const result = await applySchemaMigrations(sql, { schema });
       expect(files(result.applied)).toEqual(files(migrations));
       expect(result.version).toBe(last);
-      expect(await migrationStatus(sql, { schema })).toEqual({ version: last, pending: [], changed: [] });
-      expect(await migrate(sql, { schema })).toEqual({ applied: [], version: last });
+      expect(await schemaMigrationStatus(sql, { schema })).toEqual({
+        version: last,
+        pending: [],
+        changed: [],
+      });
+      expect(await applySchemaMigrations(sql, { schema })).toEqual({ applied: [], version: last });
 
       // Every table a file creates is in the schema.
       const tables = migrations.flatMap((m) =>
@@ -336,7 +346,7 @@ describe.skipIf(unavailable !== undefined)(
         expect(await tableExists(`${quoteIdent(schema)}.${table}`), table).toBe(true);
     });
 
-    describe('npm run migrate (local/migrate.ts)', () => {
+    describe('npm run migrate:schema (local/migrate-schema.ts)', () => {
       /** Runs the CLI with only these storage variables set. */
       function cli(
         env: Record<string, string>,
@@ -354,7 +364,7 @@ describe.skipIf(unavailable !== undefined)(
         return new Promise((resolve) => {
           execFile(
             TSX,
-            ['local/migrate.ts', ...args],
+            ['local/migrate-schema.ts', ...args],
             { cwd: ROOT, env: { ...base, ...env } },
             (error, stdout, stderr) => {
               const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
@@ -366,7 +376,7 @@ describe.skipIf(unavailable !== undefined)(
 
       it('applies pending migrations, then reports the schema up to date; --status changes nothing', async () => {
         const schema = schemaName();
-        const migrations = await loadMigrations(MIGRATIONS_DIR);
+        const migrations = await loadSchemaMigrations(MIGRATIONS_DIR);
         const last = migrations.at(-1)?.version ?? 0;
         // STORAGE_BACKEND is for the functions; migrate always means PostgreSQL.
         const env = { DATABASE_URL: DB_URL, POSTGRES_SCHEMA: schema, STORAGE_BACKEND: 'memory' };
@@ -404,7 +414,7 @@ describe.skipIf(unavailable !== undefined)(
         const result = await cli({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test' });
         expect(result.code).toBe(1);
         expect(result.stderr.trim().split('\n')).toHaveLength(1);
-        expect(result.stderr).toMatch(/^migrate: postgresql unavailable: .*ECONNREFUSED/);
+        expect(result.stderr).toMatch(/^migrate:schema: postgresql unavailable: .*ECONNREFUSED/);
       });
     });
   },
@@ -428,32 +438,35 @@ describe('migrations on PGlite', () => {
   it('applies in order once, also with two runners at once; a failing file leaves nothing', async () => {
     const schema = `kst_mig_${run}_pglite`;
     const dir = await migrationsDir(LOGGED);
-    const migrations = await loadMigrations(dir);
-    const [a, b] = await Promise.all([migrate(sql, { schema, dir }), migrate(sql, { schema, dir })]);
+    const migrations = await loadSchemaMigrations(dir);
+    const [a, b] = await Promise.all([
+      applySchemaMigrations(sql, { schema, dir }),
+      applySchemaMigrations(sql, { schema, dir }),
+    ]);
     expect([...files(a.applied), ...files(b.applied)].sort()).toEqual(files(migrations).sort());
     const rows = await sql.query<{ n: number }>(`SELECT n FROM ${quoteIdent(schema)}.log ORDER BY at, n`);
     expect(rows.map((r) => r.n)).toEqual([1, 2, 9, 10]);
-    expect(await migrate(sql, { schema, dir })).toEqual({ applied: [], version: 10 });
+    expect(await applySchemaMigrations(sql, { schema, dir })).toEqual({ applied: [], version: 10 });
 
     await writeFiles(dir, {
       '0011_broken.sql': 'CREATE TABLE partial (x int);\nSELECT * FROM no_such_table;',
     });
-    const error = await failure(() => migrate(sql, { schema, dir }));
+    const error = await failure(() => applySchemaMigrations(sql, { schema, dir }));
     expect((error as Error).message).toMatch(/migration 0011_broken\.sql failed/);
     const partial = await sql.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [
       `${quoteIdent(schema)}.partial`,
     ]);
     expect(partial[0]?.t).toBeNull();
-    expect((await migrationStatus(sql, { schema, dir })).version).toBe(10);
+    expect((await schemaMigrationStatus(sql, { schema, dir })).version).toBe(10);
 
     // The repository's migrations too, in a schema of their own.
     const real = `kst_mig_${run}_pglite_real`;
-    const result = await migrate(sql, { schema: real });
-    expect(result.applied.length).toBe((await loadMigrations()).length);
-    expect((await migrationStatus(sql, { schema: real })).pending).toEqual([]);
+    const result = await applySchemaMigrations(sql, { schema: real });
+    expect(result.applied.length).toBe((await loadSchemaMigrations()).length);
+    expect((await schemaMigrationStatus(sql, { schema: real })).pending).toEqual([]);
   });
 });
 
-function files(migrations: Migration[]): string[] {
+function files(migrations: SchemaMigration[]): string[] {
   return migrations.map((m) => m.file);
 }

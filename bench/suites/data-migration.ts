@@ -15,16 +15,16 @@
 import type { Redis } from 'ioredis';
 import pg from 'pg';
 import { resolveConfig } from '../../lib/config/index.js';
-import { type CopyReport, copy } from '../../lib/migrate/copy.js';
-import { createPgTarget, type PgTarget } from '../../lib/migrate/pg-target.js';
-import { STORES, type StoreName } from '../../lib/migrate/records.js';
-import { createRedisSource, globEscape } from '../../lib/migrate/redis-source.js';
-import type { MigrationSource } from '../../lib/migrate/source.js';
-import { validate } from '../../lib/migrate/validate.js';
+import { type CopyReport, copy } from '../../lib/data-migration/copy.js';
+import { createPgTarget, type PgTarget } from '../../lib/data-migration/pg-target.js';
+import { STORES, type StoreName } from '../../lib/data-migration/records.js';
+import { createRedisSource, globEscape } from '../../lib/data-migration/redis-source.js';
+import type { RecordSource } from '../../lib/data-migration/source.js';
+import { validate } from '../../lib/data-migration/validate.js';
 import { createStorage } from '../../lib/storage/index.js';
-import { migrate } from '../../lib/storage/postgresql/migrate.js';
+import { applySchemaMigrations } from '../../lib/storage/postgresql/schema-migrations.js';
 import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
-import { type PopulateCounts, populate } from '../../test/migrate/populate.js';
+import { type PopulateCounts, populate } from '../../test/data-migration/populate.js';
 import { type Context, DATABASE_URL, REDIS_URL } from '../lib/context.js';
 import { median } from '../lib/measure.js';
 import type { MigrateResult, MigrateRow } from '../lib/results.js';
@@ -173,7 +173,7 @@ export async function migrateSuite(ctx: Context): Promise<void> {
 
     sql = await createSql(resolveConfig({ postgresql: { url: DATABASE_URL, listen: false } }).postgresql);
     await raw.connect();
-    const source: MigrationSource = createRedisSource({
+    const source: RecordSource = createRedisSource({
       client: redis,
       prefix: keyPrefix,
       name: `${REDIS_URL}, prefix ${keyPrefix}`,
@@ -182,7 +182,7 @@ export async function migrateSuite(ctx: Context): Promise<void> {
       // The run's schema names: the context drops them too if this process is interrupted.
       const schema = ctx.schema();
       schemas.push(schema);
-      await migrate(sql!, { schema });
+      await applySchemaMigrations(sql!, { schema });
       return createPgTarget({ sql: sql!, schema, name: DATABASE_URL });
     };
     ctx.log(

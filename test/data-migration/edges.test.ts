@@ -5,9 +5,9 @@
  * differs only beyond a double's precision.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { copy } from '../../lib/migrate/copy.js';
-import type { MigrationSource } from '../../lib/migrate/source.js';
-import { validate } from '../../lib/migrate/validate.js';
+import { copy } from '../../lib/data-migration/copy.js';
+import type { RecordSource } from '../../lib/data-migration/source.js';
+import { validate } from '../../lib/data-migration/validate.js';
 import { quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { adminSql, migrateUnavailable, pgStorage, redisStorage, Scratch } from './support.js';
@@ -40,7 +40,7 @@ describe.skipIf(unavailable !== undefined)('migrate: edges', () => {
     try {
       await redisStorage.kv.set('k', 'v1');
       let step = 0;
-      const live: MigrationSource = {
+      const live: RecordSource = {
         ...source,
         async *batches(store, cursor, size) {
           for await (const batch of source.batches(store, cursor, size)) {
@@ -76,7 +76,7 @@ describe.skipIf(unavailable !== undefined)('migrate: edges', () => {
     try {
       for (let i = 0; i < 4; i++) await redisStorage.queues.send('jobs', { n: i });
       let fail = true;
-      const crashing: MigrationSource = {
+      const crashing: RecordSource = {
         ...source,
         async remove(store, ids) {
           if (fail) {
@@ -171,7 +171,7 @@ describe.skipIf(unavailable !== undefined)('migrate: edges', () => {
       const redis = scratch.redis();
       await redis.set(`${prefix}kv:id`, '{"snowflake":9007199254740992}');
       let raced = false;
-      const live: MigrationSource = {
+      const live: RecordSource = {
         ...source,
         async *batches(store, cursor, size) {
           for await (const batch of source.batches(store, cursor, size)) {

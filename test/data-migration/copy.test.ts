@@ -4,10 +4,10 @@
  * backend's public API; an interrupted copy resumed; validate catching what differs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copy } from '../../lib/migrate/copy.js';
-import type { PgTarget } from '../../lib/migrate/pg-target.js';
-import type { MigrationSource } from '../../lib/migrate/source.js';
-import { validate } from '../../lib/migrate/validate.js';
+import { copy } from '../../lib/data-migration/copy.js';
+import type { PgTarget } from '../../lib/data-migration/pg-target.js';
+import type { RecordSource } from '../../lib/data-migration/source.js';
+import { validate } from '../../lib/data-migration/validate.js';
 import { quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { type Populated, populate } from './populate.js';
@@ -40,7 +40,7 @@ describe.skipIf(unavailable !== undefined)('migrate copy: Redis layout → Postg
   const scratch = new Scratch();
   let prefix: string;
   let populated: Populated;
-  let source: MigrationSource;
+  let source: RecordSource;
 
   beforeAll(async () => {
     prefix = scratch.prefix();

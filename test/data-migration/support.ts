@@ -6,11 +6,11 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
-import { createPgTarget, type PgTarget } from '../../lib/migrate/pg-target.js';
-import { createRedisSource } from '../../lib/migrate/redis-source.js';
-import type { MigrationSource } from '../../lib/migrate/source.js';
+import { createPgTarget, type PgTarget } from '../../lib/data-migration/pg-target.js';
+import { createRedisSource } from '../../lib/data-migration/redis-source.js';
+import type { RecordSource } from '../../lib/data-migration/source.js';
 import { createStorage } from '../../lib/storage/index.js';
-import { migrate } from '../../lib/storage/postgresql/migrate.js';
+import { applySchemaMigrations } from '../../lib/storage/postgresql/schema-migrations.js';
 import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { testDatabaseUrl } from '../support/backends.js';
@@ -101,7 +101,7 @@ export class Scratch {
     this.schemas.push(schema);
     const sql = await adminSql();
     try {
-      if (migrated) await migrate(sql, { schema });
+      if (migrated) await applySchemaMigrations(sql, { schema });
       else await sql.query(`CREATE SCHEMA ${quoteIdent(schema)}`);
     } finally {
       await sql.close();
@@ -115,7 +115,7 @@ export class Scratch {
     return createPgTarget({ sql, schema, name: DATABASE_URL });
   }
 
-  source(prefix: string): MigrationSource {
+  source(prefix: string): RecordSource {
     return createRedisSource({ client: this.redis(), prefix, name: `${REDIS_URL}, prefix ${prefix}` });
   }
 

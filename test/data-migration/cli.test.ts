@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../lib/migrate/cli.js';
+import { run } from '../../lib/data-migration/cli.js';
 import { quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import { type PopulateCounts, populate } from './populate.js';
 import {
@@ -250,7 +250,7 @@ describe.skipIf(unavailable !== undefined)('kubently-storage migrate (CLI)', () 
       [
         'schema without migrations',
         ['migrate', 'copy', ...conn(small, empty)],
-        new RegExp(`target schema "${empty}" .* has no tables: run \`npm run migrate\``),
+        new RegExp(`target schema "${empty}" .* has no tables: run \`npm run migrate:schema\``),
       ],
       ['--move without queues', ['migrate', 'copy', '--move', ...ok], /--move applies to queues only/],
       [

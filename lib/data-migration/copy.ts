@@ -28,10 +28,10 @@ import {
   STORES,
   type StoreName,
 } from './records.js';
-import type { Cursor, MigrationSource } from './source.js';
+import type { Cursor, RecordSource } from './source.js';
 
 export interface CopyOptions {
-  source: MigrationSource;
+  source: RecordSource;
   target: PgTarget;
   /** The checkpoint's name; default derived from source and target. */
   job?: string;
@@ -135,7 +135,7 @@ interface JobState {
 const VERIFY_ROUNDS = 5;
 const SETTLE_TOLERANCE_MS = 50;
 
-export function jobName(source: MigrationSource, target: PgTarget): string {
+export function jobName(source: RecordSource, target: PgTarget): string {
   return `copy ${source.layout} ${source.name} -> ${target.name} schema ${target.schema}`;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Schema migrations on deploy: functions/migrate.ts as CloudFormation's custom resource invokes
+ * Schema migrations on deploy: functions/schema-migrations.ts as CloudFormation's custom resource invokes
  * it — Create, Update and Delete events — against the real PostgreSQL, answering through the
  * pre-signed response URL (here a local HTTP server receiving the PUT). A failing migration
  * answers FAILED with its message (the deploy stops); runs at once apply each file once.
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { CustomResourceEvent, CustomResourceResponse } from '../../functions/migrate.js';
+import type { CustomResourceEvent, CustomResourceResponse } from '../../functions/schema-migrations.js';
 import { testDatabaseUrl } from '../support/backends.js';
 import { lambdaContext } from './lambda.js';
 
@@ -89,7 +89,7 @@ async function migrateFunction(
     ...env,
   };
   for (const [name, value] of Object.entries(settings)) vi.stubEnv(name, value);
-  const module = await import('../../functions/migrate.js');
+  const module = await import('../../functions/schema-migrations.js');
   if (migrationsDir) module.useMigrationsDir(migrationsDir);
   const invoke = (type: CustomResourceEvent['RequestType'], physicalId?: string) =>
     module.handler(

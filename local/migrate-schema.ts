@@ -1,5 +1,5 @@
 /**
- * `npm run migrate`: applies the pending files of migrations/ to the PostgreSQL schema the
+ * `npm run migrate:schema`: applies the pending files of migrations/ to the PostgreSQL schema the
  * environment names, as the backend would with `postgresql.migrate: true`.
  *
  *   DATABASE_URL     postgres://user:password@host:5432/database (required for pg and neon)
@@ -7,15 +7,15 @@
  *   POSTGRES_SCHEMA  the schema (default kubently); created when missing
  *   NEON_WS_PROXY    neon driver: a WebSocket proxy (host:port/v1), e.g. local/neon-proxy.ts
  *
- * `npm run migrate -- --status` prints the schema's version and pending files, changing nothing.
+ * `npm run migrate:schema -- --status` prints the schema's version and pending files, changing nothing.
  * Exits 0 when the schema is (or already was) at the newest version, 1 on any error.
  */
 import { configFromEnv, type StorageConfig } from '../lib/config/index.js';
 import { ConfigError, StorageError } from '../lib/errors.js';
-import { migrate, migrationStatus } from '../lib/storage/postgresql/migrate.js';
+import { applySchemaMigrations, schemaMigrationStatus } from '../lib/storage/postgresql/schema-migrations.js';
 import { createSql, mapSqlError, type Sql } from '../lib/storage/postgresql/sql.js';
 
-const USAGE = `usage: npm run migrate [-- --status]
+const USAGE = `usage: npm run migrate:schema [-- --status]
 
 Applies migrations/ to the schema POSTGRES_SCHEMA (default kubently) of DATABASE_URL.
   --status  print the schema's version and pending migrations; change nothing`;
@@ -35,7 +35,7 @@ async function main(args: string[]): Promise<number> {
   }
   const unknown = args.filter((a) => a !== '--status');
   if (unknown.length > 0) {
-    console.error(`migrate: unknown argument ${unknown[0]}\n${USAGE}`);
+    console.error(`migrate:schema: unknown argument ${unknown[0]}\n${USAGE}`);
     return 2;
   }
   const statusOnly = args.includes('--status');
@@ -51,7 +51,7 @@ async function main(args: string[]): Promise<number> {
     }).postgresql;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    console.error('migrate: invalid configuration:');
+    console.error('migrate:schema: invalid configuration:');
     for (const problem of error.problems) {
       const field = problem.slice(0, problem.indexOf(':'));
       const variable = ENV_OF[field];
@@ -67,14 +67,14 @@ async function main(args: string[]): Promise<number> {
   try {
     sql = await createSql(config);
     if (statusOnly) {
-      const status = await migrationStatus(sql, { schema });
+      const status = await schemaMigrationStatus(sql, { schema });
       const state = status.pending.length === 0 ? 'up to date' : `${status.pending.length} pending`;
       console.log(`${label} at version ${status.version} (${state})`);
       for (const m of status.pending) console.log(`  pending  ${m.file}`);
       for (const m of status.changed) console.log(`  CHANGED  ${m.file} (differs from what was applied)`);
       return status.changed.length > 0 ? 1 : 0;
     }
-    const result = await migrate(sql, { schema });
+    const result = await applySchemaMigrations(sql, { schema });
     for (const m of result.applied) console.log(`applied ${m.file}`);
     console.log(
       result.applied.length === 0
@@ -83,7 +83,7 @@ async function main(args: string[]): Promise<number> {
     );
     return 0;
   } catch (error) {
-    console.error(`migrate: ${describe(error)}`);
+    console.error(`migrate:schema: ${describe(error)}`);
     return 1;
   } finally {
     await sql?.close().catch(() => {});

@@ -80,7 +80,7 @@ import {
   type TokenRecord,
 } from './records.js';
 import { globEscape, scanStep as rawScanStep } from './redis-scan.js';
-import { type Cursor, MigrationInputError, type MigrationSource, type SourceBatch } from './source.js';
+import { type Cursor, DataMigrationInputError, type RecordSource, type SourceBatch } from './source.js';
 
 export interface LegacySourceOptions {
   client: RedisClient;
@@ -245,7 +245,7 @@ type StringRead =
   | { state: 'gone' }
   | { state: 'wrongType' };
 
-export function createLegacySource(options: LegacySourceOptions): MigrationSource {
+export function createLegacySource(options: LegacySourceOptions): RecordSource {
   const { client } = options;
   const p = options.prefix ?? '';
   const importedAtMs = (options.now ?? Date.now)();
@@ -601,7 +601,7 @@ export function createLegacySource(options: LegacySourceOptions): MigrationSourc
 
   const all = `${globEscape(p)}*`;
 
-  const source: MigrationSource = {
+  const source: RecordSource = {
     name: options.name,
     layout: 'legacy-kubently',
     stores: ['kv', 'sessions', 'tokens', 'events', 'audit'],
@@ -731,7 +731,7 @@ export function createLegacySource(options: LegacySourceOptions): MigrationSourc
           // The cursor is the last source id written: resume in its list, after its position.
           const start = typeof cursor === 'string' ? parseAuditId(cursor) : undefined;
           if (typeof cursor === 'string' && start === undefined) {
-            throw new MigrationInputError(
+            throw new DataMigrationInputError(
               `the audit resume point ${JSON.stringify(cursor)} is not a legacy audit position: ` +
                 'it comes from another source; restart the copy of this source with a new job',
             );
@@ -834,7 +834,7 @@ export function createLegacySource(options: LegacySourceOptions): MigrationSourc
       try {
         await client.ping();
       } catch (error) {
-        throw new MigrationInputError(
+        throw new DataMigrationInputError(
           `cannot reach the legacy Redis at ${options.name}: ${(error as Error).message}`,
           { cause: error },
         );
@@ -848,7 +848,7 @@ export function createLegacySource(options: LegacySourceOptions): MigrationSourc
       for (const [key, type] of expected) {
         const actual = await client.type(key);
         if (actual !== 'none' && actual !== type) {
-          throw new MigrationInputError(
+          throw new DataMigrationInputError(
             `${options.name} does not hold the upstream Kubently layout: ${key} is a ${actual}, not a ${type}` +
               (p === '' ? '' : ` (prefix ${JSON.stringify(p)})`),
           );

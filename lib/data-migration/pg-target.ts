@@ -10,7 +10,7 @@
  * source holds it. Audit entries are the exception (new ids here, see `records.ts`): the copy
  * never writes one twice because the checkpoint moves past them in the same transaction.
  */
-import { migrationStatus } from '../storage/postgresql/migrate.js';
+import { schemaMigrationStatus } from '../storage/postgresql/schema-migrations.js';
 import { quoteIdent, type Sql, type SqlExecutor } from '../storage/postgresql/sql.js';
 import {
   type AuditRecord,
@@ -29,7 +29,7 @@ import {
   splitPairId,
   type TokenRecord,
 } from './records.js';
-import { type Cursor, MigrationInputError } from './source.js';
+import { type Cursor, DataMigrationInputError } from './source.js';
 
 export interface Checkpoint {
   job: string;
@@ -429,29 +429,29 @@ export function createPgTarget(options: PgTargetOptions) {
     name: options.name,
     schema: options.schema,
 
-    /** Throws `MigrationInputError` unless the schema has every migration applied. */
+    /** Throws `DataMigrationInputError` unless the schema has every migration applied. */
     async check(): Promise<void> {
-      let status: Awaited<ReturnType<typeof migrationStatus>>;
+      let status: Awaited<ReturnType<typeof schemaMigrationStatus>>;
       try {
-        status = await migrationStatus(sql, { schema: options.schema });
+        status = await schemaMigrationStatus(sql, { schema: options.schema });
       } catch (error) {
-        throw new MigrationInputError(
+        throw new DataMigrationInputError(
           `cannot reach the target PostgreSQL at ${options.name}: ${(error as Error).message}`,
           { cause: error },
         );
       }
       if (status.changed.length > 0) {
-        throw new MigrationInputError(
+        throw new DataMigrationInputError(
           `the target schema ${options.schema} was migrated with a different ${status.changed[0]!.file}: fix the schema first`,
         );
       }
       if (status.pending.length > 0) {
-        throw new MigrationInputError(
+        throw new DataMigrationInputError(
           status.version === 0
             ? `the target schema ${JSON.stringify(options.schema)} at ${options.name} has no tables: ` +
-                `run \`npm run migrate\` (DATABASE_URL and POSTGRES_SCHEMA pointing at it) first`
+                `run \`npm run migrate:schema\` (DATABASE_URL and POSTGRES_SCHEMA pointing at it) first`
             : `the target schema ${JSON.stringify(options.schema)} is at version ${status.version}; ` +
-                `${status.pending.map((m) => m.file).join(', ')} not applied: run \`npm run migrate\` first`,
+                `${status.pending.map((m) => m.file).join(', ')} not applied: run \`npm run migrate:schema\` first`,
         );
       }
     },
