@@ -4,7 +4,7 @@
  * OpenAPI file (`openapi.yaml`, `npm run openapi`) is generated from them, and a test holds
  * `serverless.yml`, this table and the OpenAPI file to the same set of routes.
  */
-import type { TSchema } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
 // A namespace import esbuild can tree-shake: TypeBox's `Type` object holds every builder,
 // ~45 KB more in each bundled function.
 import * as T from '@sinclair/typebox';
@@ -33,7 +33,7 @@ const Name = (description: string) =>
   });
 
 /** The query of a paged route (keyset pages; the response carries `cursor` while more follow). */
-const PageQuery = T.Object(
+export const PageQuery = T.Object(
   {
     limit: T.Optional(
       T.String({
@@ -47,6 +47,7 @@ const PageQuery = T.Object(
   },
   Strict,
 );
+export type PageQuery = Static<typeof PageQuery>;
 const Cursor = T.Optional(
   T.String({ description: 'present when more items follow: pass it as the next request’s cursor' }),
 );
