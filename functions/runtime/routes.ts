@@ -77,6 +77,16 @@ export const ErrorBody = T.Object(
   { $id: 'Error' },
 );
 
+/**
+ * API Gateway's own answer, not a function's: 429 when the stage's throttle (`throttle.http.*`)
+ * refuses the request, 500 when the function itself failed (crashed, timed out or could not be
+ * invoked).
+ */
+export const GatewayErrorBody = T.Object(
+  { message: T.String({ description: 'e.g. "Too Many Requests", "Internal Server Error"' }) },
+  { $id: 'GatewayError' },
+);
+
 export const SessionBody = T.Object(
   {
     sessionId: T.String(),
@@ -131,8 +141,10 @@ export interface RouteSpec {
   query?: TSchema;
   /** Status → response body schema (`null`: no body). Error statuses are added by the generator. */
   responses: Record<number, TSchema | null>;
-  /** Error statuses this route answers besides 400/401/403/503. */
+  /** Error statuses this route answers besides 400/401/403/429/500/503. */
   errors?: number[];
+  /** Written to the audit log; the `X-Correlation-Id` request header names the entry's correlation id. */
+  audited?: boolean;
 }
 
 export const routes = [
@@ -439,6 +451,7 @@ export const routes = [
     operation: 'tokens.issue',
     summary: 'Issue a token (the only time its secret is shown)',
     scopes: ['admin'],
+    audited: true,
     body: T.Object(
       {
         identity: Name('service name'),
@@ -487,6 +500,7 @@ export const routes = [
     operation: 'tokens.revoke',
     summary: 'Revoke a token at once',
     scopes: ['admin'],
+    audited: true,
     responses: { 204: null },
     errors: [404],
   },
