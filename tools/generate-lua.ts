@@ -1,7 +1,7 @@
 /**
  * `npm run lua`: writes `lib/storage/redis/scripts.generated.ts` from the Lua programs in
  * `lib/storage/redis/lua/` (the backend's scripts at the top, the data migration's under
- * `migrate/`). Each becomes one exported string, so a bundle carries only the scripts it uses
+ * `data-migration/`). Each becomes one exported string, so a bundle carries only the scripts it uses
  * and nothing reads a file at run time. `npm run lua -- --check` exits 1 when the module is out
  * of date.
  *
@@ -62,7 +62,7 @@ function compile(file: string, includes: Map<string, string>, seen: string[]): s
   return parts;
 }
 
-/** `name.lua` → `name`; `migrate/name.lua` → `migrateName`. */
+/** `name.lua` → `name`; `data-migration/name.lua` → `dataMigrationName`. */
 function scriptFiles(): { name: string; file: string }[] {
   const list = (sub: string, prefix: string) =>
     readdirSync(join(luaDir, sub))
@@ -73,7 +73,7 @@ function scriptFiles(): { name: string; file: string }[] {
         const name = prefix ? `${prefix}${base[0]!.toUpperCase()}${base.slice(1)}` : base;
         return { name, file: join(luaDir, sub, f) };
       });
-  return [...list('', ''), ...list('migrate', 'migrate')];
+  return [...list('', ''), ...list('data-migration', 'dataMigration')];
 }
 
 export function renderLuaModule(): string {
