@@ -44,8 +44,7 @@ const Name = (description: string) =>
 /** Digits of a `limit` query parameter: enough for `MAX_LIST_LIMIT`, the handler checks the value. */
 const LIMIT_PATTERN = `^[0-9]{1,${String(MAX_LIST_LIMIT).length}}$`;
 /** A receipt or a cursor: a string the service answered earlier. */
-const Opaque = (description?: string) =>
-  T.String({ minLength: 1, maxLength: MAX_OPAQUE_STRING_CHARS, ...(description ? { description } : {}) });
+const OPAQUE = { minLength: 1, maxLength: MAX_OPAQUE_STRING_CHARS } as const;
 
 /** The query of a paged route (keyset pages; the response carries `cursor` while more follow). */
 export const PageQuery = T.Object(
@@ -56,7 +55,7 @@ export const PageQuery = T.Object(
         description: `an integer 1–${MAX_LIST_LIMIT}, default ${DEFAULT_LIST_LIMIT}`,
       }),
     ),
-    cursor: T.Optional(Opaque('the cursor the previous page answered')),
+    cursor: T.Optional(T.String({ ...OPAQUE, description: 'the cursor the previous page answered' })),
   },
   Strict,
 );
@@ -395,7 +394,7 @@ export const routes = [
     operation: 'queues.ack',
     summary: 'Delete a leased message',
     scopes: ['queues:receive'],
-    body: T.Object({ receipt: Opaque() }, Strict),
+    body: T.Object({ receipt: T.String(OPAQUE) }, Strict),
     bodyRequired: true,
     responses: { 204: null },
     errors: [404, 409],
@@ -409,7 +408,7 @@ export const routes = [
     scopes: ['queues:receive'],
     body: T.Object(
       {
-        receipt: Opaque(),
+        receipt: T.String(OPAQUE),
         delay: T.Optional(NonNegativeSeconds('seconds')),
       },
       Strict,

@@ -28,7 +28,12 @@ export function createQueueStore(driver: QueueDriver, maxBytes: number): QueueSt
       const json = serializeJson('payload', payload, maxBytes);
       const o = checkOptions('options', options, ['delay', 'dedupId']);
       const dedupId = checkOptionalName('options.dedupId', o.dedupId);
-      return driver.send(queue, json, checkDelayOption(o.delay), dedupId);
+      return driver.send(
+        queue,
+        json,
+        o.delay === undefined ? 0 : checkDelay('options.delay', o.delay, MAX_DELAY_SECONDS),
+        dedupId,
+      );
     },
     async receive(queue, options) {
       checkName('queue', queue);
@@ -49,7 +54,12 @@ export function createQueueStore(driver: QueueDriver, maxBytes: number): QueueSt
     async nack(queue, id, receipt, options) {
       checkLease(queue, id, receipt);
       const o = checkOptions('options', options, ['delay']);
-      return driver.nack(queue, id, receipt, checkDelayOption(o.delay));
+      return driver.nack(
+        queue,
+        id,
+        receipt,
+        o.delay === undefined ? 0 : checkDelay('options.delay', o.delay, MAX_DELAY_SECONDS),
+      );
     },
     async extend(queue, id, receipt, visibilityTimeout) {
       checkLease(queue, id, receipt);
@@ -67,11 +77,6 @@ export function createQueueStore(driver: QueueDriver, maxBytes: number): QueueSt
       return driver.redrive(queue, checkListLimit('options.limit', o.limit));
     },
   };
-}
-
-/** `options.delay` of a send or nack, in ms (0 when absent). */
-function checkDelayOption(delay: unknown): number {
-  return delay === undefined ? 0 : checkDelay('options.delay', delay, MAX_DELAY_SECONDS);
 }
 
 /** A lease in seconds, as a TTL but at most `MAX_VISIBILITY_SECONDS`; answers ms. */
