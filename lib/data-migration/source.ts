@@ -60,3 +60,24 @@ export class DataMigrationInputError extends Error {
     this.name = 'DataMigrationInputError';
   }
 }
+
+/** A cursor kept as text (a SCAN or HSCAN position, a stream id); `start` when there is none. */
+export function textCursor(cursor: Cursor | undefined, start: string): string {
+  if (cursor === undefined) return start;
+  if (typeof cursor === 'string') return cursor;
+  throw new DataMigrationInputError(
+    `the checkpoint's position ${JSON.stringify(cursor)} is not one of this store`,
+  );
+}
+
+/** A cursor `[name, n]`: where a walk by name (queues, channels) stands; `start` when there is none. */
+export function namedCursor(cursor: Cursor | undefined, start: [string, number]): [string, number] {
+  if (cursor === undefined) return start;
+  if (Array.isArray(cursor) && cursor.length === 2) {
+    const [name, n] = cursor;
+    if (typeof name === 'string' && typeof n === 'number') return [name, n];
+  }
+  throw new DataMigrationInputError(
+    `the checkpoint's position ${JSON.stringify(cursor)} is not one of this store`,
+  );
+}
