@@ -49,6 +49,16 @@ export interface RecordSource {
   close(): Promise<void>;
 }
 
+/** One store of the source: what `RecordSource` asks of it, without the store argument. */
+export interface StoreReader<S extends StoreName> {
+  /** About how many items the store holds; undefined when unknown. */
+  estimate(): Promise<number | undefined>;
+  /** The store's records from `cursor` (undefined: from the start). */
+  batches(cursor: Cursor | undefined, batchSize: number): AsyncIterable<SourceBatch<S>>;
+  /** The items' current state in the order of `ids`; undefined where one is gone. */
+  fetch(ids: string[]): Promise<(RecordOf[S] | undefined)[]>;
+}
+
 /**
  * A migration cannot start or go on because of what it was given or found: a bad URL, an
  * unreachable server, a target without its tables. The message says what to do; the CLI prints

@@ -9,22 +9,15 @@ import { splitTaggedKey } from '../../storage/redis/keys.js';
 import type { RecordOf, StoreName } from '../records.js';
 import { globEscape, scanStep } from '../redis-scan.js';
 import type { Cursor, SourceBatch } from '../source.js';
+
+export type { StoreReader } from '../source.js';
+
 import type { Pipeline } from './replies.js';
 
 export interface RedisReadContext {
   readonly client: RedisClient;
   /** The storage's `keyPrefix`. */
   readonly prefix: string;
-}
-
-/** One store of the source: what `RecordSource` asks of it, without the store argument. */
-export interface StoreReader<S extends StoreName> {
-  /** About how many items the store holds; undefined when unknown. */
-  estimate(): Promise<number | undefined>;
-  /** The store's records from `cursor` (undefined: from the start). */
-  batches(cursor: Cursor | undefined, batchSize: number): AsyncIterable<SourceBatch<S>>;
-  /** The items' current state in the order of `ids`; undefined where one is gone. */
-  fetch(ids: string[]): Promise<(RecordOf[S] | undefined)[]>;
 }
 
 /** A pipeline for keys of one node (SCAN answered them from it) or of one hash tag. */
