@@ -27,7 +27,7 @@ import {
   type StoreName,
   splitPairId,
 } from './records.js';
-import { type Cursor, DataMigrationInputError } from './source.js';
+import { type Cursor, DataMigrationInputError, isCursor } from './source.js';
 
 const EMPTY_SIZES: Record<StoreName, number> = {
   kv: 0,
@@ -64,12 +64,6 @@ function parseCursor(json: string): Cursor {
   const value: unknown = JSON.parse(json);
   if (!isCursor(value)) throw new Error(`a checkpoint holds no position: ${json}`);
   return value;
-}
-
-function isCursor(value: unknown): value is Cursor {
-  if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) return true;
-  if (Array.isArray(value)) return value.every(isCursor);
-  return typeof value === 'object' && Object.values(value).every(isCursor);
 }
 
 export function createPgTarget(options: PgTargetOptions) {

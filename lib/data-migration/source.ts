@@ -9,6 +9,13 @@ import type { RecordOf, StoreName } from './records.js';
 /** A position within one store's read, JSON-serialisable (it is kept in the checkpoint). */
 export type Cursor = string | number | boolean | null | Cursor[] | { [key: string]: Cursor };
 
+/** Whether a JSON value (a checkpoint's, read back) is a cursor. */
+export function isCursor(value: unknown): value is Cursor {
+  if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) return true;
+  if (Array.isArray(value)) return value.every(isCursor);
+  return typeof value === 'object' && Object.values(value).every(isCursor);
+}
+
 export interface SourceBatch<S extends StoreName> {
   records: RecordOf[S][];
   /** Where the next read starts: the batch's records are behind it. */
