@@ -20,9 +20,9 @@ import { backendsUsed } from '../lib/config/index.js';
 import { ConfigError } from '../lib/errors.js';
 import { applySchemaMigrations, SchemaMigrationError } from '../lib/storage/postgresql/schema-migrations.js';
 import { createSql, type Sql } from '../lib/storage/postgresql/sql.js';
-import { logger } from './lib/logger.js';
-import { runtime } from './lib/middleware.js';
-import { getStorageConfig } from './lib/storage.js';
+import { logger } from './runtime/logger.js';
+import { runtime } from './runtime/middleware.js';
+import { getStorageConfig } from './runtime/storage.js';
 
 /** The migration files beside this function: migrations/ of the repository, of the package on Lambda. */
 export const PACKAGED_MIGRATIONS = fileURLToPath(new URL('../migrations/', import.meta.url));

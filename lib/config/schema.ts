@@ -230,7 +230,7 @@ export const StorageConfigSchema = T.Object(
       },
       Strict,
     ),
-    /** The WebSocket relay (functions/lib/relay.ts). */
+    /** The WebSocket relay (functions/runtime/relay.ts). */
     websocket: T.Object(
       {
         /** More subscribers than this on a channel and a publish hands the relay to the fanout function. */

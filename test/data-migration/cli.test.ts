@@ -533,7 +533,7 @@ describe.skipIf(unavailable !== undefined)('kubently-storage migrate (CLI)', () 
         child.on('close', (code) => resolve({ code: code ?? -1, out, err, ms: Date.now() - started }));
       });
     // The bin runs the CLI built into dist/ (npm ci builds it at `prepare`): build it as that does.
-    execFileSync(process.execPath, ['local/build-cli.mjs'], { cwd: ROOT });
+    execFileSync(process.execPath, ['tools/build-cli.mjs'], { cwd: ROOT });
     // A checkout reached through a symlink runs too (the entry check compares real paths).
     const link = join(cwd, 'checkout');
     symlinkSync(ROOT, link);

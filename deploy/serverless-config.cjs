@@ -4,9 +4,9 @@
  * and `deploy` refuse an invalid configuration with the same message the functions would give,
  * and the cleanup schedule follows `ttl.enabled` / `ttl.interval`.
  *
- * serverless.yml: `custom.storage: ${file(./local/serverless-config.cjs)}`. Serverless loads
+ * serverless.yml: `custom.storage: ${file(./deploy/serverless-config.cjs)}`. Serverless loads
  * this file with require(), so lib/config (TypeScript, ESM) is bundled on the fly with esbuild.
- * local/esbuild-plugins.cjs reads the same configuration to decide what each bundle carries.
+ * deploy/esbuild-plugins.cjs reads the same configuration to decide what each bundle carries.
  */
 const { buildSync } = require('esbuild');
 const path = require('node:path');
@@ -16,7 +16,7 @@ let configModule;
 
 /**
  * lib/config, and what deploy-time code reads of the project's TypeScript (lib/storage/packaged.ts
- * for local/esbuild-plugins.cjs; lib/metrics.ts and the routes table for deploy/), bundled once
+ * for deploy/esbuild-plugins.cjs; lib/metrics.ts and the routes table for deploy/), bundled once
  * per process.
  */
 function loadConfigModule() {
@@ -27,7 +27,7 @@ function loadConfigModule() {
           "export * from './lib/config/index.ts';",
           "export * from './lib/storage/packaged.ts';",
           "export * from './lib/metrics.ts';",
-          "export { routes } from './functions/lib/routes.ts';",
+          "export { routes } from './functions/runtime/routes.ts';",
         ].join(' '),
         resolveDir: root,
         loader: 'ts',
@@ -98,6 +98,6 @@ module.exports = async ({ resolveConfigurationProperty } = {}) => {
     cleanupRate: `rate(${minutes} ${minutes === 1 ? 'minute' : 'minutes'})`,
   };
 };
-// For local/esbuild-plugins.cjs, which packages the functions for this configuration.
+// For deploy/esbuild-plugins.cjs, which packages the functions for this configuration.
 module.exports.loadConfigModule = loadConfigModule;
 module.exports.packageConfig = packageConfig;

@@ -17,7 +17,7 @@ let owned = false;
 
 /**
  * The container's configuration, read once from the environment and the secrets it references
- * (functions/lib/secrets.ts). A `ConfigError` is thrown to the caller and nothing is cached, so
+ * (functions/runtime/secrets.ts). A `ConfigError` is thrown to the caller and nothing is cached, so
  * the next invocation tries again (and fails the same way, cheaply, since the environment of a
  * container does not change).
  */

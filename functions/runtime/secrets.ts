@@ -3,7 +3,7 @@
  * run time with Powertools Parameters — SSM Parameter Store (SecureString decrypted) or Secrets
  * Manager — and cached for `SECRETS_MAX_AGE` seconds (default 300). A rotated secret is picked up
  * within that time without a redeploy, and at once after an operation failed to authenticate
- * (`noteFailure`). functions/lib/storage.ts builds the storage with them and rebuilds it when
+ * (`noteFailure`). functions/runtime/storage.ts builds the storage with them and rebuilds it when
  * one changes. Nothing is loaded, and no AWS call is made, when the environment references no
  * secret (local runs, tests).
  */

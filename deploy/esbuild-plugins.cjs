@@ -1,6 +1,6 @@
 /**
  * esbuild plugins for serverless-esbuild (serverless.yml `custom.esbuild.plugins`): each function
- * is bundled for the configuration it is packaged with (local/serverless-config.cjs loads it as
+ * is bundled for the configuration it is packaged with (deploy/serverless-config.cjs loads it as
  * the functions will), so it carries no more than that configuration uses.
  *
  * - Backends: the storage backends (lib/storage/<backend>/index.ts) and PostgreSQL drivers
@@ -83,7 +83,7 @@ function backendPlugins(config, document, { deployed = false } = {}) {
           const source = readFileSync(PACKAGED_FILE, 'utf8');
           if (!source.includes(PACKAGED_LINE)) {
             throw new Error(
-              `local/esbuild-plugins.cjs: ${PACKAGED_FILE} no longer has the line "${PACKAGED_LINE}"`,
+              `deploy/esbuild-plugins.cjs: ${PACKAGED_FILE} no longer has the line "${PACKAGED_LINE}"`,
             );
           }
           const line = `export const PACKAGED: Packaged | undefined = ${JSON.stringify(packaged)};`;
@@ -125,8 +125,8 @@ function backendPlugins(config, document, { deployed = false } = {}) {
           path: args.path,
           namespace: 'deployed-only',
         }));
-        // Imported only where tracing is on or secrets are referenced (functions/lib/tracing.ts,
-        // functions/lib/secrets.ts), never in a local stage: say why it is missing.
+        // Imported only where tracing is on or secrets are referenced (functions/runtime/tracing.ts,
+        // functions/runtime/secrets.ts), never in a local stage: say why it is missing.
         build.onLoad({ filter: /.*/, namespace: 'deployed-only' }, (args) => ({
           contents: `throw new Error(${JSON.stringify(`${args.path} is not in this build: it was packaged for a local stage`)});`,
           loader: 'js',

@@ -7,7 +7,7 @@
  *   service annotated, errors recorded).
  * - `captureClient(client)`: an AWS SDK v3 client whose calls are subsegments.
  * - `traceCall(name, annotations, fn)`: one subsegment around `fn` (the storage's operations, see
- *   functions/lib/instrument.ts), annotated so traces can be searched by backend and operation.
+ *   functions/runtime/instrument.ts), annotated so traces can be searched by backend and operation.
  */
 
 import type { Tracer } from '@aws-lambda-powertools/tracer';

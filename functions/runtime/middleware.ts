@@ -42,7 +42,7 @@ export function httpErrors(logger: Logger): HttpMiddleware {
 
 /**
  * What runs around every function's handler, registered first: its X-Ray subsegment (where
- * tracing is on), then the secrets its storage is configured with (functions/lib/storage.ts).
+ * tracing is on), then the secrets its storage is configured with (functions/runtime/storage.ts).
  */
 export function runtime<Event, Result>(name: string): MiddlewareObj<Event, Result>[] {
   return [tracing<Event, Result>(name), storageSecrets<Event, Result>()];
