@@ -4,7 +4,7 @@
  * store's own id: a batch written twice leaves one row per item.
  */
 import type { SqlExecutor } from '../../storage/postgresql/sql.js';
-import { idOf, type RecordOf, type StoreName } from '../records.js';
+import { idOf, type RecordOf, type StoreName, splitPairId } from '../records.js';
 
 /** An event channel's last id to carry over (see `SourceBatch.counters`). */
 export interface ChannelCounter {
@@ -234,4 +234,35 @@ export async function writeRecords<S extends StoreName>(
   if (input.length === 0 && counters.length === 0) return;
   const write: Writer<S> = WRITERS[store];
   await write(ctx, store === 'audit' ? input : lastOfEach(store, input), counters);
+}
+
+/** Deletes items by id (`idOf`): the copy's verification found them gone from the source. */
+export async function removeRecords(
+  sql: SqlExecutor,
+  table: (name: string) => string,
+  store: StoreName,
+  ids: string[],
+): Promise<void> {
+  if (ids.length === 0) return;
+  switch (store) {
+    case 'kv':
+      await sql.query(`DELETE FROM ${table('kv_store')} WHERE key = ANY($1::text[])`, [ids]);
+      return;
+    case 'sessions':
+      await sql.query(`DELETE FROM ${table('sessions')} WHERE session_id = ANY($1::text[])`, [ids]);
+      return;
+    case 'tokens':
+      await sql.query(`DELETE FROM ${table('tokens')} WHERE id = ANY($1::text[])`, [ids]);
+      return;
+    case 'connections':
+      await sql.query(`DELETE FROM ${table('ws_connections')} WHERE connection_id = ANY($1::text[])`, [ids]);
+      return;
+    case 'queues':
+      await sql.query(`DELETE FROM ${table('queues')} WHERE id = ANY($1::uuid[])`, [
+        ids.map((id) => splitPairId(id)[1]).filter((id) => UUID.test(id)),
+      ]);
+      return;
+    default:
+      throw new Error(`${store}: items are not removed by a copy`);
+  }
 }
