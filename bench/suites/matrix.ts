@@ -74,7 +74,7 @@ async function libraryOps(storage: Storage): Promise<OpTable> {
  * FIFO order, leases in a deadline set whose ended leases go back to ready; ack checks the
  * receipt. Publish: a sequence number, the event kept in a capped stream, then PUBLISH.
  */
-const RAW_SCRIPTS = {
+export const RAW_SCRIPTS = {
   rawSend: {
     numberOfKeys: 2,
     lua: `local t = redis.call('TIME')
