@@ -5,7 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { USAGE, usageRequested } from './migrate/usage.js';
+import { USAGE, usageRequested } from './data-migration/usage.js';
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
   // The usage text needs none of the migrator: answered before it is loaded.
@@ -15,7 +15,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     process.exitCode = usage;
     return;
   }
-  const { run } = await import('./migrate/cli.js');
+  const { run } = await import('./data-migration/cli.js');
   const controller = new AbortController();
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(130);
