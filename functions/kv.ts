@@ -1,8 +1,8 @@
 /** KV routes of docs/api.md: `PUT|GET|DELETE /kv/{key}`, `POST /kv/{key}/expire`, `POST /kv/{key}/incr`. */
 import { ConflictError, NotFoundError } from '../lib/errors.js';
 import type { Json } from '../lib/storage/types.js';
-import { type ApiRequest, httpApi } from './lib/api.js';
-import { json, noContent } from './lib/http.js';
+import { type ApiRequest, httpApi } from './runtime/api.js';
+import { json, noContent } from './runtime/http.js';
 
 /** The expiry a TTL in seconds gives from now (the backend keeps the same deadline to the ms). */
 const expiresAt = (ttl: number | null | undefined) =>

@@ -4,9 +4,9 @@
  */
 import { ValidationError } from '../lib/errors.js';
 import type { Json } from '../lib/storage/types.js';
-import { type ApiRequest, httpApi } from './lib/api.js';
-import { json } from './lib/http.js';
-import { relayEvent } from './lib/relay.js';
+import { type ApiRequest, httpApi } from './runtime/api.js';
+import { json } from './runtime/http.js';
+import { relayEvent } from './runtime/relay.js';
 
 export const handler = httpApi('publish', {
   'POST /channels/{channel}/messages': async ({

@@ -1,8 +1,8 @@
 /** Queue routes of docs/api.md: send, receive (long poll), ack, nack, stats. The resource is the queue name. */
 import type { Context } from 'aws-lambda';
 import type { Json } from '../lib/storage/types.js';
-import { type ApiRequest, httpApi } from './lib/api.js';
-import { json, noContent } from './lib/http.js';
+import { type ApiRequest, httpApi } from './runtime/api.js';
+import { json, noContent } from './runtime/http.js';
 
 // Time kept back from a long poll for the answer to reach the caller before the function's
 // timeout: a receive cut off by the timeout would lease messages to no one until their

@@ -6,9 +6,9 @@
 import { sessionServiceIdentity } from '../lib/auth.js';
 import { NotFoundError, ValidationError } from '../lib/errors.js';
 import type { CreateSessionInput, JsonObject, Session } from '../lib/storage/types.js';
-import { type ApiRequest, httpApi } from './lib/api.js';
-import { json, noContent } from './lib/http.js';
-import { type PageQuery, pageOptions, readPage } from './lib/paging.js';
+import { type ApiRequest, httpApi } from './runtime/api.js';
+import { json, noContent } from './runtime/http.js';
+import { type PageQuery, pageOptions, readPage } from './runtime/paging.js';
 
 /**
  * The live session, once the caller may see its cluster; `NotFoundError` when there is none. A

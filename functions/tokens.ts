@@ -8,11 +8,11 @@ import { ForbiddenError, NotFoundError } from '../lib/errors.js';
 import { covers } from '../lib/storage/lineage.js';
 import type { AuditInput, IssueTokenInput, Storage } from '../lib/storage/types.js';
 import { checkName } from '../lib/storage/validate.js';
-import { type ApiRequest, httpApi } from './lib/api.js';
-import { json, noContent } from './lib/http.js';
-import { logger } from './lib/logger.js';
-import { type PageQuery, pageOptions, readPage } from './lib/paging.js';
-import { closeConnectionsOf } from './lib/ws-close.js';
+import { type ApiRequest, httpApi } from './runtime/api.js';
+import { json, noContent } from './runtime/http.js';
+import { logger } from './runtime/logger.js';
+import { type PageQuery, pageOptions, readPage } from './runtime/paging.js';
+import { closeConnectionsOf } from './runtime/ws-close.js';
 
 /** The caller's correlation id (`X-Correlation-Id`) when it is a valid name, else API Gateway's request id. */
 function correlationIdOf(event: APIGatewayProxyEventV2): string | undefined {

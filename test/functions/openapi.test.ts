@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { routeKey, routes } from '../../functions/lib/routes.js';
-import { renderOpenApi } from '../../local/openapi.js';
+import { routeKey, routes } from '../../functions/runtime/routes.js';
+import { renderOpenApi } from '../../tools/openapi.js';
 
 const read = (path: string) => readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), 'utf8');
 

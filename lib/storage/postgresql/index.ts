@@ -17,9 +17,9 @@ import type { StorageConfig } from '../../config/index.js';
 import { BackendUnavailableError } from '../../errors.js';
 import type { MetricSink } from '../../metrics.js';
 import type { Driver } from '../driver.js';
-import { migrate } from './migrate.js';
 import { notifications } from './notifications.js';
 import { preparedStatementsBehindPooler } from './pooler.js';
+import { applySchemaMigrations } from './schema-migrations.js';
 import { createSql, quoteIdent, type Row, type Sql, withErrorMapping } from './sql.js';
 import { pgAudit } from './stores/audit.js';
 import { pgConnections } from './stores/connections.js';
@@ -67,7 +67,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
         // Said once, at first use, rather than as statements failing now and then under load.
         const checkPooler = pg.preparedStatements && pg.pooler === 'none';
         if (checkPooler && (await sql.detectTransactionPooler?.())) throw preparedStatementsBehindPooler();
-        if (pg.migrate) await migrate(sql, { schema });
+        if (pg.migrate) await applySchemaMigrations(sql, { schema });
       } catch (error) {
         if (owned) await raw.close().catch(() => {});
         throw error;
