@@ -27,6 +27,12 @@ type QueueOpResult = boolean | ReceivedMessage[];
 type Ack = Extract<QueueOp, { kind: 'ack' }>;
 type Claim = Extract<QueueOp, { kind: 'claim' }>;
 
+/**
+ * `ackAndClaim` statements one storage has under way at once. Commits wait for the disk: two at
+ * a time let the server flush them together, as the separate ack and claim batches did.
+ */
+const OPS_IN_FLIGHT = 2;
+
 export function pgQueues(ctx: StoreContext) {
   const { config, table: t, query, wakeups, state } = ctx;
   const channel = ctx.channels.queues;
@@ -118,34 +124,39 @@ export function pgQueues(ctx: StoreContext) {
    * each its `max` at most; an ack answers whether its message was removed (the first of two
    * acks of one message counts).
    */
-  const ops = new Batcher<QueueOp, QueueOpResult>(async (items) => {
-    const acks = items.filter((i): i is Ack => i.kind === 'ack');
-    const groups = new Map<string, Claim[]>();
-    for (const item of items) {
-      if (item.kind !== 'claim') continue;
-      const key = `${item.queue}\0${item.visibilityMs}`;
-      groups.set(key, [...(groups.get(key) ?? []), item]);
-    }
-    const claimGroups = [...groups.values()];
-    const handedOut = new Map<Claim, ReceivedMessage[]>();
-    const claimFor = async (claims: Claim[], withAcks: readonly Ack[]) => {
-      const { queue, visibilityMs } = claims[0]!;
-      const wanted = sum(claims.map((c) => c.max));
-      const got = await ackAndClaim(withAcks, queue, wanted, visibilityMs);
-      let at = 0;
-      for (const claim of claims) {
-        handedOut.set(claim, got.messages.slice(at, at + claim.max));
-        at += claim.max;
+  const ops = new Batcher<QueueOp, QueueOpResult>(
+    async (items) => {
+      const acks = items.filter((i): i is Ack => i.kind === 'ack');
+      const groups = new Map<string, Claim[]>();
+      for (const item of items) {
+        if (item.kind !== 'claim') continue;
+        const key = `${item.queue}\0${item.visibilityMs}`;
+        groups.set(key, [...(groups.get(key) ?? []), item]);
       }
-      return got.acked;
-    };
-    const [first, ...rest] = claimGroups;
-    const [acked] = await Promise.all([
-      first ? claimFor(first, acks) : ackAndClaim(acks, '', 0, 0).then((r) => r.acked),
-      ...rest.map((claims) => claimFor(claims, [])),
-    ]);
-    return items.map((item) => (item.kind === 'ack' ? acked.delete(item.id) : handedOut.get(item)!));
-  }, MAX_BATCH);
+      const claimGroups = [...groups.values()];
+      const handedOut = new Map<Claim, ReceivedMessage[]>();
+      const claimFor = async (claims: Claim[], withAcks: readonly Ack[]) => {
+        const { queue, visibilityMs } = claims[0]!;
+        const wanted = sum(claims.map((c) => c.max));
+        const got = await ackAndClaim(withAcks, queue, wanted, visibilityMs);
+        let at = 0;
+        for (const claim of claims) {
+          handedOut.set(claim, got.messages.slice(at, at + claim.max));
+          at += claim.max;
+        }
+        return got.acked;
+      };
+      const [first, ...rest] = claimGroups;
+      const [acked] = await Promise.all([
+        first ? claimFor(first, acks) : ackAndClaim(acks, '', 0, 0).then((r) => r.acked),
+        ...rest.map((claims) => claimFor(claims, [])),
+      ]);
+      return items.map((item) => (item.kind === 'ack' ? acked.delete(item.id) : handedOut.get(item)!));
+    },
+    MAX_BATCH,
+    undefined,
+    OPS_IN_FLIGHT,
+  );
   const claim = (queue: string, max: number, visibilityMs: number) =>
     ops.add({ kind: 'claim', queue, max, visibilityMs }) as Promise<ReceivedMessage[]>;
   /** Concurrent sends without a dedupId go out as one INSERT (ids in `items` order, so FIFO holds). */
