@@ -1,7 +1,7 @@
 /** Queue routes of docs/api.md: send, receive (long poll), ack, nack, stats. The resource is the queue name. */
 import type { Context } from 'aws-lambda';
 import type { Json } from '../lib/storage/types.js';
-import { type ApiRequest, httpApi } from './runtime/api.js';
+import { httpApi } from './runtime/api.js';
 import { json, noContent } from './runtime/http.js';
 
 // Time kept back from a long poll for the answer to reach the caller before the function's
@@ -17,12 +17,7 @@ function waitWithin(wait: number | undefined, context: Context): number | undefi
 }
 
 export const handler = httpApi('queues', {
-  'POST /queues/{queue}/messages': async ({
-    storage,
-    params: { queue },
-    body,
-    authorizeResource,
-  }: ApiRequest<{ payload: unknown; delay?: number; dedupId?: string }>) => {
+  'POST /queues/{queue}/messages': async ({ storage, params: { queue }, body, authorizeResource }) => {
     authorizeResource(queue!);
     const { id, duplicate } = await storage.queues.send(queue!, body.payload as Json, {
       delay: body.delay,
@@ -37,7 +32,7 @@ export const handler = httpApi('queues', {
     body,
     context,
     authorizeResource,
-  }: ApiRequest<{ max?: number; visibilityTimeout?: number; wait?: number }>) => {
+  }) => {
     authorizeResource(queue!);
     const messages = await storage.queues.receive(queue!, { ...body, wait: waitWithin(body.wait, context) });
     return json(200, { messages });
@@ -48,7 +43,7 @@ export const handler = httpApi('queues', {
     params: { queue, id },
     body,
     authorizeResource,
-  }: ApiRequest<{ receipt: string }>) => {
+  }) => {
     authorizeResource(queue!);
     await storage.queues.ack(queue!, id!, body.receipt);
     return noContent();
@@ -59,7 +54,7 @@ export const handler = httpApi('queues', {
     params: { queue, id },
     body,
     authorizeResource,
-  }: ApiRequest<{ receipt: string; delay?: number }>) => {
+  }) => {
     authorizeResource(queue!);
     await storage.queues.nack(queue!, id!, body.receipt, { delay: body.delay });
     return noContent();

@@ -5,7 +5,7 @@
  * they get checked input and a principal, call lib, and shape the answer.
  */
 import middy from '@middy/core';
-import type { TSchema } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
 // By name: the `Value` object holds every value function (cast, convert, diff, …).
 import { Errors } from '@sinclair/typebox/errors';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
@@ -16,7 +16,15 @@ import type { HttpResponse } from './http.js';
 import { logger } from './logger.js';
 import { recordOperation, recordPools } from './metrics.js';
 import { httpErrors, requestLogging, runtime } from './middleware.js';
-import { type FunctionName, pathParameters, type RouteSpec, routeKey, routes } from './routes.js';
+import {
+  type FunctionName,
+  pathParameters,
+  type Route,
+  type RouteKey,
+  type RouteSpec,
+  routeKey,
+  routes,
+} from './routes.js';
 import { describeSchemaError, fieldPath } from './schema-errors.js';
 import { getStorage, getStorageConfig } from './storage.js';
 
@@ -44,8 +52,33 @@ export interface ApiRequest<Body = Record<string, unknown>, Query = Record<strin
   allowsResource(resource: string): boolean;
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: each route handler narrows its own body and query.
-export type RouteHandler = (request: ApiRequest<any, any>) => Promise<APIGatewayProxyStructuredResultV2>;
+/** The routes table's entry for a route key (`PUT /kv/{key}`). */
+type RouteAt<Key extends RouteKey> = Key extends `${infer Method} ${infer Path}`
+  ? Extract<Route, { method: Method; path: Path }>
+  : never;
+
+/** The checked request body of a route: its body schema's type; `{}` for a route without a body. */
+export type RouteBody<Key extends RouteKey> =
+  RouteAt<Key> extends { body: infer Schema extends TSchema } ? Static<Schema> : Record<string, never>;
+
+/** The checked query of a route: its query schema's type; `{}` for a route without a query. */
+export type RouteQuery<Key extends RouteKey> =
+  RouteAt<Key> extends { query: infer Schema extends TSchema } ? Static<Schema> : Record<string, never>;
+
+/** The request a route's handler gets, typed from the route's schemas. */
+export type RouteRequest<Key extends RouteKey> = ApiRequest<RouteBody<Key>, RouteQuery<Key>>;
+
+/** The key of each route in `Of` (distributes over a union of routes). */
+type KeyOf<Of extends Route> = Of extends Route ? `${Of['method']} ${Of['path']}` : never;
+
+/** One handler for each route of function `Fn`, each typed by its route's schemas. */
+export type RouteHandlers<Fn extends FunctionName> = {
+  [Key in KeyOf<Extract<Route, { fn: Fn }>>]: (
+    request: RouteRequest<Key>,
+  ) => Promise<APIGatewayProxyStructuredResultV2>;
+};
+
+type CheckedHandler = (request: ApiRequest) => Promise<APIGatewayProxyStructuredResultV2>;
 
 const ANONYMOUS: Principal = { id: 'anonymous', identity: 'anonymous', scopes: [], resources: [] };
 // Request bodies are parsed only below this size; the value limit itself is checked exactly by
@@ -53,10 +86,14 @@ const ANONYMOUS: Principal = { id: 'anonymous', identity: 'anonymous', scopes: [
 const BODY_OVERHEAD_BYTES = 64 * 1024;
 
 /**
- * The Lambda handler of one function: `handlers` maps each of the function's route keys
- * (`PUT /kv/{key}`) to its handler; the set must equal the routes table's for `fn`.
+ * The Lambda handler of one function: `typedHandlers` maps each of the function's route keys
+ * (`PUT /kv/{key}`) to its handler, which gets the body and query its route's schemas describe;
+ * the set must equal the routes table's for `fn`.
  */
-export function httpApi(fn: FunctionName, handlers: Record<string, RouteHandler>) {
+export function httpApi<Fn extends FunctionName>(fn: Fn, typedHandlers: RouteHandlers<Fn>) {
+  // Each request's body and query are checked against its route's schemas before its handler runs,
+  // so the handler's types hold.
+  const handlers = typedHandlers as unknown as Record<string, CheckedHandler>;
   const own = (routes as readonly RouteSpec[]).filter((route) => route.fn === fn);
   const missing = own.filter((route) => !handlers[routeKey(route)]).map(routeKey);
   const extra = Object.keys(handlers).filter((key) => !own.some((route) => routeKey(route) === key));

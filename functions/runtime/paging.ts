@@ -5,11 +5,7 @@
 import { ValidationError } from '../../lib/errors.js';
 import { MAX_PAGE_LIMIT } from '../../lib/storage/paging.js';
 import type { PageOptions } from '../../lib/storage/types.js';
-
-export interface PageQuery {
-  limit?: string;
-  cursor?: string;
-}
+import type { PageQuery } from './routes.js';
 
 /** `limit` (the route schema has checked it is digits) and `cursor` as `PageOptions`. */
 export function pageOptions(query: PageQuery): Pick<PageOptions, 'limit' | 'cursor'> {

@@ -4,7 +4,7 @@
  * OpenAPI file (`openapi.yaml`, `npm run openapi`) is generated from them, and a test holds
  * `serverless.yml`, this table and the OpenAPI file to the same set of routes.
  */
-import type { TSchema } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
 // A namespace import esbuild can tree-shake: TypeBox's `Type` object holds every builder,
 // ~45 KB more in each bundled function.
 import * as T from '@sinclair/typebox';
@@ -33,7 +33,7 @@ const Name = (description: string) =>
   });
 
 /** The query of a paged route (keyset pages; the response carries `cursor` while more follow). */
-const PageQuery = T.Object(
+export const PageQuery = T.Object(
   {
     limit: T.Optional(
       T.String({
@@ -47,6 +47,7 @@ const PageQuery = T.Object(
   },
   Strict,
 );
+export type PageQuery = Static<typeof PageQuery>;
 const Cursor = T.Optional(
   T.String({ description: 'present when more items follow: pass it as the next request’s cursor' }),
 );
@@ -74,6 +75,16 @@ export const ErrorBody = T.Object(
     }),
   },
   { $id: 'Error' },
+);
+
+/**
+ * API Gateway's own answer, not a function's: 429 when the stage's throttle (`throttle.http.*`)
+ * refuses the request, 500 when the function itself failed (crashed, timed out or could not be
+ * invoked).
+ */
+export const GatewayErrorBody = T.Object(
+  { message: T.String({ description: 'e.g. "Too Many Requests", "Internal Server Error"' }) },
+  { $id: 'GatewayError' },
 );
 
 export const SessionBody = T.Object(
@@ -130,8 +141,10 @@ export interface RouteSpec {
   query?: TSchema;
   /** Status → response body schema (`null`: no body). Error statuses are added by the generator. */
   responses: Record<number, TSchema | null>;
-  /** Error statuses this route answers besides 400/401/403/503. */
+  /** Error statuses this route answers besides 400/401/403/429/500/503. */
   errors?: number[];
+  /** Written to the audit log; the `X-Correlation-Id` request header names the entry's correlation id. */
+  audited?: boolean;
 }
 
 export const routes = [
@@ -438,6 +451,7 @@ export const routes = [
     operation: 'tokens.issue',
     summary: 'Issue a token (the only time its secret is shown)',
     scopes: ['admin'],
+    audited: true,
     body: T.Object(
       {
         identity: Name('service name'),
@@ -486,6 +500,7 @@ export const routes = [
     operation: 'tokens.revoke',
     summary: 'Revoke a token at once',
     scopes: ['admin'],
+    audited: true,
     responses: { 204: null },
     errors: [404],
   },
