@@ -139,7 +139,7 @@ export function memoryConsumers(): ConsumerDriver {
           max: c.max,
           visibilityTimeout: c.visibilityMs / 1000,
           inFlight: [...r.deliveries]
-            .filter(([key, d]) => d.connectionId === connectionId && d.receipt !== '')
+            .filter(([, d]) => d.connectionId === connectionId && d.receipt !== '')
             .map(([key]) => key)
             .sort(compareBytes),
         }));
