@@ -63,7 +63,8 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
     const queue = 'e2e-push-warm-up';
     let tries = 0;
     await untilOk(async () => {
-      if (tries++ === 3) console.warn(`warm-up still failing; offline said:\n${offline.output().slice(-4000)}`);
+      if (tries++ === 3)
+        console.warn(`warm-up still failing; offline said:\n${offline.output().slice(-4000)}`);
       const client = await Client.open(`${offline.wsUrl}?token=${encodeURIComponent(offline.adminToken)}`);
       try {
         client.send({ action: 'receive', queue });
