@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: the strings are YAML with ${VAR} references, not templates
 /**
  * What `serverless package` puts in each function: the functions bundled with serverless.yml's
- * esbuild options and plugins (local/esbuild-plugins.cjs) for a given configuration. Each
+ * esbuild options and plugins (deploy/esbuild-plugins.cjs) for a given configuration. Each
  * function's JavaScript stays within its size budget; a build carries only the backends and
  * PostgreSQL driver of its configuration and no YAML parser; a function whose configuration at
  * run time needs what its build left out answers with how to repackage; the configuration file
@@ -19,7 +19,7 @@ import { parse } from 'yaml';
 import { loadConfig, readConfigDocument, type StorageConfig } from '../../lib/config/index.js';
 
 const require = createRequire(import.meta.url);
-const { backendPlugins } = require('../../local/esbuild-plugins.cjs') as {
+const { backendPlugins } = require('../../deploy/esbuild-plugins.cjs') as {
   backendPlugins(config: StorageConfig, document?: { sha256: string; document: unknown }): Plugin[];
 };
 
@@ -33,7 +33,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function serverlessBuild(): { options: BuildOptions; entries: string[] } {
   const yml = parse(readFileSync(join(root, 'serverless.yml'), 'utf8'), { logLevel: 'silent' });
   const { outputWorkFolder, plugins, exclude, outputFileExtension, ...options } = yml.custom.esbuild;
-  expect(plugins).toBe('./local/esbuild-plugins.cjs');
+  expect(plugins).toBe('./deploy/esbuild-plugins.cjs');
   const handlers = Object.values(yml.functions as Record<string, { handler: string }>).map((f) => f.handler);
   return {
     options: { ...options, external: exclude, outExtension: { '.js': outputFileExtension } },

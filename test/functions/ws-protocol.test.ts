@@ -22,7 +22,7 @@ delete process.env.IS_OFFLINE;
 
 const { handler: authorizer } = await import('../../functions/authorizer.js');
 const ws = await import('../../functions/ws.js');
-const { useStorage } = await import('../../functions/lib/storage.js');
+const { useStorage } = await import('../../functions/runtime/storage.js');
 
 const storage = createStorage({ backend: 'memory' });
 useStorage(storage);
