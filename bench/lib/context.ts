@@ -24,6 +24,8 @@ export interface Options {
   quick: boolean;
   /** Run only these suites (default: all). */
   only: string[] | undefined;
+  /** The matrix measures only these backends (default: all). */
+  backends: BackendName[] | undefined;
   /** Zips from an earlier `serverless package` instead of packaging now. */
   bundles: string | undefined;
   /** Where the results, report and chart go. */

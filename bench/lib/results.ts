@@ -114,6 +114,16 @@ export interface GlobRow {
   n: number;
 }
 
+/** The command's start, spawn to exit, in fresh processes. */
+export interface CliResult {
+  command: string;
+  runs: number;
+  p50Ms: number;
+  minMs: number;
+  /** `node -e 0` on the same machine in the same run: Node's own start. */
+  nodeP50Ms: number;
+}
+
 export interface TargetRow {
   name: string;
   target: string;
@@ -148,5 +158,7 @@ export interface BenchResults {
   migrate?: MigrateResult;
   /** Absent in results files written before the glob suite existed. */
   glob?: GlobRow[];
+  /** Absent in results files written before the cli suite existed. */
+  cli?: CliResult;
   targets: TargetRow[];
 }
