@@ -5,8 +5,8 @@
  * `max`, spread over the waiting connections; ack, nack and extend over the WebSocket and ack
  * over HTTP of a pushed receipt; a delivery offline's management endpoint answers 410 for gives
  * its lease back at once; a closed connection and a `stop` give back what they held; a delayed
- * message is pushed by the scheduled cleanup when due; every bad
- * queue frame gets an error frame and the connection stays open.
+ * message is pushed by the scheduled cleanup when due; every bad queue frame gets an error frame
+ * and the connection stays open.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
