@@ -12,6 +12,7 @@ import { lambdaClient, managementApiModule, managementClient, websocketEndpoint 
 import type { ApiErrorCode } from './http.js';
 import { logger } from './logger.js';
 import { emitMetric } from './metrics.js';
+import type { QueueServerFrame } from './push.js';
 import { getStorageConfig } from './storage.js';
 
 /** Posts in flight at once per invocation: enough to hide latency, few enough not to be throttled. */
@@ -24,7 +25,8 @@ export type ServerFrame =
   | { type: 'unsubscribed'; channel: string }
   | { type: 'message'; channel: string; id: string; message: Json; publishedAt: string }
   | { type: 'pong' }
-  | { type: 'error'; code: ApiErrorCode; message: string };
+  | { type: 'error'; code: ApiErrorCode; message: string }
+  | QueueServerFrame;
 
 export interface RelayOptions {
   /** The management endpoint; default `websocketEndpoint()` (the environment). */

@@ -4,6 +4,7 @@
  * file only puts them together.
  */
 import { maxHistoryFor, type StorageConfig } from '../config/index.js';
+import { createConsumerStore } from './consumers.js';
 import type { Driver } from './driver.js';
 import { createAuditStore } from './facade/audit.js';
 import { createConnectionStore } from './facade/connections.js';
@@ -35,6 +36,7 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
     tokens: createTokenStore(driver.tokens, config.auth.bootstrapTokenHash),
     audit: createAuditStore(driver.audit, maxBytes),
     connections: createConnectionStore(driver.connections, config.websocket.maxConnectionsPerToken),
+    consumers: createConsumerStore(driver.consumers),
     health: () => checkHealth(driver),
     pools: () => driver.pools?.() ?? {},
     sweep: (options) => sweep(driver, options, config.ttl.batchSize),
