@@ -41,7 +41,7 @@ export async function startPushServer(queue: string): Promise<PushServer> {
   const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const address = server.address();
-  if (typeof address === 'string') throw new Error('no port');
+  if (address === null || typeof address === 'string') throw new Error('no port');
   const messages: Message[] = [];
   const consumers: Consumer[] = [];
   const frames: Record<string, unknown>[] = [];

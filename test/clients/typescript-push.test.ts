@@ -125,13 +125,9 @@ describe('TypeScript push receiver', { timeout: 30_000 }, () => {
       ['fails-once', 2],
     ]);
     expect(failures).toEqual([new Error('try again')]);
-    await expect.poll(() => server.frames.map((frame) => frame.action)).toEqual([
-      'receive',
-      'ack',
-      'nack',
-      'ack',
-      'stop',
-    ]);
+    await expect
+      .poll(() => server.frames.map((frame) => frame.action))
+      .toEqual(['receive', 'ack', 'nack', 'ack', 'stop']);
   });
 
   it('runExecutor with delivery "push" rejects when the socket refuses to receive', async () => {
