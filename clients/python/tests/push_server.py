@@ -39,11 +39,11 @@ class PushServer:
         message_id = str(uuid.uuid4())
         now = datetime.now(timezone.utc).isoformat()
 
-        def add() -> None:
+        async def add() -> None:
             self._messages.append({"id": message_id, "payload": payload, "attempts": 0, "enqueuedAt": now})
             self._pump()
 
-        self._loop.call_soon_threadsafe(add)
+        asyncio.run_coroutine_threadsafe(add(), self._loop).result()
         return message_id
 
     def remaining(self) -> List[Dict[str, Any]]:
