@@ -104,6 +104,7 @@ export async function startPushServer(queue: string): Promise<PushServer> {
       const frame = JSON.parse(String(data)) as Record<string, unknown>;
       frames.push(frame);
       const error = (code: string, message: string) => post(socket, { type: 'error', code, message });
+      if (frame.action === 'ping') return post(socket, { type: 'pong' });
       if (frame.queue !== queue) return error('forbidden', `not allowed on queue ${String(frame.queue)}`);
       if (frame.action === 'receive') {
         if (pushServer.refuseReceive) return post(socket, { type: 'error', ...pushServer.refuseReceive });

@@ -91,6 +91,15 @@ describe('TypeScript push receiver', { timeout: 30_000 }, () => {
     receiver.close();
   });
 
+  it('pings an idle connection, so API Gateway does not close it', async () => {
+    const receiver = client.receive(QUEUE, { pingIntervalMs: 20 });
+    await receiver.ready;
+    await expect
+      .poll(() => server.frames.filter((frame) => frame.action === 'ping').length)
+      .toBeGreaterThan(1);
+    receiver.close();
+  });
+
   it('a refused receive ends the receiver with the error frame', async () => {
     server.refuseReceive = { code: 'forbidden', message: 'token lacks queues:receive on jobs' };
     const receiver = client.receive(QUEUE);

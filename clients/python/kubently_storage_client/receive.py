@@ -26,6 +26,9 @@ from .errors import ConnectionClosedError, FrameError
 from .subscribe import Connect, _default_connect
 from .types import Delivery
 
+#: A ``ping`` this often keeps an idle connection open (API Gateway closes one after 10 minutes idle).
+PING_INTERVAL = 300.0
+
 _REPLY = {"ack": "acked", "nack": "nacked", "extend": "extended"}
 _DELIVERY_FIELDS = ("queue", "id", "receipt", "payload", "attempts", "enqueuedAt")
 
@@ -43,8 +46,10 @@ class AsyncReceiver:
         connect: Optional[Connect],
         reconnect_delay: Tuple[float, float],
         max_failures: int,
+        ping_interval: float = PING_INTERVAL,
     ) -> None:
         self.queue = queue
+        self._ping_interval = ping_interval
         #: Connections opened so far.
         self.connections = 0
         self._token = token
@@ -71,6 +76,7 @@ class AsyncReceiver:
         connect: Optional[Connect] = None,
         reconnect_delay: Tuple[float, float] = (0.25, 10.0),
         max_failures: int = 10,
+        ping_interval: float = PING_INTERVAL,
     ) -> "AsyncReceiver":
         """Returns once ``receiving`` arrived; raises the error frame if the receive is refused."""
         if not client.ws_url:
@@ -80,7 +86,9 @@ class AsyncReceiver:
             receive["max"] = max
         if visibility_timeout is not None:
             receive["visibilityTimeout"] = visibility_timeout
-        receiver = cls(client.transport.token, client.ws_url, queue, receive, connect, reconnect_delay, max_failures)
+        receiver = cls(
+            client.transport.token, client.ws_url, queue, receive, connect, reconnect_delay, max_failures, ping_interval
+        )
         receiver._task = asyncio.create_task(receiver._run())
         try:
             await receiver._ready
@@ -185,6 +193,14 @@ class AsyncReceiver:
         if not answered.done():
             answered.set_exception(error)
 
+    async def _ping(self, socket: Any) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self._ping_interval)
+                await socket.send(json.dumps({"action": "ping"}))
+        except websockets.exceptions.WebSocketException:
+            pass
+
     async def _connection(self) -> bool:
         """One connection, until it closes; True when it got as far as ``receiving``."""
         separator = "&" if "?" in self._ws_url else "?"
@@ -192,6 +208,7 @@ class AsyncReceiver:
         socket = await self._connect(url)
         self.connections += 1
         receiving = False
+        pinger: Optional["asyncio.Task[None]"] = None
         try:
             await socket.send(json.dumps(self._receive))
             async for raw in socket:
@@ -205,6 +222,8 @@ class AsyncReceiver:
                 if kind == "receiving":
                     receiving = True
                     self._live = socket
+                    if pinger is None:
+                        pinger = asyncio.ensure_future(self._ping(socket))
                     if not self._ready.done():
                         self._ready.set_result(None)
                 elif kind == "delivery":
@@ -218,6 +237,8 @@ class AsyncReceiver:
                         raise error  # the receive itself was refused: nothing to retry
                     self._refuse(error, frame.get("id"))
         finally:
+            if pinger is not None:
+                pinger.cancel()
             self._live = None
             await socket.close()
             # The server gave back this connection's leases: what was not handed on comes again.

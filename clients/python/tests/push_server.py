@@ -91,6 +91,9 @@ class PushServer:
                 frame = json.loads(raw)
                 self.frames.append(frame)
                 action = frame.get("action")
+                if action == "ping":
+                    await socket.send(json.dumps({"type": "pong"}))
+                    continue
                 if action == "receive":
                     if self.refuse_receive:
                         await socket.send(json.dumps({"type": "error", **self.refuse_receive}))

@@ -102,6 +102,12 @@ def test_ack_without_a_connection_raises(server: PushServer) -> None:
     asyncio.run(run())
 
 
+def test_pings_an_idle_connection(server: PushServer) -> None:
+    client, _ = clients(server)
+    with client.receive(QUEUE, ping_interval=0.02):
+        wait_for(lambda: [f["action"] for f in server.frames].count("ping") > 1)
+
+
 def test_refused_receive_raises_the_error_frame(server: PushServer) -> None:
     server.refuse_receive = {"code": "forbidden", "message": "token lacks queues:receive on jobs"}
     client, _ = clients(server)

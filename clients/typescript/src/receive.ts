@@ -12,7 +12,12 @@ export interface PushReceiveOptions {
   reconnectDelayMs?: { min: number; max: number };
   /** Connection attempts in a row that may fail before the receiver gives up (default 10). */
   maxFailures?: number;
+  /** A `ping` this often keeps an idle connection open (API Gateway closes one after 10 minutes idle); ms, default 300 000. */
+  pingIntervalMs?: number;
 }
+
+/** Half API Gateway's 10-minute idle timeout. */
+const PING_INTERVAL_MS = 300_000;
 
 /** A leased message pushed over the WebSocket: an HTTP receive's message plus its queue. */
 export type Delivery = QueueMessage & { queue: string };
@@ -208,6 +213,7 @@ export class PushReceiver implements AsyncIterable<Delivery> {
       ...(visibilityTimeout === undefined ? {} : { visibilityTimeout }),
     };
 
+    let pinger: ReturnType<typeof setInterval> | undefined;
     await new Promise<void>((resolve) => {
       socket.onopen = () => socket.send(JSON.stringify(receive));
       socket.onerror = () => {};
@@ -224,6 +230,11 @@ export class PushReceiver implements AsyncIterable<Delivery> {
           receiving = true;
           this.live = socket;
           this.markReady.resolve();
+          clearInterval(pinger);
+          pinger = setInterval(
+            () => socket.send(JSON.stringify({ action: 'ping' })),
+            this.options.pingIntervalMs ?? PING_INTERVAL_MS,
+          );
         } else if (frame.type === 'delivery' && 'receipt' in frame) {
           const { type: _type, ...delivery } = frame;
           this.queued.push(delivery);
@@ -247,6 +258,7 @@ export class PushReceiver implements AsyncIterable<Delivery> {
         }
       };
     });
+    clearInterval(pinger);
     if (this.live === socket) this.live = undefined;
     if (this.socket === socket) this.socket = undefined;
     // The server gave back this connection's leases: what was not handed on comes again.
