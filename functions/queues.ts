@@ -1,8 +1,13 @@
-/** Queue routes of docs/api.md: send, receive (long poll), ack, nack, stats. The resource is the queue name. */
+/**
+ * Queue routes of docs/api.md: send, receive (long poll), ack, nack, stats. The resource is the
+ * queue name. A send, and an ack or nack of a pushed delivery, push the queue to its WebSocket
+ * consumers (functions/lib/push.ts) before answering.
+ */
 import type { Context } from 'aws-lambda';
 import type { Json } from '../lib/storage/types.js';
 import { type ApiRequest, httpApi } from './lib/api.js';
 import { json, noContent } from './lib/http.js';
+import { pushQueue } from './lib/push.js';
 
 // Time kept back from a long poll for the answer to reach the caller before the function's
 // timeout: a receive cut off by the timeout would lease messages to no one until their
@@ -28,6 +33,8 @@ export const handler = httpApi('queues', {
       delay: body.delay,
       dedupId: body.dedupId,
     });
+    // A duplicate enqueued nothing; a delayed message is pushed when due (the cleanup's schedule).
+    if (!duplicate) await pushQueue(storage, queue!);
     return json(duplicate ? 200 : 201, { id });
   },
 
@@ -51,6 +58,8 @@ export const handler = httpApi('queues', {
   }: ApiRequest<{ receipt: string }>) => {
     authorizeResource(queue!);
     await storage.queues.ack(queue!, id!, body.receipt);
+    // A pushed delivery acked over HTTP frees its consumer's slot.
+    if ((await storage.consumers.release(queue!, id!)) !== undefined) await pushQueue(storage, queue!);
     return noContent();
   },
 
@@ -62,6 +71,7 @@ export const handler = httpApi('queues', {
   }: ApiRequest<{ receipt: string; delay?: number }>) => {
     authorizeResource(queue!);
     await storage.queues.nack(queue!, id!, body.receipt, { delay: body.delay });
+    if ((await storage.consumers.release(queue!, id!)) !== undefined) await pushQueue(storage, queue!);
     return noContent();
   },
 

@@ -9,6 +9,7 @@
  *
  * Semantics (what reads see during an outage, ordering, duplicates) are in docs/hybrid.md.
  */
+
 import { randomUUID } from 'node:crypto';
 import { BackendUnavailableError } from '../../errors.js';
 import { type MetricName, report, type StorageMetric } from '../../metrics.js';
@@ -24,6 +25,7 @@ import type {
   TokenDriver,
 } from '../driver.js';
 import type { HealthCheck, HealthReport, KvEntry, SweepReport } from '../types.js';
+import { consumersOn } from './consumers.js';
 import {
   applyEntry,
   cleanSource,
@@ -1406,6 +1408,10 @@ export function createHybridDriver(
       read('pubsub', 'connections.withExpiredToken', (d) => d.connections.withExpiredToken(limit)),
   };
 
+  // Transient: which connection waits for which queue lives where the connections do, and is
+  // neither journaled nor mirrored (a consumer whose backend failed over registers again).
+  const consumers = consumersOn((op, run) => read('pubsub', `consumers.${op}`, run));
+
   // -------------------------------------------------------------------------------------
   // the whole
 
@@ -1492,6 +1498,7 @@ export function createHybridDriver(
     tokens,
     audit,
     connections,
+    consumers,
     control,
     pools() {
       const all: ReturnType<NonNullable<Driver['pools']>> = {};

@@ -43,6 +43,7 @@ import type {
 } from '../types.js';
 import { parseJson } from '../validate.js';
 import { Batcher, KeyedBatcher } from './batcher.js';
+import { pgConsumers } from './consumers.js';
 import { likePatterns } from './like.js';
 import { migrate } from './migrate.js';
 import { preparedStatementsBehindPooler } from './pooler.js';
@@ -170,6 +171,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     tokens: pgTokens(t, query, transaction),
     audit: pgAudit(config, t, query),
     connections: pgConnections(t, query, transaction),
+    consumers: pgConsumers(t, query, transaction),
     pools() {
       const use = opened?.poolUse?.();
       return use ? { postgresql: use } : {};
