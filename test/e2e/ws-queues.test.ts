@@ -61,7 +61,10 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
   /** Each function's first invocation loads its bundle: invoked once first, retried until it answers. */
   async function warmUp(): Promise<void> {
     const queue = 'e2e-push-warm-up';
+    let tries = 0;
     await untilOk(async () => {
+      if (tries++ === 3)
+        console.warn(`warm-up still failing; offline said:\n${offline.output().slice(-4000)}`);
       const client = await Client.open(`${offline.wsUrl}?token=${encodeURIComponent(offline.adminToken)}`);
       try {
         client.send({ action: 'receive', queue });
@@ -167,11 +170,12 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
 
   it('a delivery the management endpoint answers 410 for gives its lease back at once, to another consumer', async () => {
     const queue = newQueue();
-    // A consumer whose connection API Gateway no longer knows; `!` sorts it first among equals.
-    const gone = `!gone-${randomUUID()}`;
-    await storage.consumers.register(gone, queue);
     const live = await connect();
     await receiving(live, queue);
+    // A consumer whose connection API Gateway no longer knows. Never served yet, it comes before
+    // the live one (served once, by the empty push at its registration).
+    const gone = `gone-${randomUUID()}`;
+    await storage.consumers.register(gone, queue);
     const id = await send(queue, 'for whoever is there');
     // Leased to the gone one first (attempt 1), given back, then delivered: attempt 2.
     expect(await live.next()).toMatchObject({ type: 'delivery', id, attempts: 2 });
@@ -290,6 +294,7 @@ async function untilOk(attempt: () => Promise<void>, deadlineMs = 300_000): Prom
       return;
     } catch (error) {
       if (Date.now() > deadline) throw error;
+      console.warn(`warm-up: ${(error as Error).message}`);
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }
