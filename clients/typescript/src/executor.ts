@@ -56,12 +56,19 @@ async function pushLoop(options: ExecutorOptions): Promise<void> {
     max: options.max ?? 1,
     ...(options.visibilityTimeout === undefined ? {} : { visibilityTimeout: options.visibilityTimeout }),
   });
-  const stop = () => receiver.close();
+  // A message being handled is acked (or nacked) before the receiver closes; closing gives back the rest.
+  let handling = false;
+  const stop = () => {
+    if (!handling) receiver.close();
+  };
   signal.addEventListener('abort', stop, { once: true });
   try {
     await receiver.ready;
     for await (const message of receiver) {
+      handling = true;
       await handle(options, message, receiver);
+      handling = false;
+      if (signal.aborted) break;
     }
   } catch (error) {
     if (!signal.aborted) throw error;
