@@ -48,6 +48,8 @@ export interface DeliveryCostResults {
     requests: number;
     /** Receives that answered without messages (serverless-offline's Lambda timeout): counted, their time included. */
     failedRequests: number;
+    /** What the failed receives answered (a few, deduplicated). */
+    failures?: string[];
     functionSeconds: number;
     perExecutorHour: { invocations: number; functionSeconds: number };
     latencyMs: Summary;

@@ -3,7 +3,6 @@
  * start for the file), plus its retries against a tiny local HTTP server that answers 503/429.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -20,12 +19,6 @@ import {
 } from '../../clients/typescript/src/index.js';
 import { type Offline, startOffline } from '../support/offline.js';
 import { warmUp } from './support.js';
-
-/** Push delivery is tested against the service once docs/api.md says it serves it. */
-const PUSH_SERVED = !readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8').includes(
-  'Queue push delivery (not served yet)',
-);
-const needsPush = PUSH_SERVED ? '' : ' — SKIPPED: docs/api.md says push is not served yet';
 
 describe('TypeScript client against npm start', { timeout: 120_000 }, () => {
   let offline: Offline;
@@ -231,72 +224,63 @@ describe('TypeScript client against npm start', { timeout: 120_000 }, () => {
     expect(await client.queues.stats(queue)).toMatchObject({ depth: 0, inFlight: 0 });
   });
 
-  it.runIf(PUSH_SERVED)(
-    `receive by push: deliveries, ack/nack/extend over the socket${needsPush}`,
-    async () => {
-      const queue = `ts-${run}-push`;
-      const receiver = client.receive(queue, { max: 2, visibilityTimeout: 60 });
-      await receiver.ready;
-      const sent = [await client.queues.send(queue, { n: 1 }), await client.queues.send(queue, { n: 2 })];
-      const iterator = receiver[Symbol.asyncIterator]();
-      const next = async () => (await iterator.next()).value as Delivery;
-      const a = await next();
-      const b = await next();
-      expect([a.id, b.id].sort()).toEqual(sent.map((m) => m.id).sort());
-      expect(a).toMatchObject({ queue, attempts: 1, receipt: expect.any(String) });
-      await receiver.extend(a, 120);
-      await receiver.ack(a);
-      await receiver.nack(b, 0);
-      const again = await next();
-      expect(again).toMatchObject({ id: b.id, attempts: 2 });
-      await expect(receiver.ack(b)).rejects.toMatchObject({ name: 'FrameError', code: 'conflict' });
-      await client.queues.ack(queue, again); // a pushed receipt is acked over HTTP too
-      receiver.close();
-      expect(await client.queues.stats(queue)).toMatchObject({ depth: 0, inFlight: 0 });
-    },
-  );
+  it('receive by push: deliveries, ack/nack/extend over the socket', async () => {
+    const queue = `ts-${run}-push`;
+    const receiver = client.receive(queue, { max: 2, visibilityTimeout: 60 });
+    await receiver.ready;
+    const sent = [await client.queues.send(queue, { n: 1 }), await client.queues.send(queue, { n: 2 })];
+    const iterator = receiver[Symbol.asyncIterator]();
+    const next = async () => (await iterator.next()).value as Delivery;
+    const a = await next();
+    const b = await next();
+    expect([a.id, b.id].sort()).toEqual(sent.map((m) => m.id).sort());
+    expect(a).toMatchObject({ queue, attempts: 1, receipt: expect.any(String) });
+    await receiver.extend(a, 120);
+    await receiver.ack(a);
+    await receiver.nack(b, 0);
+    const again = await next();
+    expect(again).toMatchObject({ id: b.id, attempts: 2 });
+    await expect(receiver.ack(b)).rejects.toMatchObject({ name: 'FrameError', code: 'conflict' });
+    await client.queues.ack(queue, again); // a pushed receipt is acked over HTTP too
+    receiver.close();
+    expect(await client.queues.stats(queue)).toMatchObject({ depth: 0, inFlight: 0 });
+  });
 
-  it.runIf(PUSH_SERVED)(
-    `receive by push: a cut connection gives back, reconnects, receives again${needsPush}`,
-    async () => {
-      const queue = `ts-${run}-push-cut`;
-      const sockets: WebSocket[] = [];
-      const cut = new StorageClient({
-        baseUrl: offline.baseUrl,
-        wsUrl: offline.wsUrl,
-        token: offline.adminToken,
-        webSocket: (url) => {
-          const socket = new WebSocket(url);
-          sockets.push(socket);
-          return socket as unknown as WebSocketLike;
-        },
-      });
-      const receiver = cut.receive(queue, { reconnectDelayMs: { min: 50, max: 200 } });
-      await receiver.ready;
-      const { id } = await client.queues.send(queue, 'work');
-      const iterator = receiver[Symbol.asyncIterator]();
-      expect((await iterator.next()).value).toMatchObject({ id, attempts: 1 });
-      sockets[0]!.terminate();
-      expect((await iterator.next()).value).toMatchObject({ id, attempts: 2 });
-      expect(receiver.connections).toBe(2);
-      receiver.close();
-    },
-  );
+  it('receive by push: a cut connection gives back, reconnects, receives again', async () => {
+    const queue = `ts-${run}-push-cut`;
+    const sockets: WebSocket[] = [];
+    const cut = new StorageClient({
+      baseUrl: offline.baseUrl,
+      wsUrl: offline.wsUrl,
+      token: offline.adminToken,
+      webSocket: (url) => {
+        const socket = new WebSocket(url);
+        sockets.push(socket);
+        return socket as unknown as WebSocketLike;
+      },
+    });
+    const receiver = cut.receive(queue, { reconnectDelayMs: { min: 50, max: 200 } });
+    await receiver.ready;
+    const { id } = await client.queues.send(queue, 'work');
+    const iterator = receiver[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toMatchObject({ id, attempts: 1 });
+    sockets[0]!.terminate();
+    expect((await iterator.next()).value).toMatchObject({ id, attempts: 2 });
+    expect(receiver.connections).toBe(2);
+    receiver.close();
+  });
 
-  it.runIf(PUSH_SERVED)(
-    `receive by push: a forbidden queue rejects with the error frame${needsPush}`,
-    async () => {
-      const { token } = await client.tokens.issue({
-        identity: `ts-${run}`,
-        scopes: ['queues:receive'],
-        resources: ['allowed-*'],
-      });
-      const limited = new StorageClient({ baseUrl: offline.baseUrl, wsUrl: offline.wsUrl, token });
-      const error = await limited.receive(`ts-${run}-secret`).ready.catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(FrameError);
-      expect(error).toMatchObject({ code: 'forbidden' });
-    },
-  );
+  it('receive by push: a forbidden queue rejects with the error frame', async () => {
+    const { token } = await client.tokens.issue({
+      identity: `ts-${run}`,
+      scopes: ['queues:receive'],
+      resources: ['allowed-*'],
+    });
+    const limited = new StorageClient({ baseUrl: offline.baseUrl, wsUrl: offline.wsUrl, token });
+    const error = await limited.receive(`ts-${run}-secret`).ready.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FrameError);
+    expect(error).toMatchObject({ code: 'forbidden' });
+  });
 
   it('docs/clients.md examples: the executor answers the agent through a session channel', async () => {
     const clusterId = `ts-${run}-example`;

@@ -6,7 +6,6 @@ from typing import Any, List
 
 import pytest
 import websockets
-from conftest import ROOT
 
 from kubently_storage_client import (
     AsyncClient,
@@ -299,12 +298,7 @@ def test_examples_the_executor_answers_the_agent(service: Any, name: str) -> Non
     ]
 
 
-#: Push delivery is tested here once docs/api.md says the service serves it.
-PUSH_SERVED = "Queue push delivery (not served yet)" not in (ROOT.parents[1] / "docs" / "api.md").read_text()
-needs_push = pytest.mark.skipif(not PUSH_SERVED, reason="docs/api.md: queue push delivery is not served yet")
 
-
-@needs_push
 def test_push_receive_ack_nack_extend(service: Any, name: str) -> None:
     client = sync_client(service)
     with client.receive(name, max=2, visibility_timeout=60) as receiver:
@@ -325,7 +319,6 @@ def test_push_receive_ack_nack_extend(service: Any, name: str) -> None:
     assert (stats["depth"], stats["inFlight"]) == (0, 0)
 
 
-@needs_push
 def test_push_reconnect_gives_back_and_receives_again(service: Any, name: str) -> None:
     sockets: List[Any] = []
 
@@ -350,7 +343,6 @@ def test_push_reconnect_gives_back_and_receives_again(service: Any, name: str) -
     asyncio.run(run())
 
 
-@needs_push
 def test_push_forbidden_queue_raises_the_error_frame(service: Any, name: str) -> None:
     client = sync_client(service)
     limited = Client(service.url, client.token_issue(name, ["queues:receive"], resources=["allowed-*"])["token"], ws_url=service.ws_url)
