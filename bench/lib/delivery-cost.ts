@@ -154,6 +154,9 @@ export function renderDeliveryCost(results: DeliveryCostResults, file: string): 
       ['left', 'right', 'right'],
     ),
   ];
+  lines.push(
+    `Long poll: ${poll.requests} receives in the window, ${poll.failedRequests} of them answered by serverless-offline's Lambda timeout (29 s) instead of an empty list (their time counts: the function ran). Latency from ${poll.latencyMs.count} commands by long poll${push.served ? ` and ${push.latencyMs.count} by push` : ''}; a command sent just before the window ended may not be counted.`,
+  );
   if (!push.served) {
     lines.push(`Push not measured: the service refused the \`receive\` frame (${push.reason}).`);
   } else {
