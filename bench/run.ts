@@ -24,10 +24,10 @@ import type { BenchResults } from './lib/results.js';
 import { renderSvg } from './lib/svg.js';
 import { evaluateTargets } from './lib/targets.js';
 import { RESULTS_DIR, updateBenchmarksDoc } from './render-docs.js';
+import { migrateSuite } from './suites/data-migration.js';
 import { globSuite } from './suites/glob.js';
 import { lambdaSuite } from './suites/lambda.js';
 import { matrixSuite } from './suites/matrix.js';
-import { migrateSuite } from './suites/migrate.js';
 import { peersSuite } from './suites/peers.js';
 import { scaleSuite } from './suites/scale.js';
 

@@ -2,7 +2,7 @@
  * The functions' environment for a stage (from its parameters, deploy/parameters.cjs), and the
  * one the configuration is loaded with at package time.
  */
-const { loadConfigModule } = require('../local/serverless-config.cjs');
+const { loadConfigModule } = require('./serverless-config.cjs');
 const { parameterOf } = require('./parameter-definitions.cjs');
 
 /**
@@ -26,11 +26,11 @@ function environmentOf({ service, stage, local, values, shell, offlinePorts }) {
   Object.assign(env, {
     POWERTOOLS_SERVICE_NAME: `${service}-${stage}`,
     POWERTOOLS_LOG_LEVEL: local ? (shell.LOG_LEVEL ?? 'INFO') : values.logLevel,
-    // Local runs have no X-Ray daemon: the tracer is not even loaded there (functions/lib/tracing.ts).
+    // Local runs have no X-Ray daemon: the tracer is not even loaded there (functions/runtime/tracing.ts).
     POWERTOOLS_TRACE_ENABLED: local ? 'false' : 'true',
     // The bundle is minified; source maps make logged stacks readable.
     NODE_OPTIONS: '--enable-source-maps',
-    // WebSocket relay (functions/lib/relay.ts): the management endpoint postToConnection uses.
+    // WebSocket relay (functions/runtime/relay.ts): the management endpoint postToConnection uses.
     // serverless-offline cannot resolve the Ref, so offline runs (IS_OFFLINE=true) read
     // OFFLINE_WEBSOCKET_ENDPOINT: WEBSOCKET_ENDPOINT from the shell, else offline's own port.
     WEBSOCKET_ENDPOINT: {

@@ -11,7 +11,7 @@
  * (`arn:…:execute-api:*:*:*` then `/@connections/*`; osls compile/events/websockets/lib/api.js).
  */
 const { accessOf } = require('./functions.cjs');
-const { loadConfigModule } = require('../local/serverless-config.cjs');
+const { loadConfigModule } = require('./serverless-config.cjs');
 
 const sub = (text) => ({ 'Fn::Sub': text });
 const ACCOUNT = 'arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}';

@@ -6,7 +6,7 @@
  * `alarms.*`). Every alarm notifies the topic when it fires and when it clears; missing data
  * (nothing happened) is not breaching.
  */
-const { loadConfigModule } = require('../local/serverless-config.cjs');
+const { loadConfigModule } = require('./serverless-config.cjs');
 
 const PERIOD = 300;
 

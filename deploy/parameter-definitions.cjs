@@ -3,7 +3,7 @@
  * throws a message saying what is expected) and its default off local stages (`fallback`).
  * deploy/parameters.cjs reads them; docs/deploying.md lists them.
  */
-const { loadConfigModule } = require('../local/serverless-config.cjs');
+const { loadConfigModule } = require('./serverless-config.cjs');
 const { FUNCTION_DEFAULTS, FUNCTIONS } = require('./functions.cjs');
 
 /** The retention periods CloudWatch Logs accepts. */

@@ -19,7 +19,7 @@
 const { existsSync, readFileSync } = require('node:fs');
 const path = require('node:path');
 const { parse } = require('yaml');
-const { loadConfigModule } = require('../local/serverless-config.cjs');
+const { loadConfigModule } = require('./serverless-config.cjs');
 const { environmentOf, packagingEnvironment } = require('./environment.cjs');
 const { definitions, fail, parameterOf } = require('./parameter-definitions.cjs');
 

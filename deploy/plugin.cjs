@@ -17,7 +17,7 @@ const { accessOf } = require('./functions.cjs');
 const { functionRole, roleLogicalId } = require('./iam.cjs');
 const { monitoring } = require('./monitoring.cjs');
 const resources = require('./resources.cjs');
-const { loadConfigModule } = require('../local/serverless-config.cjs');
+const { loadConfigModule } = require('./serverless-config.cjs');
 
 class KubentlyDeployment {
   constructor(serverless) {

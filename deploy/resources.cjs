@@ -121,7 +121,7 @@ function migrationsChecksum() {
 }
 
 /**
- * The custom resource that runs functions/migrate.ts on every deploy (its `Deployment` property
+ * The custom resource that runs functions/schema-migrations.ts on every deploy (its `Deployment` property
  * changes each time), and every other function updated only after it succeeded: new code never
  * meets an old schema, and a failed migration stops the deploy before any function changes.
  */

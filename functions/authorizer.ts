@@ -1,7 +1,7 @@
 /**
  * The WebSocket `$connect` authorizer (a REQUEST authorizer): browsers cannot set headers on a
  * WebSocket, so the token comes in the query string (`?token=`) or as a subprotocol in
- * `Sec-WebSocket-Protocol` (functions/lib/protocol.ts). It answers an IAM policy — `Allow` with
+ * `Sec-WebSocket-Protocol` (functions/runtime/protocol.ts). It answers an IAM policy — `Allow` with
  * the token's id, expiry, identity, scopes and resources as context for the routes, or `Deny`.
  * Least authority: a valid token is allowed only when it can use the socket (one of
  * `WEBSOCKET_SCOPES`, or admin); a `kv:read` token is denied.
@@ -14,11 +14,11 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { type Authenticated, authenticate } from '../lib/auth.js';
 import { UnauthorizedError } from '../lib/errors.js';
-import { logger } from './lib/logger.js';
-import { requestLogging, runtime } from './lib/middleware.js';
-import { protocolToken } from './lib/protocol.js';
-import { getStorage } from './lib/storage.js';
-import { canUseWebSocket, NO_WEBSOCKET_SCOPE } from './lib/ws-access.js';
+import { logger } from './runtime/logger.js';
+import { requestLogging, runtime } from './runtime/middleware.js';
+import { protocolToken } from './runtime/protocol.js';
+import { getStorage } from './runtime/storage.js';
+import { canUseWebSocket, NO_WEBSOCKET_SCOPE } from './runtime/ws-access.js';
 
 /**
  * What `$connect` and the other routes find in `requestContext.authorizer`. API Gateway accepts

@@ -1,12 +1,12 @@
 /**
  * The scheduled sweep: closes WebSocket connections whose token has expired (up to
- * `ttl.batchSize` per run, found by index; functions/lib/ws-close.ts), removes expired data in
+ * `ttl.batchSize` per run, found by index; functions/runtime/ws-close.ts), removes expired data in
  * batches (`storage.sweep()`), logs the rows deleted per store and how long it took, and emits
  * them as CloudWatch metrics in Embedded Metric Format (namespace `KubentlyStorage`, see
  * lib/metrics.ts; on any backend, EMF is only a log line). Reads never depend on the sweep: it
  * only keeps tables and key spaces small.
  *
- * Then each queue with WebSocket consumers is pushed (functions/lib/push.ts): delayed messages
+ * Then each queue with WebSocket consumers is pushed (functions/runtime/push.ts): delayed messages
  * that came due and leases that ended since are delivered by this schedule at the latest.
  *
  * A sweep that fails is logged, counted (`CleanupFailures`) and rethrown, so Lambda's error
@@ -16,12 +16,12 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { SweepReport } from '../lib/storage/types.js';
-import { logger } from './lib/logger.js';
-import { emitMetric, emitTogether } from './lib/metrics.js';
-import { runtime } from './lib/middleware.js';
-import { pushQueue } from './lib/push.js';
-import { getHybridControl, getStorage, getStorageConfig } from './lib/storage.js';
-import { closeConnectionsWithExpiredToken } from './lib/ws-close.js';
+import { logger } from './runtime/logger.js';
+import { emitMetric, emitTogether } from './runtime/metrics.js';
+import { runtime } from './runtime/middleware.js';
+import { pushQueue } from './runtime/push.js';
+import { getHybridControl, getStorage, getStorageConfig } from './runtime/storage.js';
+import { closeConnectionsWithExpiredToken } from './runtime/ws-close.js';
 
 export type CleanupResult = Omit<SweepReport, 'durationMs'> & {
   total: number;

@@ -7,10 +7,10 @@
  */
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { errorBody, type HttpResponse, json } from './lib/http.js';
-import { logger } from './lib/logger.js';
-import { httpErrors, requestLogging } from './lib/middleware.js';
-import { type RouteSpec, routes } from './lib/routes.js';
+import { errorBody, type HttpResponse, json } from './runtime/http.js';
+import { logger } from './runtime/logger.js';
+import { httpErrors, requestLogging } from './runtime/middleware.js';
+import { type RouteSpec, routes } from './runtime/routes.js';
 
 /** The table's routes whose path matches `rawPath` (a `{name}` matches one non-empty segment). */
 export function routesAt(rawPath: string): RouteSpec[] {

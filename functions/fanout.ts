@@ -11,10 +11,10 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { Json, PublishedEvent } from '../lib/storage/types.js';
 import { checkName, isPlainObject } from '../lib/storage/validate.js';
-import { logger } from './lib/logger.js';
-import { runtime } from './lib/middleware.js';
-import { type DeliveryCounts, type FanoutInput, fanOut } from './lib/relay.js';
-import { getStorage } from './lib/storage.js';
+import { logger } from './runtime/logger.js';
+import { runtime } from './runtime/middleware.js';
+import { type DeliveryCounts, type FanoutInput, fanOut } from './runtime/relay.js';
+import { getStorage } from './runtime/storage.js';
 
 export interface FanoutResult extends DeliveryCounts {
   channel?: string;

@@ -6,12 +6,12 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { BackendUnavailableError, ConfigError, isStorageError } from '../lib/errors.js';
 import type { HealthReport, Storage } from '../lib/storage/types.js';
-import { routeMetrics } from './lib/api.js';
-import { configErrorMessage } from './lib/errors.js';
-import { errorBody, type HttpResponse, json } from './lib/http.js';
-import { logger } from './lib/logger.js';
-import { httpErrors, requestLogging, runtime } from './lib/middleware.js';
-import { getStorage } from './lib/storage.js';
+import { routeMetrics } from './runtime/api.js';
+import { configErrorMessage } from './runtime/errors.js';
+import { errorBody, type HttpResponse, json } from './runtime/http.js';
+import { logger } from './runtime/logger.js';
+import { httpErrors, requestLogging, runtime } from './runtime/middleware.js';
+import { getStorage } from './runtime/storage.js';
 
 // Monitors poll this; a cached answer would hide an outage.
 const NO_STORE = { 'cache-control': 'no-store' };

@@ -4,17 +4,12 @@
  */
 import { ValidationError } from '../lib/errors.js';
 import type { Json } from '../lib/storage/types.js';
-import { type ApiRequest, httpApi } from './lib/api.js';
-import { json } from './lib/http.js';
-import { relayEvent } from './lib/relay.js';
+import { httpApi } from './runtime/api.js';
+import { json } from './runtime/http.js';
+import { relayEvent } from './runtime/relay.js';
 
 export const handler = httpApi('publish', {
-  'POST /channels/{channel}/messages': async ({
-    storage,
-    params: { channel },
-    body,
-    authorizeResource,
-  }: ApiRequest<{ message: unknown }>) => {
+  'POST /channels/{channel}/messages': async ({ storage, params: { channel }, body, authorizeResource }) => {
     authorizeResource(channel!);
     const message = body.message as Json;
     const { id, publishedAt } = await storage.events.publish(channel!, message);
@@ -23,12 +18,7 @@ export const handler = httpApi('publish', {
     return json(202, { id, publishedAt });
   },
 
-  'GET /channels/{channel}/messages': async ({
-    storage,
-    params: { channel },
-    query,
-    authorizeResource,
-  }: ApiRequest<unknown, { after?: string; limit?: string }>) => {
+  'GET /channels/{channel}/messages': async ({ storage, params: { channel }, query, authorizeResource }) => {
     authorizeResource(channel!);
     const limit = query.limit === undefined ? undefined : Number(query.limit);
     if (limit !== undefined && (limit < 1 || limit > 1000)) {

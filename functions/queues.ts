@@ -1,13 +1,13 @@
 /**
  * Queue routes of docs/api.md: send, receive (long poll), ack, nack, stats. The resource is the
  * queue name. A send, and an ack or nack of a pushed delivery, push the queue to its WebSocket
- * consumers (functions/lib/push.ts) before answering.
+ * consumers (functions/runtime/push.ts) before answering.
  */
 import type { Context } from 'aws-lambda';
 import type { Json } from '../lib/storage/types.js';
-import { type ApiRequest, httpApi } from './lib/api.js';
-import { json, noContent } from './lib/http.js';
-import { pushQueue } from './lib/push.js';
+import { httpApi } from './runtime/api.js';
+import { json, noContent } from './runtime/http.js';
+import { pushQueue } from './runtime/push.js';
 
 // Time kept back from a long poll for the answer to reach the caller before the function's
 // timeout: a receive cut off by the timeout would lease messages to no one until their
@@ -22,12 +22,7 @@ function waitWithin(wait: number | undefined, context: Context): number | undefi
 }
 
 export const handler = httpApi('queues', {
-  'POST /queues/{queue}/messages': async ({
-    storage,
-    params: { queue },
-    body,
-    authorizeResource,
-  }: ApiRequest<{ payload: unknown; delay?: number; dedupId?: string }>) => {
+  'POST /queues/{queue}/messages': async ({ storage, params: { queue }, body, authorizeResource }) => {
     authorizeResource(queue!);
     const { id, duplicate } = await storage.queues.send(queue!, body.payload as Json, {
       delay: body.delay,
@@ -44,7 +39,7 @@ export const handler = httpApi('queues', {
     body,
     context,
     authorizeResource,
-  }: ApiRequest<{ max?: number; visibilityTimeout?: number; wait?: number }>) => {
+  }) => {
     authorizeResource(queue!);
     const messages = await storage.queues.receive(queue!, { ...body, wait: waitWithin(body.wait, context) });
     return json(200, { messages });
@@ -55,7 +50,7 @@ export const handler = httpApi('queues', {
     params: { queue, id },
     body,
     authorizeResource,
-  }: ApiRequest<{ receipt: string }>) => {
+  }) => {
     authorizeResource(queue!);
     await storage.queues.ack(queue!, id!, body.receipt);
     // A pushed delivery acked over HTTP frees its consumer's slot.
@@ -68,7 +63,7 @@ export const handler = httpApi('queues', {
     params: { queue, id },
     body,
     authorizeResource,
-  }: ApiRequest<{ receipt: string; delay?: number }>) => {
+  }) => {
     authorizeResource(queue!);
     await storage.queues.nack(queue!, id!, body.receipt, { delay: body.delay });
     if ((await storage.consumers.release(queue!, id!)) !== undefined) await pushQueue(storage, queue!);

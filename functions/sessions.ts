@@ -5,10 +5,10 @@
  */
 import { sessionServiceIdentity } from '../lib/auth.js';
 import { NotFoundError, ValidationError } from '../lib/errors.js';
-import type { CreateSessionInput, JsonObject, Session } from '../lib/storage/types.js';
-import { type ApiRequest, httpApi } from './lib/api.js';
-import { json, noContent } from './lib/http.js';
-import { type PageQuery, pageOptions, readPage } from './lib/paging.js';
+import type { JsonObject, Session } from '../lib/storage/types.js';
+import { type ApiRequest, httpApi } from './runtime/api.js';
+import { json, noContent } from './runtime/http.js';
+import { pageOptions, readPage } from './runtime/paging.js';
 
 /**
  * The live session, once the caller may see its cluster; `NotFoundError` when there is none. A
@@ -27,12 +27,7 @@ async function liveSession({
 
 export const handler = httpApi('sessions', {
   // A session runs as the token's identity; only an admin token may name another.
-  'POST /sessions': async ({
-    storage,
-    body,
-    principal,
-    authorizeResource,
-  }: ApiRequest<CreateSessionInput>) => {
+  'POST /sessions': async ({ storage, body, principal, authorizeResource }) => {
     authorizeResource(body.clusterId);
     const serviceIdentity = sessionServiceIdentity(principal, body.serviceIdentity);
     const session = await storage.sessions.create({
@@ -43,12 +38,7 @@ export const handler = httpApi('sessions', {
     return json(201, session);
   },
 
-  'GET /sessions': async ({
-    storage,
-    query,
-    authorizeResource,
-    allowsResource,
-  }: ApiRequest<unknown, { clusterId?: string; correlationId?: string }>) => {
+  'GET /sessions': async ({ storage, query, authorizeResource, allowsResource }) => {
     const { clusterId, correlationId } = query;
     if ((clusterId === undefined) === (correlationId === undefined)) {
       throw new ValidationError('query', 'give exactly one of clusterId or correlationId');
@@ -63,7 +53,7 @@ export const handler = httpApi('sessions', {
 
   'GET /sessions/{id}': async (request) => json(200, await liveSession(request)),
 
-  'POST /sessions/{id}/keepalive': async (request: ApiRequest<{ ttl?: number }>) => {
+  'POST /sessions/{id}/keepalive': async (request) => {
     await liveSession(request);
     const session = await request.storage.sessions.keepAlive(request.params.id!, request.body.ttl);
     if (!session) throw new NotFoundError(`session ${JSON.stringify(request.params.id)} not found`);
@@ -79,7 +69,7 @@ export const handler = httpApi('sessions', {
   },
 
   // Only clusters within the caller's resources, filtered by the backend.
-  'GET /clusters/active': async ({ storage, principal, query }: ApiRequest<unknown, PageQuery>) =>
+  'GET /clusters/active': async ({ storage, principal, query }) =>
     json(
       200,
       await readPage('GET /clusters/active', () =>

@@ -6,13 +6,13 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ForbiddenError, NotFoundError } from '../lib/errors.js';
 import { covers } from '../lib/storage/lineage.js';
-import type { AuditInput, IssueTokenInput, Storage } from '../lib/storage/types.js';
+import type { AuditInput, Storage } from '../lib/storage/types.js';
 import { checkName } from '../lib/storage/validate.js';
-import { type ApiRequest, httpApi } from './lib/api.js';
-import { json, noContent } from './lib/http.js';
-import { logger } from './lib/logger.js';
-import { type PageQuery, pageOptions, readPage } from './lib/paging.js';
-import { closeConnectionsOf } from './lib/ws-close.js';
+import { httpApi } from './runtime/api.js';
+import { json, noContent } from './runtime/http.js';
+import { logger } from './runtime/logger.js';
+import { pageOptions, readPage } from './runtime/paging.js';
+import { closeConnectionsOf } from './runtime/ws-close.js';
 
 /** The caller's correlation id (`X-Correlation-Id`) when it is a valid name, else API Gateway's request id. */
 function correlationIdOf(event: APIGatewayProxyEventV2): string | undefined {
@@ -41,7 +41,7 @@ async function audit(storage: Storage, entry: AuditInput): Promise<void> {
 
 export const handler = httpApi('tokens', {
   // The new token is bounded by the caller's (lib/storage/lineage.ts): scopes, resources, expiry.
-  'POST /tokens': async ({ storage, body, principal, event }: ApiRequest<IssueTokenInput>) => {
+  'POST /tokens': async ({ storage, body, principal, event }) => {
     const issued = await storage.tokens.issue({ ...body, issuerId: principal.id });
     const { token, id, identity, scopes, resources, expiresAt } = issued;
     await audit(storage, {
@@ -55,7 +55,7 @@ export const handler = httpApi('tokens', {
   },
 
   // Only tokens within the caller's resources, filtered by the backend.
-  'GET /tokens': async ({ storage, principal, query }: ApiRequest<unknown, PageQuery>) => {
+  'GET /tokens': async ({ storage, principal, query }) => {
     const { tokens, cursor } = await readPage('GET /tokens', () =>
       storage.tokens.page({ ...pageOptions(query), within: principal.resources }),
     );

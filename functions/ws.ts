@@ -2,11 +2,11 @@
  * The WebSocket routes (docs/api.md, WebSocket). `$connect` runs after the authorizer accepted the
  * token and registers the connection with the token's id and expiry (at most
  * `websocket.maxConnectionsPerToken` per token, counted atomically by the registry), answering
- * the subprotocol when the token came in `Sec-WebSocket-Protocol` (functions/lib/protocol.ts);
+ * the subprotocol when the token came in `Sec-WebSocket-Protocol` (functions/runtime/protocol.ts);
  * `$default` takes the client's frames (subscribe, unsubscribe, publish, ping) and answers through
  * `postToConnection`; `$disconnect` forgets the connection and its subscriptions.
  *
- * Every frame looks the connection's token up again by id (functions/lib/ws-access.ts), as an
+ * Every frame looks the connection's token up again by id (functions/runtime/ws-access.ts), as an
  * HTTP request does: a revoked or expired token gets an `unauthorized` error frame and its
  * connection is closed. Subscribe and publish are checked against that token's scopes and
  * resources, so a connection never reaches a channel its token could not. A bad frame gets an
@@ -17,24 +17,30 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import { allows, authorize, type Principal } from '../lib/auth.js';
 import { type Json, SCOPES, type Scope, type Storage } from '../lib/storage/types.js';
 import { checkName, describe, isPlainObject } from '../lib/storage/validate.js';
-import { websocketEndpoint } from './lib/aws.js';
-import { errorResponse } from './lib/errors.js';
-import type { ApiErrorCode } from './lib/http.js';
-import { logger } from './lib/logger.js';
-import { requestLogging, runtime } from './lib/middleware.js';
-import { acceptedProtocol } from './lib/protocol.js';
-import { endConsumers } from './lib/push.js';
-import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, postFrame, relayEvent, type ServerFrame } from './lib/relay.js';
-import { getStorage } from './lib/storage.js';
-import { canUseWebSocket, currentPrincipal, NO_WEBSOCKET_SCOPE } from './lib/ws-access.js';
-import { closeConnection } from './lib/ws-close.js';
+import { websocketEndpoint } from './runtime/aws.js';
+import { errorResponse } from './runtime/errors.js';
+import type { ApiErrorCode } from './runtime/http.js';
+import { logger } from './runtime/logger.js';
+import { requestLogging, runtime } from './runtime/middleware.js';
+import { acceptedProtocol } from './runtime/protocol.js';
+import { endConsumers } from './runtime/push.js';
+import {
+  MAX_FRAME_BYTES,
+  MAX_MESSAGE_BYTES,
+  postFrame,
+  relayEvent,
+  type ServerFrame,
+} from './runtime/relay.js';
+import { getStorage } from './runtime/storage.js';
+import { canUseWebSocket, currentPrincipal, NO_WEBSOCKET_SCOPE } from './runtime/ws-access.js';
+import { closeConnection } from './runtime/ws-close.js';
 import {
   handleQueueFrame,
   isQueueAction,
   parseQueueFrame,
   QUEUE_FIELDS,
   type QueueFrame,
-} from './lib/ws-queues.js';
+} from './runtime/ws-queues.js';
 
 /** API Gateway closes a WebSocket after 2 h; the registration lives as long. */
 export const CONNECTION_TTL_SECONDS = 7200;

@@ -5,7 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { run } from './migrate/cli.js';
+import { run } from './data-migration/cli.js';
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
   const controller = new AbortController();

@@ -1,6 +1,6 @@
 /**
  * Every custom metric this code emits: its name, unit and dimension names. The one owner of
- * these facts: the emitters (functions/lib/metrics.ts, the hybrid's `emit`, the PostgreSQL
+ * these facts: the emitters (functions/runtime/metrics.ts, the hybrid's `emit`, the PostgreSQL
  * deadlock counter) are typed against it, so a metric emitted under another name or with other
  * dimensions does not compile, and the deployment's alarms and dashboard (deploy/monitoring.cjs)
  * are built from it.
@@ -23,7 +23,7 @@ interface MetricSpec {
 }
 
 export const METRICS = {
-  // functions (functions/lib/metrics.ts, functions/cleanup.ts, functions/lib/relay.ts)
+  // functions (functions/runtime/metrics.ts, functions/cleanup.ts, functions/runtime/relay.ts)
   Latency: {
     unit: 'Milliseconds',
     dimensionSets: [['operation', 'backend']],

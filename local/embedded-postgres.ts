@@ -31,7 +31,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import { configFromEnv } from '../lib/config/index.js';
-import { type MigrateResult, migrate } from '../lib/storage/postgresql/migrate.js';
+import {
+  applySchemaMigrations,
+  type SchemaMigrationResult,
+} from '../lib/storage/postgresql/schema-migrations.js';
 import { createSql } from '../lib/storage/postgresql/sql.js';
 
 export interface EmbeddedPostgresOptions {
@@ -50,7 +53,7 @@ export interface EmbeddedPostgres {
   url: string;
   port: number;
   /** What the migration runner applied on this start. */
-  migrations: MigrateResult;
+  migrations: SchemaMigrationResult;
   /** Stops accepting connections, ends the open ones, closes PGlite and releases the lock. */
   close(): Promise<void>;
 }
@@ -93,9 +96,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     ).postgresql;
     // The instance is lent: closing this Sql leaves PGlite open.
     const sql = await createSql(config, { pglite: { instance: db } });
-    let migrations: MigrateResult;
+    let migrations: SchemaMigrationResult;
     try {
-      migrations = await migrate(sql, { schema: config.schema });
+      migrations = await applySchemaMigrations(sql, { schema: config.schema });
     } finally {
       await sql.close();
     }

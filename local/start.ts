@@ -7,7 +7,7 @@
  * embedded one: PostgreSQL as PGlite persisted under the data directory, migrated here and
  * served on 127.0.0.1 to every function (local/embedded-postgres.ts says why over a socket).
  * `STORAGE_BACKEND=redis` uses `REDIS_URL`, `STORAGE_BACKEND=postgresql` with `DATABASE_URL`
- * that server (migrated beforehand with `npm run migrate`). Those servers are checked before
+ * that server (migrated beforehand with `npm run migrate:schema`). Those servers are checked before
  * anything is bundled (local/probe-backend.ts): one that does not answer stops the start with
  * the cause in one line. `memory` is refused: serverless-offline runs every function in its own
  * worker thread, so each would hold a store of its own (a token issued through `/tokens` would be
@@ -275,7 +275,7 @@ function printBanner({ status, body }: HealthAnswer): void {
       `    curl -H "Authorization: Bearer $TOKEN" ${baseUrl}/channels/demo/messages -d '{"message":"hi"}' -H 'content-type: application/json'`,
       '  Real servers instead:',
       '    STORAGE_BACKEND=redis REDIS_URL=redis://127.0.0.1:6379 npm start',
-      '    STORAGE_BACKEND=postgresql DATABASE_URL=postgres://… npm start   (after npm run migrate)',
+      '    STORAGE_BACKEND=postgresql DATABASE_URL=postgres://… npm start   (after npm run migrate:schema)',
       '  Stop with Ctrl-C.',
       '',
     ].join('\n'),

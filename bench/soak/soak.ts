@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
 import { resolveConfig } from '../../lib/config/index.js';
-import { migrate } from '../../lib/storage/postgresql/migrate.js';
+import { applySchemaMigrations } from '../../lib/storage/postgresql/schema-migrations.js';
 import { createSql, quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import { testDatabaseUrl } from '../../test/support/backends.js';
 import { type Offline, startOffline } from '../../test/support/offline.js';
@@ -123,7 +123,7 @@ async function startService(backend: SoakBackend): Promise<Service> {
   if (usesPg) {
     const sql = await adminSql();
     try {
-      await migrate(sql, { schema });
+      await applySchemaMigrations(sql, { schema });
     } finally {
       await sql.close();
     }

@@ -123,7 +123,7 @@ export const StorageConfigSchema = T.Object(
          * statements (PgBouncer 1.21+ with `max_prepared_statements`).
          */
         preparedStatements: T.Boolean({ default: true }),
-        /** Apply pending migrations when the storage first connects (off: run `npm run migrate`). */
+        /** Apply pending migrations when the storage first connects (off: run `npm run migrate:schema`). */
         migrate: T.Boolean({ default: false }),
         /** PGlite data directory; omitted: in memory (lost with the process). */
         dataDir: T.Optional(T.String({ minLength: 1 })),
@@ -230,7 +230,7 @@ export const StorageConfigSchema = T.Object(
       },
       Strict,
     ),
-    /** The WebSocket relay (functions/lib/relay.ts). */
+    /** The WebSocket relay (functions/runtime/relay.ts). */
     websocket: T.Object(
       {
         /** More subscribers than this on a channel and a publish hands the relay to the fanout function. */

@@ -1,7 +1,7 @@
 /**
  * Secrets by reference. A deployed function's environment names its secrets and never holds
  * them: for each variable of `SECRET_VARIABLES`, `<VARIABLE>_SECRET` is a reference to where the
- * value lives, read at run time (functions/lib/secrets.ts) —
+ * value lives, read at run time (functions/runtime/secrets.ts) —
  *
  * - an SSM Parameter Store parameter (a SecureString is decrypted): its name (`/kubently/prod/
  *   database-url`) or ARN (`arn:aws:ssm:us-east-1:123456789012:parameter/kubently/prod/database-url`);

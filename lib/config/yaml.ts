@@ -2,7 +2,7 @@
  * The YAML side of the configuration file: its text → plain values and the line of every
  * node. The rest of the loader works on this document, never on YAML, so a packaged function
  * can carry the document of its configuration file as read at package time instead of a YAML
- * parser (local/esbuild-plugins.cjs replaces this module there).
+ * parser (deploy/esbuild-plugins.cjs replaces this module there).
  */
 import { isMap, isNode, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 

@@ -2,7 +2,7 @@
  * Which backends this build carries. The library, the tests and `tsx` carry all of them
  * (`PACKAGED` is undefined). A packaged Lambda function carries only what the configuration it
  * was packaged with uses — each backend's drivers are most of a bundle's size —, so
- * local/esbuild-plugins.cjs sets `PACKAGED` at package time and leaves the rest out. A function
+ * deploy/esbuild-plugins.cjs sets `PACKAGED` at package time and leaves the rest out. A function
  * whose configuration at run time needs something left out refuses with a `ConfigError` saying
  * how to repackage, before anything is opened.
  */
@@ -20,7 +20,7 @@ export interface Packaged {
   postgresDrivers: readonly PostgresDriver[];
 }
 
-/** Set at package time (local/esbuild-plugins.cjs replaces this line); undefined: everything is here. */
+/** Set at package time (deploy/esbuild-plugins.cjs replaces this line); undefined: everything is here. */
 export const PACKAGED: Packaged | undefined = undefined;
 
 /** What a build packaged for `config` carries: its backend, what a hybrid uses, the PostgreSQL driver. */

@@ -5,7 +5,7 @@
  *
  * - `emitMetric({ name: 'X', …, dimensions: {…} })` and `report(sink, { name: 'X', …, dimensions })`
  * - `emitTogether([{ name: 'X', … }, …])` (no dimensions)
- * - the hybrid's `emit('X', value, unit, {…})`
+ * - the hybrid's `emit('X', value, unit, {…})`, also called as `ctx.emit(…)`
  *
  * A `dimensions` given by a variable is read from that variable's object literal; a `{ name }`
  * passed on from a parameter is plumbing (the hybrid's `emit` itself). A call of these forms whose
@@ -104,8 +104,15 @@ export function emittedMetrics(root: string): EmittedMetric[] {
     };
 
     const visit = (node: ts.Node) => {
-      if (ts.isCallExpression(node) && ts.isIdentifier(node.expression)) {
-        const callee = node.expression.text;
+      // `emit(…)` or a context's `ctx.emit(…)`: the callee's own name decides the form.
+      const callee =
+        ts.isCallExpression(node) &&
+        (ts.isIdentifier(node.expression)
+          ? node.expression.text
+          : ts.isPropertyAccessExpression(node.expression)
+            ? node.expression.name.text
+            : undefined);
+      if (ts.isCallExpression(node) && callee) {
         const args = node.arguments;
         if (callee === 'emitMetric' && args[0] && ts.isObjectLiteralExpression(args[0]))
           fromLiteral(args[0], true);

@@ -14,7 +14,7 @@ import { type EmittedMetric, emittedMetrics } from './emitted-metrics.js';
 import { PACKAGE_TIMEOUT_MS, type Packaged, root, serverlessPackage, type Template } from './support.js';
 
 const require = createRequire(import.meta.url);
-const { routes } = require('../../local/serverless-config.cjs').loadConfigModule() as {
+const { routes } = require('../../deploy/serverless-config.cjs').loadConfigModule() as {
   routes: { operation: string }[];
 };
 const { accessOf } = require('../../deploy/functions.cjs') as {
@@ -376,7 +376,7 @@ async function publishedAs(): Promise<{ namespace: string; dimensions: string[] 
     return true;
   });
   try {
-    const { emitMetric } = await import('../../functions/lib/metrics.js');
+    const { emitMetric } = await import('../../functions/runtime/metrics.js');
     emitMetric({ name: 'Deadlocks', value: 1, unit: 'Count', dimensions: { backend: 'postgresql' } });
   } finally {
     write.mockRestore();

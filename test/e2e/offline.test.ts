@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../lib/config/index.js';
-import { migrate } from '../../lib/storage/postgresql/migrate.js';
+import { applySchemaMigrations } from '../../lib/storage/postgresql/schema-migrations.js';
 import { createSql, quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
 import { type Offline, startOffline } from '../support/offline.js';
@@ -49,7 +49,7 @@ suite(`HTTP API over serverless offline [postgresql]${skipReason}`, () => {
     if (unavailable !== undefined) throw new Error(`PostgreSQL is unavailable under CI: ${unavailable}`);
     const sql = await adminSql();
     try {
-      await migrate(sql, { schema: SCHEMA });
+      await applySchemaMigrations(sql, { schema: SCHEMA });
     } finally {
       await sql.close();
     }

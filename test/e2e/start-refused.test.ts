@@ -92,7 +92,7 @@ describe('npm start refuses what cannot work, in one line', () => {
         POSTGRES_SCHEMA: `kst_never_migrated_${randomBytes(4).toString('hex')}`,
       });
       expect(exitCode).toBe(1);
-      expect(output).toMatch(/^cannot reach PostgreSQL at .*not migrated.*npm run migrate/m);
+      expect(output).toMatch(/^cannot reach PostgreSQL at .*not migrated.*npm run migrate:schema/m);
     },
     CEILING_MS,
   );

@@ -4,8 +4,13 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { type FunctionName, pathParameters, type RouteSpec, routeFor } from '../../functions/lib/routes.js';
-import { useStorage } from '../../functions/lib/storage.js';
+import {
+  type FunctionName,
+  pathParameters,
+  type RouteSpec,
+  routeFor,
+} from '../../functions/runtime/routes.js';
+import { useStorage } from '../../functions/runtime/storage.js';
 import type { StorageConfig } from '../../lib/config/index.js';
 import { configFromEnv } from '../../lib/config/index.js';
 import type { Storage } from '../../lib/storage/types.js';

@@ -513,7 +513,7 @@ describe('an audit entry that cannot be written after a change', () => {
     const storage = new Proxy(base, {
       get: (target, property) => (property === 'audit' ? failingAudit : Reflect.get(target, property)),
     });
-    const { logger } = await import('../../functions/lib/logger.js');
+    const { logger } = await import('../../functions/runtime/logger.js');
     const errors = vi.spyOn(logger, 'error');
     try {
       serveFrom(storage);

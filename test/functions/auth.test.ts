@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type RouteSpec, routeFor, routeKey, routes } from '../../functions/lib/routes.js';
+import { type RouteSpec, routeFor, routeKey, routes } from '../../functions/runtime/routes.js';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { SCOPES, type Scope, type Storage } from '../../lib/storage/types.js';
 import { type Backend, installHint, postgresBackend, redisBackend } from '../support/backends.js';

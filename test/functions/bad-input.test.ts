@@ -11,7 +11,7 @@
  */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { routeFor } from '../../functions/lib/routes.js';
+import { routeFor } from '../../functions/runtime/routes.js';
 import { resolveConfig } from '../../lib/config/index.js';
 import type { ErrorCode } from '../../lib/errors.js';
 import type { Storage } from '../../lib/storage/types.js';

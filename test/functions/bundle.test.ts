@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: the strings are YAML with ${VAR} references, not templates
 /**
  * What `serverless package` puts in each function: the functions bundled with serverless.yml's
- * esbuild options and plugins (local/esbuild-plugins.cjs) for a given configuration. Each
+ * esbuild options and plugins (deploy/esbuild-plugins.cjs) for a given configuration. Each
  * function's JavaScript stays within its size budget; a build carries only the backends and
  * PostgreSQL driver of its configuration and no YAML parser; a function whose configuration at
  * run time needs what its build left out answers with how to repackage; the configuration file
@@ -19,7 +19,7 @@ import { parse } from 'yaml';
 import { loadConfig, readConfigDocument, type StorageConfig } from '../../lib/config/index.js';
 
 const require = createRequire(import.meta.url);
-const { backendPlugins } = require('../../local/esbuild-plugins.cjs') as {
+const { backendPlugins } = require('../../deploy/esbuild-plugins.cjs') as {
   backendPlugins(config: StorageConfig, document?: { sha256: string; document: unknown }): Plugin[];
 };
 
@@ -33,7 +33,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function serverlessBuild(): { options: BuildOptions; entries: string[] } {
   const yml = parse(readFileSync(join(root, 'serverless.yml'), 'utf8'), { logLevel: 'silent' });
   const { outputWorkFolder, plugins, exclude, outputFileExtension, ...options } = yml.custom.esbuild;
-  expect(plugins).toBe('./local/esbuild-plugins.cjs');
+  expect(plugins).toBe('./deploy/esbuild-plugins.cjs');
   const handlers = Object.values(yml.functions as Record<string, { handler: string }>).map((f) => f.handler);
   return {
     options: { ...options, external: exclude, outExtension: { '.js': outputFileExtension } },
@@ -126,7 +126,8 @@ const PG = { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test' };
 // The target is 400 KB of JavaScript per function (the AWS SDK is the runtime's). A hybrid
 // carries two backends' drivers and does not meet it yet; neither does the Neon driver (with
 // `ws`) since token lineage and paging, pooler detection and Redis Sentinel landed. Their
-// budgets hold what they are today (hybrid about 512 KB, neon about 401 KB), so any growth fails.
+// budgets hold what they are today (hybrid about 512 KB, neon about 401 KB), so any growth fails;
+// the hybrid's grew by the queue consumers' registry of both its backends (about 8 KB).
 const configurations: [name: string, env: Record<string, string>, budget: number, drivers: string[]][] = [
   ['memory', { STORAGE_BACKEND: 'memory' }, 400 * KB, []],
   ['redis', { STORAGE_BACKEND: 'redis', ...REDIS }, 400 * KB, ['ioredis']],
@@ -137,7 +138,7 @@ const configurations: [name: string, env: Record<string, string>, budget: number
     410 * KB,
     ['@neondatabase/serverless', 'ws'],
   ],
-  ['hybrid (pg)', { STORAGE_BACKEND: 'hybrid', ...REDIS, ...PG }, 520 * KB, ['ioredis', 'pg']],
+  ['hybrid (pg)', { STORAGE_BACKEND: 'hybrid', ...REDIS, ...PG }, 530 * KB, ['ioredis', 'pg']],
 ];
 const ALL_DRIVERS = ['ioredis', 'pg', '@neondatabase/serverless', 'ws'];
 

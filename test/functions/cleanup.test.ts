@@ -17,8 +17,8 @@ process.env.POWERTOOLS_METRICS_DISABLED = 'false';
 delete process.env.POWERTOOLS_DEV;
 
 const { handler: cleanup } = await import('../../functions/cleanup.js');
-const { logger } = await import('../../functions/lib/logger.js');
-const { useStorage } = await import('../../functions/lib/storage.js');
+const { logger } = await import('../../functions/runtime/logger.js');
+const { useStorage } = await import('../../functions/runtime/storage.js');
 
 afterEach(() => {
   vi.restoreAllMocks();

@@ -1,5 +1,5 @@
 /**
- * serverless.yml's deploy-time settings (local/serverless-config.cjs): the cleanup schedule from
+ * serverless.yml's deploy-time settings (deploy/serverless-config.cjs): the cleanup schedule from
  * `ttl.interval` / `ttl.enabled`, and an invalid configuration refused before anything is packaged.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 
 const require = createRequire(import.meta.url);
-const deployConfig = require('../../local/serverless-config.cjs') as () => Promise<{
+const deployConfig = require('../../deploy/serverless-config.cjs') as () => Promise<{
   cleanupEnabled: boolean;
   cleanupRate: string;
 }>;

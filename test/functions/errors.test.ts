@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { describe, expect, it, vi } from 'vitest';
-import { errorResponse } from '../../functions/lib/errors.js';
+import { errorResponse } from '../../functions/runtime/errors.js';
 import {
   BackendUnavailableError,
   ConfigError,

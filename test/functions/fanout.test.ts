@@ -22,11 +22,11 @@ const env = { ...relayEnv(stub), FANOUT_THRESHOLD: String(THRESHOLD), FANOUT_FUN
 Object.assign(process.env, env);
 delete process.env.IS_OFFLINE;
 
-const { relayEvent } = await import('../../functions/lib/relay.js');
-const { useStorage } = await import('../../functions/lib/storage.js');
+const { relayEvent } = await import('../../functions/runtime/relay.js');
+const { useStorage } = await import('../../functions/runtime/storage.js');
 const { configFromEnv } = await import('../../lib/config/index.js');
 const { handler: fanout } = await import('../../functions/fanout.js');
-const { logger } = await import('../../functions/lib/logger.js');
+const { logger } = await import('../../functions/runtime/logger.js');
 
 afterAll(async () => {
   await stub.close();

@@ -18,7 +18,7 @@ afterEach(() => {
     if (saved[name] === undefined) delete process.env[name];
     else process.env[name] = saved[name];
   }
-  vi.doUnmock('../../functions/lib/storage.js');
+  vi.doUnmock('../../functions/runtime/storage.js');
   vi.doUnmock('../../lib/storage/index.js');
   vi.restoreAllMocks();
 });
@@ -26,7 +26,7 @@ afterEach(() => {
 async function loadHandler(env: Partial<Record<(typeof ENV)[number], string>> = {}) {
   Object.assign(process.env, env);
   const { handler } = await import('../../functions/health.js');
-  const { logger } = (await import('../../functions/lib/logger.js')) as { logger: Logger };
+  const { logger } = (await import('../../functions/runtime/logger.js')) as { logger: Logger };
   const invoke = async () => {
     const response = await handler(httpEvent('GET', '/health'), lambdaContext('health'));
     return { ...response, json: JSON.parse(response.body) as Record<string, unknown> };
@@ -98,7 +98,7 @@ describe('GET /health', () => {
   });
 
   it('answers 503 down when the backend reports down, without the checks’ driver messages', async () => {
-    vi.doMock('../../functions/lib/storage.js', () => ({
+    vi.doMock('../../functions/runtime/storage.js', () => ({
       getStorage: () =>
         fakeStorage(async () => ({
           status: 'down',
@@ -119,7 +119,7 @@ describe('GET /health', () => {
   });
 
   it('answers 200 degraded when part of the storage serves', async () => {
-    vi.doMock('../../functions/lib/storage.js', () => ({
+    vi.doMock('../../functions/runtime/storage.js', () => ({
       getStorage: () =>
         fakeStorage(async () => ({
           status: 'degraded',
@@ -135,7 +135,7 @@ describe('GET /health', () => {
   });
 
   it('answers 500 with a logged error id, never the error itself, when something unexpected breaks', async () => {
-    vi.doMock('../../functions/lib/storage.js', () => ({
+    vi.doMock('../../functions/runtime/storage.js', () => ({
       getStorage: () =>
         fakeStorage(async () => {
           throw new TypeError('secret internals');

@@ -1,13 +1,16 @@
 /**
  * One set of routes: the routes table the handlers validate with, the generated openapi.yaml,
- * and the httpApi events of serverless.yml must agree route for route.
+ * and the httpApi events of serverless.yml must agree route for route; openapi.yaml passes
+ * Redocly's recommended rules (redocly.yaml).
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { routeKey, routes } from '../../functions/lib/routes.js';
-import { renderOpenApi } from '../../local/openapi.js';
+import { routeKey, routes } from '../../functions/runtime/routes.js';
+import { renderOpenApi } from '../../tools/openapi.js';
 
 const read = (path: string) => readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), 'utf8');
 
@@ -18,9 +21,16 @@ interface ServerlessFunction {
 }
 
 const serverless = parse(read('serverless.yml')) as { functions: Record<string, ServerlessFunction> };
+interface Operation {
+  operationId: string;
+  parameters?: ({ name: string; in: string } | { $ref: string })[];
+  responses: Record<string, unknown>;
+}
 const openapi = parse(read('openapi.yaml')) as {
-  paths: Record<string, Record<string, { operationId: string }>>;
+  paths: Record<string, Record<string, Operation>>;
+  components: { parameters: Record<string, { name: string; in: string }> };
 };
+const operations = Object.values(openapi.paths).flatMap((byMethod) => Object.values(byMethod));
 
 const serverlessRoutes = Object.entries(serverless.functions).flatMap(([name, fn]) =>
   (fn.events ?? []).flatMap((event) =>
@@ -98,5 +108,53 @@ describe('routes', () => {
         'DELETE /tokens/{id}',
       ].sort(),
     );
+  });
+});
+
+describe('openapi.yaml', () => {
+  it("passes Redocly's recommended rules with no error and no warning (redocly.yaml)", () => {
+    const cli = createRequire(import.meta.url).resolve('@redocly/cli/bin/cli.js');
+    const run = spawnSync(process.execPath, [cli, 'lint', 'openapi.yaml', '--format=json'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+      encoding: 'utf8',
+    });
+    expect(run.stdout.trim(), run.stderr).toMatch(/^\{/);
+    const report = JSON.parse(run.stdout) as {
+      totals: { errors: number; warnings: number };
+      problems: { ruleId: string; message: string }[];
+    };
+    expect(report.problems.map(({ ruleId, message }) => `${ruleId}: ${message}`)).toEqual([]);
+    expect(report.totals).toMatchObject({ errors: 0, warnings: 0 });
+  });
+
+  it("documents API Gateway's 429 and the 500 on every operation", () => {
+    for (const operation of operations) {
+      expect(Object.keys(operation.responses), operation.operationId).toEqual(
+        expect.arrayContaining(['429', '500']),
+      );
+    }
+  });
+
+  it('documents the X-Correlation-Id header on the routes whose audit entry records it', () => {
+    const headersOf = (operation: Operation) =>
+      (operation.parameters ?? [])
+        .map((parameter) =>
+          '$ref' in parameter
+            ? openapi.components.parameters[parameter.$ref.replace('#/components/parameters/', '')]
+            : parameter,
+        )
+        .filter((parameter) => parameter?.in === 'header')
+        .map((parameter) => parameter!.name);
+    const withHeader = operations
+      .filter((operation) => headersOf(operation).includes('X-Correlation-Id'))
+      .map((operation) => operation.operationId);
+    expect(withHeader.sort()).toEqual(['tokens.issue', 'tokens.revoke']);
+  });
+
+  it('spells a set of constants as an enum, never as anyOf of const', () => {
+    const text = read('openapi.yaml');
+    expect(text).not.toMatch(/\bconst:/);
+    expect(parse(text).components.schemas.Scope).toMatchObject({ type: 'string', enum: expect.any(Array) });
   });
 });

@@ -102,8 +102,8 @@ async function container(env: Record<string, string>) {
   for (const [name, value] of Object.entries({ ...base, ...env })) vi.stubEnv(name, value);
   const kv = (await import('../../functions/kv.js')).handler;
   const health = (await import('../../functions/health.js')).handler;
-  const storage = await import('../../functions/lib/storage.js');
-  const secrets = await import('../../functions/lib/secrets.js');
+  const storage = await import('../../functions/runtime/storage.js');
+  const secrets = await import('../../functions/runtime/secrets.js');
   const get = async (token: string) => {
     const event = httpEvent('GET', '/kv/{key}', {
       pathParameters: { key: 'k' },

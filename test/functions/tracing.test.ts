@@ -18,8 +18,8 @@ async function fresh(traceEnabled: string) {
   vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
   // No X-Ray daemon here: closed segments go nowhere.
   vi.stubEnv('AWS_XRAY_CONTEXT_MISSING', 'IGNORE_ERROR');
-  const tracing = await import('../../functions/lib/tracing.js');
-  const { instrumentStorage } = await import('../../functions/lib/instrument.js');
+  const tracing = await import('../../functions/runtime/tracing.js');
+  const { instrumentStorage } = await import('../../functions/runtime/instrument.js');
   return { tracing, instrumentStorage };
 }
 

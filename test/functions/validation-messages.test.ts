@@ -5,7 +5,7 @@
  * meet most, then a sweep of every body field of every route with values of the wrong kind.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type RouteSpec, routes } from '../../functions/lib/routes.js';
+import { type RouteSpec, routes } from '../../functions/runtime/routes.js';
 import { resolveConfig } from '../../lib/config/index.js';
 import { createStorage } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';

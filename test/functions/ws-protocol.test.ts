@@ -22,7 +22,7 @@ delete process.env.IS_OFFLINE;
 
 const { handler: authorizer } = await import('../../functions/authorizer.js');
 const ws = await import('../../functions/ws.js');
-const { useStorage } = await import('../../functions/lib/storage.js');
+const { useStorage } = await import('../../functions/runtime/storage.js');
 
 const storage = createStorage({ backend: 'memory' });
 useStorage(storage);
@@ -125,7 +125,9 @@ describe('ping', () => {
     await send(connectionId, '{"action":"pong"}');
     expect(stub.framesFor(connectionId)[2]).toMatchObject({
       type: 'error',
-      message: 'action: expected "subscribe", "unsubscribe", "publish" or "ping", got "pong"',
+      message:
+        'action: expected "subscribe", "unsubscribe", "publish", "ping", "receive", "ack", "nack", "extend" ' +
+        'or "stop", got "pong"',
     });
   });
 });

@@ -28,8 +28,8 @@ delete process.env.FANOUT_FUNCTION_NAME;
 const { handler: authorizer } = await import('../../functions/authorizer.js');
 const { handler: cleanup } = await import('../../functions/cleanup.js');
 const ws = await import('../../functions/ws.js');
-const { logger } = await import('../../functions/lib/logger.js');
-const { useStorage } = await import('../../functions/lib/storage.js');
+const { logger } = await import('../../functions/runtime/logger.js');
+const { useStorage } = await import('../../functions/runtime/storage.js');
 
 afterAll(async () => {
   await stub.close();

@@ -47,7 +47,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: journal depth', () => {
     vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
     vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
     // The same module instances as the storage's (hybridControl knows the storages lib built).
-    const { useStorage } = await import('../../functions/lib/storage.js');
+    const { useStorage } = await import('../../functions/runtime/storage.js');
     const { handler: cleanup } = await import('../../functions/cleanup.js');
     useStorage(handle.storage);
     metrics.length = 0;

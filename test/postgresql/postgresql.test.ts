@@ -12,7 +12,10 @@ import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.j
 import { BackendUnavailableError, ConfigError, ConflictError } from '../../lib/errors.js';
 import { hashToken } from '../../lib/storage/facade.js';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
-import { loadMigrations, migrate } from '../../lib/storage/postgresql/migrate.js';
+import {
+  applySchemaMigrations,
+  loadSchemaMigrations,
+} from '../../lib/storage/postgresql/schema-migrations.js';
 import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
 import type { PublishedEvent } from '../../lib/storage/types.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
@@ -38,7 +41,7 @@ describe.skipIf(unavailable !== undefined)(
     async function freshSchema(): Promise<string> {
       const schema = `kst_pgt_${run}_${schemas.length}`;
       schemas.push(schema);
-      await migrate(admin, { schema });
+      await applySchemaMigrations(admin, { schema });
       return schema;
     }
     function storageOn(schema: string, overrides: StorageConfigInput = {}, sql?: Sql): Storage {
@@ -470,18 +473,21 @@ describe.skipIf(unavailable !== undefined)(
       it('a schema at version 1 says to run migrations, and 0002 brings the registry', async () => {
         const schema = `kst_pgt_${run}_${schemas.length}`;
         schemas.push(schema);
-        const all = await loadMigrations();
-        await migrate(admin, { schema, migrations: all.filter((m) => m.version === 1) });
+        const all = await loadSchemaMigrations();
+        await applySchemaMigrations(admin, { schema, migrations: all.filter((m) => m.version === 1) });
         const storage = storageOn(schema);
         await storage.kv.set('k', 1);
         const error = await failure(() => register(storage, 'c1'));
         expect(error).toBeInstanceOf(BackendUnavailableError);
         expect(String((error as Error).message)).toMatch(/migrat/i);
-        const result = await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 2) });
+        const result = await applySchemaMigrations(admin, {
+          schema,
+          migrations: all.filter((m) => m.version <= 2),
+        });
         expect(result.applied.map((m) => m.file)).toEqual(['0002_connections.sql']);
         // Registrations as this version writes them need the later files too (0005: their token).
         expect(String(((await failure(() => register(storage, 'c1'))) as Error).message)).toMatch(/migrat/i);
-        await migrate(admin, { schema });
+        await applySchemaMigrations(admin, { schema });
         expect((await register(storage, 'c1')).channels).toEqual([]);
         expect(await storage.kv.get('k')).toBe(1);
       });
@@ -489,8 +495,8 @@ describe.skipIf(unavailable !== undefined)(
       it('0005 applied to a schema at version 4 keeps its registrations, with no token: their next frame closes them', async () => {
         const schema = `kst_pgt_${run}_${schemas.length}`;
         schemas.push(schema);
-        const all = await loadMigrations();
-        await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 4) });
+        const all = await loadSchemaMigrations();
+        await applySchemaMigrations(admin, { schema, migrations: all.filter((m) => m.version <= 4) });
         // A registration as the code before 0005 wrote it, subscribed to a channel.
         await admin.query(
           `INSERT INTO ${quoteIdent(schema)}.ws_connections (connection_id, identity, scopes, resources, connected_at, expires_at)
@@ -498,7 +504,10 @@ describe.skipIf(unavailable !== undefined)(
         );
         await admin.query(`INSERT INTO ${quoteIdent(schema)}.ws_subscriptions VALUES ('ch', 'before')`);
 
-        const result = await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 5) });
+        const result = await applySchemaMigrations(admin, {
+          schema,
+          migrations: all.filter((m) => m.version <= 5),
+        });
         expect(result.applied.map((m) => m.file)).toEqual(['0005_connection_tokens.sql']);
         const storage = storageOn(schema);
         expect(await storage.connections.get('before')).toMatchObject({
@@ -534,8 +543,8 @@ describe.skipIf(unavailable !== undefined)(
       it('a schema at version 3 says to run migrations; 0004 keeps the tokens issued before it, without an issuer', async () => {
         const schema = `kst_pgt_${run}_${schemas.length}`;
         schemas.push(schema);
-        const all = await loadMigrations();
-        await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 3) });
+        const all = await loadSchemaMigrations();
+        await applySchemaMigrations(admin, { schema, migrations: all.filter((m) => m.version <= 3) });
         // A token as the code before lineage wrote it.
         const secret = `kbs_${randomBytes(32).toString('base64url')}`;
         await admin.query(
@@ -548,7 +557,10 @@ describe.skipIf(unavailable !== undefined)(
         expect(error).toBeInstanceOf(BackendUnavailableError);
         expect(String((error as Error).message)).toMatch(/migrat/i);
 
-        const result = await migrate(admin, { schema, migrations: all.filter((m) => m.version <= 4) });
+        const result = await applySchemaMigrations(admin, {
+          schema,
+          migrations: all.filter((m) => m.version <= 4),
+        });
         expect(result.applied.map((m) => m.file)).toEqual(['0004_token_lineage.sql']);
         const old = await storage.tokens.verify(secret);
         expect(old).toMatchObject({ id: 'old', issuerId: null, resources: ['team-*'] });

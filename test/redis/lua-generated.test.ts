@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { scripts } from '../../lib/storage/redis/scripts.js';
-import { generatedFile, renderLuaModule } from '../../local/generate-lua.js';
+import { generatedFile, renderLuaModule } from '../../tools/generate-lua.js';
 
 describe('generated Lua module', () => {
   it('scripts.generated.ts is what `npm run lua` generates from lib/storage/redis/lua', () => {

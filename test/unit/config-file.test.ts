@@ -688,7 +688,7 @@ describe('getStorageConfig (Lambda)', () => {
     vi.stubEnv('QUEUE_MAX_ATTEMPTS', '4');
     vi.resetModules();
     try {
-      const { getStorageConfig } = await import('../../functions/lib/storage.js');
+      const { getStorageConfig } = await import('../../functions/runtime/storage.js');
       const config = getStorageConfig();
       expect(config.sessions.defaultTtl).toBe(42);
       expect(config.queues.maxAttempts).toBe(4);

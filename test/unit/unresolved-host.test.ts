@@ -6,7 +6,7 @@
 import { lookup } from 'node:dns/promises';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { describe, expect, it } from 'vitest';
-import { errorResponse } from '../../functions/lib/errors.js';
+import { errorResponse } from '../../functions/runtime/errors.js';
 import { BackendUnavailableError } from '../../lib/errors.js';
 import { createStorage } from '../../lib/storage/index.js';
 import { mapSqlError } from '../../lib/storage/postgresql/sql.js';

@@ -367,10 +367,16 @@ export interface components {
     schemas: {
         Error: {
             error: {
+                /** @enum {string} */
                 code: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "payload_too_large" | "unavailable" | "internal" | "method_not_allowed";
                 message: string;
             };
         };
+        GatewayError: {
+            /** @description e.g. "Too Many Requests", "Internal Server Error" */
+            message: string;
+        };
+        /** @enum {string} */
         Scope: "kv:read" | "kv:write" | "sessions:read" | "sessions:write" | "queues:send" | "queues:receive" | "events:publish" | "events:subscribe" | "admin";
         Session: {
             sessionId: string;
@@ -411,7 +417,10 @@ export interface components {
         };
     };
     responses: never;
-    parameters: never;
+    parameters: {
+        /** @description the correlation id the audit entry records (a name: 1–255 bytes of UTF-8, no control characters); absent or invalid: API Gateway's request id */
+        CorrelationId: string;
+    };
     requestBodies: never;
     headers: never;
     pathItems: never;
@@ -434,6 +443,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @enum {string} */
                         status: "ok" | "degraded" | "down";
                         backend: string;
                         checks: {
@@ -443,6 +453,24 @@ export interface operations {
                             };
                         };
                     };
+                };
+            };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
                 };
             };
             /** @description unavailable: the backend is down and no fallback serves */
@@ -516,6 +544,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
                 };
             };
             /** @description unavailable: the backend is down and no fallback serves */
@@ -609,6 +655,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -673,6 +737,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
                 };
             };
             /** @description unavailable: the backend is down and no fallback serves */
@@ -750,6 +832,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
                 };
             };
             /** @description unavailable: the backend is down and no fallback serves */
@@ -830,6 +930,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -891,6 +1009,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
                 };
             };
             /** @description unavailable: the backend is down and no fallback serves */
@@ -974,6 +1110,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -1042,6 +1196,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -1106,6 +1278,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
                 };
             };
             /** @description unavailable: the backend is down and no fallback serves */
@@ -1183,6 +1373,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -1248,6 +1456,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -1308,6 +1534,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
                 };
             };
             /** @description unavailable: the backend is down and no fallback serves */
@@ -1402,6 +1646,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -1485,6 +1747,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -1566,6 +1846,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
                 };
             };
             /** @description unavailable: the backend is down and no fallback serves */
@@ -1653,6 +1951,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -1715,6 +2031,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
                 };
             };
             /** @description unavailable: the backend is down and no fallback serves */
@@ -1791,6 +2125,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
                 };
             };
             /** @description unavailable: the backend is down and no fallback serves */
@@ -1875,6 +2227,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -1940,6 +2310,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -1954,7 +2342,10 @@ export interface operations {
     "tokens.issue": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the correlation id the audit entry records (a name: 1–255 bytes of UTF-8, no control characters); absent or invalid: API Gateway's request id */
+                "X-Correlation-Id"?: components["parameters"]["CorrelationId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2015,6 +2406,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
+                };
+            };
             /** @description unavailable: the backend is down and no fallback serves */
             503: {
                 headers: {
@@ -2029,7 +2438,10 @@ export interface operations {
     "tokens.revoke": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the correlation id the audit entry records (a name: 1–255 bytes of UTF-8, no control characters); absent or invalid: API Gateway's request id */
+                "X-Correlation-Id"?: components["parameters"]["CorrelationId"];
+            };
             path: {
                 /** @description the session, message or token id: URL-encoded, 1–255 bytes of UTF-8, no control characters */
                 id: string;
@@ -2079,6 +2491,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description API Gateway's own answer (GatewayError): the stage's throttle refused the request; retry later */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayError"];
+                };
+            };
+            /** @description internal: a fault of the service, the message carries an id that is logged with the error; or API Gateway's own answer (GatewayError) when the function itself failed (crashed, timed out or could not be invoked) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] | components["schemas"]["GatewayError"];
                 };
             };
             /** @description unavailable: the backend is down and no fallback serves */

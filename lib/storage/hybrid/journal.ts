@@ -44,6 +44,28 @@ export function journalQueueOf(entry: JournalEntry): string {
     : JOURNAL_QUEUE;
 }
 
+/** The item an entry changes: mirrors of one item are applied in order. */
+export function itemOf(entry: JournalEntry): string {
+  switch (entry.t) {
+    case 'kv':
+      return `kv:${entry.key}`;
+    case 'session':
+      return `session:${entry.id}`;
+    case 'token':
+      return `token:${entry.token.id}`;
+    case 'revoke':
+      return `token:${entry.id}`;
+    case 'conn':
+      return `conn:${entry.id}`;
+    case 'queue':
+      return `queue:${entry.queue}`;
+    case 'event':
+      return `event:${entry.channel}`;
+    case 'audit':
+      return `audit:${entry.entry.id}`;
+  }
+}
+
 export interface JournalRecord {
   v: 1;
   /** The backend the entry must reach. */

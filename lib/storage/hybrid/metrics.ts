@@ -1,7 +1,7 @@
 /**
  * Publishing lib's metrics (lib/metrics.ts: the hybrid's, the PostgreSQL deadlock counter) as
  * CloudWatch EMF without lib depending on the functions layer or on Powertools: `emfSink(metrics)`
- * takes anything shaped like a Powertools `Metrics` (functions/lib/metrics.ts has one) and
+ * takes anything shaped like a Powertools `Metrics` (functions/runtime/metrics.ts has one) and
  * answers a `MetricSink`.
  *
  * ```ts

@@ -104,7 +104,7 @@ export function mapSqlError(error: unknown, schema?: string): unknown {
     const where = schema === undefined ? 'the database' : `schema ${JSON.stringify(schema)}`;
     return new BackendUnavailableError(
       'postgresql',
-      `${where} is not migrated to this version: run migrations (npm run migrate, or postgresql.migrate: true)`,
+      `${where} is not migrated to this version: run migrations (npm run migrate:schema, or postgresql.migrate: true)`,
       { cause: error, retryable: false },
     );
   }

@@ -654,7 +654,7 @@ while i <= #queue do
   i = i + 1
 end
 return revoked`;
-export const migrateReadHashes = `local t = redis.call('TIME')
+export const dataMigrationReadHashes = `local t = redis.call('TIME')
 local out = {t[1], t[2]}
 for i, key in ipairs(KEYS) do
   local f = redis.pcall('HMGET', key, unpack(ARGV))
@@ -663,7 +663,7 @@ for i, key in ipairs(KEYS) do
   end
 end
 return out`;
-export const migrateReadKv = `local t = redis.call('TIME')
+export const dataMigrationReadKv = `local t = redis.call('TIME')
 local out = {t[1], t[2]}
 for i, key in ipairs(KEYS) do
   local v = redis.pcall('GET', key)
@@ -672,7 +672,7 @@ for i, key in ipairs(KEYS) do
   out[#out + 1] = redis.call('PTTL', key)
 end
 return out`;
-export const migrateRemoveMessages = `local n = 0
+export const dataMigrationRemoveMessages = `local n = 0
 for i = 2, #ARGV do
   local id = ARGV[i]
   n = n + redis.call('DEL', ARGV[1] .. 'm:' .. id)

@@ -9,7 +9,7 @@
  * URL normalisation), so percent-encoding and dot segments reach the gateway as written.
  * `needs` names a change the case waits for (it still runs; see the runner's report).
  */
-import type { ApiErrorCode } from '../../../functions/lib/http.js';
+import type { ApiErrorCode } from '../../../functions/runtime/http.js';
 import { MAX_GLOB_STARS, MAX_GLOBS_PER_TOKEN } from '../../../lib/storage/validate.js';
 
 export type Group =

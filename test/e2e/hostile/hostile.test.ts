@@ -13,7 +13,7 @@ import { request } from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { routeKey, routes } from '../../../functions/lib/routes.js';
+import { routeKey, routes } from '../../../functions/runtime/routes.js';
 import { freePorts, type Offline, startOffline } from '../../support/offline.js';
 import {
   type As,

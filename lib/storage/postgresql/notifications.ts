@@ -1,0 +1,99 @@
+import { PoolerMismatchError } from '../../errors.js';
+import type { Sql } from './sql.js';
+
+export type Wakeups = ReturnType<typeof notifications>;
+
+export function notifications(db: () => Promise<Sql>, enabled: boolean, state: { closed: boolean }) {
+  /** channel → handlers; a handler gets the payload, or undefined after a reconnect (anything may have happened). */
+  const handlers = new Map<string, Set<(payload: string | undefined) => void>>();
+  const stops = new Map<string, Promise<(() => Promise<void>) | undefined>>();
+  /** Channels whose LISTEN is established. */
+  const live = new Set<string>();
+  /** Why LISTEN cannot work on this connection, once a check found out (waits poll instead). */
+  let mismatch: PoolerMismatchError | undefined;
+  const noteFailure = (error: unknown) => {
+    if (!(error instanceof PoolerMismatchError) || mismatch !== undefined) return;
+    mismatch = error;
+    console.error(JSON.stringify({ level: 'ERROR', message: error.message, setting: error.setting }));
+  };
+  /** Resolves when the storage closes: waits for a LISTEN to start end then. */
+  let endWaits: () => void = () => {};
+  const closed = new Promise<void>((resolve) => {
+    endWaits = resolve;
+  });
+  /** Starts listening on `channel` once; after a failure, again on a later call (not before 1 s). */
+  const start = (channel: string) => {
+    let stop = stops.get(channel);
+    if (stop) return stop;
+    stop = (async () => {
+      const sql = await db();
+      if (!sql.listen || state.closed) return undefined;
+      const dispatch = (payload: string | undefined) => {
+        for (const handler of handlers.get(channel) ?? []) handler(payload);
+      };
+      const stop = await sql.listen(channel, {
+        onNotify: dispatch,
+        onReconnect: () => {
+          live.add(channel);
+          dispatch(undefined);
+        },
+        onDisconnect: () => {
+          // Until it is back, waiters poll at the short interval: wake them so they reschedule.
+          live.delete(channel);
+          dispatch(undefined);
+        },
+      });
+      live.add(channel);
+      return async () => {
+        live.delete(channel);
+        await stop();
+      };
+    })();
+    // Listening is an optimisation: when it fails, polling still finds everything.
+    stop.catch((error) => {
+      noteFailure(error);
+      setTimeout(() => stops.delete(channel), 1000).unref();
+    });
+    stops.set(channel, stop);
+    return stop;
+  };
+  return {
+    enabled,
+    /** Whether notifications on `channel` flow (else callers poll at the short interval). */
+    isLive: (channel: string) => live.has(channel),
+    /** What an operator should change for notifications to flow (see `Driver.warnings`). */
+    warnings: (): string[] => (mismatch ? [mismatch.message] : []),
+    /** Registers `handler` for `channel`'s notifications (they flow once `listen` has started). */
+    handle(channel: string, handler: (payload: string | undefined) => void): () => void {
+      let set = handlers.get(channel);
+      if (!set) {
+        set = new Set();
+        handlers.set(channel, set);
+      }
+      set.add(handler);
+      return () => set.delete(handler);
+    },
+    /** Starts listening on `channel`; resolves once notifications flow, or when they cannot, or after `maxWaitMs`. */
+    async listen(channel: string, maxWaitMs: number): Promise<void> {
+      if (!enabled || state.closed) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        start(channel).catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, maxWaitMs);
+        }),
+        closed,
+      ]);
+      clearTimeout(timer);
+    },
+    /** Stops listening without waiting for a LISTEN still connecting (it is stopped once it has). */
+    close() {
+      endWaits();
+      handlers.clear();
+      live.clear();
+      const all = [...stops.values()];
+      stops.clear();
+      for (const stop of all) stop.then((off) => off?.()).catch(() => {});
+    },
+  };
+}
