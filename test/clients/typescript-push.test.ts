@@ -146,4 +146,43 @@ describe('TypeScript push receiver', { timeout: 30_000 }, () => {
       runExecutor({ client, queue: QUEUE, signal: stop.signal, delivery: 'push', handler: () => {} }),
     ).rejects.toMatchObject({ code: 'bad_request' });
   });
+
+  it('runExecutor "auto" falls back to long polls when the socket refuses to receive', async () => {
+    server.refuseReceive = { code: 'bad_request', message: 'action: expected "subscribe", …' };
+    const requests: string[] = [];
+    let polls = 0;
+    const http = new StorageClient({
+      baseUrl: 'http://service.invalid',
+      wsUrl: server.url,
+      token: 't',
+      // The HTTP API: the first long poll answers one message, later ones nothing; acks succeed.
+      fetch: async (input) => {
+        const path = new URL(String(input)).pathname;
+        requests.push(path);
+        if (path.endsWith('/ack')) return new Response(null, { status: 204 });
+        const message = { id: 'm1', receipt: 'r1', payload: 'polled', attempts: 1, enqueuedAt: '' };
+        if (polls++ === 0) return Response.json({ messages: [message] });
+        await new Promise((resolve) => setTimeout(resolve, 50)); // an empty long poll takes a while
+        return Response.json({ messages: [] });
+      },
+    });
+    const handled: unknown[] = [];
+    const failures: unknown[] = [];
+    const stop = new AbortController();
+    const loop = runExecutor({
+      client: http,
+      queue: QUEUE,
+      signal: stop.signal,
+      onError: (error) => failures.push(error),
+      handler: (message) => {
+        handled.push(message.payload);
+      },
+    });
+    await expect.poll(() => requests.includes(`/queues/${QUEUE}/messages/m1/ack`)).toBe(true);
+    stop.abort();
+    await loop;
+    expect(handled).toEqual(['polled']);
+    expect(failures).toEqual([expect.objectContaining({ name: 'FrameError', code: 'bad_request' })]);
+    expect(requests[0]).toBe(`/queues/${QUEUE}/receive`);
+  });
 });

@@ -57,9 +57,14 @@ def run_executor(
                 raise
             on_error(error, None)
         else:
-            with receiver:
-                _push_loop(receiver, handler, stop, nack_delay, on_error)
-            return
+            try:
+                with receiver:
+                    _push_loop(receiver, handler, stop, nack_delay, on_error)
+                return
+            except Exception as error:  # noqa: BLE001 - the socket failed for good: long polls instead
+                if delivery == "push":
+                    raise
+                on_error(error, None)
     while not stop.is_set():
         try:
             messages = client.queue_receive(queue, max=max, visibility_timeout=visibility_timeout, wait=wait)
@@ -151,9 +156,13 @@ async def run_executor_async(
             else:
                 try:
                     await _push_loop_async(receiver, handler, stop, stopped, nack_delay, on_error)
+                    return
+                except Exception as error:  # noqa: BLE001 - the socket failed for good: long polls instead
+                    if delivery == "push":
+                        raise
+                    on_error(error, None)
                 finally:
                     await receiver.close()
-                return
         while not stop.is_set():
             receive = asyncio.ensure_future(
                 client.queue_receive(queue, max=max, visibility_timeout=visibility_timeout, wait=wait)
