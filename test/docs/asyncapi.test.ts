@@ -18,12 +18,6 @@ import { parse } from 'yaml';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-/**
- * Frames the document describes that the code does not serve yet (docs/api.md says so). The test
- * fails once the code defines one of them: then it comes off this list.
- */
-const NOT_SERVED_YET = new Set<string>([]);
-
 /** A frame: `action:subscribe` or `type:message` → its fields (discriminant included) and whether each is required. */
 type Frames = Map<string, Map<string, boolean>>;
 
@@ -181,7 +175,7 @@ describe('asyncapi.yaml', { timeout: 60_000 }, () => {
     }
   });
 
-  it('describes every frame the code defines, with the same fields; only the listed ones are not served yet', () => {
+  it('describes every frame the code defines, with the same fields, and no other', () => {
     const { frames: code } = codeFrames();
     const documented = documentedFrames();
     expect(code.size, 'frames found in functions/').toBeGreaterThan(0);
@@ -192,13 +186,7 @@ describe('asyncapi.yaml', { timeout: 60_000 }, () => {
       );
     }
     for (const key of documented.keys()) {
-      if (code.has(key)) {
-        expect(NOT_SERVED_YET.has(key), `${key} is served now: take it off NOT_SERVED_YET`).toBe(false);
-      } else {
-        expect(NOT_SERVED_YET.has(key), `${key} is in asyncapi.yaml but the code defines no such frame`).toBe(
-          true,
-        );
-      }
+      expect(code.has(key), `${key} is in asyncapi.yaml but the code defines no such frame`).toBe(true);
     }
   });
 
