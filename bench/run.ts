@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate,glob] [--bundles DIR] [--out DIR]`
+ * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate,glob,cli] [--backends redis,…] [--bundles DIR] [--out DIR]`
  * `npm run bench -- --render bench/results/latest.json` re-renders a run's report and chart.
  * A full run, or a run of the migrate suite alone, into bench/results also renders
  * docs/benchmarks.md (bench/render-docs.ts).
@@ -8,7 +8,8 @@
  * (default bench/results): `<name>.json` (every number), `<name>.md` (the report) and
  * `<name>.svg` (p50 per operation per backend, log scale), where name is `latest` for a full
  * run, `quick` for `--quick` and `only-<suites>` for `--only` (so a partial run never replaces a
- * full run's report). Targets are reported as met or missed; a missed target never
+ * full run's report). `--backends` narrows the matrix to some backends (the names in
+ * bench/lib/context.ts, e.g. `redis`, `postgresql (pg)`) and requires `--only`. Targets are reported as met or missed; a missed target never
  * changes the exit status, only a crash does.
  *
  * The process re-executes itself under `taskset -c 0` (one core for the client side: less
@@ -18,12 +19,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Context, type Options } from './lib/context.js';
+import { BACKENDS, type BackendName, Context, type Options } from './lib/context.js';
 import { renderMarkdown, renderTerminal } from './lib/report.js';
 import type { BenchResults } from './lib/results.js';
 import { renderSvg } from './lib/svg.js';
 import { evaluateTargets } from './lib/targets.js';
 import { RESULTS_DIR, updateBenchmarksDoc } from './render-docs.js';
+import { cliSuite } from './suites/cli.js';
 import { migrateSuite } from './suites/data-migration.js';
 import { globSuite } from './suites/glob.js';
 import { lambdaSuite } from './suites/lambda.js';
@@ -38,6 +40,7 @@ const SUITES: Record<string, (ctx: Context) => Promise<void>> = {
   lambda: lambdaSuite,
   migrate: migrateSuite,
   glob: globSuite,
+  cli: cliSuite,
 };
 
 function parseArgs(argv: string[]): Options & { pin: boolean } {
@@ -51,8 +54,18 @@ function parseArgs(argv: string[]): Options & { pin: boolean } {
     throw new Error(
       `--only: unknown suites ${unknown.join(', ')} (known: ${Object.keys(SUITES).join(', ')})`,
     );
+  const backends = value('--backends')
+    ?.split(',')
+    .map((b) => b.trim())
+    .filter(Boolean);
+  const unknownBackends = backends?.filter((b) => !BACKENDS.includes(b as BackendName));
+  if (unknownBackends && unknownBackends.length > 0)
+    throw new Error(`--backends: unknown ${unknownBackends.join(', ')} (known: ${BACKENDS.join(', ')})`);
+  // A run of some backends is a partial run: it must not write the full run's report.
+  if (backends && !only) throw new Error('--backends narrows a partial run: give --only too');
   return {
     quick: argv.includes('--quick'),
+    backends: backends as BackendName[] | undefined,
     pin: !argv.includes('--no-pin'),
     only,
     bundles: value('--bundles'),
@@ -196,9 +209,9 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
 
-  // A run of some suites never replaces the report of a full run: `only-<suites>[-quick]`.
+  // A run of some suites never replaces the report of a full run: `only-<suites>[-<backends>][-quick]`.
   const name = options.only
-    ? `only-${options.only.join('-')}${options.quick ? '-quick' : ''}`
+    ? `only-${[...options.only, ...(options.backends ?? []).map((b) => b.replace(/\W+/g, ''))].join('-')}${options.quick ? '-quick' : ''}`
     : options.quick
       ? 'quick'
       : 'latest';

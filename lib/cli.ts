@@ -5,9 +5,17 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { run } from './data-migration/cli.js';
+import { USAGE, usageRequested } from './data-migration/usage.js';
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
+  // The usage text needs none of the migrator: answered before it is loaded.
+  const usage = usageRequested(argv);
+  if (usage !== undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exitCode = usage;
+    return;
+  }
+  const { run } = await import('./data-migration/cli.js');
   const controller = new AbortController();
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(130);

@@ -2,7 +2,15 @@
  * The numbers of docs/benchmarks.md: summary tables rendered from a results file, so the page
  * never holds a number that no run wrote. The full report of the same run is `<name>.md`.
  */
-import { migrateTables, noise, peersTables, scaleTables, targetsTable, warmHandlerTable } from './report.js';
+import {
+  migrateTables,
+  noise,
+  peersTables,
+  scaleTables,
+  statementsTable,
+  targetsTable,
+  warmHandlerTable,
+} from './report.js';
 import type { BenchResults } from './results.js';
 import { int, kb, ms, ratio, table } from './table.js';
 import { evaluateTargets, find, overhead, RAW_OF } from './targets.js';
@@ -110,6 +118,9 @@ export function renderBenchmarksBlock(
     concurrentTable(results),
     "The raw drivers' p50 for the same round trips, and the library over the raw driver (median of the per-repetition ratios):",
     rawTable(results),
+    statementsTable(results)
+      ? `What each PostgreSQL call sends, counted at the client (a statement outside a transaction is one commit):\n\n${statementsTable(results)}`
+      : '',
     '#### Peers',
     peersTables(results),
     '#### How cost grows',

@@ -8,6 +8,10 @@ export interface LatencyRow extends Measured {
   /** The matrix's operation name: `kv.get`, `queue pop`, … */
   op: string;
   concurrency: number;
+  /** PostgreSQL rows: statements sent per call, counted at the client (the matrix's counter). */
+  statementsPerCall?: number;
+  /** PostgreSQL rows: commits per call (a statement outside a transaction, or a transaction, is one). */
+  commitsPerCall?: number;
 }
 
 /** Jobs sent and processed by a queue system in one timed run. */
@@ -114,6 +118,16 @@ export interface GlobRow {
   n: number;
 }
 
+/** The command's start, spawn to exit, in fresh processes. */
+export interface CliResult {
+  command: string;
+  runs: number;
+  p50Ms: number;
+  minMs: number;
+  /** `node -e 0` on the same machine in the same run: Node's own start. */
+  nodeP50Ms: number;
+}
+
 export interface TargetRow {
   name: string;
   target: string;
@@ -148,5 +162,7 @@ export interface BenchResults {
   migrate?: MigrateResult;
   /** Absent in results files written before the glob suite existed. */
   glob?: GlobRow[];
+  /** Absent in results files written before the cli suite existed. */
+  cli?: CliResult;
   targets: TargetRow[];
 }

@@ -174,5 +174,12 @@ export function evaluateTargets(results: BenchResults): TargetRow[] {
     actual: slowest === undefined ? 'not measured' : `${slowest.toFixed(5)} ms`,
     met: slowest === undefined ? undefined : slowest <= 0.01,
   });
+  const cli = results.cli;
+  out.push({
+    name: 'CLI start',
+    target: '≤ 150 ms (`kubently-storage migrate --help`, spawn to exit, p50)',
+    actual: cli ? `${int(cli.p50Ms)} ms (node -e 0: ${int(cli.nodeP50Ms)} ms)` : 'not measured',
+    met: cli ? cli.p50Ms <= 150 : undefined,
+  });
   return out;
 }

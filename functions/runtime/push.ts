@@ -97,7 +97,8 @@ export async function pushQueue(
         result,
       });
       if (result === 'gone') {
-        givenBack += await endConsumers(storage, slot.connectionId, endpoint, false);
+        // Counted (PushGiveBacks) by giveBack itself.
+        await endConsumers(storage, slot.connectionId, endpoint, false);
         await storage.connections.remove(slot.connectionId).catch(() => false);
       } else {
         // Throttled or refused for now: the next push tries again, not a loop on this one.
@@ -126,6 +127,7 @@ export async function giveBack(
   for (const delivery of held) {
     if (await nackQuietly(storage, delivery.queue, delivery.id, delivery.receipt)) count += 1;
   }
+  if (count > 0) emitMetric({ name: 'PushGiveBacks', value: count, unit: 'Count', dimensions: {} });
   if (push) for (const queue of new Set(held.map((d) => d.queue))) await pushQueue(storage, queue, endpoint);
   return count;
 }
@@ -144,8 +146,6 @@ export async function endConsumers(
     const held = await storage.consumers.removeConnection(connectionId);
     const count = await giveBack(storage, held, endpoint, push);
     if (held.length > 0) logger.info('consumer deliveries given back', { connectionId, count });
-    if (!push && count > 0)
-      emitMetric({ name: 'PushGiveBacks', value: count, unit: 'Count', dimensions: {} });
     return count;
   } catch (error) {
     logger.error('consumers of a closed connection could not be ended', { connectionId, error });

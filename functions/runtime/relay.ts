@@ -6,9 +6,8 @@
  * Gateway answers 410 Gone for is closed: it is removed from the registry with its
  * subscriptions.
  */
-import { DeleteConnectionCommand, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Json, PublishedEvent, Storage } from '../../lib/storage/types.js';
-import { lambdaClient, managementClient, websocketEndpoint } from './aws.js';
+import { lambdaClient, managementApiModule, managementClient, websocketEndpoint } from './aws.js';
 import type { ApiErrorCode } from './http.js';
 import { logger } from './logger.js';
 import { emitMetric } from './metrics.js';
@@ -175,7 +174,8 @@ export async function postFrame(
 ): Promise<PostResult> {
   const data = frame instanceof Uint8Array ? frame : encode(frame);
   try {
-    await managementClient(endpoint).send(
+    const { PostToConnectionCommand } = await managementApiModule();
+    await (await managementClient(endpoint)).send(
       new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }),
     );
     return 'delivered';
@@ -189,7 +189,10 @@ export async function postFrame(
 /** Closes one connection at API Gateway (`DELETE /@connections/{id}`); never throws. */
 export async function closeSocket(endpoint: string, connectionId: string): Promise<CloseResult> {
   try {
-    await managementClient(endpoint).send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+    const { DeleteConnectionCommand } = await managementApiModule();
+    await (await managementClient(endpoint)).send(
+      new DeleteConnectionCommand({ ConnectionId: connectionId }),
+    );
     return 'closed';
   } catch (error) {
     if (isGone(error)) return 'gone';

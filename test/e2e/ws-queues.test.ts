@@ -4,10 +4,12 @@
  * registers with a `receive` frame and is handed messages as HTTP sends arrive, within its
  * `max`, spread over the waiting connections; ack, nack and extend over the WebSocket and ack
  * over HTTP of a pushed receipt; a delivery offline's management endpoint answers 410 for gives
- * its lease back at once; a closed connection and a `stop` give back what they held; every bad
- * queue frame gets an error frame and the connection stays open.
+ * its lease back at once; a closed connection and a `stop` give back what they held; a delayed
+ * message is pushed by the scheduled cleanup when due; every bad queue frame gets an error frame
+ * and the connection stays open.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -21,6 +23,7 @@ const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const KEY_PREFIX = `kst:e2e:push:${randomBytes(4).toString('hex')}:`;
 /** Ceiling for a frame to arrive on a shared, noisy machine; never an expectation. */
 const FRAME_TIMEOUT_MS = 20_000;
+const CLEANUP_FUNCTION = 'kubently-storage-dev-cleanup';
 
 const unavailable = await redisBackend({ name: 'redis', url: REDIS_URL }).available();
 if (unavailable !== undefined && !process.env.CI)
@@ -249,6 +252,34 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
     const acked = await api('POST', `/queues/${queue}/messages/${first}/ack`, { receipt: delivery.receipt });
     expect(acked.status).toBe(204);
     expect(await client.next()).toMatchObject({ type: 'delivery', id: second });
+  });
+
+  it('a delayed message is pushed when due by the scheduled cleanup', async () => {
+    const queue = newQueue();
+    const client = await connect();
+    await receiving(client, queue);
+    const sent = await api('POST', `/queues/${queue}/messages`, { payload: 'later', delay: 1 });
+    expect(sent.status).toBe(201);
+    // Due now, and nothing else happens on the queue: only the schedule can bring it.
+    await eventually(
+      async () => expect((await storage.queues.stats(queue)).delayed).toBe(0),
+      FRAME_TIMEOUT_MS,
+    );
+    expect(client.queued()).toEqual([]);
+    const lambda = new LambdaClient({
+      endpoint: offline.lambdaEndpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'e2e', secretAccessKey: 'e2e' },
+    });
+    try {
+      const result = await lambda.send(
+        new InvokeCommand({ FunctionName: CLEANUP_FUNCTION, Payload: Buffer.from(JSON.stringify({})) }),
+      );
+      expect(result.FunctionError).toBeUndefined();
+    } finally {
+      lambda.destroy();
+    }
+    expect(await client.next()).toMatchObject({ type: 'delivery', id: sent.json.id, payload: 'later' });
   });
 
   it('every bad queue frame gets a clear error frame and the connection stays open', async () => {
