@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate,glob,cli] [--backends redis,…] [--bundles DIR] [--out DIR]`
+ * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate,glob,cli,cold-request] [--backends redis,…] [--bundles DIR] [--out DIR]`
  * `npm run bench -- --render bench/results/latest.json` re-renders a run's report and chart.
  * A full run, or a run of the migrate suite alone, into bench/results also renders
  * docs/benchmarks.md (bench/render-docs.ts).
@@ -26,6 +26,7 @@ import { renderSvg } from './lib/svg.js';
 import { evaluateTargets } from './lib/targets.js';
 import { RESULTS_DIR, updateBenchmarksDoc } from './render-docs.js';
 import { cliSuite } from './suites/cli.js';
+import { coldRequestSuite } from './suites/cold-request.js';
 import { migrateSuite } from './suites/data-migration.js';
 import { globSuite } from './suites/glob.js';
 import { lambdaSuite } from './suites/lambda.js';
@@ -41,6 +42,7 @@ const SUITES: Record<string, (ctx: Context) => Promise<void>> = {
   migrate: migrateSuite,
   glob: globSuite,
   cli: cliSuite,
+  'cold-request': coldRequestSuite,
 };
 
 function parseArgs(argv: string[]): Options & { pin: boolean } {
