@@ -40,7 +40,10 @@ const write = Socket.prototype.write;
 Socket.prototype.write = function (chunk, ...rest) {
   const state = states.get(this);
   if (state && firstQueryAt === undefined && chunk && typeof chunk !== 'function') {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const bytes =
+      typeof chunk === 'string'
+        ? Buffer.from(chunk)
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     if (isQueryWrite(wire, bytes, state)) firstQueryAt = performance.now();
   }
   return write.call(this, chunk, ...rest);
