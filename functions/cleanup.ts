@@ -6,6 +6,9 @@
  * lib/metrics.ts; on any backend, EMF is only a log line). Reads never depend on the sweep: it
  * only keeps tables and key spaces small.
  *
+ * Then each queue with WebSocket consumers is pushed (functions/runtime/push.ts): delayed messages
+ * that came due and leases that ended since are delivered by this schedule at the latest.
+ *
  * A sweep that fails is logged, counted (`CleanupFailures`) and rethrown, so Lambda's error
  * metrics and alarms see it; the next schedule tries again. A hybrid's journals are sampled
  * (`JournalDepth`) after each sweep.
@@ -16,6 +19,7 @@ import type { SweepReport } from '../lib/storage/types.js';
 import { logger } from './runtime/logger.js';
 import { emitMetric, emitTogether } from './runtime/metrics.js';
 import { runtime } from './runtime/middleware.js';
+import { pushQueue } from './runtime/push.js';
 import { getHybridControl, getStorage, getStorageConfig } from './runtime/storage.js';
 import { closeConnectionsWithExpiredToken } from './runtime/ws-close.js';
 
@@ -54,6 +58,8 @@ const cleanup = async (): Promise<CleanupResult> => {
     closedConnections = closed.connections;
     if (closed.connections > 0) logger.info('connections with an expired token closed', { ...closed });
     report = await storage.sweep();
+    // Delayed messages now due and leases that ended reach the queues' WebSocket consumers.
+    for (const queue of await storage.consumers.queues()) await pushQueue(storage, queue);
   } catch (error) {
     const durationMs = Math.round(performance.now() - started);
     logger.error('cleanup failed', { durationMs, error });

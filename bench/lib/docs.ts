@@ -9,6 +9,7 @@ import {
   noise,
   peersTables,
   scaleTables,
+  statementsTable,
   targetsTable,
   warmHandlerTable,
 } from './report.js';
@@ -121,6 +122,9 @@ export function renderBenchmarksBlock(
     concurrentTable(results),
     "The raw drivers' p50 for the same round trips, and the library over the raw driver (median of the per-repetition ratios):",
     rawTable(results),
+    statementsTable(results)
+      ? `What each PostgreSQL call sends, counted at the client (a statement outside a transaction is one commit):\n\n${statementsTable(results)}`
+      : '',
     '#### Peers',
     peersTables(results),
     '#### How cost grows',

@@ -37,6 +37,25 @@ export function matrixTable(results: BenchResults): string {
   );
 }
 
+/**
+ * Statements and commits per call on PostgreSQL, library beside raw, counted at the client: a
+ * ratio against a baseline that sends less is a difference of work, not overhead.
+ */
+export function statementsTable(results: BenchResults): string {
+  const counted = results.latency.filter((r) => r.statementsPerCall !== undefined);
+  const per = (value: number | undefined) => (value === undefined ? '—' : value.toFixed(2));
+  const rows = counted.map((r) => [
+    r.backend,
+    r.op,
+    `c${r.concurrency}`,
+    per(r.statementsPerCall),
+    per(r.commitsPerCall),
+  ]);
+  return rows.length === 0
+    ? ''
+    : table(['backend', 'operation', 'callers', 'statements/call', 'commits/call'], rows, [L, L, R, R, R]);
+}
+
 export function peersTables(results: BenchResults): string {
   const kv = results.peers.kv
     .filter((r) => r.backend.startsWith('@keyv/'))
@@ -313,6 +332,7 @@ export function renderTerminal(results: BenchResults): string {
   const sections = [
     header(results),
     matrixTable(results),
+    statementsTable(results),
     results.peers.kv.length + results.peers.queue.length > 0 ? peersTables(results) : '',
     scaleTables(results),
     lambdaTables(results),
@@ -348,6 +368,16 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
     '',
     matrixTable(results),
     '',
+    ...(statementsTable(results)
+      ? [
+          'What each PostgreSQL call sends, counted at the client (a statement outside a transaction is',
+          'one commit). The raw rows send the same statements by hand; at concurrency 8 the library',
+          'shares statements among concurrent calls.',
+          '',
+          statementsTable(results),
+          '',
+        ]
+      : []),
     '## Peers',
     '',
     `Keyv ${v.keyv} with @keyv/redis ${v['@keyv/redis']} and @keyv/postgres ${v['@keyv/postgres']}; BullMQ ${v.bullmq}; pg-boss ${v['pg-boss']}.`,

@@ -8,6 +8,10 @@ export interface LatencyRow extends Measured {
   /** The matrix's operation name: `kv.get`, `queue pop`, … */
   op: string;
   concurrency: number;
+  /** PostgreSQL rows: statements sent per call, counted at the client (the matrix's counter). */
+  statementsPerCall?: number;
+  /** PostgreSQL rows: commits per call (a statement outside a transaction, or a transaction, is one). */
+  commitsPerCall?: number;
 }
 
 /** Jobs sent and processed by a queue system in one timed run. */
