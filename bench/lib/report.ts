@@ -207,14 +207,11 @@ export function coldRequestTable(results: BenchResults): string {
       'total',
       'runs',
     ],
+    // Tenths of a millisecond: a cold start varies by more than that from run to run.
     rows.map((r) => [
       r.package,
       r.function,
-      ms(r.importMs),
-      ms(r.beforeConnectMs),
-      ms(r.connectMs),
-      ms(r.firstQueryMs),
-      ms(r.totalMs),
+      ...[r.importMs, r.beforeConnectMs, r.connectMs, r.firstQueryMs, r.totalMs].map((v) => v.toFixed(1)),
       String(r.runs),
     ]),
     [L, L, R, R, R, R, R, R],
