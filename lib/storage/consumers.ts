@@ -17,6 +17,8 @@ const MAX_VISIBILITY_SECONDS = 43_200;
 const DEFAULT_VISIBILITY_MS = 30_000;
 /** Slot ids cannot be message ids: no backend's message id starts with `~`. */
 const SLOT_PREFIX = '~';
+/** Queues or connection ids answered at most by one call. */
+const MAX_PAGE = 1000;
 
 function checkVisibility(field: string, value: unknown): number {
   const ms = checkTtl(field, value);
@@ -70,7 +72,13 @@ export function createConsumerStore(driver: ConsumerDriver): ConsumerStore {
     },
     removeConnection: async (connectionId) =>
       driver.removeConnection(checkName('connectionId', connectionId), Date.now()),
-    queues: async () => driver.queues(1000),
+    queues: async () => driver.queues(MAX_PAGE),
+    async connections(options) {
+      const o = checkOptions('options', options, ['after', 'limit']);
+      const after = o.after === undefined ? '' : checkName('options.after', o.after);
+      const limit = o.limit === undefined ? MAX_PAGE : checkInt('options.limit', o.limit, 1, MAX_PAGE);
+      return driver.connections(after, limit);
+    },
     list: async (queue) => driver.list(checkName('queue', queue), Date.now()),
   };
 }

@@ -4,9 +4,10 @@
  * `consumers` (hash: connection id → {m max, v visibility ms, l last claim ms}) and `deliveries`
  * (hash: message or slot id → {c connection, r receipt ('' for a slot), e lease end ms}). A claim
  * is one script: it drops ended leases, counts each consumer's deliveries and reserves a slot on
- * the least-loaded one with room, so concurrent claims never pass a consumer's `max`. Two plain
- * sets index the rest: `<prefix>qcc:<connection id>` (its queues) and `<prefix>qcq` (queues with
- * consumers); they are kept beside the scripts, not in them (other slots).
+ * the least-loaded one with room, so concurrent claims never pass a consumer's `max`. Plain keys
+ * index the rest: `<prefix>qcc:<connection id>` (set: its queues), `<prefix>qcq` (set: queues with
+ * consumers) and `<prefix>qcco` (sorted set, every score 0: connections with consumers, in byte
+ * order for paging); they are kept beside the scripts, not in them (other slots).
  *
  * The scripts are lua/consumer*.lua (scripts.ts types them). The fields are the caller's strings
  * inside cjson, numbers compared with tonumber: no JSON of the caller's passes through Lua.
@@ -24,12 +25,25 @@ export function redisConsumers(client: RedisClient, run: ScriptCaller, prefix: s
   };
   const connectionQueues = (connectionId: string) => `${prefix}qcc:${connectionId}`;
   const allQueues = `${prefix}qcq`;
+  const allConnections = `${prefix}qcco`;
+
+  /**
+   * Drops the connection from `qcco` once it has no queue left. A register adds its queue before
+   * the connection, so checking again after the ZREM puts back one that registered meanwhile.
+   */
+  const forgetIfIdle = async (connectionId: string) => {
+    if ((await client.scard(connectionQueues(connectionId))) > 0) return;
+    await client.zrem(allConnections, connectionId);
+    if ((await client.scard(connectionQueues(connectionId))) > 0)
+      await client.zadd(allConnections, 0, connectionId);
+  };
 
   const stop = async (queue: string, connectionId: string, nowMs: number): Promise<HeldDelivery[]> => {
     const k = keys(queue);
     const stopped = await run('consumerStop', [k.consumers, k.deliveries], [connectionId, nowMs]);
     await client.srem(connectionQueues(connectionId), queue);
     if (stopped.consumersLeft === 0) await client.srem(allQueues, queue);
+    await forgetIfIdle(connectionId);
     return stopped.held
       .map(({ id, receipt }): HeldDelivery => ({ queue, connectionId, id, receipt }))
       .sort((a, b) => compareBytes(a.id, b.id));
@@ -38,9 +52,12 @@ export function redisConsumers(client: RedisClient, run: ScriptCaller, prefix: s
   return {
     async register(queue, connectionId, max, visibilityMs) {
       // Indexed first: a consumer is never left out of the indexes the cleanup and a close walk.
+      // `qcco` again last: a concurrent stop's forgetIfIdle may have dropped it in between.
+      await client.zadd(allConnections, 0, connectionId);
       await client.sadd(connectionQueues(connectionId), queue);
       await client.sadd(allQueues, queue);
       await run('consumerRegister', [keys(queue).consumers], [connectionId, max, visibilityMs]);
+      await client.zadd(allConnections, 0, connectionId);
     },
     async claim(queue, slot, nowMs) {
       const k = keys(queue);
@@ -61,10 +78,14 @@ export function redisConsumers(client: RedisClient, run: ScriptCaller, prefix: s
       const held: HeldDelivery[] = [];
       for (const queue of queues.sort(compareBytes)) held.push(...(await stop(queue, connectionId, nowMs)));
       await client.del(connectionQueues(connectionId));
+      await forgetIfIdle(connectionId);
       return held;
     },
     async queues(limit) {
       return (await client.smembers(allQueues)).sort(compareBytes).slice(0, limit);
+    },
+    async connections(after, limit) {
+      return client.zrangebylex(allConnections, after === '' ? '-' : `(${after}`, '+', 'LIMIT', 0, limit);
     },
     async list(queue, nowMs) {
       const k = keys(queue);
