@@ -23,7 +23,8 @@ const FUNCTIONS = {
   // Long polls hold a container for up to 20 s each; a send pushes to WebSocket consumers.
   queues: { concurrency: 20, secrets: AUTHENTICATING, relay: true },
   publish: { concurrency: 10, secrets: AUTHENTICATING, relay: true, invokeFanout: true },
-  tokens: { concurrency: 2, secrets: AUTHENTICATING },
+  // A revoke closes the WebSocket connections of every token it took.
+  tokens: { concurrency: 2, secrets: AUTHENTICATING, relay: true },
   wsAuthorizer: { concurrency: 10, secrets: AUTHENTICATING },
   wsConnect: { concurrency: 10, secrets: STORAGE },
   // Gives a closed consumer's deliveries to the other WebSocket consumers.

@@ -3,6 +3,8 @@
  * never holds a number that no run wrote. The full report of the same run is `<name>.md`.
  */
 import {
+  COLD_REQUEST_NOTE,
+  coldRequestTable,
   migrateTables,
   noise,
   peersTables,
@@ -99,16 +101,18 @@ function lambdaSummary(results: BenchResults): string {
 }
 
 /**
- * The rendered part of docs/benchmarks.md. `results` is a full run; `migration`, when given, is
- * the run whose data-migration numbers are shown (a run of that suite alone, when the full run
- * has none).
+ * The rendered part of docs/benchmarks.md. `results` is a full run; `migration` and `coldRequest`,
+ * when given, are the runs whose data-migration and cold-request numbers are shown (a run of that
+ * suite alone, when the full run has none).
  */
 export function renderBenchmarksBlock(
   results: BenchResults,
-  files: { results: string; migration?: string },
+  files: { results: string; migration?: string; coldRequest?: string },
   migration?: BenchResults,
+  coldRequest?: BenchResults,
 ): string {
   const migrated = results.migrate ? results : migration;
+  const cold = results.coldRequest ? results : coldRequest;
   const n = noise(results);
   const sections = [
     runLine(results, `From \`${files.results}\``),
@@ -128,6 +132,15 @@ export function renderBenchmarksBlock(
     '#### Lambda',
     results.lambda ? lambdaSummary(results) : 'Not measured in this run.',
     results.lambda ? warmHandlerTable(results) : '',
+    '#### Cold first request',
+    cold?.coldRequest
+      ? [
+          cold === results ? '' : `${runLine(cold, `From \`${files.coldRequest}\``)}\n`,
+          COLD_REQUEST_NOTE,
+          '',
+          coldRequestTable(cold),
+        ].join('\n')
+      : 'Not measured: `npm run bench -- --only cold-request` measures it.',
     '#### Data migration',
     migrated?.migrate
       ? [
@@ -138,8 +151,11 @@ export function renderBenchmarksBlock(
         ].join('\n')
       : 'Not measured: `npm run bench -- --only migrate` measures it.',
     '#### Targets',
-    // Judged again, with the migration run's numbers where the full run has none.
-    targetsTable({ ...results, targets: evaluateTargets({ ...results, migrate: migrated?.migrate }) }),
+    // Judged again, with the migration and cold-request runs' numbers where the full run has none.
+    targetsTable({
+      ...results,
+      targets: evaluateTargets({ ...results, migrate: migrated?.migrate, coldRequest: cold?.coldRequest }),
+    }),
     '#### Noise in this run',
     n
       ? `Across repetitions, the largest p50 over the smallest was ${ratio(n.median)} for the median row and ${ratio(n.worst)} at worst (${n.worstRow}).`

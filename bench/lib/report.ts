@@ -192,6 +192,36 @@ export function lambdaTables(results: BenchResults): string {
   ].join('\n\n');
 }
 
+/** The first request of a cold container, in parts, per package and function (medians over fresh processes). */
+export function coldRequestTable(results: BenchResults): string {
+  const rows = results.coldRequest ?? [];
+  if (rows.length === 0) return '';
+  return table(
+    [
+      'cold first request, ms',
+      'function',
+      'import',
+      'before connect',
+      'connect',
+      'first query',
+      'total',
+      'runs',
+    ],
+    // Tenths of a millisecond: a cold start varies by more than that from run to run.
+    rows.map((r) => [
+      r.package,
+      r.function,
+      ...[r.importMs, r.beforeConnectMs, r.connectMs, r.firstQueryMs, r.totalMs].map((v) => v.toFixed(1)),
+      String(r.runs),
+    ]),
+    [L, L, R, R, R, R, R, R],
+  );
+}
+
+/** What the cold-request columns mean (the report and docs/benchmarks.md say it alike). */
+export const COLD_REQUEST_NOTE =
+  "Each run is a fresh `node` process in the extracted package (`--enable-source-maps`, as deployed) that imports the handler and invokes it once with an API Gateway event against the real server; the request is split at the wire. Import: `import()` of the bundle. Before connect: handler called → its first socket connecting (middleware, configuration, the driver module evaluated on first use, the storage built). Connect: → the first query's bytes written (TCP; for Neon the WebSocket upgrade through the local proxy; PostgreSQL startup; ioredis' ready check). First query: → the response (every statement of the request). Total: import + request, median of the per-run sums; parts are medians, so they need not add up to it.";
+
 /** The bundled kv handler invoked warm, against the same store operation on the library. */
 export function warmHandlerTable(results: BenchResults): string {
   return table(
@@ -303,6 +333,7 @@ export function renderTerminal(results: BenchResults): string {
     results.peers.kv.length + results.peers.queue.length > 0 ? peersTables(results) : '',
     scaleTables(results),
     lambdaTables(results),
+    coldRequestTable(results),
     migrateTables(results),
     globTable(results),
     targetsTable(results),
@@ -362,6 +393,9 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
     '',
     lambdaTables(results),
     '',
+    ...(results.coldRequest
+      ? ['## Cold first request', '', COLD_REQUEST_NOTE, '', coldRequestTable(results), '']
+      : []),
     '## Data migration',
     '',
     results.migrate

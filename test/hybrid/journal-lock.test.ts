@@ -40,11 +40,16 @@ const newPostgres = () => createPostgresDriver(config);
 const LOCK_MS = 1000;
 const MARGIN_MS = 100;
 
-function lockOn(kv: KvDriver, orphans: OrphanedLocks = new Map(), lockMs = LOCK_MS): JournalLock {
+function lockOn(
+  kv: KvDriver,
+  orphans: OrphanedLocks = new Map(),
+  lockMs = LOCK_MS,
+  marginMs = MARGIN_MS,
+): JournalLock {
   return new JournalLock(kv, {
     backend: 'test',
     lockMs,
-    marginMs: MARGIN_MS,
+    marginMs,
     deadlineMs: () => 5000,
     orphans,
   });
@@ -118,6 +123,20 @@ describe.skipIf(missing !== undefined)('hybrid journal lock', () => {
       await lost.release();
       expect(await kv.get(JOURNAL_LOCK)).toBe('someone-else');
       await clear();
+    });
+
+    it('a release deletes its lock only while more than the margin is left (else another may take it between the read and the delete)', async () => {
+      await clear();
+      // A margin longer than the lock: whatever is left, the release must leave the key alone.
+      const closeToExpiry = lockOn(kv, new Map(), 20_000, 30_000);
+      await closeToExpiry.acquire();
+      await closeToExpiry.release();
+      expect(await kv.get(JOURNAL_LOCK)).toBe(closeToExpiry.token);
+      await clear();
+      const plenty = lockOn(kv, new Map(), 20_000, 1_000);
+      await plenty.acquire();
+      await plenty.release();
+      expect(await kv.get(JOURNAL_LOCK)).toBeUndefined();
     });
 
     it('an expired lock is taken by the next reconciler; the one that held it finds out at its next check', async () => {
