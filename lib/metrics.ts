@@ -52,6 +52,11 @@ export const METRICS = {
     dimensionSets: [[]],
     description: 'WebSocket connections one sweep closed because their token had expired',
   },
+  ConsumerConnectionsEnded: {
+    unit: 'Count',
+    dimensionSets: [[]],
+    description: 'connections gone without a $disconnect whose queue consumers one sweep ended',
+  },
   RelayFailures: {
     unit: 'Count',
     dimensionSets: [[]],

@@ -153,6 +153,37 @@ export async function endConsumers(
   }
 }
 
+/** Consumer connections looked at per registry read by the cleanup's sweep. */
+const CONSUMER_PAGE = 1000;
+
+/**
+ * Ends the consumers of connections that no longer exist (expired, or closed without a
+ * `$disconnect`: API Gateway does not always send one) and gives back what they held: the
+ * scheduled cleanup's part, at most `limit` connections per run (the next run goes on). Nothing
+ * is pushed here: the cleanup pushes every queue with consumers next. Answers the connections
+ * whose consumers were ended; throws when a registry cannot be read.
+ */
+export async function endConsumersOfGoneConnections(storage: Storage, limit: number): Promise<number> {
+  let ended = 0;
+  let after: string | undefined;
+  for (;;) {
+    const page = await storage.consumers.connections({
+      ...(after === undefined ? {} : { after }),
+      limit: CONSUMER_PAGE,
+    });
+    for (const connectionId of page) {
+      if (ended >= limit) return ended;
+      if (await storage.connections.get(connectionId)) continue;
+      const held = await storage.consumers.removeConnection(connectionId);
+      const count = await giveBack(storage, held, undefined, false);
+      logger.info('consumers of a gone connection ended', { connectionId, givenBack: count });
+      ended += 1;
+    }
+    if (page.length < CONSUMER_PAGE) return ended;
+    after = page.at(-1);
+  }
+}
+
 /**
  * Nack without delay; answers whether the lease was given back. A receipt no longer current
  * (the message was acked, or its lease ended and it went to another) has nothing to give back.

@@ -16,6 +16,8 @@ export const MAX_CONSUMER_IN_FLIGHT = 100;
 const DEFAULT_VISIBILITY_MS = DEFAULT_VISIBILITY_SECONDS * 1000;
 /** Slot ids cannot be message ids: no backend's message id starts with `~`. */
 const SLOT_PREFIX = '~';
+/** Queues or connection ids answered at most by one call. */
+const MAX_PAGE = 1000;
 
 function checkVisibility(field: string, value: unknown): number {
   const ms = checkTtl(field, value);
@@ -69,7 +71,13 @@ export function createConsumerStore(driver: ConsumerDriver): ConsumerStore {
     },
     removeConnection: async (connectionId) =>
       driver.removeConnection(checkName('connectionId', connectionId), Date.now()),
-    queues: async () => driver.queues(1000),
+    queues: async () => driver.queues(MAX_PAGE),
+    async connections(options) {
+      const o = checkOptions('options', options, ['after', 'limit']);
+      const after = o.after === undefined ? '' : checkName('options.after', o.after);
+      const limit = o.limit === undefined ? MAX_PAGE : checkInt('options.limit', o.limit, 1, MAX_PAGE);
+      return driver.connections(after, limit);
+    },
     list: async (queue) => driver.list(checkName('queue', queue), Date.now()),
   };
 }

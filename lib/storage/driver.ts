@@ -262,6 +262,8 @@ export interface ConsumerDriver {
   stop(queue: string, connectionId: string, nowMs: number): Promise<HeldDelivery[]>;
   removeConnection(connectionId: string, nowMs: number): Promise<HeldDelivery[]>;
   queues(limit: number): Promise<string[]>;
+  /** Connection ids with a consumer, byte order, after `after` ('' from the start), at most `limit`. */
+  connections(after: string, limit: number): Promise<string[]>;
   list(queue: string, nowMs: number): Promise<QueueConsumer[]>;
 }
 

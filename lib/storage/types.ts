@@ -583,6 +583,12 @@ export interface ConsumerStore {
   removeConnection(connectionId: string): Promise<HeldDelivery[]>;
   /** Queues with at least one consumer, sorted by their UTF-8 bytes (at most 1000). */
   queues(): Promise<string[]>;
+  /**
+   * Connection ids with a consumer on any queue, sorted by their UTF-8 bytes: the page after
+   * `after`, at most `limit` (default and most 1000). Whether each connection is still open is
+   * the connection registry's to say: the cleanup ends the consumers of those that are not.
+   */
+  connections(options?: { after?: string; limit?: number }): Promise<string[]>;
   /** The consumers of a queue, by connection id. */
   list(queue: string): Promise<QueueConsumer[]>;
 }

@@ -159,6 +159,39 @@ export function describeConsumers(f: Fixture): void {
       expect((await c().claim(queue))?.visibilityTimeout).toBe(60);
     });
 
+    it('connections pages the connections with a consumer, until their last consumer ends', async () => {
+      const base = name('conn');
+      const [a, b, c2] = [`${base}-a`, `${base}-b`, `${base}-c`];
+      const [q1, q2] = [name('q'), name('q')];
+      await c().register(a, q1);
+      await c().register(a, q2);
+      await c().register(b, q1);
+      await c().register(c2, q2);
+      // Every id between `base` and `${base}-a` would start with `base`: the page holds ours only.
+      expect(await c().connections({ after: base, limit: 2 })).toEqual([a, b]);
+      expect(await c().connections({ after: b, limit: 2 })).toEqual([
+        c2,
+        ...(await c().connections({ after: c2, limit: 1 })),
+      ]);
+      expect(await c().connections()).toEqual(expect.arrayContaining([a, b, c2]));
+      await c().stop(a, q1);
+      expect(await c().connections({ after: base, limit: 3 })).toEqual([a, b, c2]);
+      await c().stop(a, q2);
+      await c().removeConnection(b);
+      expect(await c().connections({ after: base, limit: 3 })).not.toContain(a);
+      expect((await c().connections({ after: base, limit: 3 })).filter((id) => id.startsWith(base))).toEqual([
+        c2,
+      ]);
+      await c().register(a, q1);
+      expect((await c().connections({ after: base, limit: 3 })).filter((id) => id.startsWith(base))).toEqual([
+        a,
+        c2,
+      ]);
+      await expectInvalid(() => c().connections({ limit: 0 }), 'limit');
+      await expectInvalid(() => c().connections({ limit: 1001 }), 'limit');
+      await expectInvalid(() => c().connections({ after: bad(7) }), 'after');
+    });
+
     it('refuses bad arguments before any I/O', async () => {
       const queue = name('q');
       await expectInvalid(() => c().register(bad(''), queue), 'connectionId');

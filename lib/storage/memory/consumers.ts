@@ -127,6 +127,15 @@ export function memoryConsumers(): ConsumerDriver {
         .sort(compareBytes)
         .slice(0, limit);
     },
+    async connections(after, limit) {
+      const ids = new Set<string>();
+      for (const r of registries.values())
+        for (const connectionId of r.consumers.keys()) ids.add(connectionId);
+      return [...ids]
+        .filter((id) => compareBytes(id, after) > 0)
+        .sort(compareBytes)
+        .slice(0, limit);
+    },
     async list(queue, nowMs) {
       const r = registries.get(queue);
       if (!r) return [];

@@ -106,7 +106,7 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
     tokens: redisTokens(client, run, prefix),
     audit: redisAudit(run, prefix, config),
     connections: redisConnections(run, prefix),
-    consumers: redisConsumers(client, prefix),
+    consumers: redisConsumers(client, run, prefix),
     pools: () => ({ redis: blocking.use() }),
     async ping() {
       await client.ping();

@@ -23,6 +23,7 @@ export function hybridConsumers({ router: { read } }: StoreDeps): ConsumerDriver
     removeConnection: (connectionId, nowMs) =>
       serve('removeConnection', (d) => d.consumers.removeConnection(connectionId, nowMs)),
     queues: (limit) => serve('queues', (d) => d.consumers.queues(limit)),
+    connections: (after, limit) => serve('connections', (d) => d.consumers.connections(after, limit)),
     list: (queue, nowMs) => serve('list', (d) => d.consumers.list(queue, nowMs)),
   };
 }

@@ -120,6 +120,13 @@ export function pgConsumers(ctx: StoreContext): ConsumerDriver {
       );
       return rows.map((row) => row.queue);
     },
+    async connections(after, limit) {
+      const rows = await query<{ connection_id: string }>(
+        `SELECT DISTINCT connection_id FROM ${consumers} WHERE connection_id > $1 ORDER BY connection_id LIMIT $2`,
+        [after, limit],
+      );
+      return rows.map((row) => row.connection_id);
+    },
     async list(queue, nowMs) {
       const rows = await query<{
         connection_id: string;
