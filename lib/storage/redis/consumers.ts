@@ -4,10 +4,8 @@
  * `consumers` (hash: connection id → {m max, v visibility ms, l last claim ms}) and `deliveries`
  * (hash: message or slot id → {c connection, r receipt ('' for a slot), e lease end ms}). A claim
  * is one script: it drops ended leases, counts each consumer's deliveries and reserves a slot on
- * the least-loaded one with room, so concurrent claims never pass a consumer's `max`. Plain keys
- * index the rest: `<prefix>qcc:<connection id>` (set: its queues), `<prefix>qcq` (set: queues with
- * consumers) and `<prefix>qcco` (sorted set, every score 0: connections with consumers, in byte
- * order for paging); they are kept beside the scripts, not in them (other slots).
+ * the least-loaded one with room, so concurrent claims never pass a consumer's `max`. Plain index
+ * keys (keys.ts, `consumerKeys`) are kept beside the scripts, not in them (other slots).
  *
  * The scripts are lua/consumer*.lua (scripts.ts types them). The fields are the caller's strings
  * inside cjson, numbers compared with tonumber: no JSON of the caller's passes through Lua.
@@ -15,17 +13,11 @@
 import { type ConsumerDriver, compareBytes } from '../driver.js';
 import type { HeldDelivery, QueueConsumer } from '../types.js';
 import type { RedisClient } from './client.js';
-import { tagSafe } from './keys.js';
+import { consumerKeys } from './keys.js';
 import type { ScriptCaller } from './scripts.js';
 
 export function redisConsumers(client: RedisClient, run: ScriptCaller, prefix: string): ConsumerDriver {
-  const keys = (queue: string) => {
-    const base = `${prefix}{qc:${tagSafe(queue)}}:`;
-    return { consumers: `${base}consumers`, deliveries: `${base}deliveries` };
-  };
-  const connectionQueues = (connectionId: string) => `${prefix}qcc:${connectionId}`;
-  const allQueues = `${prefix}qcq`;
-  const allConnections = `${prefix}qcco`;
+  const { queue: keys, connectionQueues, allQueues, allConnections } = consumerKeys(prefix);
 
   /**
    * Drops the connection from `qcco` once it has no queue left. A register adds its queue before

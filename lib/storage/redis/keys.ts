@@ -45,6 +45,25 @@ export function sessionKeys(prefix: string) {
 }
 
 /**
+ * The queue consumers' registry (push delivery over the WebSocket): one hash tag per queue,
+ * consumers (hash: connection id → {m max, v visibility ms, l last claim ms}) and deliveries
+ * (the leases each consumer holds); plain index keys: qcc:<connection id> (set: its queues), qcq
+ * (set: queues with consumers), qcco (zset, all scores 0: connections with consumers, in byte
+ * order for the cleanup's pages).
+ */
+export function consumerKeys(prefix: string) {
+  return {
+    queue: (queue: string) => {
+      const base = `${prefix}{qc:${tagSafe(queue)}}:`;
+      return { consumers: `${base}consumers`, deliveries: `${base}deliveries` };
+    },
+    connectionQueues: (connectionId: string) => `${prefix}qcc:${connectionId}`,
+    allQueues: `${prefix}qcq`,
+    allConnections: `${prefix}qcco`,
+  };
+}
+
+/**
  * queues: one hash tag per queue. ready (zset id → enqueue sequence: FIFO), delayed (zset id →
  * visible-at ms), inflight (zset id → lease end ms), dead (zset id → death ms), seq (counter),
  * notify (list: wake-up tokens for long polls), m:<id> (hash: p payload, s sequence, e enqueued
