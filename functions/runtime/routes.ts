@@ -249,9 +249,9 @@ export const routes = [
     body: T.Object(
       {
         clusterId: Name('cluster id'),
-        userId: T.Optional(T.String({ maxLength: MAX_OPAQUE_STRING_CHARS })),
+        userId: T.Optional(Name('user id')),
         correlationId: T.Optional(Name('correlation id')),
-        serviceIdentity: T.Optional(T.String({ maxLength: MAX_OPAQUE_STRING_CHARS })),
+        serviceIdentity: T.Optional(Name('service identity (a non-admin token: its own identity)')),
         data: T.Optional(T.Record(T.String(), T.Unknown())),
         ttl: T.Optional(Seconds('seconds the session lives without a keep-alive (default 300)')),
       },
