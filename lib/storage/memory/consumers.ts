@@ -36,85 +36,93 @@ export function memoryConsumers(): ConsumerDriver {
     }
     return found;
   };
-  const loadOf = (r: QueueRegistry, nowMs: number) => {
+  const loadOf = (registry: QueueRegistry, nowMs: number) => {
     const load = new Map<string, number>();
-    for (const [key, d] of r.deliveries) {
-      if (d.leaseEndsMs <= nowMs) r.deliveries.delete(key);
+    for (const [key, d] of registry.deliveries) {
+      if (d.leaseEndsMs <= nowMs) registry.deliveries.delete(key);
       else load.set(d.connectionId, (load.get(d.connectionId) ?? 0) + 1);
     }
     return load;
   };
   const end = (queue: string, connectionId: string, nowMs: number): HeldDelivery[] => {
-    const r = registries.get(queue);
-    if (!r) return [];
+    const registry = registries.get(queue);
+    if (!registry) return [];
     const held: HeldDelivery[] = [];
-    for (const [key, d] of r.deliveries) {
-      if (d.connectionId !== connectionId) continue;
-      r.deliveries.delete(key);
-      if (d.receipt !== '' && d.leaseEndsMs > nowMs)
-        held.push({ queue, connectionId, id: key, receipt: d.receipt });
+    for (const [key, delivery] of registry.deliveries) {
+      if (delivery.connectionId !== connectionId) continue;
+      registry.deliveries.delete(key);
+      if (delivery.receipt !== '' && delivery.leaseEndsMs > nowMs)
+        held.push({ queue, connectionId, id: key, receipt: delivery.receipt });
     }
-    r.consumers.delete(connectionId);
-    if (r.consumers.size === 0 && r.deliveries.size === 0) registries.delete(queue);
+    registry.consumers.delete(connectionId);
+    if (registry.consumers.size === 0 && registry.deliveries.size === 0) registries.delete(queue);
     return held.sort((a, b) => compareBytes(a.id, b.id));
   };
   return {
     async register(queue, connectionId, max, visibilityMs) {
-      const r = registry(queue);
-      const earlier = r.consumers.get(connectionId);
-      r.consumers.set(connectionId, { max, visibilityMs, lastClaimMs: earlier?.lastClaimMs ?? 0 });
+      const queueRegistry = registry(queue);
+      const earlier = queueRegistry.consumers.get(connectionId);
+      queueRegistry.consumers.set(connectionId, {
+        max,
+        visibilityMs,
+        lastClaimMs: earlier?.lastClaimMs ?? 0,
+      });
     },
     async claim(queue, slot, nowMs) {
-      const r = registries.get(queue);
-      if (!r) return undefined;
-      const load = loadOf(r, nowMs);
+      const registry = registries.get(queue);
+      if (!registry) return undefined;
+      const load = loadOf(registry, nowMs);
       let best: [string, Consumer, number] | undefined;
-      for (const [connectionId, c] of r.consumers) {
-        const n = load.get(connectionId) ?? 0;
-        if (n >= c.max) continue;
+      for (const [connectionId, consumer] of registry.consumers) {
+        const held = load.get(connectionId) ?? 0;
+        if (held >= consumer.max) continue;
         if (
           !best ||
-          n < best[2] ||
-          (n === best[2] &&
-            (c.lastClaimMs < best[1].lastClaimMs ||
-              (c.lastClaimMs === best[1].lastClaimMs && compareBytes(connectionId, best[0]) < 0)))
+          held < best[2] ||
+          (held === best[2] &&
+            (consumer.lastClaimMs < best[1].lastClaimMs ||
+              (consumer.lastClaimMs === best[1].lastClaimMs && compareBytes(connectionId, best[0]) < 0)))
         )
-          best = [connectionId, c, n];
+          best = [connectionId, consumer, held];
       }
       if (!best) return undefined;
       const [connectionId, consumer] = best;
       consumer.lastClaimMs = nowMs;
-      r.deliveries.set(slot, { connectionId, receipt: '', leaseEndsMs: nowMs + consumer.visibilityMs });
+      registry.deliveries.set(slot, {
+        connectionId,
+        receipt: '',
+        leaseEndsMs: nowMs + consumer.visibilityMs,
+      });
       return { connectionId, visibilityMs: consumer.visibilityMs };
     },
     async bind(queue, slot, id, receipt, leaseEndsMs) {
-      const r = registries.get(queue);
-      const pending = r?.deliveries.get(slot);
-      if (!r || !pending) return false;
-      r.deliveries.delete(slot);
-      r.deliveries.set(id, { connectionId: pending.connectionId, receipt, leaseEndsMs });
+      const registry = registries.get(queue);
+      const pending = registry?.deliveries.get(slot);
+      if (!registry || !pending) return false;
+      registry.deliveries.delete(slot);
+      registry.deliveries.set(id, { connectionId: pending.connectionId, receipt, leaseEndsMs });
       return true;
     },
     async release(queue, key) {
-      const r = registries.get(queue);
-      const d = r?.deliveries.get(key);
-      if (!r || !d) return undefined;
-      r.deliveries.delete(key);
-      return d.connectionId;
+      const registry = registries.get(queue);
+      const delivery = registry?.deliveries.get(key);
+      if (!registry || !delivery) return undefined;
+      registry.deliveries.delete(key);
+      return delivery.connectionId;
     },
     async extend(queue, id, leaseEndsMs) {
-      const d = registries.get(queue)?.deliveries.get(id);
-      if (!d) return false;
-      d.leaseEndsMs = leaseEndsMs;
+      const delivery = registries.get(queue)?.deliveries.get(id);
+      if (!delivery) return false;
+      delivery.leaseEndsMs = leaseEndsMs;
       return true;
     },
     stop: async (queue, connectionId, nowMs) => end(queue, connectionId, nowMs),
     async removeConnection(connectionId, nowMs) {
       const held: HeldDelivery[] = [];
-      for (const [queue, r] of [...registries]) {
+      for (const [queue, queueRegistry] of [...registries]) {
         if (
-          r.consumers.has(connectionId) ||
-          [...r.deliveries.values()].some((d) => d.connectionId === connectionId)
+          queueRegistry.consumers.has(connectionId) ||
+          [...queueRegistry.deliveries.values()].some((d) => d.connectionId === connectionId)
         )
           held.push(...end(queue, connectionId, nowMs));
       }
@@ -137,17 +145,17 @@ export function memoryConsumers(): ConsumerDriver {
         .slice(0, limit);
     },
     async list(queue, nowMs) {
-      const r = registries.get(queue);
-      if (!r) return [];
-      loadOf(r, nowMs);
-      return [...r.consumers]
+      const registry = registries.get(queue);
+      if (!registry) return [];
+      loadOf(registry, nowMs);
+      return [...registry.consumers]
         .sort(([a], [b]) => compareBytes(a, b))
-        .map(([connectionId, c]) => ({
+        .map(([connectionId, consumer]) => ({
           connectionId,
           queue,
-          max: c.max,
-          visibilityTimeout: c.visibilityMs / 1000,
-          inFlight: [...r.deliveries]
+          max: consumer.max,
+          visibilityTimeout: consumer.visibilityMs / 1000,
+          inFlight: [...registry.deliveries]
             .filter(([, d]) => d.connectionId === connectionId && d.receipt !== '')
             .map(([key]) => key)
             .sort(compareBytes),

@@ -203,16 +203,16 @@ interface SessionRecord {
 function memorySessions() {
   const data = new Map<string, SessionRecord>();
   const isLive = (r: SessionRecord, now: number) => r.expiresAt > now;
-  const view = (r: SessionRecord): Session => ({
-    sessionId: r.sessionId,
-    clusterId: r.clusterId,
-    userId: r.userId,
-    correlationId: r.correlationId,
-    serviceIdentity: r.serviceIdentity,
-    data: parseJson(r.dataJson) as Session['data'],
-    createdAt: iso(r.createdAt),
-    lastActivity: iso(r.lastActivity),
-    expiresAt: iso(r.expiresAt),
+  const view = (record: SessionRecord): Session => ({
+    sessionId: record.sessionId,
+    clusterId: record.clusterId,
+    userId: record.userId,
+    correlationId: record.correlationId,
+    serviceIdentity: record.serviceIdentity,
+    data: parseJson(record.dataJson) as Session['data'],
+    createdAt: iso(record.createdAt),
+    lastActivity: iso(record.lastActivity),
+    expiresAt: iso(record.expiresAt),
   });
   const liveWhere = (match: (r: SessionRecord) => boolean) => {
     const now = Date.now();
@@ -222,40 +222,40 @@ function memorySessions() {
       .map(view);
   };
   const live = (id: string) => {
-    const r = data.get(id);
-    return r && isLive(r, Date.now()) ? r : undefined;
+    const record = data.get(id);
+    return record && isLive(record, Date.now()) ? record : undefined;
   };
 
   const driver: SessionDriver = {
-    async create(s) {
+    async create(input) {
       const now = Date.now();
-      const t = s.times;
+      const times = input.times;
       const record: SessionRecord = {
-        sessionId: s.sessionId,
-        clusterId: s.clusterId,
-        userId: s.userId,
-        correlationId: s.correlationId,
-        serviceIdentity: s.serviceIdentity,
-        dataJson: s.dataJson,
-        createdAt: t?.createdAtMs ?? now,
-        lastActivity: t?.lastActivityMs ?? now,
-        expiresAt: t?.expiresAtMs ?? now + s.ttlMs,
-        ttlMs: s.ttlMs,
+        sessionId: input.sessionId,
+        clusterId: input.clusterId,
+        userId: input.userId,
+        correlationId: input.correlationId,
+        serviceIdentity: input.serviceIdentity,
+        dataJson: input.dataJson,
+        createdAt: times?.createdAtMs ?? now,
+        lastActivity: times?.lastActivityMs ?? now,
+        expiresAt: times?.expiresAtMs ?? now + input.ttlMs,
+        ttlMs: input.ttlMs,
       };
       data.set(record.sessionId, record);
       return view(record);
     },
     async get(id) {
-      const r = live(id);
-      return r && view(r);
+      const record = live(id);
+      return record && view(record);
     },
     async keepAlive(id, ttlMs, times) {
-      const r = live(id);
-      if (!r) return undefined;
+      const record = live(id);
+      if (!record) return undefined;
       const now = Date.now();
-      r.lastActivity = times?.lastActivityMs ?? now;
-      r.expiresAt = times?.expiresAtMs ?? now + (ttlMs ?? r.ttlMs);
-      return view(r);
+      record.lastActivity = times?.lastActivityMs ?? now;
+      record.expiresAt = times?.expiresAtMs ?? now + (ttlMs ?? record.ttlMs);
+      return view(record);
     },
     async end(id) {
       return live(id) !== undefined && data.delete(id);
@@ -269,9 +269,10 @@ function memorySessions() {
     async activeClusterPage(after, limit, within) {
       const now = Date.now();
       const clusters = new Set<string>();
-      for (const r of data.values()) {
-        if (!isLive(r, now) || (after !== undefined && compareBytes(r.clusterId, after) <= 0)) continue;
-        if (within === undefined || matchesAny(within, r.clusterId)) clusters.add(r.clusterId);
+      for (const record of data.values()) {
+        if (!isLive(record, now) || (after !== undefined && compareBytes(record.clusterId, after) <= 0))
+          continue;
+        if (within === undefined || matchesAny(within, record.clusterId)) clusters.add(record.clusterId);
       }
       return pageOf([...clusters].sort(compareBytes), limit, (clusterId) => clusterId);
     },
@@ -318,83 +319,83 @@ function memoryQueues(config: StorageConfig) {
   let closed = false;
 
   const stateOf = (name: string): QueueState => {
-    let q = queues.get(name);
-    if (!q) {
-      q = { messages: new Map(), seq: 0, dedup: new Map(), wakeups: new Set() };
-      queues.set(name, q);
+    let state = queues.get(name);
+    if (!state) {
+      state = { messages: new Map(), seq: 0, dedup: new Map(), wakeups: new Set() };
+      queues.set(name, state);
     }
-    return q;
+    return state;
   };
-  const kill = (m: Message, now: number) => {
-    m.state = 'dead';
-    m.receipt = null;
-    m.diedAt = now;
+  const kill = (message: Message, now: number) => {
+    message.state = 'dead';
+    message.receipt = null;
+    message.diedAt = now;
   };
   /** Ends expired leases: back to waiting, or dead when attempts are spent. */
-  const settle = (q: QueueState, now: number) => {
-    for (const m of q.messages.values()) {
-      if (m.state === 'inflight' && m.dueAt <= now) {
+  const settle = (state: QueueState, now: number) => {
+    for (const message of state.messages.values()) {
+      if (message.state === 'inflight' && message.dueAt <= now) {
         // It died when its last lease ended, not when this call noticed.
-        if (m.attempts >= maxAttempts) kill(m, m.dueAt);
+        if (message.attempts >= maxAttempts) kill(message, message.dueAt);
         // The receipt stays valid until the next delivery replaces it: a late ack still counts.
-        else m.state = 'waiting';
+        else message.state = 'waiting';
       }
     }
   };
-  const wake = (q: QueueState) => {
-    for (const wakeup of q.wakeups) wakeup();
+  const wake = (state: QueueState) => {
+    for (const wakeup of state.wakeups) wakeup();
   };
-  const leased = (q: QueueState, id: string, receipt: string): Message => {
-    const m = q.messages.get(id);
-    if (!m) throw new NotFoundError(`message ${id} not found`);
+  const leased = (state: QueueState, id: string, receipt: string): Message => {
+    const message = state.messages.get(id);
+    if (!message) throw new NotFoundError(`message ${id} not found`);
     // A lease that ended is still honoured until the message is delivered again (or dies).
-    if (m.state === 'dead' || m.receipt === null || m.receipt !== receipt) {
+    if (message.state === 'dead' || message.receipt === null || message.receipt !== receipt) {
       throw new ConflictError(`receipt for message ${id} is stale: the lease ended`);
     }
-    return m;
+    return message;
   };
-  const take = (q: QueueState, max: number, visibilityMs: number): ReceivedMessage[] => {
+  const take = (state: QueueState, max: number, visibilityMs: number): ReceivedMessage[] => {
     const now = Date.now();
-    settle(q, now);
-    const visible = [...q.messages.values()]
+    settle(state, now);
+    const visible = [...state.messages.values()]
       .filter((m) => m.state === 'waiting' && m.dueAt <= now)
       .sort((a, b) => a.seq - b.seq)
       .slice(0, max);
-    return visible.map((m) => {
-      m.state = 'inflight';
-      m.attempts += 1;
-      m.dueAt = now + visibilityMs;
-      m.receipt = randomUUID();
+    return visible.map((message) => {
+      message.state = 'inflight';
+      message.attempts += 1;
+      message.dueAt = now + visibilityMs;
+      message.receipt = randomUUID();
       return {
-        id: m.id,
-        receipt: m.receipt,
-        payload: parseJson(m.json),
-        attempts: m.attempts,
-        enqueuedAt: iso(m.enqueuedAt),
+        id: message.id,
+        receipt: message.receipt,
+        payload: parseJson(message.json),
+        attempts: message.attempts,
+        enqueuedAt: iso(message.enqueuedAt),
       };
     });
   };
   /** Earliest moment something changes without a send: a delay passing or a lease ending. */
-  const nextDue = (q: QueueState): number => {
+  const nextDue = (state: QueueState): number => {
     let next = Number.POSITIVE_INFINITY;
-    for (const m of q.messages.values()) if (m.state !== 'dead' && m.dueAt < next) next = m.dueAt;
+    for (const m of state.messages.values()) if (m.state !== 'dead' && m.dueAt < next) next = m.dueAt;
     return next;
   };
 
   const driver: QueueDriver = {
     async send(queue, json, delayMs, dedupId) {
-      const q = stateOf(queue);
+      const state = stateOf(queue);
       const now = Date.now();
       if (dedupId !== undefined) {
-        const seen = q.dedup.get(dedupId);
+        const seen = state.dedup.get(dedupId);
         if (seen && seen.expiresAt > now) return { id: seen.id, duplicate: true };
       }
       const id = randomUUID();
-      q.seq += 1;
-      q.messages.set(id, {
+      state.seq += 1;
+      state.messages.set(id, {
         id,
         json,
-        seq: q.seq,
+        seq: state.seq,
         enqueuedAt: now,
         attempts: 0,
         state: 'waiting',
@@ -402,98 +403,98 @@ function memoryQueues(config: StorageConfig) {
         receipt: null,
         diedAt: 0,
       });
-      if (dedupId !== undefined) q.dedup.set(dedupId, { id, expiresAt: now + dedupWindowMs });
-      wake(q);
+      if (dedupId !== undefined) state.dedup.set(dedupId, { id, expiresAt: now + dedupWindowMs });
+      wake(state);
       return { id, duplicate: false };
     },
     async receive(queue, max, visibilityMs, waitMs) {
-      const q = stateOf(queue);
+      const state = stateOf(queue);
       const deadline = Date.now() + waitMs;
       for (;;) {
-        const got = take(q, max, visibilityMs);
+        const got = take(state, max, visibilityMs);
         const now = Date.now();
         if (got.length > 0 || now >= deadline || closed) return got;
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, Math.max(1, Math.min(deadline, nextDue(q)) - now));
+          const timer = setTimeout(done, Math.max(1, Math.min(deadline, nextDue(state)) - now));
           timers.add(timer);
           function done() {
             clearTimeout(timer);
             timers.delete(timer);
-            q.wakeups.delete(done);
+            state.wakeups.delete(done);
             resolve();
           }
-          q.wakeups.add(done);
+          state.wakeups.add(done);
         });
       }
     },
     async ack(queue, id, receipt) {
-      const q = stateOf(queue);
-      leased(q, id, receipt);
-      q.messages.delete(id);
+      const state = stateOf(queue);
+      leased(state, id, receipt);
+      state.messages.delete(id);
     },
     async nack(queue, id, receipt, delayMs) {
-      const q = stateOf(queue);
-      const m = leased(q, id, receipt);
+      const state = stateOf(queue);
+      const message = leased(state, id, receipt);
       const now = Date.now();
-      if (m.attempts >= maxAttempts) kill(m, now);
+      if (message.attempts >= maxAttempts) kill(message, now);
       else {
-        m.state = 'waiting';
-        m.receipt = null;
-        m.dueAt = now + delayMs;
-        wake(q);
+        message.state = 'waiting';
+        message.receipt = null;
+        message.dueAt = now + delayMs;
+        wake(state);
       }
     },
     async extend(queue, id, receipt, visibilityMs) {
-      const q = stateOf(queue);
-      const m = leased(q, id, receipt);
-      m.state = 'inflight';
-      m.dueAt = Date.now() + visibilityMs;
-      wake(q); // a shorter lease ends sooner: long polls recompute when to look again
+      const state = stateOf(queue);
+      const message = leased(state, id, receipt);
+      message.state = 'inflight';
+      message.dueAt = Date.now() + visibilityMs;
+      wake(state); // a shorter lease ends sooner: long polls recompute when to look again
     },
     async stats(queue) {
-      const q = stateOf(queue);
+      const state = stateOf(queue);
       const now = Date.now();
-      settle(q, now);
+      settle(state, now);
       const stats = { depth: 0, delayed: 0, inFlight: 0, dead: 0 };
-      for (const m of q.messages.values()) {
-        if (m.state === 'dead') stats.dead++;
-        else if (m.state === 'inflight') stats.inFlight++;
+      for (const message of state.messages.values()) {
+        if (message.state === 'dead') stats.dead++;
+        else if (message.state === 'inflight') stats.inFlight++;
         else {
           stats.depth++;
-          if (m.dueAt > now) stats.delayed++;
+          if (message.dueAt > now) stats.delayed++;
         }
       }
       return stats;
     },
     async deadLetters(queue, limit) {
-      const q = stateOf(queue);
-      settle(q, Date.now());
-      return [...q.messages.values()]
+      const state = stateOf(queue);
+      settle(state, Date.now());
+      return [...state.messages.values()]
         .filter((m) => m.state === 'dead')
         .sort((a, b) => a.diedAt - b.diedAt || a.seq - b.seq)
         .slice(0, limit)
         .map(
-          (m): DeadMessage => ({
-            id: m.id,
-            payload: parseJson(m.json),
-            attempts: m.attempts,
-            enqueuedAt: iso(m.enqueuedAt),
-            diedAt: iso(m.diedAt),
+          (message): DeadMessage => ({
+            id: message.id,
+            payload: parseJson(message.json),
+            attempts: message.attempts,
+            enqueuedAt: iso(message.enqueuedAt),
+            diedAt: iso(message.diedAt),
           }),
         );
     },
     async redrive(queue, limit) {
-      const q = stateOf(queue);
+      const state = stateOf(queue);
       const now = Date.now();
       const dead = await driver.deadLetters(queue, limit);
       for (const { id } of dead) {
-        const m = q.messages.get(id);
-        if (!m) continue;
-        m.state = 'waiting';
-        m.attempts = 0;
-        m.dueAt = now;
+        const message = state.messages.get(id);
+        if (!message) continue;
+        message.state = 'waiting';
+        message.attempts = 0;
+        message.dueAt = now;
       }
-      if (dead.length > 0) wake(q);
+      if (dead.length > 0) wake(state);
       return dead.length;
     },
   };
@@ -519,49 +520,49 @@ function memoryEvents() {
     { seq: number; events: PublishedEvent[]; subscribers: Set<EventHandler> }
   >();
   const channelOf = (name: string) => {
-    let c = channels.get(name);
-    if (!c) {
-      c = { seq: 0, events: [], subscribers: new Set() };
-      channels.set(name, c);
+    let state = channels.get(name);
+    if (!state) {
+      state = { seq: 0, events: [], subscribers: new Set() };
+      channels.set(name, state);
     }
-    return c;
+    return state;
   };
   const copy = (e: PublishedEvent): PublishedEvent => ({ ...e, message: structuredClone(e.message) as Json });
 
   const driver: EventDriver = {
     async publish(channel, json, maxHistory) {
-      const c = channelOf(channel);
-      c.seq += 1;
+      const state = channelOf(channel);
+      state.seq += 1;
       const event: PublishedEvent = {
-        id: formatEventId(c.seq),
+        id: formatEventId(state.seq),
         channel,
         message: parseJson(json),
         publishedAt: iso(Date.now()),
       };
-      c.events.push(event);
-      if (c.events.length > maxHistory) c.events.splice(0, c.events.length - maxHistory);
+      state.events.push(event);
+      if (state.events.length > maxHistory) state.events.splice(0, state.events.length - maxHistory);
       // Delivery is asynchronous, as it is over a network.
-      for (const subscriber of c.subscribers) queueMicrotask(() => void subscriber(copy(event)));
+      for (const subscriber of state.subscribers) queueMicrotask(() => void subscriber(copy(event)));
       return { id: event.id, publishedAt: event.publishedAt };
     },
     async last(channel) {
       return channels.get(channel)?.seq ?? 0;
     },
     async history(channel, after, limit) {
-      const c = channels.get(channel);
-      if (!c) return [];
+      const state = channels.get(channel);
+      if (!state) return [];
       const afterId = formatEventId(after);
-      return c.events
+      return state.events
         .filter((e) => e.id > afterId)
         .slice(0, limit)
         .map(copy);
     },
     async subscribe(channel, onEvent) {
-      const c = channelOf(channel);
+      const state = channelOf(channel);
       const subscriber: EventHandler = (e) => onEvent(e);
-      c.subscribers.add(subscriber);
+      state.subscribers.add(subscriber);
       return async () => {
-        c.subscribers.delete(subscriber);
+        state.subscribers.delete(subscriber);
       };
     },
   };
@@ -577,10 +578,10 @@ function memoryTokens() {
   const issued = new Map<string, Set<string>>();
   const isLive = (t: StoredToken, now: number) => t.expiresAt === null || Date.parse(t.expiresAt) > now;
   const info = ({ hash: _hash, ...rest }: StoredToken): TokenInfo => structuredClone(rest);
-  const forget = (t: StoredToken) => {
-    byId.delete(t.id);
-    idByHash.delete(t.hash);
-    if (t.issuerId !== null) issued.get(t.issuerId)?.delete(t.id);
+  const forget = (token: StoredToken) => {
+    byId.delete(token.id);
+    idByHash.delete(token.hash);
+    if (token.issuerId !== null) issued.get(token.issuerId)?.delete(token.id);
   };
 
   const driver: TokenDriver = {
@@ -597,12 +598,12 @@ function memoryTokens() {
     },
     async findByHash(hash) {
       const id = idByHash.get(hash);
-      const t = id === undefined ? undefined : byId.get(id);
-      return t && isLive(t, Date.now()) ? structuredClone(t) : undefined;
+      const token = id === undefined ? undefined : byId.get(id);
+      return token && isLive(token, Date.now()) ? structuredClone(token) : undefined;
     },
     async findById(id) {
-      const t = byId.get(id);
-      return t && isLive(t, Date.now()) ? info(t) : undefined;
+      const token = byId.get(id);
+      return token && isLive(token, Date.now()) ? info(token) : undefined;
     },
     async revoke(id) {
       const now = Date.now();
@@ -610,14 +611,14 @@ function memoryTokens() {
       if (!root) return [];
       const revoked: string[] = [];
       const pending = [root];
-      for (let t = pending.shift(); t; t = pending.shift()) {
-        forget(t);
-        if (isLive(t, now)) revoked.push(t.id);
-        for (const child of issued.get(t.id) ?? []) {
-          const c = byId.get(child);
-          if (c) pending.push(c);
+      for (let token = pending.shift(); token; token = pending.shift()) {
+        forget(token);
+        if (isLive(token, now)) revoked.push(token.id);
+        for (const child of issued.get(token.id) ?? []) {
+          const childToken = byId.get(child);
+          if (childToken) pending.push(childToken);
         }
-        issued.delete(t.id);
+        issued.delete(token.id);
       }
       return isLive(root, now) ? revoked : [];
     },
@@ -634,11 +635,11 @@ function memoryTokens() {
   const sweep = (limit: number) => {
     const now = Date.now();
     let removed = 0;
-    for (const t of byId.values()) {
+    for (const token of byId.values()) {
       if (removed >= limit) break;
-      if (!isLive(t, now)) {
-        forget(t);
-        issued.delete(t.id);
+      if (!isLive(token, now)) {
+        forget(token);
+        issued.delete(token.id);
         removed++;
       }
     }
@@ -658,18 +659,18 @@ function memoryAudit(config: StorageConfig) {
     if (entries.length > maxEntries) entries.splice(0, entries.length - maxEntries);
   };
   const driver: AuditDriver = {
-    async append(e) {
+    async append(input) {
       const ms = Date.now();
       seq += 1;
       const entry = {
         id: `${String(ms).padStart(15, '0')}-${String(seq).padStart(10, '0')}`,
         at: iso(ms),
-        identity: e.identity,
-        action: e.action,
-        resource: e.resource,
-        correlationId: e.correlationId,
-        outcome: e.outcome,
-        details: e.detailsJson === null ? null : (parseJson(e.detailsJson) as AuditEntry['details']),
+        identity: input.identity,
+        action: input.action,
+        resource: input.resource,
+        correlationId: input.correlationId,
+        outcome: input.outcome,
+        details: input.detailsJson === null ? null : (parseJson(input.detailsJson) as AuditEntry['details']),
         ms,
       };
       entries.push(entry);
@@ -677,17 +678,17 @@ function memoryAudit(config: StorageConfig) {
       const { ms: _ms, ...view } = entry;
       return structuredClone(view);
     },
-    async query(q) {
+    async query(query) {
       const oldest = Date.now() - maxAgeMs;
-      const since = Math.max(q.sinceMs ?? 0, oldest);
+      const since = Math.max(query.sinceMs ?? 0, oldest);
       const matching = entries.filter(
         (e) =>
           e.ms >= since &&
-          (q.untilMs === undefined || e.ms < q.untilMs) &&
-          (q.identity === undefined || e.identity === q.identity),
+          (query.untilMs === undefined || e.ms < query.untilMs) &&
+          (query.identity === undefined || e.identity === query.identity),
       );
-      const ordered = q.order === 'asc' ? matching : matching.reverse();
-      return ordered.slice(0, q.limit).map(({ ms: _ms, ...view }) => structuredClone(view));
+      const ordered = query.order === 'asc' ? matching : matching.reverse();
+      return ordered.slice(0, query.limit).map(({ ms: _ms, ...view }) => structuredClone(view));
     },
   };
   const sweep = (limit: number) => {
@@ -724,19 +725,19 @@ function memoryConnections() {
   const byTokenId = new Map<string, Set<string>>();
   const isLive = (r: ConnectionRecord, now: number) => r.expiresAt > now;
   const live = (id: string, now = Date.now()) => {
-    const r = byId.get(id);
-    return r && isLive(r, now) ? r : undefined;
+    const record = byId.get(id);
+    return record && isLive(record, now) ? record : undefined;
   };
-  const view = (r: ConnectionRecord): Connection => ({
-    connectionId: r.connectionId,
-    identity: r.identity,
-    scopes: [...r.scopes],
-    resources: [...r.resources],
-    tokenId: r.tokenId,
-    tokenExpiresAt: r.tokenExpiresAt === null ? null : iso(r.tokenExpiresAt),
-    connectedAt: iso(r.connectedAt),
-    expiresAt: iso(r.expiresAt),
-    channels: [...r.channels].sort(compareBytes),
+  const view = (record: ConnectionRecord): Connection => ({
+    connectionId: record.connectionId,
+    identity: record.identity,
+    scopes: [...record.scopes],
+    resources: [...record.resources],
+    tokenId: record.tokenId,
+    tokenExpiresAt: record.tokenExpiresAt === null ? null : iso(record.tokenExpiresAt),
+    connectedAt: iso(record.connectedAt),
+    expiresAt: iso(record.expiresAt),
+    channels: [...record.channels].sort(compareBytes),
   });
   const unlink = (id: string, channel: string) => {
     const subscribers = byChannel.get(channel);
@@ -744,56 +745,56 @@ function memoryConnections() {
     if (subscribers?.size === 0) byChannel.delete(channel);
   };
   /** Forgets a connection and both directions of its subscriptions. */
-  const drop = (r: ConnectionRecord) => {
-    for (const channel of r.channels) unlink(r.connectionId, channel);
-    const ofToken = byTokenId.get(r.tokenId);
-    ofToken?.delete(r.connectionId);
-    if (ofToken?.size === 0) byTokenId.delete(r.tokenId);
-    byId.delete(r.connectionId);
+  const drop = (record: ConnectionRecord) => {
+    for (const channel of record.channels) unlink(record.connectionId, channel);
+    const ofToken = byTokenId.get(record.tokenId);
+    ofToken?.delete(record.connectionId);
+    if (ofToken?.size === 0) byTokenId.delete(record.tokenId);
+    byId.delete(record.connectionId);
   };
   const liveOfToken = (tokenId: string, now: number) =>
     [...(byTokenId.get(tokenId) ?? [])].filter((id) => live(id, now));
 
   const driver: ConnectionDriver = {
     // No await between the count and the insert: atomic in this process.
-    async register(c, maxPerToken) {
+    async register(input, maxPerToken) {
       const now = Date.now();
       if (maxPerToken !== undefined) {
-        const others = liveOfToken(c.tokenId, now).filter((id) => id !== c.connectionId);
+        const others = liveOfToken(input.tokenId, now).filter((id) => id !== input.connectionId);
         if (others.length >= maxPerToken) return 'full';
       }
-      const old = byId.get(c.connectionId);
+      const old = byId.get(input.connectionId);
       if (old) drop(old);
       const record: ConnectionRecord = {
-        connectionId: c.connectionId,
-        identity: c.identity,
-        scopes: [...c.scopes],
-        resources: [...c.resources],
-        tokenId: c.tokenId,
-        tokenExpiresAt: c.tokenExpiresAtMs,
+        connectionId: input.connectionId,
+        identity: input.identity,
+        scopes: [...input.scopes],
+        resources: [...input.resources],
+        tokenId: input.tokenId,
+        tokenExpiresAt: input.tokenExpiresAtMs,
         connectedAt: now,
-        expiresAt: now + c.ttlMs,
+        expiresAt: now + input.ttlMs,
         channels: new Set(),
       };
-      byId.set(c.connectionId, record);
-      let ofToken = byTokenId.get(c.tokenId);
+      byId.set(input.connectionId, record);
+      let ofToken = byTokenId.get(input.tokenId);
       if (!ofToken) {
         ofToken = new Set();
-        byTokenId.set(c.tokenId, ofToken);
+        byTokenId.set(input.tokenId, ofToken);
       }
-      ofToken.add(c.connectionId);
+      ofToken.add(input.connectionId);
       return view(record);
     },
     async get(id) {
-      const r = live(id);
-      return r && view(r);
+      const record = live(id);
+      return record && view(record);
     },
     async subscribe(id, channel, maxChannels) {
-      const r = live(id);
-      if (!r) return 'unknown';
-      if (r.channels.has(channel)) return 'subscribed';
-      if (r.channels.size >= maxChannels) return 'full';
-      r.channels.add(channel);
+      const record = live(id);
+      if (!record) return 'unknown';
+      if (record.channels.has(channel)) return 'subscribed';
+      if (record.channels.size >= maxChannels) return 'full';
+      record.channels.add(channel);
       let subscribers = byChannel.get(channel);
       if (!subscribers) {
         subscribers = new Set();
@@ -803,10 +804,10 @@ function memoryConnections() {
       return 'subscribed';
     },
     async unsubscribe(id, channel) {
-      const r = byId.get(id);
-      if (!r?.channels.delete(channel)) return false;
+      const record = byId.get(id);
+      if (!record?.channels.delete(channel)) return false;
       unlink(id, channel);
-      return isLive(r, Date.now());
+      return isLive(record, Date.now());
     },
     async subscribers(channel, after, limit) {
       const now = Date.now();
@@ -816,10 +817,10 @@ function memoryConnections() {
       return { connectionIds: ids.slice(0, limit), more: ids.length > limit };
     },
     async remove(id) {
-      const r = byId.get(id);
-      if (!r) return false;
-      drop(r);
-      return isLive(r, Date.now());
+      const record = byId.get(id);
+      if (!record) return false;
+      drop(record);
+      return isLive(record, Date.now());
     },
     async byToken(tokenId, after, limit) {
       const ids = liveOfToken(tokenId, Date.now())
@@ -840,10 +841,10 @@ function memoryConnections() {
   const sweep = (limit: number) => {
     const now = Date.now();
     let removed = 0;
-    for (const r of byId.values()) {
+    for (const record of byId.values()) {
       if (removed >= limit) break;
-      if (!isLive(r, now)) {
-        drop(r);
+      if (!isLive(record, now)) {
+        drop(record);
         removed++;
       }
     }
