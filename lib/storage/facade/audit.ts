@@ -17,32 +17,34 @@ const ENTRY_FIELDS = ['identity', 'action', 'resource', 'correlationId', 'outcom
 export function createAuditStore(driver: AuditDriver, maxBytes: number): AuditStore {
   return {
     async append(entry) {
-      const e = checkOptions('entry', entry, ENTRY_FIELDS);
+      const checked = checkOptions('entry', entry, ENTRY_FIELDS);
       if (entry === undefined) throw new ValidationError('entry', 'is required');
-      const outcome = e.outcome ?? 'ok';
+      const outcome = checked.outcome ?? 'ok';
       if (outcome !== 'ok' && outcome !== 'denied' && outcome !== 'error') {
         throw new ValidationError('entry.outcome', `must be ok, denied or error, got ${describe(outcome)}`);
       }
       return driver.append({
-        identity: checkName('entry.identity', e.identity),
-        action: checkName('entry.action', e.action),
-        resource: checkOptionalName('entry.resource', e.resource) ?? null,
-        correlationId: checkOptionalName('entry.correlationId', e.correlationId) ?? null,
+        identity: checkName('entry.identity', checked.identity),
+        action: checkName('entry.action', checked.action),
+        resource: checkOptionalName('entry.resource', checked.resource) ?? null,
+        correlationId: checkOptionalName('entry.correlationId', checked.correlationId) ?? null,
         outcome,
         detailsJson:
-          e.details === undefined ? null : serializeJsonObject('entry.details', e.details, maxBytes),
+          checked.details === undefined
+            ? null
+            : serializeJsonObject('entry.details', checked.details, maxBytes),
       });
     },
     async query(query) {
-      const q = checkOptions('query', query, ['identity', 'since', 'until', 'limit', 'order']);
-      const order = q.order ?? 'desc';
+      const checked = checkOptions('query', query, ['identity', 'since', 'until', 'limit', 'order']);
+      const order = checked.order ?? 'desc';
       if (order !== 'asc' && order !== 'desc')
         throw new ValidationError('query.order', 'must be asc or desc');
       return driver.query({
-        identity: checkOptionalName('query.identity', q.identity),
-        sinceMs: q.since === undefined ? undefined : checkDate('query.since', q.since).getTime(),
-        untilMs: q.until === undefined ? undefined : checkDate('query.until', q.until).getTime(),
-        limit: checkListLimit('query.limit', q.limit),
+        identity: checkOptionalName('query.identity', checked.identity),
+        sinceMs: checked.since === undefined ? undefined : checkDate('query.since', checked.since).getTime(),
+        untilMs: checked.until === undefined ? undefined : checkDate('query.until', checked.until).getTime(),
+        limit: checkListLimit('query.limit', checked.limit),
         order,
       });
     },

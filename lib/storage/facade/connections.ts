@@ -36,26 +36,29 @@ export function createConnectionStore(
     options: unknown,
     read: (after: string | undefined, limit: number) => Promise<{ connectionIds: string[]; more: boolean }>,
   ): Promise<ConnectionIdsPage> => {
-    const o = checkOptions('options', options, ['cursor', 'limit']);
+    const checked = checkOptions('options', options, ['cursor', 'limit']);
     const after =
-      o.cursor === undefined ? undefined : decodeCursor('options.cursor', o.cursor, listing, namePosition);
-    return idsPage(await read(after, checkListLimit('options.limit', o.limit)));
+      checked.cursor === undefined
+        ? undefined
+        : decodeCursor('options.cursor', checked.cursor, listing, namePosition);
+    return idsPage(await read(after, checkListLimit('options.limit', checked.limit)));
   };
   return {
     async register(input) {
-      const i = checkOptions('input', input, REGISTER_FIELDS);
+      const checked = checkOptions('input', input, REGISTER_FIELDS);
       if (input === undefined) throw new ValidationError('input', 'is required');
-      const connectionId = checkName('connectionId', i.connectionId);
-      const identity = checkName('identity', i.identity);
-      const scopes = checkScopes(i.scopes);
-      if (i.resources === undefined) throw new ValidationError('resources', 'is required');
-      const resources = checkGlobs('resources', i.resources);
-      const tokenId = checkName('tokenId', i.tokenId);
+      const connectionId = checkName('connectionId', checked.connectionId);
+      const identity = checkName('identity', checked.identity);
+      const scopes = checkScopes(checked.scopes);
+      if (checked.resources === undefined) throw new ValidationError('resources', 'is required');
+      const resources = checkGlobs('resources', checked.resources);
+      const tokenId = checkName('tokenId', checked.tokenId);
       const tokenExpiresAtMs =
-        i.tokenExpiresAt === undefined || i.tokenExpiresAt === null
+        checked.tokenExpiresAt === undefined || checked.tokenExpiresAt === null
           ? null
-          : checkIsoTime('tokenExpiresAt', i.tokenExpiresAt);
-      const ttlMs = i.ttl === undefined ? CONNECTION_DEFAULT_TTL_SECONDS * 1000 : checkRegistrationTtl(i.ttl);
+          : checkIsoTime('tokenExpiresAt', checked.tokenExpiresAt);
+      const ttlMs =
+        checked.ttl === undefined ? CONNECTION_DEFAULT_TTL_SECONDS * 1000 : checkRegistrationTtl(checked.ttl);
       const registered = await driver.register(
         { connectionId, identity, scopes, resources, tokenId, tokenExpiresAtMs, ttlMs },
         maxConnectionsPerToken,
@@ -95,11 +98,11 @@ export function createConnectionStore(
       return idsAfter('byToken()', options, (after, limit) => driver.byToken(tokenId, after, limit));
     },
     async withExpiredToken(options) {
-      const o = checkOptions('options', options, ['limit']);
+      const checked = checkOptions('options', options, ['limit']);
       const limit =
-        o.limit === undefined
+        checked.limit === undefined
           ? DEFAULT_EXPIRED_CONNECTIONS_LIMIT
-          : checkInt('options.limit', o.limit, 1, MAX_MAINTENANCE_BATCH);
+          : checkInt('options.limit', checked.limit, 1, MAX_MAINTENANCE_BATCH);
       return driver.withExpiredToken(limit);
     },
   };

@@ -29,16 +29,16 @@ export function createEventStore(
     },
     async history(channel, options) {
       checkName('channel', channel);
-      const o = checkOptions('options', options, ['after', 'limit']);
-      const after = o.after === undefined ? 0 : parseEventId('options.after', o.after);
-      return driver.history(channel, after, checkListLimit('options.limit', o.limit));
+      const checked = checkOptions('options', options, ['after', 'limit']);
+      const after = checked.after === undefined ? 0 : parseEventId('options.after', checked.after);
+      return driver.history(channel, after, checkListLimit('options.limit', checked.limit));
     },
     async subscribe(channel, handler, options) {
       checkName('channel', channel);
       if (typeof handler !== 'function')
         throw new ValidationError('handler', `expected a function, got ${describe(handler)}`);
-      const o = checkOptions('options', options, ['after']);
-      const after = o.after === undefined ? undefined : parseEventId('options.after', o.after);
+      const checked = checkOptions('options', options, ['after']);
+      const after = checked.after === undefined ? undefined : parseEventId('options.after', checked.after);
       const subscription = await subscribeInOrder(driver, channel, handler, after);
       const unsubscribe = async () => {
         subscriptions.delete(unsubscribe);

@@ -44,12 +44,12 @@ export function createKvStore(driver: KvDriver, maxBytes: number): KvStore {
     async setMany(entries) {
       checkBatch('entries', entries);
       const checked = entries.map((entry, i) => {
-        const e = checkOptions(`entries[${i}]`, entry, ['key', 'value', 'ttl']);
+        const checkedEntry = checkOptions(`entries[${i}]`, entry, ['key', 'value', 'ttl']);
         if (!('value' in (entry as object))) throw new ValidationError(`entries[${i}].value`, 'is required');
         return {
-          key: checkName(`entries[${i}].key`, e.key),
-          json: serializeJson(`entries[${i}].value`, e.value, maxBytes),
-          ttlMs: e.ttl === undefined ? undefined : checkTtl(`entries[${i}].ttl`, e.ttl),
+          key: checkName(`entries[${i}].key`, checkedEntry.key),
+          json: serializeJson(`entries[${i}].value`, checkedEntry.value, maxBytes),
+          ttlMs: checkedEntry.ttl === undefined ? undefined : checkTtl(`entries[${i}].ttl`, checkedEntry.ttl),
         };
       });
       if (checked.length > 0) await driver.setMany(checked);
@@ -62,15 +62,16 @@ function checkSetOptions(options: unknown): {
   expiry: Expiry | undefined;
   condition: 'nx' | 'xx' | undefined;
 } {
-  const o = checkOptions('options', options, SET_OPTIONS);
-  const nx = o.nx === undefined ? false : checkBool('options.nx', o.nx);
-  const xx = o.xx === undefined ? false : checkBool('options.xx', o.xx);
+  const checked = checkOptions('options', options, SET_OPTIONS);
+  const nx = checked.nx === undefined ? false : checkBool('options.nx', checked.nx);
+  const xx = checked.xx === undefined ? false : checkBool('options.xx', checked.xx);
   if (nx && xx) throw new ValidationError('options', 'nx and xx cannot both be set');
-  if (o.ttl !== undefined && o.expiresAt !== undefined) {
+  if (checked.ttl !== undefined && checked.expiresAt !== undefined) {
     throw new ValidationError('options', 'ttl and expiresAt cannot both be set');
   }
   let expiry: Expiry | undefined;
-  if (o.ttl !== undefined) expiry = { ttlMs: checkTtl('options.ttl', o.ttl) };
-  else if (o.expiresAt !== undefined) expiry = { atMs: checkDeadline('options.expiresAt', o.expiresAt) };
+  if (checked.ttl !== undefined) expiry = { ttlMs: checkTtl('options.ttl', checked.ttl) };
+  else if (checked.expiresAt !== undefined)
+    expiry = { atMs: checkDeadline('options.expiresAt', checked.expiresAt) };
   return { expiry, condition: nx ? 'nx' : xx ? 'xx' : undefined };
 }

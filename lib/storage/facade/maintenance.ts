@@ -41,11 +41,11 @@ export async function sweep(
   options: unknown,
   defaultBatchSize: number,
 ): Promise<SweepReport> {
-  const o = checkOptions('options', options, ['batchSize']);
+  const checked = checkOptions('options', options, ['batchSize']);
   const batchSize =
-    o.batchSize === undefined
+    checked.batchSize === undefined
       ? defaultBatchSize
-      : checkInt('options.batchSize', o.batchSize, 1, MAX_MAINTENANCE_BATCH);
+      : checkInt('options.batchSize', checked.batchSize, 1, MAX_MAINTENANCE_BATCH);
   const started = performance.now();
   const counts = await driver.sweep(batchSize);
   return { ...counts, durationMs: round2(performance.now() - started) };

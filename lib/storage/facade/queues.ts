@@ -26,25 +26,28 @@ export function createQueueStore(driver: QueueDriver, maxBytes: number): QueueSt
     async send(queue, payload, options) {
       checkName('queue', queue);
       const json = serializeJson('payload', payload, maxBytes);
-      const o = checkOptions('options', options, ['delay', 'dedupId']);
-      const dedupId = checkOptionalName('options.dedupId', o.dedupId);
+      const checked = checkOptions('options', options, ['delay', 'dedupId']);
+      const dedupId = checkOptionalName('options.dedupId', checked.dedupId);
       return driver.send(
         queue,
         json,
-        o.delay === undefined ? 0 : checkDelay('options.delay', o.delay, MAX_DELAY_SECONDS),
+        checked.delay === undefined ? 0 : checkDelay('options.delay', checked.delay, MAX_DELAY_SECONDS),
         dedupId,
       );
     },
     async receive(queue, options) {
       checkName('queue', queue);
-      const o = checkOptions('options', options, ['max', 'visibilityTimeout', 'wait']);
+      const checked = checkOptions('options', options, ['max', 'visibilityTimeout', 'wait']);
       const max =
-        o.max === undefined ? DEFAULT_RECEIVE_MAX : checkInt('options.max', o.max, 1, MAX_RECEIVE_MAX);
+        checked.max === undefined
+          ? DEFAULT_RECEIVE_MAX
+          : checkInt('options.max', checked.max, 1, MAX_RECEIVE_MAX);
       const visibilityMs =
-        o.visibilityTimeout === undefined
+        checked.visibilityTimeout === undefined
           ? DEFAULT_VISIBILITY_SECONDS * 1000
-          : checkVisibility('options.visibilityTimeout', o.visibilityTimeout);
-      const waitMs = o.wait === undefined ? 0 : checkDelay('options.wait', o.wait, MAX_WAIT_SECONDS);
+          : checkVisibility('options.visibilityTimeout', checked.visibilityTimeout);
+      const waitMs =
+        checked.wait === undefined ? 0 : checkDelay('options.wait', checked.wait, MAX_WAIT_SECONDS);
       return driver.receive(queue, max, visibilityMs, waitMs);
     },
     async ack(queue, id, receipt) {
@@ -53,12 +56,12 @@ export function createQueueStore(driver: QueueDriver, maxBytes: number): QueueSt
     },
     async nack(queue, id, receipt, options) {
       checkLease(queue, id, receipt);
-      const o = checkOptions('options', options, ['delay']);
+      const checked = checkOptions('options', options, ['delay']);
       return driver.nack(
         queue,
         id,
         receipt,
-        o.delay === undefined ? 0 : checkDelay('options.delay', o.delay, MAX_DELAY_SECONDS),
+        checked.delay === undefined ? 0 : checkDelay('options.delay', checked.delay, MAX_DELAY_SECONDS),
       );
     },
     async extend(queue, id, receipt, visibilityTimeout) {
@@ -68,13 +71,13 @@ export function createQueueStore(driver: QueueDriver, maxBytes: number): QueueSt
     stats: async (queue) => driver.stats(checkName('queue', queue)),
     async deadLetters(queue, options) {
       checkName('queue', queue);
-      const o = checkOptions('options', options, ['limit']);
-      return driver.deadLetters(queue, checkListLimit('options.limit', o.limit));
+      const checked = checkOptions('options', options, ['limit']);
+      return driver.deadLetters(queue, checkListLimit('options.limit', checked.limit));
     },
     async redrive(queue, options) {
       checkName('queue', queue);
-      const o = checkOptions('options', options, ['limit']);
-      return driver.redrive(queue, checkListLimit('options.limit', o.limit));
+      const checked = checkOptions('options', options, ['limit']);
+      return driver.redrive(queue, checkListLimit('options.limit', checked.limit));
     },
   };
 }

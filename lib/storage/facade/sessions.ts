@@ -15,16 +15,20 @@ export function createSessionStore(
 ): SessionStore {
   return {
     async create(input) {
-      const i = checkOptions('input', input, CREATE_FIELDS);
+      const checked = checkOptions('input', input, CREATE_FIELDS);
       if (input === undefined) throw new ValidationError('input', 'is required');
       return driver.create({
         sessionId: randomUUID(),
-        clusterId: checkName('clusterId', i.clusterId),
-        userId: checkOptionalName('userId', i.userId) ?? null,
-        correlationId: checkOptionalName('correlationId', i.correlationId) ?? null,
-        serviceIdentity: checkOptionalName('serviceIdentity', i.serviceIdentity) ?? null,
-        dataJson: i.data === undefined ? '{}' : serializeJsonObject('data', i.data, options.maxBytes),
-        ttlMs: i.ttl === undefined ? Math.round(options.defaultTtlSeconds * 1000) : checkTtl('ttl', i.ttl),
+        clusterId: checkName('clusterId', checked.clusterId),
+        userId: checkOptionalName('userId', checked.userId) ?? null,
+        correlationId: checkOptionalName('correlationId', checked.correlationId) ?? null,
+        serviceIdentity: checkOptionalName('serviceIdentity', checked.serviceIdentity) ?? null,
+        dataJson:
+          checked.data === undefined ? '{}' : serializeJsonObject('data', checked.data, options.maxBytes),
+        ttlMs:
+          checked.ttl === undefined
+            ? Math.round(options.defaultTtlSeconds * 1000)
+            : checkTtl('ttl', checked.ttl),
       });
     },
     get: async (id) => driver.get(checkName('sessionId', id)),

@@ -23,13 +23,13 @@ export function createTokenStore(driver: TokenDriver, bootstrapTokenHash: string
   };
   return {
     async issue(input) {
-      const i = checkOptions('input', input, ['identity', 'scopes', 'resources', 'ttl', 'issuerId']);
+      const checked = checkOptions('input', input, ['identity', 'scopes', 'resources', 'ttl', 'issuerId']);
       if (input === undefined) throw new ValidationError('input', 'is required');
-      const identity = checkName('identity', i.identity);
-      const scopes = checkScopes(i.scopes);
-      const resources = i.resources === undefined ? ['*'] : checkGlobs('resources', i.resources);
-      const ttlMs = i.ttl === undefined ? undefined : checkTtl('ttl', i.ttl);
-      const issuer = await issuerOf(checkOptionalName('issuerId', i.issuerId));
+      const identity = checkName('identity', checked.identity);
+      const scopes = checkScopes(checked.scopes);
+      const resources = checked.resources === undefined ? ['*'] : checkGlobs('resources', checked.resources);
+      const ttlMs = checked.ttl === undefined ? undefined : checkTtl('ttl', checked.ttl);
+      const issuer = await issuerOf(checkOptionalName('issuerId', checked.issuerId));
       const now = Date.now();
       const asked = ttlMs === undefined ? null : now + ttlMs;
       const expiresAtMs = issuer ? boundByIssuer(issuer, { scopes, resources, expiresAtMs: asked }) : asked;
@@ -109,7 +109,7 @@ export function hashToken(token: string): string {
 }
 
 function hashesEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
+  const leftBytes = Buffer.from(a, 'utf8');
+  const rightBytes = Buffer.from(b, 'utf8');
+  return leftBytes.length === rightBytes.length && timingSafeEqual(leftBytes, rightBytes);
 }
