@@ -31,8 +31,12 @@ export function redisConsumers(client: RedisClient, run: ScriptCaller, prefix: s
   };
 
   const stop = async (queue: string, connectionId: string, nowMs: number): Promise<HeldDelivery[]> => {
-    const k = keys(queue);
-    const stopped = await run('consumerStop', [k.consumers, k.deliveries], [connectionId, nowMs]);
+    const queueKeys = keys(queue);
+    const stopped = await run(
+      'consumerStop',
+      [queueKeys.consumers, queueKeys.deliveries],
+      [connectionId, nowMs],
+    );
     await client.srem(connectionQueues(connectionId), queue);
     if (stopped.consumersLeft === 0) await client.srem(allQueues, queue);
     await forgetIfIdle(connectionId);
@@ -52,8 +56,8 @@ export function redisConsumers(client: RedisClient, run: ScriptCaller, prefix: s
       await client.zadd(allConnections, 0, connectionId);
     },
     async claim(queue, slot, nowMs) {
-      const k = keys(queue);
-      return run('consumerClaim', [k.consumers, k.deliveries], [slot, nowMs]);
+      const queueKeys = keys(queue);
+      return run('consumerClaim', [queueKeys.consumers, queueKeys.deliveries], [slot, nowMs]);
     },
     async bind(queue, slot, id, receipt, leaseEndsMs) {
       return run('consumerBind', [keys(queue).deliveries], [slot, id, receipt, leaseEndsMs]);
@@ -80,23 +84,27 @@ export function redisConsumers(client: RedisClient, run: ScriptCaller, prefix: s
       return client.zrangebylex(allConnections, after === '' ? '-' : `(${after}`, '+', 'LIMIT', 0, limit);
     },
     async list(queue, nowMs) {
-      const k = keys(queue);
-      const { consumers, deliveries } = await run('consumerList', [k.consumers, k.deliveries], []);
+      const queueKeys = keys(queue);
+      const { consumers, deliveries } = await run(
+        'consumerList',
+        [queueKeys.consumers, queueKeys.deliveries],
+        [],
+      );
       const inFlight = new Map<string, string[]>();
       for (let i = 0; i < deliveries.length; i += 2) {
-        const d = JSON.parse(deliveries[i + 1]!) as { c: string; r: string; e: string };
-        if (d.r === '' || Number(d.e) <= nowMs) continue;
-        inFlight.set(d.c, [...(inFlight.get(d.c) ?? []), deliveries[i]!]);
+        const delivery = JSON.parse(deliveries[i + 1]!) as { c: string; r: string; e: string };
+        if (delivery.r === '' || Number(delivery.e) <= nowMs) continue;
+        inFlight.set(delivery.c, [...(inFlight.get(delivery.c) ?? []), deliveries[i]!]);
       }
       const out: QueueConsumer[] = [];
       for (let i = 0; i < consumers.length; i += 2) {
         const connectionId = consumers[i]!;
-        const c = JSON.parse(consumers[i + 1]!) as { m: string; v: string };
+        const consumer = JSON.parse(consumers[i + 1]!) as { m: string; v: string };
         out.push({
           connectionId,
           queue,
-          max: Number(c.m),
-          visibilityTimeout: Number(c.v) / 1000,
+          max: Number(consumer.m),
+          visibilityTimeout: Number(consumer.v) / 1000,
           inFlight: (inFlight.get(connectionId) ?? []).sort(compareBytes),
         });
       }
