@@ -172,12 +172,12 @@ function resolveSettings(flags: Flags, io: CliIo, command: string): Settings {
   const stores = flags.only === undefined ? undefined : parseStores(flags.only);
   const positive = (name: string, text: string | undefined, fallback: number, max = 100_000) => {
     if (text === undefined) return fallback;
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < 1 || n > max)
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1 || value > max)
       throw new UsageError(
         `--${name}: expected a whole number from 1 to ${max}, got ${JSON.stringify(text)}`,
       );
-    return n;
+    return value;
   };
   const tolerance = flags.tolerance === undefined ? 2 : Number(flags.tolerance);
   if (!Number.isFinite(tolerance) || tolerance < 0 || tolerance > 86_400) {
@@ -373,15 +373,15 @@ async function open(settings: Settings): Promise<Resources> {
 
 async function runCopy(
   settings: Settings,
-  r: Resources,
+  resources: Resources,
   io: CliIo,
   extra: { stores?: StoreName[]; sinceMs?: number } = {},
 ): Promise<CopyReport> {
   const progress = copyProgress(io.stderr);
   try {
     return await copy({
-      source: r.source,
-      target: r.target,
+      source: resources.source,
+      target: resources.target,
       stores: extra.stores ?? settings.stores,
       batchSize: settings.batchSize,
       dryRun: settings.dryRun,
@@ -400,15 +400,15 @@ async function runCopy(
 
 async function runValidate(
   settings: Settings,
-  r: Resources,
+  resources: Resources,
   io: CliIo,
   stores?: StoreName[],
 ): Promise<ValidationReport> {
   let last = 0;
   try {
     return await validate({
-      source: r.source,
-      target: r.target,
+      source: resources.source,
+      target: resources.target,
       stores: stores ?? settings.stores,
       sample: settings.sample,
       toleranceMs: settings.toleranceMs,
@@ -438,7 +438,7 @@ const TYPE_STORES: Record<string, StoreName[]> = {
   queues: ['queues', 'dedup'],
 };
 
-async function sync(settings: Settings, r: Resources, io: CliIo): Promise<number> {
+async function sync(settings: Settings, resources: Resources, io: CliIo): Promise<number> {
   const say = (text: string) => io.stdout.write(`${text}\n`);
   const { config } = settings;
   const sinceMs = settings.sinceMs ?? Date.now();
@@ -447,12 +447,12 @@ async function sync(settings: Settings, r: Resources, io: CliIo): Promise<number
   );
   const stores = (settings.stores ?? MIRRORED).filter((s) => MIRRORED.includes(s));
   say(`2/4 copying ${stores.map((s) => STORE_TITLES[s]).join(', ')}`);
-  const copied = await runCopy(settings, r, io, { stores, sinceMs });
+  const copied = await runCopy(settings, resources, io, { stores, sinceMs });
   say(copySummary(copied));
   if (copied.interrupted) return 1;
   if (settings.dryRun) return 0;
   say('\n3/4 validating');
-  const report = await runValidate(settings, r, io, stores);
+  const report = await runValidate(settings, resources, io, stores);
   say(validationSummary(report));
 
   say('\n4/4 lag');
@@ -552,10 +552,10 @@ async function fixture(flags: Flags, io: CliIo): Promise<number> {
   checkUrl('redis', config.redis.url, ['redis:', 'rediss:'], '--redis-url or REDIS_URL');
   const positive = (text: string | undefined, fallback: number) => {
     if (text === undefined) return fallback;
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < 1 || n > 10_000_000)
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1 || value > 10_000_000)
       throw new UsageError(`expected a whole number from 1 to 10000000, got ${JSON.stringify(text)}`);
-    return n;
+    return value;
   };
   const redis = createRedisClient(config, {
     retryStrategy: (times) => (times > 3 ? null : 200),
@@ -583,25 +583,25 @@ async function fixture(flags: Flags, io: CliIo): Promise<number> {
   }
 }
 
-function statusText(c: {
+function statusText(job: {
   job: string;
   state: unknown;
   startedAt: string;
   updatedAt: string;
   finishedAt: string | null;
 }): string {
-  const state = c.state as {
+  const state = job.state as {
     stores?: Record<string, { done?: boolean; read?: number }>;
     auditMark?: string | null;
   };
-  const rows = Object.entries(state.stores ?? {}).map(([store, s]) => [
+  const rows = Object.entries(state.stores ?? {}).map(([store, progress]) => [
     STORE_TITLES[store as StoreName] ?? store,
-    s.read ?? 0,
-    s.done ? 'done' : 'in progress',
+    progress.read ?? 0,
+    progress.done ? 'done' : 'in progress',
   ]);
   return [
-    c.job,
-    `started ${c.startedAt}, last batch ${c.updatedAt}${c.finishedAt ? `, finished ${c.finishedAt}` : ' (not finished: `copy` resumes it)'}`,
+    job.job,
+    `started ${job.startedAt}, last batch ${job.updatedAt}${job.finishedAt ? `, finished ${job.finishedAt}` : ' (not finished: `copy` resumes it)'}`,
     ...(rows.length ? ['', table(['store', 'read', 'state'], rows)] : []),
     ...(state.auditMark ? [`audit copied up to source entry ${state.auditMark}`] : []),
   ].join('\n');

@@ -74,13 +74,13 @@ export function pythonIso(us: number, naive = false): string {
 
 /** mulberry32: small, seeded, good enough for test data. */
 function generator(seed: number) {
-  let a = seed >>> 0;
+  let state = seed >>> 0;
   const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    state = (state + 0x6d2b79f5) >>> 0;
+    let mixed = state;
+    mixed = Math.imul(mixed ^ (mixed >>> 15), mixed | 1);
+    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
+    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4294967296;
   };
   const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
   const hex = (n: number) => Array.from({ length: n }, () => int(0, 15).toString(16)).join('');
@@ -90,11 +90,11 @@ function generator(seed: number) {
     hex,
     pick: <T>(items: readonly T[]): T => items[int(0, items.length - 1)]!,
     uuid: () => {
-      const h = hex(32).split('');
-      h[12] = '4';
-      h[16] = '89ab'[int(0, 3)]!;
-      const s = h.join('');
-      return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20)}`;
+      const digits = hex(32).split('');
+      digits[12] = '4';
+      digits[16] = '89ab'[int(0, 3)]!;
+      const joined = digits.join('');
+      return `${joined.slice(0, 8)}-${joined.slice(8, 12)}-${joined.slice(12, 16)}-${joined.slice(16, 20)}-${joined.slice(20)}`;
     },
   };
 }
@@ -277,9 +277,10 @@ function planSessions(ctx: FixtureWriter, clusters: string[], liveCount: number)
   for (let i = 0; i < Math.ceil(liveCount / 20); i++)
     sessions.push(spec('expired', now - rng.int(3700 * SECOND, 7000 * SECOND)));
   for (let i = 0; i < Math.ceil(liveCount / 20); i++) {
-    const s = spec('ended', now - rng.int(120 * SECOND, 3000 * SECOND));
-    s.endedUs = s.createdUs + rng.int(10 * SECOND, Math.max(10 * SECOND, now - s.createdUs - 60 * SECOND));
-    sessions.push(s);
+    const session = spec('ended', now - rng.int(120 * SECOND, 3000 * SECOND));
+    session.endedUs =
+      session.createdUs + rng.int(10 * SECOND, Math.max(10 * SECOND, now - session.createdUs - 60 * SECOND));
+    sessions.push(session);
   }
   if (clusters.length > 1 && liveCount > 0) {
     // A long investigation kept alive for hours, and a session opened on the same cluster and
@@ -305,14 +306,14 @@ function planSessions(ctx: FixtureWriter, clusters: string[], liveCount: number)
   return { sessions, correlations };
 }
 
-const sessionData = (s: SessionSpec, lastUs: number, commands: number) => ({
-  session_id: s.id,
-  cluster_id: s.cluster,
-  user_id: s.user,
-  service_identity: s.service,
-  correlation_id: s.correlation,
-  created_at: pythonIso(s.createdUs),
-  expires_at: pythonIso(s.createdUs + SESSION_TTL * SECOND),
+const sessionData = (session: SessionSpec, lastUs: number, commands: number) => ({
+  session_id: session.id,
+  cluster_id: session.cluster,
+  user_id: session.user,
+  service_identity: session.service,
+  correlation_id: session.correlation,
+  created_at: pythonIso(session.createdUs),
+  expires_at: pythonIso(session.createdUs + SESSION_TTL * SECOND),
   last_activity: pythonIso(lastUs),
   command_count: commands,
   ttl: SESSION_TTL,
@@ -336,13 +337,15 @@ function replaySessions(ctx: FixtureWriter, sessions: SessionSpec[], clusters: s
     cluster: string;
   };
   const ops: Op[] = [];
-  for (const s of sessions) {
-    ops.push({ at: s.createdUs, kind: 'create', s, cluster: s.cluster });
+  for (const session of sessions) {
+    ops.push({ at: session.createdUs, kind: 'create', s: session, cluster: session.cluster });
     // Keep-alives at least every half hour up to the last one (each one refreshes the derived keys).
-    for (let at = s.createdUs + 1800 * SECOND; at < s.lastUs; at += 1800 * SECOND)
-      ops.push({ at, kind: 'keepalive', s, cluster: s.cluster });
-    if (s.lastUs > s.createdUs) ops.push({ at: s.lastUs, kind: 'keepalive', s, cluster: s.cluster });
-    if (s.endedUs !== undefined) ops.push({ at: s.endedUs, kind: 'end', s, cluster: s.cluster });
+    for (let at = session.createdUs + 1800 * SECOND; at < session.lastUs; at += 1800 * SECOND)
+      ops.push({ at, kind: 'keepalive', s: session, cluster: session.cluster });
+    if (session.lastUs > session.createdUs)
+      ops.push({ at: session.lastUs, kind: 'keepalive', s: session, cluster: session.cluster });
+    if (session.endedUs !== undefined)
+      ops.push({ at: session.endedUs, kind: 'end', s: session, cluster: session.cluster });
   }
   clusters.forEach((cluster, i) => {
     // Executors connected over SSE, and a command run without a session.
@@ -359,35 +362,39 @@ function replaySessions(ctx: FixtureWriter, sessions: SessionSpec[], clusters: s
     const ttl = SESSION_TTL * SECOND;
     switch (op.kind) {
       case 'create': {
-        const s = op.s!;
-        active.set(op.cluster, { value: s.id, expiresUs: op.at + ttl });
-        activeSet.add(s.id);
-        clusterSession.set(op.cluster, { value: s.id, expiresUs: op.at + ttl });
-        if (s.correlation) {
-          const set = correlationSets.get(s.correlation);
+        const session = op.s!;
+        active.set(op.cluster, { value: session.id, expiresUs: op.at + ttl });
+        activeSet.add(session.id);
+        clusterSession.set(op.cluster, { value: session.id, expiresUs: op.at + ttl });
+        if (session.correlation) {
+          const set = correlationSets.get(session.correlation);
           if (set && set.expiresUs > op.at) {
-            set.members.add(s.id);
+            set.members.add(session.id);
             set.expiresUs = op.at + ttl;
-          } else correlationSets.set(s.correlation, { members: new Set([s.id]), expiresUs: op.at + ttl });
+          } else
+            correlationSets.set(session.correlation, {
+              members: new Set([session.id]),
+              expiresUs: op.at + ttl,
+            });
         }
         break;
       }
       case 'keepalive': {
         // /debug/execute: SETEX cluster:active 60 "1", then the keep-alive EXPIREs it to the session ttl.
-        const s = op.s!;
+        const session = op.s!;
         active.set(op.cluster, { value: '1', expiresUs: op.at + ttl });
         const cs = clusterSession.get(op.cluster);
         if (live(cs, op.at)) cs!.expiresUs = op.at + ttl;
-        const set = s.correlation ? correlationSets.get(s.correlation) : undefined;
+        const set = session.correlation ? correlationSets.get(session.correlation) : undefined;
         if (set && set.expiresUs > op.at) set.expiresUs = op.at + ttl;
         break;
       }
       case 'end': {
-        const s = op.s!;
+        const session = op.s!;
         active.delete(op.cluster);
         clusterSession.delete(op.cluster);
-        activeSet.delete(s.id);
-        if (s.correlation) correlationSets.get(s.correlation)?.members.delete(s.id);
+        activeSet.delete(session.id);
+        if (session.correlation) correlationSets.get(session.correlation)?.members.delete(session.id);
         break;
       }
       case 'sse':
@@ -412,10 +419,14 @@ async function writeSessionKeys(
   const { now } = ctx;
   const { active, clusterSession, correlationSets, activeSet } = derived;
   const liveIds = new Set(sessions.filter((s) => s.fate === 'live').map((s) => s.id));
-  for (const s of sessions) {
-    if (s.fate !== 'live') continue;
-    const remaining = s.lastUs + SESSION_TTL * SECOND;
-    await ctx.setUntil(`session:${s.id}`, pythonJson(sessionData(s, s.lastUs, s.commands)), remaining);
+  for (const session of sessions) {
+    if (session.fate !== 'live') continue;
+    const remaining = session.lastUs + SESSION_TTL * SECOND;
+    await ctx.setUntil(
+      `session:${session.id}`,
+      pythonJson(sessionData(session, session.lastUs, session.commands)),
+      remaining,
+    );
   }
   let kv = 0;
   for (const [cluster, slot] of active) {
@@ -454,26 +465,26 @@ async function writeSessionEvents(
   eventCap: number,
 ): Promise<number> {
   const events: { at: number; text: string }[] = [];
-  for (const s of sessions.slice(-2 * eventCap)) {
+  for (const session of sessions.slice(-2 * eventCap)) {
     events.push({
-      at: s.createdUs,
+      at: session.createdUs,
       text: pythonJson({
         type: 'session.created',
-        timestamp: pythonIso(s.createdUs),
-        data: sessionData(s, s.createdUs, 0),
+        timestamp: pythonIso(session.createdUs),
+        data: sessionData(session, session.createdUs, 0),
       }),
     });
-    if (s.endedUs !== undefined) {
+    if (session.endedUs !== undefined) {
       const data = {
-        session_id: s.id,
-        cluster_id: s.cluster,
-        correlation_id: s.correlation,
-        service_identity: s.service,
-        ended_at: pythonIso(s.endedUs),
+        session_id: session.id,
+        cluster_id: session.cluster,
+        correlation_id: session.correlation,
+        service_identity: session.service,
+        ended_at: pythonIso(session.endedUs),
       };
       events.push({
-        at: s.endedUs,
-        text: pythonJson({ type: 'session.ended', timestamp: pythonIso(s.endedUs + 3), data }),
+        at: session.endedUs,
+        text: pythonJson({ type: 'session.ended', timestamp: pythonIso(session.endedUs + 3), data }),
       });
     }
   }

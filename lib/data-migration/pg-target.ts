@@ -115,16 +115,18 @@ export function createPgTarget(options: PgTargetOptions) {
 
     /** Live items of a store. */
     async count(store: StoreName): Promise<number> {
-      const s = SELECT[store];
-      const [row] = await sql.query<{ n: string }>(`SELECT count(*) AS n FROM ${s.from} WHERE ${s.live}`);
+      const statement = SELECT[store];
+      const [row] = await sql.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${statement.from} WHERE ${statement.live}`,
+      );
       return Number(row?.n ?? 0);
     },
 
     /** Audit entries with `at` in [fromMs, toMs), oldest first. */
     async auditBetween(fromMs: number, toMs: number): Promise<AuditRecord[]> {
-      const s = SELECT.audit;
+      const statement = SELECT.audit;
       const rows = await sql.query(
-        `SELECT ${s.cols} FROM ${s.from} WHERE at >= $1::timestamptz AND at < $2::timestamptz ORDER BY id`,
+        `SELECT ${statement.cols} FROM ${statement.from} WHERE at >= $1::timestamptz AND at < $2::timestamptz ORDER BY id`,
         [iso(fromMs), iso(toMs)],
       );
       return rows.map((row) => rowToRecord('audit', row));

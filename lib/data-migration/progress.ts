@@ -18,10 +18,10 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 export function duration(ms: number): string {
   if (!Number.isFinite(ms)) return '?';
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`;
+  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 /** A short span (a drift, a tolerance): under a second in milliseconds, not rounded to `0s`. */
@@ -35,16 +35,16 @@ export function copyProgress(out: Output, options: { intervalMs?: number; verb?:
   const verb = options.verb ?? 'copy';
   let last = 0;
   let drawn = false;
-  const line = (p: CopyProgress) => {
-    const rate = p.elapsedMs > 0 ? (p.totalRead * 1000) / p.elapsedMs : 0;
-    const total = p.totalEstimate;
-    const eta = total !== undefined && rate > 0 ? ((total - p.totalRead) / rate) * 1000 : Number.NaN;
-    const store = STORE_TITLES[p.store];
-    const counts = `${fmt(p.totalRead)}${total !== undefined ? `/${fmt(total)}` : ''} items`;
+  const line = (progress: CopyProgress) => {
+    const rate = progress.elapsedMs > 0 ? (progress.totalRead * 1000) / progress.elapsedMs : 0;
+    const total = progress.totalEstimate;
+    const eta = total !== undefined && rate > 0 ? ((total - progress.totalRead) / rate) * 1000 : Number.NaN;
+    const store = STORE_TITLES[progress.store];
+    const counts = `${fmt(progress.totalRead)}${total !== undefined ? `/${fmt(total)}` : ''} items`;
     const tail = `${fmt(rate)}/s${Number.isNaN(eta) ? '' : `, ETA ${duration(eta)}`}`;
     if (!out.isTTY) return `${verb}: ${store}: ${counts}, ${tail}\n`;
     const width = 24;
-    const done = total ? Math.min(1, p.totalRead / Math.max(1, total)) : 0;
+    const done = total ? Math.min(1, progress.totalRead / Math.max(1, total)) : 0;
     const bar = total
       ? `[${'#'.repeat(Math.round(done * width)).padEnd(width, '.')}] ${Math.floor(done * 100)}% `
       : '';
@@ -52,12 +52,12 @@ export function copyProgress(out: Output, options: { intervalMs?: number; verb?:
     return `\r${text.slice(0, (out.columns ?? 100) - 1)}\u001b[K`;
   };
   return {
-    update(p: CopyProgress) {
+    update(progress: CopyProgress) {
       const now = Date.now();
-      if (p.phase === 'batch' && now - last < interval) return;
-      if (!out.isTTY && p.phase === 'start') return;
+      if (progress.phase === 'batch' && now - last < interval) return;
+      if (!out.isTTY && progress.phase === 'start') return;
       last = now;
-      out.write(line(p));
+      out.write(line(progress));
       drawn = out.isTTY === true;
     },
     finish() {
@@ -85,14 +85,14 @@ export function table(head: string[], rows: (string | number)[][]): string {
 export function copySummary(report: CopyReport): string {
   const rows = (
     Object.entries(report.stores) as [StoreName, NonNullable<CopyReport['stores'][StoreName]>][]
-  ).map(([store, r]) => [
+  ).map(([store, storeReport]) => [
     STORE_TITLES[store],
-    r.read,
-    r.written,
-    r.rewritten + r.removed,
-    r.matched,
-    Object.values(r.skipped).reduce((a, b) => a + b, 0),
-    r.done ? duration(r.durationMs) : 'stopped',
+    storeReport.read,
+    storeReport.written,
+    storeReport.rewritten + storeReport.removed,
+    storeReport.matched,
+    Object.values(storeReport.skipped).reduce((a, b) => a + b, 0),
+    storeReport.done ? duration(storeReport.durationMs) : 'stopped',
   ]);
   const skippedLines = Object.entries(report.stores).flatMap(([store, r]) =>
     Object.entries(r.skipped)
@@ -114,32 +114,32 @@ export function copySummary(report: CopyReport): string {
 export function validationSummary(report: ValidationReport): string {
   const rows = (
     Object.entries(report.stores) as [StoreName, NonNullable<ValidationReport['stores'][StoreName]>][]
-  ).map(([store, v]) => [
+  ).map(([store, verdict]) => [
     STORE_TITLES[store],
-    v.sourceCount,
-    v.targetCount,
-    v.checked,
-    v.missing,
-    v.extra,
-    v.changed,
-    v.ttlDrift,
-    v.ok ? 'ok' : 'MISMATCH',
+    verdict.sourceCount,
+    verdict.targetCount,
+    verdict.checked,
+    verdict.missing,
+    verdict.extra,
+    verdict.changed,
+    verdict.ttlDrift,
+    verdict.ok ? 'ok' : 'MISMATCH',
   ]);
   const details: string[] = [];
-  for (const [store, v] of Object.entries(report.stores) as [
+  for (const [store, verdict] of Object.entries(report.stores) as [
     StoreName,
     NonNullable<ValidationReport['stores'][StoreName]>,
   ][]) {
-    for (const [kind, list] of Object.entries(v.examples)) {
-      for (const m of list) {
+    for (const [kind, list] of Object.entries(verdict.examples)) {
+      for (const mismatch of list) {
         const what =
           kind === 'ttlDrift'
-            ? `${m.field} off by ${span(m.driftMs ?? 0)}`
-            : m.field
-              ? `field ${m.field}`
+            ? `${mismatch.field} off by ${span(mismatch.driftMs ?? 0)}`
+            : mismatch.field
+              ? `field ${mismatch.field}`
               : '';
         details.push(
-          `  ${STORE_TITLES[store]}: ${kind === 'ttlDrift' ? 'ttl drift' : kind} ${JSON.stringify(m.id)} ${what}`.trimEnd(),
+          `  ${STORE_TITLES[store]}: ${kind === 'ttlDrift' ? 'ttl drift' : kind} ${JSON.stringify(mismatch.id)} ${what}`.trimEnd(),
         );
       }
     }

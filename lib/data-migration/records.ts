@@ -210,19 +210,20 @@ export function compareRecords<S extends StoreName>(
   toleranceMs: number,
 ): Difference {
   const fields = comparedFields(store);
-  const a = source as unknown as Record<string, unknown>;
-  const b = target as unknown as Record<string, unknown>;
+  const sourceFields = source as unknown as Record<string, unknown>;
+  const targetFields = target as unknown as Record<string, unknown>;
   for (const field of fields.exact) {
-    if (!equalValue(a[field], b[field], fields.json.includes(field))) return { kind: 'changed', field };
+    if (!equalValue(sourceFields[field], targetFields[field], fields.json.includes(field)))
+      return { kind: 'changed', field };
   }
   for (const field of [...fields.times, ...(fields.activity ?? [])]) {
-    const x = a[field] as number | null;
-    const y = b[field] as number | null;
-    if (x === null || y === null) {
-      if (x !== y) return { kind: 'ttl', field, driftMs: Number.POSITIVE_INFINITY };
+    const sourceMs = sourceFields[field] as number | null;
+    const targetMs = targetFields[field] as number | null;
+    if (sourceMs === null || targetMs === null) {
+      if (sourceMs !== targetMs) return { kind: 'ttl', field, driftMs: Number.POSITIVE_INFINITY };
       continue;
     }
-    const drift = Math.abs(x - y);
+    const drift = Math.abs(sourceMs - targetMs);
     const allowed = fields.activity?.includes(field)
       ? Math.max(toleranceMs, ACTIVITY_TOLERANCE_MS)
       : toleranceMs;
@@ -309,56 +310,62 @@ export function canonicalJson(text: string | null): string | null {
 }
 
 function canonical(text: string): string {
-  let i = 0;
+  let position = 0;
   const space = () => {
-    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r'))
-      i++;
+    while (
+      position < text.length &&
+      (text[position] === ' ' ||
+        text[position] === '\t' ||
+        text[position] === '\n' ||
+        text[position] === '\r')
+    )
+      position++;
   };
   const fail = (): never => {
-    throw new SyntaxError(`not JSON at ${i}`);
+    throw new SyntaxError(`not JSON at ${position}`);
   };
   const string = (): string => {
-    const start = i;
-    i++; // the opening quote
-    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
-    if (text[i] !== '"') fail();
-    i++;
+    const start = position;
+    position++; // the opening quote
+    while (position < text.length && text[position] !== '"') position += text[position] === '\\' ? 2 : 1;
+    if (text[position] !== '"') fail();
+    position++;
     // Escapes written one way (`\u0041` or `A`): decoded and encoded again.
-    return JSON.stringify(JSON.parse(text.slice(start, i)) as string);
+    return JSON.stringify(JSON.parse(text.slice(start, position)) as string);
   };
   const number = (): string => {
-    const match = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
+    const match = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(position));
     if (!match) return fail();
-    i += match[0].length;
-    const n = Number(match[0]);
+    position += match[0].length;
+    const parsed = Number(match[0]);
     // Exact as a double (it prints back to the same value): the double's own text; else the digits.
-    return Number.isFinite(n) && isExact(match[0], n) ? String(n) : match[0];
+    return Number.isFinite(parsed) && isExact(match[0], parsed) ? String(parsed) : match[0];
   };
   const value = (): string => {
     space();
-    const c = text[i];
-    if (c === '{') {
-      i++;
+    const first = text[position];
+    if (first === '{') {
+      position++;
       const entries = new Map<string, string>();
       space();
-      if (text[i] === '}') {
-        i++;
+      if (text[position] === '}') {
+        position++;
         return '{}';
       }
       for (;;) {
         space();
-        if (text[i] !== '"') fail();
+        if (text[position] !== '"') fail();
         const key = string();
         space();
-        if (text[i++] !== ':') fail();
+        if (text[position++] !== ':') fail();
         entries.delete(key); // a repeated key: the last one counts, as in JSON.parse
         entries.set(key, value());
         space();
-        if (text[i] === ',') {
-          i++;
+        if (text[position] === ',') {
+          position++;
           continue;
         }
-        if (text[i++] !== '}') fail();
+        if (text[position++] !== '}') fail();
         break;
       }
       const keys = [...entries.keys()].sort((x, y) => {
@@ -367,30 +374,30 @@ function canonical(text: string): string {
       });
       return `{${keys.map((k) => `${k}:${entries.get(k)}`).join(',')}}`;
     }
-    if (c === '[') {
-      i++;
+    if (first === '[') {
+      position++;
       const items: string[] = [];
       space();
-      if (text[i] === ']') {
-        i++;
+      if (text[position] === ']') {
+        position++;
         return '[]';
       }
       for (;;) {
         items.push(value());
         space();
-        if (text[i] === ',') {
-          i++;
+        if (text[position] === ',') {
+          position++;
           continue;
         }
-        if (text[i++] !== ']') fail();
+        if (text[position++] !== ']') fail();
         break;
       }
       return `[${items.join(',')}]`;
     }
-    if (c === '"') return string();
+    if (first === '"') return string();
     for (const word of ['true', 'false', 'null']) {
-      if (text.startsWith(word, i)) {
-        i += word.length;
+      if (text.startsWith(word, position)) {
+        position += word.length;
         return word;
       }
     }
@@ -398,7 +405,7 @@ function canonical(text: string): string {
   };
   const out = value();
   space();
-  if (i !== text.length) fail();
+  if (position !== text.length) fail();
   return out;
 }
 

@@ -81,9 +81,9 @@ const ISO =
  */
 export function parseIsoTime(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
-  const m = ISO.exec(value.trim());
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, s, frac, , sign, oh, om, os] = m;
+  const match = ISO.exec(value.trim());
+  if (!match) return undefined;
+  const [, y, mo, d, h, mi, s, frac, , sign, oh, om, os] = match;
   const ms = frac ? Number(frac.padEnd(3, '0').slice(0, 3)) : 0;
   const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s ?? 0), ms);
   if (Number.isNaN(utc) || Number(mo) > 12 || Number(d) > 31 || Number(h) > 23 || Number(mi) > 59)

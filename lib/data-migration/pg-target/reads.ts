@@ -13,7 +13,6 @@ export async function fetchRecords<S extends StoreName>(
   ids: string[],
 ): Promise<(RecordOf[S] | undefined)[]> {
   if (ids.length === 0) return [];
-  const s = select;
   let where: string;
   let params: unknown[];
   switch (store) {
@@ -34,10 +33,13 @@ export async function fetchRecords<S extends StoreName>(
     case 'audit':
       throw new Error('audit entries are matched by content, not fetched by id');
     default:
-      where = `${s.key} = ANY($1::text[])`;
+      where = `${select.key} = ANY($1::text[])`;
       params = [ids];
   }
-  const rows = await sql.query(`SELECT ${s.cols} FROM ${s.from} WHERE ${where} AND ${s.live}`, params);
+  const rows = await sql.query(
+    `SELECT ${select.cols} FROM ${select.from} WHERE ${where} AND ${select.live}`,
+    params,
+  );
   const byId = new Map<string, RecordOf[S]>();
   for (const row of rows) {
     const record = rowToRecord(store, row);
@@ -53,29 +55,28 @@ export async function* scanRecords<S extends StoreName>(
   store: S,
   batchSize: number,
 ): AsyncIterable<RecordOf[S][]> {
-  const s = select;
   let after: unknown[] | undefined;
   for (;;) {
-    const keyCols = s.key.replace(/^\(|\)$/g, '');
-    const n = keyCols.split(',').length;
+    const keyCols = select.key.replace(/^\(|\)$/g, '');
+    const keyCount = keyCols.split(',').length;
     const params: unknown[] = [batchSize];
-    let where = s.live;
+    let where = select.live;
     if (after) {
       const placeholders = after.map((_, i) => `$${i + 2}`).join(', ');
       where += ` AND (${keyCols}) > (${placeholders})`;
       params.push(...after);
     }
     const rows = await sql.query(
-      `SELECT ${s.cols}, ${keyCols
+      `SELECT ${select.cols}, ${keyCols
         .split(',')
         .map((c, i) => `${c.trim()} AS k${i}`)
-        .join(', ')} FROM ${s.from} WHERE ${where} ORDER BY ${keyCols} LIMIT $1`,
+        .join(', ')} FROM ${select.from} WHERE ${where} ORDER BY ${keyCols} LIMIT $1`,
       params,
     );
     if (rows.length === 0) return;
     yield rows.map((row) => rowToRecord(store, row));
     const last = rows[rows.length - 1]!;
-    after = Array.from({ length: n }, (_, i) => last[`k${i}`]);
+    after = Array.from({ length: keyCount }, (_, i) => last[`k${i}`]);
     if (rows.length < batchSize) return;
   }
 }
