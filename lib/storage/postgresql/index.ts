@@ -43,7 +43,7 @@ export interface PostgresDriverOptions {
 export function createPostgresDriver(config: StorageConfig, options: PostgresDriverOptions = {}): Driver {
   const pg = config.postgresql;
   const schema = pg.schema;
-  const t = (table: string) => `${quoteIdent(schema)}.${table}`;
+  const qualified = (table: string) => `${quoteIdent(schema)}.${table}`;
   const owned = options.sql === undefined;
   // NOTIFY channels of this schema (identifiers ≤ 63 bytes whatever the schema name).
   const channelBase = `kst_${createHash('sha256').update(schema).digest('hex').slice(0, 16)}`;
@@ -113,7 +113,15 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     return call;
   };
   const wakeups = notifications(db, pg.listen, state);
-  const stores: StoreContext = { config, table: t, query, transaction, wakeups, channels: notify, state };
+  const stores: StoreContext = {
+    config,
+    table: qualified,
+    query,
+    transaction,
+    wakeups,
+    channels: notify,
+    state,
+  };
   const queues = pgQueues(stores);
   const events = pgEvents(stores);
 
@@ -134,23 +142,23 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     warnings: () => wakeups.warnings(),
     async ping() {
       // Reads the migrations table: an unmigrated schema is reported as such.
-      await query(`SELECT 1 FROM ${t('schema_migrations')} LIMIT 1`);
+      await query(`SELECT 1 FROM ${qualified('schema_migrations')} LIMIT 1`);
     },
     async sweep(batchSize) {
       const batches = async (text: string, params: unknown[] = []) => {
         let removed = 0;
         for (let i = 0; i < MAX_SWEEP_BATCHES; i++) {
           const [row] = await query<{ n: number }>(text, [batchSize, ...params]);
-          const n = num(row?.n ?? 0);
-          removed += n;
-          if (n < batchSize) break;
+          const deleted = num(row?.n ?? 0);
+          removed += deleted;
+          if (deleted < batchSize) break;
         }
         return removed;
       };
       const expired = (table: string, key: string) =>
         batches(
-          `WITH d AS (DELETE FROM ${t(table)} WHERE (${key}) IN (
-             SELECT ${key} FROM ${t(table)} WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED
+          `WITH d AS (DELETE FROM ${qualified(table)} WHERE (${key}) IN (
+             SELECT ${key} FROM ${qualified(table)} WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED
            ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
         );
       const kv = await expired('kv_store', 'key');
@@ -162,16 +170,16 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
       // Audit retention: by age (the index on `at`), then by count (a primary-key range).
       const audit =
         (await batches(
-          `WITH d AS (DELETE FROM ${t('audit_log')} WHERE id IN (
-             SELECT id FROM ${t('audit_log')} WHERE at < now() - $2::float8 * interval '1 second'
+          `WITH d AS (DELETE FROM ${qualified('audit_log')} WHERE id IN (
+             SELECT id FROM ${qualified('audit_log')} WHERE at < now() - $2::float8 * interval '1 second'
              ORDER BY at LIMIT $1 FOR UPDATE SKIP LOCKED
            ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
           [config.audit.maxAge],
         )) +
         (await batches(
-          `WITH d AS (DELETE FROM ${t('audit_log')} WHERE id IN (
-             SELECT id FROM ${t('audit_log')}
-             WHERE id <= (SELECT coalesce(max(id), 0) FROM ${t('audit_log')}) - $2::bigint
+          `WITH d AS (DELETE FROM ${qualified('audit_log')} WHERE id IN (
+             SELECT id FROM ${qualified('audit_log')}
+             WHERE id <= (SELECT coalesce(max(id), 0) FROM ${qualified('audit_log')}) - $2::bigint
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
            ) RETURNING 1) SELECT count(*)::int AS n FROM d`,
           [config.audit.maxEntries],

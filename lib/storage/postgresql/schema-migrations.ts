@@ -126,15 +126,22 @@ export async function loadSchemaMigrations(dir: string = MIGRATIONS_DIR): Promis
 /** Sorted by version; refuses versions out of range and two files with one number. */
 function inOrder(migrations: readonly SchemaMigration[]): SchemaMigration[] {
   const sorted = [...migrations].sort((a, b) => a.version - b.version);
-  for (const [i, m] of sorted.entries()) {
-    if (!Number.isSafeInteger(m.version) || m.version < 1 || m.version > MAX_VERSION) {
-      throw new SchemaMigrationError(`migration ${m.file}: the number must be 1 to ${MAX_VERSION}`, m.file);
+  for (const [i, migration] of sorted.entries()) {
+    if (
+      !Number.isSafeInteger(migration.version) ||
+      migration.version < 1 ||
+      migration.version > MAX_VERSION
+    ) {
+      throw new SchemaMigrationError(
+        `migration ${migration.file}: the number must be 1 to ${MAX_VERSION}`,
+        migration.file,
+      );
     }
     const previous = sorted[i - 1];
-    if (previous !== undefined && previous.version === m.version) {
+    if (previous !== undefined && previous.version === migration.version) {
       throw new SchemaMigrationError(
-        `migrations ${previous.file} and ${m.file} have the same number: renumber one of them`,
-        m.file,
+        `migrations ${previous.file} and ${migration.file} have the same number: renumber one of them`,
+        migration.file,
       );
     }
   }
@@ -191,13 +198,14 @@ async function recordsIfAny(sql: Sql, schema: string): Promise<Map<number, Recor
 
 const highest = (records: Map<number, Recorded>) => Math.max(0, ...records.keys());
 
-function checkUnchanged(m: SchemaMigration, recorded: Recorded | undefined): void {
-  if (recorded === undefined || recorded.checksum === m.checksum) return;
-  const renamed = recorded.name === m.name ? '' : `, applied under the name ${JSON.stringify(recorded.name)}`;
+function checkUnchanged(migration: SchemaMigration, recorded: Recorded | undefined): void {
+  if (recorded === undefined || recorded.checksum === migration.checksum) return;
+  const renamed =
+    recorded.name === migration.name ? '' : `, applied under the name ${JSON.stringify(recorded.name)}`;
   throw new SchemaMigrationError(
-    `migration ${m.file} was changed after it was applied (checksum applied ${recorded.checksum.slice(0, 12)}…, ` +
-      `file now ${m.checksum.slice(0, 12)}…${renamed}): restore the file and put the change in a new migration`,
-    m.file,
+    `migration ${migration.file} was changed after it was applied (checksum applied ${recorded.checksum.slice(0, 12)}…, ` +
+      `file now ${migration.checksum.slice(0, 12)}…${renamed}): restore the file and put the change in a new migration`,
+    migration.file,
   );
 }
 
@@ -256,32 +264,32 @@ export async function applySchemaMigrations(
 
   const applied: SchemaMigration[] = [];
   let version = highest(recorded);
-  for (const m of migrations) {
-    if (recorded.has(m.version)) continue;
+  for (const migration of migrations) {
+    if (recorded.has(migration.version)) continue;
     const ran = await sql.transaction(async (tx) => {
       await lockSchema(tx, schema);
       // Another runner may have applied it since the records above were read.
       const [row] = await tx.query<{ name: string; checksum: string }>(
         `SELECT name, checksum FROM ${table} WHERE version = $1`,
-        [m.version],
+        [migration.version],
       );
       if (row !== undefined) {
-        checkUnchanged(m, row);
+        checkUnchanged(migration, row);
         return false;
       }
       await tx.query(`SET LOCAL search_path TO ${quoteIdent(schema)}`);
-      await tx.script(m.sql).catch((error: unknown) => {
-        throw fileFailed(m, error);
+      await tx.script(migration.sql).catch((error: unknown) => {
+        throw fileFailed(migration, error);
       });
       await tx.query(`INSERT INTO ${table} (version, name, checksum) VALUES ($1, $2, $3)`, [
-        m.version,
-        m.name,
-        m.checksum,
+        migration.version,
+        migration.name,
+        migration.checksum,
       ]);
       return true;
     });
-    if (ran) applied.push(m);
-    version = Math.max(version, m.version);
+    if (ran) applied.push(migration);
+    version = Math.max(version, migration.version);
   }
   return { applied, version };
 }
@@ -298,8 +306,8 @@ export async function schemaMigrationStatus(
     version: highest(recorded),
     pending: migrations.filter((m) => !recorded.has(m.version)),
     changed: migrations.filter((m) => {
-      const r = recorded.get(m.version);
-      return r !== undefined && r.checksum !== m.checksum;
+      const stored = recorded.get(m.version);
+      return stored !== undefined && stored.checksum !== m.checksum;
     }),
   };
 }
@@ -320,19 +328,21 @@ function sqlState(error: unknown): string | undefined {
 }
 
 /** A file's failure, naming the file, the statement's line when the server says where, and the SQLSTATE. */
-function fileFailed(m: SchemaMigration, error: unknown): SchemaMigrationError {
+function fileFailed(migration: SchemaMigration, error: unknown): SchemaMigrationError {
   const cause = driverError(error);
   const state = sqlState(cause);
   const message = cause instanceof Error ? cause.message : String(cause);
   const position = Number((cause as { position?: unknown } | null | undefined)?.position);
   const line =
-    Number.isInteger(position) && position > 0 ? m.sql.slice(0, position - 1).split('\n').length : undefined;
+    Number.isInteger(position) && position > 0
+      ? migration.sql.slice(0, position - 1).split('\n').length
+      : undefined;
   const mapped = mapSqlError(cause);
   const retryable = mapped instanceof BackendUnavailableError && mapped.retryable;
   return new SchemaMigrationError(
-    `migration ${m.file} failed${line === undefined ? '' : ` at line ${line}`}: ${message}` +
+    `migration ${migration.file} failed${line === undefined ? '' : ` at line ${line}`}: ${message}` +
       (state === undefined ? '' : ` (SQLSTATE ${state})`),
-    m.file,
+    migration.file,
     { cause: error, retryable },
   );
 }

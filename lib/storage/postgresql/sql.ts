@@ -416,35 +416,35 @@ function listenHub(
 
   const connect = (): Promise<ClientLike> => {
     connecting ??= (async () => {
-      const c = newClient();
-      c.on('notification', (message) => {
+      const connection = newClient();
+      connection.on('notification', (message) => {
         for (const l of listeners.get(message.channel) ?? []) l.onNotify(message.payload ?? '');
       });
       let dropped = false;
       const drop = () => {
         if (dropped) return;
         dropped = true;
-        const wasListening = client === c;
+        const wasListening = client === connection;
         if (wasListening) client = undefined;
         connecting = undefined;
-        c.end().catch(() => {});
+        connection.end().catch(() => {});
         if (wasListening) for (const set of listeners.values()) for (const l of set) l.onDisconnect?.();
         if (!closed && refused === undefined && listeners.size > 0) scheduleReconnect(100);
       };
-      c.on('error', drop);
-      c.on('end', drop);
+      connection.on('error', drop);
+      connection.on('end', drop);
       try {
-        await c.connect();
+        await connection.connect();
         // Before any LISTEN that matters: behind a transaction pooler it would be lost silently.
-        if (!(await hearsNotify(c, notify, probeTimeoutMs))) refused = listenBehindPooler();
+        if (!(await hearsNotify(connection, notify, probeTimeoutMs))) refused = listenBehindPooler();
         if (refused) throw refused;
-        for (const channel of listeners.keys()) await c.query(`LISTEN ${quoteIdent(channel)}`);
+        for (const channel of listeners.keys()) await connection.query(`LISTEN ${quoteIdent(channel)}`);
       } catch (error) {
         drop();
         throw mapSqlError(error);
       }
-      client = c;
-      return c;
+      client = connection;
+      return connection;
     })();
     return connecting;
   };
@@ -476,8 +476,8 @@ function listenHub(
       }
       set.add(listener);
       try {
-        const c = await connect();
-        if (first) await c.query(`LISTEN ${quoteIdent(channel)}`);
+        const connection = await connect();
+        if (first) await connection.query(`LISTEN ${quoteIdent(channel)}`);
       } catch (error) {
         set.delete(listener);
         if (set.size === 0) listeners.delete(channel);
@@ -494,11 +494,11 @@ function listenHub(
       closed = true;
       clearTimeout(retryTimer);
       listeners.clear();
-      const c = client;
+      const closing = client;
       client = undefined;
       // A connection still being opened is ended once it is, without holding up close().
       connecting?.then((late) => late.end()).catch(() => {});
-      await c?.end().catch(() => {});
+      await closing?.end().catch(() => {});
     },
   };
 }

@@ -15,49 +15,57 @@ type AuditRow = {
 };
 
 export function pgAudit(ctx: StoreContext): AuditDriver {
-  const { config, table: t, query } = ctx;
-  const audit = t('audit_log');
+  const { config, table, query } = ctx;
+  const audit = table('audit_log');
   const COLUMNS = `id::text AS id, ${ms('at')} AS at, identity, action, resource, correlation_id, outcome, details`;
-  const view = (r: AuditRow): AuditEntry => ({
-    id: r.id,
-    at: iso(num(r.at)),
-    identity: r.identity,
-    action: r.action,
-    resource: r.resource,
-    correlationId: r.correlation_id,
-    outcome: r.outcome,
-    details: r.details === null ? null : (parseJson(r.details) as AuditEntry['details']),
+  const view = (row: AuditRow): AuditEntry => ({
+    id: row.id,
+    at: iso(num(row.at)),
+    identity: row.identity,
+    action: row.action,
+    resource: row.resource,
+    correlationId: row.correlation_id,
+    outcome: row.outcome,
+    details: row.details === null ? null : (parseJson(row.details) as AuditEntry['details']),
   });
   const clamp = (value: number) => Math.min(Math.max(value, MIN_MS), MAX_MS);
   return {
-    async append(e) {
+    async append(input) {
       const [row] = await query<AuditRow>(
         `INSERT INTO ${audit} (at, identity, action, resource, correlation_id, outcome, details)
          VALUES (coalesce(${atMs('$7')}, ${NOW_MS}), $1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
-        [e.identity, e.action, e.resource, e.correlationId, e.outcome, e.detailsJson, e.atMs ?? null],
+        [
+          input.identity,
+          input.action,
+          input.resource,
+          input.correlationId,
+          input.outcome,
+          input.detailsJson,
+          input.atMs ?? null,
+        ],
       );
       return view(row!);
     },
-    async query(q) {
+    async query(filter) {
       // Retention applies on read: entries past audit.maxAge or audit.maxEntries are never answered.
-      const params: unknown[] = [config.audit.maxAge, config.audit.maxEntries, q.limit];
+      const params: unknown[] = [config.audit.maxAge, config.audit.maxEntries, filter.limit];
       const where = [
         `at >= now() - $1::float8 * interval '1 second'`,
         `id > (SELECT coalesce(max(id), 0) FROM ${audit}) - $2::bigint`,
       ];
-      if (q.identity !== undefined) {
-        params.push(q.identity);
+      if (filter.identity !== undefined) {
+        params.push(filter.identity);
         where.push(`identity = $${params.length}`);
       }
-      if (q.sinceMs !== undefined) {
-        params.push(clamp(q.sinceMs));
+      if (filter.sinceMs !== undefined) {
+        params.push(clamp(filter.sinceMs));
         where.push(`at >= to_timestamp($${params.length}::float8 / 1000)`);
       }
-      if (q.untilMs !== undefined) {
-        params.push(clamp(q.untilMs));
+      if (filter.untilMs !== undefined) {
+        params.push(clamp(filter.untilMs));
         where.push(`at < to_timestamp($${params.length}::float8 / 1000)`);
       }
-      const order = q.order === 'asc' ? 'ASC' : 'DESC';
+      const order = filter.order === 'asc' ? 'ASC' : 'DESC';
       const rows = await query<AuditRow>(
         // By the bigint column, not the text `id` of the select list: as text "10" sorts before "9".
         `SELECT ${COLUMNS} FROM ${audit} AS a WHERE ${where.join(' AND ')} ORDER BY a.id ${order} LIMIT $3`,

@@ -24,22 +24,22 @@ type ConnectionRow = {
  * Reads are one statement each.
  */
 export function pgConnections(ctx: StoreContext): ConnectionDriver {
-  const { table: t, query, transaction } = ctx;
-  const conns = t('ws_connections');
-  const subs = t('ws_subscriptions');
+  const { table, query, transaction } = ctx;
+  const conns = table('ws_connections');
+  const subs = table('ws_subscriptions');
   return {
-    async register(c, maxPerToken) {
+    async register(input, maxPerToken) {
       const row = await transaction(async (tx) => {
         if (maxPerToken !== undefined) {
           // Two int4 keys: a space apart from the migrations' bigint lock.
           await tx.query('SELECT pg_advisory_xact_lock(hashtext($1::text), hashtext($2::text))', [
             conns,
-            c.tokenId,
+            input.tokenId,
           ]);
           const [count] = await tx.query<{ n: number }>(
             `SELECT count(*)::int AS n FROM ${conns}
              WHERE token_id = $1 AND connection_id <> $2 AND expires_at > now()`,
-            [c.tokenId, c.connectionId],
+            [input.tokenId, input.connectionId],
           );
           if (num(count?.n ?? 0) >= maxPerToken) return undefined;
         }
@@ -52,19 +52,27 @@ export function pgConnections(ctx: StoreContext): ConnectionDriver {
              token_expires_at = EXCLUDED.token_expires_at, connected_at = EXCLUDED.connected_at,
              expires_at = EXCLUDED.expires_at
            RETURNING ${ms('connected_at')} AS connected, ${ms('expires_at')} AS expires`,
-          [c.connectionId, c.identity, c.scopes, c.resources, c.tokenId, c.tokenExpiresAtMs, c.ttlMs],
+          [
+            input.connectionId,
+            input.identity,
+            input.scopes,
+            input.resources,
+            input.tokenId,
+            input.tokenExpiresAtMs,
+            input.ttlMs,
+          ],
         );
-        await tx.query(`DELETE FROM ${subs} WHERE connection_id = $1`, [c.connectionId]);
+        await tx.query(`DELETE FROM ${subs} WHERE connection_id = $1`, [input.connectionId]);
         return row!;
       });
       if (row === undefined) return 'full';
       return {
-        connectionId: c.connectionId,
-        identity: c.identity,
-        scopes: [...c.scopes],
-        resources: [...c.resources],
-        tokenId: c.tokenId,
-        tokenExpiresAt: c.tokenExpiresAtMs === null ? null : iso(c.tokenExpiresAtMs),
+        connectionId: input.connectionId,
+        identity: input.identity,
+        scopes: [...input.scopes],
+        resources: [...input.resources],
+        tokenId: input.tokenId,
+        tokenExpiresAt: input.tokenExpiresAtMs === null ? null : iso(input.tokenExpiresAtMs),
         connectedAt: iso(num(row.connected)),
         expiresAt: iso(num(row.expires)),
         channels: [],

@@ -12,9 +12,9 @@ import type { SqlExecutor } from '../sql.js';
 import type { StoreContext } from './context.js';
 
 export function pgConsumers(ctx: StoreContext): ConsumerDriver {
-  const { table: t, query, transaction } = ctx;
-  const consumers = t('queue_consumers');
-  const deliveries = t('queue_deliveries');
+  const { table, query, transaction } = ctx;
+  const consumers = table('queue_consumers');
+  const deliveries = table('queue_deliveries');
   // Two int4 keys: a space apart from the migrations' bigint lock.
   const lockQueue = (tx: SqlExecutor, queue: string) =>
     tx.query('SELECT pg_advisory_xact_lock(hashtext($1::text), hashtext($2::text))', [consumers, queue]);

@@ -47,10 +47,10 @@ function parseNotice(payload: string): EventNotice | undefined {
 }
 
 export function pgEvents(ctx: StoreContext) {
-  const { config, table: t, query, wakeups, state } = ctx;
+  const { config, table, query, wakeups, state } = ctx;
   const channelName = ctx.channels.events;
-  const events = t('events');
-  const channels = t('event_channels');
+  const events = table('events');
+  const channels = table('event_channels');
   const pollMs = Math.round(config.postgresql.pollInterval * 1000);
   // With notifications flowing, polling is only the safety net for one lost without a reconnect.
   const idlePollMs = () => (wakeups.isLive(channelName) ? Math.max(pollMs * 10, 5000) : pollMs);
@@ -66,11 +66,11 @@ export function pgEvents(ctx: StoreContext) {
        ORDER BY id LIMIT $3`,
       [channel, after, limit, boundOf(channel)],
     );
-    return rows.map((r) => ({
-      id: formatEventId(num(r.id)),
+    return rows.map((row) => ({
+      id: formatEventId(num(row.id)),
       channel,
-      message: parseJson(r.message) as Json,
-      publishedAt: iso(num(r.at)),
+      message: parseJson(row.message) as Json,
+      publishedAt: iso(num(row.at)),
     }));
   };
 

@@ -4,8 +4,8 @@ import { parseJson } from '../../validate.js';
 import { deadline, ms, nullableMs, num, type StoreContext } from './context.js';
 
 export function pgKv(ctx: StoreContext): KvDriver {
-  const { table: t, query } = ctx;
-  const kv = t('kv_store');
+  const { table, query } = ctx;
+  const kv = table('kv_store');
   const LIVE = '(expires_at IS NULL OR expires_at > now())';
   const driver: KvDriver = {
     async get(key) {

@@ -13,7 +13,7 @@ import { ms, msInterval, NOW_MS } from './context.js';
 /** Rows of the live index (the head of a queue) that `nextDue` looks at. */
 const NEXT_DUE_SCAN = 1000;
 
-export function queuePlans(q: string, dedup: string, channel: string) {
+export function queuePlans(queuesTable: string, dedup: string, channel: string) {
   /**
    * A CTE that notifies waiters of `queueParam` when `source` answers a row. Sent whether or not
    * this process listens: another may (a worker on a direct connection while Lambdas use a pooler).
@@ -24,7 +24,7 @@ export function queuePlans(q: string, dedup: string, channel: string) {
   /** A lease that ended on the last attempt is dead, whatever wrote it there: its receipt no longer counts. */
   const leaseLive = (m: string) => `${m}state <> 'dead' AND (${m}visible_at > now() OR ${m}attempts < $4)`;
   const insert = (from: string) =>
-    `INSERT INTO ${q} (id, queue, payload, enqueued_at, visible_at)
+    `INSERT INTO ${queuesTable} (id, queue, payload, enqueued_at, visible_at)
      SELECT $1::uuid, $2::text, $3::text, ${NOW_MS}, now() + ${msInterval('$4')} ${from} RETURNING id`;
 
   return {
@@ -39,17 +39,17 @@ export function queuePlans(q: string, dedup: string, channel: string) {
      * row is written once per statement). Messages on their last attempt die on the way.
      */
     ackAndClaim: `WITH acked AS (
-         DELETE FROM ${q} AS m
+         DELETE FROM ${queuesTable} AS m
          USING unnest($5::text[], $6::uuid[], $7::uuid[]) AS a(queue, id, receipt)
          WHERE m.id = a.id AND m.queue = a.queue AND m.receipt = a.receipt AND ${leaseLive('m.')}
          RETURNING m.id
        ), picked AS MATERIALIZED (
-         SELECT id FROM ${q}
+         SELECT id FROM ${queuesTable}
          WHERE queue = $1 AND state <> 'dead' AND visible_at <= now() AND id <> ALL ($6::uuid[])
          ORDER BY seq LIMIT $2
          FOR UPDATE SKIP LOCKED
        ), claimed AS (
-         UPDATE ${q} AS m SET
+         UPDATE ${queuesTable} AS m SET
            state = CASE WHEN m.attempts >= $4 THEN 'dead' ELSE m.state END,
            attempts = CASE WHEN m.attempts >= $4 THEN m.attempts ELSE m.attempts + 1 END,
            receipt = CASE WHEN m.attempts >= $4 THEN NULL ELSE gen_random_uuid() END,
@@ -67,7 +67,7 @@ export function queuePlans(q: string, dedup: string, channel: string) {
     sendMany:
       // A delayed message notifies too: waiters then know when to look again.
       `WITH m AS (
-         INSERT INTO ${q} (id, queue, payload, enqueued_at, visible_at)
+         INSERT INTO ${queuesTable} (id, queue, payload, enqueued_at, visible_at)
          SELECT i.id, i.queue, i.payload, ${NOW_MS}, now() + ${msInterval('i.delay')}
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[]) WITH ORDINALITY
            AS i(id, queue, payload, delay, n)
@@ -95,7 +95,7 @@ export function queuePlans(q: string, dedup: string, channel: string) {
          ${notified}`,
 
     /** Whether message $1 is in queue $2 (to tell a stale receipt from an unknown message). */
-    known: `SELECT 1 FROM ${q} WHERE id = $1 AND queue = $2`,
+    known: `SELECT 1 FROM ${queuesTable} WHERE id = $1 AND queue = $2`,
 
     /**
      * Milliseconds until something at the head of queue $1 becomes visible by itself (a delay or
@@ -103,12 +103,12 @@ export function queuePlans(q: string, dedup: string, channel: string) {
      * only shortens a wait, which polls and notifications bound anyway.
      */
     nextDue: `SELECT ${ms('min(visible_at)')} - ${ms('now()')} AS due FROM (
-         SELECT visible_at FROM ${q} WHERE queue = $1 AND state <> 'dead' ORDER BY seq LIMIT ${NEXT_DUE_SCAN}
+         SELECT visible_at FROM ${queuesTable} WHERE queue = $1 AND state <> 'dead' ORDER BY seq LIMIT ${NEXT_DUE_SCAN}
        ) AS head`,
 
     /** Ends lease $3 of message $2 in queue $1: waiting again after $5 ms, or dead on its last attempt ($4). */
     nack: `WITH u AS (
-         UPDATE ${q} SET
+         UPDATE ${queuesTable} SET
            state = CASE WHEN attempts >= $4 THEN 'dead' ELSE 'ready' END,
            receipt = NULL,
            visible_at = CASE WHEN attempts >= $4 THEN visible_at ELSE now() + ${msInterval('$5')} END,
@@ -122,7 +122,7 @@ export function queuePlans(q: string, dedup: string, channel: string) {
     extend:
       // Notifies too: a shorter lease ends sooner, and waiters recompute when to look again.
       `WITH u AS (
-         UPDATE ${q} SET visible_at = now() + ${msInterval('$5')}
+         UPDATE ${queuesTable} SET visible_at = now() + ${msInterval('$5')}
          WHERE id = $2 AND queue = $1 AND receipt = $3 AND ${leaseLive('')} RETURNING 1
        )${notifyCte('u', '$1')}
        SELECT 1${notified} FROM u`,
@@ -133,30 +133,30 @@ export function queuePlans(q: string, dedup: string, channel: string) {
      * without writing.
      */
     stats: `SELECT l.ready, l.delayed, l.inflight, l.ended, l.spent,
-         (SELECT count(*) FROM ${q} WHERE queue = $1 AND state = 'dead')::int AS dead
+         (SELECT count(*) FROM ${queuesTable} WHERE queue = $1 AND state = 'dead')::int AS dead
        FROM (
          SELECT count(*) FILTER (WHERE receipt IS NULL)::int AS ready,
            count(*) FILTER (WHERE receipt IS NULL AND visible_at > now())::int AS delayed,
            count(*) FILTER (WHERE receipt IS NOT NULL AND visible_at > now())::int AS inflight,
            count(*) FILTER (WHERE receipt IS NOT NULL AND visible_at <= now() AND attempts < $2)::int AS ended,
            count(*) FILTER (WHERE receipt IS NOT NULL AND visible_at <= now() AND attempts >= $2)::int AS spent
-         FROM ${q} WHERE queue = $1 AND state <> 'dead'
+         FROM ${queuesTable} WHERE queue = $1 AND state <> 'dead'
        ) AS l`,
 
     /** Leases of queue $1 whose time ran out on their last attempt ($2) become dead letters (died when the lease ended). */
-    settle: `UPDATE ${q} SET state = 'dead', receipt = NULL, died_at = visible_at
+    settle: `UPDATE ${queuesTable} SET state = 'dead', receipt = NULL, died_at = visible_at
        WHERE queue = $1 AND state <> 'dead' AND receipt IS NOT NULL AND visible_at <= now() AND attempts >= $2`,
 
     /** The first $2 dead letters of queue $1, in the order they died. */
     deadLetters: `SELECT id::text AS id, payload, attempts, ${ms('enqueued_at')} AS enqueued, ${ms('died_at')} AS died
-       FROM ${q} WHERE queue = $1 AND state = 'dead' ORDER BY died_at, seq LIMIT $2`,
+       FROM ${queuesTable} WHERE queue = $1 AND state = 'dead' ORDER BY died_at, seq LIMIT $2`,
 
     /** Moves the first $2 dead letters of queue $1 back to waiting, attempts reset. */
     redrive: `WITH r AS (
-         SELECT id FROM ${q} WHERE queue = $1 AND state = 'dead'
+         SELECT id FROM ${queuesTable} WHERE queue = $1 AND state = 'dead'
          ORDER BY died_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED
        ), u AS (
-         UPDATE ${q} AS m SET state = 'ready', attempts = 0, receipt = NULL, visible_at = now(), died_at = NULL
+         UPDATE ${queuesTable} AS m SET state = 'ready', attempts = 0, receipt = NULL, visible_at = now(), died_at = NULL
          FROM r WHERE m.id = r.id RETURNING 1
        )${notifyCte('u', '$1')}
        SELECT (SELECT count(*) FROM u)::int AS moved${notified}`,

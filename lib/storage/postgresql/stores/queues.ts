@@ -34,10 +34,10 @@ type Claim = Extract<QueueOp, { kind: 'claim' }>;
 const OPS_IN_FLIGHT = 2;
 
 export function pgQueues(ctx: StoreContext) {
-  const { config, table: t, query, wakeups, state } = ctx;
+  const { config, table, query, wakeups, state } = ctx;
   const channel = ctx.channels.queues;
-  const q = t('queues');
-  const plans = queuePlans(q, t('queue_dedup'), channel);
+  const queuesTable = table('queues');
+  const plans = queuePlans(queuesTable, table('queue_dedup'), channel);
   const maxAttempts = config.queues.maxAttempts;
   const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
   const pollMs = Math.round(config.postgresql.pollInterval * 1000);
@@ -103,12 +103,12 @@ export function pgQueues(ctx: StoreContext) {
     const rows = JSON.parse(row?.claimed ?? '[]') as MessageRow[];
     const delivered = rows.filter((r) => r.state === 'leased').sort((a, b) => num(a.seq) - num(b.seq));
     const messages = delivered.map(
-      (r): ReceivedMessage => ({
-        id: r.id,
-        receipt: r.receipt!,
-        payload: parseJson(r.payload),
-        attempts: num(r.attempts),
-        enqueuedAt: iso(num(r.enqueued)),
+      (message): ReceivedMessage => ({
+        id: message.id,
+        receipt: message.receipt!,
+        payload: parseJson(message.payload),
+        attempts: num(message.attempts),
+        enqueuedAt: iso(num(message.enqueued)),
       }),
     );
     if (delivered.length < rows.length && messages.length < max)
@@ -269,24 +269,24 @@ export function pgQueues(ctx: StoreContext) {
       const [row] = await query<
         Record<'ready' | 'delayed' | 'inflight' | 'ended' | 'spent' | 'dead', number>
       >(plans.stats, [queue, maxAttempts]);
-      const n = (field: keyof NonNullable<typeof row>) => num(row?.[field] ?? 0);
+      const count = (field: keyof NonNullable<typeof row>) => num(row?.[field] ?? 0);
       return {
-        depth: n('ready') + n('ended'),
-        delayed: n('delayed'),
-        inFlight: n('inflight'),
-        dead: n('dead') + n('spent'),
+        depth: count('ready') + count('ended'),
+        delayed: count('delayed'),
+        inFlight: count('inflight'),
+        dead: count('dead') + count('spent'),
       };
     },
     async deadLetters(queue, limit) {
       await settle(queue);
       const rows = await query<MessageRow>(plans.deadLetters, [queue, limit]);
       return rows.map(
-        (r): DeadMessage => ({
-          id: r.id,
-          payload: parseJson(r.payload),
-          attempts: num(r.attempts),
-          enqueuedAt: iso(num(r.enqueued)),
-          diedAt: iso(num(r.died)),
+        (dead): DeadMessage => ({
+          id: dead.id,
+          payload: parseJson(dead.payload),
+          attempts: num(dead.attempts),
+          enqueuedAt: iso(num(dead.enqueued)),
+          diedAt: iso(num(dead.died)),
         }),
       );
     },

@@ -18,20 +18,20 @@ type SessionRow = {
 };
 
 export function pgSessions(ctx: StoreContext): SessionDriver {
-  const { table: t, query } = ctx;
-  const sessions = t('sessions');
+  const { table, query } = ctx;
+  const sessions = table('sessions');
   const COLUMNS = `session_id, cluster_id, user_id, correlation_id, service_identity, data,
     ${ms('created_at')} AS created, ${ms('last_activity')} AS active, ${ms('expires_at')} AS expires`;
-  const view = (r: SessionRow): Session => ({
-    sessionId: r.session_id,
-    clusterId: r.cluster_id,
-    userId: r.user_id,
-    correlationId: r.correlation_id,
-    serviceIdentity: r.service_identity,
-    data: parseJson(r.data) as Session['data'],
-    createdAt: iso(num(r.created)),
-    lastActivity: iso(num(r.active)),
-    expiresAt: iso(num(r.expires)),
+  const view = (row: SessionRow): Session => ({
+    sessionId: row.session_id,
+    clusterId: row.cluster_id,
+    userId: row.user_id,
+    correlationId: row.correlation_id,
+    serviceIdentity: row.service_identity,
+    data: parseJson(row.data) as Session['data'],
+    createdAt: iso(num(row.created)),
+    lastActivity: iso(num(row.active)),
+    expiresAt: iso(num(row.expires)),
   });
   const many = async (column: string, value: string) =>
     (
@@ -42,7 +42,7 @@ export function pgSessions(ctx: StoreContext): SessionDriver {
       )
     ).map(view);
   return {
-    async create(s) {
+    async create(input) {
       const [row] = await query<SessionRow>(
         `INSERT INTO ${sessions} (session_id, cluster_id, user_id, correlation_id, service_identity, data,
            ttl_ms, created_at, last_activity, expires_at)
@@ -51,16 +51,16 @@ export function pgSessions(ctx: StoreContext): SessionDriver {
            coalesce(${atMs('$10')}, ${NOW_MS} + ${msInterval('$7')}))
          RETURNING ${COLUMNS}`,
         [
-          s.sessionId,
-          s.clusterId,
-          s.userId,
-          s.correlationId,
-          s.serviceIdentity,
-          s.dataJson,
-          s.ttlMs,
-          s.times?.createdAtMs ?? null,
-          s.times?.lastActivityMs ?? null,
-          s.times?.expiresAtMs ?? null,
+          input.sessionId,
+          input.clusterId,
+          input.userId,
+          input.correlationId,
+          input.serviceIdentity,
+          input.dataJson,
+          input.ttlMs,
+          input.times?.createdAtMs ?? null,
+          input.times?.lastActivityMs ?? null,
+          input.times?.expiresAtMs ?? null,
         ],
       );
       return view(row!);

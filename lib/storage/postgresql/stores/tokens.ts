@@ -26,18 +26,18 @@ const REVOKE_ATTEMPTS = 3;
  * finds the new token — or waits and then finds its issuer gone.
  */
 export function pgTokens(ctx: StoreContext): TokenDriver {
-  const { table: t, query, transaction } = ctx;
-  const tokens = t('tokens');
+  const { table, query, transaction } = ctx;
+  const tokens = table('tokens');
   const LIVE = '(expires_at IS NULL OR expires_at > now())';
   const COLUMNS = `id, hash, identity, scopes, resources, ${ms('created_at')} AS created, ${ms('expires_at')} AS expires, issuer_id`;
-  const info = (r: TokenRow): TokenInfo => ({
-    id: r.id,
-    identity: r.identity,
-    scopes: r.scopes as Scope[],
-    resources: r.resources,
-    createdAt: iso(num(r.created)),
-    expiresAt: nullableMs(r.expires),
-    issuerId: r.issuer_id,
+  const info = (row: TokenRow): TokenInfo => ({
+    id: row.id,
+    identity: row.identity,
+    scopes: row.scopes as Scope[],
+    resources: row.resources,
+    createdAt: iso(num(row.created)),
+    expiresAt: nullableMs(row.expires),
+    issuerId: row.issuer_id,
   });
   const INSERT = `INSERT INTO ${tokens} (id, hash, identity, scopes, resources, created_at, expires_at, issuer_id)`;
   const VALUES = '$1, $2, $3, $4::text[], $5::text[], $6::timestamptz, $7::timestamptz';
