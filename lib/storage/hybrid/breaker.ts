@@ -26,20 +26,20 @@ export interface Breaker {
 export function createBreaker(ctx: HybridContext, recovery: Recovery): Breaker {
   const { settings, stats, emit, lifecycle } = ctx;
 
-  function open(m: Member, error: unknown): void {
-    if (!ctx.fallbackOn || lifecycle.closed || m.state !== 'closed') return;
-    m.state = 'open';
-    m.openedAt = Date.now();
-    stats.fallbackTriggers[m.name] = (stats.fallbackTriggers[m.name] ?? 0) + 1;
+  function open(member: Member, error: unknown): void {
+    if (!ctx.fallbackOn || lifecycle.closed || member.state !== 'closed') return;
+    member.state = 'open';
+    member.openedAt = Date.now();
+    stats.fallbackTriggers[member.name] = (stats.fallbackTriggers[member.name] ?? 0) + 1;
     // The reason is metadata: as a dimension, each message would be a metric series of its own.
     emit(
       'FallbackTriggered',
       1,
       'Count',
-      { backend: m.name },
+      { backend: member.name },
       { reason: error instanceof Error ? error.message.slice(0, 80) : 'unknown' },
     );
-    scheduleProbe(m);
+    scheduleProbe(member);
   }
 
   function scheduleProbe(m: Member): void {
@@ -48,24 +48,24 @@ export function createBreaker(ctx: HybridContext, recovery: Recovery): Breaker {
     m.probe.unref();
   }
 
-  async function probe(m: Member): Promise<void> {
-    m.probe = undefined;
+  async function probe(member: Member): Promise<void> {
+    member.probe = undefined;
     if (lifecycle.closed) return;
     try {
-      await withDeadline(m.driver.ping(), deadlineOf(ctx, m), m.name);
-      m.warm = true;
-      m.state = 'recovering';
+      await withDeadline(member.driver.ping(), deadlineOf(ctx, member), member.name);
+      member.warm = true;
+      member.state = 'recovering';
       // Replay before closing: this process's later writes then land after the outage's.
-      await recovery.replay(m);
+      await recovery.replay(member);
       if (lifecycle.closed) return;
-      m.state = 'closed';
-      await recovery.closed(m);
-      const outage = Date.now() - m.openedAt;
-      stats.lastOutageMs[m.name] = outage;
-      emit('BreakerClosed', outage, 'Milliseconds', { backend: m.name });
+      member.state = 'closed';
+      await recovery.closed(member);
+      const outage = Date.now() - member.openedAt;
+      stats.lastOutageMs[member.name] = outage;
+      emit('BreakerClosed', outage, 'Milliseconds', { backend: member.name });
     } catch {
-      if (m.state === 'recovering') m.state = 'open';
-      scheduleProbe(m);
+      if (member.state === 'recovering') member.state = 'open';
+      scheduleProbe(member);
     }
   }
 

@@ -80,9 +80,9 @@ export function slowDeadlineOf(ctx: HybridContext, m: Member): number {
 }
 
 export function memberOf(ctx: HybridContext, name: BackendName): Member {
-  const m = ctx.members.get(name);
-  if (!m) throw new BackendUnavailableError('hybrid', `${name} is not configured`, { retryable: false });
-  return m;
+  const member = ctx.members.get(name);
+  if (!member) throw new BackendUnavailableError('hybrid', `${name} is not configured`, { retryable: false });
+  return member;
 }
 
 export const primaryOf = (ctx: HybridContext, type: DataType): Member =>

@@ -12,15 +12,15 @@ import {
 import { JOURNAL_QUEUES } from './journal.js';
 import type { BackendName } from './settings.js';
 
-async function checkOf(ctx: HybridContext, m: Member): Promise<HealthCheck> {
+async function checkOf(ctx: HybridContext, member: Member): Promise<HealthCheck> {
   const deadline = Math.max(ctx.settings.operationTimeoutMs, 1000);
   const started = performance.now();
   try {
-    await withDeadline(m.driver.ping(), deadline, m.name);
+    await withDeadline(member.driver.ping(), deadline, member.name);
     const latencyMs = Math.round((performance.now() - started) * 100) / 100;
-    const warnings = m.driver.warnings?.() ?? [];
-    const durability = m.driver.durabilityWarnings
-      ? await withDeadline(m.driver.durabilityWarnings(), deadline, m.name).catch(() => [])
+    const warnings = member.driver.warnings?.() ?? [];
+    const durability = member.driver.durabilityWarnings
+      ? await withDeadline(member.driver.durabilityWarnings(), deadline, member.name).catch(() => [])
       : [];
     return {
       ok: true,
@@ -58,15 +58,19 @@ export async function hybridHealth(ctx: HybridContext): Promise<HealthReport> {
 /** Entries waiting in each backend's journals (leased and dead ones included); unreadable ones left out. */
 export async function journalDepth(ctx: HybridContext): Promise<Partial<Record<BackendName, number>>> {
   const depths: Partial<Record<BackendName, number>> = {};
-  for (const m of ctx.members.values()) {
+  for (const member of ctx.members.values()) {
     try {
       let waiting = 0;
       for (const queue of JOURNAL_QUEUES) {
-        const left = await withDeadline(m.driver.queues.stats(queue), deadlineOf(ctx, m), m.name);
+        const left = await withDeadline(
+          member.driver.queues.stats(queue),
+          deadlineOf(ctx, member),
+          member.name,
+        );
         waiting += left.depth + left.inFlight + left.dead;
       }
-      depths[m.name] = waiting;
-      ctx.emit('JournalDepth', waiting, 'Count', { backend: m.name });
+      depths[member.name] = waiting;
+      ctx.emit('JournalDepth', waiting, 'Count', { backend: member.name });
     } catch {
       // Unreadable now: its breaker and health check say so.
     }

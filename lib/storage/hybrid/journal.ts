@@ -216,35 +216,35 @@ async function applySession(
     if (before) await sessionChanged?.(before.clusterId);
     return;
   }
-  const s = entry.session;
-  const ttlMs = Date.parse(s.expiresAt) - Date.now();
+  const session = entry.session;
+  const ttlMs = Date.parse(session.expiresAt) - Date.now();
   await guard();
   if (ttlMs <= 0) {
-    await target.sessions.end(s.sessionId);
+    await target.sessions.end(session.sessionId);
   } else {
     // The source's own times, not the target's clock when this runs (a mirror may wait).
     const times = {
-      createdAtMs: Date.parse(s.createdAt),
-      lastActivityMs: Date.parse(s.lastActivity),
-      expiresAtMs: Date.parse(s.expiresAt),
+      createdAtMs: Date.parse(session.createdAt),
+      lastActivityMs: Date.parse(session.lastActivity),
+      expiresAtMs: Date.parse(session.expiresAt),
     };
     // keepAlive first: the session stays live on the target throughout (no end/create gap).
-    const kept = await target.sessions.keepAlive(s.sessionId, ttlMs, times);
+    const kept = await target.sessions.keepAlive(session.sessionId, ttlMs, times);
     if (!kept) {
       await guard();
       await target.sessions.create({
-        sessionId: s.sessionId,
-        clusterId: s.clusterId,
-        userId: s.userId,
-        correlationId: s.correlationId,
-        serviceIdentity: s.serviceIdentity,
-        dataJson: JSON.stringify(s.data),
+        sessionId: session.sessionId,
+        clusterId: session.clusterId,
+        userId: session.userId,
+        correlationId: session.correlationId,
+        serviceIdentity: session.serviceIdentity,
+        dataJson: JSON.stringify(session.data),
         ttlMs,
         times,
       });
     }
   }
-  await sessionChanged?.(s.clusterId);
+  await sessionChanged?.(session.clusterId);
 }
 
 async function applyToken(
@@ -271,41 +271,41 @@ async function applyToken(
   return 'done';
 }
 
-async function applyAudit({ entry: e }: AuditJournalEntry, target: Driver, guard: Guard): Promise<void> {
+async function applyAudit({ entry }: AuditJournalEntry, target: Driver, guard: Guard): Promise<void> {
   await guard();
   await target.audit.append({
-    identity: e.identity,
-    action: e.action,
-    resource: e.resource,
-    correlationId: e.correlationId,
-    outcome: e.outcome,
-    detailsJson: e.details === null ? null : JSON.stringify(e.details),
-    atMs: Date.parse(e.at),
+    identity: entry.identity,
+    action: entry.action,
+    resource: entry.resource,
+    correlationId: entry.correlationId,
+    outcome: entry.outcome,
+    detailsJson: entry.details === null ? null : JSON.stringify(entry.details),
+    atMs: Date.parse(entry.at),
   });
 }
 
 async function applyConnection(entry: ConnectionEntry, target: Driver, guard: Guard): Promise<void> {
-  const c = entry.connection;
-  const ttlMs = c === null ? 0 : Date.parse(c.expiresAt) - Date.now();
+  const connection = entry.connection;
+  const ttlMs = connection === null ? 0 : Date.parse(connection.expiresAt) - Date.now();
   await guard();
-  if (c === null || ttlMs <= 0) {
+  if (connection === null || ttlMs <= 0) {
     await target.connections.remove(entry.id);
     return;
   }
   // Not counted against the token's limit: the source admitted it. Entries journaled before
   // connections recorded their token carry none ('' never verifies, so the next frame closes it).
   await target.connections.register({
-    connectionId: c.connectionId,
-    identity: c.identity,
-    scopes: c.scopes,
-    resources: c.resources,
-    tokenId: c.tokenId ?? '',
-    tokenExpiresAtMs: c.tokenExpiresAt ? Date.parse(c.tokenExpiresAt) : null,
+    connectionId: connection.connectionId,
+    identity: connection.identity,
+    scopes: connection.scopes,
+    resources: connection.resources,
+    tokenId: connection.tokenId ?? '',
+    tokenExpiresAtMs: connection.tokenExpiresAt ? Date.parse(connection.tokenExpiresAt) : null,
     ttlMs,
   });
-  for (const channel of c.channels) {
+  for (const channel of connection.channels) {
     await guard();
-    await target.connections.subscribe(c.connectionId, channel, MAX_CHANNELS_PER_CONNECTION);
+    await target.connections.subscribe(connection.connectionId, channel, MAX_CHANNELS_PER_CONNECTION);
   }
 }
 

@@ -97,10 +97,10 @@ export function createReconciler(
   }
 
   const recovery: Recovery = {
-    async replay(m) {
+    async replay(member) {
       // A source journal that cannot be locked or read throws: the breaker stays open until
       // every journal is known drained.
-      const replay = reconcileInto(state, m);
+      const replay = reconcileInto(state, member);
       probing.add(replay);
       try {
         await replay;

@@ -151,8 +151,8 @@ async function drainJournal(
   lock: JournalLock,
   queue: string,
 ): Promise<void> {
-  const q = source.driver.queues;
-  const atStart = await withDeadline(q.stats(queue), slowDeadlineOf(replay.ctx, source), source.name);
+  const queues = source.driver.queues;
+  const atStart = await withDeadline(queues.stats(queue), slowDeadlineOf(replay.ctx, source), source.name);
   let budget = atStart.depth - atStart.delayed;
   // The batch shrinks after one whose tail went back unreached (a slow target) and grows
   // back after full ones, kept from pass to pass: an entry received again and again would
@@ -169,7 +169,7 @@ async function drainJournal(
       replay.ctx.settings.journalLockMs,
       Math.max(100, lock.expiresAt - Date.now() - replay.lockMarginMs),
     );
-    const batch = await q.receive(queue, Math.min(batchSize, budget), leaseMs, 0);
+    const batch = await queues.receive(queue, Math.min(batchSize, budget), leaseMs, 0);
     const receivedAt = performance.now();
     if (batch.length === 0) break;
     // Entries from `next` on are not finished: on any failure they go back at once, in place
@@ -186,7 +186,7 @@ async function drainJournal(
       replay.batchSizes.set(sizeKey, batchSize);
     } finally {
       for (const rest of batch.slice(next)) {
-        await q.nack(queue, rest.id, rest.receipt, 0).catch(() => {});
+        await queues.nack(queue, rest.id, rest.receipt, 0).catch(() => {});
       }
     }
     // Entries that went back unreached are still this pass's: they come first in the next batch.
@@ -207,7 +207,7 @@ async function applyBatch(
   /** Entries before `index` are acked or requeued. */
   finished: (index: number) => void,
 ): Promise<void> {
-  const q = source.driver.queues;
+  const queues = source.driver.queues;
   // Queues this batch already moved: every message a later entry of the batch stands for
   // was sent before the batch was received, so that move took it (or its entry was requeued).
   const moved = new Set<string>();
@@ -219,8 +219,8 @@ async function applyBatch(
     await lock.check();
     const record = recordOf(message);
     const requeue = async (delayMs: number) => {
-      await q.send(queue, JSON.stringify(record), delayMs, undefined);
-      await q.ack(queue, message.id, message.receipt);
+      await queues.send(queue, JSON.stringify(record), delayMs, undefined);
+      await queues.ack(queue, message.id, message.receipt);
     };
     if (record.target !== pass.target.name) {
       await requeue(0);
@@ -234,7 +234,7 @@ async function applyBatch(
         const entry = record.entry;
         replay.cleanupsOf(pass.target.name).push(() => cleanSource(entry, source.driver));
       }
-      await q.ack(queue, message.id, message.receipt);
+      await queues.ack(queue, message.id, message.receipt);
       // Acked without a write: counted apart from the entries applied.
       replay.ctx.stats.reconcile.skipped++;
       continue;
@@ -259,7 +259,7 @@ async function applyBatch(
       replay.ctx.stats.reconcile.pending++;
       await requeue(1000);
     } else {
-      await q.ack(queue, message.id, message.receipt);
+      await queues.ack(queue, message.id, message.receipt);
       pass.applied++;
       replay.ctx.stats.reconcile.applied++;
     }

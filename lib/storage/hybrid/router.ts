@@ -54,11 +54,20 @@ export function createRouter(ctx: HybridContext, breaker: Breaker, onFirstUse: (
   const { settings, stats, emit } = ctx;
   let touched = false;
 
-  function record(type: DataType, m: Member, route: 'primary' | 'fallback', op: string, started: number) {
-    const key = `${type}:${m.name}:${route}`;
+  function record(
+    type: DataType,
+    member: Member,
+    route: 'primary' | 'fallback',
+    op: string,
+    started: number,
+  ) {
+    const key = `${type}:${member.name}:${route}`;
     stats.routing[key] = (stats.routing[key] ?? 0) + 1;
-    emit('RoutingDecision', 1, 'Count', { dataType: type, backend: m.name, route });
-    emit('BackendLatency', performance.now() - started, 'Milliseconds', { backend: m.name, operation: op });
+    emit('RoutingDecision', 1, 'Count', { dataType: type, backend: member.name, route });
+    emit('BackendLatency', performance.now() - started, 'Milliseconds', {
+      backend: member.name,
+      operation: op,
+    });
   }
 
   function touch(): void {
@@ -81,18 +90,18 @@ export function createRouter(ctx: HybridContext, breaker: Breaker, onFirstUse: (
     const order = live.length > 0 ? live : [primary];
     const begun = performance.now();
     let lastError: unknown;
-    for (const m of order) {
+    for (const member of order) {
       const started = performance.now();
       const left = Math.max(0, Math.round(waitMs - (started - begun)));
       try {
-        const value = await withDeadline(run(m, left), deadlineOf(ctx, m) + left, m.name);
-        m.warm = true;
-        record(type, m, m === primary ? 'primary' : 'fallback', op, started);
-        return { value, served: m, primary };
+        const value = await withDeadline(run(member, left), deadlineOf(ctx, member) + left, member.name);
+        member.warm = true;
+        record(type, member, member === primary ? 'primary' : 'fallback', op, started);
+        return { value, served: member, primary };
       } catch (error) {
         if (!isOutage(error)) throw error;
         lastError = error;
-        breaker.open(m, error);
+        breaker.open(member, error);
       }
     }
     throw lastError;

@@ -129,11 +129,12 @@ export function createWriter(ctx: HybridContext, deps: WriterDeps): Write {
       target.state === 'closed' || [target, ...fallbacksOf(ctx, target)].every((m) => m.state !== 'closed');
     const waiting = ordered && ctx.fallbackOn && direct ? await journals.waitingFor(target) : [];
     let prior: Before | undefined;
-    const { value, served, primary } = await router.serve(type, op, async (m) => {
+    const { value, served, primary } = await router.serve(type, op, async (member) => {
       // Before the fallback takes it (a crash after the send leaves the message journaled)…
-      if (journalFirst && m !== target) await journals.append(m, target.name, journalFirst, 'fallback');
-      if (before && undo && m !== target) prior = await before(m.driver);
-      return run(m.driver);
+      if (journalFirst && member !== target)
+        await journals.append(member, target.name, journalFirst, 'fallback');
+      if (before && undo && member !== target) prior = await before(member.driver);
+      return run(member.driver);
     });
     if (served !== primary) {
       // …and after it (a replay that ran between the two found the queue still empty).

@@ -9,10 +9,10 @@ import type { StoreDeps } from './deps.js';
 export function hybridEvents({ ctx, router, write }: StoreDeps): EventDriver {
   const onPrimary = async <T>(op: string, run: (d: Driver) => Promise<T>) => {
     router.touch();
-    const m = primaryOf(ctx, 'pubsub');
+    const member = primaryOf(ctx, 'pubsub');
     const started = performance.now();
-    const value = await run(m.driver);
-    router.record('pubsub', m, 'primary', op, started);
+    const value = await run(member.driver);
+    router.record('pubsub', member, 'primary', op, started);
     return value;
   };
   return {

@@ -3,8 +3,8 @@ import type { KvEntry } from '../../types.js';
 import { holdsValue, type JournalEntry } from '../journal.js';
 import type { StoreDeps } from './deps.js';
 
-const kvSnapshot = async (d: Driver, key: string): Promise<JournalEntry[]> => {
-  const entry = await d.kv.getEntry(key);
+const kvSnapshot = async (driver: Driver, key: string): Promise<JournalEntry[]> => {
+  const entry = await driver.kv.getEntry(key);
   return [
     {
       t: 'kv',
@@ -22,12 +22,17 @@ const atMsOf = (expiry: Expiry | undefined): number | null =>
  * Takes a fallback kv write back: while the key still holds what the write left (`json`), its
  * earlier entry (`prior`, read before the write) is put back, or the key deleted if it had none.
  */
-async function restoreKv(d: Driver, key: string, json: string, prior: KvEntry | undefined) {
-  if (!(await holdsValue(d, key, json))) return;
-  if (prior === undefined) await d.kv.delete(key);
+async function restoreKv(driver: Driver, key: string, json: string, prior: KvEntry | undefined) {
+  if (!(await holdsValue(driver, key, json))) return;
+  if (prior === undefined) await driver.kv.delete(key);
   else {
     const atMs = prior.expiresAt ? Date.parse(prior.expiresAt) : undefined;
-    await d.kv.set(key, JSON.stringify(prior.value), atMs === undefined ? undefined : { atMs }, undefined);
+    await driver.kv.set(
+      key,
+      JSON.stringify(prior.value),
+      atMs === undefined ? undefined : { atMs },
+      undefined,
+    );
   }
 }
 

@@ -26,21 +26,27 @@ export function hybridQueues({ ctx, router, write }: StoreDeps, breaker: Breaker
     const primary = primaryOf(ctx, 'queues');
     if (!ctx.fallbackOn || receipt[1] !== TAG_SEPARATOR) return { m: primary, receipt };
     const name = [...TAGS].find(([, tag]) => tag === receipt[0])?.[0];
-    const m = name ? ctx.members.get(name) : undefined;
-    return m ? { m, receipt: receipt.slice(2) } : { m: primary, receipt };
+    const member = name ? ctx.members.get(name) : undefined;
+    return member ? { m: member, receipt: receipt.slice(2) } : { m: primary, receipt };
   };
   /** A lease lives on the backend that issued it: no fallback, but a timeout still opens its breaker. */
   async function onLeaseHolder<T>(op: string, receipt: string, run: (d: Driver, r: string) => Promise<T>) {
     router.touch();
-    const { m, receipt: raw } = untag(receipt);
+    const { m: member, receipt: raw } = untag(receipt);
     const started = performance.now();
     try {
-      const value = await withDeadline(run(m.driver, raw), deadlineOf(ctx, m), m.name);
-      m.warm = true;
-      router.record('queues', m, m === primaryOf(ctx, 'queues') ? 'primary' : 'fallback', op, started);
+      const value = await withDeadline(run(member.driver, raw), deadlineOf(ctx, member), member.name);
+      member.warm = true;
+      router.record(
+        'queues',
+        member,
+        member === primaryOf(ctx, 'queues') ? 'primary' : 'fallback',
+        op,
+        started,
+      );
       return value;
     } catch (error) {
-      if (isOutage(error)) breaker.open(m, error);
+      if (isOutage(error)) breaker.open(member, error);
       throw error;
     }
   }
