@@ -164,16 +164,19 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
 
 /** Wraps every driver method so connection failures surface as `BackendUnavailableError`. */
 function guard(driver: Driver, failure: FailureContext, whyNotConnected: () => Error | undefined): Driver {
+  const fail = (error: unknown): Promise<never> =>
+    Promise.reject(mapRedisError(error, failure, whyNotConnected()));
   const wrap = <T extends object>(target: T): T => {
     const wrapped = {} as Record<string, unknown>;
     for (const [name, value] of Object.entries(target)) {
       wrapped[name] =
         typeof value === 'function'
-          ? async (...args: unknown[]) => {
+          ? (...args: unknown[]) => {
+              // No async frame of its own: one await less on every call.
               try {
-                return await value.apply(target, args);
+                return Promise.resolve(value.apply(target, args)).catch(fail);
               } catch (error) {
-                throw mapRedisError(error, failure, whyNotConnected());
+                return fail(error);
               }
             }
           : value;
