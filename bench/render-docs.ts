@@ -1,13 +1,16 @@
 /**
  * `npm run bench:docs`: renders bench/results/latest.json (and, when that full run has no
- * data-migration numbers, bench/results/only-migrate.json) into docs/benchmarks.md, between the
+ * data-migration or cold-request numbers, bench/results/only-migrate.json or
+ * bench/results/only-cold-request.json; and bench/results/delivery-cost.json, `npm run
+ * bench:delivery`'s idle executors) into docs/benchmarks.md, between the
  * markers below; the text around them is written by hand. A full run (`npm run bench`) and a
- * run of the migrate suite alone call it too. `npm run bench:docs -- --check` exits 1 when the
+ * run of the migrate or cold-request suite alone call it too. `npm run bench:docs -- --check` exits 1 when the
  * page is out of date; test/bench/docs.test.ts fails then as well.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DELIVERY_COST_FILE, type DeliveryCostResults, renderDeliveryCost } from './lib/delivery-cost.js';
 import { renderBenchmarksBlock } from './lib/docs.js';
 import type { BenchResults } from './lib/results.js';
 
@@ -26,13 +29,23 @@ export function renderBlock(dir = RESULTS_DIR): string {
   const latest = read(file('latest.json'));
   const migrationFile = file('only-migrate.json');
   const migration = !latest.migrate && existsSync(migrationFile) ? read(migrationFile) : undefined;
+  const coldFile = file('only-cold-request.json');
+  const cold = !latest.coldRequest && existsSync(coldFile) ? read(coldFile) : undefined;
   const shown = (path: string) => relative(root, path);
   const body = renderBenchmarksBlock(
     latest,
-    { results: shown(file('latest.json')), migration: shown(migrationFile) },
+    { results: shown(file('latest.json')), migration: shown(migrationFile), coldRequest: shown(coldFile) },
     migration,
+    cold,
   );
-  return `${BEGIN}\n\n${body}\n\n${END}`;
+  const deliveryFile = file(DELIVERY_COST_FILE);
+  const delivery = existsSync(deliveryFile)
+    ? renderDeliveryCost(
+        JSON.parse(readFileSync(deliveryFile, 'utf8')) as DeliveryCostResults,
+        shown(deliveryFile),
+      )
+    : 'Not measured: `npm run bench:delivery` measures it.';
+  return `${BEGIN}\n\n${body}\n\n#### Queue delivery: long poll vs push\n\n${delivery}\n\n${END}`;
 }
 
 /** `page` with its block replaced by `block`; throws when the markers are missing. */

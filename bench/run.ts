@@ -1,7 +1,7 @@
 /**
- * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate,glob,cli] [--backends redis,…] [--bundles DIR] [--out DIR]`
+ * `npm run bench [-- --quick] [--no-pin] [--only matrix,peers,scale,lambda,migrate,glob,cli,cold-request] [--backends redis,…] [--bundles DIR] [--out DIR]`
  * `npm run bench -- --render bench/results/latest.json` re-renders a run's report and chart.
- * A full run, or a run of the migrate suite alone, into bench/results also renders
+ * A full run, or a run of the migrate or cold-request suite alone, into bench/results also renders
  * docs/benchmarks.md (bench/render-docs.ts).
  *
  * Runs the benchmark suites (bench/suites/*), then prints a table and writes, under `--out`
@@ -26,6 +26,7 @@ import { renderSvg } from './lib/svg.js';
 import { evaluateTargets } from './lib/targets.js';
 import { RESULTS_DIR, updateBenchmarksDoc } from './render-docs.js';
 import { cliSuite } from './suites/cli.js';
+import { coldRequestSuite } from './suites/cold-request.js';
 import { migrateSuite } from './suites/data-migration.js';
 import { globSuite } from './suites/glob.js';
 import { lambdaSuite } from './suites/lambda.js';
@@ -41,6 +42,7 @@ const SUITES: Record<string, (ctx: Context) => Promise<void>> = {
   migrate: migrateSuite,
   glob: globSuite,
   cli: cliSuite,
+  'cold-request': coldRequestSuite,
 };
 
 function parseArgs(argv: string[]): Options & { pin: boolean } {
@@ -132,10 +134,14 @@ function render(file: string): void {
   renderDocs(file);
 }
 
-/** docs/benchmarks.md shows the full run and the migration suite's own run, when those are what was written. */
+/** docs/benchmarks.md shows the full run and the migration and cold-request suites' own runs, when those are what was written. */
 function renderDocs(written: string): void {
   const name = written.slice(written.lastIndexOf('/') + 1);
-  if (resolve(written, '..') !== RESULTS_DIR || !['latest.json', 'only-migrate.json'].includes(name)) return;
+  if (
+    resolve(written, '..') !== RESULTS_DIR ||
+    !['latest.json', 'only-migrate.json', 'only-cold-request.json'].includes(name)
+  )
+    return;
   if (updateBenchmarksDoc()) process.stdout.write('updated docs/benchmarks.md\n');
 }
 

@@ -20,17 +20,20 @@ const FUNCTIONS = {
   health: { concurrency: 2, secrets: STORAGE },
   kv: { concurrency: 20, secrets: AUTHENTICATING },
   sessions: { concurrency: 20, secrets: AUTHENTICATING },
-  // Long polls hold a container for up to 20 s each.
-  queues: { concurrency: 20, secrets: AUTHENTICATING },
+  // Long polls hold a container for up to 20 s each; a send pushes to WebSocket consumers.
+  queues: { concurrency: 20, secrets: AUTHENTICATING, relay: true },
   publish: { concurrency: 10, secrets: AUTHENTICATING, relay: true, invokeFanout: true },
-  tokens: { concurrency: 2, secrets: AUTHENTICATING },
+  // A revoke closes the WebSocket connections of every token it took.
+  tokens: { concurrency: 2, secrets: AUTHENTICATING, relay: true },
   wsAuthorizer: { concurrency: 10, secrets: AUTHENTICATING },
   wsConnect: { concurrency: 10, secrets: STORAGE },
-  wsDisconnect: { concurrency: 10, secrets: STORAGE },
+  // Gives a closed consumer's deliveries to the other WebSocket consumers.
+  wsDisconnect: { concurrency: 10, secrets: STORAGE, relay: true },
   // Frames re-check tokens, relay publishes and may hand them to the fanout.
   wsDefault: { concurrency: 20, secrets: AUTHENTICATING, relay: true, invokeFanout: true },
   fanout: { concurrency: 5, secrets: STORAGE, relay: true, failureQueue: true },
-  cleanup: { concurrency: 1, secrets: STORAGE },
+  // Pushes due queue messages to WebSocket consumers.
+  cleanup: { concurrency: 1, secrets: STORAGE, relay: true },
   migrate: { concurrency: 1, secrets: STORAGE },
 };
 

@@ -6,6 +6,12 @@
  * lib/metrics.ts; on any backend, EMF is only a log line). Reads never depend on the sweep: it
  * only keeps tables and key spaces small.
  *
+ * Consumers of connections that no longer exist (gone without a `$disconnect`) are ended, up to
+ * `ttl.batchSize` per run, and what they held given back (`ConsumerConnectionsEnded`).
+ *
+ * Then each queue with WebSocket consumers is pushed (functions/runtime/push.ts): delayed messages
+ * that came due and leases that ended since are delivered by this schedule at the latest.
+ *
  * A sweep that fails is logged, counted (`CleanupFailures`) and rethrown, so Lambda's error
  * metrics and alarms see it; the next schedule tries again. A hybrid's journals are sampled
  * (`JournalDepth`) after each sweep.
@@ -16,6 +22,7 @@ import type { SweepReport } from '../lib/storage/types.js';
 import { logger } from './runtime/logger.js';
 import { emitMetric, emitTogether } from './runtime/metrics.js';
 import { runtime } from './runtime/middleware.js';
+import { endConsumersOfGoneConnections, pushQueue } from './runtime/push.js';
 import { getHybridControl, getStorage, getStorageConfig } from './runtime/storage.js';
 import { closeConnectionsWithExpiredToken } from './runtime/ws-close.js';
 
@@ -23,6 +30,8 @@ export type CleanupResult = Omit<SweepReport, 'durationMs'> & {
   total: number;
   /** WebSocket connections closed because their token expired. */
   closedConnections: number;
+  /** Connections gone without a `$disconnect` whose queue consumers were ended. */
+  consumerConnectionsEnded: number;
   durationMs: number;
   skipped?: true;
 };
@@ -42,11 +51,19 @@ const cleanup = async (): Promise<CleanupResult> => {
   if (!config.ttl.enabled) {
     // The schedule is removed at deploy when ttl.enabled is false; this covers a config changed since.
     logger.info('cleanup skipped: ttl.enabled is false');
-    return { ...EMPTY, total: 0, closedConnections: 0, durationMs: 0, skipped: true };
+    return {
+      ...EMPTY,
+      total: 0,
+      closedConnections: 0,
+      consumerConnectionsEnded: 0,
+      durationMs: 0,
+      skipped: true,
+    };
   }
   const started = performance.now();
   let report: SweepReport;
   let closedConnections: number;
+  let consumerConnectionsEnded: number;
   try {
     const storage = getStorage();
     // Before the sweep, which leaves live registrations alone: these are live, their token is not.
@@ -54,6 +71,10 @@ const cleanup = async (): Promise<CleanupResult> => {
     closedConnections = closed.connections;
     if (closed.connections > 0) logger.info('connections with an expired token closed', { ...closed });
     report = await storage.sweep();
+    // After the sweep and the closes: their connections are gone now, their consumers with them.
+    consumerConnectionsEnded = await endConsumersOfGoneConnections(storage, config.ttl.batchSize);
+    // Delayed messages now due and leases that ended reach the queues' WebSocket consumers.
+    for (const queue of await storage.consumers.queues()) await pushQueue(storage, queue);
   } catch (error) {
     const durationMs = Math.round(performance.now() - started);
     logger.error('cleanup failed', { durationMs, error });
@@ -69,7 +90,7 @@ const cleanup = async (): Promise<CleanupResult> => {
   if (journals) logger.info('hybrid journals', { waiting: journals });
   const { durationMs: _sweepMs, ...rows } = report;
   const total = Object.values(rows).reduce((sum, count) => sum + count, 0);
-  logger.info('cleanup done', { rows, total, closedConnections, durationMs });
+  logger.info('cleanup done', { rows, total, closedConnections, consumerConnectionsEnded, durationMs });
 
   // One metric per store (dimension `Store`) and the totals.
   for (const [store, count] of Object.entries(rows)) {
@@ -78,9 +99,10 @@ const cleanup = async (): Promise<CleanupResult> => {
   emitTogether([
     { name: 'CleanupRows', value: total, unit: 'Count' },
     { name: 'ConnectionsClosed', value: closedConnections, unit: 'Count' },
+    { name: 'ConsumerConnectionsEnded', value: consumerConnectionsEnded, unit: 'Count' },
     { name: 'CleanupDurationMs', value: durationMs, unit: 'Milliseconds' },
   ]);
-  return { ...rows, total, closedConnections, durationMs };
+  return { ...rows, total, closedConnections, consumerConnectionsEnded, durationMs };
 };
 
 // Not an API Gateway event: the Lambda context is all there is to log with (no correlation id).

@@ -1,8 +1,13 @@
-/** Queue routes of docs/api.md: send, receive (long poll), ack, nack, stats. The resource is the queue name. */
+/**
+ * Queue routes of docs/api.md: send, receive (long poll), ack, nack, stats. The resource is the
+ * queue name. A send, and an ack or nack of a pushed delivery, push the queue to its WebSocket
+ * consumers (functions/runtime/push.ts) before answering.
+ */
 import type { Context } from 'aws-lambda';
 import type { Json } from '../lib/storage/types.js';
 import { httpApi } from './runtime/api.js';
 import { json, noContent } from './runtime/http.js';
+import { pushQueue } from './runtime/push.js';
 
 // Time kept back from a long poll for the answer to reach the caller before the function's
 // timeout: a receive cut off by the timeout would lease messages to no one until their
@@ -23,6 +28,8 @@ export const handler = httpApi('queues', {
       delay: body.delay,
       dedupId: body.dedupId,
     });
+    // A duplicate enqueued nothing; a delayed message is pushed when due (the cleanup's schedule).
+    if (!duplicate) await pushQueue(storage, queue!);
     return json(duplicate ? 200 : 201, { id });
   },
 
@@ -46,6 +53,8 @@ export const handler = httpApi('queues', {
   }) => {
     authorizeResource(queue!);
     await storage.queues.ack(queue!, id!, body.receipt);
+    // A pushed delivery acked over HTTP frees its consumer's slot.
+    if ((await storage.consumers.release(queue!, id!)) !== undefined) await pushQueue(storage, queue!);
     return noContent();
   },
 
@@ -57,6 +66,7 @@ export const handler = httpApi('queues', {
   }) => {
     authorizeResource(queue!);
     await storage.queues.nack(queue!, id!, body.receipt, { delay: body.delay });
+    if ((await storage.consumers.release(queue!, id!)) !== undefined) await pushQueue(storage, queue!);
     return noContent();
   },
 

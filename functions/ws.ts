@@ -23,6 +23,7 @@ import type { ApiErrorCode } from './runtime/http.js';
 import { logger } from './runtime/logger.js';
 import { requestLogging, runtime } from './runtime/middleware.js';
 import { acceptedProtocol } from './runtime/protocol.js';
+import { endConsumers } from './runtime/push.js';
 import {
   MAX_FRAME_BYTES,
   MAX_MESSAGE_BYTES,
@@ -33,6 +34,13 @@ import {
 import { getStorage } from './runtime/storage.js';
 import { canUseWebSocket, currentPrincipal, NO_WEBSOCKET_SCOPE } from './runtime/ws-access.js';
 import { closeConnection } from './runtime/ws-close.js';
+import {
+  handleQueueFrame,
+  isQueueAction,
+  parseQueueFrame,
+  QUEUE_FIELDS,
+  type QueueFrame,
+} from './runtime/ws-queues.js';
 
 /** API Gateway closes a WebSocket after 2 h; the registration lives as long. */
 export const CONNECTION_TTL_SECONDS = 7200;
@@ -66,13 +74,15 @@ type Frame =
   | { action: 'subscribe'; channel: string }
   | { action: 'unsubscribe'; channel: string }
   | { action: 'publish'; channel: string; message: Json }
-  | { action: 'ping' };
+  | { action: 'ping' }
+  | QueueFrame;
 
 const FIELDS: Record<Frame['action'], readonly string[]> = {
   subscribe: ['action', 'channel'],
   unsubscribe: ['action', 'channel'],
   publish: ['action', 'channel', 'message'],
   ping: ['action'],
+  ...QUEUE_FIELDS,
 };
 
 /** A frame refused before it reached the storage. */
@@ -136,8 +146,11 @@ const connectRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
 const disconnectRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => {
   const { connectionId } = event.requestContext;
   try {
-    const removed = await getStorage().connections.remove(connectionId);
+    const storage = getStorage();
+    const removed = await storage.connections.remove(connectionId);
     logger.info('connection closed', { connectionId, registered: removed });
+    // What its queue consumers held goes to the other consumers now, not when the leases end.
+    await endConsumers(storage, connectionId, websocketEndpoint(event.requestContext));
   } catch (error) {
     // The registration expires on its own (and the next publish's 410 removes it sooner).
     logger.error('connection could not be forgotten', { connectionId, error });
@@ -209,6 +222,8 @@ const messageRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
         );
         break;
       }
+      default:
+        await handleQueueFrame(storage, principal, connectionId, frame, reply, endpoint);
     }
   } catch (error) {
     await reply(errorFrame(error));
@@ -282,11 +297,18 @@ function parseFrame(event: WebSocketEvent): Frame {
     );
   }
   const { action } = parsed;
-  if (action !== 'subscribe' && action !== 'unsubscribe' && action !== 'publish' && action !== 'ping') {
+  if (
+    action !== 'subscribe' &&
+    action !== 'unsubscribe' &&
+    action !== 'publish' &&
+    action !== 'ping' &&
+    !isQueueAction(action)
+  ) {
     const got = typeof action === 'string' ? JSON.stringify(action) : describe(action);
     throw new FrameError(
       'bad_request',
-      `action: expected "subscribe", "unsubscribe", "publish" or "ping", got ${got}`,
+      'action: expected "subscribe", "unsubscribe", "publish", "ping", "receive", "ack", "nack", ' +
+        `"extend" or "stop", got ${got}`,
     );
   }
   const unknown = Object.keys(parsed).filter((field) => !FIELDS[action].includes(field));
@@ -298,6 +320,7 @@ function parseFrame(event: WebSocketEvent): Frame {
     );
   }
   if (action === 'ping') return { action };
+  if (isQueueAction(action)) return parseQueueFrame(action, parsed);
   const channel = checkName('channel', parsed.channel);
   if (action !== 'publish') return { action, channel };
   if (!('message' in parsed)) throw new FrameError('bad_request', 'message: missing (any JSON value)');

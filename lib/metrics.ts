@@ -52,10 +52,25 @@ export const METRICS = {
     dimensionSets: [[]],
     description: 'WebSocket connections one sweep closed because their token had expired',
   },
+  ConsumerConnectionsEnded: {
+    unit: 'Count',
+    dimensionSets: [[]],
+    description: 'connections gone without a $disconnect whose queue consumers one sweep ended',
+  },
   RelayFailures: {
     unit: 'Count',
     dimensionSets: [[]],
     description: 'WebSocket frames postToConnection could not deliver (other than 410 Gone)',
+  },
+  PushDeliveries: {
+    unit: 'Count',
+    dimensionSets: [[]],
+    description: 'queue messages pushed to WebSocket consumers (delivery frames posted)',
+  },
+  PushGiveBacks: {
+    unit: 'Count',
+    dimensionSets: [[]],
+    description: 'pushed leases given back at once: frame not posted, consumer stopped or connection closed',
   },
   // lib/storage/postgresql
   Deadlocks: {

@@ -6,7 +6,7 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { StorageConfigInput } from '../../lib/config/index.js';
-import { createStorage, type Storage } from '../../lib/storage/index.js';
+import { type CreateStorageOptions, createStorage, type Storage } from '../../lib/storage/index.js';
 import { startNeonProxy } from '../../local/neon-proxy.js';
 import type { Budget } from './measure.js';
 import type { BenchResults } from './results.js';
@@ -16,6 +16,9 @@ export const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127
 
 /** Connections each PostgreSQL pool may open: the concurrency-8 rows use all 8, on the library and the raw side alike. */
 export const PG_POOL = 8;
+
+/** Options for `createStorage`, made from the configuration the storage gets (its schema, say). */
+export type StorageOptionsFor = (config: StorageConfigInput) => Promise<CreateStorageOptions>;
 
 export type BackendName = 'memory' | 'redis' | 'postgresql (pg)' | 'postgresql (neon)' | 'hybrid';
 export const BACKENDS: BackendName[] = ['redis', 'postgresql (pg)', 'postgresql (neon)', 'hybrid', 'memory'];
@@ -119,14 +122,19 @@ export class Context {
   }
 
   /** A new storage of `backend` with its own key prefix / schema; closed at the end. */
-  async storage(backend: BackendName, overrides: StorageConfigInput = {}): Promise<Storage> {
-    return (await this.storageWithNames(backend, overrides)).storage;
+  async storage(
+    backend: BackendName,
+    overrides: StorageConfigInput = {},
+    options?: StorageOptionsFor,
+  ): Promise<Storage> {
+    return (await this.storageWithNames(backend, overrides, options)).storage;
   }
 
   /** `storage()` with the Redis key prefix and PostgreSQL schema it uses (for loading data around the library). */
   async storageWithNames(
     backend: BackendName,
     overrides: StorageConfigInput = {},
+    options?: StorageOptionsFor,
   ): Promise<{ storage: Storage; keyPrefix: string; schema: string }> {
     const keyPrefix = `${this.prefix}${this.prefixCount++}:`;
     const schema = this.schema();
@@ -156,7 +164,7 @@ export class Context {
         config = { backend: 'hybrid', keyPrefix, redis: { url: REDIS_URL }, postgresql: postgresql('pg') };
         break;
     }
-    const storage = createStorage({ ...config, ...overrides });
+    const storage = createStorage({ ...config, ...overrides }, await options?.({ ...config, ...overrides }));
     this.defer(() => storage.close());
     // Connect and migrate before anything is timed.
     await storage.health();

@@ -2,7 +2,17 @@
  * The numbers of docs/benchmarks.md: summary tables rendered from a results file, so the page
  * never holds a number that no run wrote. The full report of the same run is `<name>.md`.
  */
-import { migrateTables, noise, peersTables, scaleTables, targetsTable, warmHandlerTable } from './report.js';
+import {
+  COLD_REQUEST_NOTE,
+  coldRequestTable,
+  migrateTables,
+  noise,
+  peersTables,
+  scaleTables,
+  statementsTable,
+  targetsTable,
+  warmHandlerTable,
+} from './report.js';
 import type { BenchResults } from './results.js';
 import { int, kb, ms, ratio, table } from './table.js';
 import { evaluateTargets, find, overhead, RAW_OF } from './targets.js';
@@ -91,16 +101,18 @@ function lambdaSummary(results: BenchResults): string {
 }
 
 /**
- * The rendered part of docs/benchmarks.md. `results` is a full run; `migration`, when given, is
- * the run whose data-migration numbers are shown (a run of that suite alone, when the full run
- * has none).
+ * The rendered part of docs/benchmarks.md. `results` is a full run; `migration` and `coldRequest`,
+ * when given, are the runs whose data-migration and cold-request numbers are shown (a run of that
+ * suite alone, when the full run has none).
  */
 export function renderBenchmarksBlock(
   results: BenchResults,
-  files: { results: string; migration?: string },
+  files: { results: string; migration?: string; coldRequest?: string },
   migration?: BenchResults,
+  coldRequest?: BenchResults,
 ): string {
   const migrated = results.migrate ? results : migration;
+  const cold = results.coldRequest ? results : coldRequest;
   const n = noise(results);
   const sections = [
     runLine(results, `From \`${files.results}\``),
@@ -110,6 +122,9 @@ export function renderBenchmarksBlock(
     concurrentTable(results),
     "The raw drivers' p50 for the same round trips, and the library over the raw driver (median of the per-repetition ratios):",
     rawTable(results),
+    statementsTable(results)
+      ? `What each PostgreSQL call sends, counted at the client (a statement outside a transaction is one commit):\n\n${statementsTable(results)}`
+      : '',
     '#### Peers',
     peersTables(results),
     '#### How cost grows',
@@ -117,6 +132,15 @@ export function renderBenchmarksBlock(
     '#### Lambda',
     results.lambda ? lambdaSummary(results) : 'Not measured in this run.',
     results.lambda ? warmHandlerTable(results) : '',
+    '#### Cold first request',
+    cold?.coldRequest
+      ? [
+          cold === results ? '' : `${runLine(cold, `From \`${files.coldRequest}\``)}\n`,
+          COLD_REQUEST_NOTE,
+          '',
+          coldRequestTable(cold),
+        ].join('\n')
+      : 'Not measured: `npm run bench -- --only cold-request` measures it.',
     '#### Data migration',
     migrated?.migrate
       ? [
@@ -127,8 +151,11 @@ export function renderBenchmarksBlock(
         ].join('\n')
       : 'Not measured: `npm run bench -- --only migrate` measures it.',
     '#### Targets',
-    // Judged again, with the migration run's numbers where the full run has none.
-    targetsTable({ ...results, targets: evaluateTargets({ ...results, migrate: migrated?.migrate }) }),
+    // Judged again, with the migration and cold-request runs' numbers where the full run has none.
+    targetsTable({
+      ...results,
+      targets: evaluateTargets({ ...results, migrate: migrated?.migrate, coldRequest: cold?.coldRequest }),
+    }),
     '#### Noise in this run',
     n
       ? `Across repetitions, the largest p50 over the smallest was ${ratio(n.median)} for the median row and ${ratio(n.worst)} at worst (${n.worstRow}).`

@@ -37,6 +37,25 @@ export function matrixTable(results: BenchResults): string {
   );
 }
 
+/**
+ * Statements and commits per call on PostgreSQL, library beside raw, counted at the client: a
+ * ratio against a baseline that sends less is a difference of work, not overhead.
+ */
+export function statementsTable(results: BenchResults): string {
+  const counted = results.latency.filter((r) => r.statementsPerCall !== undefined);
+  const per = (value: number | undefined) => (value === undefined ? '—' : value.toFixed(2));
+  const rows = counted.map((r) => [
+    r.backend,
+    r.op,
+    `c${r.concurrency}`,
+    per(r.statementsPerCall),
+    per(r.commitsPerCall),
+  ]);
+  return rows.length === 0
+    ? ''
+    : table(['backend', 'operation', 'callers', 'statements/call', 'commits/call'], rows, [L, L, R, R, R]);
+}
+
 export function peersTables(results: BenchResults): string {
   const kv = results.peers.kv
     .filter((r) => r.backend.startsWith('@keyv/'))
@@ -173,6 +192,36 @@ export function lambdaTables(results: BenchResults): string {
   ].join('\n\n');
 }
 
+/** The first request of a cold container, in parts, per package and function (medians over fresh processes). */
+export function coldRequestTable(results: BenchResults): string {
+  const rows = results.coldRequest ?? [];
+  if (rows.length === 0) return '';
+  return table(
+    [
+      'cold first request, ms',
+      'function',
+      'import',
+      'before connect',
+      'connect',
+      'first query',
+      'total',
+      'runs',
+    ],
+    // Tenths of a millisecond: a cold start varies by more than that from run to run.
+    rows.map((r) => [
+      r.package,
+      r.function,
+      ...[r.importMs, r.beforeConnectMs, r.connectMs, r.firstQueryMs, r.totalMs].map((v) => v.toFixed(1)),
+      String(r.runs),
+    ]),
+    [L, L, R, R, R, R, R, R],
+  );
+}
+
+/** What the cold-request columns mean (the report and docs/benchmarks.md say it alike). */
+export const COLD_REQUEST_NOTE =
+  "Each run is a fresh `node` process in the extracted package (`--enable-source-maps`, as deployed) that imports the handler and invokes it once with an API Gateway event against the real server; the request is split at the wire. Import: `import()` of the bundle. Before connect: handler called → its first socket connecting (middleware, configuration, the driver module evaluated on first use, the storage built). Connect: → the first query's bytes written (TCP; for Neon the WebSocket upgrade through the local proxy; PostgreSQL startup; ioredis' ready check). First query: → the response (every statement of the request). Total: import + request, median of the per-run sums; parts are medians, so they need not add up to it.";
+
 /** The bundled kv handler invoked warm, against the same store operation on the library. */
 export function warmHandlerTable(results: BenchResults): string {
   return table(
@@ -280,9 +329,11 @@ export function renderTerminal(results: BenchResults): string {
   const sections = [
     header(results),
     matrixTable(results),
+    statementsTable(results),
     results.peers.kv.length + results.peers.queue.length > 0 ? peersTables(results) : '',
     scaleTables(results),
     lambdaTables(results),
+    coldRequestTable(results),
     migrateTables(results),
     globTable(results),
     targetsTable(results),
@@ -314,6 +365,16 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
     '',
     matrixTable(results),
     '',
+    ...(statementsTable(results)
+      ? [
+          'What each PostgreSQL call sends, counted at the client (a statement outside a transaction is',
+          'one commit). The raw rows send the same statements by hand; at concurrency 8 the library',
+          'shares statements among concurrent calls.',
+          '',
+          statementsTable(results),
+          '',
+        ]
+      : []),
     '## Peers',
     '',
     `Keyv ${v.keyv} with @keyv/redis ${v['@keyv/redis']} and @keyv/postgres ${v['@keyv/postgres']}; BullMQ ${v.bullmq}; pg-boss ${v['pg-boss']}.`,
@@ -332,6 +393,9 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
     '',
     lambdaTables(results),
     '',
+    ...(results.coldRequest
+      ? ['## Cold first request', '', COLD_REQUEST_NOTE, '', coldRequestTable(results), '']
+      : []),
     '## Data migration',
     '',
     results.migrate

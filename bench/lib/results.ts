@@ -8,6 +8,10 @@ export interface LatencyRow extends Measured {
   /** The matrix's operation name: `kv.get`, `queue pop`, … */
   op: string;
   concurrency: number;
+  /** PostgreSQL rows: statements sent per call, counted at the client (the matrix's counter). */
+  statementsPerCall?: number;
+  /** PostgreSQL rows: commits per call (a statement outside a transaction, or a transaction, is one). */
+  commitsPerCall?: number;
 }
 
 /** Jobs sent and processed by a queue system in one timed run. */
@@ -59,6 +63,32 @@ export interface FunctionRow {
   coldImportNoMapsMs: number;
   /** Median ms from spawning `node` to the handler being loaded (process start included). */
   coldProcessMs: number;
+}
+
+/**
+ * The first request of a cold container (bench/lib/cold-request.mjs): medians over fresh `node`
+ * processes, each importing the packaged handler and invoking it once against the real server.
+ */
+export interface ColdRequestRow {
+  /** The package's configuration: `postgresql (pg)`, `postgresql (neon)` (through the local WebSocket proxy), `redis`. */
+  package: string;
+  /** `kv` (PUT /kv/{key}), `publish` (POST /channels/{channel}/messages), `ws connect` ($connect). */
+  function: string;
+  runs: number;
+  /** `import()` of the bundled handler. */
+  importMs: number;
+  /** Handler called → its first socket created (middleware, configuration, storage built). */
+  beforeConnectMs: number;
+  /** First socket created → first query bytes written (TCP, WebSocket upgrade, startup, ready check). */
+  connectMs: number;
+  /** First query bytes written → the handler's response. */
+  firstQueryMs: number;
+  /** Handler called → response (the three parts above). */
+  requestMs: number;
+  /** import + request, median of the per-run sums. */
+  totalMs: number;
+  /** Process start → response (Node's own start included). */
+  processMs: number;
 }
 
 export interface WarmHandler {
@@ -160,5 +190,7 @@ export interface BenchResults {
   glob?: GlobRow[];
   /** Absent in results files written before the cli suite existed. */
   cli?: CliResult;
+  /** Absent in results files written before the cold-request suite existed. */
+  coldRequest?: ColdRequestRow[];
   targets: TargetRow[];
 }

@@ -153,6 +153,8 @@ export function evaluateTargets(results: BenchResults): TargetRow[] {
     ...(over.length > 0 ? { note: `over: ${over.join(', ')}` } : {}),
   });
 
+  out.push(coldImportTarget(results));
+
   const migrate = results.migrate;
   const copied = migrate?.rows.find((r) => r.run === 'copy');
   const unverified = migrate?.rows.find((r) => r.run === 'copy (verify: false)');
@@ -182,4 +184,33 @@ export function evaluateTargets(results: BenchResults): TargetRow[] {
     met: cli ? cli.p50Ms <= 150 : undefined,
   });
   return out;
+}
+
+/**
+ * Every function's cold `import()` on the pg package: the lambda suite's (every function), or,
+ * in a run without it, the cold-request suite's (the functions it invokes).
+ */
+function coldImportTarget(results: BenchResults): TargetRow {
+  const PACKAGE = 'postgresql (pg)';
+  const LIMIT_MS = 35;
+  const fromLambda = (results.lambda?.functions ?? [])
+    .filter((f) => f.package === PACKAGE)
+    .map((f) => [f.name, f.coldImportMs] as const);
+  const imports =
+    fromLambda.length > 0
+      ? fromLambda
+      : (results.coldRequest ?? [])
+          .filter((r) => r.package === PACKAGE)
+          .map((r) => [r.function, r.importMs] as const);
+  const target = `≤ ${LIMIT_MS} ms per function (\`import()\` in a fresh process, pg package)`;
+  if (imports.length === 0) return { name: 'cold import', target, actual: 'not measured', met: undefined };
+  const slowest = imports.reduce((a, b) => (b[1] > a[1] ? b : a));
+  const over = imports.filter(([, importMs]) => importMs > LIMIT_MS).map(([name]) => name);
+  return {
+    name: 'cold import',
+    target,
+    actual: `slowest: ${slowest[0]} ${ms(slowest[1])} ms${fromLambda.length > 0 ? '' : ' (cold-request suite)'}`,
+    met: over.length === 0,
+    ...(over.length > 0 ? { note: `over: ${over.join(', ')}` } : {}),
+  };
 }

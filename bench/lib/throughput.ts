@@ -48,7 +48,7 @@ export async function queueThroughput(
   return { system: name, consumers, jobs, jobsPerSec: median(runs), reps: runs };
 }
 
-/** The library's queue as a QueueSystem: consumers long-poll `receive` (up to `max` messages) and `ack` each. */
+/** The library's queue as a QueueSystem: consumers long-poll `receive` (up to `max` messages) and `ack` them together. */
 export function libraryQueue(storage: Storage, queue: string, max = 1): QueueSystem {
   let running: Promise<void>[] = [];
   let stopped = false;
@@ -57,10 +57,9 @@ export function libraryQueue(storage: Storage, queue: string, max = 1): QueueSys
       stopped = false;
       const consume = async () => {
         while (!stopped) {
-          for (const m of await storage.queues.receive(queue, { max, wait: 1 })) {
-            await storage.queues.ack(queue, m.id, m.receipt);
-            done();
-          }
+          // The messages of one receive are acknowledged together, as pg-boss completes its batch.
+          const messages = await storage.queues.receive(queue, { max, wait: 1 });
+          await Promise.all(messages.map((m) => storage.queues.ack(queue, m.id, m.receipt).then(done)));
         }
       };
       running = Array.from({ length: consumers }, consume);

@@ -25,7 +25,7 @@ const ROOT = resolve(import.meta.dirname, '../..');
  * have to be valid: packaging opens no connection.
  */
 const MEMORY: NodeJS.ProcessEnv = { STORAGE_BACKEND: 'memory' };
-const PACKAGES: [string, NodeJS.ProcessEnv][] = [
+export const PACKAGES: [string, NodeJS.ProcessEnv][] = [
   ['memory', MEMORY],
   ['redis', { STORAGE_BACKEND: 'redis', REDIS_URL }],
   ['postgresql (pg)', { STORAGE_BACKEND: 'postgresql', POSTGRES_DRIVER: 'pg', DATABASE_URL }],
@@ -41,7 +41,7 @@ interface Output {
   ms: number;
 }
 
-function run(
+export function run(
   command: string,
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
@@ -71,7 +71,7 @@ function run(
 }
 
 /** The environment a deployed function runs with (serverless.yml), on the memory backend, with a bootstrap token. */
-function lambdaEnv(
+export function lambdaEnv(
   token: string,
   sourceMaps: boolean,
   config: NodeJS.ProcessEnv = MEMORY,
@@ -92,7 +92,7 @@ function lambdaEnv(
 }
 
 /** Packages into a temporary directory (never the project's .serverless, which others may be using). */
-async function packageBundles(
+export async function packageBundles(
   ctx: Context,
   config: NodeJS.ProcessEnv,
 ): Promise<{ dir: string; seconds: number }> {
@@ -115,7 +115,7 @@ async function packageBundles(
   return { dir, seconds: out.ms / 1000 };
 }
 
-function extract(zip: string, into: string): string {
+export function extract(zip: string, into: string): string {
   const r = spawnSync('unzip', ['-q', '-o', zip, '-d', into]);
   if (r.status !== 0) throw new Error(`unzip ${zip}: ${r.stderr}`);
   symlinkSync(join(ROOT, 'node_modules'), join(into, 'node_modules'), 'dir');
@@ -127,7 +127,7 @@ function extract(zip: string, into: string): string {
 const COLD = `const t = performance.now(); await import(process.argv[1]); const done = performance.now();
 process.stdout.write('\\nRESULT ' + JSON.stringify({ importMs: done - t, sinceStart: done }) + '\\n');`;
 
-function result<T>(out: Output, what: string): T {
+export function result<T>(out: Output, what: string): T {
   const line = out.stdout.split('\n').find((l) => l.startsWith('RESULT '));
   if (out.status !== 0 || !line)
     throw new Error(`${what} exited ${out.status}: ${(out.stderr || out.stdout).slice(-1500)}`);

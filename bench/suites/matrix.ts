@@ -6,7 +6,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
+import { resolveConfig } from '../../lib/config/index.js';
 import type { Storage } from '../../lib/storage/index.js';
+import { createSql, type Sql } from '../../lib/storage/postgresql/sql.js';
+import { queuePlans } from '../../lib/storage/postgresql/stores/queues.sql.js';
 import { BACKENDS, type BackendName, type Context, DATABASE_URL, PG_POOL } from '../lib/context.js';
 import { combine, type Sample, sampleInterleaved } from '../lib/measure.js';
 
@@ -16,6 +19,75 @@ export const CONCURRENCY = [1, 8];
 
 /** Each op of the matrix as a function of a call number. */
 type OpTable = Record<Op, (i: number) => Promise<unknown>>;
+
+/**
+ * Statements and commits one side of a PostgreSQL group sends, per call of each op and
+ * concurrency, counted at the client: a statement outside a transaction is one commit, a
+ * transaction one commit. Everything sent while an op is measured counts, a subscriber's
+ * reads included.
+ */
+class StatementCounter {
+  /** The op and concurrency being measured (`op\0concurrency`). */
+  measuring: string | undefined;
+  private readonly counts = new Map<string, { calls: number; statements: number; commits: number }>();
+  private at(key: string) {
+    let count = this.counts.get(key);
+    if (!count) {
+      count = { calls: 0, statements: 0, commits: 0 };
+      this.counts.set(key, count);
+    }
+    return count;
+  }
+  sent(statements: number, commits: number): void {
+    if (this.measuring === undefined) return;
+    const count = this.at(this.measuring);
+    count.statements += statements;
+    count.commits += commits;
+  }
+  /** `ops` with each call counted. */
+  calls(ops: OpTable): OpTable {
+    const counted = {} as OpTable;
+    for (const op of OPS) {
+      counted[op] = (i) => {
+        if (this.measuring !== undefined) this.at(this.measuring).calls++;
+        return ops[op](i);
+      };
+    }
+    return counted;
+  }
+  /** An Sql whose statements are counted here. */
+  sql(inner: Sql): Sql {
+    return {
+      ...inner,
+      driver: inner.driver,
+      query: (text, params) => {
+        this.sent(1, 1);
+        return inner.query(text, params);
+      },
+      transaction: (fn) => {
+        this.sent(0, 1);
+        return inner.transaction((tx) =>
+          fn({
+            ...tx,
+            query: (text, params) => {
+              this.sent(1, 0);
+              return tx.query(text, params);
+            },
+          }),
+        );
+      },
+      close: () => inner.close(),
+    };
+  }
+  perCall(op: Op, concurrency: number): { statementsPerCall: number; commitsPerCall: number } | undefined {
+    const count = this.counts.get(`${op}\0${concurrency}`);
+    if (!count || count.calls === 0) return undefined;
+    return { statementsPerCall: count.statements / count.calls, commitsPerCall: count.commits / count.calls };
+  }
+}
+
+/** A group member: its name, its ops and, on PostgreSQL, what counts its statements. */
+type Member = [string, OpTable, StatementCounter?];
 
 const VALUE = { cluster: 'prod', pods: 42, ready: true, labels: { app: 'api', tier: 'backend' } };
 const TEXT = JSON.stringify(VALUE);
@@ -178,16 +250,19 @@ async function rawRedisOps(ctx: Context): Promise<OpTable> {
   };
 }
 
-/** The tables a careful hand-written version would use: the library's kv and sessions tables, and a minimal queue. */
+/** The tables a careful hand-written version would use: the library's kv, sessions and queue tables. */
 const RAW_DDL = (s: string) => `
   CREATE SCHEMA "${s}";
   CREATE TABLE "${s}".kv_store (key text COLLATE "C" PRIMARY KEY, value text NOT NULL, expires_at timestamptz);
   CREATE TABLE "${s}".sessions (session_id text COLLATE "C" PRIMARY KEY, cluster_id text COLLATE "C" NOT NULL,
     user_id text, data text NOT NULL, created_at timestamptz NOT NULL, expires_at timestamptz NOT NULL);
   CREATE INDEX ON "${s}".sessions (cluster_id, expires_at);
-  CREATE TABLE "${s}".queue (id bigserial PRIMARY KEY, payload text NOT NULL,
-    visible_at timestamptz NOT NULL DEFAULT now(), receipt text);
-  CREATE INDEX ON "${s}".queue (visible_at, id);
+  CREATE TABLE "${s}".queues (id uuid PRIMARY KEY, queue text COLLATE "C" NOT NULL,
+    seq bigint GENERATED ALWAYS AS IDENTITY, payload text NOT NULL, state text NOT NULL DEFAULT 'ready',
+    attempts integer NOT NULL DEFAULT 0, receipt uuid, enqueued_at timestamptz NOT NULL,
+    visible_at timestamptz NOT NULL, died_at timestamptz) WITH (fillfactor = 70);
+  CREATE INDEX ON "${s}".queues (queue, seq) WHERE state <> 'dead';
+  CREATE INDEX ON "${s}".queues (queue, died_at, seq) WHERE state = 'dead';
   CREATE TABLE "${s}".event_channels (channel text COLLATE "C" PRIMARY KEY, last_id bigint NOT NULL);
   CREATE TABLE "${s}".events (channel text COLLATE "C" NOT NULL, id bigint NOT NULL, message text NOT NULL,
     published_at timestamptz NOT NULL, PRIMARY KEY (channel, id));`;
@@ -200,11 +275,14 @@ async function rawPgOps(
   pool: PoolLike,
   listener: pg.ClientBase,
   tag: string,
+  counter: StatementCounter,
 ): Promise<OpTable> {
   const s = ctx.schema();
   await pool.query(RAW_DDL(s));
-  const q = (name: string, text: string) => (values: unknown[]) =>
-    pool.query({ name: `${tag}_${name}`, text, values });
+  const q = (name: string, text: string) => (values: unknown[]) => {
+    counter.sent(1, 1);
+    return pool.query({ name: `${tag}_${name}`, text, values });
+  };
   const get = q(
     'get',
     `SELECT value FROM "${s}".kv_store WHERE key = $1 AND (expires_at IS NULL OR expires_at > now())`,
@@ -219,15 +297,10 @@ async function rawPgOps(
     `INSERT INTO "${s}".sessions (session_id, cluster_id, user_id, data, created_at, expires_at)
      VALUES ($1, $2, $3, $4, now(), now() + interval '10 minutes') RETURNING *`,
   );
-  const send = q('send', `INSERT INTO "${s}".queue (payload) VALUES ($1)`);
-  const claim = q(
-    'claim',
-    `UPDATE "${s}".queue SET visible_at = now() + interval '30 seconds', receipt = $1
-     WHERE id = (SELECT id FROM "${s}".queue WHERE visible_at <= now() ORDER BY visible_at, id
-                 LIMIT 1 FOR UPDATE SKIP LOCKED)
-     RETURNING id, payload`,
-  );
-  const ack = q('ack', `DELETE FROM "${s}".queue WHERE id = $1 AND receipt = $2`);
+  // The library's own queue statements, sent one per call: send, claim, ack.
+  const plans = queuePlans(`"${s}".queues`, `"${s}".queue_dedup`, `${s}_queue`);
+  const send = q('send', plans.sendMany);
+  const ackAndClaim = q('ack_claim', plans.ackAndClaim);
   // The durable work of a publish: the channel's counter, the event kept in history (bounded),
   // and a notification that carries it.
   const publish = q(
@@ -265,11 +338,14 @@ async function rawPgOps(
     'kv.set': (i) => set([`k${i % KEYS}`, JSON.stringify(VALUE)]),
     'session create': (i) => create([randomUUID(), `c${i % 10}`, 'bench', '{}']),
     'queue pop': async () => {
-      await send([JSON.stringify(VALUE)]);
+      await send([[randomUUID()], ['bench'], [JSON.stringify(VALUE)], [0]]);
       for (;;) {
-        const receipt = randomUUID();
-        const { rows } = await claim([receipt]);
-        if (rows[0]) return ack([rows[0].id, receipt]);
+        const { rows } = await ackAndClaim(['bench', 1, 30_000, 5, [], [], []]);
+        const [m] = JSON.parse(rows[0].claimed) as { id: string; receipt: string; payload: string }[];
+        if (!m) continue;
+        JSON.parse(m.payload);
+        const acked = await ackAndClaim(['', 0, 0, 5, ['bench'], [m.id], [m.receipt]]);
+        return (JSON.parse(acked.rows[0].acked) as string[]).length === 1;
       }
     },
     'pub/sub': async (i) => {
@@ -313,18 +389,20 @@ async function neonPool(ctx: Context): Promise<{ pool: PoolLike; listener: pg.Cl
  * group in turn. Within a group (a library backend and its raw baseline) the calls alternate,
  * one of each in turn (see sampleInterleaved), so the ratio compares like with like.
  */
-async function runGroups(ctx: Context, groups: [string, OpTable][][]): Promise<void> {
+async function runGroups(ctx: Context, groups: Member[][]): Promise<void> {
   const samples = new Map<string, Sample[]>();
   const { reps, ...budget } = ctx.budget;
   for (let rep = 0; rep < reps; rep++) {
     for (const op of OPS) {
       for (const concurrency of CONCURRENCY) {
         for (const group of groups) {
+          for (const [, , counter] of group) if (counter) counter.measuring = `${op}\0${concurrency}`;
           const got = await sampleInterleaved(
             group.map(([, ops]) => ops[op]),
             budget,
             concurrency,
           );
+          for (const [, , counter] of group) if (counter) counter.measuring = undefined;
           group.forEach(([backend], g) => {
             const key = `${backend}\0${op}\0${concurrency}`;
             samples.set(key, [...(samples.get(key) ?? []), got[g]!]);
@@ -334,13 +412,17 @@ async function runGroups(ctx: Context, groups: [string, OpTable][][]): Promise<v
     }
     ctx.log(`  round ${rep + 1} of ${reps} done`);
   }
-  for (const [backend] of groups.flat()) {
+  for (const [backend, , counter] of groups.flat()) {
     for (const op of OPS) {
       for (const concurrency of CONCURRENCY) {
         const m = combine(samples.get(`${backend}\0${op}\0${concurrency}`) ?? []);
-        ctx.results.latency.push({ backend, op, concurrency, ...m });
+        const counted = counter?.perCall(op, concurrency);
+        ctx.results.latency.push({ backend, op, concurrency, ...m, ...counted });
+        const perCall = counted
+          ? `  ${counted.statementsPerCall.toFixed(2)} statements, ${counted.commitsPerCall.toFixed(2)} commits per call`
+          : '';
         ctx.log(
-          `  ${backend.padEnd(20)} ${op.padEnd(15)} c${concurrency}  p50 ${m.p50.toFixed(3)} ms  p99 ${m.p99.toFixed(3)} ms  ${Math.round(m.opsPerSec)} ops/s`,
+          `  ${backend.padEnd(20)} ${op.padEnd(15)} c${concurrency}  p50 ${m.p50.toFixed(3)} ms  p99 ${m.p99.toFixed(3)} ms  ${Math.round(m.opsPerSec)} ops/s${perCall}`,
         );
       }
     }
@@ -348,30 +430,41 @@ async function runGroups(ctx: Context, groups: [string, OpTable][][]): Promise<v
 }
 
 export async function matrixSuite(ctx: Context): Promise<void> {
-  const groups: [string, OpTable][][] = [];
+  const groups: Member[][] = [];
   for (const backend of ctx.options.backends ?? BACKENDS) {
     const why = ctx.unavailable(backend);
     if (why) {
       ctx.skip(`matrix ${backend}`, why);
       continue;
     }
-    const group: [string, OpTable][] = [[backend, await libraryOps(await ctx.storage(backend))]];
+    const group: Member[] = [];
+    if (backend === 'postgresql (pg)') {
+      // The library over a Sql that counts what it sends, like the raw row beside it.
+      const counter = new StatementCounter();
+      const storage = await ctx.storage(backend, {}, async (config) => {
+        const sql = await createSql(resolveConfig(config).postgresql);
+        ctx.defer(() => sql.close());
+        return { postgresql: { sql: counter.sql(sql) } };
+      });
+      group.push([backend, counter.calls(await libraryOps(storage)), counter]);
+    } else group.push([backend, await libraryOps(await ctx.storage(backend))]);
     const raw = await rawBaseline(ctx, backend);
     if (raw) group.push(raw);
     groups.push(group);
   }
   await runGroups(ctx, groups);
 }
-async function rawBaseline(ctx: Context, backend: BackendName): Promise<[string, OpTable] | undefined> {
+async function rawBaseline(ctx: Context, backend: BackendName): Promise<Member | undefined> {
   if (backend === 'redis') return ['ioredis (raw)', await rawRedisOps(ctx)];
   if (backend === 'postgresql (pg)') {
     const listener = (await ctx.pgPool(1).connect()) as pg.ClientBase;
     ctx.defer(async () => (listener as pg.PoolClient).release());
-    return ['pg (raw)', await rawPgOps(ctx, ctx.pgPool(), listener, 'pg')];
+    const counter = new StatementCounter();
+    return ['pg (raw)', counter.calls(await rawPgOps(ctx, ctx.pgPool(), listener, 'pg', counter)), counter];
   }
   if (backend === 'postgresql (neon)') {
     const { pool, listener } = await neonPool(ctx);
-    return ['neon (raw)', await rawPgOps(ctx, pool, listener, 'neon')];
+    return ['neon (raw)', await rawPgOps(ctx, pool, listener, 'neon', new StatementCounter())];
   }
   return undefined;
 }

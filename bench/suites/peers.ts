@@ -180,7 +180,7 @@ export async function peersSuite(ctx: Context): Promise<void> {
       CONSUMERS,
       reps,
     );
-    // Like for like with pg-boss's batched fetch: receive up to 50 per call, ack each.
+    // Like for like with pg-boss's batched fetch: receive up to 50 per call, ack them together.
     const batched = await queueThroughput(
       `kubently (postgresql, batches of ${BATCH})`,
       (r) => libraryQueue(storage, `peer-batch-${r}`, BATCH),

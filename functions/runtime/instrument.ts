@@ -6,7 +6,7 @@
 import type { Storage } from '../../lib/storage/types.js';
 import { traceCall } from './tracing.js';
 
-const STORES = ['kv', 'sessions', 'queues', 'events', 'tokens', 'audit', 'connections'] as const;
+const STORES = ['kv', 'sessions', 'queues', 'events', 'tokens', 'audit', 'connections', 'consumers'] as const;
 
 export function instrumentStorage(storage: Storage, onFailure: (error: unknown) => void): Storage {
   const observed = <T>(promise: Promise<T>): Promise<T> =>

@@ -11,6 +11,7 @@ import { lambdaClient, managementApiModule, managementClient, websocketEndpoint 
 import type { ApiErrorCode } from './http.js';
 import { logger } from './logger.js';
 import { emitMetric } from './metrics.js';
+import type { QueueServerFrame } from './push.js';
 import { getStorageConfig } from './storage.js';
 
 /** API Gateway refuses a single WebSocket frame over 32 KB (closing the connection with 1009). */
@@ -28,7 +29,8 @@ export type ServerFrame =
   | { type: 'unsubscribed'; channel: string }
   | { type: 'message'; channel: string; id: string; message: Json; publishedAt: string }
   | { type: 'pong' }
-  | { type: 'error'; code: ApiErrorCode; message: string };
+  | { type: 'error'; code: ApiErrorCode; message: string }
+  | QueueServerFrame;
 
 export interface RelayOptions {
   /** The management endpoint; default `websocketEndpoint()` (the environment). */

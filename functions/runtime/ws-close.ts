@@ -9,6 +9,7 @@
 import type { Storage } from '../../lib/storage/types.js';
 import { websocketEndpoint } from './aws.js';
 import { logger } from './logger.js';
+import { endConsumers } from './push.js';
 import { type CloseResult, closeSocket, eachLimited, POST_CONCURRENCY, postFrame } from './relay.js';
 import { TOKEN_INVALID_MESSAGE } from './ws-access.js';
 
@@ -37,6 +38,7 @@ export async function closeConnection(
   reason: string,
 ): Promise<CloseResult> {
   await storage.connections.remove(connectionId);
+  await endConsumers(storage, connectionId, endpoint);
   if (!endpoint) {
     logger.error('connection forgotten but not closed: no WebSocket endpoint (set WEBSOCKET_ENDPOINT)', {
       connectionId,

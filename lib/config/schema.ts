@@ -21,6 +21,16 @@ const DataBackend = (fallback?: 'redis' | 'postgresql') =>
   T.Union([T.Literal('redis'), T.Literal('postgresql')], fallback ? { default: fallback } : {});
 export type DataBackend = 'redis' | 'postgresql';
 
+/** Where each hybrid data type lives unless `hybrid.routing` says otherwise (the hybrid reads the resolved routing). */
+export const DEFAULT_HYBRID_ROUTING = {
+  sessions: 'postgresql',
+  authentication: 'postgresql',
+  audit: 'postgresql',
+  queues: 'redis',
+  cache: 'redis',
+  pubsub: 'redis',
+} as const satisfies Record<string, DataBackend>;
+
 /** The resolved configuration every backend is built from. Durations are seconds. */
 export const StorageConfigSchema = T.Object(
   {
@@ -140,12 +150,12 @@ export const StorageConfigSchema = T.Object(
         /** Data type → backend. `cache` is the kv store, `authentication` the tokens, `pubsub` the events. */
         routing: T.Object(
           {
-            sessions: DataBackend('postgresql'),
-            authentication: DataBackend('postgresql'),
-            audit: DataBackend('postgresql'),
-            queues: DataBackend('redis'),
-            cache: DataBackend('redis'),
-            pubsub: DataBackend('redis'),
+            sessions: DataBackend(DEFAULT_HYBRID_ROUTING.sessions),
+            authentication: DataBackend(DEFAULT_HYBRID_ROUTING.authentication),
+            audit: DataBackend(DEFAULT_HYBRID_ROUTING.audit),
+            queues: DataBackend(DEFAULT_HYBRID_ROUTING.queues),
+            cache: DataBackend(DEFAULT_HYBRID_ROUTING.cache),
+            pubsub: DataBackend(DEFAULT_HYBRID_ROUTING.pubsub),
           },
           Strict,
         ),

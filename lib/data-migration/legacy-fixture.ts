@@ -118,39 +118,106 @@ interface Slot {
   expiresUs: number;
 }
 
+/** What every part of the fixture writes with: the seeded generator, the server's time, batched commands. */
+class FixtureWriter {
+  readonly skipped: Record<string, number> = {};
+  private pipeline: ReturnType<Redis['pipeline']>;
+  private queued = 0;
+
+  constructor(
+    private readonly client: Redis,
+    readonly prefix: string,
+    readonly rng: ReturnType<typeof generator>,
+    /** The server's time, epoch microseconds. */
+    readonly now: number,
+  ) {
+    this.pipeline = client.pipeline();
+  }
+
+  /** Queues commands; they go out in pipelines of a few thousand. */
+  async send(build: (pl: ReturnType<Redis['pipeline']>) => void, n = 1): Promise<void> {
+    build(this.pipeline);
+    this.queued += n;
+    if (this.queued >= 2000) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.queued === 0) return;
+    const results = await this.pipeline.exec();
+    for (const [error] of results ?? []) if (error) throw error;
+    this.pipeline = this.client.pipeline();
+    this.queued = 0;
+  }
+
+  /** Writes a string that expires at `expiresUs` (the time left, as the service's TTL left it). */
+  setUntil(key: string, value: string, expiresUs: number): Promise<void> {
+    return this.send((pl) =>
+      pl.set(`${this.prefix}${key}`, value, 'PX', Math.max(1, Math.floor((expiresUs - this.now) / 1000))),
+    );
+  }
+
+  /** Counts items the import is expected to skip, by reason. */
+  count(reason: string, n = 1): void {
+    if (n > 0) this.skipped[reason] = (this.skipped[reason] ?? 0) + n;
+  }
+}
+
+const USERS = ['anonymous', 'alice@example.com', 'bob@example.com', 'oncall@example.com'];
+const IDENTITIES = ['tenant:abc', 'tenant:def', 'service:control-plane'];
+const SERVICES = ['direct', 'service:a2a-agent', ...IDENTITIES];
+
 export async function writeLegacyFixture(
   client: Redis,
   options: LegacyFixtureOptions = {},
 ): Promise<LegacyManifest> {
-  const p = options.prefix ?? '';
-  const rng = generator(options.seed ?? 1);
   const liveCount = options.sessions ?? 200;
-  const clusterCount = Math.max(1, options.clusters ?? 5);
-  const auditCount = Math.min(options.auditEntries ?? 200, 10_000);
-  const eventCap = Math.min(options.events ?? 1000, 1000);
   const [seconds, micros] = await client.time();
-  const now = Number(seconds) * SECOND + Number(micros);
+  const ctx = new FixtureWriter(
+    client,
+    options.prefix ?? '',
+    generator(options.seed ?? 1),
+    Number(seconds) * SECOND + Number(micros),
+  );
+  // The parts in this order: each draws from the one seeded generator.
+  const { clusters, executor, apiKeys } = await writeTokens(ctx, Math.max(1, options.clusters ?? 5));
+  const { sessions, correlations } = planSessions(ctx, clusters, liveCount);
+  const derived = replaySessions(ctx, sessions, clusters);
+  let kv = await writeSessionKeys(ctx, sessions, derived);
+  const events = await writeSessionEvents(ctx, sessions, Math.min(options.events ?? 1000, 1000));
+  const kvFamilies = await writeKvFamilies(ctx, clusters);
+  kv += kvFamilies.kv;
+  await writeLeftBehind(ctx, clusters);
+  const liveList = sessions.filter((s) => s.fate === 'live');
+  const audit = await writeAudit(ctx, {
+    liveList,
+    clusters,
+    correlations,
+    auditCount: Math.min(options.auditEntries ?? 200, 10_000),
+  });
+  await ctx.flush();
 
-  // Commands go out in pipelines of a few thousand.
-  let pipeline = client.pipeline();
-  let queued = 0;
-  const flush = async () => {
-    if (queued === 0) return;
-    const results = await pipeline.exec();
-    for (const [error] of results ?? []) if (error) throw error;
-    pipeline = client.pipeline();
-    queued = 0;
+  return {
+    prefix: ctx.prefix,
+    counts: {
+      kv,
+      sessions: liveList.length,
+      tokens: clusters.length + IDENTITIES.length,
+      events,
+      audit,
+    },
+    skipped: ctx.skipped,
+    tokens: { executor, apiKeys },
+    clusters,
+    capabilities: kvFamilies.capabilities,
+    liveSessions: liveList
+      .slice(0, 1000)
+      .map((s) => ({ sessionId: s.id, clusterId: s.cluster, correlationId: s.correlation })),
   };
-  const send = async (build: (pl: ReturnType<Redis['pipeline']>) => void, n = 1) => {
-    build(pipeline);
-    queued += n;
-    if (queued >= 2000) await flush();
-  };
-  /** Writes a string that expires at `expiresUs` (the time left, as the service's TTL left it). */
-  const setUntil = (key: string, value: string, expiresUs: number) =>
-    send((pl) => pl.set(`${p}${key}`, value, 'PX', Math.max(1, Math.floor((expiresUs - now) / 1000))));
+}
 
-  // -- clusters, executor tokens, API keys ------------------------------------------------
+/** Clusters, their executor tokens, and API keys. */
+async function writeTokens(ctx: FixtureWriter, clusterCount: number) {
+  const { rng } = ctx;
   const envs = ['prod', 'staging', 'dev', 'qa'];
   const regions = ['eu', 'us', 'ap'];
   const clusters = Array.from(
@@ -167,20 +234,22 @@ export async function writeLegacyFixture(
         : rng.hex(64);
   });
   for (const cluster of clusters)
-    await send((pl) => pl.set(`${p}executor:token:${cluster}`, executor[cluster]!));
+    await ctx.send((pl) => pl.set(`${ctx.prefix}executor:token:${cluster}`, executor[cluster]!));
 
-  const identities = ['tenant:abc', 'tenant:def', 'service:control-plane'];
   const apiKeys: Record<string, string> = {};
-  for (const identity of identities) {
+  for (const identity of IDENTITIES) {
     const plaintext = `kk_${rng.hex(40)}`;
     apiKeys[plaintext] = identity;
     const hash = createHash('sha256').update(plaintext).digest('hex');
-    await send((pl) => pl.set(`${p}api:key:${hash}`, identity));
+    await ctx.send((pl) => pl.set(`${ctx.prefix}api:key:${hash}`, identity));
   }
 
-  // -- sessions ---------------------------------------------------------------------------
-  const users = ['anonymous', 'alice@example.com', 'bob@example.com', 'oncall@example.com'];
-  const services = ['direct', 'service:a2a-agent', ...identities];
+  return { clusters, executor, apiKeys };
+}
+
+/** The sessions of the simulated history: live, expired by TTL, ended, and the scenarios below. */
+function planSessions(ctx: FixtureWriter, clusters: string[], liveCount: number) {
+  const { rng, now } = ctx;
   const correlations = Array.from(
     { length: Math.max(1, Math.ceil(liveCount / 10)) },
     () => `corr-${rng.hex(12)}`,
@@ -193,8 +262,8 @@ export async function writeLegacyFixture(
     return {
       id: rng.uuid(),
       cluster: rng.pick(busy),
-      user: rng.pick(users),
-      service: rng.pick(services),
+      user: rng.pick(USERS),
+      service: rng.pick(SERVICES),
       correlation: rng.next() < 0.15 ? rng.pick(correlations) : null,
       createdUs,
       lastUs,
@@ -233,20 +302,33 @@ export async function writeLegacyFixture(
   }
   sessions.sort((a, b) => a.createdUs - b.createdUs);
 
-  const sessionData = (s: SessionSpec, lastUs: number, commands: number) => ({
-    session_id: s.id,
-    cluster_id: s.cluster,
-    user_id: s.user,
-    service_identity: s.service,
-    correlation_id: s.correlation,
-    created_at: pythonIso(s.createdUs),
-    expires_at: pythonIso(s.createdUs + SESSION_TTL * SECOND),
-    last_activity: pythonIso(lastUs),
-    command_count: commands,
-    ttl: SESSION_TTL,
-  });
+  return { sessions, correlations };
+}
 
-  // Replays the sessions' effects on the derived keys in time order.
+const sessionData = (s: SessionSpec, lastUs: number, commands: number) => ({
+  session_id: s.id,
+  cluster_id: s.cluster,
+  user_id: s.user,
+  service_identity: s.service,
+  correlation_id: s.correlation,
+  created_at: pythonIso(s.createdUs),
+  expires_at: pythonIso(s.createdUs + SESSION_TTL * SECOND),
+  last_activity: pythonIso(lastUs),
+  command_count: commands,
+  ttl: SESSION_TTL,
+});
+
+/** The derived keys' state at the end of the history. */
+interface DerivedKeys {
+  active: Map<string, Slot>;
+  clusterSession: Map<string, Slot>;
+  correlationSets: Map<string, { members: Set<string>; expiresUs: number }>;
+  activeSet: Set<string>;
+}
+
+/** Replays the sessions' effects on the derived keys in time order. */
+function replaySessions(ctx: FixtureWriter, sessions: SessionSpec[], clusters: string[]): DerivedKeys {
+  const { rng, now } = ctx;
   type Op = {
     at: number;
     kind: 'create' | 'keepalive' | 'end' | 'sse' | 'execute';
@@ -318,44 +400,59 @@ export async function writeLegacyFixture(
     }
   }
 
+  return { active, clusterSession, correlationSets, activeSet };
+}
+
+/** The live sessions and the derived keys still alive; answers how many kv keys it wrote. */
+async function writeSessionKeys(
+  ctx: FixtureWriter,
+  sessions: SessionSpec[],
+  derived: DerivedKeys,
+): Promise<number> {
+  const { now } = ctx;
+  const { active, clusterSession, correlationSets, activeSet } = derived;
   const liveIds = new Set(sessions.filter((s) => s.fate === 'live').map((s) => s.id));
-  const skipped: Record<string, number> = {};
-  const count = (reason: string, n = 1) => {
-    if (n > 0) skipped[reason] = (skipped[reason] ?? 0) + n;
-  };
   for (const s of sessions) {
     if (s.fate !== 'live') continue;
     const remaining = s.lastUs + SESSION_TTL * SECOND;
-    await setUntil(`session:${s.id}`, pythonJson(sessionData(s, s.lastUs, s.commands)), remaining);
+    await ctx.setUntil(`session:${s.id}`, pythonJson(sessionData(s, s.lastUs, s.commands)), remaining);
   }
   let kv = 0;
   for (const [cluster, slot] of active) {
     if (slot.expiresUs <= now) continue;
-    await setUntil(`cluster:active:${cluster}`, slot.value, slot.expiresUs);
+    await ctx.setUntil(`cluster:active:${cluster}`, slot.value, slot.expiresUs);
     kv += 1;
   }
   for (const [cluster, slot] of clusterSession) {
     if (slot.expiresUs <= now) continue;
-    await setUntil(`cluster:session:${cluster}`, slot.value, slot.expiresUs);
-    if (!liveIds.has(slot.value)) count(STALE_REASONS.cluster);
+    await ctx.setUntil(`cluster:session:${cluster}`, slot.value, slot.expiresUs);
+    if (!liveIds.has(slot.value)) ctx.count(STALE_REASONS.cluster);
   }
   for (const [corr, set] of correlationSets) {
     if (set.expiresUs <= now || set.members.size === 0) continue;
     const members = [...set.members];
-    await send((pl) => pl.sadd(`${p}correlation:${corr}:sessions`, ...members));
-    await send((pl) =>
-      pl.pexpire(`${p}correlation:${corr}:sessions`, Math.floor((set.expiresUs - now) / 1000)),
+    await ctx.send((pl) => pl.sadd(`${ctx.prefix}correlation:${corr}:sessions`, ...members));
+    await ctx.send((pl) =>
+      pl.pexpire(`${ctx.prefix}correlation:${corr}:sessions`, Math.floor((set.expiresUs - now) / 1000)),
     );
-    count(STALE_REASONS.correlation, members.filter((m) => !liveIds.has(m)).length);
+    ctx.count(STALE_REASONS.correlation, members.filter((m) => !liveIds.has(m)).length);
   }
   const activeMembers = [...activeSet];
   for (let i = 0; i < activeMembers.length; i += 1000) {
     const chunk = activeMembers.slice(i, i + 1000);
-    await send((pl) => pl.sadd(`${p}sessions:active`, ...chunk));
+    await ctx.send((pl) => pl.sadd(`${ctx.prefix}sessions:active`, ...chunk));
   }
-  count(STALE_REASONS.active, activeMembers.filter((m) => !liveIds.has(m)).length);
+  ctx.count(STALE_REASONS.active, activeMembers.filter((m) => !liveIds.has(m)).length);
 
-  // session:events: created and ended events, newest first, the last 1000 kept.
+  return kv;
+}
+
+/** session:events: created and ended events, newest first, the last `eventCap` kept; answers how many. */
+async function writeSessionEvents(
+  ctx: FixtureWriter,
+  sessions: SessionSpec[],
+  eventCap: number,
+): Promise<number> {
   const events: { at: number; text: string }[] = [];
   for (const s of sessions.slice(-2 * eventCap)) {
     events.push({
@@ -384,11 +481,17 @@ export async function writeLegacyFixture(
   const kept = events.slice(-eventCap);
   for (let i = 0; i < kept.length; i += 500) {
     const chunk = kept.slice(i, i + 500).map((e) => e.text);
-    await send((pl) => pl.lpush(`${p}session:events`, ...chunk));
+    await ctx.send((pl) => pl.lpush(`${ctx.prefix}session:events`, ...chunk));
   }
-  if (kept.length > 0) await send((pl) => pl.ltrim(`${p}session:events`, 0, 999));
+  if (kept.length > 0) await ctx.send((pl) => pl.ltrim(`${ctx.prefix}session:events`, 0, 999));
 
-  // -- capabilities, command results --------------------------------------------------------
+  return kept.length;
+}
+
+/** Capabilities reports and command results (kv families); answers the clusters with capabilities and the keys written. */
+async function writeKvFamilies(ctx: FixtureWriter, clusters: string[]) {
+  const { rng, now } = ctx;
+  let kv = 0;
   const capabilities = clusters.length > 1 ? clusters.slice(0, -1) : clusters;
   for (const cluster of capabilities) {
     const reported = now - rng.int(60, 3000) * SECOND - rng.int(0, 999_999);
@@ -414,7 +517,7 @@ export async function writeLegacyFixture(
           }
         : null,
     };
-    await setUntil(
+    await ctx.setUntil(
       `cluster:${cluster}:capabilities`,
       pythonJson(report),
       heartbeat + CAPABILITY_TTL * SECOND,
@@ -425,7 +528,7 @@ export async function writeLegacyFixture(
     const command = rng.uuid();
     const cluster = rng.pick(clusters);
     const bound = now - rng.int(1, 5) * SECOND;
-    await setUntil(`command:cluster:${command}`, cluster, bound + 120 * SECOND);
+    await ctx.setUntil(`command:cluster:${command}`, cluster, bound + 120 * SECOND);
     kv += 1;
     if (i === 3) continue; // still running: no result yet
     const executed = bound + rng.int(100_000, 900_000);
@@ -443,34 +546,41 @@ export async function writeLegacyFixture(
       executed_at: pythonIso(executed, i === 1),
       stored_at: pythonIso(executed + 2_000),
     };
-    await setUntil(`result:${command}`, pythonJson(result), executed + 2_000 + 60 * SECOND);
+    await ctx.setUntil(`result:${command}`, pythonJson(result), executed + 2_000 + 60 * SECOND);
     kv += 1;
   }
 
-  // -- keys the import leaves behind ------------------------------------------------------
-  await send((pl) => pl.set(`${p}metrics:commands_timeout:global`, '2', 'EX', 86_400));
-  await send((pl) => pl.set(`${p}metrics:commands_queued:${clusters[0]}`, '5', 'EX', 86_400));
-  count(notMigrated('metrics:*'), 2);
+  return { capabilities, kv };
+}
+
+/** Keys the import leaves behind (metrics, checkpoints, incidents). */
+async function writeLeftBehind(ctx: FixtureWriter, clusters: string[]): Promise<void> {
+  const { rng, now } = ctx;
+  await ctx.send((pl) => pl.set(`${ctx.prefix}metrics:commands_timeout:global`, '2', 'EX', 86_400));
+  await ctx.send((pl) => pl.set(`${ctx.prefix}metrics:commands_queued:${clusters[0]}`, '5', 'EX', 86_400));
+  ctx.count(notMigrated('metrics:*'), 2);
   const thread = rng.uuid();
   const week = 7 * 86_400;
-  await send((pl) =>
+  await ctx.send((pl) =>
     pl
-      .hset(`${p}kubently:ckpt:cp:${thread}::cp-1`, { checkpoint: 'eyJ2IjogMX0=', metadata: '{}' })
-      .expire(`${p}kubently:ckpt:cp:${thread}::cp-1`, week),
+      .hset(`${ctx.prefix}kubently:ckpt:cp:${thread}::cp-1`, { checkpoint: 'eyJ2IjogMX0=', metadata: '{}' })
+      .expire(`${ctx.prefix}kubently:ckpt:cp:${thread}::cp-1`, week),
   );
-  await send((pl) =>
-    pl.zadd(`${p}kubently:ckpt:idx:${thread}:`, 0, 'cp-1').expire(`${p}kubently:ckpt:idx:${thread}:`, week),
-  );
-  await send((pl) =>
+  await ctx.send((pl) =>
     pl
-      .sadd(`${p}kubently:ckpt:threadkeys:${thread}`, `kubently:ckpt:cp:${thread}::cp-1`)
-      .expire(`${p}kubently:ckpt:threadkeys:${thread}`, week),
+      .zadd(`${ctx.prefix}kubently:ckpt:idx:${thread}:`, 0, 'cp-1')
+      .expire(`${ctx.prefix}kubently:ckpt:idx:${thread}:`, week),
   );
-  count(notMigrated('kubently:ckpt:*'), 3);
+  await ctx.send((pl) =>
+    pl
+      .sadd(`${ctx.prefix}kubently:ckpt:threadkeys:${thread}`, `kubently:ckpt:cp:${thread}::cp-1`)
+      .expire(`${ctx.prefix}kubently:ckpt:threadkeys:${thread}`, week),
+  );
+  ctx.count(notMigrated('kubently:ckpt:*'), 3);
   const incidentAt = Math.floor(now / SECOND) - 3600;
-  await send((pl) =>
+  await ctx.send((pl) =>
     pl.set(
-      `${p}kubently:incidents:rec:default:inc-1`,
+      `${ctx.prefix}kubently:incidents:rec:default:inc-1`,
       pythonJson({
         id: 'inc-1',
         namespace: 'default',
@@ -481,15 +591,21 @@ export async function writeLegacyFixture(
       90 * 86_400,
     ),
   );
-  await send((pl) =>
+  await ctx.send((pl) =>
     pl
-      .zadd(`${p}kubently:incidents:idx:default`, incidentAt, 'inc-1')
-      .expire(`${p}kubently:incidents:idx:default`, 90 * 86_400),
+      .zadd(`${ctx.prefix}kubently:incidents:idx:default`, incidentAt, 'inc-1')
+      .expire(`${ctx.prefix}kubently:incidents:idx:default`, 90 * 86_400),
   );
-  count(notMigrated('kubently:incidents:*'), 2);
+  ctx.count(notMigrated('kubently:incidents:*'), 2);
+}
 
-  // -- audit ------------------------------------------------------------------------------
-  const liveList = sessions.filter((s) => s.fate === 'live');
+/** The audit lists; answers how many entries were written. */
+async function writeAudit(
+  ctx: FixtureWriter,
+  history: { liveList: SessionSpec[]; clusters: string[]; correlations: string[]; auditCount: number },
+): Promise<number> {
+  const { rng, now } = ctx;
+  const { liveList, clusters, correlations, auditCount } = history;
   const commands = [
     'get pods -n default',
     'describe deployment api -n prod',
@@ -509,7 +625,7 @@ export async function writeLegacyFixture(
         pythonJson({
           type: 'command_executed',
           data: {
-            service_identity: rng.next() < 0.1 ? null : (session?.service ?? rng.pick(services)),
+            service_identity: rng.next() < 0.1 ? null : (session?.service ?? rng.pick(SERVICES)),
             cluster_id: session?.cluster ?? rng.pick(clusters),
             session_id: session?.id ?? null,
             command_id: rng.uuid(),
@@ -530,7 +646,7 @@ export async function writeLegacyFixture(
     } else {
       const dynamic = rng.next() < 0.5;
       const data = dynamic
-        ? { service_identity: rng.pick(identities), dynamic: true, timestamp: pythonIso(at + 7, i < 2) }
+        ? { service_identity: rng.pick(IDENTITIES), dynamic: true, timestamp: pythonIso(at + 7, i < 2) }
         : {
             service_identity: rng.next() < 0.3 ? null : 'service:a2a-agent',
             timestamp: pythonIso(at + 5, i < 2),
@@ -540,12 +656,12 @@ export async function writeLegacyFixture(
   }
   for (let i = 0; i < audit.length; i += 500) {
     const chunk = audit.slice(i, i + 500);
-    await send((pl) => pl.lpush(`${p}auth:audit`, ...chunk));
+    await ctx.send((pl) => pl.lpush(`${ctx.prefix}auth:audit`, ...chunk));
   }
-  if (audit.length > 0) await send((pl) => pl.ltrim(`${p}auth:audit`, 0, 9999));
+  if (audit.length > 0) await ctx.send((pl) => pl.ltrim(`${ctx.prefix}auth:audit`, 0, 9999));
   const enhanced: string[] = [];
   for (let i = 0; i < 5; i++) {
-    const user = rng.pick(users.slice(1));
+    const user = rng.pick(USERS.slice(1));
     enhanced.push(
       pythonJson({
         type: 'jwt_authenticated',
@@ -558,27 +674,12 @@ export async function writeLegacyFixture(
       }),
     );
   }
-  await send(
-    (pl) => pl.lpush(`${p}auth:audit:enhanced`, ...enhanced).ltrim(`${p}auth:audit:enhanced`, 0, 9999),
+  await ctx.send(
+    (pl) =>
+      pl
+        .lpush(`${ctx.prefix}auth:audit:enhanced`, ...enhanced)
+        .ltrim(`${ctx.prefix}auth:audit:enhanced`, 0, 9999),
     2,
   );
-  await flush();
-
-  return {
-    prefix: p,
-    counts: {
-      kv,
-      sessions: liveList.length,
-      tokens: clusters.length + identities.length,
-      events: kept.length,
-      audit: audit.length + enhanced.length,
-    },
-    skipped,
-    tokens: { executor, apiKeys },
-    clusters,
-    capabilities,
-    liveSessions: liveList
-      .slice(0, 1000)
-      .map((s) => ({ sessionId: s.id, clusterId: s.cluster, correlationId: s.correlation })),
-  };
+  return audit.length + enhanced.length;
 }

@@ -149,28 +149,22 @@ export interface RecordOf {
 }
 export type AnyRecord = RecordOf[StoreName];
 
+/** Each store's record identity. */
+const ID_OF: { [S in StoreName]: (record: RecordOf[S]) => string } = {
+  kv: (record) => record.key,
+  sessions: (record) => record.sessionId,
+  tokens: (record) => record.id,
+  connections: (record) => record.connectionId,
+  queues: (record) => pairId(record.queue, record.id),
+  dedup: (record) => pairId(record.queue, record.dedupId),
+  events: (record) => pairId(record.channel, String(record.id)),
+  audit: (record) => auditContentId(record),
+};
+
 /** The identity of a record within its store: what validate matches source and target by. */
 export function idOf<S extends StoreName>(store: S, record: RecordOf[S]): string {
-  const r = record as AnyRecord;
-  switch (store) {
-    case 'kv':
-      return (r as KvRecord).key;
-    case 'sessions':
-      return (r as SessionRecord).sessionId;
-    case 'tokens':
-      return (r as TokenRecord).id;
-    case 'connections':
-      return (r as ConnectionRecord).connectionId;
-    case 'queues':
-      return pairId((r as QueueMessageRecord).queue, (r as QueueMessageRecord).id);
-    case 'dedup':
-      return pairId((r as DedupRecord).queue, (r as DedupRecord).dedupId);
-    case 'events':
-      return pairId((r as EventRecord).channel, String((r as EventRecord).id));
-    case 'audit':
-      return auditContentId(r as AuditRecord);
-  }
-  throw new Error(`unknown store ${String(store)}`);
+  const identify: (record: RecordOf[S]) => string = ID_OF[store];
+  return identify(record);
 }
 
 /** Two names as one id; NUL cannot occur in a name. */

@@ -9,6 +9,13 @@ import type { RecordOf, StoreName } from './records.js';
 /** A position within one store's read, JSON-serialisable (it is kept in the checkpoint). */
 export type Cursor = string | number | boolean | null | Cursor[] | { [key: string]: Cursor };
 
+/** Whether a JSON value (a checkpoint's, read back) is a cursor. */
+export function isCursor(value: unknown): value is Cursor {
+  if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) return true;
+  if (Array.isArray(value)) return value.every(isCursor);
+  return typeof value === 'object' && Object.values(value).every(isCursor);
+}
+
 export interface SourceBatch<S extends StoreName> {
   records: RecordOf[S][];
   /** Where the next read starts: the batch's records are behind it. */
@@ -49,6 +56,16 @@ export interface RecordSource {
   close(): Promise<void>;
 }
 
+/** One store of the source: what `RecordSource` asks of it, without the store argument. */
+export interface StoreReader<S extends StoreName> {
+  /** About how many items the store holds; undefined when unknown. */
+  estimate(): Promise<number | undefined>;
+  /** The store's records from `cursor` (undefined: from the start). */
+  batches(cursor: Cursor | undefined, batchSize: number): AsyncIterable<SourceBatch<S>>;
+  /** The items' current state in the order of `ids`; undefined where one is gone. */
+  fetch(ids: string[]): Promise<(RecordOf[S] | undefined)[]>;
+}
+
 /**
  * A migration cannot start or go on because of what it was given or found: a bad URL, an
  * unreachable server, a target without its tables. The message says what to do; the CLI prints
@@ -59,4 +76,25 @@ export class DataMigrationInputError extends Error {
     super(message, options);
     this.name = 'DataMigrationInputError';
   }
+}
+
+/** A cursor kept as text (a SCAN or HSCAN position, a stream id); `start` when there is none. */
+export function textCursor(cursor: Cursor | undefined, start: string): string {
+  if (cursor === undefined) return start;
+  if (typeof cursor === 'string') return cursor;
+  throw new DataMigrationInputError(
+    `the checkpoint's position ${JSON.stringify(cursor)} is not one of this store`,
+  );
+}
+
+/** A cursor `[name, n]`: where a walk by name (queues, channels) stands; `start` when there is none. */
+export function namedCursor(cursor: Cursor | undefined, start: [string, number]): [string, number] {
+  if (cursor === undefined) return start;
+  if (Array.isArray(cursor) && cursor.length === 2) {
+    const [name, n] = cursor;
+    if (typeof name === 'string' && typeof n === 'number') return [name, n];
+  }
+  throw new DataMigrationInputError(
+    `the checkpoint's position ${JSON.stringify(cursor)} is not one of this store`,
+  );
 }

@@ -11,10 +11,12 @@ import type {
   DeadMessage,
   EventHandler,
   HealthCheck,
+  HeldDelivery,
   Json,
   KvEntry,
   PoolUse,
   PublishedEvent,
+  QueueConsumer,
   QueueStats,
   ReceivedMessage,
   Scope,
@@ -242,6 +244,29 @@ export interface ConnectionDriver {
   withExpiredToken(limit: number): Promise<string[]>;
 }
 
+/**
+ * The queue consumers' registry (types.ts, `ConsumerStore`). Keys within a queue are message ids
+ * and the facade's slot ids (`~` then a UUID). Times are epoch ms from the caller's clock: the
+ * one function that claims, binds and extends reads it, so they agree with one another.
+ */
+export interface ConsumerDriver {
+  register(queue: string, connectionId: string, max: number, visibilityMs: number): Promise<void>;
+  claim(
+    queue: string,
+    slot: string,
+    nowMs: number,
+  ): Promise<{ connectionId: string; visibilityMs: number } | undefined>;
+  bind(queue: string, slot: string, id: string, receipt: string, leaseEndsMs: number): Promise<boolean>;
+  release(queue: string, key: string): Promise<string | undefined>;
+  extend(queue: string, id: string, leaseEndsMs: number): Promise<boolean>;
+  stop(queue: string, connectionId: string, nowMs: number): Promise<HeldDelivery[]>;
+  removeConnection(connectionId: string, nowMs: number): Promise<HeldDelivery[]>;
+  queues(limit: number): Promise<string[]>;
+  /** Connection ids with a consumer, byte order, after `after` ('' from the start), at most `limit`. */
+  connections(after: string, limit: number): Promise<string[]>;
+  list(queue: string, nowMs: number): Promise<QueueConsumer[]>;
+}
+
 export interface Driver {
   readonly name: string;
   readonly kv: KvDriver;
@@ -251,6 +276,7 @@ export interface Driver {
   readonly tokens: TokenDriver;
   readonly audit: AuditDriver;
   readonly connections: ConnectionDriver;
+  readonly consumers: ConsumerDriver;
   ping(): Promise<void>;
   /**
    * What does not stop the backend from serving but should be fixed (e.g. LISTEN behind a

@@ -5,6 +5,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { maxHistoryFor, type StorageConfig } from '../config/index.js';
 import { BackendUnavailableError, ConflictError, UnauthorizedError, ValidationError } from '../errors.js';
+import { createConsumerStore } from './consumers.js';
 import type { Driver, EventDriver, Expiry, StoredToken } from './driver.js';
 import { boundByIssuer } from './lineage.js';
 import {
@@ -461,6 +462,7 @@ export function createFacade(driver: Driver, config: StorageConfig): Storage {
     tokens,
     audit,
     connections,
+    consumers: createConsumerStore(driver.consumers),
     async health(): Promise<HealthReport> {
       const started = performance.now();
       try {

@@ -516,6 +516,84 @@ export interface ConnectionStore {
 }
 
 // ---------------------------------------------------------------------------------------
+// queue consumers (push delivery over the WebSocket)
+
+/** A connection waiting for a queue's messages, as `ConsumerStore.list` answers it. */
+export interface QueueConsumer {
+  connectionId: string;
+  queue: string;
+  /** Most unacknowledged deliveries at a time (1–100). */
+  max: number;
+  /** Seconds each delivery's lease lasts. */
+  visibilityTimeout: number;
+  /** Message ids delivered and not yet given back or acked whose lease has not ended, sorted. */
+  inFlight: string[];
+}
+
+/** One delivery slot reserved by `claim`: lease one message with `visibilityTimeout`, then `bind` it. */
+export interface ConsumerSlot {
+  slot: string;
+  connectionId: string;
+  visibilityTimeout: number;
+}
+
+/** A message a consumer held when it stopped or its connection closed: to be given back. */
+export interface HeldDelivery {
+  queue: string;
+  connectionId: string;
+  id: string;
+  receipt: string;
+}
+
+/**
+ * Which connections wait for which queue, and what each one holds unacknowledged: the push
+ * delivery's registry, beside the connection registry on the same backend. A delivery counts
+ * against its consumer's `max` until it is released (ack, nack, give-back) or its lease ends.
+ */
+export interface ConsumerStore {
+  /** Registers the connection as a consumer of the queue, or changes its `max` and `visibilityTimeout` (what it holds stays). */
+  register(
+    connectionId: string,
+    queue: string,
+    options?: { max?: number; visibilityTimeout?: number },
+  ): Promise<void>;
+  /**
+   * Reserves one delivery slot, atomically, on the consumer of `queue` with the fewest deliveries
+   * in flight that is below its `max` (ties: the one served longest ago); `undefined` when none
+   * has room. A slot not bound within its consumer's visibility timeout frees itself.
+   */
+  claim(queue: string): Promise<ConsumerSlot | undefined>;
+  /**
+   * Binds a slot to the message leased for it. Answers `false`, binding nothing, when the slot is
+   * gone (the consumer stopped or its connection closed meanwhile): give the message back.
+   */
+  bind(
+    queue: string,
+    slot: string,
+    message: { id: string; receipt: string },
+    visibilityTimeout: number,
+  ): Promise<boolean>;
+  /** Frees a slot or a message's delivery; answers the connection that held it, or `undefined`. */
+  release(queue: string, slotOrId: string): Promise<string | undefined>;
+  /** Moves a delivered message's lease end to `visibilityTimeout` seconds from now; answers whether it was held. */
+  extend(queue: string, id: string, visibilityTimeout: number): Promise<boolean>;
+  /** Ends the connection's consumer of `queue`; answers the messages it held (bound, lease not ended). */
+  stop(connectionId: string, queue: string): Promise<HeldDelivery[]>;
+  /** Ends every consumer of the connection; answers what they held. */
+  removeConnection(connectionId: string): Promise<HeldDelivery[]>;
+  /** Queues with at least one consumer, sorted by their UTF-8 bytes (at most 1000). */
+  queues(): Promise<string[]>;
+  /**
+   * Connection ids with a consumer on any queue, sorted by their UTF-8 bytes: the page after
+   * `after`, at most `limit` (default and most 1000). Whether each connection is still open is
+   * the connection registry's to say: the cleanup ends the consumers of those that are not.
+   */
+  connections(options?: { after?: string; limit?: number }): Promise<string[]>;
+  /** The consumers of a queue, by connection id. */
+  list(queue: string): Promise<QueueConsumer[]>;
+}
+
+// ---------------------------------------------------------------------------------------
 // the whole
 
 export interface HealthCheck {
@@ -570,6 +648,7 @@ export interface Storage {
   readonly tokens: TokenStore;
   readonly audit: AuditStore;
   readonly connections: ConnectionStore;
+  readonly consumers: ConsumerStore;
   health(): Promise<HealthReport>;
   /**
    * The connection pools this instance holds, by backend (`postgresql`: the pg or Neon pool;

@@ -10,6 +10,8 @@ import { agent } from '../../clients/typescript/examples/agent.js';
 import { executor } from '../../clients/typescript/examples/executor.js';
 import {
   type ChannelEvent,
+  type Delivery,
+  FrameError,
   runExecutor,
   StorageClient,
   StorageError,
@@ -220,6 +222,64 @@ describe('TypeScript client against npm start', { timeout: 120_000 }, () => {
     ]);
     expect(failures).toEqual([new Error('try again')]);
     expect(await client.queues.stats(queue)).toMatchObject({ depth: 0, inFlight: 0 });
+  });
+
+  it('receive by push: deliveries, ack/nack/extend over the socket', async () => {
+    const queue = `ts-${run}-push`;
+    const receiver = client.receive(queue, { max: 2, visibilityTimeout: 60 });
+    await receiver.ready;
+    const sent = [await client.queues.send(queue, { n: 1 }), await client.queues.send(queue, { n: 2 })];
+    const iterator = receiver[Symbol.asyncIterator]();
+    const next = async () => (await iterator.next()).value as Delivery;
+    const a = await next();
+    const b = await next();
+    expect([a.id, b.id].sort()).toEqual(sent.map((m) => m.id).sort());
+    expect(a).toMatchObject({ queue, attempts: 1, receipt: expect.any(String) });
+    await receiver.extend(a, 120);
+    await receiver.ack(a);
+    await receiver.nack(b, 0);
+    const again = await next();
+    expect(again).toMatchObject({ id: b.id, attempts: 2 });
+    await expect(receiver.ack(b)).rejects.toMatchObject({ name: 'FrameError', code: 'conflict' });
+    await client.queues.ack(queue, again); // a pushed receipt is acked over HTTP too
+    receiver.close();
+    expect(await client.queues.stats(queue)).toMatchObject({ depth: 0, inFlight: 0 });
+  });
+
+  it('receive by push: a cut connection gives back, reconnects, receives again', async () => {
+    const queue = `ts-${run}-push-cut`;
+    const sockets: WebSocket[] = [];
+    const cut = new StorageClient({
+      baseUrl: offline.baseUrl,
+      wsUrl: offline.wsUrl,
+      token: offline.adminToken,
+      webSocket: (url) => {
+        const socket = new WebSocket(url);
+        sockets.push(socket);
+        return socket as unknown as WebSocketLike;
+      },
+    });
+    const receiver = cut.receive(queue, { reconnectDelayMs: { min: 50, max: 200 } });
+    await receiver.ready;
+    const { id } = await client.queues.send(queue, 'work');
+    const iterator = receiver[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toMatchObject({ id, attempts: 1 });
+    sockets[0]!.terminate();
+    expect((await iterator.next()).value).toMatchObject({ id, attempts: 2 });
+    expect(receiver.connections).toBe(2);
+    receiver.close();
+  });
+
+  it('receive by push: a forbidden queue rejects with the error frame', async () => {
+    const { token } = await client.tokens.issue({
+      identity: `ts-${run}`,
+      scopes: ['queues:receive'],
+      resources: ['allowed-*'],
+    });
+    const limited = new StorageClient({ baseUrl: offline.baseUrl, wsUrl: offline.wsUrl, token });
+    const error = await limited.receive(`ts-${run}-secret`).ready.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FrameError);
+    expect(error).toMatchObject({ code: 'forbidden' });
   });
 
   it('docs/clients.md examples: the executor answers the agent through a session channel', async () => {

@@ -10,6 +10,7 @@ import { type Backend, installHint, selectedBackends } from '../support/backends
 import { useBackend } from '../support/fixture.js';
 import { describeAudit } from './audit.js';
 import { describeConnections } from './connections.js';
+import { describeConsumers } from './consumers.js';
 import { describeEvents } from './events.js';
 import { describeKv } from './kv.js';
 import { describeLineage } from './lineage.js';
@@ -31,6 +32,7 @@ function describeConformance(backend: Backend): void {
   describePaging(f);
   describeAudit(f);
   describeConnections(f);
+  describeConsumers(f);
   describeStorage(f);
   describeValidation(f);
 }

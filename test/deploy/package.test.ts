@@ -170,7 +170,7 @@ describe('roles', () => {
         .filter(([id]) => accessOf(shortName(id)).relay)
         .map(([id]) => shortName(id))
         .sort(),
-    ).toEqual(['fanout', 'publish', 'wsDefault']);
+    ).toEqual(['cleanup', 'fanout', 'publish', 'queues', 'tokens', 'wsDefault', 'wsDisconnect']);
     const manage = (id: string) =>
       statementsOf(id).filter((s) => s.Action.includes('execute-api:ManageConnections'));
     const invoke = (id: string) => statementsOf(id).filter((s) => s.Action.includes('lambda:InvokeFunction'));

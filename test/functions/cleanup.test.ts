@@ -105,7 +105,7 @@ await describeOnBackends(
         expect(result!.kv).toBeGreaterThanOrEqual(1);
         expect(result!.sessions).toBeGreaterThanOrEqual(1);
       }
-      const { total, closedConnections, durationMs, skipped, ...rows } = result!;
+      const { total, closedConnections, consumerConnectionsEnded, durationMs, skipped, ...rows } = result!;
       expect(skipped).toBeUndefined();
       // No connection here was opened with an expiring token (ws.test.ts closes those).
       expect(closedConnections).toBe(0);
@@ -121,7 +121,13 @@ await describeOnBackends(
       expect(total).toBe(Object.values(rows).reduce((a, b) => a + b, 0));
       expect(durationMs).toBeGreaterThanOrEqual(0);
 
-      expect(info).toHaveBeenCalledWith('cleanup done', { rows, total, closedConnections, durationMs });
+      expect(info).toHaveBeenCalledWith('cleanup done', {
+        rows,
+        total,
+        closedConnections,
+        consumerConnectionsEnded,
+        durationMs,
+      });
 
       const totals = emf.find((document) => metricNames(document).includes('CleanupDurationMs'));
       expect(totals, JSON.stringify(emf)).toBeDefined();
@@ -144,6 +150,46 @@ await describeOnBackends(
       const again = await capturingEmf(() => cleanup({}, lambdaContext('cleanup')));
       expect(again.result).toMatchObject({ kv: 0, sessions: 0, tokens: 0, connections: 0 });
       expect((await storage().connections.subscribers('cleanup-channel')).connectionIds).toEqual([]);
+    });
+
+    it('ends the consumers of a connection gone without a $disconnect and gives back what they held', async () => {
+      const store = storage();
+      const [gone, live] = [`cleanup-gone-${randomUUID()}`, `cleanup-live-${randomUUID()}`];
+      for (const connectionId of [gone, live]) {
+        await store.connections.register({
+          connectionId,
+          identity: 'cleanup',
+          tokenId: `t-${connectionId}`,
+          scopes: ['admin'],
+          resources: ['*'],
+          ttl: 600,
+        });
+      }
+      const [goneQueue, liveQueue] = [`cleanup-q-${randomUUID()}`, `cleanup-q-${randomUUID()}`];
+      await store.consumers.register(gone, goneQueue, { visibilityTimeout: 600 });
+      await store.consumers.register(live, liveQueue);
+      // The gone connection holds a delivery, as a push leaves it.
+      const { id } = await store.queues.send(goneQueue, { n: 1 });
+      const slot = await store.consumers.claim(goneQueue);
+      const [leased] = await store.queues.receive(goneQueue, { visibilityTimeout: 600 });
+      expect(leased?.id).toBe(id);
+      expect(await store.consumers.bind(goneQueue, slot!.slot, leased!, 600)).toBe(true);
+      // Forgotten by the connection registry (expired, or closed) with no $disconnect to end its consumers.
+      await store.connections.remove(gone);
+
+      const { result, error, emf } = await capturingEmf(() => cleanup({}, lambdaContext('cleanup')));
+
+      expect(error).toBeUndefined();
+      expect(result!.consumerConnectionsEnded).toBeGreaterThanOrEqual(1);
+      expect(await store.consumers.list(goneQueue)).toEqual([]);
+      expect(await store.consumers.connections()).not.toContain(gone);
+      expect((await store.consumers.list(liveQueue)).map((c) => c.connectionId)).toEqual([live]);
+      // Given back at once (a nack without delay), not at the end of its 600 s lease.
+      const [again] = await store.queues.receive(goneQueue);
+      expect(again).toMatchObject({ id, attempts: 2 });
+      const totals = emf.find((document) => metricNames(document).includes('ConsumerConnectionsEnded'));
+      expect(totals?.ConsumerConnectionsEnded).toBe(result!.consumerConnectionsEnded);
+      await store.connections.remove(live);
     });
   },
   [redisBackend(), postgresBackend({ name: 'postgresql-pg', driver: 'pg' })],

@@ -125,7 +125,9 @@ describe('ping', () => {
     await send(connectionId, '{"action":"pong"}');
     expect(stub.framesFor(connectionId)[2]).toMatchObject({
       type: 'error',
-      message: 'action: expected "subscribe", "unsubscribe", "publish" or "ping", got "pong"',
+      message:
+        'action: expected "subscribe", "unsubscribe", "publish", "ping", "receive", "ack", "nack", "extend" ' +
+        'or "stop", got "pong"',
     });
   });
 });

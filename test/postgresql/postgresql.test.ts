@@ -577,6 +577,46 @@ describe.skipIf(unavailable !== undefined)(
         expect(await storage.tokens.revoke('old')).toEqual(['old', child.id]);
       });
 
+      it('a subscriber reads history only for an event its notification cannot carry: small events cost no statement', async () => {
+        const schema = await freshSchema();
+        // Polling once a minute: within this test only notifications and gaps make the subscriber read.
+        const raw = await createSql(pgConfig(schema, { pollInterval: 60 }));
+        const { sql, sent } = counting(raw);
+        const subscriber = storageOn(schema, { postgresql: { pollInterval: 60 } }, sql);
+        const publisher = storageOn(schema, { postgresql: { listen: false } });
+        const channel = name('ch');
+        const received: PublishedEvent[] = [];
+        const stop = await subscriber.events.subscribe(channel, (event) => {
+          received.push(event);
+        });
+        const large = (n: number) => ({ n, blob: 'x'.repeat(9000) });
+        const historyReads = () => sent.filter((text) => /^SELECT .* FROM \S+\.events\b/.test(text)).length;
+        try {
+          sent.length = 0;
+          for (let n = 1; n <= 10; n++) await publisher.events.publish(channel, n);
+          await eventually(() => expect(received).toHaveLength(10));
+          expect(sent).toEqual([]);
+          // Large and small interleaved: each large one is one read (it carries the small one
+          // after it when both are there), and a small one that follows the last seen costs none.
+          const items = [large(11), 12, 13, large(14), 15, 16];
+          for (const item of items) await publisher.events.publish(channel, item);
+          await eventually(() => expect(received).toHaveLength(16));
+          const reads = historyReads();
+          expect(reads).toBeGreaterThanOrEqual(1);
+          expect(reads).toBeLessThanOrEqual(2);
+          sent.length = 0;
+          for (let n = 17; n <= 26; n++) await publisher.events.publish(channel, n);
+          await eventually(() => expect(received).toHaveLength(26));
+          await sleep(200);
+          expect(sent).toEqual([]);
+          // No gap, no repeat: exactly what history holds, in order.
+          expect(received).toEqual(await publisher.events.history(channel, { limit: 1000 }));
+        } finally {
+          await stop();
+          await raw.close();
+        }
+      });
+
       it('a revoke is one transaction however deep the tree; an issue under an issuer one statement', async () => {
         const schema = await freshSchema();
         const raw = await createSql(pgConfig(schema, { listen: false }));

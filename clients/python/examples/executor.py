@@ -1,5 +1,6 @@
-"""An executor: waits for commands on its cluster's queue, runs each one and posts the result
-to the command's session channel, until ``stop`` is set."""
+"""An executor: waits for commands on its cluster's queue, pushed over the WebSocket (no function
+runs while it waits; long polls where the service does not push), runs each one and posts the
+result to the command's session channel, until ``stop`` is set."""
 
 import threading
 
@@ -14,4 +15,5 @@ def executor(client: Client, cluster_id: str, stop: threading.Event) -> None:
         output = f"ran {command} on {cluster_id}"  # run the command here
         client.publish(channel, {"status": "done", "command": command, "output": output})
 
-    run_executor(client, f"commands-{cluster_id}", handle, stop, wait=1)
+    # Push, falling back to long polls of ``wait`` seconds.
+    run_executor(client, f"commands-{cluster_id}", handle, stop, delivery="auto", wait=1)

@@ -2,12 +2,14 @@
 
 from .aio import AsyncClient
 from .client import Client
-from .errors import FrameError, StorageError
+from .errors import ConnectionClosedError, FrameError, StorageError
 from .executor import run_executor, run_executor_async
+from .receive import AsyncReceiver, Receiver
 from .retry import RETRYABLE_STATUSES, RetryPolicy
 from .subscribe import AsyncSubscription, Subscription
 from .types import (
     ChannelEvent,
+    Delivery,
     IssuedToken,
     KvEntry,
     KvSetResult,
@@ -19,9 +21,12 @@ from .types import (
 
 __all__ = [
     "AsyncClient",
+    "AsyncReceiver",
     "AsyncSubscription",
     "ChannelEvent",
     "Client",
+    "ConnectionClosedError",
+    "Delivery",
     "FrameError",
     "IssuedToken",
     "KvEntry",
@@ -30,6 +35,7 @@ __all__ = [
     "QueueMessage",
     "QueueStats",
     "RETRYABLE_STATUSES",
+    "Receiver",
     "RetryPolicy",
     "Session",
     "StorageError",

@@ -6,6 +6,7 @@ from typing import Any, List, Optional
 
 from . import routes
 from .retry import RetryPolicy
+from .receive import AsyncReceiver
 from .subscribe import AsyncSubscription
 from .transport import Transport
 from .types import (
@@ -112,6 +113,13 @@ class AsyncClient:
     async def subscribe(self, channel: str, *, after: Optional[str] = None, **options: Any) -> "AsyncSubscription":
         """Follows ``channel``: returns once subscribed; ``async for`` it for events, ``await close()`` it when done."""
         return await AsyncSubscription.open(self, channel, after=after, **options)
+
+    async def receive(
+        self, queue: str, *, max: Optional[int] = None, visibility_timeout: Optional[float] = None, **options: Any
+    ) -> "AsyncReceiver":
+        """Leased messages of ``queue`` pushed over the WebSocket: returns once receiving; ``async for``
+        it, ``await receiver.ack(delivery)`` (or ``nack``, ``extend``), ``await close()`` it when done."""
+        return await AsyncReceiver.open(self, queue, max=max, visibility_timeout=visibility_timeout, **options)
 
     # tokens
     async def token_issue(

@@ -6,6 +6,7 @@ from typing import Any, List, Optional
 
 from . import routes
 from .retry import RetryPolicy
+from .receive import Receiver
 from .subscribe import Subscription
 from .transport import Transport
 from .types import (
@@ -112,6 +113,13 @@ class Client:
     def subscribe(self, channel: str, *, after: Optional[str] = None, **options: Any) -> "Subscription":
         """Follows ``channel``: returns once subscribed; iterate it for events, ``close()`` it when done."""
         return Subscription.open(self, channel, after=after, **options)
+
+    def receive(
+        self, queue: str, *, max: Optional[int] = None, visibility_timeout: Optional[float] = None, **options: Any
+    ) -> "Receiver":
+        """Leased messages of ``queue`` pushed over the WebSocket: returns once receiving; iterate it,
+        ``receiver.ack(delivery)`` (or ``nack``, ``extend``), ``close()`` it when done."""
+        return Receiver.open(self, queue, max=max, visibility_timeout=visibility_timeout, **options)
 
     # tokens
     def token_issue(

@@ -33,3 +33,8 @@ class FrameError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class ConnectionClosedError(Exception):
+    """An ack, nack or extend that its WebSocket did not answer before it closed (or sent while
+    reconnecting): the server gave that lease back, so the message comes again."""

@@ -1,14 +1,21 @@
-"""The executor loop: long-poll receive, run the handler, ack on success, nack on failure."""
+"""The executor loop: receive (pushed over the WebSocket, or HTTP long polls), run the handler,
+ack on success, nack on failure.
+
+``delivery`` is ``"push"`` (over the WebSocket: no function runs while the executor waits),
+``"poll"`` (HTTP long polls) or ``"auto"`` (the default): push when the client has a ``ws_url``,
+falling back to long polls when the socket cannot receive (refused, or unreachable)."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, Union
 
 from .aio import AsyncClient
 from .client import Client
-from .types import QueueMessage
+from .receive import AsyncReceiver, Receiver
+from .types import Delivery, QueueMessage
 
 #: Long-poll wait per receive, seconds (the API's largest).
 DEFAULT_WAIT = 20
@@ -16,6 +23,8 @@ DEFAULT_WAIT = 20
 DEFAULT_NACK_DELAY = 5
 #: Pause after a failed receive, so a service that is down is not polled in a tight loop.
 RECEIVE_FAILURE_PAUSE = 1.0
+#: How often the sync push loop looks at ``stop`` while no delivery arrives, seconds.
+STOP_CHECK_INTERVAL = 0.5
 
 OnError = Callable[[BaseException, Optional[QueueMessage]], None]
 
@@ -35,10 +44,27 @@ def run_executor(
     visibility_timeout: Optional[float] = None,
     nack_delay: float = DEFAULT_NACK_DELAY,
     on_error: OnError = _ignore,
+    delivery: str = "auto",
 ) -> None:
     """Receives from ``queue`` until ``stop`` is set: each message to ``handler``, acked when it
-    returns, nacked with ``nack_delay`` when it raises. A receive in progress finishes first
-    (at most ``wait`` seconds): a smaller ``wait`` stops sooner."""
+    returns, nacked with ``nack_delay`` when it raises. By push, ``stop`` is seen within half a
+    second; by long poll a receive in progress finishes first (at most ``wait`` seconds)."""
+    if delivery == "push" or (delivery == "auto" and client.ws_url):
+        try:
+            receiver = client.receive(queue, max=max, visibility_timeout=visibility_timeout)
+        except Exception as error:  # noqa: BLE001 - refused or unreachable: long polls instead
+            if delivery == "push":
+                raise
+            on_error(error, None)
+        else:
+            try:
+                with receiver:
+                    _push_loop(receiver, handler, stop, nack_delay, on_error)
+                return
+            except Exception as error:  # noqa: BLE001 - the socket failed for good: long polls instead
+                if delivery == "push":
+                    raise
+                on_error(error, None)
     while not stop.is_set():
         try:
             messages = client.queue_receive(queue, max=max, visibility_timeout=visibility_timeout, wait=wait)
@@ -62,6 +88,46 @@ def run_executor(
                 on_error(ack_error, message)
 
 
+def _push_loop(
+    receiver: Receiver,
+    handler: Callable[[QueueMessage], Any],
+    stop: threading.Event,
+    nack_delay: float,
+    on_error: OnError,
+) -> None:
+    while not stop.is_set():
+        try:
+            message = receiver.next(timeout=STOP_CHECK_INTERVAL)
+        except (TimeoutError, concurrent.futures.TimeoutError):
+            continue
+        except StopIteration:
+            return
+        _settle(receiver, message, handler, nack_delay, on_error)
+
+
+def _settle(
+    receiver: Receiver, message: Delivery, handler: Callable[[QueueMessage], Any], nack_delay: float, on_error: OnError
+) -> None:
+    try:
+        handler(_message(message))
+    except Exception as error:  # noqa: BLE001
+        on_error(error, _message(message))
+        try:
+            receiver.nack(message, delay=nack_delay)
+        except Exception as nack_error:  # noqa: BLE001
+            on_error(nack_error, _message(message))
+        return
+    try:
+        receiver.ack(message)
+    except Exception as ack_error:  # noqa: BLE001
+        on_error(ack_error, _message(message))
+
+
+def _message(delivery: Union[Delivery, QueueMessage]) -> QueueMessage:
+    """The delivery as the handler sees it: a QueueMessage, whichever way it came."""
+    return {name: delivery[name] for name in ("id", "receipt", "payload", "attempts", "enqueuedAt")}  # type: ignore[return-value, literal-required]
+
+
 async def run_executor_async(
     client: AsyncClient,
     queue: str,
@@ -73,11 +139,30 @@ async def run_executor_async(
     visibility_timeout: Optional[float] = None,
     nack_delay: float = DEFAULT_NACK_DELAY,
     on_error: OnError = _ignore,
+    delivery: str = "auto",
 ) -> None:
-    """The asyncio form: ``stop`` ends it at once, abandoning the long poll in progress (a
-    message it leased returns after its visibility timeout)."""
+    """The asyncio form: ``stop`` ends it at once (by push, unacknowledged deliveries are given
+    back; by long poll, the poll in progress is abandoned and a message it leased returns after
+    its visibility timeout)."""
     stopped = asyncio.ensure_future(stop.wait())
     try:
+        if delivery == "push" or (delivery == "auto" and client.ws_url):
+            try:
+                receiver = await client.receive(queue, max=max, visibility_timeout=visibility_timeout)
+            except Exception as error:  # noqa: BLE001 - refused or unreachable: long polls instead
+                if delivery == "push":
+                    raise
+                on_error(error, None)
+            else:
+                try:
+                    await _push_loop_async(receiver, handler, stop, stopped, nack_delay, on_error)
+                    return
+                except Exception as error:  # noqa: BLE001 - the socket failed for good: long polls instead
+                    if delivery == "push":
+                        raise
+                    on_error(error, None)
+                finally:
+                    await receiver.close()
         while not stop.is_set():
             receive = asyncio.ensure_future(
                 client.queue_receive(queue, max=max, visibility_timeout=visibility_timeout, wait=wait)
@@ -108,3 +193,36 @@ async def run_executor_async(
                     on_error(ack_error, message)
     finally:
         stopped.cancel()
+
+
+async def _push_loop_async(
+    receiver: AsyncReceiver,
+    handler: Callable[[QueueMessage], Awaitable[Any]],
+    stop: asyncio.Event,
+    stopped: "asyncio.Future[Any]",
+    nack_delay: float,
+    on_error: OnError,
+) -> None:
+    while not stop.is_set():
+        arriving = asyncio.ensure_future(receiver.__anext__())
+        await asyncio.wait({arriving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            arriving.cancel()
+            return
+        try:
+            message = arriving.result()
+        except StopAsyncIteration:
+            return
+        try:
+            await handler(_message(message))
+        except Exception as error:  # noqa: BLE001
+            on_error(error, _message(message))
+            try:
+                await receiver.nack(message, delay=nack_delay)
+            except Exception as nack_error:  # noqa: BLE001
+                on_error(nack_error, _message(message))
+            continue
+        try:
+            await receiver.ack(message)
+        except Exception as ack_error:  # noqa: BLE001
+            on_error(ack_error, _message(message))

@@ -42,6 +42,17 @@ class QueueMessage(TypedDict):
     enqueuedAt: str
 
 
+class Delivery(TypedDict):
+    """A leased message pushed over the WebSocket: a QueueMessage plus its queue."""
+
+    queue: str
+    id: str
+    receipt: str
+    payload: Any
+    attempts: int
+    enqueuedAt: str
+
+
 class QueueStats(TypedDict):
     queue: str
     depth: int

@@ -240,7 +240,12 @@ def test_run_executor_acks_nacks_and_stops(service: Any, name: str) -> None:
     thread = threading.Thread(
         target=run_executor,
         args=(client, name, handler, stop),
-        kwargs={"wait": 1, "nack_delay": 0, "on_error": lambda error, _: failures.append(str(error))},
+        kwargs={
+            "delivery": "poll",
+            "wait": 1,
+            "nack_delay": 0,
+            "on_error": lambda error, _: failures.append(str(error)),
+        },
     )
     thread.start()
     thread.join(EVENT_TIMEOUT)
@@ -262,7 +267,9 @@ def test_run_executor_async_stops_during_a_long_poll(service: Any, name: str) ->
             if message["attempts"] == 1:
                 raise RuntimeError("try again")
 
-        loop = asyncio.create_task(run_executor_async(client, name, handler, stop, wait=20, nack_delay=0))
+        loop = asyncio.create_task(
+            run_executor_async(client, name, handler, stop, delivery="poll", wait=20, nack_delay=0)
+        )
         while len(handled) < 2:
             await asyncio.sleep(0.05)
         stop.set()  # during a 20 s long poll: the loop ends without waiting for it
@@ -289,3 +296,56 @@ def test_examples_the_executor_answers_the_agent(service: Any, name: str) -> Non
         {"status": "running", "command": "kubectl get pods"},
         {"status": "done", "command": "kubectl get pods", "output": f"ran kubectl get pods on {name}"},
     ]
+
+
+
+def test_push_receive_ack_nack_extend(service: Any, name: str) -> None:
+    client = sync_client(service)
+    with client.receive(name, max=2, visibility_timeout=60) as receiver:
+        first, second = client.queue_send(name, {"n": 1}), client.queue_send(name, {"n": 2})
+        a, b = receiver.next(EVENT_TIMEOUT), receiver.next(EVENT_TIMEOUT)
+        assert sorted([a["id"], b["id"]]) == sorted([first, second])
+        assert (a["queue"], a["attempts"]) == (name, 1)
+        receiver.extend(a, 120)
+        receiver.ack(a)
+        receiver.nack(b, delay=0)
+        again = receiver.next(EVENT_TIMEOUT)
+        assert (again["id"], again["attempts"]) == (b["id"], 2)
+        with pytest.raises(FrameError) as stale:
+            receiver.ack(b)
+        assert stale.value.code == "conflict"
+        client.queue_ack(name, again)  # a pushed receipt is acked over HTTP too
+    stats = client.queue_stats(name)
+    assert (stats["depth"], stats["inFlight"]) == (0, 0)
+
+
+def test_push_reconnect_gives_back_and_receives_again(service: Any, name: str) -> None:
+    sockets: List[Any] = []
+
+    async def connect(url: str) -> Any:
+        socket = await websockets.connect(url)
+        sockets.append(socket)
+        return socket
+
+    async def run() -> None:
+        client = async_client(service)
+        receiver = await client.receive(name, connect=connect, reconnect_delay=(0.05, 0.2))
+        message_id = await client.queue_send(name, "work")
+        held = await asyncio.wait_for(receiver.__anext__(), EVENT_TIMEOUT)
+        assert (held["id"], held["attempts"]) == (message_id, 1)
+        sockets[0].transport.abort()  # cut, no close handshake
+        again = await asyncio.wait_for(receiver.__anext__(), EVENT_TIMEOUT)
+        assert (again["id"], again["attempts"]) == (message_id, 2)
+        assert receiver.connections == 2
+        await receiver.ack(again)
+        await receiver.close()
+
+    asyncio.run(run())
+
+
+def test_push_forbidden_queue_raises_the_error_frame(service: Any, name: str) -> None:
+    client = sync_client(service)
+    limited = Client(service.url, client.token_issue(name, ["queues:receive"], resources=["allowed-*"])["token"], ws_url=service.ws_url)
+    with pytest.raises(FrameError) as refused:
+        limited.receive(f"{name}-secret")
+    assert refused.value.code == "forbidden"

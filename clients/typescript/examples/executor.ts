@@ -1,5 +1,6 @@
-// An executor: waits for commands on its cluster's queue, runs each one and posts the result
-// to the command's session channel, until `signal` aborts.
+// An executor: waits for commands on its cluster's queue, pushed over the WebSocket (no function
+// runs while it waits; long polls where the service does not push), runs each one and posts the
+// result to the command's session channel, until `signal` aborts.
 import { runExecutor, type StorageClient } from '../src/index.js';
 
 export interface Command {
@@ -12,6 +13,7 @@ export async function executor(client: StorageClient, clusterId: string, signal:
     client,
     queue: `commands-${clusterId}`,
     signal,
+    delivery: 'auto', // push, falling back to long polls of `wait` seconds
     wait: 20,
     handler: async (message) => {
       const { sessionId, command } = message.payload as Command;

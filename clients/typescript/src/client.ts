@@ -1,4 +1,5 @@
 import { segment, Transport, type TransportOptions } from './http.js';
+import { type PushReceiveOptions, PushReceiver } from './receive.js';
 import { type SubscribeOptions, Subscription } from './subscribe.js';
 import type {
   ChannelEvent,
@@ -18,13 +19,13 @@ import type {
 import type { WebSocketFactory } from './websocket.js';
 
 export interface ClientOptions extends TransportOptions {
-  /** The WebSocket endpoint, e.g. `wss://abc.execute-api.eu-west-1.amazonaws.com/prod` or `ws://localhost:3001`; needed by subscribe. */
+  /** The WebSocket endpoint, e.g. `wss://abc.execute-api.eu-west-1.amazonaws.com/prod` or `ws://localhost:3001`; needed by subscribe and receive. */
   wsUrl?: string;
   /** How to open a socket; default the `ws` package on Node, the global WebSocket elsewhere. */
   webSocket?: WebSocketFactory;
 }
 
-/** The HTTP API, one method per route, and `subscribe` over the WebSocket. */
+/** The HTTP API, one method per route, and `subscribe` and `receive` over the WebSocket. */
 export class StorageClient {
   readonly http: Transport;
   readonly kv: KvApi;
@@ -56,6 +57,24 @@ export class StorageClient {
         token: this.http.token,
       },
       channel,
+      options,
+    );
+  }
+
+  /** True when the client has a WebSocket endpoint (`wsUrl`): `subscribe` and `receive` work. */
+  get hasWebSocket(): boolean {
+    return Boolean(this.options.wsUrl);
+  }
+
+  /**
+   * Leased messages of `queue` pushed over the WebSocket as they arrive (no long poll), with
+   * `ack`, `nack` and `extend` on the receiver; reconnects and receives again when the socket drops.
+   */
+  receive(queue: string, options: PushReceiveOptions = {}): PushReceiver {
+    if (!this.options.wsUrl) throw new TypeError('receive needs the wsUrl option');
+    return new PushReceiver(
+      { wsUrl: this.options.wsUrl, webSocket: this.options.webSocket, token: this.http.token },
+      queue,
       options,
     );
   }

@@ -11,6 +11,7 @@ export {
 export { FrameError, StorageError } from './errors.js';
 export { type ExecutorOptions, runExecutor } from './executor.js';
 export { Transport, type TransportOptions } from './http.js';
+export { ConnectionClosedError, type Delivery, type PushReceiveOptions, PushReceiver } from './receive.js';
 export { defaultRetryPolicy, RETRYABLE_STATUSES, type RetryPolicy } from './retry.js';
 export { type SubscribeOptions, Subscription } from './subscribe.js';
 export type * from './types.js';

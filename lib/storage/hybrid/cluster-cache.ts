@@ -13,9 +13,9 @@ const GEN_KEY = '__kst_hybrid:gen:';
 
 /** A cached answer: the generation it was computed under, active or not, valid until. */
 interface CachedAnswer {
-  g?: string;
-  a?: boolean;
-  u?: number;
+  g: string;
+  a: boolean;
+  u: number;
 }
 
 export interface ClusterCache {
@@ -79,7 +79,8 @@ export function createClusterCache(
         'redis',
       );
       const generation = typeof gen === 'string' ? gen : '-';
-      const answer = typeof cached === 'object' && cached !== null ? (cached as CachedAnswer) : undefined;
+      const answer =
+        typeof cached === 'object' && cached !== null && !Array.isArray(cached) ? cached : undefined;
       if (answer && answer.g === generation && typeof answer.u === 'number' && answer.u > Date.now()) {
         stats.cache.hits++;
         emit('CacheHit', 1, 'Count', { cache: 'isClusterActive' });

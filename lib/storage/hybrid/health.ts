@@ -6,11 +6,11 @@ import {
   fallbacksOf,
   type HybridContext,
   type Member,
-  primaryOf,
+  memberOf,
   withDeadline,
 } from './context.js';
 import { JOURNAL_QUEUES } from './journal.js';
-import { type BackendName, DATA_TYPES } from './settings.js';
+import type { BackendName } from './settings.js';
 
 async function checkOf(ctx: HybridContext, m: Member): Promise<HealthCheck> {
   const deadline = Math.max(ctx.settings.operationTimeoutMs, 1000);
@@ -46,8 +46,8 @@ export async function hybridHealth(ctx: HybridContext): Promise<HealthReport> {
     }),
   );
   const up = (name: BackendName) => checks[name]?.ok === true;
-  const served = DATA_TYPES.every((type) => {
-    const primary = primaryOf(ctx, type);
+  const served = Object.values(ctx.settings.routing).every((name) => {
+    const primary = memberOf(ctx, name);
     return up(primary.name) || fallbacksOf(ctx, primary).some((m) => up(m.name));
   });
   const allUp = [...ctx.members.keys()].every(up);

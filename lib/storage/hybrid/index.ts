@@ -26,6 +26,7 @@ import type { BackendName, HybridSettings } from './settings.js';
 import type { HybridStats } from './stats.js';
 import { hybridAudit } from './stores/audit.js';
 import { hybridConnections } from './stores/connections.js';
+import { hybridConsumers } from './stores/consumers.js';
 import type { StoreDeps } from './stores/deps.js';
 import { hybridEvents } from './stores/events.js';
 import { hybridKv } from './stores/kv.js';
@@ -112,6 +113,7 @@ export function createHybridDriver(
     tokens: hybridTokens(stores),
     audit: hybridAudit(stores),
     connections: hybridConnections(stores),
+    consumers: hybridConsumers(stores),
     control,
     pools() {
       const all: ReturnType<NonNullable<Driver['pools']>> = {};

@@ -101,12 +101,19 @@ export class JournalLock {
     this.safeUntil = expiresAt - lockMs / 2;
   }
 
-  /** Releases the lock while it is still this acquisition's; remembered as orphaned when that cannot be known. */
+  /**
+   * Releases the lock while it is still this acquisition's; remembered as orphaned when that
+   * cannot be known. The read and the delete are two calls: a lock with no more than `marginMs`
+   * left could expire and be taken by another reconciler between them, so it is left to expire.
+   */
   async release(): Promise<void> {
-    const { orphans, backend } = this.options;
+    const { orphans, backend, marginMs } = this.options;
     try {
-      const holder = await this.bounded(this.kv.get(JOURNAL_LOCK));
-      if (holder === this.token) await this.bounded(this.kv.delete(JOURNAL_LOCK));
+      const [holder, ttl] = await this.bounded(
+        Promise.all([this.kv.get(JOURNAL_LOCK), this.kv.ttlMs(JOURNAL_LOCK)]),
+      );
+      if (holder === this.token && typeof ttl === 'number' && ttl > marginMs)
+        await this.bounded(this.kv.delete(JOURNAL_LOCK));
       if (orphans.get(backend) === this.token) orphans.delete(backend);
     } catch {
       // Perhaps held (the acquisition may have landed unanswered): remembered, so a later

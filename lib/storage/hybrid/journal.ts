@@ -152,6 +152,12 @@ export interface ApplyHooks {
   guard?: () => Promise<void>;
 }
 
+type SessionEntry = Extract<JournalEntry, { t: 'session' }>;
+type TokenEntry = Extract<JournalEntry, { t: 'token' }>;
+type AuditJournalEntry = Extract<JournalEntry, { t: 'audit' }>;
+type ConnectionEntry = Extract<JournalEntry, { t: 'conn' }>;
+type Guard = () => Promise<void>;
+
 /** Applies one entry to `target`, reading `source` where the entry points at data (queues). */
 export async function applyEntry(
   entry: JournalEntry,
@@ -172,113 +178,133 @@ export async function applyEntry(
           undefined,
         );
       return 'done';
-    case 'session': {
-      if (entry.session === null) {
-        const before = await target.sessions.get(entry.id);
-        await guard();
-        await target.sessions.end(entry.id);
-        if (before) await hooks.sessionChanged?.(before.clusterId);
-        return 'done';
-      }
-      const s = entry.session;
-      const ttlMs = Date.parse(s.expiresAt) - Date.now();
-      await guard();
-      if (ttlMs <= 0) {
-        await target.sessions.end(s.sessionId);
-      } else {
-        // The source's own times, not the target's clock when this runs (a mirror may wait).
-        const times = {
-          createdAtMs: Date.parse(s.createdAt),
-          lastActivityMs: Date.parse(s.lastActivity),
-          expiresAtMs: Date.parse(s.expiresAt),
-        };
-        // keepAlive first: the session stays live on the target throughout (no end/create gap).
-        const kept = await target.sessions.keepAlive(s.sessionId, ttlMs, times);
-        if (!kept) {
-          await guard();
-          await target.sessions.create({
-            sessionId: s.sessionId,
-            clusterId: s.clusterId,
-            userId: s.userId,
-            correlationId: s.correlationId,
-            serviceIdentity: s.serviceIdentity,
-            dataJson: JSON.stringify(s.data),
-            ttlMs,
-            times,
-          });
-        }
-      }
-      await hooks.sessionChanged?.(s.clusterId);
+    case 'session':
+      await applySession(entry, target, guard, hooks.sessionChanged);
       return 'done';
-    }
-    case 'token': {
-      const { token } = entry;
-      if (await target.tokens.findByHash(token.hash)) return 'done';
-      await guard();
-      let inserted: boolean;
-      try {
-        inserted = await target.tokens.insert(token);
-      } catch (error) {
-        // Inserted meanwhile (a replay running twice): the record is there, which is the goal.
-        if (!(await target.tokens.findByHash(token.hash))) throw error;
-        return 'done';
-      }
-      // Refused under an issuer the target does not hold live: revoked there (the token goes
-      // with it, as a revoke wants), or not arrived yet while the source still holds it live.
-      if (!inserted && token.issuerId !== null && (await source.tokens.findById(token.issuerId))) {
-        return 'pending';
-      }
-      return 'done';
-    }
+    case 'token':
+      return applyToken(entry, target, source, guard);
     case 'revoke':
       await guard();
       await target.tokens.revoke(entry.id);
       return 'done';
-    case 'audit': {
-      const e = entry.entry;
-      await guard();
-      await target.audit.append({
-        identity: e.identity,
-        action: e.action,
-        resource: e.resource,
-        correlationId: e.correlationId,
-        outcome: e.outcome,
-        detailsJson: e.details === null ? null : JSON.stringify(e.details),
-        atMs: Date.parse(e.at),
-      });
+    case 'audit':
+      await applyAudit(entry, target, guard);
       return 'done';
-    }
     case 'queue':
       return moveQueue(entry.queue, source, target, guard);
     case 'event':
       await guard();
       await target.events.publish(entry.channel, entry.json, entry.maxHistory);
       return 'done';
-    case 'conn': {
-      const c = entry.connection;
-      const ttlMs = c === null ? 0 : Date.parse(c.expiresAt) - Date.now();
-      await guard();
-      if (c === null || ttlMs <= 0) {
-        await target.connections.remove(entry.id);
-        return 'done';
-      }
-      // Not counted against the token's limit: the source admitted it. Entries journaled before
-      // connections recorded their token carry none ('' never verifies, so the next frame closes it).
-      await target.connections.register({
-        connectionId: c.connectionId,
-        identity: c.identity,
-        scopes: c.scopes,
-        resources: c.resources,
-        tokenId: c.tokenId ?? '',
-        tokenExpiresAtMs: c.tokenExpiresAt ? Date.parse(c.tokenExpiresAt) : null,
-        ttlMs,
-      });
-      for (const channel of c.channels) {
-        await guard();
-        await target.connections.subscribe(c.connectionId, channel, MAX_CHANNELS_PER_CONNECTION);
-      }
+    case 'conn':
+      await applyConnection(entry, target, guard);
       return 'done';
+  }
+}
+
+async function applySession(
+  entry: SessionEntry,
+  target: Driver,
+  guard: Guard,
+  sessionChanged: ApplyHooks['sessionChanged'],
+): Promise<void> {
+  if (entry.session === null) {
+    const before = await target.sessions.get(entry.id);
+    await guard();
+    await target.sessions.end(entry.id);
+    if (before) await sessionChanged?.(before.clusterId);
+    return;
+  }
+  const s = entry.session;
+  const ttlMs = Date.parse(s.expiresAt) - Date.now();
+  await guard();
+  if (ttlMs <= 0) {
+    await target.sessions.end(s.sessionId);
+  } else {
+    // The source's own times, not the target's clock when this runs (a mirror may wait).
+    const times = {
+      createdAtMs: Date.parse(s.createdAt),
+      lastActivityMs: Date.parse(s.lastActivity),
+      expiresAtMs: Date.parse(s.expiresAt),
+    };
+    // keepAlive first: the session stays live on the target throughout (no end/create gap).
+    const kept = await target.sessions.keepAlive(s.sessionId, ttlMs, times);
+    if (!kept) {
+      await guard();
+      await target.sessions.create({
+        sessionId: s.sessionId,
+        clusterId: s.clusterId,
+        userId: s.userId,
+        correlationId: s.correlationId,
+        serviceIdentity: s.serviceIdentity,
+        dataJson: JSON.stringify(s.data),
+        ttlMs,
+        times,
+      });
     }
+  }
+  await sessionChanged?.(s.clusterId);
+}
+
+async function applyToken(
+  { token }: TokenEntry,
+  target: Driver,
+  source: Driver,
+  guard: Guard,
+): Promise<'done' | 'pending'> {
+  if (await target.tokens.findByHash(token.hash)) return 'done';
+  await guard();
+  let inserted: boolean;
+  try {
+    inserted = await target.tokens.insert(token);
+  } catch (error) {
+    // Inserted meanwhile (a replay running twice): the record is there, which is the goal.
+    if (!(await target.tokens.findByHash(token.hash))) throw error;
+    return 'done';
+  }
+  // Refused under an issuer the target does not hold live: revoked there (the token goes
+  // with it, as a revoke wants), or not arrived yet while the source still holds it live.
+  if (!inserted && token.issuerId !== null && (await source.tokens.findById(token.issuerId))) {
+    return 'pending';
+  }
+  return 'done';
+}
+
+async function applyAudit({ entry: e }: AuditJournalEntry, target: Driver, guard: Guard): Promise<void> {
+  await guard();
+  await target.audit.append({
+    identity: e.identity,
+    action: e.action,
+    resource: e.resource,
+    correlationId: e.correlationId,
+    outcome: e.outcome,
+    detailsJson: e.details === null ? null : JSON.stringify(e.details),
+    atMs: Date.parse(e.at),
+  });
+}
+
+async function applyConnection(entry: ConnectionEntry, target: Driver, guard: Guard): Promise<void> {
+  const c = entry.connection;
+  const ttlMs = c === null ? 0 : Date.parse(c.expiresAt) - Date.now();
+  await guard();
+  if (c === null || ttlMs <= 0) {
+    await target.connections.remove(entry.id);
+    return;
+  }
+  // Not counted against the token's limit: the source admitted it. Entries journaled before
+  // connections recorded their token carry none ('' never verifies, so the next frame closes it).
+  await target.connections.register({
+    connectionId: c.connectionId,
+    identity: c.identity,
+    scopes: c.scopes,
+    resources: c.resources,
+    tokenId: c.tokenId ?? '',
+    tokenExpiresAtMs: c.tokenExpiresAt ? Date.parse(c.tokenExpiresAt) : null,
+    ttlMs,
+  });
+  for (const channel of c.channels) {
+    await guard();
+    await target.connections.subscribe(c.connectionId, channel, MAX_CHANNELS_PER_CONNECTION);
   }
 }
 

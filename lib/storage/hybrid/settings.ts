@@ -5,19 +5,12 @@
  * sink, which callers pass in `HybridOptions` (which also override the configuration, for tests).
  */
 import type { StorageConfig } from '../../config/index.js';
+import type { DataBackend } from '../../config/schema.js';
 import type { StorageMetric } from '../../metrics.js';
 
-export type BackendName = 'redis' | 'postgresql';
-/** The data types of the seed's routing table. */
-export type DataType = 'sessions' | 'authentication' | 'audit' | 'queues' | 'cache' | 'pubsub';
-export const DATA_TYPES: readonly DataType[] = [
-  'sessions',
-  'authentication',
-  'audit',
-  'queues',
-  'cache',
-  'pubsub',
-];
+export type BackendName = DataBackend;
+/** The data types of the routing table (`hybrid.routing`; lib/config owns their defaults). */
+export type DataType = keyof StorageConfig['hybrid']['routing'];
 
 /** A metric the hybrid reports (lib/metrics.ts names them); the functions layer publishes it as EMF. */
 export type HybridMetric = StorageMetric;
@@ -76,20 +69,11 @@ export interface HybridSettings {
   metrics: ((metric: HybridMetric) => void) | undefined;
 }
 
-export const DEFAULT_ROUTING: Record<DataType, BackendName> = {
-  sessions: 'postgresql',
-  authentication: 'postgresql',
-  audit: 'postgresql',
-  queues: 'redis',
-  cache: 'redis',
-  pubsub: 'redis',
-};
-
 export function hybridSettings(config: StorageConfig, options: HybridOptions = {}): HybridSettings {
   const { hybrid, migration } = config;
   const timeoutMs = options.operationTimeoutMs ?? Math.round(hybrid.fallback.timeout * 1000);
   return {
-    routing: { ...DEFAULT_ROUTING, ...hybrid.routing, ...options.routing },
+    routing: { ...hybrid.routing, ...options.routing },
     fallback: {
       enabled: options.fallback?.enabled ?? hybrid.fallback.enabled,
       order: [...(options.fallback?.order ?? hybrid.fallback.order)],

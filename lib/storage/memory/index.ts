@@ -34,6 +34,7 @@ import type {
   TokenInfo,
 } from '../types.js';
 import { parseJson } from '../validate.js';
+import { memoryConsumers } from './consumers.js';
 
 const deadlineOf = (expiry: Expiry, now: number) => ('ttlMs' in expiry ? now + expiry.ttlMs : expiry.atMs);
 
@@ -54,6 +55,7 @@ export function createMemoryDriver(config: StorageConfig): Driver {
     tokens: tokens.driver,
     audit: audit.driver,
     connections: connections.driver,
+    consumers: memoryConsumers(),
     async ping() {},
     async sweep(batchSize) {
       return {

@@ -1,44 +1,53 @@
 /**
  * Natural batching (group commit): the first call goes out at once; calls made while a batch is
- * in flight wait for it and then go out together, as one statement and one commit. A lone
+ * in flight (or `maxInFlight` batches are) wait for it and then go out together, as one
+ * statement and one commit. A lone
  * caller pays no delay, and under concurrency the statements per call fall with the number of
  * callers, without a timer.
  */
 export class Batcher<I, R> {
   private pending: { item: I; resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
-  private flushing = false;
+  private inFlight = 0;
 
   /**
    * `run` answers one result per item, in order (or throws for the whole batch); `limit` caps
-   * the items of one batch.
+   * the items of one batch; `maxInFlight` batches may be under way at once (the next call goes
+   * out at once while fewer are).
    */
   constructor(
     private readonly run: (items: I[]) => Promise<R[]>,
     private readonly limit = 500,
     /** Called when the last batch is done and nothing waits (to drop a batcher kept per key). */
     private readonly onIdle?: () => void,
+    private readonly maxInFlight = 1,
   ) {}
 
   add(item: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      if (!this.flushing) void this.flush();
+      this.flush();
     });
   }
 
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    while (this.pending.length > 0) {
+  private flush(): void {
+    while (this.inFlight < this.maxInFlight && this.pending.length > 0) {
       const batch = this.pending.splice(0, this.limit);
-      try {
-        const results = await this.run(batch.map((b) => b.item));
-        for (const [i, b] of batch.entries()) b.resolve(results[i]!);
-      } catch (error) {
-        for (const b of batch) b.reject(error);
-      }
+      this.inFlight++;
+      void this.send(batch).then(() => {
+        this.inFlight--;
+        this.flush();
+        if (this.inFlight === 0 && this.pending.length === 0) this.onIdle?.();
+      });
     }
-    this.flushing = false;
-    this.onIdle?.();
+  }
+
+  private async send(batch: typeof this.pending): Promise<void> {
+    try {
+      const results = await this.run(batch.map((b) => b.item));
+      for (const [i, b] of batch.entries()) b.resolve(results[i]!);
+    } catch (error) {
+      for (const b of batch) b.reject(error);
+    }
   }
 }
 

@@ -23,6 +23,7 @@ import { applySchemaMigrations } from './schema-migrations.js';
 import { createSql, quoteIdent, type Row, type Sql, withErrorMapping } from './sql.js';
 import { pgAudit } from './stores/audit.js';
 import { pgConnections } from './stores/connections.js';
+import { pgConsumers } from './stores/consumers.js';
 import { MAX_SWEEP_BATCHES, num, type StoreContext, type Transaction } from './stores/context.js';
 import { pgEvents } from './stores/events.js';
 import { pgKv } from './stores/kv.js';
@@ -125,6 +126,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     tokens: pgTokens(stores),
     audit: pgAudit(stores),
     connections: pgConnections(stores),
+    consumers: pgConsumers(stores),
     pools() {
       const use = opened?.poolUse?.();
       return use ? { postgresql: use } : {};

@@ -38,6 +38,7 @@ import {
   mapRedisError,
   type RedisClient,
 } from './client.js';
+import { redisConsumers } from './consumers.js';
 import { durabilityCheck } from './durability.js';
 import {
   auditKeys,
@@ -105,6 +106,7 @@ export function createRedisDriver(config: StorageConfig, options: RedisDriverOpt
     tokens: redisTokens(client, run, prefix),
     audit: redisAudit(run, prefix, config),
     connections: redisConnections(run, prefix),
+    consumers: redisConsumers(client, run, prefix),
     pools: () => ({ redis: blocking.use() }),
     async ping() {
       await client.ping();
@@ -195,6 +197,7 @@ function guard(driver: Driver, failure: FailureContext, whyNotConnected: () => E
     tokens: wrap(driver.tokens),
     audit: wrap(driver.audit),
     connections: wrap(driver.connections),
+    consumers: wrap(driver.consumers),
   };
 }
 

@@ -45,6 +45,25 @@ export function sessionKeys(prefix: string) {
 }
 
 /**
+ * The queue consumers' registry (push delivery over the WebSocket): one hash tag per queue,
+ * consumers (hash: connection id → {m max, v visibility ms, l last claim ms}) and deliveries
+ * (the leases each consumer holds); plain index keys: qcc:<connection id> (set: its queues), qcq
+ * (set: queues with consumers), qcco (zset, all scores 0: connections with consumers, in byte
+ * order for the cleanup's pages).
+ */
+export function consumerKeys(prefix: string) {
+  return {
+    queue: (queue: string) => {
+      const base = `${prefix}{qc:${tagSafe(queue)}}:`;
+      return { consumers: `${base}consumers`, deliveries: `${base}deliveries` };
+    },
+    connectionQueues: (connectionId: string) => `${prefix}qcc:${connectionId}`,
+    allQueues: `${prefix}qcq`,
+    allConnections: `${prefix}qcco`,
+  };
+}
+
+/**
  * queues: one hash tag per queue. ready (zset id → enqueue sequence: FIFO), delayed (zset id →
  * visible-at ms), inflight (zset id → lease end ms), dead (zset id → death ms), seq (counter),
  * notify (list: wake-up tokens for long polls), notify:w (counter: long polls waiting), m:<id> (hash: p payload, s sequence, e enqueued
@@ -59,10 +78,29 @@ export function queueKeys(prefix: string, queue: string) {
     inflight: `${base}inflight`,
     dead: `${base}dead`,
     notify: `${base}notify`,
-    seq: `${base}seq`,
+    seq: `${base}${TAGGED_TAILS.queueSeq}`,
     message: (id: string) => `${base}m:${id}`,
-    dedup: (dedupId: string) => `${base}dd:${dedupId}`,
+    dedup: (dedupId: string) => `${base}${TAGGED_TAILS.dedup}${dedupId}`,
   };
+}
+
+/**
+ * What follows the tag in the keys a listing walks (the data migration finds queues, channels and
+ * dedup ids by SCAN): one `seq` per queue, one counter per channel, one `dd:<id>` per dedup id.
+ */
+export const TAGGED_TAILS = { queueSeq: 'seq', eventCounter: 'n', dedup: 'dd:' } as const;
+
+/**
+ * The inverse of the per-name builders: `<head><tag-safe name>}:<tail>` → the name and the tail,
+ * or undefined when `key` is not under `head`. The tag-safe name holds no raw `}`: the first one
+ * ends it.
+ */
+export function splitTaggedKey(head: string, key: string): { name: string; tail: string } | undefined {
+  if (!key.startsWith(head)) return undefined;
+  const rest = key.slice(head.length);
+  const end = rest.indexOf('}');
+  if (end < 0 || rest[end + 1] !== ':') return undefined;
+  return { name: untag(rest.slice(0, end)), tail: rest.slice(end + 2) };
 }
 
 /** The head every queue's keys share: `<prefix>{q:` then the tag-safe name and `}:`. */
@@ -74,7 +112,7 @@ export const queueHead = (prefix: string) => `${prefix}{q:`;
  */
 export function eventKeys(prefix: string, channel: string) {
   const base = `${prefix}{e:${tagSafe(channel)}}:`;
-  return { base, stream: `${base}s`, counter: `${base}n`, live: `${base}live` };
+  return { base, stream: `${base}s`, counter: `${base}${TAGGED_TAILS.eventCounter}`, live: `${base}live` };
 }
 
 /** The head every channel's keys share: `<prefix>{e:` then the tag-safe name and `}:`. */

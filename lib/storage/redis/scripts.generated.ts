@@ -313,6 +313,69 @@ while #out < limit do
   end
 end
 return out`;
+export const consumerBind = `local pending = redis.call('HGET', KEYS[1], ARGV[1])
+if not pending then return 0 end
+local d = cjson.decode(pending)
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[2], cjson.encode({c = d.c, r = ARGV[3], e = ARGV[4]}))
+return 1`;
+export const consumerClaim = `local now = tonumber(ARGV[2])
+local consumers = redis.call('HGETALL', KEYS[1])
+if #consumers == 0 then return false end
+local load = {}
+local deliveries = redis.call('HGETALL', KEYS[2])
+for i = 1, #deliveries, 2 do
+  local d = cjson.decode(deliveries[i + 1])
+  if tonumber(d.e) <= now then redis.call('HDEL', KEYS[2], deliveries[i])
+  else load[d.c] = (load[d.c] or 0) + 1 end
+end
+local best, bestLoad, bestLast, bestRecord
+for i = 1, #consumers, 2 do
+  local id = consumers[i]
+  local c = cjson.decode(consumers[i + 1])
+  local n = load[id] or 0
+  local last = tonumber(c.l)
+  if n < tonumber(c.m) and (best == nil or n < bestLoad or (n == bestLoad and (last < bestLast
+      or (last == bestLast and id < best)))) then
+    best, bestLoad, bestLast, bestRecord = id, n, last, c
+  end
+end
+if best == nil then return false end
+bestRecord.l = ARGV[2]
+redis.call('HSET', KEYS[1], best, cjson.encode(bestRecord))
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({c = best, r = '', e = tostring(now + tonumber(bestRecord.v))}))
+return {best, bestRecord.v}`;
+export const consumerExtend = `local held = redis.call('HGET', KEYS[1], ARGV[1])
+if not held then return 0 end
+local d = cjson.decode(held)
+d.e = ARGV[2]
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(d))
+return 1`;
+export const consumerList = `return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}`;
+export const consumerRegister = `local earlier = redis.call('HGET', KEYS[1], ARGV[1])
+local last = '0'
+if earlier then last = cjson.decode(earlier).l end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({m = ARGV[2], v = ARGV[3], l = last}))
+return 1`;
+export const consumerRelease = `local held = redis.call('HGET', KEYS[1], ARGV[1])
+if not held then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return cjson.decode(held).c`;
+export const consumerStop = `local now = tonumber(ARGV[2])
+redis.call('HDEL', KEYS[1], ARGV[1])
+local out = {redis.call('HLEN', KEYS[1])}
+local deliveries = redis.call('HGETALL', KEYS[2])
+for i = 1, #deliveries, 2 do
+  local d = cjson.decode(deliveries[i + 1])
+  if d.c == ARGV[1] then
+    redis.call('HDEL', KEYS[2], deliveries[i])
+    if d.r ~= '' and tonumber(d.e) > now then
+      out[#out + 1] = deliveries[i]
+      out[#out + 1] = d.r
+    end
+  end
+end
+return out`;
 export const eventPublish = includesNow + `
 local seq = redis.call('INCR', KEYS[2])
 local now = now_ms()

@@ -58,6 +58,10 @@ type Clusters = [clusters: string];
 type Ids = [ids: string];
 type Conns = [conns: string];
 type QueueSets = [ready: string, delayed: string, inflight: string, dead: string, notify: string];
+type Deliveries = [deliveries: string];
+type ConsumerSets = [consumers: string, deliveries: string];
+/** Flat hash field/value pairs, as HGETALL answers them. */
+type Pairs = string[];
 
 /** A session hash's fields (SESSION_FIELDS order); null where a field is missing. */
 export type SessionFields = (string | null)[];
@@ -337,6 +341,52 @@ export const scripts = {
     lua.connectionsWithExpiredToken,
     1,
     asTexts,
+  ),
+
+  consumerRegister: define<
+    [consumers: string],
+    [connection: string, max: number, visibilityMs: number],
+    void
+  >(lua.consumerRegister, 1, () => undefined),
+  consumerClaim: define<
+    ConsumerSets,
+    [slot: string, nowMs: number],
+    { connectionId: string; visibilityMs: number } | undefined
+  >(lua.consumerClaim, 2, (r) => {
+    if (!r) return undefined;
+    const [connectionId, visibilityMs] = r as [string, string];
+    return { connectionId, visibilityMs: Number(visibilityMs) };
+  }),
+  consumerBind: define<Deliveries, [slot: string, id: string, receipt: string, leaseEndsMs: number], boolean>(
+    lua.consumerBind,
+    1,
+    isOne,
+  ),
+  consumerRelease: define<Deliveries, [key: string], string | undefined>(lua.consumerRelease, 1, (r) =>
+    typeof r === 'string' ? r : undefined,
+  ),
+  consumerExtend: define<Deliveries, [id: string, leaseEndsMs: number], boolean>(
+    lua.consumerExtend,
+    1,
+    isOne,
+  ),
+  consumerStop: define<
+    ConsumerSets,
+    [connection: string, nowMs: number],
+    { consumersLeft: number; held: { id: string; receipt: string }[] }
+  >(lua.consumerStop, 2, (r) => {
+    const [left, ...pairs] = r as [number, ...string[]];
+    const held: { id: string; receipt: string }[] = [];
+    for (let i = 0; i < pairs.length; i += 2) held.push({ id: pairs[i]!, receipt: pairs[i + 1]! });
+    return { consumersLeft: Number(left), held };
+  }),
+  consumerList: define<ConsumerSets, [], { consumers: Pairs; deliveries: Pairs }>(
+    lua.consumerList,
+    2,
+    (r) => {
+      const [consumers, deliveries] = r as [Pairs, Pairs];
+      return { consumers, deliveries };
+    },
   ),
 };
 

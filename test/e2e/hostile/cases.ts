@@ -1645,6 +1645,27 @@ const wsCases: WsCase[] = [
   frame('a ping with an extra field', '{"action": "ping", "channel": "hx-news"}'),
   frame('a queue receive without a queue', '{"action": "receive"}'),
   frame('a queue ack without a receipt', '{"action": "ack", "queue": "hx-jobs", "id": "1"}'),
+  frame('a queue receive with max 0', '{"action": "receive", "queue": "hx-jobs", "max": 0}'),
+  frame('a queue receive with max 101', '{"action": "receive", "queue": "hx-jobs", "max": 101}'),
+  frame('a queue receive with max "1" as text', '{"action": "receive", "queue": "hx-jobs", "max": "1"}'),
+  frame(
+    'a queue receive with visibilityTimeout over 12 hours',
+    '{"action": "receive", "queue": "hx-jobs", "visibilityTimeout": 43201}',
+  ),
+  frame('a queue receive with a wait field', '{"action": "receive", "queue": "hx-jobs", "wait": 20}'),
+  frame(
+    'a queue extend without visibilityTimeout',
+    '{"action": "extend", "queue": "hx-jobs", "id": "1", "receipt": "r"}',
+  ),
+  frame(
+    'a queue nack with a negative delay',
+    '{"action": "nack", "queue": "hx-jobs", "id": "1", "receipt": "r", "delay": -1}',
+  ),
+  frame(
+    'a queue ack of an unknown message',
+    '{"action": "ack", "queue": "hx-jobs", "id": "nope", "receipt": "r"}',
+    'not_found',
+  ),
   frame(
     'subscribe to team-b with a team-a-* token',
     '{"action": "subscribe", "channel": "team-b-news"}',
@@ -1696,8 +1717,19 @@ const wsCases: WsCase[] = [
   frame(
     'receive from team-b with a team-a-* token',
     '{"action": "receive", "queue": "team-b-jobs"}',
-    // Queue push delivery over the WebSocket is not served yet (docs/api.md): an unknown action.
-    'bad_request',
+    'forbidden',
+    'teamA',
+  ),
+  frame(
+    'ack a team-b delivery with a team-a-* token',
+    '{"action": "ack", "queue": "team-b-jobs", "id": "1", "receipt": "r"}',
+    'forbidden',
+    'teamA',
+  ),
+  frame(
+    'stop receiving from team-b with a team-a-* token',
+    '{"action": "stop", "queue": "team-b-jobs"}',
+    'forbidden',
     'teamA',
   ),
   {

@@ -115,8 +115,12 @@ export function pgEvents(ctx: StoreContext) {
       // An event that travels in its notification and follows the last one seen is handed on
       // as it is: no query. Otherwise a pump, woken by a notification for this channel or by its
       // timer, reads what was published since the last event seen (one query per wake-up,
-      // however many events arrived). The facade orders, deduplicates and fills gaps.
+      // however many events arrived). An event its notification carries that arrives while the
+      // pump reads is kept and handed on after the read when it follows, so a small event next
+      // to a large one costs no read of its own. The facade orders, deduplicates and fills gaps.
       let seen = await driver.last(channel);
+      /** Events carried by notifications that arrived during a read, by id. */
+      const carried = new Map<number, PublishedEvent>();
       let running = false;
       let again = false;
       let closed = false;
@@ -138,6 +142,14 @@ export function pgEvents(ctx: StoreContext) {
               await onEvent(event);
             }
             if (page.length === 1000) again = true;
+            for (let next = carried.get(seen + 1); next !== undefined; next = carried.get(seen + 1)) {
+              carried.delete(seen + 1);
+              seen += 1;
+              await onEvent(next);
+            }
+            for (const id of carried.keys()) if (id <= seen) carried.delete(id);
+            // Carried events after a gap: the gap is read next.
+            if (carried.size > 0) again = true;
           } while (again && !closed);
         } catch {
           // The next wake-up or tick tries again; the facade catches up on reconnect.
@@ -159,22 +171,31 @@ export function pgEvents(ctx: StoreContext) {
         }
         const notice = parseNotice(payload);
         if (notice === undefined || notice.channel !== channel || notice.id <= seen) return;
-        if (notice.message === undefined || notice.id !== seen + 1) {
+        const event: PublishedEvent | undefined =
+          notice.message === undefined
+            ? undefined
+            : {
+                id: formatEventId(notice.id),
+                channel,
+                message: parseJson(notice.message),
+                publishedAt: iso(notice.atMs),
+              };
+        if (event !== undefined && running) {
+          carried.set(notice.id, event);
+          return;
+        }
+        if (event === undefined || notice.id !== seen + 1) {
           // The event did not fit in the notification, or one before it was missed: history has it.
           void pump();
           return;
         }
         seen = notice.id;
-        void onEvent({
-          id: formatEventId(notice.id),
-          channel,
-          message: parseJson(notice.message),
-          publishedAt: iso(notice.atMs),
-        });
+        void onEvent(event);
       });
       const subscription = {
         close() {
           closed = true;
+          carried.clear();
           clearTimeout(timer);
           off();
         },

@@ -1,0 +1,331 @@
+"""Queue push delivery over the WebSocket (docs/api.md, Queue push delivery): asyncio, and a sync wrapper.
+
+Per connection: send ``receive``, wait for ``receiving``, then take deliveries; at most ``max``
+are unacknowledged at a time (the server holds the rest back). ``ack``, ``nack`` and ``extend``
+go over the same socket and return once answered. A dropped connection is reopened with
+back-off and ``receive`` sent again. The server gives back what a closed connection held, so
+deliveries received but not yet handed on are dropped then (they come again), and an ack in
+flight raises ``ConnectionClosedError``. ``close()`` sends ``stop``, which gives back what is
+unacknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import random
+import threading
+import urllib.parse
+from typing import Any, Dict, List, Optional, Tuple
+
+import websockets
+import websockets.exceptions
+
+from .errors import ConnectionClosedError, FrameError
+from .subscribe import Connect, _default_connect
+from .types import Delivery
+
+#: A ``ping`` this often keeps an idle connection open (API Gateway closes one after 10 minutes idle).
+PING_INTERVAL = 300.0
+
+_REPLY = {"ack": "acked", "nack": "nacked", "extend": "extended"}
+_DELIVERY_FIELDS = ("queue", "id", "receipt", "payload", "attempts", "enqueuedAt")
+
+
+class AsyncReceiver:
+    """``receiver = await client.receive("jobs")``; ``async for delivery in receiver``;
+    ``await receiver.ack(delivery)``; ``await receiver.close()``."""
+
+    def __init__(
+        self,
+        token: str,
+        ws_url: str,
+        queue: str,
+        receive: Dict[str, Any],
+        connect: Optional[Connect],
+        reconnect_delay: Tuple[float, float],
+        max_failures: int,
+        ping_interval: float = PING_INTERVAL,
+    ) -> None:
+        self.queue = queue
+        self._ping_interval = ping_interval
+        #: Connections opened so far.
+        self.connections = 0
+        self._token = token
+        self._ws_url = ws_url
+        self._receive = receive
+        self._connect = connect or _default_connect
+        self._reconnect_delay = reconnect_delay
+        self._max_failures = max_failures
+        self._deliveries: "asyncio.Queue[Tuple[Optional[Delivery], Optional[BaseException]]]" = asyncio.Queue()
+        self._pending: List[Tuple[str, str, "asyncio.Future[None]"]] = []
+        self._ready: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+        self._live: Any = None  # the socket once ``receiving`` arrived on it
+        self._task: Optional["asyncio.Task[None]"] = None
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        client: Any,
+        queue: str,
+        *,
+        max: Optional[int] = None,
+        visibility_timeout: Optional[float] = None,
+        connect: Optional[Connect] = None,
+        reconnect_delay: Tuple[float, float] = (0.25, 10.0),
+        max_failures: int = 10,
+        ping_interval: float = PING_INTERVAL,
+    ) -> "AsyncReceiver":
+        """Returns once ``receiving`` arrived; raises the error frame if the receive is refused."""
+        if not client.ws_url:
+            raise ValueError("receive needs the client's ws_url")
+        receive: Dict[str, Any] = {"action": "receive", "queue": queue}
+        if max is not None:
+            receive["max"] = max
+        if visibility_timeout is not None:
+            receive["visibilityTimeout"] = visibility_timeout
+        receiver = cls(
+            client.transport.token, client.ws_url, queue, receive, connect, reconnect_delay, max_failures, ping_interval
+        )
+        receiver._task = asyncio.create_task(receiver._run())
+        try:
+            await receiver._ready
+        except BaseException:
+            await receiver.close()
+            raise
+        return receiver
+
+    def __aiter__(self) -> "AsyncReceiver":
+        return self
+
+    async def __anext__(self) -> Delivery:
+        delivery, error = await self._deliveries.get()
+        if delivery is not None:
+            return delivery
+        self._deliveries.put_nowait((None, error))  # every later call ends the same way
+        if error is not None:
+            raise error
+        raise StopAsyncIteration
+
+    async def ack(self, delivery: Delivery) -> None:
+        """The message is done; returns on ``acked``."""
+        await self._settle("ack", delivery, {})
+
+    async def nack(self, delivery: Delivery, *, delay: Optional[float] = None) -> None:
+        """Gives the message back, delivered again after ``delay`` seconds; returns on ``nacked``."""
+        await self._settle("nack", delivery, {} if delay is None else {"delay": delay})
+
+    async def extend(self, delivery: Delivery, visibility_timeout: float) -> None:
+        """Extends the lease to ``visibility_timeout`` seconds from now; returns on ``extended``."""
+        await self._settle("extend", delivery, {"visibilityTimeout": visibility_timeout})
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        socket = self._live
+        if socket is not None:
+            try:
+                await socket.send(json.dumps({"action": "stop", "queue": self.queue}))
+            except websockets.exceptions.WebSocketException:
+                pass
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._end(None)
+
+    async def _settle(self, action: str, delivery: Delivery, extra: Dict[str, Any]) -> None:
+        socket = self._live
+        if socket is None:
+            raise ConnectionClosedError(f"{action} {delivery['id']}: not connected (the lease was given back)")
+        answered: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+        self._pending.append((_REPLY[action], delivery["id"], answered))
+        frame = {"action": action, "queue": self.queue, "id": delivery["id"], "receipt": delivery["receipt"], **extra}
+        await socket.send(json.dumps(frame))
+        await answered
+
+    def _end(self, error: Optional[BaseException]) -> None:
+        if not self._ready.done():
+            self._ready.set_exception(error or RuntimeError("receiver closed"))
+        self._deliveries.put_nowait((None, error))
+
+    async def _run(self) -> None:
+        first, largest = self._reconnect_delay
+        failures = 0
+        try:
+            while True:
+                receiving = False
+                try:
+                    receiving = await self._connection()
+                except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+                    pass
+                failures = 0 if receiving else failures + 1
+                if failures >= self._max_failures:
+                    raise ConnectionError(f"could not receive from {self.queue}: {failures} connections failed")
+                ceiling = min(largest, first * 2**failures)
+                await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - handed to the reader
+            self._closed = True
+            self._end(error)
+
+    def _answer(self, frame: Dict[str, Any]) -> None:
+        kind = frame.get("type")
+        for at, (reply, message_id, answered) in enumerate(self._pending):
+            if reply == kind and message_id == frame.get("id"):
+                del self._pending[at]
+                if not answered.done():
+                    answered.set_result(None)
+                return
+
+    def _refuse(self, error: FrameError, message_id: Optional[str]) -> None:
+        """An error frame answers the request it names, else the oldest (frames are answered in order)."""
+        if not self._pending:
+            return
+        at = next((i for i, pending in enumerate(self._pending) if pending[1] == message_id), 0)
+        _reply, _id, answered = self._pending.pop(at)
+        if not answered.done():
+            answered.set_exception(error)
+
+    async def _ping(self, socket: Any) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self._ping_interval)
+                await socket.send(json.dumps({"action": "ping"}))
+        except websockets.exceptions.WebSocketException:
+            pass
+
+    async def _connection(self) -> bool:
+        """One connection, until it closes; True when it got as far as ``receiving``."""
+        separator = "&" if "?" in self._ws_url else "?"
+        url = f"{self._ws_url}{separator}token={urllib.parse.quote(self._token, safe='')}"
+        socket = await self._connect(url)
+        self.connections += 1
+        receiving = False
+        pinger: Optional["asyncio.Task[None]"] = None
+        try:
+            await socket.send(json.dumps(self._receive))
+            async for raw in socket:
+                try:
+                    frame = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(frame, dict) or frame.get("queue", self.queue) != self.queue:
+                    continue
+                kind = frame.get("type")
+                if kind == "receiving":
+                    receiving = True
+                    self._live = socket
+                    if pinger is None:
+                        pinger = asyncio.ensure_future(self._ping(socket))
+                    if not self._ready.done():
+                        self._ready.set_result(None)
+                elif kind == "delivery":
+                    delivery: Delivery = {name: frame[name] for name in _DELIVERY_FIELDS}  # type: ignore[assignment]
+                    self._deliveries.put_nowait((delivery, None))
+                elif kind in ("acked", "nacked", "extended"):
+                    self._answer(frame)
+                elif kind == "error":
+                    error = FrameError(frame.get("code", ""), frame.get("message", ""))
+                    if not receiving:
+                        raise error  # the receive itself was refused: nothing to retry
+                    self._refuse(error, frame.get("id"))
+        finally:
+            if pinger is not None:
+                pinger.cancel()
+            self._live = None
+            await socket.close()
+            # The server gave back this connection's leases: what was not handed on comes again.
+            while not self._deliveries.empty():
+                self._deliveries.get_nowait()
+            for reply, message_id, answered in self._pending:
+                if not answered.done():
+                    answered.set_exception(ConnectionClosedError(f"connection closed before {reply} {message_id}"))
+            self._pending.clear()
+        return receiving
+
+
+class Receiver:
+    """The sync form: the asyncio receiver runs on a loop in its own thread.
+
+    ``for delivery in client.receive("jobs")``; ``next(timeout=…)``; ``ack``/``nack``/``extend``;
+    ``close()`` (or ``with``).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread, inner: AsyncReceiver) -> None:
+        self.loop = loop
+        self._thread = thread
+        self._inner = inner
+
+    @classmethod
+    def open(cls, client: Any, queue: str, **options: Any) -> "Receiver":
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name=f"receive {queue}", daemon=True)
+        thread.start()
+        try:
+            inner = asyncio.run_coroutine_threadsafe(AsyncReceiver.open(client, queue, **options), loop).result()
+        except BaseException:
+            cls._stop(loop, thread)
+            raise
+        return cls(loop, thread, inner)
+
+    @property
+    def connections(self) -> int:
+        return self._inner.connections
+
+    def __iter__(self) -> "Receiver":
+        return self
+
+    def __next__(self) -> Delivery:
+        return self.next()
+
+    def next(self, timeout: Optional[float] = None) -> Delivery:
+        """The next delivery; TimeoutError after ``timeout`` seconds, StopIteration once closed."""
+        if self.loop.is_closed():
+            raise StopIteration
+        future = asyncio.run_coroutine_threadsafe(self._inner.__anext__(), self.loop)
+        try:
+            return future.result(timeout)
+        except StopAsyncIteration:
+            raise StopIteration from None
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    def ack(self, delivery: Delivery) -> None:
+        self._call(self._inner.ack(delivery))
+
+    def nack(self, delivery: Delivery, *, delay: Optional[float] = None) -> None:
+        self._call(self._inner.nack(delivery, delay=delay))
+
+    def extend(self, delivery: Delivery, visibility_timeout: float) -> None:
+        self._call(self._inner.extend(delivery, visibility_timeout))
+
+    def _call(self, coroutine: Any) -> None:
+        if self.loop.is_closed():
+            coroutine.close()
+            raise ConnectionClosedError("receiver closed")
+        asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._inner.close(), self.loop).result()
+            self._stop(self.loop, self._thread)
+
+    def __enter__(self) -> "Receiver":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    @staticmethod
+    def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
