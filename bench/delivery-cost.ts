@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
-import { startOffline } from '../test/support/offline.js';
+import { startOffline } from '../test/support/servers/offline.js';
 import { type DeliveryCostResults, PING_INTERVAL_SECONDS, writeDeliveryCost } from './lib/delivery-cost.js';
 import { quantile } from './lib/measure.js';
 

@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
-import { startOffline } from '../test/support/offline.js';
+import { startOffline } from '../test/support/servers/offline.js';
 import { quantile } from './lib/measure.js';
 
 const TARGET_MS = 1000;

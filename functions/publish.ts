@@ -3,6 +3,7 @@
  * it to the channel's WebSocket subscribers; `GET /channels/{channel}/messages` reads history.
  */
 import { ValidationError } from '../lib/errors.js';
+import { MAX_LIST_LIMIT } from '../lib/limits.js';
 import type { Json } from '../lib/storage/types.js';
 import { httpApi } from './runtime/api.js';
 import { json } from './runtime/http.js';
@@ -21,8 +22,11 @@ export const handler = httpApi('publish', {
   'GET /channels/{channel}/messages': async ({ storage, params: { channel }, query, authorizeResource }) => {
     authorizeResource(channel!);
     const limit = query.limit === undefined ? undefined : Number(query.limit);
-    if (limit !== undefined && (limit < 1 || limit > 1000)) {
-      throw new ValidationError('query.limit', `must be an integer from 1 to 1000, got ${query.limit}`);
+    if (limit !== undefined && (limit < 1 || limit > MAX_LIST_LIMIT)) {
+      throw new ValidationError(
+        'query.limit',
+        `must be an integer from 1 to ${MAX_LIST_LIMIT}, got ${query.limit}`,
+      );
     }
     const messages = await storage.events.history(channel!, { after: query.after, limit });
     return json(200, { messages });

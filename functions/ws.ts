@@ -15,6 +15,7 @@
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import { allows, authorize, type Principal } from '../lib/auth.js';
+import { CONNECTION_DEFAULT_TTL_SECONDS, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from '../lib/limits.js';
 import { type Json, SCOPES, type Scope, type Storage } from '../lib/storage/types.js';
 import { checkName, describe, isPlainObject } from '../lib/storage/validate.js';
 import { websocketEndpoint } from './runtime/aws.js';
@@ -24,13 +25,7 @@ import { logger } from './runtime/logger.js';
 import { requestLogging, runtime } from './runtime/middleware.js';
 import { acceptedProtocol } from './runtime/protocol.js';
 import { endConsumers } from './runtime/push.js';
-import {
-  MAX_FRAME_BYTES,
-  MAX_MESSAGE_BYTES,
-  postFrame,
-  relayEvent,
-  type ServerFrame,
-} from './runtime/relay.js';
+import { postFrame, relayEvent, type ServerFrame } from './runtime/relay.js';
 import { getStorage } from './runtime/storage.js';
 import { canUseWebSocket, currentPrincipal, NO_WEBSOCKET_SCOPE } from './runtime/ws-access.js';
 import { closeConnection } from './runtime/ws-close.js';
@@ -41,9 +36,6 @@ import {
   QUEUE_FIELDS,
   type QueueFrame,
 } from './runtime/ws-queues.js';
-
-/** API Gateway closes a WebSocket after 2 h; the registration lives as long. */
-export const CONNECTION_TTL_SECONDS = 7200;
 
 /** What the routes read of API Gateway's WebSocket event. */
 export interface WebSocketEvent {
@@ -123,7 +115,7 @@ const connectRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
       resources: principal.resources,
       tokenId: principal.id,
       tokenExpiresAt,
-      ttl: CONNECTION_TTL_SECONDS,
+      ttl: CONNECTION_DEFAULT_TTL_SECONDS,
     });
     logger.info('connection registered', {
       connectionId,

@@ -23,7 +23,7 @@
  * go to `serverless offline` (`npm start -- --httpPort 4000 --websocketPort 4001 --lambdaPort
  * 4002`). Ctrl-C stops serverless, then closes the database (a second Ctrl-C: at once).
  *
- * For tools (test/support/offline.ts): once `GET /health` answers, the banner starts with
+ * For tools (test/support/servers/offline.ts): once `GET /health` answers, the banner starts with
  * `Kubently Storage is running` and has one line `  Admin token: <token>`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';

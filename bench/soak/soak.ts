@@ -19,7 +19,7 @@ import { resolveConfig } from '../../lib/config/index.js';
 import { applySchemaMigrations } from '../../lib/storage/postgresql/schema-migrations.js';
 import { createSql, quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import { testDatabaseUrl } from '../../test/support/backends.js';
-import { type Offline, startOffline } from '../../test/support/offline.js';
+import { type Offline, startOffline } from '../../test/support/servers/offline.js';
 import { quantile } from '../lib/measure.js';
 import { sampleTree, type TreeSample } from './proc.js';
 import { Traffic } from './traffic.js';

@@ -5,7 +5,7 @@
  * the regex the matcher replaced, on a name short enough to finish, for scale.
  */
 import { globMatcher, matchesAny } from '../../lib/glob.js';
-import { MAX_GLOB_STARS, MAX_GLOBS_PER_TOKEN, MAX_NAME_BYTES } from '../../lib/storage/validate.js';
+import { MAX_GLOB_STARS, MAX_GLOBS_PER_TOKEN, MAX_NAME_BYTES } from '../../lib/limits.js';
 import type { Context } from '../lib/context.js';
 import { median, quantile } from '../lib/measure.js';
 import type { GlobRow } from '../lib/results.js';

@@ -11,6 +11,7 @@ import { Errors } from '@sinclair/typebox/errors';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { allows, authenticate, authorize, type Principal, requestToken } from '../../lib/auth.js';
 import { ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError } from '../../lib/errors.js';
+import { BODY_OVERHEAD_BYTES, BODY_VALUE_MULTIPLE } from '../../lib/limits.js';
 import type { Storage } from '../../lib/storage/types.js';
 import type { HttpResponse } from './http.js';
 import { logger } from './logger.js';
@@ -81,9 +82,6 @@ export type RouteHandlers<Fn extends FunctionName> = {
 type CheckedHandler = (request: ApiRequest) => Promise<APIGatewayProxyStructuredResultV2>;
 
 const ANONYMOUS: Principal = { id: 'anonymous', identity: 'anonymous', scopes: [], resources: [] };
-// Request bodies are parsed only below this size; the value limit itself is checked exactly by
-// lib. JSON escaping can make a body several times the size of the value it carries.
-const BODY_OVERHEAD_BYTES = 64 * 1024;
 
 /**
  * The Lambda handler of one function: `typedHandlers` maps each of the function's route keys
@@ -253,7 +251,9 @@ function bodyValue(route: RouteSpec, event: APIGatewayProxyEventV2): Record<stri
 
 function bodyText(event: APIGatewayProxyEventV2): string | undefined {
   if (event.body === undefined || event.body === null) return undefined;
-  const limit = getStorageConfig().limits.maxValueBytes * 4 + BODY_OVERHEAD_BYTES;
+  // Request bodies are parsed only below this size; the value limit itself is checked exactly by
+  // lib. JSON escaping can make a body several times the size of the value it carries.
+  const limit = getStorageConfig().limits.maxValueBytes * BODY_VALUE_MULTIPLE + BODY_OVERHEAD_BYTES;
   // Base64 is 4/3 of the bytes it carries; either way the check happens before any decoding.
   const size = event.isBase64Encoded
     ? Math.floor((event.body.length * 3) / 4)

@@ -4,6 +4,7 @@
  * fails when the file, the table and `serverless.yml` disagree.
  */
 import type { TSchema } from '@sinclair/typebox';
+import { MAX_NAME_BYTES } from '../../lib/limits.js';
 import { ErrorBody, GatewayErrorBody, pathParameters, type RouteSpec, routes } from './routes.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -37,8 +38,7 @@ const CORRELATION_ID: JsonSchema = {
   name: 'X-Correlation-Id',
   in: 'header',
   required: false,
-  description:
-    "the correlation id the audit entry records (a name: 1–255 bytes of UTF-8, no control characters); absent or invalid: API Gateway's request id",
+  description: `the correlation id the audit entry records (a name: 1–${MAX_NAME_BYTES} bytes of UTF-8, no control characters); absent or invalid: API Gateway's request id`,
   schema: { type: 'string', minLength: 1 },
 };
 
@@ -69,7 +69,7 @@ export function openApiDocument({ version, license }: PackageInfo): JsonSchema {
       name,
       in: 'path',
       required: true,
-      description: `${PARAMETER_DESCRIPTIONS[name] ?? name}: URL-encoded, 1–255 bytes of UTF-8, no control characters`,
+      description: `${PARAMETER_DESCRIPTIONS[name] ?? name}: URL-encoded, 1–${MAX_NAME_BYTES} bytes of UTF-8, no control characters`,
       schema: { type: 'string', minLength: 1 },
     }));
     if (route.audited) parameters.push({ $ref: '#/components/parameters/CorrelationId' });

@@ -3,7 +3,7 @@
  * and lib's refusals of them as errors naming the query parameter.
  */
 import { ValidationError } from '../../lib/errors.js';
-import { MAX_PAGE_LIMIT } from '../../lib/storage/paging.js';
+import { MAX_LIST_LIMIT } from '../../lib/limits.js';
 import type { PageOptions } from '../../lib/storage/types.js';
 import type { PageQuery } from './routes.js';
 
@@ -12,10 +12,10 @@ export function pageOptions(query: PageQuery): Pick<PageOptions, 'limit' | 'curs
   const options: Pick<PageOptions, 'limit' | 'cursor'> = {};
   if (query.limit !== undefined) {
     const limit = Number(query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
       throw new ValidationError(
         'limit',
-        `must be an integer from 1 to ${MAX_PAGE_LIMIT}, got ${query.limit}`,
+        `must be an integer from 1 to ${MAX_LIST_LIMIT}, got ${query.limit}`,
       );
     }
     options.limit = limit;

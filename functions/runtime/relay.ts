@@ -6,6 +6,7 @@
  * Gateway answers 410 Gone for is closed: it is removed from the registry with its
  * subscriptions.
  */
+import { MAX_MESSAGE_BYTES } from '../../lib/limits.js';
 import type { Json, PublishedEvent, Storage } from '../../lib/storage/types.js';
 import { lambdaClient, managementApiModule, managementClient, websocketEndpoint } from './aws.js';
 import type { ApiErrorCode } from './http.js';
@@ -13,11 +14,6 @@ import { logger } from './logger.js';
 import { emitMetric } from './metrics.js';
 import type { QueueServerFrame } from './push.js';
 import { getStorageConfig } from './storage.js';
-
-/** API Gateway refuses a single WebSocket frame over 32 KB (closing the connection with 1009). */
-export const MAX_FRAME_BYTES = 32 * 1024;
-/** API Gateway's limit for one WebSocket message, in either direction (`postToConnection` too). */
-export const MAX_MESSAGE_BYTES = 128 * 1024;
 
 /** Posts in flight at once per invocation: enough to hide latency, few enough not to be throttled. */
 export const POST_CONCURRENCY = 16;

@@ -8,14 +8,23 @@ import type { Static, TSchema } from '@sinclair/typebox';
 // A namespace import esbuild can tree-shake: TypeBox's `Type` object holds every builder,
 // ~45 KB more in each bundled function.
 import * as T from '@sinclair/typebox';
-import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../../lib/storage/paging.js';
-import { SCOPES, type Scope } from '../../lib/storage/types.js';
 import {
-  EVENT_ID_PATTERN,
+  DEFAULT_LIST_LIMIT,
+  DEFAULT_RECEIVE_MAX,
+  DEFAULT_VISIBILITY_SECONDS,
+  EVENT_ID_DIGITS,
+  MAX_DELAY_SECONDS,
   MAX_GLOB_STARS,
   MAX_GLOBS_PER_TOKEN,
+  MAX_LIST_LIMIT,
   MAX_NAME_BYTES,
-} from '../../lib/storage/validate.js';
+  MAX_OPAQUE_STRING_CHARS,
+  MAX_RECEIVE_MAX,
+  MAX_VISIBILITY_SECONDS,
+  MAX_WAIT_SECONDS,
+} from '../../lib/limits.js';
+import { SCOPES, type Scope } from '../../lib/storage/types.js';
+import { EVENT_ID_PATTERN } from '../../lib/storage/validate.js';
 
 const Strict = { additionalProperties: false } as const;
 
@@ -32,18 +41,21 @@ const Name = (description: string) =>
     description: `${description}: 1–${MAX_NAME_BYTES} bytes of UTF-8, no control characters`,
   });
 
+/** Digits of a `limit` query parameter: enough for `MAX_LIST_LIMIT`, the handler checks the value. */
+const LIMIT_PATTERN = `^[0-9]{1,${String(MAX_LIST_LIMIT).length}}$`;
+/** A receipt or a cursor: a string the service answered earlier. */
+const OPAQUE = { minLength: 1, maxLength: MAX_OPAQUE_STRING_CHARS } as const;
+
 /** The query of a paged route (keyset pages; the response carries `cursor` while more follow). */
 export const PageQuery = T.Object(
   {
     limit: T.Optional(
       T.String({
-        pattern: '^[0-9]{1,4}$',
-        description: `an integer 1–${MAX_PAGE_LIMIT}, default ${DEFAULT_PAGE_LIMIT}`,
+        pattern: LIMIT_PATTERN,
+        description: `an integer 1–${MAX_LIST_LIMIT}, default ${DEFAULT_LIST_LIMIT}`,
       }),
     ),
-    cursor: T.Optional(
-      T.String({ minLength: 1, maxLength: 1024, description: 'the cursor the previous page answered' }),
-    ),
+    cursor: T.Optional(T.String({ ...OPAQUE, description: 'the cursor the previous page answered' })),
   },
   Strict,
 );
@@ -237,9 +249,9 @@ export const routes = [
     body: T.Object(
       {
         clusterId: Name('cluster id'),
-        userId: T.Optional(T.String({ maxLength: 1024 })),
+        userId: T.Optional(Name('user id')),
         correlationId: T.Optional(Name('correlation id')),
-        serviceIdentity: T.Optional(T.String({ maxLength: 1024 })),
+        serviceIdentity: T.Optional(Name('service identity (a non-admin token: its own identity)')),
         data: T.Optional(T.Record(T.String(), T.Unknown())),
         ttl: T.Optional(Seconds('seconds the session lives without a keep-alive (default 300)')),
       },
@@ -323,7 +335,11 @@ export const routes = [
     body: T.Object(
       {
         payload: AnyJson,
-        delay: T.Optional(NonNegativeSeconds('seconds before it becomes visible (at most 7 days)')),
+        delay: T.Optional(
+          NonNegativeSeconds(
+            `seconds before it becomes visible (at most ${MAX_DELAY_SECONDS / 86_400} days)`,
+          ),
+        ),
         dedupId: T.Optional(Name('deduplication id')),
       },
       Strict,
@@ -341,11 +357,19 @@ export const routes = [
     scopes: ['queues:receive'],
     body: T.Object(
       {
-        max: T.Optional(T.Integer({ minimum: 1, maximum: 100, description: 'default 1' })),
-        visibilityTimeout: T.Optional(
-          T.Number({ exclusiveMinimum: 0, maximum: 43_200, description: 'seconds, default 30' }),
+        max: T.Optional(
+          T.Integer({ minimum: 1, maximum: MAX_RECEIVE_MAX, description: `default ${DEFAULT_RECEIVE_MAX}` }),
         ),
-        wait: T.Optional(T.Number({ minimum: 0, maximum: 20, description: 'seconds, default 0' })),
+        visibilityTimeout: T.Optional(
+          T.Number({
+            exclusiveMinimum: 0,
+            maximum: MAX_VISIBILITY_SECONDS,
+            description: `seconds, default ${DEFAULT_VISIBILITY_SECONDS}`,
+          }),
+        ),
+        wait: T.Optional(
+          T.Number({ minimum: 0, maximum: MAX_WAIT_SECONDS, description: 'seconds, default 0' }),
+        ),
       },
       Strict,
     ),
@@ -370,7 +394,7 @@ export const routes = [
     operation: 'queues.ack',
     summary: 'Delete a leased message',
     scopes: ['queues:receive'],
-    body: T.Object({ receipt: T.String({ minLength: 1, maxLength: 1024 }) }, Strict),
+    body: T.Object({ receipt: T.String(OPAQUE) }, Strict),
     bodyRequired: true,
     responses: { 204: null },
     errors: [404, 409],
@@ -384,7 +408,7 @@ export const routes = [
     scopes: ['queues:receive'],
     body: T.Object(
       {
-        receipt: T.String({ minLength: 1, maxLength: 1024 }),
+        receipt: T.String(OPAQUE),
         delay: T.Optional(NonNegativeSeconds('seconds')),
       },
       Strict,
@@ -427,10 +451,16 @@ export const routes = [
     query: T.Object(
       {
         after: T.Optional(
-          T.String({ pattern: EVENT_ID_PATTERN, description: 'an event id (up to 16 digits)' }),
+          T.String({
+            pattern: EVENT_ID_PATTERN,
+            description: `an event id (up to ${EVENT_ID_DIGITS} digits)`,
+          }),
         ),
         limit: T.Optional(
-          T.String({ pattern: '^[0-9]{1,4}$', description: 'an integer from 1 to 1000 (default 100)' }),
+          T.String({
+            pattern: LIMIT_PATTERN,
+            description: `an integer from 1 to ${MAX_LIST_LIMIT} (default ${DEFAULT_LIST_LIMIT})`,
+          }),
         ),
       },
       Strict,

@@ -6,15 +6,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ValidationError } from '../errors.js';
+import { DEFAULT_VISIBILITY_SECONDS, MAX_VISIBILITY_SECONDS } from '../limits.js';
 import type { ConsumerDriver } from './driver.js';
 import type { ConsumerStore } from './types.js';
 import { checkInt, checkName, checkOptions, checkTtl } from './validate.js';
 
 /** Deliveries one consumer may hold unacknowledged at most. */
 export const MAX_CONSUMER_IN_FLIGHT = 100;
-/** A lease lasts at most 12 h, as an HTTP receive's. */
-const MAX_VISIBILITY_SECONDS = 43_200;
-const DEFAULT_VISIBILITY_MS = 30_000;
+const DEFAULT_VISIBILITY_MS = DEFAULT_VISIBILITY_SECONDS * 1000;
 /** Slot ids cannot be message ids: no backend's message id starts with `~`. */
 const SLOT_PREFIX = '~';
 /** Queues or connection ids answered at most by one call. */

@@ -5,12 +5,11 @@
  * during a walk cause no duplicates and no skips.
  */
 import { ValidationError } from '../errors.js';
+import { DEFAULT_LIST_LIMIT, MAX_GLOBS_PER_TOKEN, MAX_LIST_LIMIT } from '../limits.js';
 import { checkInt, checkName, checkOptions, describe } from './validate.js';
 
-export const DEFAULT_PAGE_LIMIT = 100;
-export const MAX_PAGE_LIMIT = 1000;
 /** Globs a filtered listing takes, at most (as many as a token may carry). */
-export const MAX_PAGE_GLOBS = 100;
+export const MAX_PAGE_GLOBS = MAX_GLOBS_PER_TOKEN;
 /**
  * Index entries one filtered page looks at, at most, where the backend filters after reading
  * (Redis): a page whose matches are sparse answers what it found and a cursor, rather than
@@ -42,12 +41,16 @@ export function checkPageOptions(
   position: (text: string) => string,
 ): CheckedPage {
   const o = checkOptions('options', options, ['limit', 'cursor', 'within']);
-  const limit =
-    o.limit === undefined ? DEFAULT_PAGE_LIMIT : checkInt('options.limit', o.limit, 1, MAX_PAGE_LIMIT);
+  const limit = checkListLimit('options.limit', o.limit);
   const after =
     o.cursor === undefined ? undefined : decodeCursor('options.cursor', o.cursor, listing, position);
   const within = o.within === undefined ? undefined : checkWithin('options.within', o.within);
   return { after, limit, within: within?.includes('*') ? undefined : within };
+}
+
+/** A listing's optional `limit`: `DEFAULT_LIST_LIMIT` when absent, else an integer 1–`MAX_LIST_LIMIT`. */
+export function checkListLimit(field: string, value: unknown): number {
+  return value === undefined ? DEFAULT_LIST_LIMIT : checkInt(field, value, 1, MAX_LIST_LIMIT);
 }
 
 function checkWithin(field: string, value: unknown): string[] {
@@ -169,7 +172,7 @@ export async function readFiltered<T>(
   for (;;) {
     // One more than the page, so a full page knows whether anything follows it.
     const wanted = limit + 1 - kept.length;
-    const count = Math.min(keep === undefined ? wanted : MAX_PAGE_LIMIT, PAGE_SCAN_BUDGET - scanned);
+    const count = Math.min(keep === undefined ? wanted : MAX_LIST_LIMIT, PAGE_SCAN_BUDGET - scanned);
     const { items, last, more } = await read(from, count);
     scanned += count;
     for (const item of items) if (keep === undefined || keep(item)) kept.push(item);

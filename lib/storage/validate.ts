@@ -3,28 +3,29 @@
  * argument, so bad input is refused before any I/O and with the same message everywhere.
  */
 import { PayloadTooLargeError, ValidationError } from '../errors.js';
+import {
+  EVENT_ID_DIGITS,
+  MAX_GLOB_STARS,
+  MAX_GLOBS_PER_TOKEN,
+  MAX_JSON_DEPTH,
+  MAX_NAME_BYTES,
+  MAX_TTL_SECONDS,
+} from '../limits.js';
 import type { Json } from './types.js';
 
-export const MAX_NAME_BYTES = 255;
-/** Resource globs a token may carry; each is a name (at most `MAX_NAME_BYTES`) with at most `MAX_GLOB_STARS` `*`. */
-export const MAX_GLOBS_PER_TOKEN = 100;
-export const MAX_GLOB_STARS = 8;
 /** An event id as callers see it: the decimal digits of a per-channel counter. */
-export const EVENT_ID_PATTERN = '^[0-9]{1,16}$';
-/** Longest TTL, delay or lease accepted: ten years. Longer lifetimes are "no TTL". */
-export const MAX_TTL_SECONDS = 315_360_000;
-const MAX_DEPTH = 128;
+export const EVENT_ID_PATTERN = `^[0-9]{1,${EVENT_ID_DIGITS}}$`;
 
 // C0 controls, DEL and C1 controls.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** A name (key, queue, channel, cluster id): 1–255 bytes of UTF-8, no control characters. */
+/** A name (key, queue, channel, cluster id): 1–`MAX_NAME_BYTES` bytes of UTF-8, no control characters. */
 export function checkName(field: string, value: unknown): string {
   if (typeof value !== 'string')
     throw new ValidationError(field, `expected a string, got ${describe(value)}`);
   if (value.length === 0) throw new ValidationError(field, 'must not be empty');
-  // Fast path: ASCII-only strings of ≤ 255 chars are ≤ 255 bytes.
+  // Fast path: ASCII-only strings of at most MAX_NAME_BYTES chars are at most as many bytes.
   if (value.length > MAX_NAME_BYTES || !isAscii(value)) {
     if (!value.isWellFormed()) throw new ValidationError(field, 'is not valid UTF-8 (lone surrogate)');
     const bytes = Buffer.byteLength(value, 'utf8');
@@ -177,7 +178,7 @@ function checkJsonScalar(path: string, value: unknown): void {
 }
 
 function checkJsonTree(path: string, value: object, ancestors: Set<object>, depth: number): void {
-  if (depth > MAX_DEPTH) throw new ValidationError(path, `nested deeper than ${MAX_DEPTH} levels`);
+  if (depth > MAX_JSON_DEPTH) throw new ValidationError(path, `nested deeper than ${MAX_JSON_DEPTH} levels`);
   if (ancestors.has(value)) throw new ValidationError(path, 'is circular');
   ancestors.add(value);
   if (Array.isArray(value)) {

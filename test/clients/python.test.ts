@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Offline, startOffline } from '../support/offline.js';
+import { type Offline, startOffline } from '../support/servers/offline.js';
 import { warmUp } from './support.js';
 
 const PYTHON = '/usr/bin/python3';

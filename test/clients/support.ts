@@ -1,5 +1,6 @@
 /** Shared by the client test files: first calls of each function retried until they answer. */
-import type { Offline } from '../support/offline.js';
+import { vi } from 'vitest';
+import type { Offline } from '../support/servers/offline.js';
 
 /** Ceiling for a cold function to answer on a shared, noisy machine; never an expectation. */
 const WARM_UP_MS = 120_000;
@@ -19,17 +20,19 @@ export async function warmUp(offline: Offline): Promise<void> {
   ];
   await Promise.all(
     calls.map(async ([method, path]) => {
-      const deadline = Date.now() + WARM_UP_MS;
-      for (;;) {
-        const response = await fetch(`${offline.baseUrl}${path}`, {
-          method,
-          headers: { authorization: `Bearer ${offline.adminToken}` },
-        }).catch(() => undefined);
-        await response?.text();
-        if (response && response.status < 500) return;
-        if (Date.now() > deadline) throw new Error(`${method} ${path} did not answer: ${response?.status}`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+      await vi.waitFor(
+        async () => {
+          const response = await fetch(`${offline.baseUrl}${path}`, {
+            method,
+            headers: { authorization: `Bearer ${offline.adminToken}` },
+          }).catch(() => undefined);
+          await response?.text();
+          if (!response || response.status >= 500) {
+            throw new Error(`${method} ${path} did not answer: ${response?.status}`);
+          }
+        },
+        { timeout: WARM_UP_MS, interval: 500 },
+      );
     }),
   );
 }

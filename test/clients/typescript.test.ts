@@ -17,7 +17,7 @@ import {
   StorageError,
   type WebSocketLike,
 } from '../../clients/typescript/src/index.js';
-import { type Offline, startOffline } from '../support/offline.js';
+import { type Offline, startOffline } from '../support/servers/offline.js';
 import { warmUp } from './support.js';
 
 describe('TypeScript client against npm start', { timeout: 120_000 }, () => {

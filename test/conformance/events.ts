@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { EventStore, PublishedEvent } from '../../lib/storage/types.js';
 import { type Fixture, needs } from '../support/fixture.js';
-import { eventually, isoMs, name, pairs, sleep } from '../support/helpers.js';
+import { isoMs, name, pairs, sleep } from '../support/helpers.js';
 
 const messages = (events: PublishedEvent[]) => events.map((e) => e.message);
 
@@ -188,10 +188,13 @@ export function describeEvents(f: Fixture): void {
           const [a, b] = await Promise.all([record(events(), channel), record(events(), channel)]);
           try {
             const [id] = await publishAll(events(), channel, ['after-both']);
-            await eventually(() => {
-              expect(a.received.map((e) => e.id)).toEqual([id]);
-              expect(b.received.map((e) => e.id)).toEqual([id]);
-            });
+            await vi.waitFor(
+              () => {
+                expect(a.received.map((e) => e.id)).toEqual([id]);
+                expect(b.received.map((e) => e.id)).toEqual([id]);
+              },
+              { timeout: 5000 },
+            );
           } finally {
             await Promise.all([a.stop(), b.stop()]);
           }
@@ -204,7 +207,7 @@ export function describeEvents(f: Fixture): void {
         const { received, stop } = await record(events(), channel);
         try {
           const ids = await publishAll(events(), channel, [1, 2, 3, 4, 5]);
-          await eventually(() => expect(received).toHaveLength(5));
+          await vi.waitFor(() => expect(received).toHaveLength(5), { timeout: 5000 });
           await sleep(200); // a repeat would show up here
           expect(received.map((e) => e.id)).toEqual(ids);
           expect(messages(received)).toEqual([1, 2, 3, 4, 5]);
@@ -220,7 +223,7 @@ export function describeEvents(f: Fixture): void {
         const { received, stop } = await record(events(), channel);
         try {
           await Promise.all(Array.from({ length: 30 }, (_, i) => events().publish(channel, i)));
-          await eventually(() => expect(received).toHaveLength(30));
+          await vi.waitFor(() => expect(received).toHaveLength(30), { timeout: 5000 });
           await sleep(200);
           expect(received).toHaveLength(30);
           const history = await events().history(channel, { limit: 1000 });
@@ -242,7 +245,7 @@ export function describeEvents(f: Fixture): void {
             // Ends with a large event: no later small one can reveal a large one that went missing.
             const items = [5, large(6), 7, 8, large(9), large(10), 11, large(12)];
             await publishAll(events(), channel, items);
-            await eventually(() => expect(received).toHaveLength(12), 4000);
+            await vi.waitFor(() => expect(received).toHaveLength(12), { timeout: 4000 });
             await sleep(200); // a repeat would show up here
             expect(received).toEqual(await events().history(channel, { limit: 1000 }));
             expect(messages(received).slice(4)).toEqual(items);
@@ -256,7 +259,7 @@ export function describeEvents(f: Fixture): void {
         const channel = name('ch');
         const { received, stop } = await record(events(), channel);
         await events().publish(channel, 'first');
-        await eventually(() => expect(received).toHaveLength(1));
+        await vi.waitFor(() => expect(received).toHaveLength(1), { timeout: 5000 });
         await stop();
         await events().publish(channel, 'after stop');
         await sleep(300);
@@ -269,10 +272,13 @@ export function describeEvents(f: Fixture): void {
         const two = await record(events(), channel);
         try {
           await publishAll(events(), channel, ['x', 'y']);
-          await eventually(() => {
-            expect(messages(one.received)).toEqual(['x', 'y']);
-            expect(messages(two.received)).toEqual(['x', 'y']);
-          });
+          await vi.waitFor(
+            () => {
+              expect(messages(one.received)).toEqual(['x', 'y']);
+              expect(messages(two.received)).toEqual(['x', 'y']);
+            },
+            { timeout: 5000 },
+          );
         } finally {
           await one.stop();
           await two.stop();
@@ -291,7 +297,7 @@ export function describeEvents(f: Fixture): void {
             await racing;
             await publishAll(events(), channel, ['l0', 'l1']);
             const expected = ['e2', 'e3', 'r0', 'r1', 'r2', 'r3', 'r4', 'l0', 'l1'];
-            await eventually(() => expect(received).toHaveLength(expected.length));
+            await vi.waitFor(() => expect(received).toHaveLength(expected.length), { timeout: 5000 });
             await sleep(200);
             expect(messages(received)).toEqual(expected);
             const history = await events().history(channel, { after: ids[1] });
@@ -310,7 +316,7 @@ export function describeEvents(f: Fixture): void {
           await events().publish(other, 'not for me');
           await events().publish(`${mine}x`, 'not for me either');
           await events().publish(mine, 'mine');
-          await eventually(() => expect(received).toHaveLength(1));
+          await vi.waitFor(() => expect(received).toHaveLength(1), { timeout: 5000 });
           await sleep(200);
           expect(messages(received)).toEqual(['mine']);
           expect(received[0]?.channel).toBe(mine);

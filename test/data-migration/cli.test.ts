@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../../lib/data-migration/cli.js';
 import { quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import { type PopulateCounts, populate } from './populate.js';
@@ -151,15 +151,15 @@ describe.skipIf(unavailable !== undefined)('kubently-storage migrate (CLI)', () 
     }));
   }
 
-  /** Polls until `check` holds (the child is still running), or fails with `what`. */
+  /** Waits until `check` holds while the child is still running, or fails with `what`. */
   async function waitFor(what: string, check: () => Promise<boolean>, running: () => boolean) {
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      if (await check()) return;
-      if (!running()) throw new Error(`the copy ended before ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    throw new Error(`timed out waiting for ${what}`);
+    await vi.waitFor(
+      async () => {
+        if (!running()) throw new Error(`the copy ended before ${what}`);
+        expect(await check(), what).toBe(true);
+      },
+      { timeout: 60_000, interval: 10 },
+    );
   }
 
   const redisStorage = (prefix: string) =>

@@ -13,7 +13,9 @@ import { populate } from './populate.js';
 import { migrateUnavailable, Scratch } from './support.js';
 
 process.env.REDIS_CLUSTER_BASE_PORT ??= '7411';
-const { CLUSTER_URL, startRedisCluster, stopRedisCluster } = await import('../harness/redis-cluster.js');
+const { CLUSTER_URL, startRedisCluster, stopRedisCluster } = await import(
+  '../support/servers/redis-cluster.js'
+);
 
 const unavailable = await migrateUnavailable();
 

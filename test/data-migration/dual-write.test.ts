@@ -6,7 +6,7 @@
  * a mirror and the copy's older read reached it. Then `copy --move` of queues, after their
  * routing moved: every message is delivered from the target, none is left on the source.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { copy } from '../../lib/data-migration/copy.js';
 import type { RecordSource } from '../../lib/data-migration/source.js';
 import { validate } from '../../lib/data-migration/validate.js';
@@ -60,7 +60,7 @@ describe.skipIf(unavailable !== undefined)('migrate copy under dual-write', () =
     // entries are stamped after `since`'s millisecond (the copy reconciles that one by content,
     // which the mirror of an entry written in it, still on its way, would race).
     const since = Date.now();
-    while (Date.now() <= since) await new Promise((resolve) => setTimeout(resolve, 1));
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(since), { interval: 1 });
     const hybrid: Storage = createStorage(
       {
         backend: 'hybrid',

@@ -1,13 +1,15 @@
 /**
  * The documentation stays true where a test can tell: every HTTP route is in docs/api.md, every
  * link between pages (and every #anchor) resolves, and the README stays a front door. (Every
- * setting in docs/configuration.md: test/unit/config-file.test.ts.)
+ * setting in docs/configuration.md: test/unit/config-file.test.ts.) The limits table of
+ * docs/errors-and-limits.md states the values of lib/limits.ts.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { routes } from '../../functions/runtime/routes.js';
+import * as limits from '../../lib/limits.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -121,5 +123,35 @@ describe('docs', () => {
     };
     for (const dir of ['lib', 'functions', 'test', 'local', 'bench']) walk(dir);
     expect(citing).toEqual([]);
+  });
+
+  it('docs/errors-and-limits.md states every limit of lib/limits.ts with its value', () => {
+    const section = read('docs/errors-and-limits.md').split('\n## Limits\n')[1]!.split('\n#')[0]!;
+    const rows = section
+      .split('\n')
+      .filter((line) => line.startsWith('| ') && !/^\| [-\s|]+$/.test(line))
+      .slice(1)
+      .map((line) => line.split(' | ').map((cell) => cell.replace(/^\|\s*|\s*\|$/g, '').trim()));
+    /** How the page writes a value: sizes in KiB, every other number as it is. */
+    const written = (name: string, value: number) =>
+      name.endsWith('_BYTES') && value % 1024 === 0 ? `${value / 1024} KiB` : String(value);
+    const stated = new Map<string, string>();
+    const wrong: string[] = [];
+    for (const [, limit = '', constants = ''] of rows) {
+      for (const [, name] of constants.matchAll(/`([A-Z_]+)`/g)) {
+        const value = (limits as Record<string, unknown>)[name!];
+        if (typeof value !== 'number') {
+          wrong.push(`${name} is no constant of lib/limits.ts`);
+          continue;
+        }
+        stated.set(name!, limit);
+        const text = written(name!, value).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        if (!new RegExp(`(^|[^\\d.,])${text}(?!\\d|,\\d)`).test(limit)) {
+          wrong.push(`${name} is ${written(name!, value)}, the page says "${limit}"`);
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(Object.keys(limits).filter((name) => !stated.has(name))).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@
  * The whole HTTP API end to end over `serverless offline`: the real bundles (serverless-esbuild),
  * the real HTTP API emulation (routing, path parameter decoding, headers), on the real
  * PostgreSQL server in a schema of its own. Started by `npm start`'s script through the e2e
- * harness (test/support/offline.ts), so it never clashes with a running `npm start`. The
+ * harness (test/support/servers/offline.ts), so it never clashes with a running `npm start`. The
  * functions are also invoked directly through offline's Lambda endpoint with the AWS SDK.
  */
 import { randomBytes } from 'node:crypto';
@@ -12,7 +12,7 @@ import { resolveConfig } from '../../lib/config/index.js';
 import { applySchemaMigrations } from '../../lib/storage/postgresql/schema-migrations.js';
 import { createSql, quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
-import { type Offline, startOffline } from '../support/offline.js';
+import { type Offline, startOffline } from '../support/servers/offline.js';
 
 const DATABASE_URL = testDatabaseUrl();
 const SCHEMA = `kst_e2e_${randomBytes(4).toString('hex')}`;

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
-import { freePorts, OfflineStartError, startOffline } from '../support/offline.js';
+import { freePorts, OfflineStartError, startOffline } from '../support/servers/offline.js';
 
 const CEILING_MS = 60_000;
 

@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts, type Offline, OfflineStartError, startOffline } from '../support/offline.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { freePorts, type Offline, OfflineStartError, startOffline } from '../support/servers/offline.js';
 
 // Bundling and starting take 10–30 s on a small shared machine; these are ceilings, not expectations.
 const STARTUP_TIMEOUT_MS = 150_000;
@@ -49,14 +49,8 @@ function call(method: string, path: string, body?: unknown, token = offline!.adm
   });
 }
 
-/** Waits for `done()`; fails with `shown()` after a ceiling meant for a busy machine. */
-async function until(done: () => boolean, shown: () => string, ceilingMs = 60_000): Promise<void> {
-  const deadline = Date.now() + ceilingMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`not seen within ${ceilingMs / 1000} s; got:\n${shown()}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+/** A ceiling meant for a busy machine, never an expectation. */
+const PRINTED_WITHIN_MS = 60_000;
 
 describe('npm start with no server running', () => {
   it('serves /health on the embedded postgresql backend', async () => {
@@ -103,16 +97,14 @@ describe('npm start with no server running', () => {
       printed += chunk;
     });
     try {
-      await until(
-        () => printed.includes('"type":"subscribed"'),
-        () => printed,
-      );
+      await vi.waitFor(() => expect(printed).toContain('"type":"subscribed"'), {
+        timeout: PRINTED_WITHIN_MS,
+      });
       const published = await call('POST', '/channels/demo/messages', { message: 'from the tour' });
       expect(published.status).toBe(202);
-      await until(
-        () => printed.includes('"message":"from the tour"'),
-        () => printed,
-      );
+      await vi.waitFor(() => expect(printed).toContain('"message":"from the tour"'), {
+        timeout: PRINTED_WITHIN_MS,
+      });
     } finally {
       if (client.pid !== undefined) process.kill(-client.pid, 'SIGTERM');
     }

@@ -11,13 +11,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { createStorage } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { redisBackend } from '../support/backends.js';
-import { eventually } from '../support/helpers.js';
-import { type Offline, startOffline } from '../support/offline.js';
+import { type Offline, startOffline } from '../support/servers/offline.js';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const KEY_PREFIX = `kst:e2e:push:${randomBytes(4).toString('hex')}:`;
@@ -166,7 +165,9 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
     await receiving(a, queue, { max: 10 });
     await receiving(b, queue, { max: 10 });
     for (let i = 0; i < 4; i++) await send(queue, i);
-    await eventually(() => expect(a.queued().length + b.queued().length).toBe(4), FRAME_TIMEOUT_MS);
+    await vi.waitFor(() => expect(a.queued().length + b.queued().length).toBe(4), {
+      timeout: FRAME_TIMEOUT_MS,
+    });
     expect(a.queued()).toHaveLength(2);
     expect(b.queued()).toHaveLength(2);
   });
@@ -194,10 +195,9 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
     expect(await first.next()).toMatchObject({ type: 'delivery', id, attempts: 1 });
     first.socket.terminate();
     // $disconnect gave the lease back long before its 600 s end.
-    await eventually(
-      async () => expect(await stats(queue)).toMatchObject({ depth: 1, inFlight: 0 }),
-      FRAME_TIMEOUT_MS,
-    );
+    await vi.waitFor(async () => expect(await stats(queue)).toMatchObject({ depth: 1, inFlight: 0 }), {
+      timeout: FRAME_TIMEOUT_MS,
+    });
     const again = await connect(accessToken);
     await receiving(again, queue);
     expect(await again.next()).toMatchObject({ type: 'delivery', id, attempts: 2 });
@@ -211,10 +211,9 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
     expect(await client.next()).toMatchObject({ type: 'delivery', id });
     client.send({ action: 'stop', queue });
     expect(await client.next()).toEqual({ type: 'stopped', queue });
-    await eventually(
-      async () => expect(await stats(queue)).toMatchObject({ depth: 1, inFlight: 0 }),
-      FRAME_TIMEOUT_MS,
-    );
+    await vi.waitFor(async () => expect(await stats(queue)).toMatchObject({ depth: 1, inFlight: 0 }), {
+      timeout: FRAME_TIMEOUT_MS,
+    });
     expect(await storage.consumers.list(queue)).toEqual([]);
     await send(queue, 'not for a stopped consumer');
     expect(await stats(queue)).toMatchObject({ depth: 2, inFlight: 0 });
@@ -261,10 +260,9 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
     const sent = await api('POST', `/queues/${queue}/messages`, { payload: 'later', delay: 1 });
     expect(sent.status).toBe(201);
     // Due now, and nothing else happens on the queue: only the schedule can bring it.
-    await eventually(
-      async () => expect((await storage.queues.stats(queue)).delayed).toBe(0),
-      FRAME_TIMEOUT_MS,
-    );
+    await vi.waitFor(async () => expect((await storage.queues.stats(queue)).delayed).toBe(0), {
+      timeout: FRAME_TIMEOUT_MS,
+    });
     expect(client.queued()).toEqual([]);
     const lambda = new LambdaClient({
       endpoint: offline.lambdaEndpoint,

@@ -12,12 +12,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { createStorage } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { redisBackend } from '../support/backends.js';
-import { type Offline, startOffline } from '../support/offline.js';
+import { type Offline, startOffline } from '../support/servers/offline.js';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const KEY_PREFIX = `kst:e2e:ws:${randomBytes(4).toString('hex')}:`;
@@ -216,9 +216,12 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
     const closed = accepted[0]!.closed();
     accepted[0]!.socket.close();
     await closed;
-    await eventually(async () => {
-      clients.push(await Client.open(url));
-    });
+    await vi.waitFor(
+      async () => {
+        clients.push(await Client.open(url));
+      },
+      { timeout: FRAME_TIMEOUT_MS },
+    );
     expect(await Client.refusal(url)).toBe(409);
   });
 
@@ -344,7 +347,9 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
     expect(await storage.connections.get(stale)).toBeUndefined();
     expect((await storage.connections.subscribers(`${channel}-other`)).connectionIds).toEqual([]);
     // The dropped client is gone too ($disconnect or the 410, whichever came first).
-    await eventually(async () => expect(await storage.connections.get(droppedId)).toBeUndefined());
+    await vi.waitFor(async () => expect(await storage.connections.get(droppedId)).toBeUndefined(), {
+      timeout: FRAME_TIMEOUT_MS,
+    });
     expect((await storage.connections.subscribers(channel)).connectionIds).toEqual([
       await connectionIdOf(live),
     ]);
@@ -374,7 +379,9 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
     }
     expect(offline.output()).toContain('event handed to the fan-out function');
     // Logged once the last post is answered, so possibly just after the frames arrived.
-    await eventually(async () => expect(offline.output()).toContain('fan-out done'));
+    await vi.waitFor(async () => expect(offline.output()).toContain('fan-out done'), {
+      timeout: FRAME_TIMEOUT_MS,
+    });
   });
 
   it('the fanout function can be invoked through the offline Lambda endpoint', async () => {
@@ -430,28 +437,7 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
 
 /** Runs `attempt` until it resolves (ceiling 120 s), for warming up cold functions. */
 async function untilOk(attempt: () => Promise<void>): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
-}
-
-async function eventually(check: () => Promise<void>, timeoutMs = FRAME_TIMEOUT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
+  await vi.waitFor(attempt, { timeout: 120_000, interval: 500 });
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: frames are whatever the server sent.

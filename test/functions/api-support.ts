@@ -21,7 +21,7 @@ import {
   postgresBackend,
   redisBackend,
 } from '../support/backends.js';
-import { httpEvent, lambdaContext } from './lambda.js';
+import { httpEvent, lambdaContext } from '../support/lambda.js';
 
 process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';

@@ -4,7 +4,7 @@
  */
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { createStorage } from '../../lib/storage/index.js';
-import { eventually, isoMs, name } from '../support/helpers.js';
+import { isoMs, name } from '../support/helpers.js';
 import { call, describeOnRealBackends, serveFrom } from './api-support.js';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -50,7 +50,9 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
     expect(isoMs(put.json.expiresAt)).toBeGreaterThanOrEqual(before + 200);
     const get = await as('GET /kv/{key}', { params: { key } });
     expect([200, 404]).toContain(get.status);
-    await eventually(async () => expect((await as('GET /kv/{key}', { params: { key } })).status).toBe(404));
+    await vi.waitFor(async () => expect((await as('GET /kv/{key}', { params: { key } })).status).toBe(404), {
+      timeout: 5000,
+    });
   });
 
   it('names are any UTF-8 up to 255 bytes: slashes, percent signs, spaces, emoji', async () => {
@@ -213,9 +215,12 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
   it('an expired session is gone from every route', async () => {
     const clusterId = name('cluster');
     const { sessionId } = (await as('POST /sessions', { body: { clusterId, ttl: 0.2 } })).json;
-    await eventually(async () => {
-      expect((await as('GET /sessions/{id}', { params: { id: sessionId } })).status).toBe(404);
-    });
+    await vi.waitFor(
+      async () => {
+        expect((await as('GET /sessions/{id}', { params: { id: sessionId } })).status).toBe(404);
+      },
+      { timeout: 5000 },
+    );
     expect((await as('GET /clusters/{clusterId}/active', { params: { clusterId } })).json.active).toBe(false);
     expect((await as('POST /sessions/{id}/keepalive', { params: { id: sessionId } })).status).toBe(404);
   });
@@ -316,10 +321,13 @@ await describeOnRealBackends('HTTP API', ({ backend, storage }) => {
       await as('POST /queues/{queue}/receive', { params: { queue }, body: { visibilityTimeout: 0.1 } })
     ).json.messages;
     let second: { id: string; receipt: string; attempts: number } | undefined;
-    await eventually(async () => {
-      [second] = (await as('POST /queues/{queue}/receive', { params: { queue } })).json.messages;
-      expect(second).toBeDefined();
-    });
+    await vi.waitFor(
+      async () => {
+        [second] = (await as('POST /queues/{queue}/receive', { params: { queue } })).json.messages;
+        expect(second).toBeDefined();
+      },
+      { timeout: 5000 },
+    );
     expect(second!.attempts).toBe(2);
     const stale = await as('POST /queues/{queue}/messages/{id}/ack', {
       params: { queue, id: first.id },

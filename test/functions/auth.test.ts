@@ -9,7 +9,7 @@
  * test/conformance/conformance.test.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type RouteSpec, routeFor, routeKey, routes } from '../../functions/runtime/routes.js';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { SCOPES, type Scope, type Storage } from '../../lib/storage/types.js';
@@ -66,14 +66,6 @@ function expectError(response: ApiResponse, status: 401 | 403, code: 'unauthoriz
 function expectAllowed(response: ApiResponse, what: string): void {
   expect([401, 403], `${what}: ${response.status} ${response.raw}`).not.toContain(response.status);
   expect(response.status, `${what}: ${response.raw}`).toBeLessThan(500);
-}
-
-async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 function describeAuth(backend: Backend): void {
@@ -192,7 +184,9 @@ function describeAuth(backend: Backend): void {
     it('expired token → 401', async () => {
       const issued = await issue(['admin'], ['*'], 0.05);
       const expiresAt = Date.parse(issued.expiresAt!);
-      await until(() => Date.now() > expiresAt, 'the token to expire');
+      await vi.waitFor(() => expect(Date.now(), 'the token to expire').toBeGreaterThan(expiresAt), {
+        timeout: 10_000,
+      });
       expectError(await withToken(key, issued.token), 401, 'unauthorized');
     });
 

@@ -8,8 +8,8 @@ import { resolveConfig } from '../../lib/config/index.js';
 import { createStorage } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { postgresBackend, redisBackend } from '../support/backends.js';
-import { lambdaContext } from './lambda.js';
-import { describeOnBackends } from './relay-support.js';
+import { lambdaContext } from '../support/lambda.js';
+import { describeOnBackends } from './api-support.js';
 
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 // The metrics emitter reads this when it is created: on, to see the EMF lines.

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { handler } from '../../functions/fallback.js';
-import { httpEvent, lambdaContext } from './lambda.js';
+import { httpEvent, lambdaContext } from '../support/lambda.js';
 
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 

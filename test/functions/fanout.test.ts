@@ -7,8 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { createStorage } from '../../lib/storage/index.js';
 import type { PublishedEvent, Storage } from '../../lib/storage/types.js';
-import { lambdaContext } from './lambda.js';
-import { describeOnBackends, relayEnv, startAwsStub } from './relay-support.js';
+import { relayEnv, startAwsStub } from '../support/aws-stub.js';
+import { lambdaContext } from '../support/lambda.js';
+import { describeOnBackends } from './api-support.js';
 
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';

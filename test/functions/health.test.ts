@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { HealthReport, Storage } from '../../lib/storage/types.js';
-import { httpEvent, lambdaContext } from './lambda.js';
+import { httpEvent, lambdaContext } from '../support/lambda.js';
 
 // The handler reads its configuration from the environment once per container (module scope),
 // so every test sets the environment first and imports a fresh copy of the modules.

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CustomResourceEvent, CustomResourceResponse } from '../../functions/schema-migrations.js';
 import { testDatabaseUrl } from '../support/backends.js';
-import { lambdaContext } from './lambda.js';
+import { lambdaContext } from '../support/lambda.js';
 
 /** The repository's schema migrations, in order: what a deploy applies to a new schema. */
 const MIGRATIONS = readdirSync(fileURLToPath(new URL('../../migrations', import.meta.url)))

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { testDatabaseUrl } from '../support/backends.js';
-import { httpEvent, lambdaContext } from './lambda.js';
+import { httpEvent, lambdaContext } from '../support/lambda.js';
 
 const PG_URL = testDatabaseUrl();
 

@@ -7,9 +7,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type RouteSpec, routes } from '../../functions/runtime/routes.js';
 import { resolveConfig } from '../../lib/config/index.js';
+import { MAX_GLOB_STARS } from '../../lib/limits.js';
 import { createStorage } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
-import { MAX_GLOB_STARS } from '../../lib/storage/validate.js';
 import { call, serveFrom } from './api-support.js';
 
 let storage: Storage;

@@ -9,8 +9,8 @@ import type { APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import type { WebSocketEvent } from '../../functions/ws.js';
 import { createStorage } from '../../lib/storage/index.js';
-import { lambdaContext } from './lambda.js';
-import { relayEnv, startAwsStub } from './relay-support.js';
+import { relayEnv, startAwsStub } from '../support/aws-stub.js';
+import { lambdaContext } from '../support/lambda.js';
 
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';

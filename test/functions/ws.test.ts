@@ -11,9 +11,9 @@ import { afterAll, afterEach, beforeEach, expect, it, vi } from 'vitest';
 import type { WebSocketEvent } from '../../functions/ws.js';
 import { createStorage } from '../../lib/storage/index.js';
 import type { IssueTokenInput, Scope, Storage } from '../../lib/storage/types.js';
-import { call } from './api-support.js';
-import { lambdaContext } from './lambda.js';
-import { describeOnBackends, relayEnv, startAwsStub } from './relay-support.js';
+import { relayEnv, startAwsStub } from '../support/aws-stub.js';
+import { lambdaContext } from '../support/lambda.js';
+import { call, describeOnBackends } from './api-support.js';
 
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';

@@ -3,11 +3,11 @@
  * other backend; a failed secondary write is retried, counted, journaled durably and replayed,
  * and in async mode never fails or holds up the primary's answer.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashToken } from '../../lib/storage/facade.js';
 import type { HybridMetric } from '../../lib/storage/hybrid/index.js';
 import { hybridControl } from '../../lib/storage/index.js';
-import { eventually, name } from '../support/helpers.js';
+import { name } from '../support/helpers.js';
 import { type HybridHandle, hybridStorage, hybridUnavailable, PrivateRedis } from './support.js';
 
 const unavailable = await hybridUnavailable();
@@ -206,10 +206,13 @@ describe.skipIf(unavailable !== undefined)('hybrid: dual-write with the secondar
     expect(sync.journaled).toBe(keys.length);
 
     await redis.start();
-    await eventually(async () => {
-      await control.reconcile();
-      for (const [i, key] of keys.entries()) expect(await control.drivers.redis!.kv.get(key)).toBe(i);
-    }, 15_000);
+    await vi.waitFor(
+      async () => {
+        await control.reconcile();
+        for (const [i, key] of keys.entries()) expect(await control.drivers.redis!.kv.get(key)).toBe(i);
+      },
+      { timeout: 15_000 },
+    );
   });
 
   it('a journaled mirror replays the current value: it never overwrites a newer mirror that succeeded meanwhile', {
@@ -229,10 +232,13 @@ describe.skipIf(unavailable !== undefined)('hybrid: dual-write with the secondar
     await s.kv.set('k', 'older');
     expect(control.stats().sync.journaled).toBe(1);
     await redis.start();
-    await eventually(async () => {
-      await s.kv.set('k', 'newer');
-      expect(await control.drivers.redis!.kv.get('k')).toBe('newer');
-    }, 15_000);
+    await vi.waitFor(
+      async () => {
+        await s.kv.set('k', 'newer');
+        expect(await control.drivers.redis!.kv.get('k')).toBe('newer');
+      },
+      { timeout: 15_000 },
+    );
     await control.reconcile();
     expect(await control.drivers.redis!.kv.get('k')).toBe('newer');
   });
@@ -255,9 +261,12 @@ describe.skipIf(unavailable !== undefined)('hybrid: dual-write with the secondar
     expect(await control.drivers.postgresql!.sessions.get(session.sessionId)).toBeDefined();
     expect(control.stats().sync).toMatchObject({ failures: 1, retries: 1, journaled: 1 });
     await redis.start();
-    await eventually(async () => {
-      await control.reconcile();
-      expect((await control.drivers.redis!.sessions.get(session.sessionId))?.clusterId).toBe('c1');
-    }, 15_000);
+    await vi.waitFor(
+      async () => {
+        await control.reconcile();
+        expect((await control.drivers.redis!.sessions.get(session.sessionId))?.clusterId).toBe('c1');
+      },
+      { timeout: 15_000 },
+    );
   });
 });

@@ -9,12 +9,12 @@
  * generous bound: the machine is shared and timing is not what these tests prove.
  */
 import { spawn } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BackendUnavailableError } from '../../lib/errors.js';
 import { hashToken } from '../../lib/storage/facade.js';
 import { hybridControl } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
-import { eventually, sleep } from '../support/helpers.js';
+import { sleep } from '../support/helpers.js';
 import {
   type HybridHandle,
   hybridStorage,
@@ -113,18 +113,21 @@ async function streamThrough(redis: PrivateRedis, handle: HybridHandle, fault: F
   for (let k = 0; k < 100; k++) await step();
 
   const control = hybridControl(s)!;
-  await eventually(() => expect(control.stats().breakers.redis).toBe('closed'), 20_000);
+  await vi.waitFor(() => expect(control.stats().breakers.redis).toBe('closed'), { timeout: 20_000 });
   // Only now: while the breaker recovers, receives still go to the fallback and would drain it.
   paused = false;
   for (const m of held) await s.queues.ack(queue, m.id, m.receipt);
   await control.reconcile();
   // Whatever is left (leases the receiver lost when Redis died) comes back within its 2 s lease.
-  await eventually(async () => {
-    const stats = await s.queues.stats(queue);
-    expect(stats.depth + stats.inFlight).toBe(0);
-    const fallbackStats = await control.drivers.postgresql!.queues.stats(queue);
-    expect(fallbackStats.depth + fallbackStats.inFlight).toBe(0);
-  }, 20_000);
+  await vi.waitFor(
+    async () => {
+      const stats = await s.queues.stats(queue);
+      expect(stats.depth + stats.inFlight).toBe(0);
+      const fallbackStats = await control.drivers.postgresql!.queues.stats(queue);
+      expect(fallbackStats.depth + fallbackStats.inFlight).toBe(0);
+    },
+    { timeout: 20_000 },
+  );
   receiving = false;
   await receiver;
   return { keys, sent, received, failoverMs, maxOpMs, failed, heldReceipt: held[0]?.receipt };
@@ -271,17 +274,23 @@ describe.skipIf(unavailable !== undefined)('hybrid: the journal outlives the con
     });
     try {
       // Its first use schedules a replay of whatever journals it finds.
-      await eventually(async () => {
-        expect(await second.kv.get('before')).toBe('new');
-        expect(await second.kv.get('during')).toBe(1);
-      }, 15_000);
+      await vi.waitFor(
+        async () => {
+          expect(await second.kv.get('before')).toBe('new');
+          expect(await second.kv.get('during')).toBe(1);
+        },
+        { timeout: 15_000 },
+      );
       const redisDriver = hybridControl(second)!.drivers.redis!;
       expect(await redisDriver.kv.get('during')).toBe(1);
-      await eventually(async () => {
-        const [message] = await second.queues.receive(queue);
-        expect(message?.payload).toBe('enqueued during the outage');
-        await second.queues.ack(queue, message!.id, message!.receipt);
-      }, 15_000);
+      await vi.waitFor(
+        async () => {
+          const [message] = await second.queues.receive(queue);
+          expect(message?.payload).toBe('enqueued during the outage');
+          await second.queues.ack(queue, message!.id, message!.receipt);
+        },
+        { timeout: 15_000 },
+      );
     } finally {
       await second.close();
       await first.dispose();
@@ -325,13 +334,12 @@ describe.skipIf(unavailable !== undefined)('hybrid: one reconciler per journal',
       expect(control.stats().breakers.redis).not.toBe('closed');
       expect(await control.drivers.redis!.kv.get('k')).toBeUndefined();
       await pg.kv.delete('__kst_hybrid:journal-lock');
-      await eventually(() => expect(control.stats().breakers.redis).toBe('closed'), 20_000);
+      await vi.waitFor(() => expect(control.stats().breakers.redis).toBe('closed'), { timeout: 20_000 });
       expect(await control.drivers.redis!.kv.get('k')).toBe('during');
       // Not leaked: released once the follow-up passes are over.
-      await eventually(
-        async () => expect(await pg.kv.get('__kst_hybrid:journal-lock')).toBeUndefined(),
-        10_000,
-      );
+      await vi.waitFor(async () => expect(await pg.kv.get('__kst_hybrid:journal-lock')).toBeUndefined(), {
+        timeout: 10_000,
+      });
     } finally {
       await handle.dispose();
     }
@@ -359,7 +367,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: a second outage', () => {
       const token = await s.tokens.issue({ identity: 'outage-1', scopes: ['kv:read'] });
       await s.kv.set('k', 'outage-1');
       await redis.start();
-      await eventually(() => expect(control.stats().breakers.redis).toBe('closed'), 20_000);
+      await vi.waitFor(() => expect(control.stats().breakers.redis).toBe('closed'), { timeout: 20_000 });
       expect((await control.drivers.redis!.tokens.findByHash(hashToken(token.token)))?.id).toBe(token.id);
       expect(await s.kv.get('k')).toBe('outage-1');
       await s.tokens.revoke(token.id);
@@ -370,7 +378,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: a second outage', () => {
       await expect(s.tokens.verify(token.token)).rejects.toBeInstanceOf(BackendUnavailableError);
       expect(await s.kv.get('k')).toBeUndefined();
       await redis.start();
-      await eventually(() => expect(control.stats().breakers.redis).toBe('closed'), 20_000);
+      await vi.waitFor(() => expect(control.stats().breakers.redis).toBe('closed'), { timeout: 20_000 });
       expect(await s.kv.get('k')).toBe('after');
       expect(await s.tokens.verify(token.token)).toBeUndefined();
     } finally {
@@ -421,7 +429,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: PostgreSQL connections kille
           failed++;
         }
       }
-      await eventually(() => expect(control.stats().breakers.postgresql).toBe('closed'), 20_000);
+      await vi.waitFor(() => expect(control.stats().breakers.postgresql).toBe('closed'), { timeout: 20_000 });
       await control.reconcile();
 
       // Read from PostgreSQL itself, not through the hybrid: the data must be on the primary.

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { HybridMetric } from '../../lib/storage/hybrid/index.js';
 import { APPEND_JOURNAL_QUEUE, JOURNAL_QUEUE } from '../../lib/storage/hybrid/journal.js';
 import { hybridControl } from '../../lib/storage/index.js';
-import { lambdaContext } from '../functions/lambda.js';
+import { lambdaContext } from '../support/lambda.js';
 import { type HybridHandle, hybridStorage, hybridUnavailable } from './support.js';
 
 const unavailable = await hybridUnavailable();

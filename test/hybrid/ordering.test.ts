@@ -5,11 +5,11 @@
  * written is not left behind on the fallback; a reconciler that lost its lock between two writes
  * of one entry does not make the second. Private redis-server and own schema; generous bounds.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BackendUnavailableError } from '../../lib/errors.js';
 import { hybridControl } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
-import { eventually, sleep } from '../support/helpers.js';
+import { sleep } from '../support/helpers.js';
 import { type HybridHandle, hybridStorage, hybridUnavailable, PrivateRedis } from './support.js';
 
 const unavailable = await hybridUnavailable();
@@ -64,7 +64,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering across containers',
       const A = handleA.storage;
       const slow = slowSets(A, 'k', 40);
       const replay = ctl(A).reconcile();
-      await eventually(() => expect(slow.count()).toBeGreaterThan(2), 10_000);
+      await vi.waitFor(() => expect(slow.count()).toBeGreaterThan(2), { timeout: 10_000 });
 
       // B's breaker is closed (it never saw the outage); A holds the journal.
       handleB = hybridStorage(redis.url, {}, { reuse: handleP });
@@ -74,12 +74,15 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering across containers',
       expect(ctl(B).stats().routing['cache:redis:primary']).toBeGreaterThan(0);
 
       await replay;
-      await eventually(async () => {
-        await ctl(A).reconcile();
-        await ctl(B).reconcile();
-        const left = await ctl(B).drivers.postgresql!.queues.stats(JOURNAL);
-        expect(left.depth + left.inFlight).toBe(0);
-      }, 20_000);
+      await vi.waitFor(
+        async () => {
+          await ctl(A).reconcile();
+          await ctl(B).reconcile();
+          const left = await ctl(B).drivers.postgresql!.queues.stats(JOURNAL);
+          expect(left.depth + left.inFlight).toBe(0);
+        },
+        { timeout: 20_000 },
+      );
       expect(await B.kv.get('k30')).toBe('fresh');
       expect(await A.kv.get('k30')).toBe('fresh');
       expect(await B.kv.get('k29')).toBe(29);
@@ -98,11 +101,14 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering across containers',
       handleB = hybridStorage(redis.url, {}, { reuse: handleP });
       const B = handleB.storage;
       await B.kv.set('k20', 'fresh'); // its first operation: its own replay starts alongside
-      await eventually(async () => {
-        await ctl(B).reconcile();
-        const left = await ctl(B).drivers.postgresql!.queues.stats(JOURNAL);
-        expect(left.depth + left.inFlight).toBe(0);
-      }, 20_000);
+      await vi.waitFor(
+        async () => {
+          await ctl(B).reconcile();
+          const left = await ctl(B).drivers.postgresql!.queues.stats(JOURNAL);
+          expect(left.depth + left.inFlight).toBe(0);
+        },
+        { timeout: 20_000 },
+      );
       expect(await ctl(B).drivers.redis!.kv.get('k20')).toBe('fresh');
       expect(await B.kv.get('k19')).toBe(19);
     } finally {
@@ -152,13 +158,16 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering across containers',
         await writeUntil(Date.now() + 1500);
         await fault.heal();
         await writeUntil(Date.now() + 2000);
-        await eventually(async () => {
-          await Promise.all([ctl(A).reconcile(), ctl(B).reconcile()]);
-          expect(ctl(A).stats().breakers).toEqual({ redis: 'closed', postgresql: 'closed' });
-          expect(ctl(B).stats().breakers).toEqual({ redis: 'closed', postgresql: 'closed' });
-          const left = await ctl(A).drivers.postgresql!.queues.stats(JOURNAL);
-          expect(left.depth + left.inFlight).toBe(0);
-        }, 30_000);
+        await vi.waitFor(
+          async () => {
+            await Promise.all([ctl(A).reconcile(), ctl(B).reconcile()]);
+            expect(ctl(A).stats().breakers).toEqual({ redis: 'closed', postgresql: 'closed' });
+            expect(ctl(B).stats().breakers).toEqual({ redis: 'closed', postgresql: 'closed' });
+            const left = await ctl(A).drivers.postgresql!.queues.stats(JOURNAL);
+            expect(left.depth + left.inFlight).toBe(0);
+          },
+          { timeout: 30_000 },
+        );
         expect(ctl(A).stats().fallbackTriggers.redis ?? 0).toBeGreaterThan(0);
         const rk = ctl(A).drivers.redis!.kv;
         const ended = Object.fromEntries(
@@ -204,9 +213,12 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering across containers',
       await redis.start();
       // The refused appends counted as a PostgreSQL outage too: both breakers close once each
       // journal is known drained.
-      await eventually(() => {
-        expect(ctl(s).stats().breakers).toEqual({ redis: 'closed', postgresql: 'closed' });
-      }, 20_000);
+      await vi.waitFor(
+        () => {
+          expect(ctl(s).stats().breakers).toEqual({ redis: 'closed', postgresql: 'closed' });
+        },
+        { timeout: 20_000 },
+      );
       await s.queues.send('jobs', { m: 2 });
       expect(await s.kv.get('during')).toBe(1);
       expect(await s.kv.get('orphan')).toBeUndefined();
@@ -256,7 +268,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: ordering across containers',
         return realKeepAlive(...args);
       };
       const aRun = ctl(A).reconcile();
-      await eventually(() => expect(stalled).toBeDefined(), 10_000);
+      await vi.waitFor(() => expect(stalled).toBeDefined(), { timeout: 10_000 });
       await sleep(2000); // A's lock and its entry's lease end
 
       handleB = hybridStorage(redis.url, lock, { reuse: handleP });

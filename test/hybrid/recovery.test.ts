@@ -5,11 +5,11 @@
  * refused), and a long poll that waited twice. Private redis-servers and a PostgreSQL proxy
  * only; timing bounds are generous.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BackendUnavailableError } from '../../lib/errors.js';
 import { hybridControl } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
-import { eventually, sleep } from '../support/helpers.js';
+import { sleep } from '../support/helpers.js';
 import { type HybridHandle, hybridStorage, hybridUnavailable, PgProxy, PrivateRedis } from './support.js';
 
 const unavailable = await hybridUnavailable();
@@ -55,7 +55,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: recovery', () => {
       await sleep(1500); // several probes: Redis answers, PostgreSQL's journal cannot be read
       expect(ctl(s).stats().breakers.redis).not.toBe('closed');
       proxy.setDown(false);
-      await eventually(() => expect(ctl(s).stats().breakers.redis).toBe('closed'), 20_000);
+      await vi.waitFor(() => expect(ctl(s).stats().breakers.redis).toBe('closed'), { timeout: 20_000 });
       expect(await s.kv.get('k')).toBe('A');
       await s.kv.set('k', 'B');
       await ctl(s).reconcile();
@@ -82,7 +82,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: recovery', () => {
       await ctl(B).reconcile();
       expect(ctl(A).stats().breakers.redis).toBe('open');
       await A.queues.send('jobs', { m: 2 }); // the fallback again
-      await eventually(() => expect(ctl(A).stats().breakers.redis).toBe('closed'), 20_000);
+      await vi.waitFor(() => expect(ctl(A).stats().breakers.redis).toBe('closed'), { timeout: 20_000 });
       await ctl(A).reconcile();
       await ctl(B).reconcile();
       const got = await drain(B, 'jobs');
@@ -127,7 +127,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: recovery', () => {
         return realSet(...args);
       };
       const aRun = ctl(A).reconcile();
-      await eventually(() => expect(frozen).toBeDefined(), 10_000);
+      await vi.waitFor(() => expect(frozen).toBeDefined(), { timeout: 10_000 });
       await sleep(2000); // A's lock and its entries' lease end
       handleB = hybridStorage(redis.url, lock, { reuse: handleP });
       const B = handleB.storage;
@@ -171,10 +171,10 @@ describe.skipIf(unavailable !== undefined)('hybrid: recovery', () => {
       // Leased during the outage: the replay finds it in flight and retries after 1 s.
       expect(await s.queues.receive('jobs', { visibilityTimeout: 1 })).toHaveLength(1);
       await redis.start();
-      await eventually(() => expect(control.stats().breakers.redis).toBe('closed'), 20_000);
-      await eventually(
+      await vi.waitFor(() => expect(control.stats().breakers.redis).toBe('closed'), { timeout: 20_000 });
+      await vi.waitFor(
         async () => expect(await control.drivers.redis!.queues.stats('jobs')).toMatchObject({ depth: 1 }),
-        15_000,
+        { timeout: 15_000 },
       );
     } finally {
       await handle.dispose();
@@ -221,7 +221,7 @@ describe.skipIf(unavailable !== undefined)('hybrid: recovery', () => {
       expect((await s.tokens.verify(during.token))?.identity).toBe('during');
       await expect(s.sessions.get('no-such-session')).rejects.toBeInstanceOf(BackendUnavailableError);
       proxy.setDown(false);
-      await eventually(() => expect(ctl(s).stats().breakers.postgresql).toBe('closed'), 20_000);
+      await vi.waitFor(() => expect(ctl(s).stats().breakers.postgresql).toBe('closed'), { timeout: 20_000 });
       expect((await s.tokens.verify(issued.token))?.identity).toBe('svc');
       expect((await s.tokens.verify(during.token))?.identity).toBe('during');
       expect(await s.sessions.get('no-such-session')).toBeUndefined();

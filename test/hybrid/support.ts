@@ -12,12 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { expect, vi } from 'vitest';
 import { resolveConfig } from '../../lib/config/index.js';
 import { type CreateStorageOptions, createStorage } from '../../lib/storage/index.js';
 import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { testDatabaseUrl } from '../support/backends.js';
-import { sleep } from '../support/helpers.js';
 
 const run = promisify(execFile);
 
@@ -69,11 +69,11 @@ export class PrivateRedis {
       ],
       { stdio: 'ignore' },
     );
-    for (let i = 0; i < 100; i++) {
-      if ((await this.cli('ping').catch(() => '')).trim() === 'PONG') return;
-      await sleep(50);
-    }
-    throw new Error(`redis-server on ${this.port} did not start`);
+    await vi.waitFor(
+      async () =>
+        expect((await this.cli('ping').catch(() => '')).trim(), `redis-server on ${this.port}`).toBe('PONG'),
+      { timeout: 5000, interval: 50 },
+    );
   }
 
   cli(...args: string[]): Promise<string> {

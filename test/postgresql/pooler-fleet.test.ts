@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFleet } from '../../bench/reliability/fleet.js';
 import { resolveConfig } from '../../lib/config/index.js';
 import { createSql, quoteIdent } from '../../lib/storage/postgresql/sql.js';
-import { type PgBouncer, pgbouncerUnavailable, startPgBouncer } from '../harness/pgbouncer.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
+import { type PgBouncer, pgbouncerUnavailable, startPgBouncer } from '../support/servers/pgbouncer.js';
 
 const unavailable =
   pgbouncerUnavailable() ?? (await postgresBackend({ name: 'postgresql-pg', driver: 'pg' }).available());

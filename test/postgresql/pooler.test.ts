@@ -12,9 +12,9 @@ import { createStorage } from '../../lib/storage/index.js';
 import { hearsNotify } from '../../lib/storage/postgresql/pooler.js';
 import { createSql, quoteIdent, type Sql, withErrorMapping } from '../../lib/storage/postgresql/sql.js';
 import type { PublishedEvent, Storage } from '../../lib/storage/types.js';
-import { type PgBouncer, pgbouncerUnavailable, startPgBouncer } from '../harness/pgbouncer.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
-import { eventually, failure } from '../support/helpers.js';
+import { failure } from '../support/helpers.js';
+import { type PgBouncer, pgbouncerUnavailable, startPgBouncer } from '../support/servers/pgbouncer.js';
 
 const DIRECT = testDatabaseUrl();
 const unavailable =
@@ -148,7 +148,9 @@ describe.skipIf(unavailable !== undefined)(
           got.push(event);
         });
         for (let i = 0; i < 5; i++) await s.events.publish('ch', i);
-        await eventually(() => expect(got.map((e) => e.message)).toEqual([0, 1, 2, 3, 4]), 10_000);
+        await vi.waitFor(() => expect(got.map((e) => e.message)).toEqual([0, 1, 2, 3, 4]), {
+          timeout: 10_000,
+        });
         // A long poll still wakes up for a message sent meanwhile.
         const waiting = s.queues.receive('q', { wait: 10 });
         await s.queues.send('q', 'm');
@@ -181,7 +183,7 @@ describe.skipIf(unavailable !== undefined)(
       const heard: string[] = [];
       const stop = await direct.listen!('ch', { onNotify: (p) => heard.push(p), onReconnect: () => {} });
       await direct.query(`SELECT pg_notify('ch', 'x')`);
-      await eventually(() => expect(heard).toEqual(['x']));
+      await vi.waitFor(() => expect(heard).toEqual(['x']), { timeout: 5000 });
       await stop();
     });
 

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { BackendUnavailableError, ConfigError, ConflictError } from '../../lib/errors.js';
 import { hashToken } from '../../lib/storage/facade.js';
@@ -19,7 +19,7 @@ import {
 import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
 import type { PublishedEvent } from '../../lib/storage/types.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
-import { eventually, failure, name, sleep } from '../support/helpers.js';
+import { failure, name, sleep } from '../support/helpers.js';
 
 const URL = testDatabaseUrl();
 const unavailable = await postgresBackend({ name: 'postgresql-pg', driver: 'pg' }).available();
@@ -301,7 +301,7 @@ describe.skipIf(unavailable !== undefined)(
         });
         try {
           const { id } = await storage.events.publish(channel, message);
-          await eventually(() => expect(received).toHaveLength(1), 10_000);
+          await vi.waitFor(() => expect(received).toHaveLength(1), { timeout: 10_000 });
           expect(received[0]).toMatchObject({ id, channel, message });
           const [stored] = await storage.events.history(channel);
           expect(stored).toMatchObject({ id, message });
@@ -320,7 +320,7 @@ describe.skipIf(unavailable !== undefined)(
         });
         try {
           for (let i = 0; i < 5; i++) await storage.events.publish(channel, i);
-          await eventually(() => expect(received).toEqual([0, 1, 2, 3, 4]), 10_000);
+          await vi.waitFor(() => expect(received).toEqual([0, 1, 2, 3, 4]), { timeout: 10_000 });
         } finally {
           await stop();
         }
@@ -594,19 +594,19 @@ describe.skipIf(unavailable !== undefined)(
         try {
           sent.length = 0;
           for (let n = 1; n <= 10; n++) await publisher.events.publish(channel, n);
-          await eventually(() => expect(received).toHaveLength(10));
+          await vi.waitFor(() => expect(received).toHaveLength(10), { timeout: 5000 });
           expect(sent).toEqual([]);
           // Large and small interleaved: each large one is one read (it carries the small one
           // after it when both are there), and a small one that follows the last seen costs none.
           const items = [large(11), 12, 13, large(14), 15, 16];
           for (const item of items) await publisher.events.publish(channel, item);
-          await eventually(() => expect(received).toHaveLength(16));
+          await vi.waitFor(() => expect(received).toHaveLength(16), { timeout: 5000 });
           const reads = historyReads();
           expect(reads).toBeGreaterThanOrEqual(1);
           expect(reads).toBeLessThanOrEqual(2);
           sent.length = 0;
           for (let n = 17; n <= 26; n++) await publisher.events.publish(channel, n);
-          await eventually(() => expect(received).toHaveLength(26));
+          await vi.waitFor(() => expect(received).toHaveLength(26), { timeout: 5000 });
           await sleep(200);
           expect(sent).toEqual([]);
           // No gap, no repeat: exactly what history holds, in order.

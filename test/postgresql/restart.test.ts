@@ -1,5 +1,5 @@
 /**
- * A private PostgreSQL (test/harness/postgres-cluster.ts, never the shared server) restarted with
+ * A private PostgreSQL (test/support/servers/postgres-cluster.ts, never the shared server) restarted with
  * a fast and then an immediate shutdown while containers write and enqueue: nothing acknowledged
  * is lost or doubled, and the same storages write again once it is back, without being told.
  * The short version of `npm run reliability -- pg-restart`, which prints the timings.
@@ -10,7 +10,7 @@ import {
   type PostgresCluster,
   postgresClusterUnavailable,
   startPostgresCluster,
-} from '../harness/postgres-cluster.js';
+} from '../support/servers/postgres-cluster.js';
 
 const unavailable = postgresClusterUnavailable();
 if (unavailable && process.env.CI)

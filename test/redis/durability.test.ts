@@ -11,9 +11,9 @@ import { describe, expect, it } from 'vitest';
 import { BackendUnavailableError } from '../../lib/errors.js';
 import { createStorage } from '../../lib/storage/index.js';
 import { durabilityWarnings } from '../../lib/storage/redis/durability.js';
-import { SENTINEL_NAME, SentinelGroup } from '../harness/redis-sentinel.js';
-import { missingRedisBinaries, PrivateRedis } from '../harness/redis-server.js';
 import { type FaultReport, redisFailover, redisRestart } from '../reliability/redis-faults.js';
+import { SENTINEL_NAME, SentinelGroup } from '../support/servers/redis-sentinel.js';
+import { missingRedisBinaries, PrivateRedis } from '../support/servers/redis-server.js';
 
 const missing = missingRedisBinaries(['redis-server', 'redis-sentinel']);
 if (missing) console.warn(`\n⚠ test/redis/durability SKIPPED: ${missing}\n`);

@@ -5,10 +5,10 @@
  * the receive must still return — empty or with a message — long before the blocking
  * connection's 30 s command timeout would have ended it. Against a private redis-server.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
 import { BLOCKING_COMMAND_TIMEOUT_MS } from '../../lib/storage/redis/index.js';
-import { missingRedisBinaries, PrivateRedis } from '../harness/redis-server.js';
+import { missingRedisBinaries, PrivateRedis } from '../support/servers/redis-server.js';
 
 const missing = missingRedisBinaries(['redis-server']);
 if (missing) console.warn(`\n⚠ test/redis/long-poll-restart SKIPPED: ${missing}\n`);
@@ -31,11 +31,10 @@ describe.skipIf(missing !== undefined)(
 
     /** Resolves once `n` long polls are blocked on their BLPOP. */
     async function blocked(storage: Storage, n: number): Promise<void> {
-      const deadline = Date.now() + 10_000;
-      while ((storage.pools().redis?.inUse ?? 0) < n) {
-        if (Date.now() > deadline) throw new Error(`${n} long polls never blocked`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await vi.waitFor(
+        () => expect(storage.pools().redis?.inUse ?? 0, 'long polls blocked').toBeGreaterThanOrEqual(n),
+        { timeout: 10_000, interval: 10 },
+      );
       // The BLPOPs are written; give the server a moment to have them blocking.
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

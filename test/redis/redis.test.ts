@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { BackendUnavailableError, ConfigError } from '../../lib/errors.js';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
@@ -390,15 +390,15 @@ async function scratchRedis(label: string) {
     /** Drops the pub/sub connections of this test's storages only. */
     async killSubscribers(): Promise<void> {
       // After an earlier drop the subscriber may still be reconnecting: wait for it to be back.
-      let mine: string[] = [];
-      await until(
-        () => mine.length > 0,
+      const mine = await vi.waitFor(
         async () => {
           const clients = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
-          mine = clients.split('\n').filter((l) => l.includes(`user=${user} `));
+          const lines = clients.split('\n').filter((l) => l.includes(`user=${user} `));
+          expect(lines.length, 'a subscriber connection to drop').toBeGreaterThan(0);
+          return lines;
         },
+        { timeout: 15_000 },
       );
-      expect(mine.length, 'a subscriber connection to drop').toBeGreaterThan(0);
       for (const line of mine) await admin.call('CLIENT', 'KILL', 'ID', /id=(\d+)/.exec(line)![1]!);
     },
     async cleanup(): Promise<void> {
@@ -411,14 +411,9 @@ async function scratchRedis(label: string) {
   };
 }
 
-/** Polls (running `refresh` first each time) until `done`, for at most 15 s. */
-async function until(done: () => boolean, refresh?: () => Promise<void>): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    await refresh?.();
-    if (done() || Date.now() > deadline) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Waits (15 s at most) until `seen` holds at least `count` events; what they are is asserted after. */
+async function untilSeen(seen: readonly unknown[], count: number): Promise<void> {
+  await vi.waitFor(() => expect(seen.length).toBeGreaterThanOrEqual(count), { timeout: 15_000 });
 }
 
 describe.skipIf(unavailable !== undefined)(
@@ -439,7 +434,7 @@ describe.skipIf(unavailable !== undefined)(
           // live and must come from history.
           if (i === 50 || i === 120) await redis.killSubscribers();
         }
-        await until(() => seen.length >= published.length);
+        await untilSeen(seen, published.length);
         expect(seen).toEqual(published);
       } finally {
         await redis.cleanup();
@@ -458,7 +453,7 @@ describe.skipIf(unavailable !== undefined)(
         for (const message of ['while-down-1', 'while-down-2', 'while-down-3']) {
           await publisher.events.publish('ch', message);
         }
-        await until(() => seen.length >= 3);
+        await untilSeen(seen, 3);
         expect(seen).toEqual(['while-down-1', 'while-down-2', 'while-down-3']);
       } finally {
         await redis.cleanup();
@@ -483,7 +478,7 @@ describe.skipIf(unavailable !== undefined)(
         await publisher.events.publish('ch', 'e3');
         await new Promise((r) => setTimeout(r, 1000));
         await redis.admin.call('ACL', 'SETUSER', redis.user, '+xrange');
-        await until(() => seen.length >= 3);
+        await untilSeen(seen, 3);
         expect(seen).toEqual(['e1', 'e2', 'e3']);
       } finally {
         console.error = logged;

@@ -13,8 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import type { StorageConfigInput } from '../../lib/config/index.js';
 import { createStorage } from '../../lib/storage/index.js';
-import { SENTINEL_NAME, SentinelGroup } from '../harness/redis-sentinel.js';
-import { PrivateRedis } from '../harness/redis-server.js';
+import { SENTINEL_NAME, SentinelGroup } from '../support/servers/redis-sentinel.js';
+import { PrivateRedis } from '../support/servers/redis-server.js';
 import { recoveryMs, startWriteStream, type Verification, verify } from './write-stream.js';
 
 export interface FaultReport extends Verification {

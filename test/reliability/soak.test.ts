@@ -5,8 +5,8 @@
  * PostgreSQL). The full run (20,000 messages, 8 consumers): `npm run reliability:redis -- soak`.
  */
 import { describe, expect, it } from 'vitest';
-import { missingPostgresServer } from '../harness/postgres-server.js';
-import { missingRedisBinaries } from '../harness/redis-server.js';
+import { missingPostgresServer } from '../support/servers/postgres-server.js';
+import { missingRedisBinaries } from '../support/servers/redis-server.js';
 import { crashSoak, type SoakBackend } from './soak.js';
 
 const missing = missingRedisBinaries(['redis-server']) ?? missingPostgresServer();

@@ -20,9 +20,9 @@ import { build } from 'esbuild';
 import pg from 'pg';
 import type { StorageConfigInput } from '../../lib/config/index.js';
 import { createStorage, hybridControl, type Storage } from '../../lib/storage/index.js';
-import { PrivatePostgres } from '../harness/postgres-server.js';
-import { PrivateRedis } from '../harness/redis-server.js';
 import { testDatabaseUrl } from '../support/backends.js';
+import { PrivatePostgres } from '../support/servers/postgres-server.js';
+import { PrivateRedis } from '../support/servers/redis-server.js';
 
 export type SoakBackend = 'redis' | 'postgresql' | 'hybrid';
 

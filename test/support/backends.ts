@@ -14,8 +14,8 @@ import { createStorage } from '../../lib/storage/index.js';
 import { createSql, quoteIdent } from '../../lib/storage/postgresql/sql.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { startNeonProxy } from '../../local/neon-proxy.js';
-import { type PgBouncer, pgbouncerUnavailable, startPgBouncer } from '../harness/pgbouncer.js';
-import { CLUSTER_URL, startRedisCluster, stopRedisCluster } from '../harness/redis-cluster.js';
+import { type PgBouncer, pgbouncerUnavailable, startPgBouncer } from './servers/pgbouncer.js';
+import { CLUSTER_URL, startRedisCluster, stopRedisCluster } from './servers/redis-cluster.js';
 
 /**
  * What a backend can do. Every toggle is true unless a backend truly cannot do the thing; a
@@ -166,7 +166,7 @@ function defaultRedis(): RedisVariant {
 
 /**
  * A three-primary Redis Cluster the tests start from the local redis-server and stop after
- * (test/harness/redis-cluster.ts): proves every script and multi-key command is cluster-safe.
+ * (test/support/servers/redis-cluster.ts): proves every script and multi-key command is cluster-safe.
  * `REDIS_CLUSTER_URL` points the suite at an existing cluster instead.
  */
 function clusterRedis(): RedisVariant {
@@ -195,7 +195,7 @@ interface PostgresVariant {
   listen?: boolean;
   /**
    * Through a PgBouncer in transaction mode that the suite starts in front of the test database
-   * (test/harness/pgbouncer.ts), configured with `postgresql.pooler: transaction`.
+   * (test/support/servers/pgbouncer.ts), configured with `postgresql.pooler: transaction`.
    */
   pgbouncer?: { poolSize: number };
 }

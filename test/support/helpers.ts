@@ -10,24 +10,6 @@ export function name(label = 'n'): string {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Waits until `check` stops throwing (polling), or throws its last error after `timeoutMs`. */
-export async function eventually(
-  check: () => void | Promise<void>,
-  timeoutMs = 5000,
-  everyMs = 20,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(everyMs);
-    }
-  }
-}
-
 /**
  * The error `call` fails with, whether it rejects or (wrongly, for a Promise-returning method)
  * throws synchronously; fails the test when `call` succeeds.

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { globMatcher, matchesAny } from '../../lib/glob.js';
-import { MAX_NAME_BYTES } from '../../lib/storage/validate.js';
+import { MAX_NAME_BYTES } from '../../lib/limits.js';
 
 /** The textbook definition, as a regex: exponential on hostile input, exact on small input. */
 function referenceMatch(pattern: string, name: string): boolean {

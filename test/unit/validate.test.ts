@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PayloadTooLargeError, ValidationError } from '../../lib/errors.js';
+import { MAX_GLOB_STARS, MAX_GLOBS_PER_TOKEN, MAX_NAME_BYTES } from '../../lib/limits.js';
 import {
   checkDelay,
   checkGlobs,
@@ -8,9 +9,6 @@ import {
   checkOptions,
   checkTtl,
   describe as describeValue,
-  MAX_GLOB_STARS,
-  MAX_GLOBS_PER_TOKEN,
-  MAX_NAME_BYTES,
   serializeJson,
   serializeJsonObject,
 } from '../../lib/storage/validate.js';

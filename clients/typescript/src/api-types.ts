@@ -1052,9 +1052,11 @@ export interface operations {
                 "application/json": {
                     /** @description cluster id: 1–255 bytes of UTF-8, no control characters */
                     clusterId: string;
+                    /** @description user id: 1–255 bytes of UTF-8, no control characters */
                     userId?: string;
                     /** @description correlation id: 1–255 bytes of UTF-8, no control characters */
                     correlationId?: string;
+                    /** @description service identity (a non-admin token: its own identity): 1–255 bytes of UTF-8, no control characters */
                     serviceIdentity?: string;
                     data?: {
                         [key: string]: unknown;

@@ -8,8 +8,9 @@
  * token record, the audit entry), not the call: applying it is idempotent, and replaying a
  * journal in order leaves the target with the last state the source answered.
  */
+
+import { MAX_CHANNELS_PER_CONNECTION } from '../../limits.js';
 import type { Driver, StoredToken } from '../driver.js';
-import { MAX_CHANNELS_PER_CONNECTION } from '../facade.js';
 import type { AuditEntry, Connection, Session } from '../types.js';
 import type { BackendName } from './settings.js';
 

@@ -10,7 +10,7 @@
  * `needs` names a change the case waits for (it still runs; see the runner's report).
  */
 import type { ApiErrorCode } from '../../../functions/runtime/http.js';
-import { MAX_GLOB_STARS, MAX_GLOBS_PER_TOKEN } from '../../../lib/storage/validate.js';
+import { MAX_GLOB_STARS, MAX_GLOBS_PER_TOKEN } from '../../../lib/limits.js';
 
 export type Group =
   | 'routing'

@@ -14,7 +14,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { routeKey, routes } from '../../../functions/runtime/routes.js';
-import { freePorts, type Offline, startOffline } from '../../support/offline.js';
+import { freePorts, type Offline, startOffline } from '../../support/servers/offline.js';
 import {
   type As,
   CASES,

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
+const root = fileURLToPath(new URL('../../..', import.meta.url));
 const tsxBin = join(root, 'node_modules', '.bin', 'tsx');
 /** Bundling and starting take 10–30 s on a small shared machine: a ceiling, not an expectation. */
 const STARTUP_TIMEOUT_MS = 150_000;

@@ -1,7 +1,7 @@
 /**
- * For the WebSocket relay's tests: a local HTTP server standing in for API Gateway's management
- * API (`POST` and `DELETE /@connections/{id}`) and Lambda's Invoke API, which the real AWS SDK clients talk to
- * through `WEBSOCKET_ENDPOINT` / `LAMBDA_ENDPOINT`; and (from api-support.ts) the backends the tests run on.
+ * A local HTTP server standing in for API Gateway's management API (`POST` and
+ * `DELETE /@connections/{id}`) and Lambda's Invoke API, which the real AWS SDK clients talk to
+ * through `WEBSOCKET_ENDPOINT` / `LAMBDA_ENDPOINT` (`relayEnv`).
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -131,5 +131,3 @@ export function relayEnv(stub: AwsStub): Record<string, string> {
     LAMBDA_ENDPOINT: stub.url,
   };
 }
-
-export { describeOnBackends } from './api-support.js';
