@@ -48,6 +48,8 @@ export const MAX_VISIBILITY_SECONDS = 43_200;
 export const MAX_DELAY_SECONDS = 604_800;
 /** A receive's long poll, in seconds, at most: it fits API Gateway's 30 s integration timeout. */
 export const MAX_WAIT_SECONDS = 20;
+/** Push deliveries one WebSocket consumer holds unacknowledged (a `receive` frame's `max`), at most. */
+export const MAX_CONSUMER_IN_FLIGHT = 100;
 
 // WebSocket connections
 

@@ -6,6 +6,7 @@
  */
 import { authorize, type Principal } from '../../lib/auth.js';
 import { ValidationError } from '../../lib/errors.js';
+import { MAX_CONSUMER_IN_FLIGHT, MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS } from '../../lib/limits.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { checkDelay, checkInt, checkName, checkTtl } from '../../lib/storage/validate.js';
 import { logger } from './logger.js';
@@ -28,10 +29,6 @@ export const QUEUE_FIELDS: Record<QueueAction, readonly string[]> = {
   extend: ['action', 'queue', 'id', 'receipt', 'visibilityTimeout'],
   stop: ['action', 'queue'],
 };
-
-/** As an HTTP receive: a lease lasts at most 12 h; a nack delays at most 7 days. */
-const MAX_VISIBILITY_SECONDS = 43_200;
-const MAX_DELAY_SECONDS = 604_800;
 
 export const isQueueAction = (action: unknown): action is QueueAction =>
   (QUEUE_ACTIONS as readonly unknown[]).includes(action);
@@ -57,7 +54,7 @@ export function parseQueueFrame(action: QueueAction, parsed: Record<string, unkn
   switch (action) {
     case 'receive': {
       const frame: QueueFrame = { action, queue };
-      if (parsed.max !== undefined) frame.max = checkInt('max', parsed.max, 1, 100);
+      if (parsed.max !== undefined) frame.max = checkInt('max', parsed.max, 1, MAX_CONSUMER_IN_FLIGHT);
       if (parsed.visibilityTimeout !== undefined)
         frame.visibilityTimeout = visibility(parsed.visibilityTimeout);
       return frame;

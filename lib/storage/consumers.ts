@@ -6,13 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ValidationError } from '../errors.js';
-import { DEFAULT_VISIBILITY_SECONDS, MAX_VISIBILITY_SECONDS } from '../limits.js';
+import { DEFAULT_VISIBILITY_SECONDS, MAX_CONSUMER_IN_FLIGHT, MAX_VISIBILITY_SECONDS } from '../limits.js';
 import type { ConsumerDriver } from './driver.js';
 import type { ConsumerStore } from './types.js';
 import { checkInt, checkName, checkOptions, checkTtl } from './validate.js';
 
-/** Deliveries one consumer may hold unacknowledged at most. */
-export const MAX_CONSUMER_IN_FLIGHT = 100;
 const DEFAULT_VISIBILITY_MS = DEFAULT_VISIBILITY_SECONDS * 1000;
 /** Slot ids cannot be message ids: no backend's message id starts with `~`. */
 const SLOT_PREFIX = '~';

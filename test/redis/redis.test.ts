@@ -95,6 +95,33 @@ describe.skipIf(unavailable !== undefined)(
       });
     });
 
+    it('a send pushes a wake-up token only while a long poll waits, and the waiting poll still wakes on it', async () => {
+      const storage = createStorage({ backend: 'redis', keyPrefix: prefix, redis: { url: URL } });
+      const notify = `${prefix}{q:wake}:notify`;
+      try {
+        // Nobody waits: a send leaves no token behind (no LPUSH + LTRIM for a wake-up nobody takes).
+        await storage.queues.send('wake', { n: 1 });
+        expect(await admin.llen(notify)).toBe(0);
+        expect((await storage.queues.receive('wake')).map((m) => m.payload)).toEqual([{ n: 1 }]);
+
+        // A long poll waits: the send wakes it long before its 10 s wait ends.
+        const started = Date.now();
+        const polled = storage.queues.receive('wake', { wait: 10 });
+        for (let i = 0; i < 100 && (await admin.exists(`${notify}:w`)) === 0; i++)
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(await admin.get(`${notify}:w`)).toBe('1');
+        await storage.queues.send('wake', { n: 2 });
+        expect((await polled).map((m) => m.payload)).toEqual([{ n: 2 }]);
+        expect(Date.now() - started).toBeLessThan(9000);
+        // The poll that came back is no longer counted: the next send pushes nothing again.
+        expect(await admin.exists(`${notify}:w`)).toBe(0);
+        await storage.queues.send('wake', { n: 3 });
+        expect(await admin.llen(notify)).toBe(0);
+      } finally {
+        await storage.close();
+      }
+    });
+
     it('connections: register, get, subscribe and subscribers are one command each', async () => {
       const client = new Redis(URL);
       const storage = createStorage(

@@ -49,8 +49,10 @@ export function storeSelects(table: (name: string) => string): Record<StoreName,
       key: 'connection_id',
     },
     queues: {
-      cols: `id::text AS id, queue, payload, state, attempts, seq, ${msOf('enqueued_at')} AS en, ${msOf('visible_at')} AS v,
-        ${msOf('died_at')} AS d`,
+      // A lease is a receipt (migrations/0007); 'leased' rows written before it mean the same.
+      cols: `id::text AS id, queue, payload, attempts, seq, ${msOf('enqueued_at')} AS en, ${msOf('visible_at')} AS v,
+        ${msOf('died_at')} AS d,
+        CASE WHEN state = 'dead' THEN 'dead' WHEN receipt IS NOT NULL OR state = 'leased' THEN 'leased' ELSE 'ready' END AS state`,
       from: table('queues'),
       live: `queue NOT IN (${RESERVED_LIST})`,
       key: 'id',

@@ -128,16 +128,19 @@ export const WRITERS: { [S in StoreName]: Writer<S> } = {
   async queues({ tx, table }, records) {
     const rs = records.filter((r) => UUID.test(r.id));
     if (rs.length === 0) return;
-    // Inserted in the source's FIFO order: the target's sequence keeps it.
+    // Inserted in the source's FIFO order: the target's sequence keeps it. A leased message gets
+    // a receipt of its own (a lease is `receipt IS NOT NULL`, migrations/0007): the source's
+    // holder cannot ack it here, and it comes back when its lease ends, as on the source.
     await tx.query(
       `INSERT INTO ${table('queues')} (id, queue, payload, state, attempts, receipt, enqueued_at, visible_at, died_at)
-       SELECT id, queue, payload, state, attempts, NULL, enqueued_at, visible_at, died_at
+       SELECT id, queue, payload, state, attempts,
+         CASE WHEN state = 'leased' THEN gen_random_uuid() END, enqueued_at, visible_at, died_at
        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[],
          $7::timestamptz[], $8::timestamptz[]) WITH ORDINALITY
          AS u(id, queue, payload, state, attempts, enqueued_at, visible_at, died_at, ord)
        ORDER BY ord
        ON CONFLICT (id) DO UPDATE SET payload = EXCLUDED.payload, state = EXCLUDED.state,
-         attempts = EXCLUDED.attempts, receipt = NULL, visible_at = EXCLUDED.visible_at,
+         attempts = EXCLUDED.attempts, receipt = EXCLUDED.receipt, visible_at = EXCLUDED.visible_at,
          died_at = EXCLUDED.died_at`,
       [
         rs.map((r) => r.id),

@@ -66,7 +66,7 @@ export function consumerKeys(prefix: string) {
 /**
  * queues: one hash tag per queue. ready (zset id → enqueue sequence: FIFO), delayed (zset id →
  * visible-at ms), inflight (zset id → lease end ms), dead (zset id → death ms), seq (counter),
- * notify (list: wake-up tokens for long polls), m:<id> (hash: p payload, s sequence, e enqueued
+ * notify (list: wake-up tokens for long polls), notify:w (counter: long polls waiting), m:<id> (hash: p payload, s sequence, e enqueued
  * ms, a attempts, r current receipt), dd:<dedupId> (the first message id sent with it).
  */
 export function queueKeys(prefix: string, queue: string) {

@@ -46,6 +46,12 @@ local function wake()
   redis.call('LPUSH', NOTIFY, 1)
   redis.call('LTRIM', NOTIFY, 0, 63)
 end
+-- NOTIFY .. ':w' counts the long polls between an empty receive and the next one (queueReceive
+-- keeps it). A send wakes only when one waits: with none, the LPUSH and LTRIM are saved. A poll
+-- that never came back leaves the count high until the key expires: extra wake-ups, never a lost one.
+local function wake_waiter()
+  if redis.call('EXISTS', NOTIFY .. ':w') == 1 then wake() end
+end
 -- Moves due delayed messages to ready and ends expired leases (bounded work per call).
 local function settle(base, now, max_attempts)
   local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, 1000)
@@ -454,6 +460,8 @@ wake() -- a long poll takes it, or recomputes when the delay passes
 return 1`;
 export const queueReceive = includesQueueHelpers + `
 local base, max, vis = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local waiters = NOTIFY .. ':w'
+if ARGV[6] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
 local now = now_ms()
 settle(base, now, tonumber(ARGV[4]))
 local popped = redis.call('ZPOPMIN', READY, max)
@@ -478,7 +486,7 @@ for i = 1, #popped, 2 do
 end
 out[1] = n
 -- More visible than this call took: pass the wake-up on to the next long poll.
-if n > 0 and redis.call('ZCARD', READY) > 0 then wake() end
+if n > 0 and redis.call('ZCARD', READY) > 0 then wake_waiter() end
 if n == 0 then
   -- Nothing visible: stale wake-up tokens would only make long polls spin.
   redis.call('DEL', NOTIFY)
@@ -489,6 +497,14 @@ if n == 0 then
   if f[2] and (next_due < 0 or tonumber(f[2]) < next_due) then next_due = tonumber(f[2]) end
   -- Milliseconds from now by this server's clock: the client's clock may differ.
   if next_due >= 0 then out[2] = math.max(0, next_due - now) end
+  -- Counted before this script ends, so a send that follows sees the waiter and wakes it.
+  local wait = tonumber(ARGV[7])
+  if wait > 0 then
+    redis.call('INCR', waiters)
+    -- Outlives the wait (and a blocking command's timeout); only ever lengthened.
+    local ttl = wait + 60000
+    if redis.call('PTTL', waiters) < ttl then redis.call('PEXPIRE', waiters, ttl) end
+  end
 end
 return out`;
 export const queueRedrive = includesQueueHelpers + `
@@ -523,7 +539,7 @@ else
   redis.call('ZADD', READY, seq, id)
 end
 -- Wakes one long poll: it takes the message, or recomputes when the delay passes.
-wake()
+wake_waiter()
 return {id, 0}`;
 export const queueStats = includesQueueHelpers + `
 local now = now_ms()
@@ -532,7 +548,11 @@ local waiting = redis.call('ZCARD', READY) + redis.call('ZCARD', DELAYED)
 local delayed = redis.call('ZCOUNT', DELAYED, '(' .. now, '+inf')
 return {waiting, delayed, redis.call('ZCARD', INFLIGHT), redis.call('ZCARD', DEAD)}`;
 export const queueWake = includesQueueHelpers + `
-wake()
+if ARGV[1] == '1' then
+  local waiters = NOTIFY .. ':w'
+  if redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
+end
+if ARGV[2] == '1' then wake() end
 return 1`;
 export const sessionClusterPage = includesNow + `
 local clusters, names = KEYS[1], KEYS[2]

@@ -132,7 +132,15 @@ export const scripts = {
   }),
   queueReceive: define<
     QueueSets,
-    [base: string, max: number, visibilityMs: number, maxAttempts: number, receiptPrefix: string],
+    [
+      base: string,
+      max: number,
+      visibilityMs: number,
+      maxAttempts: number,
+      receiptPrefix: string,
+      waited: '1' | '',
+      waitMs: number,
+    ],
     /** dueInMs: until a delay passes or a lease ends, by Redis's clock; -1 = nothing due. */
     { messages: ReceivedMessage[]; dueInMs: number }
   >(lua.queueReceive, 5, (r) => {
@@ -150,7 +158,7 @@ export const scripts = {
     }
     return { messages, dueInMs: Number(reply[1]) };
   }),
-  queueWake: define<QueueSets, [], number>(lua.queueWake, 5, asNumber),
+  queueWake: define<QueueSets, [waited: '1' | '', wake: '1' | ''], number>(lua.queueWake, 5, asNumber),
   queueAck: define<QueueSets, [base: string, id: string, receipt: string], LeaseOutcome>(
     lua.queueAck,
     5,
@@ -415,8 +423,12 @@ export function scriptCaller(client: RedisClient): ScriptCaller {
     client.defineCommand(`kst_${name}`, { numberOfKeys: script.numberOfKeys, lua: script.lua });
   }
   const commands = client as unknown as Record<string, (...a: Arg[]) => Promise<Reply>>;
+  // Bound once: a call then only spreads its arguments (no name lookup or string building).
+  const bound = new Map<ScriptName, (...a: Arg[]) => Promise<Reply>>();
+  for (const name of Object.keys(scripts) as ScriptName[])
+    bound.set(name, commands[`kst_${name}`]!.bind(client));
   return async (name, keys, args) => {
-    const reply = await commands[`kst_${name}`]!(...keys, ...args);
+    const reply = await bound.get(name)!(...keys, ...args);
     return scripts[name].decode(reply) as ReturnType<(typeof scripts)[typeof name]['decode']>;
   };
 }

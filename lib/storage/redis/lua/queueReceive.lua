@@ -1,12 +1,15 @@
 --[[
   KEYS: ready, delayed, inflight, dead, notify.
-  ARGV: base, max, visibilityMs, maxAttempts, receipt prefix → {count, dueInMs, then per
-  message id, receipt, payload, attempts, enqueuedMs}. dueInMs (-1 = none) tells a long poll
-  how long until a delay passes or a lease ends with no send to wake it.
+  ARGV: base, max, visibilityMs, maxAttempts, receipt prefix, waited ('1': this long poll was
+  counted as waiting), waitMs (> 0: count it as waiting if nothing is visible) → {count, dueInMs,
+  then per message id, receipt, payload, attempts, enqueuedMs}. dueInMs (-1 = none) tells a long
+  poll how long until a delay passes or a lease ends with no send to wake it.
 ]]
 --- @include "includes/queue-helpers"
 
 local base, max, vis = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local waiters = NOTIFY .. ':w'
+if ARGV[6] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
 local now = now_ms()
 settle(base, now, tonumber(ARGV[4]))
 local popped = redis.call('ZPOPMIN', READY, max)
@@ -31,7 +34,7 @@ for i = 1, #popped, 2 do
 end
 out[1] = n
 -- More visible than this call took: pass the wake-up on to the next long poll.
-if n > 0 and redis.call('ZCARD', READY) > 0 then wake() end
+if n > 0 and redis.call('ZCARD', READY) > 0 then wake_waiter() end
 if n == 0 then
   -- Nothing visible: stale wake-up tokens would only make long polls spin.
   redis.call('DEL', NOTIFY)
@@ -42,5 +45,13 @@ if n == 0 then
   if f[2] and (next_due < 0 or tonumber(f[2]) < next_due) then next_due = tonumber(f[2]) end
   -- Milliseconds from now by this server's clock: the client's clock may differ.
   if next_due >= 0 then out[2] = math.max(0, next_due - now) end
+  -- Counted before this script ends, so a send that follows sees the waiter and wakes it.
+  local wait = tonumber(ARGV[7])
+  if wait > 0 then
+    redis.call('INCR', waiters)
+    -- Outlives the wait (and a blocking command's timeout); only ever lengthened.
+    local ttl = wait + 60000
+    if redis.call('PTTL', waiters) < ttl then redis.call('PEXPIRE', waiters, ttl) end
+  end
 end
 return out

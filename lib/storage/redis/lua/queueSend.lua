@@ -19,5 +19,5 @@ else
   redis.call('ZADD', READY, seq, id)
 end
 -- Wakes one long poll: it takes the message, or recomputes when the delay passes.
-wake()
+wake_waiter()
 return {id, 0}

@@ -1,8 +1,13 @@
 --[[
   KEYS: ready, delayed, inflight, dead, notify.
-  ARGV: (none) → pushes one wake-up token for the next long poll.
+  ARGV: waited ('1': the long poll ending was counted as waiting), wake ('1': push a wake-up
+  token for the next long poll) → 1.
 ]]
 --- @include "includes/queue-helpers"
 
-wake()
+if ARGV[1] == '1' then
+  local waiters = NOTIFY .. ':w'
+  if redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
+end
+if ARGV[2] == '1' then wake() end
 return 1

@@ -1,6 +1,6 @@
 --[[
   Queues: KEYS ready, delayed, inflight, dead, notify (every queue script takes these five),
-  wake(), settle() and lease().
+  wake(), wake_waiter(), settle() and lease().
 ]]
 --- @include "now"
 
@@ -8,6 +8,12 @@ local READY, DELAYED, INFLIGHT, DEAD, NOTIFY = KEYS[1], KEYS[2], KEYS[3], KEYS[4
 local function wake()
   redis.call('LPUSH', NOTIFY, 1)
   redis.call('LTRIM', NOTIFY, 0, 63)
+end
+-- NOTIFY .. ':w' counts the long polls between an empty receive and the next one (queueReceive
+-- keeps it). A send wakes only when one waits: with none, the LPUSH and LTRIM are saved. A poll
+-- that never came back leaves the count high until the key expires: extra wake-ups, never a lost one.
+local function wake_waiter()
+  if redis.call('EXISTS', NOTIFY .. ':w') == 1 then wake() end
 end
 -- Moves due delayed messages to ready and ends expired leases (bounded work per call).
 local function settle(base, now, max_attempts)
