@@ -14,16 +14,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import random
 import threading
-import urllib.parse
 from typing import Any, Dict, List, Optional, Tuple
 
 import websockets
 import websockets.exceptions
 
 from .errors import ConnectionClosedError, FrameError
-from .subscribe import Connect, _default_connect
+from ._reconnect import TRANSIENT, Connect, _default_connect, open_socket, reconnect
 from .types import Delivery
 
 #: A ``ping`` this often keeps an idle connection open (API Gateway closes one after 10 minutes idle).
@@ -155,20 +153,14 @@ class AsyncReceiver:
         self._deliveries.put_nowait((None, error))
 
     async def _run(self) -> None:
-        first, largest = self._reconnect_delay
-        failures = 0
         try:
-            while True:
-                receiving = False
-                try:
-                    receiving = await self._connection()
-                except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
-                    pass
-                failures = 0 if receiving else failures + 1
-                if failures >= self._max_failures:
-                    raise ConnectionError(f"could not receive from {self.queue}: {failures} connections failed")
-                ceiling = min(largest, first * 2**failures)
-                await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+            await reconnect(
+                self._connection,
+                reconnect_delay=self._reconnect_delay,
+                max_failures=self._max_failures,
+                retryable=lambda error: isinstance(error, TRANSIENT),
+                failing=f"could not receive from {self.queue}",
+            )
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - handed to the reader
@@ -203,9 +195,7 @@ class AsyncReceiver:
 
     async def _connection(self) -> bool:
         """One connection, until it closes; True when it got as far as ``receiving``."""
-        separator = "&" if "?" in self._ws_url else "?"
-        url = f"{self._ws_url}{separator}token={urllib.parse.quote(self._token, safe='')}"
-        socket = await self._connect(url)
+        socket = await open_socket(self._connect, self._ws_url, self._token)
         self.connections += 1
         receiving = False
         pinger: Optional["asyncio.Task[None]"] = None

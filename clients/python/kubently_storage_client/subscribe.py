@@ -11,31 +11,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import random
 import threading
-import urllib.parse
 from collections import OrderedDict
-from typing import Any, Awaitable, Callable, Optional, Tuple
-
-import websockets
-import websockets.exceptions
+from typing import Any, Optional, Tuple
 
 from . import routes
+from ._reconnect import TRANSIENT, Connect, _default_connect, open_socket, reconnect
 from .errors import FrameError, StorageError
 from .transport import Transport
 from .types import ChannelEvent
-
-#: Opens a socket: ``websockets.connect`` by default; anything with ``send``, ``close`` and ``async for``.
-Connect = Callable[[str], Awaitable[Any]]
 
 #: History is read in pages of this size (the API's largest).
 HISTORY_PAGE = 1000
 #: Ids remembered to drop a frame relayed twice (a retried relay repeats within seconds).
 SEEN_IDS = 10_000
-
-
-async def _default_connect(url: str) -> Any:
-    return await websockets.connect(url)
 
 
 class AsyncSubscription:
@@ -133,23 +122,15 @@ class AsyncSubscription:
         self._events.put_nowait((event, None))
 
     async def _run(self) -> None:
-        first, largest = self._reconnect_delay
-        failures = 0
         try:
-            while True:
-                subscribed = False
-                try:
-                    subscribed = await self._connection()
-                except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
-                    pass
-                except StorageError as error:
-                    if error.status not in (429, 503):
-                        raise
-                failures = 0 if subscribed else failures + 1
-                if failures >= self._max_failures:
-                    raise ConnectionError(f"could not subscribe to {self.channel}: {failures} connections failed")
-                ceiling = min(largest, first * 2**failures)
-                await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+            await reconnect(
+                self._connection,
+                reconnect_delay=self._reconnect_delay,
+                max_failures=self._max_failures,
+                retryable=lambda error: isinstance(error, TRANSIENT)
+                or (isinstance(error, StorageError) and error.status in (429, 503)),
+                failing=f"could not subscribe to {self.channel}",
+            )
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - handed to the reader
@@ -175,9 +156,7 @@ class AsyncSubscription:
 
     async def _connection(self) -> bool:
         """One connection, until it closes; True when it got as far as ``subscribed``."""
-        separator = "&" if "?" in self._ws_url else "?"
-        url = f"{self._ws_url}{separator}token={urllib.parse.quote(self._transport.token, safe='')}"
-        socket = await self._connect(url)
+        socket = await open_socket(self._connect, self._ws_url, self._transport.token)
         self.connections += 1
         subscribed = False
         try:

@@ -1,17 +1,13 @@
 import { FrameError } from './errors.js';
-import { sleep } from './retry.js';
+import { openSocket, type ReconnectOptions, reconnect, type SocketContext } from './reconnect.js';
 import type { QueueMessage } from './types.js';
-import { defaultWebSocket, type WebSocketFactory, type WebSocketLike } from './websocket.js';
+import type { WebSocketLike } from './websocket.js';
 
-export interface PushReceiveOptions {
+export interface PushReceiveOptions extends ReconnectOptions {
   /** Unacknowledged deliveries this connection may hold at a time, 1..100 (the API's default 1). */
   max?: number;
   /** Lease per delivery, seconds (the API's default 30). */
   visibilityTimeout?: number;
-  /** Reconnect delays: the first, doubled per failed attempt up to the largest (ms; 250 and 10 000). */
-  reconnectDelayMs?: { min: number; max: number };
-  /** Connection attempts in a row that may fail before the receiver gives up (default 10). */
-  maxFailures?: number;
   /** A `ping` this often keeps an idle connection open (API Gateway closes one after 10 minutes idle); ms, default 300 000. */
   pingIntervalMs?: number;
 }
@@ -21,12 +17,6 @@ const PING_INTERVAL_MS = 300_000;
 
 /** A leased message pushed over the WebSocket: an HTTP receive's message plus its queue. */
 export type Delivery = QueueMessage & { queue: string };
-
-interface ReceiverContext {
-  wsUrl: string;
-  token: string;
-  webSocket: WebSocketFactory | undefined;
-}
 
 type Reply = 'acked' | 'nacked' | 'extended';
 type Settle = 'ack' | 'nack' | 'extend';
@@ -81,7 +71,7 @@ export class PushReceiver implements AsyncIterable<Delivery> {
   private readonly stopped = new AbortController();
 
   constructor(
-    private readonly context: ReceiverContext,
+    private readonly context: SocketContext,
     readonly queue: string,
     private readonly options: PushReceiveOptions = {},
   ) {
@@ -172,31 +162,19 @@ export class PushReceiver implements AsyncIterable<Delivery> {
 
   /** Opens connections until closed: each one resolves when its socket closes. */
   private async run(): Promise<void> {
-    const { min, max } = this.options.reconnectDelayMs ?? { min: 250, max: 10_000 };
-    const maxFailures = this.options.maxFailures ?? 10;
-    let failures = 0;
-    while (!this.closed) {
-      let receiving = false;
-      try {
-        receiving = await this.connection();
-      } catch (error) {
-        if (error instanceof FrameError) return this.fail(error);
-      }
-      if (this.closed) return;
-      failures = receiving ? 0 : failures + 1;
-      if (failures >= maxFailures) {
-        return this.fail(new Error(`could not receive from ${this.queue}: ${failures} connections failed`));
-      }
-      const ceiling = Math.min(max, min * 2 ** failures);
-      await sleep(ceiling / 2 + (Math.random() * ceiling) / 2, this.stopped.signal).catch(() => {});
-    }
+    const error = await reconnect(() => this.connection(), {
+      options: this.options,
+      closed: () => this.closed,
+      isFatal: (thrown) => thrown instanceof FrameError,
+      signal: this.stopped.signal,
+      failing: `could not receive from ${this.queue}`,
+    });
+    if (error) this.fail(error);
   }
 
   /** One connection, until its socket closes; true when it got as far as `receiving`. */
   private async connection(): Promise<boolean> {
-    const url = new URL(this.context.wsUrl);
-    url.searchParams.set('token', this.context.token);
-    const socket = await (this.context.webSocket ?? defaultWebSocket)(url.toString());
+    const socket = await openSocket(this.context);
     this.socket = socket;
     this.connections++;
     if (this.closed) {

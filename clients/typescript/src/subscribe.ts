@@ -1,22 +1,15 @@
 import type { EventsApi } from './client.js';
 import { FrameError, StorageError } from './errors.js';
-import { sleep } from './retry.js';
+import { openSocket, type ReconnectOptions, reconnect, type SocketContext } from './reconnect.js';
 import type { ChannelEvent } from './types.js';
-import { defaultWebSocket, type WebSocketFactory, type WebSocketLike } from './websocket.js';
+import type { WebSocketLike } from './websocket.js';
 
-export interface SubscribeOptions {
+export interface SubscribeOptions extends ReconnectOptions {
   /** Deliver events after this id (read from history first); without it, events from now on. */
   after?: string;
-  /** Reconnect delays: the first, doubled per failed attempt up to the largest (ms; 250 and 10 000). */
-  reconnectDelayMs?: { min: number; max: number };
-  /** Connection attempts in a row that may fail before the subscription gives up (default 10). */
-  maxFailures?: number;
 }
 
-interface SubscriptionContext {
-  wsUrl: string;
-  token: string;
-  webSocket: WebSocketFactory | undefined;
+interface SubscriptionContext extends SocketContext {
   events: EventsApi;
 }
 
@@ -128,34 +121,21 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
 
   /** Opens connections until closed: each one resolves when its socket closes. */
   private async run(): Promise<void> {
-    const { min, max } = this.options.reconnectDelayMs ?? { min: 250, max: 10_000 };
-    const maxFailures = this.options.maxFailures ?? 10;
-    let failures = 0;
-    while (!this.closed) {
-      let subscribed = false;
-      try {
-        subscribed = await this.connection();
-      } catch (error) {
-        if (error instanceof StorageError && error.status !== 503 && error.status !== 429) {
-          return this.fail(error);
-        }
-        if (error instanceof FrameError) return this.fail(error);
-      }
-      if (this.closed) return;
-      failures = subscribed ? 0 : failures + 1;
-      if (failures >= maxFailures) {
-        return this.fail(new Error(`could not subscribe to ${this.channel}: ${failures} connections failed`));
-      }
-      const ceiling = Math.min(max, min * 2 ** failures);
-      await sleep(ceiling / 2 + (Math.random() * ceiling) / 2, this.stopped.signal).catch(() => {});
-    }
+    const error = await reconnect(() => this.connection(), {
+      options: this.options,
+      closed: () => this.closed,
+      isFatal: (thrown) =>
+        (thrown instanceof StorageError && thrown.status !== 503 && thrown.status !== 429) ||
+        thrown instanceof FrameError,
+      signal: this.stopped.signal,
+      failing: `could not subscribe to ${this.channel}`,
+    });
+    if (error) this.fail(error);
   }
 
   /** One connection, until its socket closes; true when it got as far as `subscribed`. */
   private async connection(): Promise<boolean> {
-    const url = new URL(this.context.wsUrl);
-    url.searchParams.set('token', this.context.token);
-    const socket = await (this.context.webSocket ?? defaultWebSocket)(url.toString());
+    const socket = await openSocket(this.context);
     this.socket = socket;
     this.connections++;
     let subscribed = false;
