@@ -12,16 +12,15 @@ unacknowledged.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
-import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 import websockets
 import websockets.exceptions
 
-from .errors import ConnectionClosedError, FrameError
 from ._reconnect import TRANSIENT, Connect, _default_connect, open_socket, reconnect
+from ._threaded import Threaded
+from .errors import ConnectionClosedError, FrameError
 from .types import Delivery
 
 #: A ``ping`` this often keeps an idle connection open (API Gateway closes one after 10 minutes idle).
@@ -241,52 +240,18 @@ class AsyncReceiver:
         return receiving
 
 
-class Receiver:
+class Receiver(Threaded[Delivery]):
     """The sync form: the asyncio receiver runs on a loop in its own thread.
 
     ``for delivery in client.receive("jobs")``; ``next(timeout=…)``; ``ack``/``nack``/``extend``;
     ``close()`` (or ``with``).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread, inner: AsyncReceiver) -> None:
-        self.loop = loop
-        self._thread = thread
-        self._inner = inner
+    _inner: AsyncReceiver
 
     @classmethod
     def open(cls, client: Any, queue: str, **options: Any) -> "Receiver":
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name=f"receive {queue}", daemon=True)
-        thread.start()
-        try:
-            inner = asyncio.run_coroutine_threadsafe(AsyncReceiver.open(client, queue, **options), loop).result()
-        except BaseException:
-            cls._stop(loop, thread)
-            raise
-        return cls(loop, thread, inner)
-
-    @property
-    def connections(self) -> int:
-        return self._inner.connections
-
-    def __iter__(self) -> "Receiver":
-        return self
-
-    def __next__(self) -> Delivery:
-        return self.next()
-
-    def next(self, timeout: Optional[float] = None) -> Delivery:
-        """The next delivery; TimeoutError after ``timeout`` seconds, StopIteration once closed."""
-        if self.loop.is_closed():
-            raise StopIteration
-        future = asyncio.run_coroutine_threadsafe(self._inner.__anext__(), self.loop)
-        try:
-            return future.result(timeout)
-        except StopAsyncIteration:
-            raise StopIteration from None
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise
+        return cls(*cls._start(f"receive {queue}", lambda: AsyncReceiver.open(client, queue, **options)))
 
     def ack(self, delivery: Delivery) -> None:
         self._call(self._inner.ack(delivery))
@@ -302,20 +267,3 @@ class Receiver:
             coroutine.close()
             raise ConnectionClosedError("receiver closed")
         asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self._inner.close(), self.loop).result()
-            self._stop(self.loop, self._thread)
-
-    def __enter__(self) -> "Receiver":
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.close()
-
-    @staticmethod
-    def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()

@@ -9,14 +9,13 @@ reopened with back-off.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
-import threading
 from collections import OrderedDict
 from typing import Any, Optional, Tuple
 
 from . import routes
 from ._reconnect import TRANSIENT, Connect, _default_connect, open_socket, reconnect
+from ._threaded import Threaded
 from .errors import FrameError, StorageError
 from .transport import Transport
 from .types import ChannelEvent
@@ -182,69 +181,18 @@ class AsyncSubscription:
         return subscribed
 
 
-class Subscription:
+class Subscription(Threaded[ChannelEvent]):
     """The sync form: the asyncio subscription runs on a loop in its own thread.
 
     ``for event in client.subscribe("c")``; ``next(timeout=…)``; ``close()`` (or ``with``).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread, inner: AsyncSubscription) -> None:
-        self.loop = loop
-        self._thread = thread
-        self._inner = inner
+    _inner: AsyncSubscription
 
     @classmethod
     def open(cls, client: Any, channel: str, **options: Any) -> "Subscription":
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name=f"subscribe {channel}", daemon=True)
-        thread.start()
-        try:
-            inner = asyncio.run_coroutine_threadsafe(AsyncSubscription.open(client, channel, **options), loop).result()
-        except BaseException:
-            cls._stop(loop, thread)
-            raise
-        return cls(loop, thread, inner)
+        return cls(*cls._start(f"subscribe {channel}", lambda: AsyncSubscription.open(client, channel, **options)))
 
     @property
     def last_id(self) -> Optional[str]:
         return self._inner.last_id
-
-    @property
-    def connections(self) -> int:
-        return self._inner.connections
-
-    def __iter__(self) -> "Subscription":
-        return self
-
-    def __next__(self) -> ChannelEvent:
-        return self.next()
-
-    def next(self, timeout: Optional[float] = None) -> ChannelEvent:
-        """The next event; TimeoutError after ``timeout`` seconds, StopIteration once closed."""
-        if self.loop.is_closed():
-            raise StopIteration
-        future = asyncio.run_coroutine_threadsafe(self._inner.__anext__(), self.loop)
-        try:
-            return future.result(timeout)
-        except StopAsyncIteration:
-            raise StopIteration from None
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self._inner.close(), self.loop).result()
-            self._stop(self.loop, self._thread)
-
-    def __enter__(self) -> "Subscription":
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.close()
-
-    @staticmethod
-    def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
