@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import websockets
 import websockets.exceptions
 
-from ._reconnect import TRANSIENT, Connect, _default_connect, open_socket, reconnect
+from ._reconnect import Connect, Reconnecting
 from ._threaded import Threaded
 from .errors import ConnectionClosedError, FrameError
 from .types import Delivery
@@ -30,9 +30,11 @@ _REPLY = {"ack": "acked", "nack": "nacked", "extend": "extended"}
 _DELIVERY_FIELDS = ("queue", "id", "receipt", "payload", "attempts", "enqueuedAt")
 
 
-class AsyncReceiver:
+class AsyncReceiver(Reconnecting[Delivery]):
     """``receiver = await client.receive("jobs")``; ``async for delivery in receiver``;
     ``await receiver.ack(delivery)``; ``await receiver.close()``."""
+
+    _kind = "receiver"
 
     def __init__(
         self,
@@ -45,22 +47,13 @@ class AsyncReceiver:
         max_failures: int,
         ping_interval: float = PING_INTERVAL,
     ) -> None:
+        super().__init__(ws_url, connect, reconnect_delay, max_failures)
+        self._token = token
         self.queue = queue
         self._ping_interval = ping_interval
-        #: Connections opened so far.
-        self.connections = 0
-        self._token = token
-        self._ws_url = ws_url
         self._receive = receive
-        self._connect = connect or _default_connect
-        self._reconnect_delay = reconnect_delay
-        self._max_failures = max_failures
-        self._deliveries: "asyncio.Queue[Tuple[Optional[Delivery], Optional[BaseException]]]" = asyncio.Queue()
         self._pending: List[Tuple[str, str, "asyncio.Future[None]"]] = []
-        self._ready: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
         self._live: Any = None  # the socket once ``receiving`` arrived on it
-        self._task: Optional["asyncio.Task[None]"] = None
-        self._closed = False
 
     @classmethod
     async def open(
@@ -86,25 +79,8 @@ class AsyncReceiver:
         receiver = cls(
             client.transport.token, client.ws_url, queue, receive, connect, reconnect_delay, max_failures, ping_interval
         )
-        receiver._task = asyncio.create_task(receiver._run())
-        try:
-            await receiver._ready
-        except BaseException:
-            await receiver.close()
-            raise
+        await receiver._start()
         return receiver
-
-    def __aiter__(self) -> "AsyncReceiver":
-        return self
-
-    async def __anext__(self) -> Delivery:
-        delivery, error = await self._deliveries.get()
-        if delivery is not None:
-            return delivery
-        self._deliveries.put_nowait((None, error))  # every later call ends the same way
-        if error is not None:
-            raise error
-        raise StopAsyncIteration
 
     async def ack(self, delivery: Delivery) -> None:
         """The message is done; returns on ``acked``."""
@@ -118,23 +94,14 @@ class AsyncReceiver:
         """Extends the lease to ``visibility_timeout`` seconds from now; returns on ``extended``."""
         await self._settle("extend", delivery, {"visibilityTimeout": visibility_timeout})
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def _closing(self) -> None:
+        """``stop`` gives back what is unacknowledged."""
         socket = self._live
         if socket is not None:
             try:
                 await socket.send(json.dumps({"action": "stop", "queue": self.queue}))
             except websockets.exceptions.WebSocketException:
                 pass
-        if self._task is not None and self._task is not asyncio.current_task():
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        self._end(None)
 
     async def _settle(self, action: str, delivery: Delivery, extra: Dict[str, Any]) -> None:
         socket = self._live
@@ -146,25 +113,8 @@ class AsyncReceiver:
         await socket.send(json.dumps(frame))
         await answered
 
-    def _end(self, error: Optional[BaseException]) -> None:
-        if not self._ready.done():
-            self._ready.set_exception(error or RuntimeError("receiver closed"))
-        self._deliveries.put_nowait((None, error))
-
-    async def _run(self) -> None:
-        try:
-            await reconnect(
-                self._connection,
-                reconnect_delay=self._reconnect_delay,
-                max_failures=self._max_failures,
-                retryable=lambda error: isinstance(error, TRANSIENT),
-                failing=f"could not receive from {self.queue}",
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # noqa: BLE001 - handed to the reader
-            self._closed = True
-            self._end(error)
+    def _failing(self) -> str:
+        return f"could not receive from {self.queue}"
 
     def _answer(self, frame: Dict[str, Any]) -> None:
         kind = frame.get("type")
@@ -194,8 +144,7 @@ class AsyncReceiver:
 
     async def _connection(self) -> bool:
         """One connection, until it closes; True when it got as far as ``receiving``."""
-        socket = await open_socket(self._connect, self._ws_url, self._token)
-        self.connections += 1
+        socket = await self._open_socket(self._token)
         receiving = False
         pinger: Optional["asyncio.Task[None]"] = None
         try:
@@ -217,7 +166,7 @@ class AsyncReceiver:
                         self._ready.set_result(None)
                 elif kind == "delivery":
                     delivery: Delivery = {name: frame[name] for name in _DELIVERY_FIELDS}  # type: ignore[assignment]
-                    self._deliveries.put_nowait((delivery, None))
+                    self._items.put_nowait((delivery, None))
                 elif kind in ("acked", "nacked", "extended"):
                     self._answer(frame)
                 elif kind == "error":
@@ -231,8 +180,8 @@ class AsyncReceiver:
             self._live = None
             await socket.close()
             # The server gave back this connection's leases: what was not handed on comes again.
-            while not self._deliveries.empty():
-                self._deliveries.get_nowait()
+            while not self._items.empty():
+                self._items.get_nowait()
             for reply, message_id, answered in self._pending:
                 if not answered.done():
                     answered.set_exception(ConnectionClosedError(f"connection closed before {reply} {message_id}"))

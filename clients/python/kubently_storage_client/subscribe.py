@@ -14,7 +14,7 @@ from collections import OrderedDict
 from typing import Any, Optional, Tuple
 
 from . import routes
-from ._reconnect import TRANSIENT, Connect, _default_connect, open_socket, reconnect
+from ._reconnect import Connect, Reconnecting
 from ._threaded import Threaded
 from .errors import FrameError, StorageError
 from .transport import Transport
@@ -26,8 +26,10 @@ HISTORY_PAGE = 1000
 SEEN_IDS = 10_000
 
 
-class AsyncSubscription:
+class AsyncSubscription(Reconnecting[ChannelEvent]):
     """``sub = await client.subscribe("c")``; ``async for event in sub``; ``await sub.close()``."""
+
+    _kind = "subscription"
 
     def __init__(
         self,
@@ -39,24 +41,15 @@ class AsyncSubscription:
         reconnect_delay: Tuple[float, float],
         max_failures: int,
     ) -> None:
+        super().__init__(ws_url, connect, reconnect_delay, max_failures)
         self.channel = channel
         #: The id of the last event delivered (or ``after``).
         self.last_id = after
-        #: Connections opened so far.
-        self.connections = 0
         self._transport = transport
-        self._ws_url = ws_url
         self._after = after
-        self._connect = connect or _default_connect
-        self._reconnect_delay = reconnect_delay
-        self._max_failures = max_failures
         # False until the position to follow from is known: ``after``, or the newest id at the first subscribe.
         self._started = after is not None
         self._seen: "OrderedDict[str, None]" = OrderedDict()
-        self._events: "asyncio.Queue[Tuple[Optional[ChannelEvent], Optional[BaseException]]]" = asyncio.Queue()
-        self._ready: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
-        self._task: Optional["asyncio.Task[None]"] = None
-        self._closed = False
 
     @classmethod
     async def open(
@@ -73,42 +66,8 @@ class AsyncSubscription:
         if not client.ws_url:
             raise ValueError("subscribe needs the client's ws_url")
         subscription = cls(client.transport, client.ws_url, channel, after, connect, reconnect_delay, max_failures)
-        subscription._task = asyncio.create_task(subscription._run())
-        try:
-            await subscription._ready
-        except BaseException:
-            await subscription.close()
-            raise
+        await subscription._start()
         return subscription
-
-    def __aiter__(self) -> "AsyncSubscription":
-        return self
-
-    async def __anext__(self) -> ChannelEvent:
-        event, error = await self._events.get()
-        if event is not None:
-            return event
-        self._events.put_nowait((None, error))  # every later call ends the same way
-        if error is not None:
-            raise error
-        raise StopAsyncIteration
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._task is not None and self._task is not asyncio.current_task():
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        self._end(None)
-
-    def _end(self, error: Optional[BaseException]) -> None:
-        if not self._ready.done():
-            self._ready.set_exception(error or RuntimeError("subscription closed"))
-        self._events.put_nowait((None, error))
 
     def _deliver(self, event: ChannelEvent) -> None:
         if event["id"] in self._seen or (self._after is not None and event["id"] <= self._after):
@@ -118,23 +77,13 @@ class AsyncSubscription:
             self._seen.popitem(last=False)
         if self.last_id is None or event["id"] > self.last_id:
             self.last_id = event["id"]
-        self._events.put_nowait((event, None))
+        self._items.put_nowait((event, None))
 
-    async def _run(self) -> None:
-        try:
-            await reconnect(
-                self._connection,
-                reconnect_delay=self._reconnect_delay,
-                max_failures=self._max_failures,
-                retryable=lambda error: isinstance(error, TRANSIENT)
-                or (isinstance(error, StorageError) and error.status in (429, 503)),
-                failing=f"could not subscribe to {self.channel}",
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # noqa: BLE001 - handed to the reader
-            self._closed = True
-            self._end(error)
+    def _retryable(self, error: Exception) -> bool:
+        return super()._retryable(error) or (isinstance(error, StorageError) and error.status in (429, 503))
+
+    def _failing(self) -> str:
+        return f"could not subscribe to {self.channel}"
 
     async def _catch_up(self) -> None:
         """Reads history after the last id: delivered once started; before that only read to
@@ -155,8 +104,7 @@ class AsyncSubscription:
 
     async def _connection(self) -> bool:
         """One connection, until it closes; True when it got as far as ``subscribed``."""
-        socket = await open_socket(self._connect, self._ws_url, self._transport.token)
-        self.connections += 1
+        socket = await self._open_socket(self._transport.token)
         subscribed = False
         try:
             await socket.send(json.dumps({"action": "subscribe", "channel": self.channel}))
