@@ -1,4 +1,5 @@
 import { FrameError } from './errors.js';
+import { Inbox } from './inbox.js';
 import { openSocket, type ReconnectOptions, reconnect, type SocketContext } from './reconnect.js';
 import type { QueueMessage } from './types.js';
 import type { WebSocketLike } from './websocket.js';
@@ -60,10 +61,8 @@ export class PushReceiver implements AsyncIterable<Delivery> {
   readonly ready: Promise<void>;
   private markReady!: { resolve: () => void; reject: (error: Error) => void };
 
-  private readonly queued: Delivery[] = [];
+  private readonly inbox = new Inbox<Delivery>();
   private readonly pending: Pending[] = [];
-  private waiting: (() => void) | undefined;
-  private failure: Error | undefined;
   private closed = false;
   /** The socket once `receiving` arrived on it; undefined while (re)connecting. */
   private live: WebSocketLike | undefined;
@@ -111,23 +110,12 @@ export class PushReceiver implements AsyncIterable<Delivery> {
         socket.close();
       }
     }
-    this.wake();
+    this.inbox.wake();
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Delivery> {
     try {
-      while (true) {
-        const delivery = this.queued.shift();
-        if (delivery) {
-          yield delivery;
-          continue;
-        }
-        if (this.failure) throw this.failure;
-        if (this.closed) return;
-        await new Promise<void>((resolve) => {
-          this.waiting = resolve;
-        });
-      }
+      yield* this.inbox.read(() => this.closed);
     } finally {
       this.close();
     }
@@ -148,14 +136,8 @@ export class PushReceiver implements AsyncIterable<Delivery> {
     });
   }
 
-  private wake(): void {
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting?.();
-  }
-
   private fail(error: Error): void {
-    this.failure = error;
+    this.inbox.fail(error);
     this.markReady.reject(error);
     this.close();
   }
@@ -215,8 +197,7 @@ export class PushReceiver implements AsyncIterable<Delivery> {
           );
         } else if (frame.type === 'delivery' && 'receipt' in frame) {
           const { type: _type, ...delivery } = frame;
-          this.queued.push(delivery);
-          this.wake();
+          this.inbox.push(delivery);
         } else if (frame.type === 'acked' || frame.type === 'nacked' || frame.type === 'extended') {
           const id = 'id' in frame ? frame.id : undefined;
           const at = this.pending.findIndex((p) => p.reply === frame.type && p.id === id);
@@ -240,7 +221,7 @@ export class PushReceiver implements AsyncIterable<Delivery> {
     if (this.live === socket) this.live = undefined;
     if (this.socket === socket) this.socket = undefined;
     // The server gave back this connection's leases: what was not handed on comes again.
-    this.queued.length = 0;
+    this.inbox.clear();
     for (const request of this.pending.splice(0)) {
       request.reject(new ConnectionClosedError(`connection closed before ${request.reply} ${request.id}`));
     }

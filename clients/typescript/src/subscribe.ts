@@ -1,5 +1,6 @@
 import type { EventsApi } from './client.js';
 import { FrameError, StorageError } from './errors.js';
+import { Inbox } from './inbox.js';
 import { openSocket, type ReconnectOptions, reconnect, type SocketContext } from './reconnect.js';
 import type { ChannelEvent } from './types.js';
 import type { WebSocketLike } from './websocket.js';
@@ -45,9 +46,7 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
   private markReady!: { resolve: () => void; reject: (error: Error) => void };
 
   private readonly seen = new Set<string>();
-  private readonly queued: ChannelEvent[] = [];
-  private waiting: { resolve: () => void } | undefined;
-  private failure: Error | undefined;
+  private readonly inbox = new Inbox<ChannelEvent>();
   private closed = false;
   private socket: WebSocketLike | undefined;
   private readonly stopped = new AbortController();
@@ -75,32 +74,15 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
     this.markReady.reject(new Error('subscription closed'));
     this.stopped.abort(new Error('subscription closed'));
     this.socket?.close();
-    this.wake();
+    this.inbox.wake();
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<ChannelEvent> {
     try {
-      while (true) {
-        const event = this.queued.shift();
-        if (event) {
-          yield event;
-          continue;
-        }
-        if (this.failure) throw this.failure;
-        if (this.closed) return;
-        await new Promise<void>((resolve) => {
-          this.waiting = { resolve };
-        });
-      }
+      yield* this.inbox.read(() => this.closed);
     } finally {
       this.close();
     }
-  }
-
-  private wake(): void {
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting?.resolve();
   }
 
   private deliver(event: ChannelEvent): void {
@@ -109,12 +91,11 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
     this.seen.add(event.id);
     if (this.seen.size > SEEN_IDS) this.seen.delete(this.seen.values().next().value!);
     if (this.lastId === undefined || event.id > this.lastId) this.lastId = event.id;
-    this.queued.push(event);
-    this.wake();
+    this.inbox.push(event);
   }
 
   private fail(error: Error): void {
-    this.failure = error;
+    this.inbox.fail(error);
     this.markReady.reject(error);
     this.close();
   }
