@@ -59,7 +59,6 @@ export class PushReceiver implements AsyncIterable<Delivery> {
   connections = 0;
   /** Resolves once the first `receiving` arrives; rejects if it never does (an error frame, closed). */
   readonly ready: Promise<void>;
-  private markReady!: { resolve: () => void; reject: (error: Error) => void };
 
   private readonly inbox = new Inbox<Delivery>();
   private readonly pending: Pending[] = [];
@@ -74,10 +73,7 @@ export class PushReceiver implements AsyncIterable<Delivery> {
     readonly queue: string,
     private readonly options: PushReceiveOptions = {},
   ) {
-    this.ready = new Promise((resolve, reject) => {
-      this.markReady = { resolve, reject };
-    });
-    this.ready.catch(() => {});
+    this.ready = this.inbox.ready;
     void this.run();
   }
 
@@ -100,7 +96,7 @@ export class PushReceiver implements AsyncIterable<Delivery> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.markReady.reject(new Error('receiver closed'));
+    this.inbox.end(new Error('receiver closed'));
     this.stopped.abort(new Error('receiver closed'));
     const socket = this.socket;
     if (socket) {
@@ -110,15 +106,13 @@ export class PushReceiver implements AsyncIterable<Delivery> {
         socket.close();
       }
     }
-    this.inbox.wake();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Delivery> {
-    try {
-      yield* this.inbox.read(() => this.closed);
-    } finally {
-      this.close();
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Delivery> {
+    return this.inbox.read(
+      () => this.closed,
+      () => this.close(),
+    );
   }
 
   private settle(action: Settle, delivery: Pick<Delivery, 'id' | 'receipt'>, extra: object): Promise<void> {
@@ -136,12 +130,6 @@ export class PushReceiver implements AsyncIterable<Delivery> {
     });
   }
 
-  private fail(error: Error): void {
-    this.inbox.fail(error);
-    this.markReady.reject(error);
-    this.close();
-  }
-
   /** Opens connections until closed: each one resolves when its socket closes. */
   private async run(): Promise<void> {
     const error = await reconnect(() => this.connection(), {
@@ -152,6 +140,11 @@ export class PushReceiver implements AsyncIterable<Delivery> {
       failing: `could not receive from ${this.queue}`,
     });
     if (error) this.fail(error);
+  }
+
+  private fail(error: Error): void {
+    this.inbox.fail(error);
+    this.close();
   }
 
   /** One connection, until its socket closes; true when it got as far as `receiving`. */
@@ -189,7 +182,7 @@ export class PushReceiver implements AsyncIterable<Delivery> {
         if (frame.type === 'receiving') {
           receiving = true;
           this.live = socket;
-          this.markReady.resolve();
+          this.inbox.started();
           clearInterval(pinger);
           pinger = setInterval(
             () => socket.send(JSON.stringify({ action: 'ping' })),

@@ -43,7 +43,6 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
    * everything published after that is delivered. Rejects if it never gets there.
    */
   readonly ready: Promise<void>;
-  private markReady!: { resolve: () => void; reject: (error: Error) => void };
 
   private readonly seen = new Set<string>();
   private readonly inbox = new Inbox<ChannelEvent>();
@@ -60,29 +59,23 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
   ) {
     this.lastId = options.after;
     this.started = options.after !== undefined;
-    this.ready = new Promise((resolve, reject) => {
-      this.markReady = { resolve, reject };
-    });
-    // A rejection nobody awaits is not an unhandled one: the iterator reports it too.
-    this.ready.catch(() => {});
+    this.ready = this.inbox.ready;
     void this.run();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.markReady.reject(new Error('subscription closed'));
+    this.inbox.end(new Error('subscription closed'));
     this.stopped.abort(new Error('subscription closed'));
     this.socket?.close();
-    this.inbox.wake();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<ChannelEvent> {
-    try {
-      yield* this.inbox.read(() => this.closed);
-    } finally {
-      this.close();
-    }
+  [Symbol.asyncIterator](): AsyncIterator<ChannelEvent> {
+    return this.inbox.read(
+      () => this.closed,
+      () => this.close(),
+    );
   }
 
   private deliver(event: ChannelEvent): void {
@@ -92,12 +85,6 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
     if (this.seen.size > SEEN_IDS) this.seen.delete(this.seen.values().next().value!);
     if (this.lastId === undefined || event.id > this.lastId) this.lastId = event.id;
     this.inbox.push(event);
-  }
-
-  private fail(error: Error): void {
-    this.inbox.fail(error);
-    this.markReady.reject(error);
-    this.close();
   }
 
   /** Opens connections until closed: each one resolves when its socket closes. */
@@ -112,6 +99,11 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
       failing: `could not subscribe to ${this.channel}`,
     });
     if (error) this.fail(error);
+  }
+
+  private fail(error: Error): void {
+    this.inbox.fail(error);
+    this.close();
   }
 
   /** One connection, until its socket closes; true when it got as far as `subscribed`. */
@@ -142,7 +134,7 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
           if (page.length < HISTORY_PAGE) break;
         }
         this.started = true;
-        this.markReady.resolve();
+        this.inbox.started();
         // Frames that arrived on this subscription are new even when history already had them.
         for (const event of held) this.deliver(event);
         held = undefined;
