@@ -77,6 +77,21 @@ export class PushReceiver implements AsyncIterable<Delivery> {
     void this.run();
   }
 
+  /** Opens connections until closed: each one resolves when its socket closes. */
+  private async run(): Promise<void> {
+    const error = await reconnect(() => this.connection(), {
+      options: this.options,
+      closed: () => this.closed,
+      isFatal: (thrown) => thrown instanceof FrameError,
+      signal: this.stopped.signal,
+      failing: `could not receive from ${this.queue}`,
+    });
+    if (error) {
+      this.inbox.fail(error);
+      this.close();
+    }
+  }
+
   /** Acknowledges a delivery: the message is done. Resolves on `acked`. */
   ack(delivery: Pick<Delivery, 'id' | 'receipt'>): Promise<void> {
     return this.settle('ack', delivery, {});
@@ -128,23 +143,6 @@ export class PushReceiver implements AsyncIterable<Delivery> {
         JSON.stringify({ action, queue: this.queue, id: delivery.id, receipt: delivery.receipt, ...extra }),
       );
     });
-  }
-
-  /** Opens connections until closed: each one resolves when its socket closes. */
-  private async run(): Promise<void> {
-    const error = await reconnect(() => this.connection(), {
-      options: this.options,
-      closed: () => this.closed,
-      isFatal: (thrown) => thrown instanceof FrameError,
-      signal: this.stopped.signal,
-      failing: `could not receive from ${this.queue}`,
-    });
-    if (error) this.fail(error);
-  }
-
-  private fail(error: Error): void {
-    this.inbox.fail(error);
-    this.close();
   }
 
   /** One connection, until its socket closes; true when it got as far as `receiving`. */

@@ -63,6 +63,23 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
     void this.run();
   }
 
+  /** Opens connections until closed: each one resolves when its socket closes. */
+  private async run(): Promise<void> {
+    const error = await reconnect(() => this.connection(), {
+      options: this.options,
+      closed: () => this.closed,
+      isFatal: (thrown) =>
+        (thrown instanceof StorageError && thrown.status !== 503 && thrown.status !== 429) ||
+        thrown instanceof FrameError,
+      signal: this.stopped.signal,
+      failing: `could not subscribe to ${this.channel}`,
+    });
+    if (error) {
+      this.inbox.fail(error);
+      this.close();
+    }
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -85,25 +102,6 @@ export class Subscription implements AsyncIterable<ChannelEvent> {
     if (this.seen.size > SEEN_IDS) this.seen.delete(this.seen.values().next().value!);
     if (this.lastId === undefined || event.id > this.lastId) this.lastId = event.id;
     this.inbox.push(event);
-  }
-
-  /** Opens connections until closed: each one resolves when its socket closes. */
-  private async run(): Promise<void> {
-    const error = await reconnect(() => this.connection(), {
-      options: this.options,
-      closed: () => this.closed,
-      isFatal: (thrown) =>
-        (thrown instanceof StorageError && thrown.status !== 503 && thrown.status !== 429) ||
-        thrown instanceof FrameError,
-      signal: this.stopped.signal,
-      failing: `could not subscribe to ${this.channel}`,
-    });
-    if (error) this.fail(error);
-  }
-
-  private fail(error: Error): void {
-    this.inbox.fail(error);
-    this.close();
   }
 
   /** One connection, until its socket closes; true when it got as far as `subscribed`. */
