@@ -33,6 +33,13 @@ def _ignore(_error: BaseException, _message: Optional[QueueMessage]) -> None:
     pass
 
 
+def _push_failed(delivery: str, error: Exception, on_error: OnError) -> None:
+    """Push could not receive: raised when push was asked for, else reported (long polls follow)."""
+    if delivery == "push":
+        raise error
+    on_error(error, None)
+
+
 def run_executor(
     client: Client,
     queue: str,
@@ -53,18 +60,14 @@ def run_executor(
         try:
             receiver = client.receive(queue, max=max, visibility_timeout=visibility_timeout)
         except Exception as error:  # noqa: BLE001 - refused or unreachable: long polls instead
-            if delivery == "push":
-                raise
-            on_error(error, None)
+            _push_failed(delivery, error, on_error)
         else:
             try:
                 with receiver:
                     _push_loop(receiver, handler, stop, nack_delay, on_error)
                 return
             except Exception as error:  # noqa: BLE001 - the socket failed for good: long polls instead
-                if delivery == "push":
-                    raise
-                on_error(error, None)
+                _push_failed(delivery, error, on_error)
     while not stop.is_set():
         try:
             messages = client.queue_receive(queue, max=max, visibility_timeout=visibility_timeout, wait=wait)
@@ -150,17 +153,13 @@ async def run_executor_async(
             try:
                 receiver = await client.receive(queue, max=max, visibility_timeout=visibility_timeout)
             except Exception as error:  # noqa: BLE001 - refused or unreachable: long polls instead
-                if delivery == "push":
-                    raise
-                on_error(error, None)
+                _push_failed(delivery, error, on_error)
             else:
                 try:
                     await _push_loop_async(receiver, handler, stop, stopped, nack_delay, on_error)
                     return
                 except Exception as error:  # noqa: BLE001 - the socket failed for good: long polls instead
-                    if delivery == "push":
-                        raise
-                    on_error(error, None)
+                    _push_failed(delivery, error, on_error)
                 finally:
                     await receiver.close()
         while not stop.is_set():
