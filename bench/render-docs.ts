@@ -45,7 +45,10 @@ export function renderBlock(dir = RESULTS_DIR): string {
         shown(deliveryFile),
       )
     : 'Not measured: `npm run bench:delivery` measures it.';
-  return `${BEGIN}\n\n${body}\n\n#### Queue delivery: long poll vs push\n\n${delivery}\n\n${END}`;
+  const block = `${BEGIN}\n\n${body}\n\n#### Queue delivery: long poll vs push\n\n${delivery}\n\n${END}`;
+  // Sections that open with their own blank line (a full run's cold-request and migration
+  // parts) would leave two in a row, which the Markdown formatter removes: one is written.
+  return block.replace(/\n{3,}/g, '\n\n');
 }
 
 /** `page` with its block replaced by `block`; throws when the markers are missing. */
