@@ -20,7 +20,7 @@ import type { Driver } from '../driver.js';
 import { notifications } from './notifications.js';
 import { preparedStatementsBehindPooler } from './pooler.js';
 import { applySchemaMigrations } from './schema-migrations.js';
-import { createSql, quoteIdent, type Row, type Sql, withErrorMapping } from './sql.js';
+import { createSql, quoteIdent, type Row, type Sql, sqlErrorMapper, withErrorMapping } from './sql.js';
 import { pgAudit } from './stores/audit.js';
 import { pgConnections } from './stores/connections.js';
 import { pgConsumers } from './stores/consumers.js';
@@ -55,6 +55,9 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
   let opening: Promise<Sql> | undefined;
   /** The open connection, once there is one (for `pools`, which is synchronous). */
   let opened: Sql | undefined;
+  /** The same connection without error mapping: `query` maps errors itself (a promise less per statement). */
+  let direct: Sql | undefined;
+  const mapError = sqlErrorMapper(schema, options.metrics);
   const db = (): Promise<Sql> => {
     if (state.closed) {
       return Promise.reject(
@@ -74,6 +77,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
         throw error;
       }
       opened = sql;
+      direct = raw;
       return sql;
     })();
     opening.catch(() => {
@@ -81,36 +85,40 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
     });
     return opening;
   };
-  /** Statements under way: `close()` lets them finish before it ends the connections. */
-  const running = new Set<Promise<unknown>>();
-  const query = <R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<R[]> => {
-    const run = async () => (await db()).query<R>(text, params);
-    // A read that met a dropped connection (a server restart, an idle connection closed while a
-    // Lambda container was frozen, Neon scaling to zero) runs once more on a fresh one. Writes
-    // are not repeated: the first attempt may have committed.
-    const readOnly = isReadOnly(text);
-    const attempt = async (left: number): Promise<R[]> => {
-      try {
-        return await run();
-      } catch (error) {
-        // Each failure retires one dead connection: with all of the pool's dead, poolSize tries reach a fresh one.
-        if (!readOnly || left === 0 || !droppedConnection(error) || state.closed) throw error;
-        return attempt(left - 1);
+  /** Statements and transactions under way: `close()` lets them finish before it ends the connections. */
+  let underWay = 0;
+  let drained: (() => void) | undefined;
+  const finished = () => {
+    if (--underWay === 0) drained?.();
+  };
+  const query = async <R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<R[]> => {
+    underWay++;
+    try {
+      // A read that met a dropped connection (a server restart, an idle connection closed while a
+      // Lambda container was frozen, Neon scaling to zero) runs once more on a fresh one. Writes
+      // are not repeated: the first attempt may have committed. Each failure retires one dead
+      // connection: with all of the pool's dead, poolSize tries reach a fresh one.
+      for (let left = pg.poolSize; ; left--) {
+        if (direct === undefined || state.closed) await db();
+        try {
+          return await direct!.query<R>(text, params);
+        } catch (error) {
+          const mapped = mapError(error);
+          if (left === 0 || state.closed || !droppedConnection(mapped) || !isReadOnly(text)) throw mapped;
+        }
       }
-    };
-    const call = attempt(pg.poolSize);
-    running.add(call);
-    const done = () => running.delete(call);
-    call.then(done, done);
-    return call;
+    } finally {
+      finished();
+    }
   };
   /** Runs `fn` in one transaction (never repeated: it writes). */
-  const transaction: Transaction = (fn) => {
-    const call = (async () => (await db()).transaction(fn))();
-    running.add(call);
-    const done = () => running.delete(call);
-    call.then(done, done);
-    return call;
+  const transaction: Transaction = async (fn) => {
+    underWay++;
+    try {
+      return await (await db()).transaction(fn);
+    } finally {
+      finished();
+    }
   };
   const wakeups = notifications(db, pg.listen, state);
   const stores: StoreContext = {
@@ -202,7 +210,7 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
         queues.close();
         events.close();
         wakeups.close();
-        await Promise.allSettled([...running]);
+        if (underWay > 0) await new Promise<void>((resolve) => (drained = resolve));
         const sql = await opening?.catch(() => undefined);
         opening = undefined;
         if (owned) await sql?.close();

@@ -255,19 +255,23 @@ function poolSql({
   const lastUsed = new WeakMap<PoolClientLike, number>();
   /** A pooled connection known to work: one idle for long is checked first, replaced when dead. */
   const guarded = new WeakSet<PoolClientLike>();
-  const checkout = async (): Promise<PoolClientLike> => {
-    for (let attempt = 0; ; attempt++) {
-      const client = await pool.connect();
-      // A server-side kill (pg_terminate_backend, a failover) that lands while the connection is
-      // checked out but between statements is emitted as 'error' on the client, which the pool
-      // only listens to while the connection is idle: unhandled, it would end the process. The
-      // error still reaches the caller through the statement it breaks.
-      if (!guarded.has(client)) {
-        guarded.add(client);
-        client.on('error', () => {});
-      }
-      const last = lastUsed.get(client);
-      if (last === undefined || Date.now() - last < idleCheckMs || attempt >= 2) return client;
+  /** Whether `client` can take a statement now: guarded, and not idle long enough to need a check. */
+  const fresh = (client: PoolClientLike): boolean => {
+    // A server-side kill (pg_terminate_backend, a failover) that lands while the connection is
+    // checked out but between statements is emitted as 'error' on the client, which the pool
+    // only listens to while the connection is idle: unhandled, it would end the process. The
+    // error still reaches the caller through the statement it breaks.
+    if (!guarded.has(client)) {
+      guarded.add(client);
+      client.on('error', () => {});
+    }
+    const last = lastUsed.get(client);
+    return last === undefined || Date.now() - last < idleCheckMs;
+  };
+  /** A connection that was idle long: checked, and replaced (twice at most) when dead. */
+  const checked = async (idle: PoolClientLike): Promise<PoolClientLike> => {
+    let client = idle;
+    for (let attempt = 0; attempt < 2; attempt++) {
       // The check gets its own deadline (the Neon client has no per-query timeout).
       const check = client.query('SELECT 1');
       let timer: NodeJS.Timeout | undefined;
@@ -283,7 +287,14 @@ function poolSql({
       } finally {
         clearTimeout(timer);
       }
+      client = await pool.connect();
+      if (fresh(client)) return client;
     }
+    return client;
+  };
+  const checkout = async (): Promise<PoolClientLike> => {
+    const client = await pool.connect();
+    return fresh(client) ? client : checked(client);
   };
   const release = (client: PoolClientLike, broken?: Error) => {
     if (broken === undefined) lastUsed.set(client, Date.now());
@@ -314,7 +325,23 @@ function poolSql({
     },
   });
   const onPool: SqlExecutor = {
-    query: (text, params) => withClient((client) => executor(client).query(text, params)),
+    // withClient and executor inlined: this is every statement's path, and each closure or
+    // promise layer on it is a measurable part of a sub-millisecond call.
+    async query<R extends Row>(text: string, params?: readonly unknown[]) {
+      let client = await pool.connect();
+      if (!fresh(client)) client = await checked(client);
+      const values = params as unknown[] | undefined;
+      try {
+        const result = prepare
+          ? await client.query({ name: statementName(text), text, values })
+          : await client.query(text, values);
+        release(client);
+        return result.rows as R[];
+      } catch (error) {
+        release(client, isConnectionError(error) ? (error as Error) : undefined);
+        throw error;
+      }
+    },
     script: (text) => withClient((client) => executor(client).script(text)),
   };
   /** NOTIFY from a pooled connection; answers whether that connection heard it itself. */
@@ -663,12 +690,9 @@ const DEADLOCK_STATE = '40P01';
  * like any lock conflict (retryable) and counted: `Deadlocks` on `metrics`.
  */
 export function withErrorMapping(sql: Sql, schema: string, metrics?: MetricSink): Sql {
-  const map = (error: unknown) => {
-    // Typed errors were counted where they were mapped (a transaction rethrows its statement's).
-    if (!(error instanceof StorageError) && (error as { code?: unknown } | null)?.code === DEADLOCK_STATE) {
-      report(metrics, { name: 'Deadlocks', value: 1, unit: 'Count', dimensions: { backend: 'postgresql' } });
-    }
-    throw mapSqlError(error, schema);
+  const mapError = sqlErrorMapper(schema, metrics);
+  const map = (error: unknown): never => {
+    throw mapError(error);
   };
   const wrap = (executor: SqlExecutor): SqlExecutor => ({
     query: <R extends Row>(text: string, params?: readonly unknown[]) =>
@@ -683,5 +707,16 @@ export function withErrorMapping(sql: Sql, schema: string, metrics?: MetricSink)
     poolUse: sql.poolUse,
     detectTransactionPooler: sql.detectTransactionPooler && (() => sql.detectTransactionPooler!().catch(map)),
     close: () => sql.close(),
+  };
+}
+
+/** `mapSqlError` for `schema`, counting deadlocks on `metrics` (see `withErrorMapping`). */
+export function sqlErrorMapper(schema: string, metrics?: MetricSink): (error: unknown) => unknown {
+  return (error) => {
+    // Typed errors were counted where they were mapped (a transaction rethrows its statement's).
+    if (!(error instanceof StorageError) && (error as { code?: unknown } | null)?.code === DEADLOCK_STATE) {
+      report(metrics, { name: 'Deadlocks', value: 1, unit: 'Count', dimensions: { backend: 'postgresql' } });
+    }
+    return mapSqlError(error, schema);
   };
 }

@@ -74,33 +74,33 @@ export function pgEvents(ctx: StoreContext) {
     }));
   };
 
+  // The channel's counter row is locked until commit, so publishers of one channel commit in id
+  // order. Events past the channel's bound are dropped in the same statement. Built once: a
+  // statement's name is looked up by its text per call.
+  const PUBLISH = `WITH c AS (
+       INSERT INTO ${channels} AS c (channel, last_id) VALUES ($1, 1)
+       ON CONFLICT (channel) DO UPDATE SET last_id = c.last_id + 1
+       RETURNING last_id
+     ), e AS (
+       INSERT INTO ${events} (channel, id, message, published_at)
+       SELECT $1, last_id, $2, ${NOW_MS} FROM c
+       RETURNING id, published_at
+     ), trimmed AS (
+       DELETE FROM ${events} WHERE channel = $1 AND id <= (SELECT last_id FROM c) - $3::bigint RETURNING 1
+     ), h AS (
+       SELECT json_build_array(last_id, $1::text, ${ms(NOW_MS)}::bigint)::text AS header FROM c
+     ), n AS (
+       SELECT pg_notify('${channelName}', CASE
+         WHEN octet_length(header) + 1 + octet_length($2) < ${NOTIFY_PAYLOAD_LIMIT} THEN header || E'\n' || $2
+         ELSE header END) FROM h
+     )
+     SELECT id::float8 AS id, ${ms('published_at')} AS at,
+       (SELECT count(*) FROM trimmed)::int AS trimmed, (SELECT count(*) FROM n)::int AS notified
+     FROM e`;
+
   const driver: EventDriver = {
     async publish(channel, json, maxHistory) {
-      // The channel's counter row is locked until commit, so publishers of one channel commit
-      // in id order. Events past the channel's bound are dropped in the same statement.
-      const [row] = await query<{ id: number; at: number }>(
-        `WITH c AS (
-           INSERT INTO ${channels} AS c (channel, last_id) VALUES ($1, 1)
-           ON CONFLICT (channel) DO UPDATE SET last_id = c.last_id + 1
-           RETURNING last_id
-         ), e AS (
-           INSERT INTO ${events} (channel, id, message, published_at)
-           SELECT $1, last_id, $2, ${NOW_MS} FROM c
-           RETURNING id, published_at
-         ), trimmed AS (
-           DELETE FROM ${events} WHERE channel = $1 AND id <= (SELECT last_id FROM c) - $3::bigint RETURNING 1
-         ), h AS (
-           SELECT json_build_array(last_id, $1::text, ${ms(NOW_MS)}::bigint)::text AS header FROM c
-         ), n AS (
-           SELECT pg_notify('${channelName}', CASE
-             WHEN octet_length(header) + 1 + octet_length($2) < ${NOTIFY_PAYLOAD_LIMIT} THEN header || E'\n' || $2
-             ELSE header END) FROM h
-         )
-         SELECT id::float8 AS id, ${ms('published_at')} AS at,
-           (SELECT count(*) FROM trimmed)::int AS trimmed, (SELECT count(*) FROM n)::int AS notified
-         FROM e`,
-        [channel, json, maxHistory],
-      );
+      const [row] = await query<{ id: number; at: number }>(PUBLISH, [channel, json, maxHistory]);
       return { id: formatEventId(num(row!.id)), publishedAt: iso(num(row!.at)) };
     },
     async last(channel) {

@@ -7,11 +7,16 @@ export function pgKv(ctx: StoreContext): KvDriver {
   const { table, query } = ctx;
   const kv = table('kv_store');
   const LIVE = '(expires_at IS NULL OR expires_at > now())';
+  // The hot statements' texts are built once: a statement's name is looked up by its text per call.
+  const GET = `SELECT value FROM ${kv} WHERE key = $1 AND ${LIVE}`;
+  const upsert = (expires: string, onlyIfGone: string) =>
+    `INSERT INTO ${kv} AS t (key, value, expires_at) VALUES ($1, $2, ${expires})
+     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at ${onlyIfGone}
+     RETURNING 1`;
+  const SET = upsert('NULL', '');
   const driver: KvDriver = {
     async get(key) {
-      const [row] = await query<{ value: string }>(`SELECT value FROM ${kv} WHERE key = $1 AND ${LIVE}`, [
-        key,
-      ]);
+      const [row] = await query<{ value: string }>(GET, [key]);
       return row && parseJson(row.value);
     },
     async getEntry(key) {
@@ -33,12 +38,8 @@ export function pgKv(ctx: StoreContext): KvDriver {
       }
       // An expiry already past stores an invisible row, which the sweep removes: nothing visible remains.
       const onlyIfGone = condition === 'nx' ? 'WHERE t.expires_at IS NOT NULL AND t.expires_at <= now()' : '';
-      const rows = await query(
-        `INSERT INTO ${kv} AS t (key, value, expires_at) VALUES ($1, $2, ${expires})
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at ${onlyIfGone}
-         RETURNING 1`,
-        params,
-      );
+      const text = expiry || condition ? upsert(expires, onlyIfGone) : SET;
+      const rows = await query(text, params);
       return rows.length === 1;
     },
     async delete(key) {

@@ -33,6 +33,14 @@ export function pgSessions(ctx: StoreContext): SessionDriver {
     lastActivity: iso(num(row.active)),
     expiresAt: iso(num(row.expires)),
   });
+  // The hot statements' texts are built once: a statement's name is looked up by its text per call.
+  const CREATE = `INSERT INTO ${sessions} (session_id, cluster_id, user_id, correlation_id, service_identity, data,
+      ttl_ms, created_at, last_activity, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::float8,
+      coalesce(${atMs('$8')}, ${NOW_MS}), coalesce(${atMs('$9')}, ${NOW_MS}),
+      coalesce(${atMs('$10')}, ${NOW_MS} + ${msInterval('$7')}))
+    RETURNING ${COLUMNS}`;
+  const ACTIVE = `SELECT EXISTS (SELECT 1 FROM ${sessions} WHERE cluster_id = $1 AND expires_at > now()) AS active`;
   const many = async (column: string, value: string) =>
     (
       await query<SessionRow>(
@@ -43,26 +51,18 @@ export function pgSessions(ctx: StoreContext): SessionDriver {
     ).map(view);
   return {
     async create(input) {
-      const [row] = await query<SessionRow>(
-        `INSERT INTO ${sessions} (session_id, cluster_id, user_id, correlation_id, service_identity, data,
-           ttl_ms, created_at, last_activity, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::float8,
-           coalesce(${atMs('$8')}, ${NOW_MS}), coalesce(${atMs('$9')}, ${NOW_MS}),
-           coalesce(${atMs('$10')}, ${NOW_MS} + ${msInterval('$7')}))
-         RETURNING ${COLUMNS}`,
-        [
-          input.sessionId,
-          input.clusterId,
-          input.userId,
-          input.correlationId,
-          input.serviceIdentity,
-          input.dataJson,
-          input.ttlMs,
-          input.times?.createdAtMs ?? null,
-          input.times?.lastActivityMs ?? null,
-          input.times?.expiresAtMs ?? null,
-        ],
-      );
+      const [row] = await query<SessionRow>(CREATE, [
+        input.sessionId,
+        input.clusterId,
+        input.userId,
+        input.correlationId,
+        input.serviceIdentity,
+        input.dataJson,
+        input.ttlMs,
+        input.times?.createdAtMs ?? null,
+        input.times?.lastActivityMs ?? null,
+        input.times?.expiresAtMs ?? null,
+      ]);
       return view(row!);
     },
     async get(id) {
@@ -114,10 +114,7 @@ export function pgSessions(ctx: StoreContext): SessionDriver {
       );
     },
     async isClusterActive(clusterId) {
-      const [row] = await query<{ active: boolean }>(
-        `SELECT EXISTS (SELECT 1 FROM ${sessions} WHERE cluster_id = $1 AND expires_at > now()) AS active`,
-        [clusterId],
-      );
+      const [row] = await query<{ active: boolean }>(ACTIVE, [clusterId]);
       return row?.active === true;
     },
   };
