@@ -250,13 +250,21 @@ async function rawRedisOps(ctx: Context): Promise<OpTable> {
   };
 }
 
-/** The tables a careful hand-written version would use: the library's kv, sessions and queue tables. */
+/**
+ * The tables a careful hand-written version would use: the library's kv, sessions and queue
+ * tables, with their indexes (each index is written by every insert, so it is durable work).
+ */
 const RAW_DDL = (s: string) => `
   CREATE SCHEMA "${s}";
   CREATE TABLE "${s}".kv_store (key text COLLATE "C" PRIMARY KEY, value text NOT NULL, expires_at timestamptz);
+  CREATE INDEX ON "${s}".kv_store (expires_at) WHERE expires_at IS NOT NULL;
   CREATE TABLE "${s}".sessions (session_id text COLLATE "C" PRIMARY KEY, cluster_id text COLLATE "C" NOT NULL,
-    user_id text, data text NOT NULL, created_at timestamptz NOT NULL, expires_at timestamptz NOT NULL);
+    user_id text, correlation_id text COLLATE "C", service_identity text, data text NOT NULL,
+    ttl_ms bigint NOT NULL, created_at timestamptz NOT NULL, last_activity timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL);
   CREATE INDEX ON "${s}".sessions (cluster_id, expires_at);
+  CREATE INDEX ON "${s}".sessions (correlation_id) WHERE correlation_id IS NOT NULL;
+  CREATE INDEX ON "${s}".sessions (expires_at);
   CREATE TABLE "${s}".queues (id uuid PRIMARY KEY, queue text COLLATE "C" NOT NULL,
     seq bigint GENERATED ALWAYS AS IDENTITY, payload text NOT NULL, state text NOT NULL DEFAULT 'ready',
     attempts integer NOT NULL DEFAULT 0, receipt uuid, enqueued_at timestamptz NOT NULL,
@@ -294,8 +302,8 @@ async function rawPgOps(
   );
   const create = q(
     'create',
-    `INSERT INTO "${s}".sessions (session_id, cluster_id, user_id, data, created_at, expires_at)
-     VALUES ($1, $2, $3, $4, now(), now() + interval '10 minutes') RETURNING *`,
+    `INSERT INTO "${s}".sessions (session_id, cluster_id, user_id, data, ttl_ms, created_at, last_activity, expires_at)
+     VALUES ($1, $2, $3, $4, 600000, now(), now(), now() + interval '10 minutes') RETURNING *`,
   );
   // The library's own queue statements, sent one per call: send, claim, ack.
   const plans = queuePlans(`"${s}".queues`, `"${s}".queue_dedup`, `${s}_queue`);

@@ -34,8 +34,17 @@ export function pgSessions(ctx: StoreContext): SessionDriver {
     expiresAt: iso(num(row.expires)),
   });
   // The hot statements' texts are built once: a statement's name is looked up by its text per call.
-  const CREATE = `INSERT INTO ${sessions} (session_id, cluster_id, user_id, correlation_id, service_identity, data,
-      ttl_ms, created_at, last_activity, expires_at)
+  const NEW_COLUMNS = `session_id, cluster_id, user_id, correlation_id, service_identity, data, ttl_ms,
+      created_at, last_activity, expires_at`;
+  /**
+   * A new session on this server's clock: only the times come back (the caller sent the rest),
+   * and last activity is the creation time.
+   */
+  const CREATE_NOW = `INSERT INTO ${sessions} (${NEW_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5, $6, $7::float8, ${NOW_MS}, ${NOW_MS}, ${NOW_MS} + ${msInterval('$7')})
+    RETURNING ${ms('created_at')} AS created, ${ms('expires_at')} AS expires`;
+  /** A session with the times another backend gave it (a hybrid replay or mirror). */
+  const CREATE = `INSERT INTO ${sessions} (${NEW_COLUMNS})
     VALUES ($1, $2, $3, $4, $5, $6, $7::float8,
       coalesce(${atMs('$8')}, ${NOW_MS}), coalesce(${atMs('$9')}, ${NOW_MS}),
       coalesce(${atMs('$10')}, ${NOW_MS} + ${msInterval('$7')}))
@@ -51,6 +60,29 @@ export function pgSessions(ctx: StoreContext): SessionDriver {
     ).map(view);
   return {
     async create(input) {
+      if (input.times === undefined) {
+        const [row] = await query<{ created: number; expires: number }>(CREATE_NOW, [
+          input.sessionId,
+          input.clusterId,
+          input.userId,
+          input.correlationId,
+          input.serviceIdentity,
+          input.dataJson,
+          input.ttlMs,
+        ]);
+        const createdAt = iso(num(row!.created));
+        return {
+          sessionId: input.sessionId,
+          clusterId: input.clusterId,
+          userId: input.userId,
+          correlationId: input.correlationId,
+          serviceIdentity: input.serviceIdentity,
+          data: parseJson(input.dataJson) as Session['data'],
+          createdAt,
+          lastActivity: createdAt,
+          expiresAt: iso(num(row!.expires)),
+        };
+      }
       const [row] = await query<SessionRow>(CREATE, [
         input.sessionId,
         input.clusterId,
@@ -59,9 +91,9 @@ export function pgSessions(ctx: StoreContext): SessionDriver {
         input.serviceIdentity,
         input.dataJson,
         input.ttlMs,
-        input.times?.createdAtMs ?? null,
-        input.times?.lastActivityMs ?? null,
-        input.times?.expiresAtMs ?? null,
+        input.times.createdAtMs ?? null,
+        input.times.lastActivityMs,
+        input.times.expiresAtMs,
       ]);
       return view(row!);
     },
