@@ -99,8 +99,8 @@ export function createPostgresDriver(config: StorageConfig, options: PostgresDri
       // are not repeated: the first attempt may have committed. Each failure retires one dead
       // connection: with all of the pool's dead, poolSize tries reach a fresh one.
       for (let left = pg.poolSize; ; left--) {
-        if (direct === undefined || state.closed) await db();
         try {
+          if (direct === undefined || state.closed) await db();
           return await direct!.query<R>(text, params);
         } catch (error) {
           const mapped = mapError(error);
