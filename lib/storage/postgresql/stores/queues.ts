@@ -37,7 +37,7 @@ export function pgQueues(ctx: StoreContext) {
   const { config, table, query, wakeups, state } = ctx;
   const channel = ctx.channels.queues;
   const queuesTable = table('queues');
-  const plans = queuePlans(queuesTable, table('queue_dedup'), channel);
+  const plans = queuePlans(queuesTable, table('queue_dedup'), channel, config.postgresql.leaseCommit);
   const maxAttempts = config.queues.maxAttempts;
   const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
   const pollMs = Math.round(config.postgresql.pollInterval * 1000);
