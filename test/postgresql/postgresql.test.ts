@@ -205,6 +205,21 @@ describe.skipIf(unavailable !== undefined)(
         expect((await storage.queues.deadLetters(queue)).map((m) => m.id)).toEqual([lease!.id]);
       });
 
+      it('receivers of one queue that find it empty together share one look-up of when to look again', async () => {
+        const schema = await freshSchema();
+        const { sql, sent } = counting(await createSql(pgConfig(schema, { listen: false })));
+        const storage = storageOn(schema, { postgresql: { listen: false, pollInterval: 60 } }, sql);
+        const queue = name('q');
+        const got = await Promise.all(
+          Array.from({ length: 8 }, () => storage.queues.receive(queue, { wait: 0.3 })),
+        );
+        expect(got.flat()).toEqual([]);
+        // Their claims go out as three statements at most (two at once, then the other six
+        // together): one look-up for each at most, not one per receiver.
+        expect(sent.filter((text) => text.includes('min(visible_at)')).length).toBeLessThanOrEqual(3);
+        await sql.close();
+      });
+
       /**
        * Each statement run in a transaction of its own, followed by a look at the
        * `synchronous_commit` its commit will use: what a statement set for its transaction shows.
