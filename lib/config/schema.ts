@@ -130,7 +130,8 @@ export const StorageConfigSchema = T.Object(
          * not wait for the write-ahead log to reach disk (`synchronous_commit = off` for that
          * transaction only), so a server crash or failover can undo the last such writes of the
          * moment: the message is delivered again (at least once holds). `sync` waits, as every
-         * other write does (a send always waits). docs/reliability.md says what each mode risks.
+         * other write does (a send always waits); the hybrid backend always does (its journal is a
+         * PostgreSQL queue). docs/reliability.md says what each mode risks.
          */
         leaseCommit: T.Union([T.Literal('async'), T.Literal('sync')], { default: 'async' }),
         /** How often waits and subscriptions look again when no notification came. */

@@ -283,6 +283,32 @@ describe.skipIf(unavailable !== undefined)(
         });
       });
 
+      it("a hybrid's PostgreSQL queues wait for the disk whatever leaseCommit says (its journal is one)", async () => {
+        const schema = await freshSchema();
+        const pg = { url: URL, schema, listen: false, poolSize: 1, leaseCommit: 'async' as const };
+        const { sql, seen } = commitSettings(await createSql(pgConfig(schema, pg)));
+        const postgresql = 'postgresql' as const;
+        const routing = {
+          sessions: postgresql,
+          authentication: postgresql,
+          audit: postgresql,
+          queues: postgresql,
+          cache: postgresql,
+          pubsub: postgresql,
+        };
+        const storage = createStorage(
+          { backend: 'hybrid', postgresql: pg, hybrid: { routing, fallback: { enabled: false } } },
+          { postgresql: { sql } },
+        );
+        storages.push(storage);
+        const queue = name('q');
+        await storage.queues.send(queue, 1);
+        const [message] = await storage.queues.receive(queue);
+        await storage.queues.ack(queue, message!.id, message!.receipt);
+        await sql.close();
+        expect(seen.get('ack and claim')).toEqual(new Set(['on']));
+      });
+
       it('leaseCommit: sync makes lease writes wait for the disk too', async () => {
         expect(await leaseCommits('sync')).toEqual({
           send: ['on'],
