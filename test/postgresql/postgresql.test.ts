@@ -582,8 +582,21 @@ describe.skipIf(unavailable !== undefined)(
         // Polling once a minute: within this test only notifications and gaps make the subscriber read.
         const raw = await createSql(pgConfig(schema, { pollInterval: 60 }));
         const { sql, sent } = counting(raw);
-        const subscriber = storageOn(schema, { postgresql: { pollInterval: 60 } }, sql);
         const publisher = storageOn(schema, { postgresql: { listen: false } });
+        // A subscription hears nothing before its LISTEN is established, and subscribe waits for
+        // that only so long: on a loaded machine it may return first, and the subscriber then
+        // reads what it missed once it listens. The count is about a subscriber that listens, so
+        // another storage on the same connections (whose statements are not counted) establishes
+        // the LISTEN first: with polling once a minute, it hears its event only once that is done.
+        const warm = storageOn(schema, { postgresql: { pollInterval: 60 } }, raw);
+        const warmChannel = name('warm');
+        const warmed: PublishedEvent[] = [];
+        const stopWarm = await warm.events.subscribe(warmChannel, (event) => {
+          warmed.push(event);
+        });
+        await publisher.events.publish(warmChannel, 0);
+        await vi.waitFor(() => expect(warmed).toHaveLength(1), { timeout: 10_000 });
+        const subscriber = storageOn(schema, { postgresql: { pollInterval: 60 } }, sql);
         const channel = name('ch');
         const received: PublishedEvent[] = [];
         const stop = await subscriber.events.subscribe(channel, (event) => {
@@ -611,6 +624,44 @@ describe.skipIf(unavailable !== undefined)(
           expect(sent).toEqual([]);
           // No gap, no repeat: exactly what history holds, in order.
           expect(received).toEqual(await publisher.events.history(channel, { limit: 1000 }));
+        } finally {
+          await stop();
+          await stopWarm();
+          await raw.close();
+        }
+      });
+
+      it('a subscription whose LISTEN is established after subscribe returned reads what it missed then, not at the next poll', async () => {
+        const schema = await freshSchema();
+        const raw = await createSql(pgConfig(schema, { pollInterval: 60 }));
+        // LISTEN held back until released, as on a server too busy to open its connection in time.
+        let release = () => {};
+        const released = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        const held: Sql = {
+          ...raw,
+          listen: async (channel, listener) => {
+            await released;
+            return raw.listen!(channel, listener);
+          },
+        };
+        const subscriber = storageOn(schema, { postgresql: { pollInterval: 60 } }, held);
+        const publisher = storageOn(schema, { postgresql: { listen: false } });
+        const channel = name('ch');
+        const received: PublishedEvent[] = [];
+        // Returns without the LISTEN (subscribe waits for it only so long).
+        const stop = await subscriber.events.subscribe(channel, (event) => {
+          received.push(event);
+        });
+        try {
+          // Its notification reaches no one.
+          await publisher.events.publish(channel, 1);
+          release();
+          await vi.waitFor(() => expect(received.map((e) => e.message)).toEqual([1]), { timeout: 10_000 });
+          // And notifications flow from then on.
+          await publisher.events.publish(channel, 2);
+          await vi.waitFor(() => expect(received.map((e) => e.message)).toEqual([1, 2]), { timeout: 10_000 });
         } finally {
           await stop();
           await raw.close();

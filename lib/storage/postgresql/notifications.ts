@@ -9,6 +9,11 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
   const stops = new Map<string, Promise<(() => Promise<void>) | undefined>>();
   /** Channels whose LISTEN is established. */
   const live = new Set<string>();
+  /**
+   * Channels a caller stopped waiting for before their LISTEN was established: notifications
+   * sent meanwhile were never heard, so handlers are told once it is (as after a reconnect).
+   */
+  const unheard = new Set<string>();
   /** Why LISTEN cannot work on this connection, once a check found out (waits poll instead). */
   let mismatch: PoolerMismatchError | undefined;
   const noteFailure = (error: unknown) => {
@@ -44,6 +49,7 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
         },
       });
       live.add(channel);
+      if (unheard.delete(channel)) dispatch(undefined);
       return async () => {
         live.delete(channel);
         await stop();
@@ -73,14 +79,20 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
       set.add(handler);
       return () => set.delete(handler);
     },
-    /** Starts listening on `channel`; resolves once notifications flow, or when they cannot, or after `maxWaitMs`. */
+    /**
+     * Starts listening on `channel`; resolves once notifications flow, or when they cannot, or
+     * after `maxWaitMs` (handlers then hear `undefined` once they flow: what was sent before is lost).
+     */
     async listen(channel: string, maxWaitMs: number): Promise<void> {
       if (!enabled || state.closed) return;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         start(channel).catch(() => undefined),
         new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, maxWaitMs);
+          timer = setTimeout(() => {
+            if (!live.has(channel)) unheard.add(channel);
+            resolve();
+          }, maxWaitMs);
         }),
         closed,
       ]);
@@ -91,6 +103,7 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
       endWaits();
       handlers.clear();
       live.clear();
+      unheard.clear();
       const all = [...stops.values()];
       stops.clear();
       for (const stop of all) stop.then((off) => off?.()).catch(() => {});
