@@ -233,7 +233,14 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
     const second = await client.next();
     expect(second).toMatchObject({ type: 'delivery', id, attempts: 2 });
     client.send({ action: 'ack', queue, id, receipt: first.receipt });
-    expect(await client.next()).toMatchObject({ type: 'error', code: 'conflict' });
+    // The error names the request it answers, as `acked` would.
+    expect(await client.next()).toEqual({
+      type: 'error',
+      code: 'conflict',
+      message: expect.any(String),
+      queue,
+      id,
+    });
     client.send({ action: 'nack', queue, id, receipt: second.receipt, delay: 600 });
     expect(await client.next()).toEqual({ type: 'nacked', queue, id });
     expect(await stats(queue)).toMatchObject({ depth: 1, inFlight: 0 });
@@ -281,31 +288,72 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
 
   it('every bad queue frame gets a clear error frame and the connection stays open', async () => {
     const client = await connect(await token(['queues:receive', 'events:subscribe']));
-    const cases: [unknown, string, RegExp][] = [
-      [{ action: 'receive' }, 'bad_request', /queue/],
-      [{ action: 'receive', queue: '' }, 'bad_request', /queue/],
-      [{ action: 'receive', queue: 7 }, 'bad_request', /queue/],
-      [{ action: 'receive', queue: 'e2e-q', max: 0 }, 'bad_request', /max/],
-      [{ action: 'receive', queue: 'e2e-q', max: 101 }, 'bad_request', /max/],
-      [{ action: 'receive', queue: 'e2e-q', max: 1.5 }, 'bad_request', /max/],
-      [{ action: 'receive', queue: 'e2e-q', max: '2' }, 'bad_request', /max/],
-      [{ action: 'receive', queue: 'e2e-q', visibilityTimeout: 0 }, 'bad_request', /visibilityTimeout/],
-      [{ action: 'receive', queue: 'e2e-q', visibilityTimeout: 43_201 }, 'bad_request', /visibilityTimeout/],
-      [{ action: 'receive', queue: 'e2e-q', wait: 20 }, 'bad_request', /unknown field "wait"/],
-      [{ action: 'receive', queue: 'team-b-jobs' }, 'forbidden', /queues:receive|team-b-jobs/],
-      [{ action: 'ack', queue: 'e2e-q', id: '1' }, 'bad_request', /receipt/],
-      [{ action: 'ack', queue: 'e2e-q', receipt: 'r' }, 'bad_request', /id/],
-      [{ action: 'ack', queue: 'e2e-q', id: 'nope', receipt: 'r' }, 'not_found', /./],
-      [{ action: 'nack', queue: 'e2e-q', id: '1', receipt: 'r', delay: -1 }, 'bad_request', /delay/],
-      [{ action: 'extend', queue: 'e2e-q', id: '1', receipt: 'r' }, 'bad_request', /visibilityTimeout/],
-      [{ action: 'stop' }, 'bad_request', /queue/],
-      [{ action: 'stop', queue: 'e2e-q', id: '1' }, 'bad_request', /unknown field "id"/],
-      [{ action: 'Receive', queue: 'e2e-q' }, 'bad_request', /action: expected/],
+    // An error repeats the frame's queue, and an ack's, nack's or extend's id, when they are valid.
+    const cases: [unknown, string, RegExp, { queue?: string; id?: string }][] = [
+      [{ action: 'receive' }, 'bad_request', /queue/, {}],
+      [{ action: 'receive', queue: '' }, 'bad_request', /queue/, {}],
+      [{ action: 'receive', queue: 7 }, 'bad_request', /queue/, {}],
+      [{ action: 'receive', queue: 'e2e-q', max: 0 }, 'bad_request', /max/, { queue: 'e2e-q' }],
+      [{ action: 'receive', queue: 'e2e-q', max: 101 }, 'bad_request', /max/, { queue: 'e2e-q' }],
+      [{ action: 'receive', queue: 'e2e-q', max: 1.5 }, 'bad_request', /max/, { queue: 'e2e-q' }],
+      [{ action: 'receive', queue: 'e2e-q', max: '2' }, 'bad_request', /max/, { queue: 'e2e-q' }],
+      [
+        { action: 'receive', queue: 'e2e-q', visibilityTimeout: 0 },
+        'bad_request',
+        /visibilityTimeout/,
+        { queue: 'e2e-q' },
+      ],
+      [
+        { action: 'receive', queue: 'e2e-q', visibilityTimeout: 43_201 },
+        'bad_request',
+        /visibilityTimeout/,
+        { queue: 'e2e-q' },
+      ],
+      [
+        { action: 'receive', queue: 'e2e-q', wait: 20 },
+        'bad_request',
+        /unknown field "wait"/,
+        { queue: 'e2e-q' },
+      ],
+      [
+        { action: 'receive', queue: 'team-b-jobs' },
+        'forbidden',
+        /queues:receive|team-b-jobs/,
+        { queue: 'team-b-jobs' },
+      ],
+      [{ action: 'ack', queue: 'e2e-q', id: '1' }, 'bad_request', /receipt/, { queue: 'e2e-q', id: '1' }],
+      [{ action: 'ack', queue: 'e2e-q', receipt: 'r' }, 'bad_request', /id/, { queue: 'e2e-q' }],
+      [
+        { action: 'ack', queue: 'e2e-q', id: 'nope', receipt: 'r' },
+        'not_found',
+        /./,
+        { queue: 'e2e-q', id: 'nope' },
+      ],
+      [
+        { action: 'nack', queue: 'e2e-q', id: '1', receipt: 'r', delay: -1 },
+        'bad_request',
+        /delay/,
+        { queue: 'e2e-q', id: '1' },
+      ],
+      [
+        { action: 'extend', queue: 'e2e-q', id: '1', receipt: 'r' },
+        'bad_request',
+        /visibilityTimeout/,
+        { queue: 'e2e-q', id: '1' },
+      ],
+      [{ action: 'stop' }, 'bad_request', /queue/, {}],
+      [{ action: 'stop', queue: 'e2e-q', id: '1' }, 'bad_request', /unknown field "id"/, { queue: 'e2e-q' }],
+      [{ action: 'Receive', queue: 'e2e-q' }, 'bad_request', /action: expected/, {}],
     ];
-    for (const [frame, code, message] of cases) {
+    for (const [frame, code, message, echo] of cases) {
       client.send(frame);
       const answer = await client.next();
-      expect(answer, JSON.stringify(frame)).toMatchObject({ type: 'error', code });
+      expect(answer, JSON.stringify(frame)).toEqual({
+        type: 'error',
+        code,
+        message: expect.any(String),
+        ...echo,
+      });
       expect(answer.message, JSON.stringify(frame)).toMatch(message);
     }
     client.send({ action: 'ping' });
