@@ -668,6 +668,38 @@ describe.skipIf(unavailable !== undefined)(
         }
       });
 
+      it('a subscription whose LISTEN failed listens again by itself and reads what it missed, not at the next poll', async () => {
+        const schema = await freshSchema();
+        const raw = await createSql(pgConfig(schema, { pollInterval: 60 }));
+        // The first LISTEN fails, as when the server has no connection to spare.
+        let attempts = 0;
+        const refusedOnce: Sql = {
+          ...raw,
+          listen: async (channel, listener) => {
+            if (attempts++ === 0)
+              throw new BackendUnavailableError('postgresql', 'sorry, too many clients already');
+            return raw.listen!(channel, listener);
+          },
+        };
+        const subscriber = storageOn(schema, { postgresql: { pollInterval: 60 } }, refusedOnce);
+        const publisher = storageOn(schema, { postgresql: { listen: false } });
+        const channel = name('ch');
+        const received: PublishedEvent[] = [];
+        const stop = await subscriber.events.subscribe(channel, (event) => {
+          received.push(event);
+        });
+        try {
+          await publisher.events.publish(channel, 1);
+          await vi.waitFor(() => expect(received.map((e) => e.message)).toEqual([1]), { timeout: 10_000 });
+          expect(attempts).toBe(2);
+          await publisher.events.publish(channel, 2);
+          await vi.waitFor(() => expect(received.map((e) => e.message)).toEqual([1, 2]), { timeout: 10_000 });
+        } finally {
+          await stop();
+          await raw.close();
+        }
+      });
+
       it('a revoke is one transaction however deep the tree; an issue under an issuer one statement', async () => {
         const schema = await freshSchema();
         const raw = await createSql(pgConfig(schema, { listen: false }));

@@ -26,7 +26,12 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
   const closed = new Promise<void>((resolve) => {
     endWaits = resolve;
   });
-  /** Starts listening on `channel` once; after a failure, again on a later call (not before 1 s). */
+  /** Failed starts in a row, by channel (the next retry waits longer). */
+  const failures = new Map<string, number>();
+  /**
+   * Starts listening on `channel` once. After a failure it starts again by itself while anyone
+   * handles the channel (1 s, doubling to 30 s), or on a later call; never when LISTEN cannot work here.
+   */
   const start = (channel: string) => {
     let stop = stops.get(channel);
     if (stop) return stop;
@@ -49,6 +54,7 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
         },
       });
       live.add(channel);
+      failures.delete(channel);
       if (unheard.delete(channel)) dispatch(undefined);
       return async () => {
         live.delete(channel);
@@ -58,7 +64,18 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
     // Listening is an optimisation: when it fails, polling still finds everything.
     stop.catch((error) => {
       noteFailure(error);
-      setTimeout(() => stops.delete(channel), 1000).unref();
+      const failed = (failures.get(channel) ?? 0) + 1;
+      failures.set(channel, failed);
+      setTimeout(
+        () => {
+          stops.delete(channel);
+          if (state.closed || mismatch !== undefined || !handlers.get(channel)?.size) return;
+          // Its waiters poll meanwhile; what was sent before it starts is never heard.
+          unheard.add(channel);
+          start(channel).catch(() => {});
+        },
+        Math.min(1000 * 2 ** (failed - 1), 30_000),
+      ).unref();
     });
     stops.set(channel, stop);
     return stop;
@@ -104,6 +121,7 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
       handlers.clear();
       live.clear();
       unheard.clear();
+      failures.clear();
       const all = [...stops.values()];
       stops.clear();
       for (const stop of all) stop.then((off) => off?.()).catch(() => {});
