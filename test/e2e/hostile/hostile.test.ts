@@ -263,7 +263,12 @@ async function runWs(c: WsCase): Promise<void> {
   client.send(resolve(c.frame!));
   const reply = await client.next();
   expect(JSON.stringify(reply), 'no stack trace or driver text').not.toMatch(LEAK);
-  expect(reply).toStrictEqual({ type: 'error', code: c.expect.code, message: expect.any(String) });
+  expect(reply).toStrictEqual({
+    type: 'error',
+    code: c.expect.code,
+    message: expect.any(String),
+    ...c.expect.echo,
+  });
   expect(String(reply.message).trim()).not.toBe('');
   if (c.expect.closes) {
     await client.closed(REPLY_TIMEOUT_MS);
