@@ -17,7 +17,7 @@ import {
   loadSchemaMigrations,
 } from '../../lib/storage/postgresql/schema-migrations.js';
 import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
-import type { PublishedEvent } from '../../lib/storage/types.js';
+import type { Json, PublishedEvent } from '../../lib/storage/types.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
 import { failure, name, sleep } from '../support/helpers.js';
 
@@ -631,72 +631,76 @@ describe.skipIf(unavailable !== undefined)(
         }
       });
 
-      it('a subscription whose LISTEN is established after subscribe returned reads what it missed then, not at the next poll', async () => {
+      /**
+       * A subscription polling once a minute whose LISTEN goes through `listen`: a missed
+       * notification costs a minute unless the subscription reads by itself. `heard(1)` and
+       * `heard(1, 2)` wait for what it received.
+       */
+      async function subscribedThrough(listen: (raw: Sql) => NonNullable<Sql['listen']>) {
         const schema = await freshSchema();
         const raw = await createSql(pgConfig(schema, { pollInterval: 60 }));
-        // LISTEN held back until released, as on a server too busy to open its connection in time.
+        const subscriber = storageOn(
+          schema,
+          { postgresql: { pollInterval: 60 } },
+          { ...raw, listen: listen(raw) },
+        );
+        const publisher = storageOn(schema, { postgresql: { listen: false } });
+        const channel = name('ch');
+        const received: Json[] = [];
+        const stop = await subscriber.events.subscribe(channel, (event) => {
+          received.push(event.message);
+        });
+        return {
+          publish: (message: Json) => publisher.events.publish(channel, message),
+          heard: (...messages: Json[]) =>
+            vi.waitFor(() => expect(received).toEqual(messages), { timeout: 10_000 }),
+          close: async () => {
+            await stop();
+            await raw.close();
+          },
+        };
+      }
+
+      it('a subscription whose LISTEN is established after subscribe returned reads what it missed then, not at the next poll', async () => {
+        // LISTEN held back until released, as on a server too busy to open its connection in time
+        // (subscribe returns without it: it waits for it only so long).
         let release = () => {};
         const released = new Promise<void>((resolve) => {
           release = resolve;
         });
-        const held: Sql = {
-          ...raw,
-          listen: async (channel, listener) => {
-            await released;
-            return raw.listen!(channel, listener);
-          },
-        };
-        const subscriber = storageOn(schema, { postgresql: { pollInterval: 60 } }, held);
-        const publisher = storageOn(schema, { postgresql: { listen: false } });
-        const channel = name('ch');
-        const received: PublishedEvent[] = [];
-        // Returns without the LISTEN (subscribe waits for it only so long).
-        const stop = await subscriber.events.subscribe(channel, (event) => {
-          received.push(event);
+        const subscription = await subscribedThrough((raw) => async (channel, listener) => {
+          await released;
+          return raw.listen!(channel, listener);
         });
         try {
           // Its notification reaches no one.
-          await publisher.events.publish(channel, 1);
+          await subscription.publish(1);
           release();
-          await vi.waitFor(() => expect(received.map((e) => e.message)).toEqual([1]), { timeout: 10_000 });
+          await subscription.heard(1);
           // And notifications flow from then on.
-          await publisher.events.publish(channel, 2);
-          await vi.waitFor(() => expect(received.map((e) => e.message)).toEqual([1, 2]), { timeout: 10_000 });
+          await subscription.publish(2);
+          await subscription.heard(1, 2);
         } finally {
-          await stop();
-          await raw.close();
+          await subscription.close();
         }
       });
 
       it('a subscription whose LISTEN failed listens again by itself and reads what it missed, not at the next poll', async () => {
-        const schema = await freshSchema();
-        const raw = await createSql(pgConfig(schema, { pollInterval: 60 }));
         // The first LISTEN fails, as when the server has no connection to spare.
         let attempts = 0;
-        const refusedOnce: Sql = {
-          ...raw,
-          listen: async (channel, listener) => {
-            if (attempts++ === 0)
-              throw new BackendUnavailableError('postgresql', 'sorry, too many clients already');
-            return raw.listen!(channel, listener);
-          },
-        };
-        const subscriber = storageOn(schema, { postgresql: { pollInterval: 60 } }, refusedOnce);
-        const publisher = storageOn(schema, { postgresql: { listen: false } });
-        const channel = name('ch');
-        const received: PublishedEvent[] = [];
-        const stop = await subscriber.events.subscribe(channel, (event) => {
-          received.push(event);
+        const subscription = await subscribedThrough((raw) => async (channel, listener) => {
+          if (attempts++ === 0)
+            throw new BackendUnavailableError('postgresql', 'sorry, too many clients already');
+          return raw.listen!(channel, listener);
         });
         try {
-          await publisher.events.publish(channel, 1);
-          await vi.waitFor(() => expect(received.map((e) => e.message)).toEqual([1]), { timeout: 10_000 });
+          await subscription.publish(1);
+          await subscription.heard(1);
           expect(attempts).toBe(2);
-          await publisher.events.publish(channel, 2);
-          await vi.waitFor(() => expect(received.map((e) => e.message)).toEqual([1, 2]), { timeout: 10_000 });
+          await subscription.publish(2);
+          await subscription.heard(1, 2);
         } finally {
-          await stop();
-          await raw.close();
+          await subscription.close();
         }
       });
 
