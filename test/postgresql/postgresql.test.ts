@@ -632,17 +632,17 @@ describe.skipIf(unavailable !== undefined)(
       });
 
       /**
-       * A subscription polling once a minute whose LISTEN goes through `listen`: a missed
-       * notification costs a minute unless the subscription reads by itself. `heard(1)` and
-       * `heard(1, 2)` wait for what it received.
+       * A subscription polling once a minute whose connections are `raw`'s with `change`: a
+       * missed notification or a failed read costs a minute or more unless the subscription
+       * reads by itself. `heard(1)` and `heard(1, 2)` wait for what it received.
        */
-      async function subscribedThrough(listen: (raw: Sql) => NonNullable<Sql['listen']>) {
+      async function subscribedThrough(change: (raw: Sql) => Partial<Sql>) {
         const schema = await freshSchema();
         const raw = await createSql(pgConfig(schema, { pollInterval: 60 }));
         const subscriber = storageOn(
           schema,
           { postgresql: { pollInterval: 60 } },
-          { ...raw, listen: listen(raw) },
+          { ...raw, ...change(raw) },
         );
         const publisher = storageOn(schema, { postgresql: { listen: false } });
         const channel = name('ch');
@@ -668,10 +668,12 @@ describe.skipIf(unavailable !== undefined)(
         const released = new Promise<void>((resolve) => {
           release = resolve;
         });
-        const subscription = await subscribedThrough((raw) => async (channel, listener) => {
-          await released;
-          return raw.listen!(channel, listener);
-        });
+        const subscription = await subscribedThrough((raw) => ({
+          listen: async (channel, listener) => {
+            await released;
+            return raw.listen!(channel, listener);
+          },
+        }));
         try {
           // Its notification reaches no one.
           await subscription.publish(1);
@@ -688,17 +690,43 @@ describe.skipIf(unavailable !== undefined)(
       it('a subscription whose LISTEN failed listens again by itself and reads what it missed, not at the next poll', async () => {
         // The first LISTEN fails, as when the server has no connection to spare.
         let attempts = 0;
-        const subscription = await subscribedThrough((raw) => async (channel, listener) => {
-          if (attempts++ === 0)
-            throw new BackendUnavailableError('postgresql', 'sorry, too many clients already');
-          return raw.listen!(channel, listener);
-        });
+        const subscription = await subscribedThrough((raw) => ({
+          listen: async (channel, listener) => {
+            if (attempts++ === 0)
+              throw new BackendUnavailableError('postgresql', 'sorry, too many clients already');
+            return raw.listen!(channel, listener);
+          },
+        }));
         try {
           await subscription.publish(1);
           await subscription.heard(1);
           expect(attempts).toBe(2);
           await subscription.publish(2);
           await subscription.heard(1, 2);
+        } finally {
+          await subscription.close();
+        }
+      });
+
+      it('a subscriber whose history read failed reads again soon, not at the next poll', async () => {
+        // Once armed, the next read of events fails as a statement timeout does (not repeated by the storage).
+        let armed = false;
+        const subscription = await subscribedThrough((raw) => ({
+          query: (text, params) => {
+            if (armed && /^\s*SELECT .* FROM \S+\.events\b/s.test(text)) {
+              armed = false;
+              return Promise.reject(new Error('canceling statement due to statement timeout'));
+            }
+            return raw.query(text, params);
+          },
+        }));
+        try {
+          armed = true;
+          // Too large for its notification: the subscriber reads it, and that read fails.
+          const large = { blob: 'x'.repeat(9000) };
+          await subscription.publish(large);
+          await subscription.heard(large);
+          expect(armed).toBe(false);
         } finally {
           await subscription.close();
         }
