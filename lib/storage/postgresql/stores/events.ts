@@ -161,7 +161,7 @@ export function pgEvents(ctx: StoreContext) {
           running = false;
           failures = failed ? failures + 1 : 0;
           if (!closed && !state.closed) {
-            // Listening again if it failed before (at most every second; see notifications()).
+            // Listening again if it failed before (see notifications()).
             void wakeups.listen(channelName, 0);
             const idle = idlePollMs();
             timer = setTimeout(pump, failed ? Math.min(100 * 2 ** (failures - 1), idle) : idle);
