@@ -17,7 +17,7 @@ import {
   loadSchemaMigrations,
 } from '../../lib/storage/postgresql/schema-migrations.js';
 import { createSql, quoteIdent, type Row, type Sql } from '../../lib/storage/postgresql/sql.js';
-import type { PublishedEvent } from '../../lib/storage/types.js';
+import type { Json, PublishedEvent } from '../../lib/storage/types.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
 import { failure, name, sleep } from '../support/helpers.js';
 
@@ -695,8 +695,21 @@ describe.skipIf(unavailable !== undefined)(
         // Polling once a minute: within this test only notifications and gaps make the subscriber read.
         const raw = await createSql(pgConfig(schema, { pollInterval: 60 }));
         const { sql, sent } = counting(raw);
-        const subscriber = storageOn(schema, { postgresql: { pollInterval: 60 } }, sql);
         const publisher = storageOn(schema, { postgresql: { listen: false } });
+        // A subscription hears nothing before its LISTEN is established, and subscribe waits for
+        // that only so long: on a loaded machine it may return first, and the subscriber then
+        // reads what it missed once it listens. The count is about a subscriber that listens, so
+        // another storage on the same connections (whose statements are not counted) establishes
+        // the LISTEN first: with polling once a minute, it hears its event only once that is done.
+        const warm = storageOn(schema, { postgresql: { pollInterval: 60 } }, raw);
+        const warmChannel = name('warm');
+        const warmed: PublishedEvent[] = [];
+        const stopWarm = await warm.events.subscribe(warmChannel, (event) => {
+          warmed.push(event);
+        });
+        await publisher.events.publish(warmChannel, 0);
+        await vi.waitFor(() => expect(warmed).toHaveLength(1), { timeout: 10_000 });
+        const subscriber = storageOn(schema, { postgresql: { pollInterval: 60 } }, sql);
         const channel = name('ch');
         const received: PublishedEvent[] = [];
         const stop = await subscriber.events.subscribe(channel, (event) => {
@@ -726,7 +739,109 @@ describe.skipIf(unavailable !== undefined)(
           expect(received).toEqual(await publisher.events.history(channel, { limit: 1000 }));
         } finally {
           await stop();
+          await stopWarm();
           await raw.close();
+        }
+      });
+
+      /**
+       * A subscription polling once a minute whose connections are `raw`'s with `change`: a
+       * missed notification or a failed read costs a minute or more unless the subscription
+       * reads by itself. `heard(1)` and `heard(1, 2)` wait for what it received.
+       */
+      async function subscribedThrough(change: (raw: Sql) => Partial<Sql>) {
+        const schema = await freshSchema();
+        const raw = await createSql(pgConfig(schema, { pollInterval: 60 }));
+        const subscriber = storageOn(
+          schema,
+          { postgresql: { pollInterval: 60 } },
+          { ...raw, ...change(raw) },
+        );
+        const publisher = storageOn(schema, { postgresql: { listen: false } });
+        const channel = name('ch');
+        const received: Json[] = [];
+        const stop = await subscriber.events.subscribe(channel, (event) => {
+          received.push(event.message);
+        });
+        return {
+          publish: (message: Json) => publisher.events.publish(channel, message),
+          heard: (...messages: Json[]) =>
+            vi.waitFor(() => expect(received).toEqual(messages), { timeout: 10_000 }),
+          close: async () => {
+            await stop();
+            await raw.close();
+          },
+        };
+      }
+
+      it('a subscription whose LISTEN is established after subscribe returned reads what it missed then, not at the next poll', async () => {
+        // LISTEN held back until released, as on a server too busy to open its connection in time
+        // (subscribe returns without it: it waits for it only so long).
+        let release = () => {};
+        const released = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        const subscription = await subscribedThrough((raw) => ({
+          listen: async (channel, listener) => {
+            await released;
+            return raw.listen!(channel, listener);
+          },
+        }));
+        try {
+          // Its notification reaches no one.
+          await subscription.publish(1);
+          release();
+          await subscription.heard(1);
+          // And notifications flow from then on.
+          await subscription.publish(2);
+          await subscription.heard(1, 2);
+        } finally {
+          await subscription.close();
+        }
+      });
+
+      it('a subscription whose LISTEN failed listens again by itself and reads what it missed, not at the next poll', async () => {
+        // The first LISTEN fails, as when the server has no connection to spare.
+        let attempts = 0;
+        const subscription = await subscribedThrough((raw) => ({
+          listen: async (channel, listener) => {
+            if (attempts++ === 0)
+              throw new BackendUnavailableError('postgresql', 'sorry, too many clients already');
+            return raw.listen!(channel, listener);
+          },
+        }));
+        try {
+          await subscription.publish(1);
+          await subscription.heard(1);
+          expect(attempts).toBe(2);
+          await subscription.publish(2);
+          await subscription.heard(1, 2);
+        } finally {
+          await subscription.close();
+        }
+      });
+
+      it('a subscriber whose history read failed reads again soon, not at the next poll', async () => {
+        // Once armed, the next read of events fails as a statement timeout does (not repeated by the storage).
+        let armed = false;
+        const subscription = await subscribedThrough((raw) => ({
+          query: (text, params) => {
+            if (armed && /^\s*SELECT .* FROM \S+\.events\b/s.test(text)) {
+              armed = false;
+              return Promise.reject(new Error('canceling statement due to statement timeout'));
+            }
+            return raw.query(text, params);
+          },
+        }));
+        try {
+          armed = true;
+          // Too large for its notification: the subscriber reads it, and that read fails.
+          const large = { blob: 'x'.repeat(9000) };
+          await subscription.publish(large);
+          await subscription.heard(large);
+          expect(armed).toBe(false);
+        } finally {
+          await subscription.close();
         }
       });
 
