@@ -604,10 +604,6 @@ index_remove(base .. 'cluster:' .. s[1], id, now)
 if s[2] ~= '' then index_remove(base .. 'corr:' .. s[2], id, now) end
 refresh_cluster(base, KEYS[1], s[1], now)
 return 1`;
-export const sessionIsClusterActive = includesNow + `
-local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if exp and tonumber(exp) > now_ms() then return 1 end
-return 0`;
 export const sessionKeepAlive = includesSessionHelpers + `
 local base, id = ARGV[1], ARGV[2]
 local key = base .. 'sess:' .. id

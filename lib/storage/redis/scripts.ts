@@ -115,11 +115,6 @@ export const scripts = {
     2,
     asPage,
   ),
-  sessionIsClusterActive: define<Clusters, [clusterId: string], boolean>(
-    lua.sessionIsClusterActive,
-    1,
-    isOne,
-  ),
   sessionSweep: define<Clusters, [base: string, batch: number], number>(lua.sessionSweep, 1, asNumber),
 
   queueSend: define<
