@@ -69,6 +69,23 @@ const MAX_SWEEP_BATCHES = 100;
 
 const nullable = (text: string | null | undefined) => (text === '' || text == null ? null : text);
 
+/** Names whose keys `memo` keeps; past that it starts again (a name's keys are cheap to rebuild). */
+const MEMO_NAMES = 1000;
+
+/** `build` remembered per name: the hot paths build a queue's or channel's keys once, not per call. */
+function memo<T>(build: (name: string) => T): (name: string) => T {
+  const built = new Map<string, T>();
+  return (name) => {
+    let value = built.get(name);
+    if (value === undefined) {
+      if (built.size >= MEMO_NAMES) built.clear();
+      value = build(name);
+      built.set(name, value);
+    }
+    return value;
+  };
+}
+
 export function createRedisDriver(config: StorageConfig, options: RedisDriverOptions = {}): Driver {
   const client = options.client ?? createRedisClient(config);
   const owned = options.client === undefined;
@@ -496,14 +513,14 @@ function redisQueues(
 ): QueueDriver {
   const maxAttempts = config.queues.maxAttempts;
   const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
-  const keysOf = (queue: string) => {
+  const keysOf = memo((queue: string) => {
     const q = queueKeys(prefix, queue);
     return {
       base: q.base,
       notify: q.notify,
       keys: [q.ready, q.delayed, q.inflight, q.dead, q.notify] as [string, string, string, string, string],
     };
-  };
+  });
   const leaseResult = (outcome: 'ok' | 'stale' | 'missing', id: string) => {
     if (outcome === 'missing') throw new NotFoundError(`message ${id} not found`);
     if (outcome === 'stale') throw new ConflictError(`receipt for message ${id} is stale: the lease ended`);
@@ -674,7 +691,7 @@ function redisEvents(
   prefix: string,
   hub: SubscriberHub,
 ): EventDriver {
-  const keysOf = (channel: string) => eventKeys(prefix, channel);
+  const keysOf = memo((channel: string) => eventKeys(prefix, channel));
   return {
     async publish(channel, json, maxHistory) {
       const { stream, counter, live } = keysOf(channel);

@@ -412,8 +412,8 @@ local m = lease(ARGV[1], ARGV[2], ARGV[3])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
 redis.call('DEL', m)
-redis.call('ZREM', INFLIGHT, ARGV[2])
-redis.call('ZREM', READY, ARGV[2])
+-- A message is in one of the sets at most: one whose lease ended waits in ready.
+if redis.call('ZREM', INFLIGHT, ARGV[2]) == 0 then redis.call('ZREM', READY, ARGV[2]) end
 return 1`;
 export const queueDeadLetters = includesQueueHelpers + `
 settle(ARGV[1], now_ms(), tonumber(ARGV[2]))
@@ -470,12 +470,12 @@ local n = 0
 for i = 1, #popped, 2 do
   local id = popped[i]
   local m = base .. 'm:' .. id
-  local fields = redis.call('HMGET', m, 'p', 'e')
+  local fields = redis.call('HMGET', m, 'p', 'e', 'a')
   if fields[1] then
     n = n + 1
-    local attempts = redis.call('HINCRBY', m, 'a', 1)
+    local attempts = (tonumber(fields[3]) or 0) + 1
     local receipt = ARGV[5] .. n
-    redis.call('HSET', m, 'r', receipt)
+    redis.call('HSET', m, 'a', attempts, 'r', receipt)
     redis.call('ZADD', INFLIGHT, now + vis, id)
     out[#out + 1] = id
     out[#out + 1] = receipt
@@ -589,9 +589,28 @@ redis.call('HSET', key, 'cluster', cluster, 'user', ARGV[4], 'corr', corr, 'svc'
   'created', string.format('%.0f', created), 'last', string.format('%.0f', last), 'exp', string.format('%.0f', exp),
   'ttl', ttl)
 redis.call('PEXPIREAT', key, exp)
-index_add(base .. 'cluster:' .. cluster, exp, id)
 if corr ~= '' then index_add(base .. 'corr:' .. corr, exp, id) end
-refresh_cluster(base, KEYS[1], cluster, now)
+-- What refresh_cluster does, in fewer calls: a new session can only raise its cluster's latest
+-- expiry, and the clusters set's (which its key expires with) only to that.
+local ckey, clusters, names = base .. 'cluster:' .. cluster, KEYS[1], base .. 'names'
+redis.call('ZADD', ckey, exp, id)
+redis.call('ZREMRANGEBYSCORE', ckey, '-inf', now)
+local top = redis.call('ZRANGE', ckey, -1, -1, 'WITHSCORES')[2]
+if not top then
+  redis.call('ZREM', clusters, cluster)
+  redis.call('ZREM', names, cluster)
+  return {created, exp, last}
+end
+redis.call('PEXPIREAT', ckey, top)
+local latest = redis.call('ZRANGE', clusters, -1, -1, 'WITHSCORES')[2]
+-- names holds the members of clusters: a cluster already in clusters is in names.
+local named = redis.call('ZADD', clusters, top, cluster) == 1 and redis.call('ZADD', names, 0, cluster) == 1
+if not latest or tonumber(top) > tonumber(latest) then
+  redis.call('PEXPIREAT', clusters, top)
+  redis.call('PEXPIREAT', names, top)
+elseif named then
+  redis.call('PEXPIREAT', names, latest)
+end
 return {created, exp, last}`;
 export const sessionEnd = includesSessionHelpers + `
 local base, id = ARGV[1], ARGV[2]

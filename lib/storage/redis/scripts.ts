@@ -422,8 +422,8 @@ export function scriptCaller(client: RedisClient): ScriptCaller {
   const bound = new Map<ScriptName, (...a: Arg[]) => Promise<Reply>>();
   for (const name of Object.keys(scripts) as ScriptName[])
     bound.set(name, commands[`kst_${name}`]!.bind(client));
-  return async (name, keys, args) => {
-    const reply = await bound.get(name)!(...keys, ...args);
-    return scripts[name].decode(reply) as ReturnType<(typeof scripts)[typeof name]['decode']>;
-  };
+  return (name, keys, args) =>
+    bound.get(name)!(...keys, ...args).then(
+      scripts[name].decode as (reply: Reply) => ReturnType<(typeof scripts)[typeof name]['decode']>,
+    );
 }

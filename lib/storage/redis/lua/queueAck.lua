@@ -8,6 +8,6 @@ local m = lease(ARGV[1], ARGV[2], ARGV[3])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
 redis.call('DEL', m)
-redis.call('ZREM', INFLIGHT, ARGV[2])
-redis.call('ZREM', READY, ARGV[2])
+-- A message is in one of the sets at most: one whose lease ended waits in ready.
+if redis.call('ZREM', INFLIGHT, ARGV[2]) == 0 then redis.call('ZREM', READY, ARGV[2]) end
 return 1

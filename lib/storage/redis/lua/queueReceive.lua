@@ -18,12 +18,12 @@ local n = 0
 for i = 1, #popped, 2 do
   local id = popped[i]
   local m = base .. 'm:' .. id
-  local fields = redis.call('HMGET', m, 'p', 'e')
+  local fields = redis.call('HMGET', m, 'p', 'e', 'a')
   if fields[1] then
     n = n + 1
-    local attempts = redis.call('HINCRBY', m, 'a', 1)
+    local attempts = (tonumber(fields[3]) or 0) + 1
     local receipt = ARGV[5] .. n
-    redis.call('HSET', m, 'r', receipt)
+    redis.call('HSET', m, 'a', attempts, 'r', receipt)
     redis.call('ZADD', INFLIGHT, now + vis, id)
     out[#out + 1] = id
     out[#out + 1] = receipt
