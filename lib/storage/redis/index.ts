@@ -515,11 +515,7 @@ function redisQueues(
   const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
   const keysOf = memo((queue: string) => {
     const q = queueKeys(prefix, queue);
-    return {
-      base: q.base,
-      notify: q.notify,
-      keys: [q.ready, q.delayed, q.inflight, q.dead, q.notify] as [string, string, string, string, string],
-    };
+    return { notify: q.notify, keys: [q.base] as [string] };
   });
   const leaseResult = (outcome: 'ok' | 'stale' | 'missing', id: string) => {
     if (outcome === 'missing') throw new NotFoundError(`message ${id} not found`);
@@ -527,11 +523,11 @@ function redisQueues(
   };
   return {
     async send(queue, json, delayMs, dedupId) {
-      const { base, keys } = keysOf(queue);
-      return run('queueSend', keys, [base, randomUUID(), json, delayMs, dedupId ?? '', dedupWindowMs]);
+      const { keys } = keysOf(queue);
+      return run('queueSend', keys, [randomUUID(), json, delayMs, dedupId ?? '', dedupWindowMs]);
     },
     async receive(queue, max, visibilityMs, waitMs) {
-      const { base, keys, notify } = keysOf(queue);
+      const { keys, notify } = keysOf(queue);
       const deadline = Date.now() + waitMs;
       /** Counted as waiting by the last script call (sends wake only counted long polls). */
       let waited = false;
@@ -540,7 +536,6 @@ function redisQueues(
         const receiptPrefix = `${randomUUID()}.`;
         const left = blocking.closed ? 0 : deadline - Date.now();
         const { messages, dueInMs: dueIn } = await run('queueReceive', keys, [
-          base,
           max,
           visibilityMs,
           maxAttempts,
@@ -567,28 +562,28 @@ function redisQueues(
       }
     },
     async ack(queue, id, receipt) {
-      const { base, keys } = keysOf(queue);
-      leaseResult(await run('queueAck', keys, [base, id, receipt]), id);
+      const { keys } = keysOf(queue);
+      leaseResult(await run('queueAck', keys, [id, receipt]), id);
     },
     async nack(queue, id, receipt, delayMs) {
-      const { base, keys } = keysOf(queue);
-      leaseResult(await run('queueNack', keys, [base, id, receipt, delayMs, maxAttempts]), id);
+      const { keys } = keysOf(queue);
+      leaseResult(await run('queueNack', keys, [id, receipt, delayMs, maxAttempts]), id);
     },
     async extend(queue, id, receipt, visibilityMs) {
-      const { base, keys } = keysOf(queue);
-      leaseResult(await run('queueExtend', keys, [base, id, receipt, visibilityMs]), id);
+      const { keys } = keysOf(queue);
+      leaseResult(await run('queueExtend', keys, [id, receipt, visibilityMs]), id);
     },
     async stats(queue) {
-      const { base, keys } = keysOf(queue);
-      return run('queueStats', keys, [base, maxAttempts]);
+      const { keys } = keysOf(queue);
+      return run('queueStats', keys, [maxAttempts]);
     },
     async deadLetters(queue, limit) {
-      const { base, keys } = keysOf(queue);
-      return run('queueDeadLetters', keys, [base, maxAttempts, limit]);
+      const { keys } = keysOf(queue);
+      return run('queueDeadLetters', keys, [maxAttempts, limit]);
     },
     async redrive(queue, limit) {
-      const { base, keys } = keysOf(queue);
-      return run('queueRedrive', keys, [base, maxAttempts, limit]);
+      const { keys } = keysOf(queue);
+      return run('queueRedrive', keys, [maxAttempts, limit]);
     },
   };
 }

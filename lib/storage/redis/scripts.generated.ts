@@ -41,7 +41,11 @@ local function drop_token(base, id)
 end
 `;
 const includesQueueHelpers = includesNow + `
-local READY, DELAYED, INFLIGHT, DEAD, NOTIFY = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- One declared key routes the call to the queue's slot; every key below shares its hash tag. A
+-- key built here costs Redis less than one more argument.
+local BASE = KEYS[1]
+local READY, DELAYED, INFLIGHT, DEAD, NOTIFY = BASE .. 'ready', BASE .. 'delayed', BASE .. 'inflight',
+  BASE .. 'dead', BASE .. 'notify'
 local function wake()
   redis.call('LPUSH', NOTIFY, 1)
   redis.call('LTRIM', NOTIFY, 0, 63)
@@ -408,19 +412,19 @@ if text == '-0' then text = '0' end
 if v then redis.call('SET', KEYS[1], text, 'KEEPTTL') else redis.call('SET', KEYS[1], text) end
 return text`;
 export const queueAck = includesQueueHelpers + `
-local m = lease(ARGV[1], ARGV[2], ARGV[3])
+local m = lease(BASE, ARGV[1], ARGV[2])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
 redis.call('DEL', m)
 -- A message is in one of the sets at most: one whose lease ended waits in ready.
-if redis.call('ZREM', INFLIGHT, ARGV[2]) == 0 then redis.call('ZREM', READY, ARGV[2]) end
+if redis.call('ZREM', INFLIGHT, ARGV[1]) == 0 then redis.call('ZREM', READY, ARGV[1]) end
 return 1`;
 export const queueDeadLetters = includesQueueHelpers + `
-settle(ARGV[1], now_ms(), tonumber(ARGV[2]))
-local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
+settle(BASE, now_ms(), tonumber(ARGV[1]))
+local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
 local out = {}
 for i = 1, #dead, 2 do
-  local f = redis.call('HMGET', ARGV[1] .. 'm:' .. dead[i], 'p', 'a', 'e')
+  local f = redis.call('HMGET', BASE .. 'm:' .. dead[i], 'p', 'a', 'e')
   if f[1] then
     out[#out + 1] = dead[i]
     out[#out + 1] = f[1]
@@ -431,23 +435,23 @@ for i = 1, #dead, 2 do
 end
 return out`;
 export const queueExtend = includesQueueHelpers + `
-local m = lease(ARGV[1], ARGV[2], ARGV[3])
+local m = lease(BASE, ARGV[1], ARGV[2])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
-redis.call('ZREM', READY, ARGV[2])
-redis.call('ZADD', INFLIGHT, now_ms() + tonumber(ARGV[4]), ARGV[2])
+redis.call('ZREM', READY, ARGV[1])
+redis.call('ZADD', INFLIGHT, now_ms() + tonumber(ARGV[3]), ARGV[1])
 wake() -- a shorter lease ends sooner: a long poll recomputes when to look again
 return 1`;
 export const queueNack = includesQueueHelpers + `
-local id, delay = ARGV[2], tonumber(ARGV[4])
-local m = lease(ARGV[1], id, ARGV[3])
+local id, delay = ARGV[1], tonumber(ARGV[3])
+local m = lease(BASE, id, ARGV[2])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
 local now = now_ms()
 redis.call('ZREM', INFLIGHT, id)
 redis.call('ZREM', READY, id)
 redis.call('HDEL', m, 'r')
-if tonumber(redis.call('HGET', m, 'a')) >= tonumber(ARGV[5]) then
+if tonumber(redis.call('HGET', m, 'a')) >= tonumber(ARGV[4]) then
   redis.call('ZADD', DEAD, now, id)
   return 1
 end
@@ -459,11 +463,11 @@ end
 wake() -- a long poll takes it, or recomputes when the delay passes
 return 1`;
 export const queueReceive = includesQueueHelpers + `
-local base, max, vis = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local base, max, vis = BASE, tonumber(ARGV[1]), tonumber(ARGV[2])
 local waiters = NOTIFY .. ':w'
-if ARGV[6] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
+if ARGV[5] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
 local now = now_ms()
-settle(base, now, tonumber(ARGV[4]))
+settle(base, now, tonumber(ARGV[3]))
 local popped = redis.call('ZPOPMIN', READY, max)
 local out = {0, -1}
 local n = 0
@@ -474,7 +478,7 @@ for i = 1, #popped, 2 do
   if fields[1] then
     n = n + 1
     local attempts = (tonumber(fields[3]) or 0) + 1
-    local receipt = ARGV[5] .. n
+    local receipt = ARGV[4] .. n
     redis.call('HSET', m, 'a', attempts, 'r', receipt)
     redis.call('ZADD', INFLIGHT, now + vis, id)
     out[#out + 1] = id
@@ -486,7 +490,7 @@ for i = 1, #popped, 2 do
 end
 out[1] = n
 -- More visible than this call took: pass the wake-up on to the next long poll.
-if n > 0 and redis.call('ZCARD', READY) > 0 then wake_waiter() end
+if n > 0 and redis.call('EXISTS', waiters) == 1 and redis.call('ZCARD', READY) > 0 then wake() end
 if n == 0 then
   -- Nothing visible: stale wake-up tokens would only make long polls spin.
   redis.call('DEL', NOTIFY)
@@ -498,7 +502,7 @@ if n == 0 then
   -- Milliseconds from now by this server's clock: the client's clock may differ.
   if next_due >= 0 then out[2] = math.max(0, next_due - now) end
   -- Counted before this script ends, so a send that follows sees the waiter and wakes it.
-  local wait = tonumber(ARGV[7])
+  local wait = tonumber(ARGV[6])
   if wait > 0 then
     redis.call('INCR', waiters)
     -- Outlives the wait (and a blocking command's timeout); only ever lengthened.
@@ -508,12 +512,12 @@ if n == 0 then
 end
 return out`;
 export const queueRedrive = includesQueueHelpers + `
-settle(ARGV[1], now_ms(), tonumber(ARGV[2]))
-local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[3]) - 1)
+settle(BASE, now_ms(), tonumber(ARGV[1]))
+local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[2]) - 1)
 local moved = 0
 for _, id in ipairs(dead) do
   redis.call('ZREM', DEAD, id)
-  local m = ARGV[1] .. 'm:' .. id
+  local m = BASE .. 'm:' .. id
   local s = redis.call('HGET', m, 's')
   if s then
     redis.call('HSET', m, 'a', 0)
@@ -524,15 +528,15 @@ end
 if moved > 0 then wake() end
 return moved`;
 export const queueSend = includesQueueHelpers + `
-local base, id, delay, dedup = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5]
+local base, id, delay, dedup = BASE, ARGV[1], tonumber(ARGV[3]), ARGV[4]
 if dedup ~= '' then
   local first = redis.call('GET', base .. 'dd:' .. dedup)
   if first then return {first, 1} end
-  redis.call('SET', base .. 'dd:' .. dedup, id, 'PX', ARGV[6])
+  redis.call('SET', base .. 'dd:' .. dedup, id, 'PX', ARGV[5])
 end
 local now = now_ms()
 local seq = redis.call('INCR', base .. 'seq')
-redis.call('HSET', base .. 'm:' .. id, 'p', ARGV[3], 's', seq, 'e', now, 'a', 0)
+redis.call('HSET', base .. 'm:' .. id, 'p', ARGV[2], 's', seq, 'e', now, 'a', 0)
 if delay > 0 then
   redis.call('ZADD', DELAYED, now + delay, id)
 else
@@ -543,7 +547,7 @@ wake_waiter()
 return {id, 0}`;
 export const queueStats = includesQueueHelpers + `
 local now = now_ms()
-settle(ARGV[1], now, tonumber(ARGV[2]))
+settle(BASE, now, tonumber(ARGV[1]))
 local waiting = redis.call('ZCARD', READY) + redis.call('ZCARD', DELAYED)
 local delayed = redis.call('ZCOUNT', DELAYED, '(' .. now, '+inf')
 return {waiting, delayed, redis.call('ZCARD', INFLIGHT), redis.call('ZCARD', DEAD)}`;
