@@ -2,7 +2,8 @@
 
 const includesNow = `local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  -- Arithmetic turns TIME's strings into numbers: no tonumber calls.
+  return t[1] * 1000 + math.floor(t[2] / 1000)
 end
 `;
 const includesMsText = `local function ms_text(n) return string.format('%.0f', n) end
@@ -386,8 +387,9 @@ local now = now_ms()
 redis.call('XADD', KEYS[1], 'MAXLEN', '=', ARGV[2], seq .. '-1', 'm', ARGV[1], 't', now)
 -- History is the record; live delivery is best effort (subscribers fill gaps from history),
 -- so a refused PUBLISH must not fail a publish that is already stored.
-redis.pcall('PUBLISH', ARGV[3], seq .. ':' .. now .. ':' .. ARGV[1])
-return {seq, now}`;
+local head = seq .. ':' .. now
+redis.pcall('PUBLISH', ARGV[3], head .. ':' .. ARGV[1])
+return head`;
 export const kvExpire = `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[1] == '' then redis.call('PERSIST', KEYS[1])
 elseif ARGV[1] == 'ttl' then redis.call('PEXPIRE', KEYS[1], ARGV[2])

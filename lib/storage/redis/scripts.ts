@@ -206,8 +206,9 @@ export const scripts = {
     [json: string, maxHistory: number, live: string],
     { seq: number; publishedMs: number }
   >(lua.eventPublish, 2, (r) => {
-    const [seq, ms] = r as [number, number];
-    return { seq: Number(seq), publishedMs: Number(ms) };
+    const head = r as string;
+    const at = head.indexOf(':');
+    return { seq: Number(head.slice(0, at)), publishedMs: Number(head.slice(at + 1)) };
   }),
 
   tokenInsert: define<
