@@ -12,6 +12,8 @@
  *   document of the file read at package time (values with `${VAR}` references unresolved, and
  *   lines), which the function uses when the file it finds has the same content; the references
  *   are still resolved from the function's environment at run time.
+ * - Trims (deploy/esbuild-trims.cjs): error class names kept without `keepNames`, ioredis'
+ *   `debug` and middy's web streams replaced by stand-ins.
  *
  * `module.exports()` answers the plugin list for the configuration in place; `backendPlugins(config,
  * document)` builds it for a given one (tests).
@@ -20,6 +22,7 @@ const { createHash } = require('node:crypto');
 const { existsSync, readFileSync } = require('node:fs');
 const path = require('node:path');
 const { buildSync } = require('esbuild');
+const { trimPlugins } = require('./esbuild-trims.cjs');
 const { loadConfigModule, packageConfig } = require('./serverless-config.cjs');
 
 const root = path.join(__dirname, '..');
@@ -143,6 +146,7 @@ function backendPlugins(config, document, { deployed = false } = {}) {
         }));
       },
     },
+    ...trimPlugins(),
   ];
 }
 

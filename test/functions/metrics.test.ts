@@ -103,4 +103,42 @@ describe('operation metrics (EMF)', () => {
       ['redis', 'PoolWaiting', 'Count', 0],
     ]);
   });
+
+  it('one emitter serves every observation: each line has its own dimensions and metadata only', async () => {
+    vi.resetModules();
+    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+    vi.stubEnv('POWERTOOLS_DEV', '');
+    const lines: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const { emitMetric, metrics } = await import('../../functions/runtime/metrics.js');
+    const singleMetric = vi.spyOn(metrics, 'singleMetric');
+    try {
+      emitMetric({
+        name: 'Latency',
+        value: 1.5,
+        unit: 'Milliseconds',
+        dimensions: { operation: 'kv.get', backend: 'redis' },
+        metadata: { status: '200' },
+      });
+      emitMetric({ name: 'PoolInUse', value: 2, unit: 'Count', dimensions: { backend: 'postgresql' } });
+    } finally {
+      vi.mocked(process.stdout.write).mockRestore();
+    }
+    const emf = lines
+      .flatMap((line) => line.split('\n'))
+      .filter((line) => line.includes('CloudWatchMetrics'))
+      .map((line) => JSON.parse(line) as Emf);
+    expect(emf.map(({ _aws, ...fields }) => [_aws.CloudWatchMetrics[0]!.Dimensions, fields])).toEqual([
+      [
+        [['service', 'operation', 'backend']],
+        { service: 'kubently-storage', operation: 'kv.get', backend: 'redis', status: '200', Latency: 1.5 },
+      ],
+      [[['service', 'backend']], { service: 'kubently-storage', backend: 'postgresql', PoolInUse: 2 }],
+    ]);
+    // Powertools' singleMetric() builds a new Metrics (and Console) each time: once per container.
+    expect(singleMetric.mock.calls.length).toBeLessThanOrEqual(1);
+  });
 });
