@@ -154,21 +154,17 @@ export const scripts = {
     return { messages, dueInMs: Number(reply[1]) };
   }),
   queueWake: define<QueueBase, [waited: '1' | '', wake: '1' | ''], number>(lua.queueWake, 1, asNumber),
-  queueAck: define<QueueBase, [id: string, receipt: string], LeaseOutcome>(
-    lua.queueAck,
-    1,
-    asLease,
-  ),
+  queueAck: define<QueueBase, [id: string, receipt: string], LeaseOutcome>(lua.queueAck, 1, asLease),
   queueNack: define<
     QueueBase,
     [id: string, receipt: string, delayMs: number, maxAttempts: number],
     LeaseOutcome
   >(lua.queueNack, 1, asLease),
-  queueExtend: define<
-    QueueBase,
-    [id: string, receipt: string, visibilityMs: number],
-    LeaseOutcome
-  >(lua.queueExtend, 1, asLease),
+  queueExtend: define<QueueBase, [id: string, receipt: string, visibilityMs: number], LeaseOutcome>(
+    lua.queueExtend,
+    1,
+    asLease,
+  ),
   queueStats: define<
     QueueBase,
     [maxAttempts: number],
