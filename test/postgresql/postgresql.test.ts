@@ -16,7 +16,7 @@ import {
   applySchemaMigrations,
   loadSchemaMigrations,
 } from '../../lib/storage/postgresql/schema-migrations.js';
-import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
+import { createSql, quoteIdent, type Row, type Sql } from '../../lib/storage/postgresql/sql.js';
 import type { PublishedEvent } from '../../lib/storage/types.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
 import { failure, name, sleep } from '../support/helpers.js';
@@ -203,6 +203,119 @@ describe.skipIf(unavailable !== undefined)(
         const error = await failure(() => storage.queues.ack(queue, lease!.id, lease!.receipt));
         expect(error).toBeInstanceOf(ConflictError);
         expect((await storage.queues.deadLetters(queue)).map((m) => m.id)).toEqual([lease!.id]);
+      });
+
+      it('receivers of one queue that find it empty together share one look-up of when to look again', async () => {
+        const schema = await freshSchema();
+        const { sql, sent } = counting(await createSql(pgConfig(schema, { listen: false })));
+        const storage = storageOn(schema, { postgresql: { listen: false, pollInterval: 60 } }, sql);
+        const queue = name('q');
+        const got = await Promise.all(
+          Array.from({ length: 8 }, () => storage.queues.receive(queue, { wait: 0.3 })),
+        );
+        expect(got.flat()).toEqual([]);
+        // Their claims go out as three statements at most (two at once, then the other six
+        // together): one look-up for each at most, not one per receiver.
+        expect(sent.filter((text) => text.includes('min(visible_at)')).length).toBeLessThanOrEqual(3);
+        await sql.close();
+      });
+
+      /**
+       * Each statement run in a transaction of its own, followed by a look at the
+       * `synchronous_commit` its commit will use: what a statement set for its transaction shows.
+       */
+      function commitSettings(sql: Sql): { sql: Sql; seen: Map<string, Set<string>> } {
+        const seen = new Map<string, Set<string>>();
+        const kind = (text: string) =>
+          /INSERT INTO/.test(text)
+            ? 'send'
+            : /acked AS/.test(text)
+              ? 'ack and claim'
+              : /ELSE 'ready' END/.test(text)
+                ? 'nack'
+                : /SET visible_at = now\(\)/.test(text)
+                  ? 'extend'
+                  : undefined;
+        return {
+          seen,
+          sql: {
+            ...sql,
+            driver: sql.driver,
+            query: <R extends Row>(text: string, params?: readonly unknown[]) =>
+              sql.transaction(async (tx) => {
+                const rows = await tx.query<R>(text, params);
+                const [row] = await tx.query<{ setting: string }>(
+                  `SELECT current_setting('synchronous_commit') AS setting`,
+                );
+                const what = kind(text);
+                if (what) seen.set(what, new Set([...(seen.get(what) ?? []), row!.setting]));
+                return rows;
+              }),
+            close: () => sql.close(),
+          },
+        };
+      }
+      /** Send, receive, ack, nack and extend through a storage with `leaseCommit`, one connection. */
+      async function leaseCommits(leaseCommit: 'async' | 'sync' | undefined) {
+        const schema = await freshSchema();
+        const config = pgConfig(schema, { listen: false, poolSize: 1, leaseCommit });
+        const { sql, seen } = commitSettings(await createSql(config));
+        const storage = storageOn(schema, { postgresql: { listen: false, poolSize: 1, leaseCommit } }, sql);
+        const queue = name('q');
+        await storage.queues.send(queue, 1);
+        await storage.queues.send(queue, 2);
+        const [first] = await storage.queues.receive(queue);
+        await storage.queues.ack(queue, first!.id, first!.receipt);
+        const [second] = await storage.queues.receive(queue);
+        await storage.queues.extend(queue, second!.id, second!.receipt, 60);
+        await storage.queues.nack(queue, second!.id, second!.receipt);
+        await storage.queues.send(queue, 3);
+        await sql.close();
+        return Object.fromEntries([...seen].map(([what, settings]) => [what, [...settings]]));
+      }
+
+      it('lease writes commit without waiting for the disk by default; sends wait, on the same connection', async () => {
+        expect(await leaseCommits(undefined)).toEqual({
+          send: ['on'],
+          'ack and claim': ['off'],
+          extend: ['off'],
+          nack: ['off'],
+        });
+      });
+
+      it("a hybrid's PostgreSQL queues wait for the disk whatever leaseCommit says (its journal is one)", async () => {
+        const schema = await freshSchema();
+        const pg = { url: URL, schema, listen: false, poolSize: 1, leaseCommit: 'async' as const };
+        const { sql, seen } = commitSettings(await createSql(pgConfig(schema, pg)));
+        const postgresql = 'postgresql' as const;
+        const routing = {
+          sessions: postgresql,
+          authentication: postgresql,
+          audit: postgresql,
+          queues: postgresql,
+          cache: postgresql,
+          pubsub: postgresql,
+        };
+        const storage = createStorage(
+          { backend: 'hybrid', postgresql: pg, hybrid: { routing, fallback: { enabled: false } } },
+          { postgresql: { sql } },
+        );
+        storages.push(storage);
+        const queue = name('q');
+        await storage.queues.send(queue, 1);
+        const [message] = await storage.queues.receive(queue);
+        await storage.queues.ack(queue, message!.id, message!.receipt);
+        await sql.close();
+        expect(seen.get('ack and claim')).toEqual(new Set(['on']));
+      });
+
+      it('leaseCommit: sync makes lease writes wait for the disk too', async () => {
+        expect(await leaseCommits('sync')).toEqual({
+          send: ['on'],
+          'ack and claim': ['on'],
+          extend: ['on'],
+          nack: ['on'],
+        });
       });
 
       it('receivers sharing a queue with short leases, nacks and abandoned leases ack every message once', async () => {
