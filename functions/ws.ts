@@ -34,7 +34,9 @@ import {
   isQueueAction,
   parseQueueFrame,
   QUEUE_FIELDS,
+  type QueueEcho,
   type QueueFrame,
+  queueEcho,
 } from './runtime/ws-queues.js';
 
 /** What the routes read of API Gateway's WebSocket event. */
@@ -166,11 +168,13 @@ const messageRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
       logger.warn('reply not delivered', { connectionId, result, type: frame.type });
   };
 
+  let parsed: Record<string, unknown> | undefined;
   let frame: Frame;
   try {
-    frame = parseFrame(event);
+    parsed = frameObject(event);
+    frame = parseFrame(parsed);
   } catch (error) {
-    await reply(errorFrame(error));
+    await reply(errorFrame(error, parsed === undefined ? {} : queueEcho(parsed)));
     return OK;
   }
 
@@ -218,7 +222,7 @@ const messageRoute = async (event: WebSocketEvent): Promise<WebSocketResult> => 
         await handleQueueFrame(storage, principal, connectionId, frame, reply, endpoint);
     }
   } catch (error) {
-    await reply(errorFrame(error));
+    await reply(errorFrame(error, queueEcho(parsed)));
   }
   return OK;
 };
@@ -251,8 +255,8 @@ function notRegistered(): FrameError {
   );
 }
 
-/** The client's frame, checked: size, JSON, action, fields and channel name. */
-function parseFrame(event: WebSocketEvent): Frame {
+/** The client's frame as a JSON object, checked for size and syntax only. */
+function frameObject(event: WebSocketEvent): Record<string, unknown> {
   const { body } = event;
   if (typeof body !== 'string' || event.isBase64Encoded) {
     throw new FrameError('bad_request', 'binary frames are not accepted: send a JSON text frame');
@@ -288,6 +292,11 @@ function parseFrame(event: WebSocketEvent): Frame {
       `frame must be a JSON object, got ${describe(parsed)}: send ${EXAMPLE}`,
     );
   }
+  return parsed;
+}
+
+/** The client's frame, checked: action, fields and channel name. */
+function parseFrame(parsed: Record<string, unknown>): Frame {
   const { action } = parsed;
   if (
     action !== 'subscribe' &&
@@ -322,16 +331,16 @@ function parseFrame(event: WebSocketEvent): Frame {
 const EXAMPLE = '{"action":"subscribe","channel":"<name>"}';
 
 /** The error frame for anything a frame's handling threw; the same codes and wording as HTTP. */
-function errorFrame(error: unknown): ServerFrame {
+function errorFrame(error: unknown, echo: QueueEcho): ServerFrame {
   if (error instanceof FrameError) {
     logger.info('frame refused', { code: error.code, reason: error.message });
-    return { type: 'error', code: error.code, message: error.message };
+    return { type: 'error', code: error.code, message: error.message, ...echo };
   }
   // errorResponse logs it and maps it exactly as the HTTP routes do (5xx without driver detail).
   const { error: body } = JSON.parse(errorResponse(error, logger).body) as {
     error: { code: ApiErrorCode; message: string };
   };
-  return { type: 'error', code: body.code, message: body.message };
+  return { type: 'error', code: body.code, message: body.message, ...echo };
 }
 
 /**

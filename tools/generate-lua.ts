@@ -6,9 +6,9 @@
  * of date.
  *
  * The build steps, in order: the leading `--[[ … ]]` header (KEYS, ARGV, reply: for the reader)
- * is left out; a `--- @include "<path>"` line becomes the included file (a path relative to the
- * including file, without `.lua`); `{{NAME}}` becomes the constant of that name from keys.ts, the
- * layout's owner.
+ * and every line holding only a comment are left out; a `--- @include "<path>"` line becomes the
+ * included file (a path relative to the including file, without `.lua`); `{{NAME}}` becomes the
+ * constant of that name from keys.ts, the layout's owner.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -27,6 +27,8 @@ const CONSTANTS: Record<string, string> = {
 
 const HEADER = /^--\[\[[\s\S]*?\]\]\n/;
 const INCLUDE = /^--- @include "([^"]+)"\n/m;
+/** A line holding only a comment (not an include). */
+const LINE_COMMENT = /^[ \t]*--(?!- @include ).*\n/gm;
 
 /** A template literal: its newlines stay one byte each in a bundle (a JSON string spends two). */
 const literal = (text: string) => `\`${text.replace(/[\\`]|\$\{/g, (c) => `\\${c}`)}\``;
@@ -45,6 +47,8 @@ function compile(file: string, includes: Map<string, string>, seen: string[]): s
       if (value === undefined) throw new Error(`${file}: unknown constant {{${name}}}`);
       return value;
     });
+  // Whole-line comments are for the reader of the .lua file: a bundle carries the code only.
+  text = text.replace(LINE_COMMENT, '');
   if (seen.length === 0) text = text.replace(/\n$/, '');
   const parts: string[] = [];
   for (let match = INCLUDE.exec(text); match; match = INCLUDE.exec(text)) {

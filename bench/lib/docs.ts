@@ -123,7 +123,7 @@ export function renderBenchmarksBlock(
     "The raw drivers' p50 for the same round trips, and the library over the raw driver (median of the per-repetition ratios):",
     rawTable(results),
     statementsTable(results)
-      ? `What each PostgreSQL call sends, counted at the client (a statement outside a transaction is one commit):\n\n${statementsTable(results)}`
+      ? `What each PostgreSQL call sends, counted at the client (a statement outside a transaction is one commit; an asynchronous one does not wait for the disk, see \`postgresql.leaseCommit\`):\n\n${statementsTable(results)}`
       : '',
     '#### Peers',
     peersTables(results),

@@ -50,10 +50,15 @@ export function statementsTable(results: BenchResults): string {
     `c${r.concurrency}`,
     per(r.statementsPerCall),
     per(r.commitsPerCall),
+    per(r.asyncCommitsPerCall),
   ]);
   return rows.length === 0
     ? ''
-    : table(['backend', 'operation', 'callers', 'statements/call', 'commits/call'], rows, [L, L, R, R, R]);
+    : table(
+        ['backend', 'operation', 'callers', 'statements/call', 'commits/call', 'of them asynchronous'],
+        rows,
+        [L, L, R, R, R, R],
+      );
 }
 
 export function peersTables(results: BenchResults): string {
@@ -368,8 +373,9 @@ export function renderMarkdown(results: BenchResults, svgName: string): string {
     ...(statementsTable(results)
       ? [
           'What each PostgreSQL call sends, counted at the client (a statement outside a transaction is',
-          'one commit). The raw rows send the same statements by hand; at concurrency 8 the library',
-          'shares statements among concurrent calls.',
+          'one commit; an asynchronous one does not wait for the disk: postgresql.leaseCommit). The raw',
+          'rows send the same statements by hand; at concurrency 8 the library shares statements among',
+          'concurrent calls.',
           '',
           statementsTable(results),
           '',

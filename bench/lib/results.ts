@@ -12,6 +12,8 @@ export interface LatencyRow extends Measured {
   statementsPerCall?: number;
   /** PostgreSQL rows: commits per call (a statement outside a transaction, or a transaction, is one). */
   commitsPerCall?: number;
+  /** PostgreSQL rows: of those commits, the ones that do not wait for the disk (`synchronous_commit` off). */
+  asyncCommitsPerCall?: number;
 }
 
 /** Jobs sent and processed by a queue system in one timed run. */

@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { resolveConfig } from '../../lib/config/index.js';
 import type { Storage } from '../../lib/storage/index.js';
 import { createSql, type Sql } from '../../lib/storage/postgresql/sql.js';
-import { queuePlans } from '../../lib/storage/postgresql/stores/queues.sql.js';
+import { ASYNC_COMMIT, queuePlans } from '../../lib/storage/postgresql/stores/queues.sql.js';
 import { BACKENDS, type BackendName, type Context, DATABASE_URL, PG_POOL } from '../lib/context.js';
 import { combine, type Sample, sampleInterleaved } from '../lib/measure.js';
 
@@ -23,26 +23,35 @@ type OpTable = Record<Op, (i: number) => Promise<unknown>>;
 /**
  * Statements and commits one side of a PostgreSQL group sends, per call of each op and
  * concurrency, counted at the client: a statement outside a transaction is one commit, a
- * transaction one commit. Everything sent while an op is measured counts, a subscriber's
- * reads included.
+ * transaction one commit; a statement carrying ASYNC_COMMIT commits without waiting for the
+ * disk (counted apart). Everything sent while an op is measured counts, a subscriber's reads
+ * included.
  */
 class StatementCounter {
   /** The op and concurrency being measured (`op\0concurrency`). */
   measuring: string | undefined;
-  private readonly counts = new Map<string, { calls: number; statements: number; commits: number }>();
+  private readonly counts = new Map<
+    string,
+    { calls: number; statements: number; commits: number; asyncCommits: number }
+  >();
   private at(key: string) {
     let count = this.counts.get(key);
     if (!count) {
-      count = { calls: 0, statements: 0, commits: 0 };
+      count = { calls: 0, statements: 0, commits: 0, asyncCommits: 0 };
       this.counts.set(key, count);
     }
     return count;
   }
-  sent(statements: number, commits: number): void {
+  sent(statements: number, commits: number, asyncCommits = 0): void {
     if (this.measuring === undefined) return;
     const count = this.at(this.measuring);
     count.statements += statements;
     count.commits += commits;
+    count.asyncCommits += asyncCommits;
+  }
+  /** One statement outside a transaction: one commit, asynchronous when the statement says so. */
+  statement(text: string): void {
+    this.sent(1, 1, text.includes(ASYNC_COMMIT) ? 1 : 0);
   }
   /** `ops` with each call counted. */
   calls(ops: OpTable): OpTable {
@@ -61,7 +70,7 @@ class StatementCounter {
       ...inner,
       driver: inner.driver,
       query: (text, params) => {
-        this.sent(1, 1);
+        this.statement(text);
         return inner.query(text, params);
       },
       transaction: (fn) => {
@@ -79,10 +88,17 @@ class StatementCounter {
       close: () => inner.close(),
     };
   }
-  perCall(op: Op, concurrency: number): { statementsPerCall: number; commitsPerCall: number } | undefined {
+  perCall(
+    op: Op,
+    concurrency: number,
+  ): { statementsPerCall: number; commitsPerCall: number; asyncCommitsPerCall: number } | undefined {
     const count = this.counts.get(`${op}\0${concurrency}`);
     if (!count || count.calls === 0) return undefined;
-    return { statementsPerCall: count.statements / count.calls, commitsPerCall: count.commits / count.calls };
+    return {
+      statementsPerCall: count.statements / count.calls,
+      commitsPerCall: count.commits / count.calls,
+      asyncCommitsPerCall: count.asyncCommits / count.calls,
+    };
   }
 }
 
@@ -288,7 +304,7 @@ async function rawPgOps(
   const s = ctx.schema();
   await pool.query(RAW_DDL(s));
   const q = (name: string, text: string) => (values: unknown[]) => {
-    counter.sent(1, 1);
+    counter.statement(text);
     return pool.query({ name: `${tag}_${name}`, text, values });
   };
   const get = q(
@@ -305,8 +321,9 @@ async function rawPgOps(
     `INSERT INTO "${s}".sessions (session_id, cluster_id, user_id, data, ttl_ms, created_at, last_activity, expires_at)
      VALUES ($1, $2, $3, $4, 600000, now(), now(), now() + interval '10 minutes') RETURNING *`,
   );
-  // The library's own queue statements, sent one per call: send, claim, ack.
-  const plans = queuePlans(`"${s}".queues`, `"${s}".queue_dedup`, `${s}_queue`);
+  // The library's own queue statements, sent one per call: send, claim, ack; the claim and the
+  // ack commit asynchronously, as the library's do by default (postgresql.leaseCommit).
+  const plans = queuePlans(`"${s}".queues`, `"${s}".queue_dedup`, `${s}_queue`, 'async');
   const send = q('send', plans.sendMany);
   const ackAndClaim = q('ack_claim', plans.ackAndClaim);
   // The durable work of a publish: the channel's counter, the event kept in history (bounded),
@@ -427,7 +444,7 @@ async function runGroups(ctx: Context, groups: Member[][]): Promise<void> {
         const counted = counter?.perCall(op, concurrency);
         ctx.results.latency.push({ backend, op, concurrency, ...m, ...counted });
         const perCall = counted
-          ? `  ${counted.statementsPerCall.toFixed(2)} statements, ${counted.commitsPerCall.toFixed(2)} commits per call`
+          ? `  ${counted.statementsPerCall.toFixed(2)} statements, ${counted.commitsPerCall.toFixed(2)} commits (${counted.asyncCommitsPerCall.toFixed(2)} asynchronous) per call`
           : '';
         ctx.log(
           `  ${backend.padEnd(20)} ${op.padEnd(15)} c${concurrency}  p50 ${m.p50.toFixed(3)} ms  p99 ${m.p99.toFixed(3)} ms  ${Math.round(m.opsPerSec)} ops/s${perCall}`,

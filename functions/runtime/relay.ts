@@ -25,7 +25,8 @@ export type ServerFrame =
   | { type: 'unsubscribed'; channel: string }
   | { type: 'message'; channel: string; id: string; message: Json; publishedAt: string }
   | { type: 'pong' }
-  | { type: 'error'; code: ApiErrorCode; message: string }
+  /** `queue` and `id` repeat those of the queue frame it answers (see `queueEcho`). */
+  | { type: 'error'; code: ApiErrorCode; message: string; queue?: string; id?: string }
   | QueueServerFrame;
 
 export interface RelayOptions {

@@ -48,6 +48,33 @@ function required(field: string, parsed: Record<string, unknown>, what: string):
   return parsed[field];
 }
 
+/** What an error frame answering a queue frame repeats of it: the queue, and the delivery's id of an ack, nack or extend. */
+export interface QueueEcho {
+  queue?: string;
+  id?: string;
+}
+
+/**
+ * The echo of a client's frame, from its fields as sent: each when it is a valid name (an error
+ * may be about another field), nothing for a frame that is not a queue frame. Answers to a
+ * connection's frames may arrive in any order (each runs in its own invocation), so this is how
+ * a client tells which request an error answers.
+ */
+export function queueEcho(parsed: Record<string, unknown>): QueueEcho {
+  const { action } = parsed;
+  if (!isQueueAction(action)) return {};
+  const valid = (field: string) => {
+    try {
+      return checkName(field, parsed[field]);
+    } catch {
+      return undefined;
+    }
+  };
+  const queue = valid('queue');
+  const id = action === 'ack' || action === 'nack' || action === 'extend' ? valid('id') : undefined;
+  return { ...(queue === undefined ? {} : { queue }), ...(id === undefined ? {} : { id }) };
+}
+
 /** The queue frame's fields, checked (unknown fields were refused before). Throws `ValidationError`. */
 export function parseQueueFrame(action: QueueAction, parsed: Record<string, unknown>): QueueFrame {
   const queue = checkName('queue', required('queue', parsed, 'the queue name'));

@@ -17,6 +17,7 @@ export const ENV_FIELDS: ReadonlyArray<readonly [variable: string, field: string
   ['POSTGRES_DRIVER', 'postgresql.driver', 'string'],
   ['POSTGRES_SCHEMA', 'postgresql.schema', 'string'],
   ['POSTGRES_POOLER', 'postgresql.pooler', 'string'],
+  ['POSTGRES_LEASE_COMMIT', 'postgresql.leaseCommit', 'string'],
   ['NEON_WS_PROXY', 'postgresql.wsProxy', 'string'],
   ['BOOTSTRAP_TOKEN_HASH', 'auth.bootstrapTokenHash', 'string'],
   ['MAX_VALUE_BYTES', 'limits.maxValueBytes', 'number'],

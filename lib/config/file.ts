@@ -75,6 +75,7 @@ export const FILE_FIELDS: readonly FileField[] = [
   { file: 'postgresql.prepared_statements', field: 'postgresql.preparedStatements' },
   { file: 'postgresql.pooler', field: 'postgresql.pooler' },
   { file: 'postgresql.listen', field: 'postgresql.listen' },
+  { file: 'postgresql.lease_commit', field: 'postgresql.leaseCommit' },
   { file: 'postgresql.poll_interval', field: 'postgresql.pollInterval' },
   { file: 'postgresql.migrate', field: 'postgresql.migrate' },
   { file: 'postgresql.data_dir', field: 'postgresql.dataDir' },

@@ -125,6 +125,15 @@ export const StorageConfigSchema = T.Object(
          * server session: off by default with `pooler: transaction`; polling then does it all.
          */
         listen: T.Boolean({ default: true }),
+        /**
+         * How a queue's lease writes commit (a receive's claim, ack, nack, extend): `async` does
+         * not wait for the write-ahead log to reach disk (`synchronous_commit = off` for that
+         * transaction only), so a server crash or failover can undo the last such writes of the
+         * moment: the message is delivered again (at least once holds). `sync` waits, as every
+         * other write does (a send always waits); the hybrid backend always does (its journal is a
+         * PostgreSQL queue). docs/reliability.md says what each mode risks.
+         */
+        leaseCommit: T.Union([T.Literal('async'), T.Literal('sync')], { default: 'async' }),
         /** How often waits and subscriptions look again when no notification came. */
         pollInterval: Seconds({ default: 1, minimum: 0.01, maximum: 60 }),
         /**

@@ -53,7 +53,7 @@ export function createStorage(
       settings,
       {
         redis: () => createRedisDriver(config, options.redis),
-        postgresql: () => createPostgresDriver(config, postgresOptions(options)),
+        postgresql: () => createPostgresDriver(withSyncLeases(config), postgresOptions(options)),
       },
       backendsInUse(settings),
     );
@@ -63,6 +63,15 @@ export function createStorage(
     return storage;
   }
   return createFacade(createDriver(config, options), config);
+}
+
+/**
+ * The hybrid's PostgreSQL backend commits lease writes synchronously, whatever
+ * `postgresql.leaseCommit` says: the hybrid replays its journal from a PostgreSQL queue, and an
+ * ack a server crash undid would replay an entry again after newer writes had replaced it.
+ */
+function withSyncLeases(config: StorageConfig): StorageConfig {
+  return { ...config, postgresql: { ...config.postgresql, leaseCommit: 'sync' } };
 }
 
 function postgresOptions(options: CreateStorageOptions): PostgresDriverOptions {

@@ -34,6 +34,8 @@ export interface PushServer {
   remaining(): { id: string; attempts: number; leased: boolean }[];
   /** Cuts every open connection without a close handshake. */
   dropConnections(): void;
+  /** Sends `frame` to every open connection, unasked. */
+  broadcast(frame: object): void;
   close(): Promise<void>;
 }
 
@@ -88,6 +90,9 @@ export async function startPushServer(queue: string): Promise<PushServer> {
     dropConnections() {
       for (const client of server.clients) client.terminate();
     },
+    broadcast(frame) {
+      for (const client of server.clients) post(client, frame);
+    },
     close: () =>
       new Promise((resolve) => {
         for (const client of server.clients) client.terminate();
@@ -103,7 +108,10 @@ export async function startPushServer(queue: string): Promise<PushServer> {
     socket.on('message', (data) => {
       const frame = JSON.parse(String(data)) as Record<string, unknown>;
       frames.push(frame);
-      const error = (code: string, message: string) => post(socket, { type: 'error', code, message });
+      // As the service does: an error repeats the frame's queue, and its id when it has one.
+      const echo = { queue: frame.queue, ...(frame.id === undefined ? {} : { id: frame.id }) };
+      const error = (code: string, message: string) =>
+        post(socket, { type: 'error', code, message, ...echo });
       if (frame.action === 'ping') return post(socket, { type: 'pong' });
       if (frame.queue !== queue) return error('forbidden', `not allowed on queue ${String(frame.queue)}`);
       if (frame.action === 'receive') {

@@ -91,6 +91,31 @@ describe('TypeScript push receiver', { timeout: 30_000 }, () => {
     receiver.close();
   });
 
+  it('an error frame answers the request it names, however many older ones wait; one naming none answers none', async () => {
+    const receiver = client.receive(QUEUE, { max: 2 });
+    await receiver.ready;
+    server.send('a');
+    server.send('b');
+    const iterator = receiver[Symbol.asyncIterator]();
+    const a = (await iterator.next()).value as Delivery;
+    const b = (await iterator.next()).value as Delivery;
+    // The ack of a waits for its answer (answers to one connection's frames come in any order).
+    server.silent = true;
+    let aSettled = false;
+    const ackA = receiver.ack(a).finally(() => {
+      aSettled = true;
+    });
+    await expect.poll(() => server.frames.at(-1)).toMatchObject({ action: 'ack', id: a.id });
+    server.broadcast({ type: 'error', code: 'conflict', message: 'not yours', queue: QUEUE, id: 'nobody' });
+    server.silent = false;
+    const stale = await receiver.ack({ ...b, receipt: 'stale' }).catch((error: unknown) => error);
+    expect(stale).toMatchObject({ code: 'conflict' });
+    expect(aSettled).toBe(false);
+    server.dropConnections();
+    await expect(ackA).rejects.toBeInstanceOf(ConnectionClosedError);
+    receiver.close();
+  });
+
   it('pings an idle connection, so API Gateway does not close it', async () => {
     const receiver = client.receive(QUEUE, { pingIntervalMs: 20 });
     await receiver.ready;

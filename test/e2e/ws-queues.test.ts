@@ -12,16 +12,15 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import WebSocket from 'ws';
 import { createStorage } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { redisBackend } from '../support/backends.js';
 import { type Offline, startOffline } from '../support/servers/offline.js';
+import { FRAME_TIMEOUT_MS, WsClient } from '../support/ws-client.js';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const KEY_PREFIX = `kst:e2e:push:${randomBytes(4).toString('hex')}:`;
 /** Ceiling for a frame to arrive on a shared, noisy machine; never an expectation. */
-const FRAME_TIMEOUT_MS = 20_000;
 const CLEANUP_FUNCTION = 'kubently-storage-dev-cleanup';
 
 const unavailable = await redisBackend({ name: 'redis', url: REDIS_URL }).available();
@@ -35,7 +34,7 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
 }, () => {
   let offline: Offline;
   let storage: Storage;
-  const clients: Client[] = [];
+  const clients: WsClient[] = [];
 
   beforeAll(async () => {
     offline = await startOffline({ env: { STORAGE_BACKEND: 'redis', REDIS_URL, KEY_PREFIX } });
@@ -67,7 +66,7 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
     await untilOk(async () => {
       if (tries++ === 3)
         console.warn(`warm-up still failing; offline said:\n${offline.output().slice(-4000)}`);
-      const client = await Client.open(`${offline.wsUrl}?token=${encodeURIComponent(offline.adminToken)}`);
+      const client = await WsClient.open(`${offline.wsUrl}?token=${encodeURIComponent(offline.adminToken)}`);
       try {
         client.send({ action: 'receive', queue });
         await client.next((frame) => frame.type === 'receiving');
@@ -98,15 +97,15 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
     return response.json.token;
   }
 
-  async function connect(accessToken?: string): Promise<Client> {
-    const client = await Client.open(
+  async function connect(accessToken?: string): Promise<WsClient> {
+    const client = await WsClient.open(
       `${offline.wsUrl}?token=${encodeURIComponent(accessToken ?? (await token(['queues:receive'])))}`,
     );
     clients.push(client);
     return client;
   }
 
-  async function receiving(client: Client, queue: string, options: Record<string, unknown> = {}) {
+  async function receiving(client: WsClient, queue: string, options: Record<string, unknown> = {}) {
     client.send({ action: 'receive', queue, ...options });
     expect(await client.next((frame) => frame.type !== 'delivery')).toEqual({ type: 'receiving', queue });
   }
@@ -234,7 +233,14 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
     const second = await client.next();
     expect(second).toMatchObject({ type: 'delivery', id, attempts: 2 });
     client.send({ action: 'ack', queue, id, receipt: first.receipt });
-    expect(await client.next()).toMatchObject({ type: 'error', code: 'conflict' });
+    // The error names the request it answers, as `acked` would.
+    expect(await client.next()).toEqual({
+      type: 'error',
+      code: 'conflict',
+      message: expect.any(String),
+      queue,
+      id,
+    });
     client.send({ action: 'nack', queue, id, receipt: second.receipt, delay: 600 });
     expect(await client.next()).toEqual({ type: 'nacked', queue, id });
     expect(await stats(queue)).toMatchObject({ depth: 1, inFlight: 0 });
@@ -282,31 +288,72 @@ suite(`queue push delivery over the WebSocket on serverless offline${skipReason}
 
   it('every bad queue frame gets a clear error frame and the connection stays open', async () => {
     const client = await connect(await token(['queues:receive', 'events:subscribe']));
-    const cases: [unknown, string, RegExp][] = [
-      [{ action: 'receive' }, 'bad_request', /queue/],
-      [{ action: 'receive', queue: '' }, 'bad_request', /queue/],
-      [{ action: 'receive', queue: 7 }, 'bad_request', /queue/],
-      [{ action: 'receive', queue: 'e2e-q', max: 0 }, 'bad_request', /max/],
-      [{ action: 'receive', queue: 'e2e-q', max: 101 }, 'bad_request', /max/],
-      [{ action: 'receive', queue: 'e2e-q', max: 1.5 }, 'bad_request', /max/],
-      [{ action: 'receive', queue: 'e2e-q', max: '2' }, 'bad_request', /max/],
-      [{ action: 'receive', queue: 'e2e-q', visibilityTimeout: 0 }, 'bad_request', /visibilityTimeout/],
-      [{ action: 'receive', queue: 'e2e-q', visibilityTimeout: 43_201 }, 'bad_request', /visibilityTimeout/],
-      [{ action: 'receive', queue: 'e2e-q', wait: 20 }, 'bad_request', /unknown field "wait"/],
-      [{ action: 'receive', queue: 'team-b-jobs' }, 'forbidden', /queues:receive|team-b-jobs/],
-      [{ action: 'ack', queue: 'e2e-q', id: '1' }, 'bad_request', /receipt/],
-      [{ action: 'ack', queue: 'e2e-q', receipt: 'r' }, 'bad_request', /id/],
-      [{ action: 'ack', queue: 'e2e-q', id: 'nope', receipt: 'r' }, 'not_found', /./],
-      [{ action: 'nack', queue: 'e2e-q', id: '1', receipt: 'r', delay: -1 }, 'bad_request', /delay/],
-      [{ action: 'extend', queue: 'e2e-q', id: '1', receipt: 'r' }, 'bad_request', /visibilityTimeout/],
-      [{ action: 'stop' }, 'bad_request', /queue/],
-      [{ action: 'stop', queue: 'e2e-q', id: '1' }, 'bad_request', /unknown field "id"/],
-      [{ action: 'Receive', queue: 'e2e-q' }, 'bad_request', /action: expected/],
+    // An error repeats the frame's queue, and an ack's, nack's or extend's id, when they are valid.
+    const cases: [unknown, string, RegExp, { queue?: string; id?: string }][] = [
+      [{ action: 'receive' }, 'bad_request', /queue/, {}],
+      [{ action: 'receive', queue: '' }, 'bad_request', /queue/, {}],
+      [{ action: 'receive', queue: 7 }, 'bad_request', /queue/, {}],
+      [{ action: 'receive', queue: 'e2e-q', max: 0 }, 'bad_request', /max/, { queue: 'e2e-q' }],
+      [{ action: 'receive', queue: 'e2e-q', max: 101 }, 'bad_request', /max/, { queue: 'e2e-q' }],
+      [{ action: 'receive', queue: 'e2e-q', max: 1.5 }, 'bad_request', /max/, { queue: 'e2e-q' }],
+      [{ action: 'receive', queue: 'e2e-q', max: '2' }, 'bad_request', /max/, { queue: 'e2e-q' }],
+      [
+        { action: 'receive', queue: 'e2e-q', visibilityTimeout: 0 },
+        'bad_request',
+        /visibilityTimeout/,
+        { queue: 'e2e-q' },
+      ],
+      [
+        { action: 'receive', queue: 'e2e-q', visibilityTimeout: 43_201 },
+        'bad_request',
+        /visibilityTimeout/,
+        { queue: 'e2e-q' },
+      ],
+      [
+        { action: 'receive', queue: 'e2e-q', wait: 20 },
+        'bad_request',
+        /unknown field "wait"/,
+        { queue: 'e2e-q' },
+      ],
+      [
+        { action: 'receive', queue: 'team-b-jobs' },
+        'forbidden',
+        /queues:receive|team-b-jobs/,
+        { queue: 'team-b-jobs' },
+      ],
+      [{ action: 'ack', queue: 'e2e-q', id: '1' }, 'bad_request', /receipt/, { queue: 'e2e-q', id: '1' }],
+      [{ action: 'ack', queue: 'e2e-q', receipt: 'r' }, 'bad_request', /id/, { queue: 'e2e-q' }],
+      [
+        { action: 'ack', queue: 'e2e-q', id: 'nope', receipt: 'r' },
+        'not_found',
+        /./,
+        { queue: 'e2e-q', id: 'nope' },
+      ],
+      [
+        { action: 'nack', queue: 'e2e-q', id: '1', receipt: 'r', delay: -1 },
+        'bad_request',
+        /delay/,
+        { queue: 'e2e-q', id: '1' },
+      ],
+      [
+        { action: 'extend', queue: 'e2e-q', id: '1', receipt: 'r' },
+        'bad_request',
+        /visibilityTimeout/,
+        { queue: 'e2e-q', id: '1' },
+      ],
+      [{ action: 'stop' }, 'bad_request', /queue/, {}],
+      [{ action: 'stop', queue: 'e2e-q', id: '1' }, 'bad_request', /unknown field "id"/, { queue: 'e2e-q' }],
+      [{ action: 'Receive', queue: 'e2e-q' }, 'bad_request', /action: expected/, {}],
     ];
-    for (const [frame, code, message] of cases) {
+    for (const [frame, code, message, echo] of cases) {
       client.send(frame);
       const answer = await client.next();
-      expect(answer, JSON.stringify(frame)).toMatchObject({ type: 'error', code });
+      expect(answer, JSON.stringify(frame)).toEqual({
+        type: 'error',
+        code,
+        message: expect.any(String),
+        ...echo,
+      });
       expect(answer.message, JSON.stringify(frame)).toMatch(message);
     }
     client.send({ action: 'ping' });
@@ -325,64 +372,6 @@ async function untilOk(attempt: () => Promise<void>, deadlineMs = 300_000): Prom
       if (Date.now() > deadline) throw error;
       console.warn(`warm-up: ${(error as Error).message}`);
       await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: frames are whatever JSON the server sent.
-type Frame = any;
-
-class Client {
-  private readonly frames: Frame[] = [];
-  private waiter: (() => void) | undefined;
-
-  private constructor(readonly socket: WebSocket) {
-    socket.on('message', (data) => {
-      this.frames.push(JSON.parse(String(data)));
-      this.waiter?.();
-    });
-  }
-
-  /** Frames received and not yet taken by `next`. */
-  queued(): Frame[] {
-    return [...this.frames];
-  }
-
-  static open(url: string): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url);
-      const client = new Client(socket);
-      socket.once('open', () => resolve(client));
-      socket.once('unexpected-response', (_request, response) =>
-        reject(new Error(`connection refused: HTTP ${response.statusCode}`)),
-      );
-      socket.once('error', reject);
-    });
-  }
-
-  send(frame: unknown): void {
-    this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
-  }
-
-  /** The oldest queued frame matching `predicate` (others stay queued), waiting up to a generous ceiling. */
-  async next(predicate: (frame: Frame) => boolean = () => true): Promise<Frame> {
-    const deadline = Date.now() + FRAME_TIMEOUT_MS;
-    for (;;) {
-      const index = this.frames.findIndex(predicate);
-      if (index >= 0) return this.frames.splice(index, 1)[0];
-      const left = deadline - Date.now();
-      if (left <= 0)
-        throw new Error(
-          `no matching frame within ${FRAME_TIMEOUT_MS} ms (queued: ${JSON.stringify(this.frames)})`,
-        );
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.waiter = undefined;
     }
   }
 }

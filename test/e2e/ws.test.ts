@@ -18,6 +18,7 @@ import { createStorage } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { redisBackend } from '../support/backends.js';
 import { type Offline, startOffline } from '../support/servers/offline.js';
+import { FRAME_TIMEOUT_MS, WsClient } from '../support/ws-client.js';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const KEY_PREFIX = `kst:e2e:ws:${randomBytes(4).toString('hex')}:`;
@@ -25,7 +26,6 @@ const FANOUT_THRESHOLD = 3;
 const FANOUT_FUNCTION = 'kubently-storage-dev-fanout';
 const CLEANUP_FUNCTION = 'kubently-storage-dev-cleanup';
 /** Ceiling for a frame to arrive on a shared, noisy machine; never an expectation. */
-const FRAME_TIMEOUT_MS = 20_000;
 
 const unavailable = await redisBackend({ name: 'redis', url: REDIS_URL }).available();
 if (unavailable !== undefined && !process.env.CI) console.warn(`\n⚠ e2e WebSocket SKIPPED: ${unavailable}\n`);
@@ -37,7 +37,7 @@ const skipReason = unavailable === undefined || process.env.CI ? '' : ` — SKIP
 suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000 }, () => {
   let offline: Offline;
   let storage: Storage;
-  const clients: Client[] = [];
+  const clients: WsClient[] = [];
 
   beforeAll(async () => {
     offline = await startOffline({
@@ -61,7 +61,7 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
   async function warmUp(): Promise<void> {
     const channel = 'e2e-warm-up';
     await untilOk(async () => {
-      const client = await Client.open(`${offline.wsUrl}?token=${encodeURIComponent(offline.adminToken)}`);
+      const client = await WsClient.open(`${offline.wsUrl}?token=${encodeURIComponent(offline.adminToken)}`);
       try {
         client.send({ action: 'subscribe', channel });
         await client.next((frame) => frame.type === 'subscribed');
@@ -163,14 +163,14 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
     return response.json;
   }
 
-  async function connect(accessToken: string): Promise<Client> {
-    const client = await Client.open(`${offline.wsUrl}?token=${encodeURIComponent(accessToken)}`);
+  async function connect(accessToken: string): Promise<WsClient> {
+    const client = await WsClient.open(`${offline.wsUrl}?token=${encodeURIComponent(accessToken)}`);
     clients.push(client);
     return client;
   }
 
   /** The registry's connection id of `client`: the one subscriber of a channel only it joined. */
-  async function connectionIdOf(client: Client): Promise<string> {
+  async function connectionIdOf(client: WsClient): Promise<string> {
     const channel = `e2e-whoami-${randomUUID()}`;
     client.send({ action: 'subscribe', channel });
     await client.next((frame) => frame.type === 'subscribed' && frame.channel === channel);
@@ -183,17 +183,17 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
 
   it('refuses a connection without a valid token', async () => {
     for (const query of ['', '?token=', '?token=kst_not-a-token']) {
-      const status = await Client.refusal(`${offline.wsUrl}${query}`);
+      const status = await WsClient.refusal(`${offline.wsUrl}${query}`);
       expect([401, 403], `${query}: ${status}`).toContain(status);
     }
     const revoked = await api('POST', '/tokens', { identity: 'e2e-revoked', scopes: ['admin'] });
     expect((await api('DELETE', `/tokens/${revoked.json.id}`)).status).toBe(204);
-    expect([401, 403]).toContain(await Client.refusal(`${offline.wsUrl}?token=${revoked.json.token}`));
+    expect([401, 403]).toContain(await WsClient.refusal(`${offline.wsUrl}?token=${revoked.json.token}`));
   });
 
   it('least authority: a valid token that cannot use the socket (kv:read) is refused at connect', async () => {
     for (const scopes of [['kv:read'], ['kv:read', 'kv:write', 'queues:send']]) {
-      expect(await Client.refusal(`${offline.wsUrl}?token=${await token(scopes)}`), scopes.join(',')).toBe(
+      expect(await WsClient.refusal(`${offline.wsUrl}?token=${await token(scopes)}`), scopes.join(',')).toBe(
         403,
       );
     }
@@ -204,13 +204,13 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
   it('a token holds at most 10 open connections: of 15 opened at once 10 are accepted, then the 11th is refused with 409', async () => {
     const accessToken = await token(['events:subscribe'], ['e2e-*']);
     const url = `${offline.wsUrl}?token=${encodeURIComponent(accessToken)}`;
-    const burst = await Promise.allSettled(Array.from({ length: 15 }, () => Client.open(url)));
+    const burst = await Promise.allSettled(Array.from({ length: 15 }, () => WsClient.open(url)));
     const accepted = burst.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     clients.push(...accepted);
     const refused = burst.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
     expect(accepted).toHaveLength(10);
     expect(refused).toEqual(Array(5).fill('Error: connection refused: HTTP 409'));
-    expect(await Client.refusal(url)).toBe(409);
+    expect(await WsClient.refusal(url)).toBe(409);
 
     // Closing one makes room for one.
     const closed = accepted[0]!.closed();
@@ -218,11 +218,11 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
     await closed;
     await vi.waitFor(
       async () => {
-        clients.push(await Client.open(url));
+        clients.push(await WsClient.open(url));
       },
       { timeout: FRAME_TIMEOUT_MS },
     );
-    expect(await Client.refusal(url)).toBe(409);
+    expect(await WsClient.refusal(url)).toBe(409);
   });
 
   it('revoking a token closes its open socket at once; nothing more reaches it (latency printed)', async () => {
@@ -438,89 +438,4 @@ suite(`WebSocket relay over serverless offline${skipReason}`, { timeout: 120_000
 /** Runs `attempt` until it resolves (ceiling 120 s), for warming up cold functions. */
 async function untilOk(attempt: () => Promise<void>): Promise<void> {
   await vi.waitFor(attempt, { timeout: 120_000, interval: 500 });
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: frames are whatever the server sent.
-type Frame = any;
-
-/** A WebSocket client that queues the frames it receives. */
-class Client {
-  private readonly frames: Frame[] = [];
-  private waiter: (() => void) | undefined;
-  /** When the socket closed (`performance.now()`), once it has. */
-  private readonly closing: Promise<{ at: number; code: number }>;
-
-  private constructor(readonly socket: WebSocket) {
-    socket.on('message', (data) => {
-      this.frames.push(JSON.parse(String(data)));
-      this.waiter?.();
-    });
-    this.closing = new Promise((resolve) =>
-      socket.once('close', (code) => resolve({ at: performance.now(), code })),
-    );
-  }
-
-  /** Resolves when the socket has closed (the test's timeout bounds the wait). */
-  closed(): Promise<{ at: number; code: number }> {
-    return this.closing;
-  }
-
-  /** Frames received and not yet taken by `next`. */
-  queued(): Frame[] {
-    return [...this.frames];
-  }
-
-  static open(url: string): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url);
-      const client = new Client(socket);
-      socket.once('open', () => resolve(client));
-      socket.once('unexpected-response', (_request, response) =>
-        reject(new Error(`connection refused: HTTP ${response.statusCode}`)),
-      );
-      socket.once('error', reject);
-    });
-  }
-
-  /** The HTTP status a refused connection gets (throws if it is accepted). */
-  static refusal(url: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url);
-      socket.once('open', () => {
-        socket.terminate();
-        reject(new Error(`${url} was accepted`));
-      });
-      socket.once('unexpected-response', (_request, response) => {
-        resolve(response.statusCode ?? 0);
-        socket.terminate();
-      });
-      socket.once('error', () => {});
-    });
-  }
-
-  send(frame: unknown): void {
-    this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
-  }
-
-  /** The oldest queued frame matching `predicate` (others stay queued), waiting up to a generous ceiling. */
-  async next(predicate: (frame: Frame) => boolean = () => true): Promise<Frame> {
-    const deadline = Date.now() + FRAME_TIMEOUT_MS;
-    for (;;) {
-      const index = this.frames.findIndex(predicate);
-      if (index >= 0) return this.frames.splice(index, 1)[0];
-      const left = deadline - Date.now();
-      if (left <= 0)
-        throw new Error(
-          `no matching frame within ${FRAME_TIMEOUT_MS} ms (queued: ${JSON.stringify(this.frames)})`,
-        );
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.waiter = undefined;
-    }
-  }
 }

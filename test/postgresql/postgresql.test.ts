@@ -16,8 +16,8 @@ import {
   applySchemaMigrations,
   loadSchemaMigrations,
 } from '../../lib/storage/postgresql/schema-migrations.js';
-import { createSql, quoteIdent, type Sql } from '../../lib/storage/postgresql/sql.js';
-import type { PublishedEvent } from '../../lib/storage/types.js';
+import { createSql, quoteIdent, type Row, type Sql } from '../../lib/storage/postgresql/sql.js';
+import type { Json, PublishedEvent } from '../../lib/storage/types.js';
 import { postgresBackend, testDatabaseUrl } from '../support/backends.js';
 import { failure, name, sleep } from '../support/helpers.js';
 
@@ -203,6 +203,119 @@ describe.skipIf(unavailable !== undefined)(
         const error = await failure(() => storage.queues.ack(queue, lease!.id, lease!.receipt));
         expect(error).toBeInstanceOf(ConflictError);
         expect((await storage.queues.deadLetters(queue)).map((m) => m.id)).toEqual([lease!.id]);
+      });
+
+      it('receivers of one queue that find it empty together share one look-up of when to look again', async () => {
+        const schema = await freshSchema();
+        const { sql, sent } = counting(await createSql(pgConfig(schema, { listen: false })));
+        const storage = storageOn(schema, { postgresql: { listen: false, pollInterval: 60 } }, sql);
+        const queue = name('q');
+        const got = await Promise.all(
+          Array.from({ length: 8 }, () => storage.queues.receive(queue, { wait: 0.3 })),
+        );
+        expect(got.flat()).toEqual([]);
+        // Their claims go out as three statements at most (two at once, then the other six
+        // together): one look-up for each at most, not one per receiver.
+        expect(sent.filter((text) => text.includes('min(visible_at)')).length).toBeLessThanOrEqual(3);
+        await sql.close();
+      });
+
+      /**
+       * Each statement run in a transaction of its own, followed by a look at the
+       * `synchronous_commit` its commit will use: what a statement set for its transaction shows.
+       */
+      function commitSettings(sql: Sql): { sql: Sql; seen: Map<string, Set<string>> } {
+        const seen = new Map<string, Set<string>>();
+        const kind = (text: string) =>
+          /INSERT INTO/.test(text)
+            ? 'send'
+            : /acked AS/.test(text)
+              ? 'ack and claim'
+              : /ELSE 'ready' END/.test(text)
+                ? 'nack'
+                : /SET visible_at = now\(\)/.test(text)
+                  ? 'extend'
+                  : undefined;
+        return {
+          seen,
+          sql: {
+            ...sql,
+            driver: sql.driver,
+            query: <R extends Row>(text: string, params?: readonly unknown[]) =>
+              sql.transaction(async (tx) => {
+                const rows = await tx.query<R>(text, params);
+                const [row] = await tx.query<{ setting: string }>(
+                  `SELECT current_setting('synchronous_commit') AS setting`,
+                );
+                const what = kind(text);
+                if (what) seen.set(what, new Set([...(seen.get(what) ?? []), row!.setting]));
+                return rows;
+              }),
+            close: () => sql.close(),
+          },
+        };
+      }
+      /** Send, receive, ack, nack and extend through a storage with `leaseCommit`, one connection. */
+      async function leaseCommits(leaseCommit: 'async' | 'sync' | undefined) {
+        const schema = await freshSchema();
+        const config = pgConfig(schema, { listen: false, poolSize: 1, leaseCommit });
+        const { sql, seen } = commitSettings(await createSql(config));
+        const storage = storageOn(schema, { postgresql: { listen: false, poolSize: 1, leaseCommit } }, sql);
+        const queue = name('q');
+        await storage.queues.send(queue, 1);
+        await storage.queues.send(queue, 2);
+        const [first] = await storage.queues.receive(queue);
+        await storage.queues.ack(queue, first!.id, first!.receipt);
+        const [second] = await storage.queues.receive(queue);
+        await storage.queues.extend(queue, second!.id, second!.receipt, 60);
+        await storage.queues.nack(queue, second!.id, second!.receipt);
+        await storage.queues.send(queue, 3);
+        await sql.close();
+        return Object.fromEntries([...seen].map(([what, settings]) => [what, [...settings]]));
+      }
+
+      it('lease writes commit without waiting for the disk by default; sends wait, on the same connection', async () => {
+        expect(await leaseCommits(undefined)).toEqual({
+          send: ['on'],
+          'ack and claim': ['off'],
+          extend: ['off'],
+          nack: ['off'],
+        });
+      });
+
+      it("a hybrid's PostgreSQL queues wait for the disk whatever leaseCommit says (its journal is one)", async () => {
+        const schema = await freshSchema();
+        const pg = { url: URL, schema, listen: false, poolSize: 1, leaseCommit: 'async' as const };
+        const { sql, seen } = commitSettings(await createSql(pgConfig(schema, pg)));
+        const postgresql = 'postgresql' as const;
+        const routing = {
+          sessions: postgresql,
+          authentication: postgresql,
+          audit: postgresql,
+          queues: postgresql,
+          cache: postgresql,
+          pubsub: postgresql,
+        };
+        const storage = createStorage(
+          { backend: 'hybrid', postgresql: pg, hybrid: { routing, fallback: { enabled: false } } },
+          { postgresql: { sql } },
+        );
+        storages.push(storage);
+        const queue = name('q');
+        await storage.queues.send(queue, 1);
+        const [message] = await storage.queues.receive(queue);
+        await storage.queues.ack(queue, message!.id, message!.receipt);
+        await sql.close();
+        expect(seen.get('ack and claim')).toEqual(new Set(['on']));
+      });
+
+      it('leaseCommit: sync makes lease writes wait for the disk too', async () => {
+        expect(await leaseCommits('sync')).toEqual({
+          send: ['on'],
+          'ack and claim': ['on'],
+          extend: ['on'],
+          nack: ['on'],
+        });
       });
 
       it('receivers sharing a queue with short leases, nacks and abandoned leases ack every message once', async () => {
@@ -582,8 +695,21 @@ describe.skipIf(unavailable !== undefined)(
         // Polling once a minute: within this test only notifications and gaps make the subscriber read.
         const raw = await createSql(pgConfig(schema, { pollInterval: 60 }));
         const { sql, sent } = counting(raw);
-        const subscriber = storageOn(schema, { postgresql: { pollInterval: 60 } }, sql);
         const publisher = storageOn(schema, { postgresql: { listen: false } });
+        // A subscription hears nothing before its LISTEN is established, and subscribe waits for
+        // that only so long: on a loaded machine it may return first, and the subscriber then
+        // reads what it missed once it listens. The count is about a subscriber that listens, so
+        // another storage on the same connections (whose statements are not counted) establishes
+        // the LISTEN first: with polling once a minute, it hears its event only once that is done.
+        const warm = storageOn(schema, { postgresql: { pollInterval: 60 } }, raw);
+        const warmChannel = name('warm');
+        const warmed: PublishedEvent[] = [];
+        const stopWarm = await warm.events.subscribe(warmChannel, (event) => {
+          warmed.push(event);
+        });
+        await publisher.events.publish(warmChannel, 0);
+        await vi.waitFor(() => expect(warmed).toHaveLength(1), { timeout: 10_000 });
+        const subscriber = storageOn(schema, { postgresql: { pollInterval: 60 } }, sql);
         const channel = name('ch');
         const received: PublishedEvent[] = [];
         const stop = await subscriber.events.subscribe(channel, (event) => {
@@ -613,7 +739,109 @@ describe.skipIf(unavailable !== undefined)(
           expect(received).toEqual(await publisher.events.history(channel, { limit: 1000 }));
         } finally {
           await stop();
+          await stopWarm();
           await raw.close();
+        }
+      });
+
+      /**
+       * A subscription polling once a minute whose connections are `raw`'s with `change`: a
+       * missed notification or a failed read costs a minute or more unless the subscription
+       * reads by itself. `heard(1)` and `heard(1, 2)` wait for what it received.
+       */
+      async function subscribedThrough(change: (raw: Sql) => Partial<Sql>) {
+        const schema = await freshSchema();
+        const raw = await createSql(pgConfig(schema, { pollInterval: 60 }));
+        const subscriber = storageOn(
+          schema,
+          { postgresql: { pollInterval: 60 } },
+          { ...raw, ...change(raw) },
+        );
+        const publisher = storageOn(schema, { postgresql: { listen: false } });
+        const channel = name('ch');
+        const received: Json[] = [];
+        const stop = await subscriber.events.subscribe(channel, (event) => {
+          received.push(event.message);
+        });
+        return {
+          publish: (message: Json) => publisher.events.publish(channel, message),
+          heard: (...messages: Json[]) =>
+            vi.waitFor(() => expect(received).toEqual(messages), { timeout: 10_000 }),
+          close: async () => {
+            await stop();
+            await raw.close();
+          },
+        };
+      }
+
+      it('a subscription whose LISTEN is established after subscribe returned reads what it missed then, not at the next poll', async () => {
+        // LISTEN held back until released, as on a server too busy to open its connection in time
+        // (subscribe returns without it: it waits for it only so long).
+        let release = () => {};
+        const released = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        const subscription = await subscribedThrough((raw) => ({
+          listen: async (channel, listener) => {
+            await released;
+            return raw.listen!(channel, listener);
+          },
+        }));
+        try {
+          // Its notification reaches no one.
+          await subscription.publish(1);
+          release();
+          await subscription.heard(1);
+          // And notifications flow from then on.
+          await subscription.publish(2);
+          await subscription.heard(1, 2);
+        } finally {
+          await subscription.close();
+        }
+      });
+
+      it('a subscription whose LISTEN failed listens again by itself and reads what it missed, not at the next poll', async () => {
+        // The first LISTEN fails, as when the server has no connection to spare.
+        let attempts = 0;
+        const subscription = await subscribedThrough((raw) => ({
+          listen: async (channel, listener) => {
+            if (attempts++ === 0)
+              throw new BackendUnavailableError('postgresql', 'sorry, too many clients already');
+            return raw.listen!(channel, listener);
+          },
+        }));
+        try {
+          await subscription.publish(1);
+          await subscription.heard(1);
+          expect(attempts).toBe(2);
+          await subscription.publish(2);
+          await subscription.heard(1, 2);
+        } finally {
+          await subscription.close();
+        }
+      });
+
+      it('a subscriber whose history read failed reads again soon, not at the next poll', async () => {
+        // Once armed, the next read of events fails as a statement timeout does (not repeated by the storage).
+        let armed = false;
+        const subscription = await subscribedThrough((raw) => ({
+          query: (text, params) => {
+            if (armed && /^\s*SELECT .* FROM \S+\.events\b/s.test(text)) {
+              armed = false;
+              return Promise.reject(new Error('canceling statement due to statement timeout'));
+            }
+            return raw.query(text, params);
+          },
+        }));
+        try {
+          armed = true;
+          // Too large for its notification: the subscriber reads it, and that read fails.
+          const large = { blob: 'x'.repeat(9000) };
+          await subscription.publish(large);
+          await subscription.heard(large);
+          expect(armed).toBe(false);
+        } finally {
+          await subscription.close();
         }
       });
 

@@ -75,7 +75,7 @@ describe.skipIf(unavailable !== undefined)(
           expect(await commandsDuring(client, () => storage.kv.exists('k'))).toEqual(['exists']);
           expect(await commandsDuring(client, () => storage.kv.getEntry('k'))).toEqual(['evalsha']);
           expect(await commandsDuring(client, () => storage.sessions.isClusterActive('c1'))).toEqual([
-            'evalsha',
+            'exists',
           ]);
           const sent = await storage.queues.send('q', { n: 1 });
           let received: Awaited<ReturnType<typeof storage.queues.receive>> = [];

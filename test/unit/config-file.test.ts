@@ -141,6 +141,7 @@ postgresql:
   schema: storage
   pooler: transaction
   listen: false
+  lease_commit: sync
   poll_interval: 0.5
   migrate: true
   data_dir: /tmp/pg
@@ -186,6 +187,7 @@ websocket: { fanout_threshold: 7, max_connections_per_token: 3 }
         schema: 'storage',
         pooler: 'transaction',
         listen: false,
+        leaseCommit: 'sync',
         pollInterval: 0.5,
         migrate: true,
         dataDir: '/tmp/pg',

@@ -126,10 +126,19 @@ class AsyncReceiver(Reconnecting[Delivery]):
                 return
 
     def _refuse(self, error: FrameError, message_id: Optional[str]) -> None:
-        """An error frame answers the request it names, else the oldest (frames are answered in order)."""
+        """An error frame answers the request it names by id (answers may arrive in any order).
+
+        One without an id (from a server that does not say) is taken to answer the oldest request.
+        """
         if not self._pending:
             return
-        at = next((i for i, pending in enumerate(self._pending) if pending[1] == message_id), 0)
+        if message_id is None:
+            at = 0
+        else:
+            found = [i for i, pending in enumerate(self._pending) if pending[1] == message_id]
+            if not found:
+                return
+            at = found[0]
         _reply, _id, answered = self._pending.pop(at)
         if not answered.done():
             answered.set_exception(error)

@@ -23,6 +23,8 @@ class PushServer:
         self.queue = queue
         self.frames: List[Dict[str, Any]] = []
         self.refuse_receive: Optional[Dict[str, str]] = None
+        #: Leave ack, nack and extend unanswered (a connection about to drop), or answer them.
+        self.silent = False
         self._messages: List[Dict[str, Any]] = []
         self._consumers: List[Dict[str, Any]] = []
         self._loop = asyncio.new_event_loop()
@@ -53,6 +55,11 @@ class PushServer:
         """Cuts every open connection without a close handshake."""
         for consumer in list(self._consumers):
             self._loop.call_soon_threadsafe(consumer["socket"].transport.abort)
+
+    def broadcast(self, frame: Dict[str, Any]) -> None:
+        """Sends ``frame`` to every consumer's connection, unasked."""
+        for consumer in list(self._consumers):
+            asyncio.run_coroutine_threadsafe(consumer["socket"].send(json.dumps(frame)), self._loop).result()
 
     def close(self) -> None:
         self._server.close()
@@ -109,9 +116,13 @@ class PushServer:
                     consumer = None
                     await socket.send(json.dumps({"type": "stopped", "queue": self.queue}))
                     continue
+                if self.silent:
+                    continue
                 message = next((m for m in self._messages if m["id"] == frame.get("id")), None)
                 if message is None or message.get("lease", {}).get("receipt") != frame.get("receipt"):
+                    # As the service does: the error repeats the frame's queue and id.
                     error = {"type": "error", "code": "conflict", "message": f"receipt of {frame.get('id')} is stale"}
+                    error.update(queue=frame.get("queue"), id=frame.get("id"))
                     await socket.send(json.dumps(error))
                     continue
                 if action == "ack":

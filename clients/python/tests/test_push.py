@@ -102,6 +102,34 @@ def test_ack_without_a_connection_raises(server: PushServer) -> None:
     asyncio.run(run())
 
 
+def test_an_error_frame_answers_the_request_it_names(server: PushServer) -> None:
+    """However many older requests wait (answers come in any order); one naming none answers none."""
+    _, client = clients(server)
+
+    async def run() -> None:
+        receiver = await client.receive(QUEUE, max=2)
+        server.send("a")
+        server.send("b")
+        a = await asyncio.wait_for(receiver.__anext__(), TIMEOUT)
+        b = await asyncio.wait_for(receiver.__anext__(), TIMEOUT)
+        server.silent = True
+        ack_a = asyncio.ensure_future(receiver.ack(a))
+        while not server.frames or server.frames[-1].get("action") != "ack":
+            await asyncio.sleep(0.01)
+        server.broadcast({"type": "error", "code": "conflict", "message": "not yours", "queue": QUEUE, "id": "nobody"})
+        server.silent = False
+        with pytest.raises(FrameError) as stale:
+            await asyncio.wait_for(receiver.ack({**b, "receipt": "stale"}), TIMEOUT)
+        assert stale.value.code == "conflict"
+        assert not ack_a.done()
+        server.drop_connections()
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.wait_for(ack_a, TIMEOUT)
+        await receiver.close()
+
+    asyncio.run(run())
+
+
 def test_pings_an_idle_connection(server: PushServer) -> None:
     client, _ = clients(server)
     with client.receive(QUEUE, ping_interval=0.02):

@@ -35,7 +35,7 @@ type ServerFrame =
   | { type: 'receiving' | 'stopped'; queue: string }
   | ({ type: 'delivery' } & Delivery)
   | { type: Reply; queue: string; id: string }
-  | { type: 'error'; code: string; message: string; id?: string }
+  | { type: 'error'; code: string; message: string; queue?: string; id?: string }
   | { type: string };
 
 /** An ack, nack or extend that the connection it was sent on did not answer before it closed. */
@@ -201,10 +201,10 @@ export class PushReceiver implements AsyncIterable<Delivery> {
             socket.close();
             return;
           }
-          // Frames of one connection are answered in order: an error answers the oldest request.
+          // Answers may arrive in any order: an error names the request it answers by id. One
+          // without (from a server that does not say) is taken to answer the oldest request.
           const at = frame.id === undefined ? 0 : this.pending.findIndex((p) => p.id === frame.id);
-          const [request] = this.pending.splice(Math.max(at, 0), 1);
-          request?.reject(error);
+          if (at >= 0) this.pending.splice(at, 1)[0]?.reject(error);
         }
       };
     });

@@ -77,17 +77,22 @@ async function subscribeInOrder(
   // delivered: the cursor starts at the channel's current end.
   let cursor = after ?? (await driver.last(channel));
   let closed = false;
-  let chain: Promise<void> = Promise.resolve();
   const log = (message: string, error: unknown) =>
     console.error(JSON.stringify({ level: 'ERROR', message, channel, error: String(error) }));
 
-  const deliver = async (event: PublishedEvent) => {
+  /** Hands the event to the handler unless delivered already; a promise only while the handler's runs. */
+  const deliver = (event: PublishedEvent): Promise<void> | undefined => {
     if (closed) return;
     const seq = Number(event.id);
     if (seq <= cursor) return;
     cursor = seq;
     try {
-      await handler(event);
+      const result = handler(event) as unknown;
+      if (typeof (result as PromiseLike<void> | undefined)?.then === 'function') {
+        return Promise.resolve(result as PromiseLike<void>).then(undefined, (error) =>
+          log('event handler failed', error),
+        );
+      }
     } catch (error) {
       log('event handler failed', error);
     }
@@ -113,31 +118,57 @@ async function subscribeInOrder(
       }
     }
   };
-  const enqueue = (task: () => Promise<void>) => {
-    chain = chain.then(task).catch((error) => log('subscription task failed', error));
-  };
 
-  const unsubscribe = await driver.subscribe(
-    channel,
-    (event) =>
-      enqueue(async () => {
-        const seq = Number(event.id);
-        if (seq > cursor + 1) await catchUpReliably(seq - 1);
-        await deliver(event);
-      }),
-    () => enqueue(() => catchUpReliably(Number.MAX_SAFE_INTEGER)),
+  // Tasks run one at a time in arrival order. A task that finishes at once (an event next in
+  // order, a handler that returns no promise) runs in the driver's callback with no promise of its
+  // own; one that returns a promise holds the tasks behind it until it settles.
+  type Task = () => Promise<void> | undefined;
+  const tasks: Task[] = [];
+  let running = false;
+  const drain = (): void => {
+    running = true;
+    for (let task = tasks.shift(); task; task = tasks.shift()) {
+      let pending: Promise<void> | undefined;
+      try {
+        pending = task();
+      } catch (error) {
+        log('subscription task failed', error);
+      }
+      if (pending) {
+        pending.then(drain, (error) => {
+          log('subscription task failed', error);
+          drain();
+        });
+        return;
+      }
+    }
+    running = false;
+  };
+  const enqueue = (task: Task) => {
+    tasks.push(task);
+    if (!running) drain();
+  };
+  const onLive = (event: PublishedEvent) =>
+    enqueue(() => {
+      const seq = Number(event.id);
+      if (seq > cursor + 1) return catchUpReliably(seq - 1).then(() => deliver(event));
+      return deliver(event);
+    });
+
+  // Live events wait behind the first catch-up: events published before the subscription was
+  // confirmed (or after `after`) come from history. If it fails, subscribe fails.
+  running = true;
+  const unsubscribe = await driver.subscribe(channel, onLive, () =>
+    enqueue(() => catchUpReliably(Number.MAX_SAFE_INTEGER)),
   );
-  // Events published before the subscription was confirmed (or after `after`) come from history.
-  // Live events queue behind this first catch-up; if it fails, subscribe fails.
-  const initial = chain.then(() => catchUp(Number.MAX_SAFE_INTEGER));
-  chain = initial.catch(() => {});
   try {
-    await initial;
+    await catchUp(Number.MAX_SAFE_INTEGER);
   } catch (error) {
     closed = true;
     await unsubscribe().catch(() => {});
     throw error;
   }
+  drain();
   return async () => {
     closed = true;
     await unsubscribe();

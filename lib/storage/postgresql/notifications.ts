@@ -9,6 +9,11 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
   const stops = new Map<string, Promise<(() => Promise<void>) | undefined>>();
   /** Channels whose LISTEN is established. */
   const live = new Set<string>();
+  /**
+   * Channels a caller stopped waiting for before their LISTEN was established: notifications
+   * sent meanwhile were never heard, so handlers are told once it is (as after a reconnect).
+   */
+  const unheard = new Set<string>();
   /** Why LISTEN cannot work on this connection, once a check found out (waits poll instead). */
   let mismatch: PoolerMismatchError | undefined;
   const noteFailure = (error: unknown) => {
@@ -21,7 +26,12 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
   const closed = new Promise<void>((resolve) => {
     endWaits = resolve;
   });
-  /** Starts listening on `channel` once; after a failure, again on a later call (not before 1 s). */
+  /** Failed starts in a row, by channel (the next retry waits longer). */
+  const failures = new Map<string, number>();
+  /**
+   * Starts listening on `channel` once. After a failure it starts again by itself while anyone
+   * handles the channel (1 s, doubling to 30 s), or on a later call; never when LISTEN cannot work here.
+   */
   const start = (channel: string) => {
     let stop = stops.get(channel);
     if (stop) return stop;
@@ -44,6 +54,8 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
         },
       });
       live.add(channel);
+      failures.delete(channel);
+      if (unheard.delete(channel)) dispatch(undefined);
       return async () => {
         live.delete(channel);
         await stop();
@@ -52,7 +64,18 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
     // Listening is an optimisation: when it fails, polling still finds everything.
     stop.catch((error) => {
       noteFailure(error);
-      setTimeout(() => stops.delete(channel), 1000).unref();
+      const failed = (failures.get(channel) ?? 0) + 1;
+      failures.set(channel, failed);
+      setTimeout(
+        () => {
+          stops.delete(channel);
+          if (state.closed || mismatch !== undefined || !handlers.get(channel)?.size) return;
+          // Its waiters poll meanwhile; what was sent before it starts is never heard.
+          unheard.add(channel);
+          start(channel).catch(() => {});
+        },
+        Math.min(1000 * 2 ** (failed - 1), 30_000),
+      ).unref();
     });
     stops.set(channel, stop);
     return stop;
@@ -73,14 +96,20 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
       set.add(handler);
       return () => set.delete(handler);
     },
-    /** Starts listening on `channel`; resolves once notifications flow, or when they cannot, or after `maxWaitMs`. */
+    /**
+     * Starts listening on `channel`; resolves once notifications flow, or when they cannot, or
+     * after `maxWaitMs` (handlers then hear `undefined` once they flow: what was sent before is lost).
+     */
     async listen(channel: string, maxWaitMs: number): Promise<void> {
       if (!enabled || state.closed) return;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         start(channel).catch(() => undefined),
         new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, maxWaitMs);
+          timer = setTimeout(() => {
+            if (!live.has(channel)) unheard.add(channel);
+            resolve();
+          }, maxWaitMs);
         }),
         closed,
       ]);
@@ -91,6 +120,8 @@ export function notifications(db: () => Promise<Sql>, enabled: boolean, state: {
       endWaits();
       handlers.clear();
       live.clear();
+      unheard.clear();
+      failures.clear();
       const all = [...stops.values()];
       stops.clear();
       for (const stop of all) stop.then((off) => off?.()).catch(() => {});

@@ -69,6 +69,23 @@ const MAX_SWEEP_BATCHES = 100;
 
 const nullable = (text: string | null | undefined) => (text === '' || text == null ? null : text);
 
+/** Names whose keys `memo` keeps; past that it starts again (a name's keys are cheap to rebuild). */
+const MEMO_NAMES = 1000;
+
+/** `build` remembered per name: the hot paths build a queue's or channel's keys once, not per call. */
+function memo<T>(build: (name: string) => T): (name: string) => T {
+  const built = new Map<string, T>();
+  return (name) => {
+    let value = built.get(name);
+    if (value === undefined) {
+      if (built.size >= MEMO_NAMES) built.clear();
+      value = build(name);
+      built.set(name, value);
+    }
+    return value;
+  };
+}
+
 export function createRedisDriver(config: StorageConfig, options: RedisDriverOptions = {}): Driver {
   const client = options.client ?? createRedisClient(config);
   const owned = options.client === undefined;
@@ -371,7 +388,9 @@ function redisSessions(client: RedisClient, run: ScriptCaller, prefix: string): 
         (clusterId) => clusterId,
       ),
     async isClusterActive(clusterId) {
-      return run('sessionIsClusterActive', [clusters], [clusterId]);
+      // The cluster's index expires with its latest session (index_add), so Redis's clock
+      // answers with one plain command, exactly as `get` of that session would.
+      return (await client.exists(keys.cluster(clusterId))) === 1;
     },
   };
 }
@@ -494,25 +513,21 @@ function redisQueues(
 ): QueueDriver {
   const maxAttempts = config.queues.maxAttempts;
   const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
-  const keysOf = (queue: string) => {
+  const keysOf = memo((queue: string) => {
     const q = queueKeys(prefix, queue);
-    return {
-      base: q.base,
-      notify: q.notify,
-      keys: [q.ready, q.delayed, q.inflight, q.dead, q.notify] as [string, string, string, string, string],
-    };
-  };
+    return { notify: q.notify, keys: [q.base] as [string] };
+  });
   const leaseResult = (outcome: 'ok' | 'stale' | 'missing', id: string) => {
     if (outcome === 'missing') throw new NotFoundError(`message ${id} not found`);
     if (outcome === 'stale') throw new ConflictError(`receipt for message ${id} is stale: the lease ended`);
   };
   return {
     async send(queue, json, delayMs, dedupId) {
-      const { base, keys } = keysOf(queue);
-      return run('queueSend', keys, [base, randomUUID(), json, delayMs, dedupId ?? '', dedupWindowMs]);
+      const { keys } = keysOf(queue);
+      return run('queueSend', keys, [randomUUID(), json, delayMs, dedupId ?? '', dedupWindowMs]);
     },
     async receive(queue, max, visibilityMs, waitMs) {
-      const { base, keys, notify } = keysOf(queue);
+      const { keys, notify } = keysOf(queue);
       const deadline = Date.now() + waitMs;
       /** Counted as waiting by the last script call (sends wake only counted long polls). */
       let waited = false;
@@ -521,7 +536,6 @@ function redisQueues(
         const receiptPrefix = `${randomUUID()}.`;
         const left = blocking.closed ? 0 : deadline - Date.now();
         const { messages, dueInMs: dueIn } = await run('queueReceive', keys, [
-          base,
           max,
           visibilityMs,
           maxAttempts,
@@ -548,28 +562,28 @@ function redisQueues(
       }
     },
     async ack(queue, id, receipt) {
-      const { base, keys } = keysOf(queue);
-      leaseResult(await run('queueAck', keys, [base, id, receipt]), id);
+      const { keys } = keysOf(queue);
+      leaseResult(await run('queueAck', keys, [id, receipt]), id);
     },
     async nack(queue, id, receipt, delayMs) {
-      const { base, keys } = keysOf(queue);
-      leaseResult(await run('queueNack', keys, [base, id, receipt, delayMs, maxAttempts]), id);
+      const { keys } = keysOf(queue);
+      leaseResult(await run('queueNack', keys, [id, receipt, delayMs, maxAttempts]), id);
     },
     async extend(queue, id, receipt, visibilityMs) {
-      const { base, keys } = keysOf(queue);
-      leaseResult(await run('queueExtend', keys, [base, id, receipt, visibilityMs]), id);
+      const { keys } = keysOf(queue);
+      leaseResult(await run('queueExtend', keys, [id, receipt, visibilityMs]), id);
     },
     async stats(queue) {
-      const { base, keys } = keysOf(queue);
-      return run('queueStats', keys, [base, maxAttempts]);
+      const { keys } = keysOf(queue);
+      return run('queueStats', keys, [maxAttempts]);
     },
     async deadLetters(queue, limit) {
-      const { base, keys } = keysOf(queue);
-      return run('queueDeadLetters', keys, [base, maxAttempts, limit]);
+      const { keys } = keysOf(queue);
+      return run('queueDeadLetters', keys, [maxAttempts, limit]);
     },
     async redrive(queue, limit) {
-      const { base, keys } = keysOf(queue);
-      return run('queueRedrive', keys, [base, maxAttempts, limit]);
+      const { keys } = keysOf(queue);
+      return run('queueRedrive', keys, [maxAttempts, limit]);
     },
   };
 }
@@ -672,7 +686,7 @@ function redisEvents(
   prefix: string,
   hub: SubscriberHub,
 ): EventDriver {
-  const keysOf = (channel: string) => eventKeys(prefix, channel);
+  const keysOf = memo((channel: string) => eventKeys(prefix, channel));
   return {
     async publish(channel, json, maxHistory) {
       const { stream, counter, live } = keysOf(channel);

@@ -2,13 +2,12 @@
 
 const includesNow = `local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return t[1] * 1000 + math.floor(t[2] / 1000)
 end
 `;
 const includesMsText = `local function ms_text(n) return string.format('%.0f', n) end
 `;
 const includesConnectionHelpers = includesNow + `local GRACE = 3600000
--- Removes the connection from every channel it is subscribed to, and its channel set.
 local function drop_channels(base, id)
   local chans = base .. 'chans:' .. id
   for _, channel in ipairs(redis.call('SMEMBERS', chans)) do
@@ -16,23 +15,19 @@ local function drop_channels(base, id)
   end
   redis.call('DEL', chans)
 end
--- The connection's expiry ms when it is live, else nil.
 local function live_exp(base, id, now)
   local exp = tonumber(redis.call('HGET', base .. 'conn:' .. id, 'exp'))
   if exp and exp > now then return exp end
   return nil
 end
--- Makes a key live at least until at (never shortens it).
 local function keep_until(key, at, now)
   local left = redis.call('PTTL', key)
   if left < 0 or now + left < at then redis.call('PEXPIREAT', key, at) end
 end
--- Whether the connection is live and was opened with the token.
 local function live_of_token(base, id, token, now)
   local f = redis.call('HMGET', base .. 'conn:' .. id, 'token', 'exp')
   return f[1] == token and tonumber(f[2]) ~= nil and tonumber(f[2]) > now
 end
--- Removes the connection from its token's indexes.
 local function drop_token(base, id)
   local token = redis.call('HGET', base .. 'tokenof', id)
   if token then redis.call('ZREM', base .. 'tok:' .. token, id) end
@@ -41,18 +36,16 @@ local function drop_token(base, id)
 end
 `;
 const includesQueueHelpers = includesNow + `
-local READY, DELAYED, INFLIGHT, DEAD, NOTIFY = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local BASE = KEYS[1]
+local READY, DELAYED, INFLIGHT, DEAD, NOTIFY = BASE .. 'ready', BASE .. 'delayed', BASE .. 'inflight',
+  BASE .. 'dead', BASE .. 'notify'
 local function wake()
   redis.call('LPUSH', NOTIFY, 1)
   redis.call('LTRIM', NOTIFY, 0, 63)
 end
--- NOTIFY .. ':w' counts the long polls between an empty receive and the next one (queueReceive
--- keeps it). A send wakes only when one waits: with none, the LPUSH and LTRIM are saved. A poll
--- that never came back leaves the count high until the key expires: extra wake-ups, never a lost one.
 local function wake_waiter()
   if redis.call('EXISTS', NOTIFY .. ':w') == 1 then wake() end
 end
--- Moves due delayed messages to ready and ends expired leases (bounded work per call).
 local function settle(base, now, max_attempts)
   local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, 1000)
   for _, id in ipairs(due) do
@@ -69,17 +62,13 @@ local function settle(base, now, max_attempts)
     if a then
       if tonumber(a) >= max_attempts then
         redis.call('HDEL', m, 'r')
-        -- It died when its last lease ended, not when this call noticed.
         redis.call('ZADD', DEAD, ended[i + 1], id)
       else
-        -- The receipt stays valid until the next delivery replaces it: a late ack still counts.
         redis.call('ZADD', READY, redis.call('HGET', m, 's'), id)
       end
     end
   end
 end
--- Checks a lease: 'missing', 'stale' or the message key. A lease that ended is honoured until
--- the message is delivered again (which replaces the receipt) or dies (which clears it).
 local function lease(base, id, receipt)
   local m = base .. 'm:' .. id
   local r = redis.call('HMGET', m, 's', 'r')
@@ -90,7 +79,6 @@ end
 `;
 const includesSessionHelpers = includesNow + `
 local FIELDS = {'cluster', 'user', 'corr', 'svc', 'data', 'created', 'last', 'exp', 'ttl'}
--- Keeps an index key alive exactly as long as its latest member.
 local function index_add(key, score, member)
   redis.call('ZADD', key, score, member)
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
@@ -102,7 +90,6 @@ local function index_remove(key, member, now)
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if top[2] then redis.call('PEXPIREAT', key, top[2]) end
 end
--- clusters: cluster id → the latest expiry among its sessions.
 local function refresh_cluster(base, clusters, cluster, now)
   local ckey = base .. 'cluster:' .. cluster
   redis.call('ZREMRANGEBYSCORE', ckey, '-inf', now)
@@ -151,7 +138,6 @@ export const auditQuery = includesNow + includesMsText + `
 local base, identity, limit = ARGV[1], ARGV[2], tonumber(ARGV[5])
 local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
 if #first == 0 then return {} end
--- Entries older than the log's first (trimmed by count) or than maxAge are never answered.
 local floor = math.max(0, now_ms() - tonumber(ARGV[7]))
 if ARGV[3] ~= '' and tonumber(ARGV[3]) > floor then floor = tonumber(ARGV[3]) end
 local start = ms_text(floor) .. '-0'
@@ -305,7 +291,6 @@ local tokexp = base .. 'tokexp'
 local now = now_ms()
 local out = {}
 while #out < limit do
-  -- Live members stay, dead ones are removed: the next batch starts after the live ones found.
   local batch = redis.call('ZRANGEBYSCORE', tokexp, '-inf', now, 'LIMIT', #out, limit - #out)
   if #batch == 0 then break end
   for _, id in ipairs(batch) do
@@ -380,10 +365,9 @@ export const eventPublish = includesNow + `
 local seq = redis.call('INCR', KEYS[2])
 local now = now_ms()
 redis.call('XADD', KEYS[1], 'MAXLEN', '=', ARGV[2], seq .. '-1', 'm', ARGV[1], 't', now)
--- History is the record; live delivery is best effort (subscribers fill gaps from history),
--- so a refused PUBLISH must not fail a publish that is already stored.
-redis.pcall('PUBLISH', ARGV[3], seq .. ':' .. now .. ':' .. ARGV[1])
-return {seq, now}`;
+local head = seq .. ':' .. now
+redis.pcall('PUBLISH', ARGV[3], head .. ':' .. ARGV[1])
+return head`;
 export const kvExpire = `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[1] == '' then redis.call('PERSIST', KEYS[1])
 elseif ARGV[1] == 'ttl' then redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -408,19 +392,18 @@ if text == '-0' then text = '0' end
 if v then redis.call('SET', KEYS[1], text, 'KEEPTTL') else redis.call('SET', KEYS[1], text) end
 return text`;
 export const queueAck = includesQueueHelpers + `
-local m = lease(ARGV[1], ARGV[2], ARGV[3])
+local m = lease(BASE, ARGV[1], ARGV[2])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
 redis.call('DEL', m)
-redis.call('ZREM', INFLIGHT, ARGV[2])
-redis.call('ZREM', READY, ARGV[2])
+if redis.call('ZREM', INFLIGHT, ARGV[1]) == 0 then redis.call('ZREM', READY, ARGV[1]) end
 return 1`;
 export const queueDeadLetters = includesQueueHelpers + `
-settle(ARGV[1], now_ms(), tonumber(ARGV[2]))
-local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
+settle(BASE, now_ms(), tonumber(ARGV[1]))
+local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
 local out = {}
 for i = 1, #dead, 2 do
-  local f = redis.call('HMGET', ARGV[1] .. 'm:' .. dead[i], 'p', 'a', 'e')
+  local f = redis.call('HMGET', BASE .. 'm:' .. dead[i], 'p', 'a', 'e')
   if f[1] then
     out[#out + 1] = dead[i]
     out[#out + 1] = f[1]
@@ -431,23 +414,23 @@ for i = 1, #dead, 2 do
 end
 return out`;
 export const queueExtend = includesQueueHelpers + `
-local m = lease(ARGV[1], ARGV[2], ARGV[3])
+local m = lease(BASE, ARGV[1], ARGV[2])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
-redis.call('ZREM', READY, ARGV[2])
-redis.call('ZADD', INFLIGHT, now_ms() + tonumber(ARGV[4]), ARGV[2])
+redis.call('ZREM', READY, ARGV[1])
+redis.call('ZADD', INFLIGHT, now_ms() + tonumber(ARGV[3]), ARGV[1])
 wake() -- a shorter lease ends sooner: a long poll recomputes when to look again
 return 1`;
 export const queueNack = includesQueueHelpers + `
-local id, delay = ARGV[2], tonumber(ARGV[4])
-local m = lease(ARGV[1], id, ARGV[3])
+local id, delay = ARGV[1], tonumber(ARGV[3])
+local m = lease(BASE, id, ARGV[2])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
 local now = now_ms()
 redis.call('ZREM', INFLIGHT, id)
 redis.call('ZREM', READY, id)
 redis.call('HDEL', m, 'r')
-if tonumber(redis.call('HGET', m, 'a')) >= tonumber(ARGV[5]) then
+if tonumber(redis.call('HGET', m, 'a')) >= tonumber(ARGV[4]) then
   redis.call('ZADD', DEAD, now, id)
   return 1
 end
@@ -459,23 +442,23 @@ end
 wake() -- a long poll takes it, or recomputes when the delay passes
 return 1`;
 export const queueReceive = includesQueueHelpers + `
-local base, max, vis = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local base, max, vis = BASE, tonumber(ARGV[1]), tonumber(ARGV[2])
 local waiters = NOTIFY .. ':w'
-if ARGV[6] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
+if ARGV[5] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
 local now = now_ms()
-settle(base, now, tonumber(ARGV[4]))
+settle(base, now, tonumber(ARGV[3]))
 local popped = redis.call('ZPOPMIN', READY, max)
 local out = {0, -1}
 local n = 0
 for i = 1, #popped, 2 do
   local id = popped[i]
   local m = base .. 'm:' .. id
-  local fields = redis.call('HMGET', m, 'p', 'e')
+  local fields = redis.call('HMGET', m, 'p', 'e', 'a')
   if fields[1] then
     n = n + 1
-    local attempts = redis.call('HINCRBY', m, 'a', 1)
-    local receipt = ARGV[5] .. n
-    redis.call('HSET', m, 'r', receipt)
+    local attempts = (tonumber(fields[3]) or 0) + 1
+    local receipt = ARGV[4] .. n
+    redis.call('HSET', m, 'a', attempts, 'r', receipt)
     redis.call('ZADD', INFLIGHT, now + vis, id)
     out[#out + 1] = id
     out[#out + 1] = receipt
@@ -485,35 +468,30 @@ for i = 1, #popped, 2 do
   end
 end
 out[1] = n
--- More visible than this call took: pass the wake-up on to the next long poll.
-if n > 0 and redis.call('ZCARD', READY) > 0 then wake_waiter() end
+if n > 0 and redis.call('EXISTS', waiters) == 1 and redis.call('ZCARD', READY) > 0 then wake() end
 if n == 0 then
-  -- Nothing visible: stale wake-up tokens would only make long polls spin.
   redis.call('DEL', NOTIFY)
   local d = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
   local f = redis.call('ZRANGE', INFLIGHT, 0, 0, 'WITHSCORES')
   local next_due = -1
   if d[2] then next_due = tonumber(d[2]) end
   if f[2] and (next_due < 0 or tonumber(f[2]) < next_due) then next_due = tonumber(f[2]) end
-  -- Milliseconds from now by this server's clock: the client's clock may differ.
   if next_due >= 0 then out[2] = math.max(0, next_due - now) end
-  -- Counted before this script ends, so a send that follows sees the waiter and wakes it.
-  local wait = tonumber(ARGV[7])
+  local wait = tonumber(ARGV[6])
   if wait > 0 then
     redis.call('INCR', waiters)
-    -- Outlives the wait (and a blocking command's timeout); only ever lengthened.
     local ttl = wait + 60000
     if redis.call('PTTL', waiters) < ttl then redis.call('PEXPIRE', waiters, ttl) end
   end
 end
 return out`;
 export const queueRedrive = includesQueueHelpers + `
-settle(ARGV[1], now_ms(), tonumber(ARGV[2]))
-local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[3]) - 1)
+settle(BASE, now_ms(), tonumber(ARGV[1]))
+local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[2]) - 1)
 local moved = 0
 for _, id in ipairs(dead) do
   redis.call('ZREM', DEAD, id)
-  local m = ARGV[1] .. 'm:' .. id
+  local m = BASE .. 'm:' .. id
   local s = redis.call('HGET', m, 's')
   if s then
     redis.call('HSET', m, 'a', 0)
@@ -524,26 +502,25 @@ end
 if moved > 0 then wake() end
 return moved`;
 export const queueSend = includesQueueHelpers + `
-local base, id, delay, dedup = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5]
+local base, id, delay, dedup = BASE, ARGV[1], tonumber(ARGV[3]), ARGV[4]
 if dedup ~= '' then
   local first = redis.call('GET', base .. 'dd:' .. dedup)
   if first then return {first, 1} end
-  redis.call('SET', base .. 'dd:' .. dedup, id, 'PX', ARGV[6])
+  redis.call('SET', base .. 'dd:' .. dedup, id, 'PX', ARGV[5])
 end
 local now = now_ms()
 local seq = redis.call('INCR', base .. 'seq')
-redis.call('HSET', base .. 'm:' .. id, 'p', ARGV[3], 's', seq, 'e', now, 'a', 0)
+redis.call('HSET', base .. 'm:' .. id, 'p', ARGV[2], 's', seq, 'e', now, 'a', 0)
 if delay > 0 then
   redis.call('ZADD', DELAYED, now + delay, id)
 else
   redis.call('ZADD', READY, seq, id)
 end
--- Wakes one long poll: it takes the message, or recomputes when the delay passes.
 wake_waiter()
 return {id, 0}`;
 export const queueStats = includesQueueHelpers + `
 local now = now_ms()
-settle(ARGV[1], now, tonumber(ARGV[2]))
+settle(BASE, now, tonumber(ARGV[1]))
 local waiting = redis.call('ZCARD', READY) + redis.call('ZCARD', DELAYED)
 local delayed = redis.call('ZCOUNT', DELAYED, '(' .. now, '+inf')
 return {waiting, delayed, redis.call('ZCARD', INFLIGHT), redis.call('ZCARD', DEAD)}`;
@@ -589,9 +566,25 @@ redis.call('HSET', key, 'cluster', cluster, 'user', ARGV[4], 'corr', corr, 'svc'
   'created', string.format('%.0f', created), 'last', string.format('%.0f', last), 'exp', string.format('%.0f', exp),
   'ttl', ttl)
 redis.call('PEXPIREAT', key, exp)
-index_add(base .. 'cluster:' .. cluster, exp, id)
 if corr ~= '' then index_add(base .. 'corr:' .. corr, exp, id) end
-refresh_cluster(base, KEYS[1], cluster, now)
+local ckey, clusters, names = base .. 'cluster:' .. cluster, KEYS[1], base .. 'names'
+redis.call('ZADD', ckey, exp, id)
+redis.call('ZREMRANGEBYSCORE', ckey, '-inf', now)
+local top = redis.call('ZRANGE', ckey, -1, -1, 'WITHSCORES')[2]
+if not top then
+  redis.call('ZREM', clusters, cluster)
+  redis.call('ZREM', names, cluster)
+  return {created, exp, last}
+end
+redis.call('PEXPIREAT', ckey, top)
+local latest = redis.call('ZRANGE', clusters, -1, -1, 'WITHSCORES')[2]
+local named = redis.call('ZADD', clusters, top, cluster) == 1 and redis.call('ZADD', names, 0, cluster) == 1
+if not latest or tonumber(top) > tonumber(latest) then
+  redis.call('PEXPIREAT', clusters, top)
+  redis.call('PEXPIREAT', names, top)
+elseif named then
+  redis.call('PEXPIREAT', names, latest)
+end
 return {created, exp, last}`;
 export const sessionEnd = includesSessionHelpers + `
 local base, id = ARGV[1], ARGV[2]
@@ -604,10 +597,6 @@ index_remove(base .. 'cluster:' .. s[1], id, now)
 if s[2] ~= '' then index_remove(base .. 'corr:' .. s[2], id, now) end
 refresh_cluster(base, KEYS[1], s[1], now)
 return 1`;
-export const sessionIsClusterActive = includesNow + `
-local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if exp and tonumber(exp) > now_ms() then return 1 end
-return 0`;
 export const sessionKeepAlive = includesSessionHelpers + `
 local base, id = ARGV[1], ARGV[2]
 local key = base .. 'sess:' .. id
@@ -704,7 +693,6 @@ if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
 local positions = redis.call('ZRANGEBYLEX', order, from, '+', 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {0, ''}
 for _, position in ipairs(positions) do
-  -- The position is the 24-character ISO time, '|', the id.
   local id = string.sub(position, 26)
   local hash = redis.call('HGET', ids, id)
   local record = hash and redis.call('GET', base .. 'h:' .. hash)
@@ -726,7 +714,6 @@ while i <= #queue do
   if hash and redis.call('DEL', base .. 'h:' .. hash) == 1 then
     revoked[#revoked + 1] = id
   elseif i == 1 then
-    -- Not live: nothing revoked (what is below an expired token has expired with it).
     queue = {}
   end
   if #queue > 0 then

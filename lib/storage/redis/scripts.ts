@@ -57,7 +57,8 @@ type Key = [key: string];
 type Clusters = [clusters: string];
 type Ids = [ids: string];
 type Conns = [conns: string];
-type QueueSets = [ready: string, delayed: string, inflight: string, dead: string, notify: string];
+/** A queue's base (keys.ts, queueKeys): its scripts build the queue's keys from it. */
+type QueueBase = [base: string];
 type Deliveries = [deliveries: string];
 type ConsumerSets = [consumers: string, deliveries: string];
 /** Flat hash field/value pairs, as HGETALL answers them. */
@@ -115,25 +116,19 @@ export const scripts = {
     2,
     asPage,
   ),
-  sessionIsClusterActive: define<Clusters, [clusterId: string], boolean>(
-    lua.sessionIsClusterActive,
-    1,
-    isOne,
-  ),
   sessionSweep: define<Clusters, [base: string, batch: number], number>(lua.sessionSweep, 1, asNumber),
 
   queueSend: define<
-    QueueSets,
-    [base: string, id: string, payload: string, delayMs: number, dedupId: string, dedupWindowMs: number],
+    QueueBase,
+    [id: string, payload: string, delayMs: number, dedupId: string, dedupWindowMs: number],
     { id: string; duplicate: boolean }
-  >(lua.queueSend, 5, (r) => {
+  >(lua.queueSend, 1, (r) => {
     const [id, duplicate] = r as [string, number];
     return { id, duplicate: duplicate === 1 };
   }),
   queueReceive: define<
-    QueueSets,
+    QueueBase,
     [
-      base: string,
       max: number,
       visibilityMs: number,
       maxAttempts: number,
@@ -143,7 +138,7 @@ export const scripts = {
     ],
     /** dueInMs: until a delay passes or a lease ends, by Redis's clock; -1 = nothing due. */
     { messages: ReceivedMessage[]; dueInMs: number }
-  >(lua.queueReceive, 5, (r) => {
+  >(lua.queueReceive, 1, (r) => {
     const reply = r as Reply[];
     const count = Number(reply[0]);
     const messages: ReceivedMessage[] = [];
@@ -158,33 +153,29 @@ export const scripts = {
     }
     return { messages, dueInMs: Number(reply[1]) };
   }),
-  queueWake: define<QueueSets, [waited: '1' | '', wake: '1' | ''], number>(lua.queueWake, 5, asNumber),
-  queueAck: define<QueueSets, [base: string, id: string, receipt: string], LeaseOutcome>(
-    lua.queueAck,
-    5,
+  queueWake: define<QueueBase, [waited: '1' | '', wake: '1' | ''], number>(lua.queueWake, 1, asNumber),
+  queueAck: define<QueueBase, [id: string, receipt: string], LeaseOutcome>(lua.queueAck, 1, asLease),
+  queueNack: define<
+    QueueBase,
+    [id: string, receipt: string, delayMs: number, maxAttempts: number],
+    LeaseOutcome
+  >(lua.queueNack, 1, asLease),
+  queueExtend: define<QueueBase, [id: string, receipt: string, visibilityMs: number], LeaseOutcome>(
+    lua.queueExtend,
+    1,
     asLease,
   ),
-  queueNack: define<
-    QueueSets,
-    [base: string, id: string, receipt: string, delayMs: number, maxAttempts: number],
-    LeaseOutcome
-  >(lua.queueNack, 5, asLease),
-  queueExtend: define<
-    QueueSets,
-    [base: string, id: string, receipt: string, visibilityMs: number],
-    LeaseOutcome
-  >(lua.queueExtend, 5, asLease),
   queueStats: define<
-    QueueSets,
-    [base: string, maxAttempts: number],
+    QueueBase,
+    [maxAttempts: number],
     { depth: number; delayed: number; inFlight: number; dead: number }
-  >(lua.queueStats, 5, (r) => {
+  >(lua.queueStats, 1, (r) => {
     const [depth, delayed, inFlight, dead] = r as number[];
     return { depth: Number(depth), delayed: Number(delayed), inFlight: Number(inFlight), dead: Number(dead) };
   }),
-  queueDeadLetters: define<QueueSets, [base: string, maxAttempts: number, limit: number], DeadMessage[]>(
+  queueDeadLetters: define<QueueBase, [maxAttempts: number, limit: number], DeadMessage[]>(
     lua.queueDeadLetters,
-    5,
+    1,
     (r) => {
       const flat = r as string[];
       const out: DeadMessage[] = [];
@@ -200,9 +191,9 @@ export const scripts = {
       return out;
     },
   ),
-  queueRedrive: define<QueueSets, [base: string, maxAttempts: number, limit: number], number>(
+  queueRedrive: define<QueueBase, [maxAttempts: number, limit: number], number>(
     lua.queueRedrive,
-    5,
+    1,
     asNumber,
   ),
 
@@ -211,8 +202,9 @@ export const scripts = {
     [json: string, maxHistory: number, live: string],
     { seq: number; publishedMs: number }
   >(lua.eventPublish, 2, (r) => {
-    const [seq, ms] = r as [number, number];
-    return { seq: Number(seq), publishedMs: Number(ms) };
+    const head = r as string;
+    const at = head.indexOf(':');
+    return { seq: Number(head.slice(0, at)), publishedMs: Number(head.slice(at + 1)) };
   }),
 
   tokenInsert: define<
@@ -427,8 +419,8 @@ export function scriptCaller(client: RedisClient): ScriptCaller {
   const bound = new Map<ScriptName, (...a: Arg[]) => Promise<Reply>>();
   for (const name of Object.keys(scripts) as ScriptName[])
     bound.set(name, commands[`kst_${name}`]!.bind(client));
-  return async (name, keys, args) => {
-    const reply = await bound.get(name)!(...keys, ...args);
-    return scripts[name].decode(reply) as ReturnType<(typeof scripts)[typeof name]['decode']>;
-  };
+  return (name, keys, args) =>
+    bound.get(name)!(...keys, ...args).then(
+      scripts[name].decode as (reply: Reply) => ReturnType<(typeof scripts)[typeof name]['decode']>,
+    );
 }

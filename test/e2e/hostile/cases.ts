@@ -149,7 +149,11 @@ export interface WsCase {
   /** Between opening the connection and sending the frame: revoke the token, or let it expire. */
   meanwhile?: 'revoke' | 'expire';
   /** `closedByServer`: no frame is sent; the server closes the connection by itself. */
-  expect: { refused: number } | { code: ApiErrorCode; closes?: boolean } | { closedByServer: true };
+  /** `echo`: what the error frame repeats of a queue frame (its queue, and an ack's, nack's or extend's id). */
+  expect:
+    | { refused: number }
+    | { code: ApiErrorCode; closes?: boolean; echo?: { queue?: string; id?: string } }
+    | { closedByServer: true };
   needs?: string;
 }
 
@@ -1559,6 +1563,11 @@ const frame = (
   expect: { code },
   ...(needs ? { needs } : {}),
 });
+/** `c`, whose error frame repeats `echo` of its queue frame. */
+const echoing = (c: WsCase, echo: { queue?: string; id?: string }): WsCase => ({
+  ...c,
+  expect: { ...c.expect, echo } as WsCase['expect'],
+});
 const refused = (name: string, as: As, connect?: WsCase['connect'], needs?: string): WsCase => ({
   kind: 'ws',
   group: 'websocket',
@@ -1644,27 +1653,52 @@ const wsCases: WsCase[] = [
   frame('unsubscribe from a 256-byte channel', JSON.stringify({ action: 'unsubscribe', channel: NAME_256 })),
   frame('a ping with an extra field', '{"action": "ping", "channel": "hx-news"}'),
   frame('a queue receive without a queue', '{"action": "receive"}'),
-  frame('a queue ack without a receipt', '{"action": "ack", "queue": "hx-jobs", "id": "1"}'),
-  frame('a queue receive with max 0', '{"action": "receive", "queue": "hx-jobs", "max": 0}'),
-  frame('a queue receive with max 101', '{"action": "receive", "queue": "hx-jobs", "max": 101}'),
-  frame('a queue receive with max "1" as text', '{"action": "receive", "queue": "hx-jobs", "max": "1"}'),
-  frame(
-    'a queue receive with visibilityTimeout over 12 hours',
-    '{"action": "receive", "queue": "hx-jobs", "visibilityTimeout": 43201}',
+  echoing(frame('a queue ack without a receipt', '{"action": "ack", "queue": "hx-jobs", "id": "1"}'), {
+    queue: 'hx-jobs',
+    id: '1',
+  }),
+  echoing(frame('a queue receive with max 0', '{"action": "receive", "queue": "hx-jobs", "max": 0}'), {
+    queue: 'hx-jobs',
+  }),
+  echoing(frame('a queue receive with max 101', '{"action": "receive", "queue": "hx-jobs", "max": 101}'), {
+    queue: 'hx-jobs',
+  }),
+  echoing(
+    frame('a queue receive with max "1" as text', '{"action": "receive", "queue": "hx-jobs", "max": "1"}'),
+    { queue: 'hx-jobs' },
   ),
-  frame('a queue receive with a wait field', '{"action": "receive", "queue": "hx-jobs", "wait": 20}'),
-  frame(
-    'a queue extend without visibilityTimeout',
-    '{"action": "extend", "queue": "hx-jobs", "id": "1", "receipt": "r"}',
+  echoing(
+    frame(
+      'a queue receive with visibilityTimeout over 12 hours',
+      '{"action": "receive", "queue": "hx-jobs", "visibilityTimeout": 43201}',
+    ),
+    { queue: 'hx-jobs' },
   ),
-  frame(
-    'a queue nack with a negative delay',
-    '{"action": "nack", "queue": "hx-jobs", "id": "1", "receipt": "r", "delay": -1}',
+  echoing(
+    frame('a queue receive with a wait field', '{"action": "receive", "queue": "hx-jobs", "wait": 20}'),
+    { queue: 'hx-jobs' },
   ),
-  frame(
-    'a queue ack of an unknown message',
-    '{"action": "ack", "queue": "hx-jobs", "id": "nope", "receipt": "r"}',
-    'not_found',
+  echoing(
+    frame(
+      'a queue extend without visibilityTimeout',
+      '{"action": "extend", "queue": "hx-jobs", "id": "1", "receipt": "r"}',
+    ),
+    { queue: 'hx-jobs', id: '1' },
+  ),
+  echoing(
+    frame(
+      'a queue nack with a negative delay',
+      '{"action": "nack", "queue": "hx-jobs", "id": "1", "receipt": "r", "delay": -1}',
+    ),
+    { queue: 'hx-jobs', id: '1' },
+  ),
+  echoing(
+    frame(
+      'a queue ack of an unknown message',
+      '{"action": "ack", "queue": "hx-jobs", "id": "nope", "receipt": "r"}',
+      'not_found',
+    ),
+    { queue: 'hx-jobs', id: 'nope' },
   ),
   frame(
     'subscribe to team-b with a team-a-* token',
@@ -1714,23 +1748,32 @@ const wsCases: WsCase[] = [
     'forbidden',
     'starry',
   ),
-  frame(
-    'receive from team-b with a team-a-* token',
-    '{"action": "receive", "queue": "team-b-jobs"}',
-    'forbidden',
-    'teamA',
+  echoing(
+    frame(
+      'receive from team-b with a team-a-* token',
+      '{"action": "receive", "queue": "team-b-jobs"}',
+      'forbidden',
+      'teamA',
+    ),
+    { queue: 'team-b-jobs' },
   ),
-  frame(
-    'ack a team-b delivery with a team-a-* token',
-    '{"action": "ack", "queue": "team-b-jobs", "id": "1", "receipt": "r"}',
-    'forbidden',
-    'teamA',
+  echoing(
+    frame(
+      'ack a team-b delivery with a team-a-* token',
+      '{"action": "ack", "queue": "team-b-jobs", "id": "1", "receipt": "r"}',
+      'forbidden',
+      'teamA',
+    ),
+    { queue: 'team-b-jobs', id: '1' },
   ),
-  frame(
-    'stop receiving from team-b with a team-a-* token',
-    '{"action": "stop", "queue": "team-b-jobs"}',
-    'forbidden',
-    'teamA',
+  echoing(
+    frame(
+      'stop receiving from team-b with a team-a-* token',
+      '{"action": "stop", "queue": "team-b-jobs"}',
+      'forbidden',
+      'teamA',
+    ),
+    { queue: 'team-b-jobs' },
   ),
   {
     kind: 'ws',

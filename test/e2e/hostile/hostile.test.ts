@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { routeKey, routes } from '../../../functions/runtime/routes.js';
 import { freePorts, type Offline, startOffline } from '../../support/servers/offline.js';
+import { WsClient } from '../../support/ws-client.js';
 import {
   type As,
   CASES,
@@ -52,7 +53,7 @@ let offline: Offline;
 let db: pg.Client;
 let fixtures: Fixtures;
 const garbageToken = `kbs_${randomBytes(32).toString('base64url')}`;
-const sockets = new Map<string, Client>();
+const sockets = new Map<string, WsClient>();
 const results: { c: Case; passed: boolean }[] = [];
 
 beforeAll(
@@ -239,7 +240,7 @@ function send(
 async function runWs(c: WsCase): Promise<void> {
   if ('refused' in c.expect) {
     const before = await snapshot();
-    const status = await Client.refusal(
+    const status = await WsClient.refusal(
       connectUrl(c),
       c.connect?.protocol ? resolve(c.connect.protocol) : undefined,
     );
@@ -251,7 +252,7 @@ async function runWs(c: WsCase): Promise<void> {
   client.drain();
   const before = await snapshot();
   if ('closedByServer' in c.expect) {
-    await client.closed();
+    await client.closed(REPLY_TIMEOUT_MS);
     await settled();
     expect(
       changedTables(before, await snapshot()).filter((table) => !WS_TABLES.includes(table)),
@@ -262,10 +263,15 @@ async function runWs(c: WsCase): Promise<void> {
   client.send(resolve(c.frame!));
   const reply = await client.next();
   expect(JSON.stringify(reply), 'no stack trace or driver text').not.toMatch(LEAK);
-  expect(reply).toStrictEqual({ type: 'error', code: c.expect.code, message: expect.any(String) });
+  expect(reply).toStrictEqual({
+    type: 'error',
+    code: c.expect.code,
+    message: expect.any(String),
+    ...c.expect.echo,
+  });
   expect(String(reply.message).trim()).not.toBe('');
   if (c.expect.closes) {
-    await client.closed();
+    await client.closed(REPLY_TIMEOUT_MS);
     // The $disconnect that follows removes the registration: wait for it, so later cases see a quiet store.
     await settled();
   }
@@ -284,17 +290,19 @@ function connectUrl(c: WsCase): string {
 }
 
 /** One open connection per principal, reused by every case that only sends a frame. */
-async function sharedConnection(as: As): Promise<Client> {
+async function sharedConnection(as: As): Promise<WsClient> {
   let client = sockets.get(as);
   if (!client || client.socket.readyState !== WebSocket.OPEN) {
-    client = await untilOk(() => Client.open(`${offline.wsUrl}?token=${encodeURIComponent(tokenFor(as)!)}`));
+    client = await untilOk(() =>
+      WsClient.open(`${offline.wsUrl}?token=${encodeURIComponent(tokenFor(as)!)}`),
+    );
     sockets.set(as, client);
   }
   return client;
 }
 
 /** A connection on a token of its own, which is then revoked or left to expire. */
-async function ownConnection(c: WsCase): Promise<Client> {
+async function ownConnection(c: WsCase): Promise<WsClient> {
   const spec = TOKEN_SPECS[c.as as TokenName];
   const ttl = c.meanwhile === 'expire' ? 2 : undefined;
   const issued = await api('POST', '/tokens', {
@@ -303,7 +311,7 @@ async function ownConnection(c: WsCase): Promise<Client> {
     ...(ttl ? { ttl } : {}),
   });
   expect(issued.status, JSON.stringify(issued.json)).toBe(201);
-  const client = await Client.open(`${offline.wsUrl}?token=${encodeURIComponent(issued.json.token)}`);
+  const client = await WsClient.open(`${offline.wsUrl}?token=${encodeURIComponent(issued.json.token)}`);
   sockets.set(`own-${randomBytes(4).toString('hex')}`, client);
   if (c.meanwhile === 'revoke') {
     expect((await api('DELETE', `/tokens/${issued.json.id}`)).status).toBe(204);
@@ -390,17 +398,17 @@ async function warmUp(): Promise<void> {
   );
   // The authorizer, $connect, $default and $disconnect.
   await untilOk(async () => {
-    const client = await Client.open(`${offline.wsUrl}?token=${encodeURIComponent(offline.adminToken)}`);
+    const client = await WsClient.open(`${offline.wsUrl}?token=${encodeURIComponent(offline.adminToken)}`);
     try {
       client.send({ action: 'subscribe', channel: 'hx-warm' });
       await client.next();
     } finally {
       client.socket.close();
-      await client.closed();
+      await client.closed(REPLY_TIMEOUT_MS);
     }
   });
   await untilOk(async () => {
-    expect(await Client.refusal(`${offline.wsUrl}?token=${garbageToken}`)).toBe(403);
+    expect(await WsClient.refusal(`${offline.wsUrl}?token=${garbageToken}`)).toBe(403);
   });
   await settled();
 }
@@ -474,96 +482,6 @@ async function untilOk<T>(attempt: () => Promise<T>): Promise<T> {
     } catch (error) {
       if (Date.now() > deadline) throw error;
       await sleep(500);
-    }
-  }
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: frames are whatever the server sent.
-type Frame = any;
-
-/** A WebSocket client that queues the frames it receives. */
-class Client {
-  private frames: Frame[] = [];
-  private waiter: (() => void) | undefined;
-  private readonly closing: Promise<void>;
-
-  private constructor(readonly socket: WebSocket) {
-    socket.on('message', (data) => {
-      this.frames.push(JSON.parse(String(data)));
-      this.waiter?.();
-    });
-    this.closing = new Promise((resolve) => socket.once('close', () => resolve()));
-    // Errors after opening end in a close, which the cases observe.
-    socket.on('error', () => {});
-  }
-
-  static open(url: string): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url);
-      const client = new Client(socket);
-      socket.once('open', () => resolve(client));
-      socket.once('unexpected-response', (_request, response) =>
-        reject(new Error(`connection refused: HTTP ${response.statusCode}`)),
-      );
-      socket.once('error', reject);
-    });
-  }
-
-  /** The HTTP status a refused connection gets (throws if it is accepted). */
-  static refusal(url: string, protocol?: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, protocol);
-      socket.once('open', () => {
-        socket.terminate();
-        reject(new Error('the connection was accepted'));
-      });
-      socket.once('unexpected-response', (_request, response) => {
-        resolve(response.statusCode ?? 0);
-        socket.terminate();
-      });
-      socket.once('error', () => {});
-    });
-  }
-
-  send(frame: unknown): void {
-    if (Buffer.isBuffer(frame)) this.socket.send(frame, { binary: true });
-    else this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
-  }
-
-  /** Forgets frames received so far. */
-  drain(): void {
-    this.frames = [];
-  }
-
-  /** The oldest queued frame, waiting up to a generous ceiling. */
-  async next(): Promise<Frame> {
-    const deadline = Date.now() + REPLY_TIMEOUT_MS;
-    for (;;) {
-      const frame = this.frames.shift();
-      if (frame !== undefined) return frame;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no frame within ${REPLY_TIMEOUT_MS} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.waiter = undefined;
-    }
-  }
-
-  /** Resolves once the server closed the connection (throws after a generous ceiling). */
-  async closed(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('the connection stayed open')), REPLY_TIMEOUT_MS);
-    });
-    try {
-      await Promise.race([this.closing, timeout]);
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

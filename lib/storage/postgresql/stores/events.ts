@@ -122,6 +122,8 @@ export function pgEvents(ctx: StoreContext) {
       /** Events carried by notifications that arrived during a read, by id. */
       const carried = new Map<number, PublishedEvent>();
       let running = false;
+      /** Reads failed in a row: the next is tried sooner than the idle poll, the events waiting. */
+      let failures = 0;
       let again = false;
       let closed = false;
       let timer: NodeJS.Timeout | undefined;
@@ -133,6 +135,7 @@ export function pgEvents(ctx: StoreContext) {
         }
         running = true;
         clearTimeout(timer);
+        let failed = false;
         try {
           do {
             again = false;
@@ -152,13 +155,16 @@ export function pgEvents(ctx: StoreContext) {
             if (carried.size > 0) again = true;
           } while (again && !closed);
         } catch {
-          // The next wake-up or tick tries again; the facade catches up on reconnect.
+          // Tried again soon (100 ms, doubling up to the idle poll), or by the next wake-up.
+          failed = true;
         } finally {
           running = false;
+          failures = failed ? failures + 1 : 0;
           if (!closed && !state.closed) {
-            // Listening again if it failed before (at most every second; see notifications()).
+            // Listening again if it failed before (see notifications()).
             void wakeups.listen(channelName, 0);
-            timer = setTimeout(pump, idlePollMs());
+            const idle = idlePollMs();
+            timer = setTimeout(pump, failed ? Math.min(100 * 2 ** (failures - 1), idle) : idle);
             timer.unref();
           }
         }

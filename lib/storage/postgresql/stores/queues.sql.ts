@@ -8,12 +8,29 @@
  * `visible_at` (its delay, or the end of its lease). A claim, an extend and a nack write only
  * columns no index covers, so they are HOT updates: no index entries, no vacuum.
  */
+import type { StorageConfig } from '../../../config/index.js';
 import { ms, msInterval, NOW_MS } from './context.js';
 
 /** Rows of the live index (the head of a queue) that `nextDue` looks at. */
 const NEXT_DUE_SCAN = 1000;
 
-export function queuePlans(queuesTable: string, dedup: string, channel: string) {
+/**
+ * The select-list item that makes its statement's commit asynchronous: `synchronous_commit` off
+ * for this transaction only (so it holds behind a transaction pooler too), set by the statement
+ * itself, without a round trip of its own. The commit then does not wait for the write-ahead
+ * log to reach disk; the server writes it out within a few `wal_writer_delay`s (200 ms each by
+ * default). Only for lease writes, whose loss in a crash means a redelivery (reliability.md).
+ */
+export const ASYNC_COMMIT = `(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`;
+
+export function queuePlans(
+  queuesTable: string,
+  dedup: string,
+  channel: string,
+  leaseCommit: StorageConfig['postgresql']['leaseCommit'],
+) {
+  /** Appended to the select list of the lease writes (claim, ack, nack, extend). */
+  const leaseCommitItem = leaseCommit === 'async' ? `, ${ASYNC_COMMIT}` : '';
   /**
    * A CTE that notifies waiters of `queueParam` when `source` answers a row. Sent whether or not
    * this process listens: another may (a worker on a direct connection while Lambdas use a pooler).
@@ -61,7 +78,7 @@ export function queuePlans(queuesTable: string, dedup: string, channel: string) 
            ${ms('m.enqueued_at')} AS enqueued, m.seq::float8 AS seq
        )
        SELECT (SELECT coalesce(json_agg(id::text), '[]') FROM acked)::text AS acked,
-         (SELECT coalesce(json_agg(c), '[]') FROM claimed AS c)::text AS claimed`,
+         (SELECT coalesce(json_agg(c), '[]') FROM claimed AS c)::text AS claimed${leaseCommitItem}`,
 
     /** Concurrent sends without a dedupId as one INSERT, ids in order. $1 ids, $2 queues, $3 payloads, $4 delay ms. */
     sendMany:
@@ -116,7 +133,7 @@ export function queuePlans(queuesTable: string, dedup: string, channel: string) 
          WHERE id = $2 AND queue = $1 AND receipt = $3 AND ${leaseLive('')}
          RETURNING state
        )${notifyCte("u WHERE state = 'ready'", '$1')}
-       SELECT state${notified} FROM u`,
+       SELECT state${notified}${leaseCommitItem} FROM u`,
 
     /** Lease $3 of message $2 in queue $1 ends $5 ms from now ($4 maxAttempts). */
     extend:
@@ -125,7 +142,7 @@ export function queuePlans(queuesTable: string, dedup: string, channel: string) 
          UPDATE ${queuesTable} SET visible_at = now() + ${msInterval('$5')}
          WHERE id = $2 AND queue = $1 AND receipt = $3 AND ${leaseLive('')} RETURNING 1
        )${notifyCte('u', '$1')}
-       SELECT 1${notified} FROM u`,
+       SELECT 1${notified}${leaseCommitItem} FROM u`,
 
     /**
      * Counts of queue $1 ($2 maxAttempts) in one pass over its live rows, and its dead letters

@@ -1,18 +1,18 @@
 --[[
-  KEYS: ready, delayed, inflight, dead, notify.
-  ARGV: base, id, receipt, delayMs, maxAttempts → 1, 0 stale, -1 missing.
+  KEYS: the queue's base (its keys are built from it: queue-helpers).
+  ARGV: id, receipt, delayMs, maxAttempts → 1, 0 stale, -1 missing.
 ]]
 --- @include "includes/queue-helpers"
 
-local id, delay = ARGV[2], tonumber(ARGV[4])
-local m = lease(ARGV[1], id, ARGV[3])
+local id, delay = ARGV[1], tonumber(ARGV[3])
+local m = lease(BASE, id, ARGV[2])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
 local now = now_ms()
 redis.call('ZREM', INFLIGHT, id)
 redis.call('ZREM', READY, id)
 redis.call('HDEL', m, 'r')
-if tonumber(redis.call('HGET', m, 'a')) >= tonumber(ARGV[5]) then
+if tonumber(redis.call('HGET', m, 'a')) >= tonumber(ARGV[4]) then
   redis.call('ZADD', DEAD, now, id)
   return 1
 end

@@ -1,29 +1,29 @@
 --[[
-  KEYS: ready, delayed, inflight, dead, notify.
-  ARGV: base, max, visibilityMs, maxAttempts, receipt prefix, waited ('1': this long poll was
+  KEYS: the queue's base (its keys are built from it: queue-helpers).
+  ARGV: max, visibilityMs, maxAttempts, receipt prefix, waited ('1': this long poll was
   counted as waiting), waitMs (> 0: count it as waiting if nothing is visible) → {count, dueInMs,
   then per message id, receipt, payload, attempts, enqueuedMs}. dueInMs (-1 = none) tells a long
   poll how long until a delay passes or a lease ends with no send to wake it.
 ]]
 --- @include "includes/queue-helpers"
 
-local base, max, vis = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local base, max, vis = BASE, tonumber(ARGV[1]), tonumber(ARGV[2])
 local waiters = NOTIFY .. ':w'
-if ARGV[6] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
+if ARGV[5] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
 local now = now_ms()
-settle(base, now, tonumber(ARGV[4]))
+settle(base, now, tonumber(ARGV[3]))
 local popped = redis.call('ZPOPMIN', READY, max)
 local out = {0, -1}
 local n = 0
 for i = 1, #popped, 2 do
   local id = popped[i]
   local m = base .. 'm:' .. id
-  local fields = redis.call('HMGET', m, 'p', 'e')
+  local fields = redis.call('HMGET', m, 'p', 'e', 'a')
   if fields[1] then
     n = n + 1
-    local attempts = redis.call('HINCRBY', m, 'a', 1)
-    local receipt = ARGV[5] .. n
-    redis.call('HSET', m, 'r', receipt)
+    local attempts = (tonumber(fields[3]) or 0) + 1
+    local receipt = ARGV[4] .. n
+    redis.call('HSET', m, 'a', attempts, 'r', receipt)
     redis.call('ZADD', INFLIGHT, now + vis, id)
     out[#out + 1] = id
     out[#out + 1] = receipt
@@ -34,7 +34,7 @@ for i = 1, #popped, 2 do
 end
 out[1] = n
 -- More visible than this call took: pass the wake-up on to the next long poll.
-if n > 0 and redis.call('ZCARD', READY) > 0 then wake_waiter() end
+if n > 0 and redis.call('EXISTS', waiters) == 1 and redis.call('ZCARD', READY) > 0 then wake() end
 if n == 0 then
   -- Nothing visible: stale wake-up tokens would only make long polls spin.
   redis.call('DEL', NOTIFY)
@@ -46,7 +46,7 @@ if n == 0 then
   -- Milliseconds from now by this server's clock: the client's clock may differ.
   if next_due >= 0 then out[2] = math.max(0, next_due - now) end
   -- Counted before this script ends, so a send that follows sees the waiter and wakes it.
-  local wait = tonumber(ARGV[7])
+  local wait = tonumber(ARGV[6])
   if wait > 0 then
     redis.call('INCR', waiters)
     -- Outlives the wait (and a blocking command's timeout); only ever lengthened.

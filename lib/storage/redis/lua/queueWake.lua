@@ -1,5 +1,5 @@
 --[[
-  KEYS: ready, delayed, inflight, dead, notify.
+  KEYS: the queue's base (its keys are built from it: queue-helpers).
   ARGV: waited ('1': the long poll ending was counted as waiting), wake ('1': push a wake-up
   token for the next long poll) → 1.
 ]]

@@ -15,7 +15,26 @@ redis.call('HSET', key, 'cluster', cluster, 'user', ARGV[4], 'corr', corr, 'svc'
   'created', string.format('%.0f', created), 'last', string.format('%.0f', last), 'exp', string.format('%.0f', exp),
   'ttl', ttl)
 redis.call('PEXPIREAT', key, exp)
-index_add(base .. 'cluster:' .. cluster, exp, id)
 if corr ~= '' then index_add(base .. 'corr:' .. corr, exp, id) end
-refresh_cluster(base, KEYS[1], cluster, now)
+-- What refresh_cluster does, in fewer calls: a new session can only raise its cluster's latest
+-- expiry, and the clusters set's (which its key expires with) only to that.
+local ckey, clusters, names = base .. 'cluster:' .. cluster, KEYS[1], base .. 'names'
+redis.call('ZADD', ckey, exp, id)
+redis.call('ZREMRANGEBYSCORE', ckey, '-inf', now)
+local top = redis.call('ZRANGE', ckey, -1, -1, 'WITHSCORES')[2]
+if not top then
+  redis.call('ZREM', clusters, cluster)
+  redis.call('ZREM', names, cluster)
+  return {created, exp, last}
+end
+redis.call('PEXPIREAT', ckey, top)
+local latest = redis.call('ZRANGE', clusters, -1, -1, 'WITHSCORES')[2]
+-- names holds the members of clusters: a cluster already in clusters is in names.
+local named = redis.call('ZADD', clusters, top, cluster) == 1 and redis.call('ZADD', names, 0, cluster) == 1
+if not latest or tonumber(top) > tonumber(latest) then
+  redis.call('PEXPIREAT', clusters, top)
+  redis.call('PEXPIREAT', names, top)
+elseif named then
+  redis.call('PEXPIREAT', names, latest)
+end
 return {created, exp, last}

@@ -3,5 +3,6 @@
 ]]
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  -- Arithmetic turns TIME's strings into numbers: no tonumber calls.
+  return t[1] * 1000 + math.floor(t[2] / 1000)
 end

@@ -1,10 +1,14 @@
 --[[
-  Queues: KEYS ready, delayed, inflight, dead, notify (every queue script takes these five),
-  wake(), wake_waiter(), settle() and lease().
+  Queues: BASE (KEYS[1], every queue script's one key: the queue's tag prefix), the queue's keys
+  built from it (keys.ts, queueKeys), wake(), wake_waiter(), settle() and lease().
 ]]
 --- @include "now"
 
-local READY, DELAYED, INFLIGHT, DEAD, NOTIFY = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- One declared key routes the call to the queue's slot; every key below shares its hash tag. A
+-- key built here costs Redis less than one more argument.
+local BASE = KEYS[1]
+local READY, DELAYED, INFLIGHT, DEAD, NOTIFY = BASE .. 'ready', BASE .. 'delayed', BASE .. 'inflight',
+  BASE .. 'dead', BASE .. 'notify'
 local function wake()
   redis.call('LPUSH', NOTIFY, 1)
   redis.call('LTRIM', NOTIFY, 0, 63)
