@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resolveConfig, type StorageConfigInput } from '../../lib/config/index.js';
 import { BackendUnavailableError, ConfigError, ConflictError } from '../../lib/errors.js';
 import { hashToken } from '../../lib/storage/facade.js';
@@ -77,8 +77,12 @@ describe.skipIf(unavailable !== undefined)(
     beforeAll(async () => {
       admin = await createSql(pgConfig('public', { listen: false }));
     });
+    // Each test's storages close when it ends: their pools would otherwise hold idle
+    // connections until the file ends, past a default server's 100.
+    afterEach(async () => {
+      await Promise.all(storages.splice(0).map((s) => s.close().catch(() => {})));
+    });
     afterAll(async () => {
-      await Promise.all(storages.map((s) => s.close().catch(() => {})));
       for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
       await admin.close();
     });
