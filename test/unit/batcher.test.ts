@@ -45,4 +45,15 @@ describe('Batcher', () => {
     finish.shift()!();
     expect(await Promise.all(answers)).toEqual([10, 20, 30, 40]);
   });
+
+  it('rejects a lone call whose batch throws before it starts, and sends the next call', async () => {
+    let fail = true;
+    const batcher = new Batcher<number, number>((items) => {
+      if (fail) throw new Error('no connection');
+      return Promise.resolve(items);
+    });
+    await expect(batcher.add(1)).rejects.toThrow('no connection');
+    fail = false;
+    expect(await batcher.add(2)).toBe(2);
+  });
 });

@@ -23,21 +23,37 @@ export class Batcher<I, R> {
   ) {}
 
   add(item: I): Promise<R> {
+    // Nothing waits and there is room: this call goes out at once as a batch of its own, with
+    // no queue entry or promise of its own in between (a lone caller's every call).
+    if (this.inFlight < this.maxInFlight && this.pending.length === 0) {
+      this.inFlight++;
+      let sent: Promise<R[]>;
+      try {
+        sent = this.run([item]);
+      } catch (error) {
+        sent = Promise.reject(error);
+      }
+      void sent.then(this.done, this.done);
+      return sent.then((results) => results[0]!);
+    }
     return new Promise<R>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
       this.flush();
     });
   }
 
+  /** A batch ended: the calls that waited for it go out next. */
+  private readonly done = (): void => {
+    this.inFlight--;
+    this.flush();
+    if (this.inFlight === 0 && this.pending.length === 0) this.onIdle?.();
+  };
+
   private flush(): void {
     while (this.inFlight < this.maxInFlight && this.pending.length > 0) {
       const batch = this.pending.splice(0, this.limit);
       this.inFlight++;
-      void this.send(batch).then(() => {
-        this.inFlight--;
-        this.flush();
-        if (this.inFlight === 0 && this.pending.length === 0) this.onIdle?.();
-      });
+      void this.send(batch).then(this.done);
     }
   }
 
