@@ -13,7 +13,7 @@
  *   lines), which the function uses when the file it finds has the same content; the references
  *   are still resolved from the function's environment at run time.
  * - Trims (deploy/esbuild-trims.cjs): error class names kept without `keepNames`, ioredis'
- *   `debug` and middy's web streams replaced by stand-ins, `ws` and the Neon driver trimmed to what
+ *   `debug` and middy's web streams replaced by stand-ins, `ws`, pg's native client and the Neon driver trimmed to what
  *   a function reaches.
  *
  * `module.exports()` answers the plugin list for the configuration in place; `backendPlugins(config,

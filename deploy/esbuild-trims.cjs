@@ -16,6 +16,9 @@
  *   stand-in answers the same `instanceof`, loading web streams only when it is asked.
  * - `ws`: the Neon driver's WebSocket needs the client class only; its server, stream wrapper and
  *   the index that attaches them are left out.
+ * - `pg`'s native client: it needs `pg-native`, which a package never has (its `require` fails,
+ *   so `pg.native` is null and `NODE_PG_FORCE_NATIVE` fails at import); a stand-in failing the
+ *   same way replaces it.
  * - `@neondatabase/serverless`: one prebuilt file of lazily initialised modules (its pg copy and
  *   browser shims), which esbuild cannot drop as it cannot tell the wrappers are pure. Marking
  *   them pure lets it drop the modules nothing reaches; the Buffer polyfill, used only where
@@ -126,6 +129,26 @@ const wsClientOnly = {
 
 const regexFor = (file) => new RegExp(`^${file.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}$`);
 
+const PG_INDEX = path.join(root, 'node_modules/pg/lib/index.js');
+const PG_NATIVE_STAND_IN = `
+const error = new Error("Cannot find module 'pg-native'");
+error.code = 'MODULE_NOT_FOUND';
+throw error;
+`;
+
+const pgNativeStandIn = {
+  name: 'kubently-pg-native-stand-in',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/native$/ }, (args) =>
+      args.importer === PG_INDEX ? { path: 'pg-native', namespace: 'pg-native-stand-in' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'pg-native-stand-in' }, () => ({
+      contents: PG_NATIVE_STAND_IN,
+      loader: 'js',
+    }));
+  },
+};
+
 const NEON_INDEX = path.join(root, 'node_modules/@neondatabase/serverless/index.mjs');
 /** The prebuilt file's lazy module wrappers (esbuild's `__esm` and `__commonJS`, minified). */
 const NEON_WRAPPERS = ['var V=(r,e,t)=>()=>{if(t)throw t[0];try{', 'var T=(r,e)=>()=>{try{return e||r('];
@@ -157,7 +180,7 @@ const neonPureModules = {
 
 /** The plugins, in the order to add them: after those that replace whole modules. */
 function trimPlugins() {
-  return [middyWebStreams, debugStandIn, wsClientOnly, neonPureModules, errorClassNames];
+  return [middyWebStreams, debugStandIn, wsClientOnly, pgNativeStandIn, neonPureModules, errorClassNames];
 }
 
 module.exports = { trimPlugins, trimNeon, ERROR_CLASS };
