@@ -13,7 +13,8 @@
  *   lines), which the function uses when the file it finds has the same content; the references
  *   are still resolved from the function's environment at run time.
  * - Trims (deploy/esbuild-trims.cjs): error class names kept without `keepNames`, ioredis'
- *   `debug` and middy's web streams replaced by stand-ins.
+ *   `debug` and middy's web streams replaced by stand-ins, `ws`, pg's native client and the Neon driver trimmed to what
+ *   a function reaches.
  *
  * `module.exports()` answers the plugin list for the configuration in place; `backendPlugins(config,
  * document)` builds it for a given one (tests).

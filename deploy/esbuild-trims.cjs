@@ -16,6 +16,13 @@
  *   stand-in answers the same `instanceof`, loading web streams only when it is asked.
  * - `ws`: the Neon driver's WebSocket needs the client class only; its server, stream wrapper and
  *   the index that attaches them are left out.
+ * - `pg`'s native client: it needs `pg-native`, which a package never has (its `require` fails,
+ *   so `pg.native` is null and `NODE_PG_FORCE_NATIVE` fails at import); a stand-in failing the
+ *   same way replaces it.
+ * - `@neondatabase/serverless`: one prebuilt file of lazily initialised modules (its pg copy and
+ *   browser shims), which esbuild cannot drop as it cannot tell the wrappers are pure. Marking
+ *   them pure lets it drop the modules nothing reaches; the Buffer polyfill, used only where
+ *   there is no global `Buffer` (never in Node), becomes unreachable (about 30 KB in all).
  */
 const { readFileSync } = require('node:fs');
 const path = require('node:path');
@@ -30,6 +37,20 @@ function tsconfigRaw() {
   return JSON.parse(readFileSync(path.join(root, 'tsconfig.json'), 'utf8'));
 }
 
+/** `source` of `file` compiled with `keepNames`, for a module declaring an Error subclass. */
+function withErrorNames(source, file, build, tsconfig) {
+  const { code } = transformSync(source, {
+    loader: file.endsWith('.ts') ? 'ts' : 'js',
+    keepNames: true,
+    target: build.initialOptions.target,
+    platform: 'node',
+    sourcemap: 'inline',
+    sourcefile: file,
+    tsconfigRaw: tsconfig,
+  });
+  return code;
+}
+
 const errorClassNames = {
   name: 'kubently-error-class-names',
   setup(build) {
@@ -38,16 +59,11 @@ const errorClassNames = {
       if (args.namespace !== 'file') return undefined;
       const source = readFileSync(args.path, 'utf8');
       if (!ERROR_CLASS.test(source)) return undefined;
-      const { code } = transformSync(source, {
-        loader: args.path.endsWith('.ts') ? 'ts' : 'js',
-        keepNames: true,
-        target: build.initialOptions.target,
-        platform: 'node',
-        sourcemap: 'inline',
-        sourcefile: args.path,
-        tsconfigRaw: tsconfig,
-      });
-      return { contents: code, loader: 'js', resolveDir: path.dirname(args.path) };
+      return {
+        contents: withErrorNames(source, args.path, build, tsconfig),
+        loader: 'js',
+        resolveDir: path.dirname(args.path),
+      };
     });
   },
 };
@@ -111,9 +127,60 @@ const wsClientOnly = {
   },
 };
 
-/** The plugins, in the order to add them: after those that replace whole modules. */
-function trimPlugins() {
-  return [middyWebStreams, debugStandIn, wsClientOnly, errorClassNames];
+const regexFor = (file) => new RegExp(`^${file.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}$`);
+
+const PG_INDEX = path.join(root, 'node_modules/pg/lib/index.js');
+const PG_NATIVE_STAND_IN = `
+const error = new Error("Cannot find module 'pg-native'");
+error.code = 'MODULE_NOT_FOUND';
+throw error;
+`;
+
+const pgNativeStandIn = {
+  name: 'kubently-pg-native-stand-in',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/native$/ }, (args) =>
+      args.importer === PG_INDEX ? { path: 'pg-native', namespace: 'pg-native-stand-in' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'pg-native-stand-in' }, () => ({
+      contents: PG_NATIVE_STAND_IN,
+      loader: 'js',
+    }));
+  },
+};
+
+const NEON_INDEX = path.join(root, 'node_modules/@neondatabase/serverless/index.mjs');
+/** The prebuilt file's lazy module wrappers (esbuild's `__esm` and `__commonJS`, minified). */
+const NEON_WRAPPERS = ['var V=(r,e,t)=>()=>{if(t)throw t[0];try{', 'var T=(r,e)=>()=>{try{return e||r('];
+const NEON_BUFFER_FALLBACK = /(globalThis\.Buffer:)[\w$]+\(\)\.Buffer\b/;
+
+/** The Neon driver's file with its module wrappers marked pure, or undefined if it is not the one known. */
+function trimNeon(source) {
+  if (!NEON_WRAPPERS.every((wrapper) => source.includes(wrapper))) return undefined;
+  if (!NEON_BUFFER_FALLBACK.test(source)) return undefined;
+  return source
+    .replace(NEON_BUFFER_FALLBACK, '$1globalThis.Buffer')
+    .replace(/(\bvar [\w$,]+=)([TV]\()/g, '$1/* @__PURE__ */$2');
 }
 
-module.exports = { trimPlugins, ERROR_CLASS };
+const neonPureModules = {
+  name: 'kubently-neon-pure-modules',
+  setup(build) {
+    const tsconfig = tsconfigRaw();
+    build.onLoad({ filter: regexFor(NEON_INDEX) }, (args) => {
+      const trimmed = trimNeon(readFileSync(args.path, 'utf8'));
+      if (trimmed === undefined) return undefined;
+      const contents = ERROR_CLASS.test(trimmed)
+        ? withErrorNames(trimmed, args.path, build, tsconfig)
+        : trimmed;
+      return { contents, loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
+/** The plugins, in the order to add them: after those that replace whole modules. */
+function trimPlugins() {
+  return [middyWebStreams, debugStandIn, wsClientOnly, pgNativeStandIn, neonPureModules, errorClassNames];
+}
+
+module.exports = { trimPlugins, trimNeon, ERROR_CLASS };

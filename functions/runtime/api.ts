@@ -1,6 +1,6 @@
 /**
  * The HTTP pipeline every API function shares: route lookup, token check, path / query / body
- * parsing and validation against the route's schemas (`routes.ts`), then the route's handler,
+ * parsing and validation against the route's schemas (`route-specs.ts`), then the route's handler,
  * with errors mapped in one place and one latency metric per request. Handlers stay thin:
  * they get checked input and a principal, call lib, and shape the answer.
  */
@@ -24,8 +24,8 @@ import {
   type RouteKey,
   type RouteSpec,
   routeKey,
-  routes,
-} from './routes.js';
+  routesOf,
+} from './route-specs.js';
 import { describeSchemaError, fieldPath } from './schema-errors.js';
 import { getStorage, getStorageConfig } from './storage.js';
 
@@ -92,7 +92,7 @@ export function httpApi<Fn extends FunctionName>(fn: Fn, typedHandlers: RouteHan
   // Each request's body and query are checked against its route's schemas before its handler runs,
   // so the handler's types hold.
   const handlers = typedHandlers as unknown as Record<string, CheckedHandler>;
-  const own = (routes as readonly RouteSpec[]).filter((route) => route.fn === fn);
+  const own = routesOf(fn);
   const missing = own.filter((route) => !handlers[routeKey(route)]).map(routeKey);
   const extra = Object.keys(handlers).filter((key) => !own.some((route) => routeKey(route) === key));
   if (missing.length > 0 || extra.length > 0) {
@@ -295,7 +295,7 @@ type HttpMiddleware = middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProx
  * success and on error (`httpApi` adds it; a function with its own pipeline uses it directly).
  */
 export function routeMetrics(fn: FunctionName): HttpMiddleware {
-  return operationMetrics((routes as readonly RouteSpec[]).filter((route) => route.fn === fn));
+  return operationMetrics(routesOf(fn));
 }
 
 function operationMetrics(own: RouteSpec[]): HttpMiddleware {

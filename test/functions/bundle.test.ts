@@ -127,7 +127,8 @@ const PG = { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test' };
 // carries two backends' drivers and does not meet it: its budget holds what it is today (505 KB,
 // down from 536 KB when error class names stopped needing esbuild's keepNames and ioredis' debug
 // was replaced by a stand-in), so any growth fails. The Neon driver's build fits since `ws` is
-// bundled without its server.
+// bundled without its server and the driver's unreached modules are dropped; its budget is the
+// bench's 400 KB (1000 bytes each), so growth past the target fails here.
 const configurations: [name: string, env: Record<string, string>, budget: number, drivers: string[]][] = [
   ['memory', { STORAGE_BACKEND: 'memory' }, 400 * KB, []],
   ['redis', { STORAGE_BACKEND: 'redis', ...REDIS }, 400 * KB, ['ioredis']],
@@ -135,7 +136,7 @@ const configurations: [name: string, env: Record<string, string>, budget: number
   [
     'postgresql (neon)',
     { STORAGE_BACKEND: 'postgresql', POSTGRES_DRIVER: 'neon', ...PG },
-    400 * KB,
+    400_000,
     ['@neondatabase/serverless', 'ws'],
   ],
   ['hybrid (pg)', { STORAGE_BACKEND: 'hybrid', ...REDIS, ...PG }, 505 * KB, ['ioredis', 'pg']],
@@ -152,7 +153,7 @@ describe('packaged functions', () => {
       );
       const over = Object.entries(bundles.sizes)
         .filter(([, bytes]) => bytes > budget)
-        .map(([name, bytes]) => `${name}.mjs: ${(bytes / KB).toFixed(1)} KB > ${budget / KB} KB`);
+        .map(([name, bytes]) => `${name}.mjs: ${bytes} bytes > ${budget}`);
       expect(over).toEqual([]);
       expect(ALL_DRIVERS.filter((driver) => has(bundles, driver))).toEqual(drivers);
       expect(has(bundles, 'yaml')).toBe(false);
