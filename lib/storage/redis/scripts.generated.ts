@@ -47,20 +47,20 @@ end
 const includesQueueSettle = `
 local function settle(now, max_attempts, ready, delayed, inflight)
   local base = KEYS[1]
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', '0', '1000')
   for _, id in ipairs(due) do
     redis.call('ZREM', delayed, id)
     local s = redis.call('HGET', base .. 'm:' .. id, 's')
     if s then redis.call('ZADD', ready, s, id) end
   end
-  local ended = redis.call('ZRANGEBYSCORE', inflight, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
+  local ended = redis.call('ZRANGEBYSCORE', inflight, '-inf', now, 'WITHSCORES', 'LIMIT', '0', '1000')
   for i = 1, #ended, 2 do
     local id = ended[i]
     redis.call('ZREM', inflight, id)
     local m = base .. 'm:' .. id
     local a = redis.call('HGET', m, 'a')
     if a then
-      if tonumber(a) >= max_attempts then
+      if tonumber(a) >= tonumber(max_attempts) then
         redis.call('HDEL', m, 'r')
         redis.call('ZADD', base .. 'dead', ended[i + 1], id)
       else
@@ -74,7 +74,7 @@ const includesQueueWake = `
 local NOTIFY = KEYS[1] .. 'notify'
 local function wake()
   redis.call('LPUSH', NOTIFY, 1)
-  redis.call('LTRIM', NOTIFY, 0, 63)
+  redis.call('LTRIM', NOTIFY, '0', '63')
 end
 `;
 const includesSessionHelpers = includesNow + `
@@ -446,13 +446,13 @@ end
 wake() -- a long poll takes it, or recomputes when the delay passes
 return 1`;
 export const queueReceive = includesNow + includesQueueWake + includesQueueSettle + `
-local base, max, vis = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local base, vis = KEYS[1], tonumber(ARGV[2])
 local READY, DELAYED, INFLIGHT = base .. 'ready', base .. 'delayed', base .. 'inflight'
 local waiters = NOTIFY .. ':w'
 if ARGV[5] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
 local now = now_ms()
-settle(now, tonumber(ARGV[3]), READY, DELAYED, INFLIGHT)
-local popped = redis.call('ZPOPMIN', READY, max)
+settle(tostring(now), ARGV[3], READY, DELAYED, INFLIGHT)
+local popped = redis.call('ZPOPMIN', READY, ARGV[1])
 local out = {0, -1}
 local n = 0
 for i = 1, #popped, 2 do
@@ -508,7 +508,7 @@ for _, id in ipairs(dead) do
 end
 if moved > 0 then wake() end
 return moved`;
-export const queueSend = includesNow + includesQueueWake + `
+export const queueSend = includesNow + includesMsText + includesQueueWake + `
 local base, id, delay, dedup = KEYS[1], ARGV[1], tonumber(ARGV[3]), ARGV[4]
 if dedup ~= '' then
   local first = redis.call('GET', base .. 'dd:' .. dedup)
@@ -516,8 +516,8 @@ if dedup ~= '' then
   redis.call('SET', base .. 'dd:' .. dedup, id, 'PX', ARGV[5])
 end
 local now = now_ms()
-local seq = redis.call('INCR', base .. 'seq')
-redis.call('HSET', base .. 'm:' .. id, 'p', ARGV[2], 's', seq, 'e', now, 'a', 0)
+local seq = ms_text(redis.call('INCR', base .. 'seq'))
+redis.call('HSET', base .. 'm:' .. id, 'p', ARGV[2], 's', seq, 'e', now, 'a', '0')
 if delay > 0 then
   redis.call('ZADD', base .. 'delayed', now + delay, id)
 else

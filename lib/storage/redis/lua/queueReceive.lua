@@ -9,13 +9,14 @@
 --- @include "includes/queue-wake"
 --- @include "includes/queue-settle"
 
-local base, max, vis = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local base, vis = KEYS[1], tonumber(ARGV[2])
 local READY, DELAYED, INFLIGHT = base .. 'ready', base .. 'delayed', base .. 'inflight'
 local waiters = NOTIFY .. ':w'
 if ARGV[5] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
 local now = now_ms()
-settle(now, tonumber(ARGV[3]), READY, DELAYED, INFLIGHT)
-local popped = redis.call('ZPOPMIN', READY, max)
+-- One formatting of now for settle's two commands (queue-settle); tostring is exact below 1e14 ms.
+settle(tostring(now), ARGV[3], READY, DELAYED, INFLIGHT)
+local popped = redis.call('ZPOPMIN', READY, ARGV[1])
 local out = {0, -1}
 local n = 0
 for i = 1, #popped, 2 do

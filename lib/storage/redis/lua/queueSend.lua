@@ -3,6 +3,7 @@
   ARGV: id, payload, delayMs, dedupId ('' = none), dedupWindowMs → {id, duplicate}.
 ]]
 --- @include "includes/now"
+--- @include "includes/ms-text"
 --- @include "includes/queue-wake"
 
 local base, id, delay, dedup = KEYS[1], ARGV[1], tonumber(ARGV[3]), ARGV[4]
@@ -12,8 +13,9 @@ if dedup ~= '' then
   redis.call('SET', base .. 'dd:' .. dedup, id, 'PX', ARGV[5])
 end
 local now = now_ms()
-local seq = redis.call('INCR', base .. 'seq')
-redis.call('HSET', base .. 'm:' .. id, 'p', ARGV[2], 's', seq, 'e', now, 'a', 0)
+-- Formatted once for the two commands below (queue-settle says why).
+local seq = ms_text(redis.call('INCR', base .. 'seq'))
+redis.call('HSET', base .. 'm:' .. id, 'p', ARGV[2], 's', seq, 'e', now, 'a', '0')
 if delay > 0 then
   redis.call('ZADD', base .. 'delayed', now + delay, id)
 else

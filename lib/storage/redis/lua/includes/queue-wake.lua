@@ -7,5 +7,5 @@
 local NOTIFY = KEYS[1] .. 'notify'
 local function wake()
   redis.call('LPUSH', NOTIFY, 1)
-  redis.call('LTRIM', NOTIFY, 0, 63)
+  redis.call('LTRIM', NOTIFY, '0', '63')
 end
