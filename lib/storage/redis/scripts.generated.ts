@@ -35,46 +35,46 @@ local function drop_token(base, id)
   redis.call('ZREM', base .. 'tokexp', id)
 end
 `;
-const includesQueueHelpers = includesNow + `
-local BASE = KEYS[1]
-local READY, DELAYED, INFLIGHT, DEAD, NOTIFY = BASE .. 'ready', BASE .. 'delayed', BASE .. 'inflight',
-  BASE .. 'dead', BASE .. 'notify'
-local function wake()
-  redis.call('LPUSH', NOTIFY, 1)
-  redis.call('LTRIM', NOTIFY, 0, 63)
-end
-local function wake_waiter()
-  if redis.call('EXISTS', NOTIFY .. ':w') == 1 then wake() end
-end
-local function settle(base, now, max_attempts)
-  local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, 1000)
-  for _, id in ipairs(due) do
-    redis.call('ZREM', DELAYED, id)
-    local s = redis.call('HGET', base .. 'm:' .. id, 's')
-    if s then redis.call('ZADD', READY, s, id) end
-  end
-  local ended = redis.call('ZRANGEBYSCORE', INFLIGHT, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
-  for i = 1, #ended, 2 do
-    local id = ended[i]
-    redis.call('ZREM', INFLIGHT, id)
-    local m = base .. 'm:' .. id
-    local a = redis.call('HGET', m, 'a')
-    if a then
-      if tonumber(a) >= max_attempts then
-        redis.call('HDEL', m, 'r')
-        redis.call('ZADD', DEAD, ended[i + 1], id)
-      else
-        redis.call('ZADD', READY, redis.call('HGET', m, 's'), id)
-      end
-    end
-  end
-end
-local function lease(base, id, receipt)
-  local m = base .. 'm:' .. id
+const includesQueueLease = `
+local function lease(id, receipt)
+  local m = KEYS[1] .. 'm:' .. id
   local r = redis.call('HMGET', m, 's', 'r')
   if not r[1] then return 'missing' end
   if r[2] ~= receipt then return 'stale' end
   return m
+end
+`;
+const includesQueueSettle = `
+local function settle(now, max_attempts, ready, delayed, inflight)
+  local base = KEYS[1]
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', '0', '1000')
+  for _, id in ipairs(due) do
+    redis.call('ZREM', delayed, id)
+    local s = redis.call('HGET', base .. 'm:' .. id, 's')
+    if s then redis.call('ZADD', ready, s, id) end
+  end
+  local ended = redis.call('ZRANGEBYSCORE', inflight, '-inf', now, 'WITHSCORES', 'LIMIT', '0', '1000')
+  for i = 1, #ended, 2 do
+    local id = ended[i]
+    redis.call('ZREM', inflight, id)
+    local m = base .. 'm:' .. id
+    local a = redis.call('HGET', m, 'a')
+    if a then
+      if tonumber(a) >= tonumber(max_attempts) then
+        redis.call('HDEL', m, 'r')
+        redis.call('ZADD', base .. 'dead', ended[i + 1], id)
+      else
+        redis.call('ZADD', ready, redis.call('HGET', m, 's'), id)
+      end
+    end
+  end
+end
+`;
+const includesQueueWake = `
+local NOTIFY = KEYS[1] .. 'notify'
+local function wake()
+  redis.call('LPUSH', NOTIFY, 1)
+  redis.call('LTRIM', NOTIFY, '0', '63')
 end
 `;
 const includesSessionHelpers = includesNow + `
@@ -391,19 +391,21 @@ local text = string.format('%.0f', n)
 if text == '-0' then text = '0' end
 if v then redis.call('SET', KEYS[1], text, 'KEEPTTL') else redis.call('SET', KEYS[1], text) end
 return text`;
-export const queueAck = includesQueueHelpers + `
-local m = lease(BASE, ARGV[1], ARGV[2])
+export const queueAck = includesQueueLease + `
+local m = lease(ARGV[1], ARGV[2])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
 redis.call('DEL', m)
-if redis.call('ZREM', INFLIGHT, ARGV[1]) == 0 then redis.call('ZREM', READY, ARGV[1]) end
+local base = KEYS[1]
+if redis.call('ZREM', base .. 'inflight', ARGV[1]) == 0 then redis.call('ZREM', base .. 'ready', ARGV[1]) end
 return 1`;
-export const queueDeadLetters = includesQueueHelpers + `
-settle(BASE, now_ms(), tonumber(ARGV[1]))
-local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
+export const queueDeadLetters = includesNow + includesQueueSettle + `
+local base = KEYS[1]
+settle(now_ms(), tonumber(ARGV[1]), base .. 'ready', base .. 'delayed', base .. 'inflight')
+local dead = redis.call('ZRANGE', base .. 'dead', 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
 local out = {}
 for i = 1, #dead, 2 do
-  local f = redis.call('HMGET', BASE .. 'm:' .. dead[i], 'p', 'a', 'e')
+  local f = redis.call('HMGET', base .. 'm:' .. dead[i], 'p', 'a', 'e')
   if f[1] then
     out[#out + 1] = dead[i]
     out[#out + 1] = f[1]
@@ -413,41 +415,44 @@ for i = 1, #dead, 2 do
   end
 end
 return out`;
-export const queueExtend = includesQueueHelpers + `
-local m = lease(BASE, ARGV[1], ARGV[2])
+export const queueExtend = includesNow + includesQueueWake + includesQueueLease + `
+local m = lease(ARGV[1], ARGV[2])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
-redis.call('ZREM', READY, ARGV[1])
-redis.call('ZADD', INFLIGHT, now_ms() + tonumber(ARGV[3]), ARGV[1])
+redis.call('ZREM', KEYS[1] .. 'ready', ARGV[1])
+redis.call('ZADD', KEYS[1] .. 'inflight', now_ms() + tonumber(ARGV[3]), ARGV[1])
 wake() -- a shorter lease ends sooner: a long poll recomputes when to look again
 return 1`;
-export const queueNack = includesQueueHelpers + `
+export const queueNack = includesNow + includesQueueWake + includesQueueLease + `
 local id, delay = ARGV[1], tonumber(ARGV[3])
-local m = lease(BASE, id, ARGV[2])
+local m = lease(id, ARGV[2])
 if m == 'missing' then return -1 end
 if m == 'stale' then return 0 end
 local now = now_ms()
-redis.call('ZREM', INFLIGHT, id)
+local base = KEYS[1]
+local READY = base .. 'ready'
+redis.call('ZREM', base .. 'inflight', id)
 redis.call('ZREM', READY, id)
 redis.call('HDEL', m, 'r')
 if tonumber(redis.call('HGET', m, 'a')) >= tonumber(ARGV[4]) then
-  redis.call('ZADD', DEAD, now, id)
+  redis.call('ZADD', base .. 'dead', now, id)
   return 1
 end
 if delay > 0 then
-  redis.call('ZADD', DELAYED, now + delay, id)
+  redis.call('ZADD', base .. 'delayed', now + delay, id)
 else
   redis.call('ZADD', READY, redis.call('HGET', m, 's'), id)
 end
 wake() -- a long poll takes it, or recomputes when the delay passes
 return 1`;
-export const queueReceive = includesQueueHelpers + `
-local base, max, vis = BASE, tonumber(ARGV[1]), tonumber(ARGV[2])
+export const queueReceive = includesNow + includesQueueWake + includesQueueSettle + `
+local base, vis = KEYS[1], tonumber(ARGV[2])
+local READY, DELAYED, INFLIGHT = base .. 'ready', base .. 'delayed', base .. 'inflight'
 local waiters = NOTIFY .. ':w'
 if ARGV[5] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
 local now = now_ms()
-settle(base, now, tonumber(ARGV[3]))
-local popped = redis.call('ZPOPMIN', READY, max)
+settle(tostring(now), ARGV[3], READY, DELAYED, INFLIGHT)
+local popped = redis.call('ZPOPMIN', READY, ARGV[1])
 local out = {0, -1}
 local n = 0
 for i = 1, #popped, 2 do
@@ -485,13 +490,15 @@ if n == 0 then
   end
 end
 return out`;
-export const queueRedrive = includesQueueHelpers + `
-settle(BASE, now_ms(), tonumber(ARGV[1]))
+export const queueRedrive = includesNow + includesQueueWake + includesQueueSettle + `
+local base = KEYS[1]
+local READY, DEAD = base .. 'ready', base .. 'dead'
+settle(now_ms(), tonumber(ARGV[1]), READY, base .. 'delayed', base .. 'inflight')
 local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[2]) - 1)
 local moved = 0
 for _, id in ipairs(dead) do
   redis.call('ZREM', DEAD, id)
-  local m = BASE .. 'm:' .. id
+  local m = base .. 'm:' .. id
   local s = redis.call('HGET', m, 's')
   if s then
     redis.call('HSET', m, 'a', 0)
@@ -501,30 +508,32 @@ for _, id in ipairs(dead) do
 end
 if moved > 0 then wake() end
 return moved`;
-export const queueSend = includesQueueHelpers + `
-local base, id, delay, dedup = BASE, ARGV[1], tonumber(ARGV[3]), ARGV[4]
+export const queueSend = includesNow + includesMsText + includesQueueWake + `
+local base, id, delay, dedup = KEYS[1], ARGV[1], tonumber(ARGV[3]), ARGV[4]
 if dedup ~= '' then
   local first = redis.call('GET', base .. 'dd:' .. dedup)
   if first then return {first, 1} end
   redis.call('SET', base .. 'dd:' .. dedup, id, 'PX', ARGV[5])
 end
 local now = now_ms()
-local seq = redis.call('INCR', base .. 'seq')
-redis.call('HSET', base .. 'm:' .. id, 'p', ARGV[2], 's', seq, 'e', now, 'a', 0)
+local seq = ms_text(redis.call('INCR', base .. 'seq'))
+redis.call('HSET', base .. 'm:' .. id, 'p', ARGV[2], 's', seq, 'e', now, 'a', '0')
 if delay > 0 then
-  redis.call('ZADD', DELAYED, now + delay, id)
+  redis.call('ZADD', base .. 'delayed', now + delay, id)
 else
-  redis.call('ZADD', READY, seq, id)
+  redis.call('ZADD', base .. 'ready', seq, id)
 end
-wake_waiter()
+if redis.call('EXISTS', NOTIFY .. ':w') == 1 then wake() end
 return {id, 0}`;
-export const queueStats = includesQueueHelpers + `
+export const queueStats = includesNow + includesQueueSettle + `
+local base = KEYS[1]
+local READY, DELAYED, INFLIGHT = base .. 'ready', base .. 'delayed', base .. 'inflight'
 local now = now_ms()
-settle(BASE, now, tonumber(ARGV[1]))
+settle(now, tonumber(ARGV[1]), READY, DELAYED, INFLIGHT)
 local waiting = redis.call('ZCARD', READY) + redis.call('ZCARD', DELAYED)
 local delayed = redis.call('ZCOUNT', DELAYED, '(' .. now, '+inf')
-return {waiting, delayed, redis.call('ZCARD', INFLIGHT), redis.call('ZCARD', DEAD)}`;
-export const queueWake = includesQueueHelpers + `
+return {waiting, delayed, redis.call('ZCARD', INFLIGHT), redis.call('ZCARD', base .. 'dead')}`;
+export const queueWake = includesQueueWake + `
 if ARGV[1] == '1' then
   local waiters = NOTIFY .. ':w'
   if redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end

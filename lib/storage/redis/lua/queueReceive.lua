@@ -1,18 +1,22 @@
 --[[
-  KEYS: the queue's base (its keys are built from it: queue-helpers).
+  KEYS: the queue's base (its keys are built from it: keys.ts, queueKeys).
   ARGV: max, visibilityMs, maxAttempts, receipt prefix, waited ('1': this long poll was
   counted as waiting), waitMs (> 0: count it as waiting if nothing is visible) → {count, dueInMs,
   then per message id, receipt, payload, attempts, enqueuedMs}. dueInMs (-1 = none) tells a long
   poll how long until a delay passes or a lease ends with no send to wake it.
 ]]
---- @include "includes/queue-helpers"
+--- @include "includes/now"
+--- @include "includes/queue-wake"
+--- @include "includes/queue-settle"
 
-local base, max, vis = BASE, tonumber(ARGV[1]), tonumber(ARGV[2])
+local base, vis = KEYS[1], tonumber(ARGV[2])
+local READY, DELAYED, INFLIGHT = base .. 'ready', base .. 'delayed', base .. 'inflight'
 local waiters = NOTIFY .. ':w'
 if ARGV[5] == '1' and redis.call('DECR', waiters) <= 0 then redis.call('DEL', waiters) end
 local now = now_ms()
-settle(base, now, tonumber(ARGV[3]))
-local popped = redis.call('ZPOPMIN', READY, max)
+-- One formatting of now for settle's two commands (queue-settle); tostring is exact below 1e14 ms.
+settle(tostring(now), ARGV[3], READY, DELAYED, INFLIGHT)
+local popped = redis.call('ZPOPMIN', READY, ARGV[1])
 local out = {0, -1}
 local n = 0
 for i = 1, #popped, 2 do

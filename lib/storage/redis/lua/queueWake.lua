@@ -1,9 +1,9 @@
 --[[
-  KEYS: the queue's base (its keys are built from it: queue-helpers).
+  KEYS: the queue's base (its keys are built from it: keys.ts, queueKeys).
   ARGV: waited ('1': the long poll ending was counted as waiting), wake ('1': push a wake-up
   token for the next long poll) → 1.
 ]]
---- @include "includes/queue-helpers"
+--- @include "includes/queue-wake"
 
 if ARGV[1] == '1' then
   local waiters = NOTIFY .. ':w'
