@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 import { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { printCpuPerCall } from './lib/cpu-per-call.js';
 
 const TEXT = JSON.stringify({
   cluster: 'prod',
@@ -179,15 +180,5 @@ const ops: Record<string, (i: number) => Promise<unknown>> = {
     raw.query({ name: 's', text: 'INSERT INTO kv_store', values: [`k${i % 100}`, JSON.stringify(VALUE)] }),
 };
 const N = 20_000;
-for (const [name, fn] of Object.entries(ops)) {
-  const runs: number[] = [];
-  for (let r = 0; r < 5; r++) {
-    const t0 = process.cpuUsage();
-    for (let i = 0; i < N; i++) await fn(i);
-    const c = process.cpuUsage(t0);
-    runs.push(((c.user + c.system) * 1000) / N);
-  }
-  runs.sort((a, b) => a - b);
-  console.log(`${name.padEnd(12)} min ${runs[0]!.toFixed(0)} ns  median ${runs[2]!.toFixed(0)} ns per call`);
-}
+await printCpuPerCall(ops, N, 5);
 process.exit(0);

@@ -10,6 +10,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { printCpuPerCall } from './lib/cpu-per-call.js';
 
 const tree = process.argv[2] ? resolve(process.argv[2]) : resolve(import.meta.dirname, '..');
 const { createStorage } = await import(pathToFileURL(`${tree}/lib/storage/index.ts`).href);
@@ -84,14 +85,4 @@ const ops: Record<string, (i: number) => Promise<unknown>> = {
   'raw-shaped get': (i) => rawGet(`k${i % 100}`),
 };
 const N = 100_000;
-for (const [name, fn] of Object.entries(ops)) {
-  const best: number[] = [];
-  for (let r = 0; r < 7; r++) {
-    const t0 = process.cpuUsage();
-    for (let i = 0; i < N; i++) await fn(i);
-    const c = process.cpuUsage(t0);
-    best.push(((c.user + c.system) * 1000) / N);
-  }
-  best.sort((a, b) => a - b);
-  console.log(`${name.padEnd(16)} min ${best[0]!.toFixed(0)} ns  median ${best[3]!.toFixed(0)} ns per call`);
-}
+await printCpuPerCall(ops, N, 7);
