@@ -10,11 +10,10 @@
  * to compare) instead of this one's.
  */
 
-import { resolve } from 'node:path';
 import { Duplex } from 'node:stream';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { printCpuPerCall } from './lib/cpu-per-call.js';
+import { pgStorageWithoutServer } from './lib/pg-storage-without-server.js';
 
 const TEXT = JSON.stringify({
   cluster: 'prod',
@@ -145,20 +144,7 @@ P.Pool = class extends Orig {
     super({ ...o, stream: () => new FakeServer() as never });
   }
 } as never;
-const tree = process.argv[2] ? resolve(process.argv[2]) : resolve(import.meta.dirname, '..');
-const { createStorage } = await import(pathToFileURL(`${tree}/lib/storage/index.ts`).href);
-const storage = createStorage({
-  backend: 'postgresql',
-  postgresql: {
-    driver: 'pg',
-    url: 'postgres://x@127.0.0.1:1/x',
-    schema: 'js',
-    migrate: false,
-    pooler: 'transaction',
-    preparedStatements: true,
-    listen: false,
-  },
-});
+const storage = await pgStorageWithoutServer();
 const raw = new P.Pool({ max: 8 });
 const VALUE = JSON.parse(TEXT);
 const ops: Record<string, (i: number) => Promise<unknown>> = {

@@ -7,13 +7,10 @@
  * `npx tsx bench/pg-js-overhead.ts [checkout]`: another checkout's lib/ (an older commit, to
  * compare) instead of this one's.
  */
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { printCpuPerCall } from './lib/cpu-per-call.js';
+import { pgStorageWithoutServer } from './lib/pg-storage-without-server.js';
 
-const tree = process.argv[2] ? resolve(process.argv[2]) : resolve(import.meta.dirname, '..');
-const { createStorage } = await import(pathToFileURL(`${tree}/lib/storage/index.ts`).href);
 const TEXT = JSON.stringify({
   cluster: 'prod',
   pods: 42,
@@ -57,18 +54,7 @@ const P = pg.Pool.prototype as unknown as {
   query: (c: unknown) => Promise<unknown>;
 };
 P.connect = () => Promise.resolve(client);
-const storage = createStorage({
-  backend: 'postgresql',
-  postgresql: {
-    driver: 'pg',
-    url: 'postgres://x@127.0.0.1:1/x',
-    schema: 'js',
-    migrate: false,
-    pooler: 'transaction',
-    preparedStatements: true,
-    listen: false,
-  },
-});
+const storage = await pgStorageWithoutServer();
 const pool = new pg.Pool();
 const rawGet = async (key: string) => {
   const c = (await pool.connect()) as unknown as typeof client;
