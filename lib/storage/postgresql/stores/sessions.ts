@@ -60,16 +60,17 @@ export function pgSessions(ctx: StoreContext): SessionDriver {
     ).map(view);
   return {
     async create(input) {
+      const params = [
+        input.sessionId,
+        input.clusterId,
+        input.userId,
+        input.correlationId,
+        input.serviceIdentity,
+        input.dataJson,
+        input.ttlMs,
+      ];
       if (input.times === undefined) {
-        const [row] = await query<{ created: number; expires: number }>(CREATE_NOW, [
-          input.sessionId,
-          input.clusterId,
-          input.userId,
-          input.correlationId,
-          input.serviceIdentity,
-          input.dataJson,
-          input.ttlMs,
-        ]);
+        const [row] = await query<{ created: number; expires: number }>(CREATE_NOW, params);
         const createdAt = iso(num(row!.created));
         return {
           sessionId: input.sessionId,
@@ -84,13 +85,7 @@ export function pgSessions(ctx: StoreContext): SessionDriver {
         };
       }
       const [row] = await query<SessionRow>(CREATE, [
-        input.sessionId,
-        input.clusterId,
-        input.userId,
-        input.correlationId,
-        input.serviceIdentity,
-        input.dataJson,
-        input.ttlMs,
+        ...params,
         input.times.createdAtMs ?? null,
         input.times.lastActivityMs,
         input.times.expiresAtMs,
