@@ -8,7 +8,8 @@
  *   soak         crash soak, 20,000 messages, 8 consumers, on redis, postgresql and hybrid
  *
  * Options: --writers N (failover/persistence), --seconds N (of writes before the fault),
- * --messages N and --consumers N (soak), --backend redis|postgresql|hybrid (soak: one only).
+ * --messages N and --consumers N (soak), --backend redis|postgresql|hybrid (soak: one only),
+ * --lease-commit async|sync (soak, postgresql: how lease writes commit; default async).
  */
 import { parseArgs } from 'node:util';
 import { type FaultReport, redisFailover, redisRestart } from './redis-faults.js';
@@ -22,6 +23,7 @@ const { values, positionals } = parseArgs({
     messages: { type: 'string', default: '20000' },
     consumers: { type: 'string', default: '8' },
     backend: { type: 'string' },
+    'lease-commit': { type: 'string', default: 'async' },
   },
 });
 const experiments = positionals.length > 0 ? positionals : ['failover', 'persistence', 'soak'];
@@ -35,7 +37,7 @@ function faultRow(r: FaultReport, name: string): string {
 }
 
 function soakRow(r: SoakReport): string {
-  return `| crash soak, ${r.backend} | ${r.messages} messages, ${r.consumers} consumers, ${r.durationMs} ms | ${r.kills} consumer SIGKILLs, 1 server restart | ${r.sent} sent, ${r.delivered} delivered | ${r.lost} | ${r.duplicates} (unexplained ${r.unexplainedDuplicates}; early redeliveries ${r.earlyRedeliveries}) | ${r.restartRecoveryMs} ms | \`${command(`soak --backend ${r.backend}`)}\` |`;
+  return `| crash soak, ${r.backend}${r.leaseCommit ? ` (leaseCommit: ${r.leaseCommit})` : ''} | ${r.messages} messages, ${r.consumers} consumers, ${r.durationMs} ms | ${r.kills} consumer SIGKILLs, 1 server restart | ${r.sent} sent, ${r.delivered} delivered | ${r.lost} | ${r.duplicates} (unexplained ${r.unexplainedDuplicates}; early redeliveries ${r.earlyRedeliveries}${r.leaseCommit === 'async' ? `; after a crash undid an asynchronous lease write ${r.crashRedeliveries}` : ''}) | ${r.restartRecoveryMs} ms | \`${command(`soak --backend ${r.backend}${r.leaseCommit === 'sync' ? ' --lease-commit sync' : ''}`)}\` |`;
 }
 
 const rows: string[] = [];
@@ -63,6 +65,7 @@ for (const experiment of experiments) {
     for (const backend of backends) {
       const r = await crashSoak({
         backend,
+        leaseCommit: values['lease-commit'] === 'sync' ? 'sync' : 'async',
         messages: Number(values.messages),
         consumers: Number(values.consumers),
         log: (line) => console.error(`soak ${backend}: ${line}`),

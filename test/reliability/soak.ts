@@ -10,6 +10,16 @@
  * delivery ended (the receive that got it again returned no earlier than the previous receive
  * began plus the visibility timeout), and every duplicate explained by a kill, a failed ack or
  * a send made twice.
+ *
+ * PostgreSQL commits lease writes asynchronously by default (`postgresql.leaseCommit`), and the
+ * restart is a crash, so it may undo a claim or an ack answered just before it
+ * (docs/reliability.md, "Queue leases and server crashes"). With asynchronous lease commits, a
+ * redelivery is also explained when the crash undid its previous delivery's claim (the queue's
+ * attempt count shows it: soak-verdict.ts) or may have undone its ack (answered between
+ * ACK_UNDO_MS before the server went down and its start again); those are counted apart
+ * (`crashRedeliveries`). Sends keep committing until the crash, and each flushes every lease
+ * write before it, so only the last moment before the crash can be undone: ACK_UNDO_MS is that
+ * moment with a wide margin.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -23,11 +33,14 @@ import { createStorage, hybridControl, type Storage } from '../../lib/storage/in
 import { testDatabaseUrl } from '../support/backends.js';
 import { PrivatePostgres } from '../support/servers/postgres-server.js';
 import { PrivateRedis } from '../support/servers/redis-server.js';
+import { type Delivery, judge } from './soak-verdict.js';
 
 export type SoakBackend = 'redis' | 'postgresql' | 'hybrid';
 
 export interface SoakOptions {
   backend: SoakBackend;
+  /** postgresql only: how lease writes commit (default `async`, the library's default). */
+  leaseCommit?: 'async' | 'sync';
   messages?: number;
   consumers?: number;
   /** Lease of each delivery, seconds. */
@@ -43,6 +56,8 @@ export interface SoakOptions {
 
 export interface SoakReport {
   backend: SoakBackend;
+  /** postgresql only. */
+  leaseCommit?: 'async' | 'sync';
   messages: number;
   consumers: number;
   kills: number;
@@ -65,23 +80,20 @@ export interface SoakReport {
   duplicates: number;
   /** Duplicates without a kill, failed ack or second send before them. */
   unexplainedDuplicates: number;
-  /** Deliveries of a message before its previous delivery's lease could have ended. */
+  /** Deliveries of a message before its previous delivery's lease could have ended, crash aside. */
   earlyRedeliveries: number;
+  /** Redeliveries explained only by a lease write (claim or ack) the server crash undid. */
+  crashRedeliveries: number;
   /** ms from the server going down until the first ack after it was back. */
   restartRecoveryMs: number;
   durationMs: number;
   completed: boolean;
 }
 
-interface Delivery {
-  id: string;
-  s: number;
-  t0: number;
-  t1: number;
-  p: number;
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** How long before the server went down an asynchronous ack may still be undone, ms. */
+const ACK_UNDO_MS = 2000;
 
 /** Builds soak-consumer.ts into one file next to node_modules (its packages stay external). */
 async function bundleConsumer(): Promise<string> {
@@ -107,14 +119,14 @@ interface Servers {
   stop(): Promise<void>;
 }
 
-async function startServers(backend: SoakBackend): Promise<Servers> {
+async function startServers(backend: SoakBackend, leaseCommit: 'async' | 'sync'): Promise<Servers> {
   const queues = { maxAttempts: 1000 };
   if (backend === 'postgresql') {
     const server = await PrivatePostgres.start();
     return {
       config: {
         backend: 'postgresql',
-        postgresql: { url: server.url, schema: 'soak', migrate: true, poolSize: 3 },
+        postgresql: { url: server.url, schema: 'soak', migrate: true, poolSize: 3, leaseCommit },
         queues,
       },
       restart: (downMs) => server.restart(downMs),
@@ -164,13 +176,15 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
   const visibilityMs = (options.visibilitySeconds ?? 5) * 1000;
   const killEveryMs = options.killEveryMs ?? 700;
   const log = options.log ?? (() => {});
+  const leaseCommit = options.leaseCommit ?? 'async';
   const queue = `soak-${randomBytes(3).toString('hex')}`;
-  const [bundle, servers] = await Promise.all([bundleConsumer(), startServers(options.backend)]);
+  const [bundle, servers] = await Promise.all([bundleConsumer(), startServers(options.backend, leaseCommit)]);
   const producer: Storage = createStorage(servers.config);
   const started = performance.now();
 
   const deliveries: Delivery[] = [];
   const acked = new Set<number>();
+  const ackTimes = new Map<string, number[]>(); // `${id}:${pid}` → when each ack was answered
   const ackFailed = new Set<string>(); // `${s}:${pid}`
   const killed = new Map<number, number>(); // pid → when
   let ackFailures = 0;
@@ -192,16 +206,19 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
     children.add(child);
     child.once('exit', () => children.delete(child));
     createInterface({ input: child.stdout! }).on('line', (text) => {
-      let line: { e: string; id: string; s: number; t0: number; t1: number; t: number; p: number };
+      let line: { e: string; id: string; s: number; a: number; t0: number; t1: number; t: number; p: number };
       try {
         line = JSON.parse(text);
       } catch {
         return; // not one of ours
       }
-      if (line.e === 'r') deliveries.push({ id: line.id, s: line.s, t0: line.t0, t1: line.t1, p: line.p });
+      if (line.e === 'r')
+        deliveries.push({ id: line.id, s: line.s, a: line.a, t0: line.t0, t1: line.t1, p: line.p });
       else if (line.e === 'a') {
         acked.add(line.s);
         lastAckAt = line.t;
+        const key = `${line.id}:${line.p}`;
+        ackTimes.set(key, [...(ackTimes.get(key) ?? []), line.t]);
       } else if (line.e === 'af') {
         ackFailures++;
         ackFailed.add(`${line.s}:${line.p}`);
@@ -215,6 +232,7 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
   let sendFailures = 0;
   let restarted = false;
   let restartRecoveryMs = 0;
+  let crash: { downAt: number; upAt: number } | undefined;
 
   try {
     // Schema migrated, scripts loaded, connections up before the consumers start.
@@ -242,6 +260,7 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
       log(`restarting the server (${options.backend}) after ${sentCount} sends, ${acked.size} acks`);
       await servers.restart(options.serverDownMs ?? 1000);
       const backAt = Date.now();
+      crash = { downAt, upAt: backAt };
       while (running && lastAckAt <= backAt) await sleep(20);
       restartRecoveryMs = lastAckAt - downAt;
       log(`acks again ${restartRecoveryMs} ms after the server went down`);
@@ -305,11 +324,17 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
     await sleep(200); // the last lines
 
     const end = await left();
-    const judged = judge(deliveries, { messages, visibilityMs, killed, ackFailed });
+    const asyncLeases = options.backend === 'postgresql' && leaseCommit === 'async';
+    const crashed =
+      asyncLeases && crash
+        ? { upAt: crash.upAt, ackUndoable: { from: crash.downAt - ACK_UNDO_MS, to: crash.upAt } }
+        : undefined;
+    const judged = judge(deliveries, { messages, visibilityMs, killed, ackFailed, ackTimes, crash: crashed });
     const lost = Math.max(0, judged.neverDelivered - end.waiting);
 
     return {
       backend: options.backend,
+      ...(options.backend === 'postgresql' ? { leaseCommit } : {}),
       messages,
       consumers: consumerCount,
       kills,
@@ -327,6 +352,7 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
       duplicates: judged.duplicates,
       unexplainedDuplicates: judged.unexplained,
       earlyRedeliveries: judged.early,
+      crashRedeliveries: judged.undone,
       restartRecoveryMs,
       durationMs: Math.round(performance.now() - started),
       completed,
@@ -337,53 +363,4 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
     await producer.close().catch(() => {});
     await servers.stop();
   }
-}
-
-/** Groups `items` by `key`, each group in call-start order. */
-function groupBy<K>(items: Delivery[], key: (d: Delivery) => K): Map<K, Delivery[]> {
-  const groups = new Map<K, Delivery[]>();
-  for (const d of items) {
-    const list = groups.get(key(d)) ?? [];
-    list.push(d);
-    groups.set(key(d), list);
-  }
-  for (const list of groups.values()) list.sort((a, b) => a.t0 - b.t0);
-  return groups;
-}
-
-/**
- * What the consumers' lines say: sequence numbers never delivered, deliveries of one message
- * before its previous lease could have ended (the second receive returned before the first one
- * began plus the visibility timeout), and duplicates not preceded by a kill of the consumer that
- * had the message, a failed ack, or a second message for the same send.
- */
-function judge(
-  deliveries: Delivery[],
-  context: { messages: number; visibilityMs: number; killed: Map<number, number>; ackFailed: Set<string> },
-) {
-  const bySeq = groupBy(deliveries, (d) => d.s);
-  let neverDelivered = 0;
-  for (let s = 0; s < context.messages; s++) if (!bySeq.has(s)) neverDelivered++;
-  let early = 0;
-  for (const list of groupBy(deliveries, (d) => d.id).values()) {
-    for (let i = 1; i < list.length; i++) {
-      if (list[i]!.t1 < list[i - 1]!.t0 + context.visibilityMs) early++;
-    }
-  }
-  let duplicates = 0;
-  let unexplained = 0;
-  for (const list of bySeq.values()) {
-    const ids = new Set(list.map((d) => d.id));
-    duplicates += list.length - 1;
-    for (let i = 1; i < list.length; i++) {
-      const before = list[i - 1]!;
-      const explained =
-        (context.killed.get(before.p) ?? 0) >= before.t1 ||
-        context.ackFailed.has(`${before.s}:${before.p}`) ||
-        // Sent (or moved) as a second message: each id is then delivered once.
-        ids.size > 1;
-      if (!explained) unexplained++;
-    }
-  }
-  return { delivered: bySeq.size, neverDelivered, early, duplicates, unexplained };
 }
