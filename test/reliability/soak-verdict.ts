@@ -63,12 +63,24 @@ export function judge(
       (t) => t >= crash.ackUndoable.from && t <= crash.ackUndoable.to,
     );
   const undone = new Set<Delivery>();
+  /** The first few redeliveries that count against the run, with what the lines say of them. */
+  const samples: string[] = [];
+  const sample = (why: string, before: Delivery, after: Delivery) => {
+    if (samples.length >= 5) return;
+    const killedAt = context.killed.get(before.p);
+    const acks = context.ackTimes.get(`${before.id}:${before.p}`);
+    samples.push(JSON.stringify({ why, before, after, killedAt, acks, crash }));
+  };
   let early = 0;
   for (const list of groupBy(deliveries, (d) => d.id).values()) {
     for (let i = 1; i < list.length; i++) {
-      if (list[i]!.t1 >= list[i - 1]!.t0 + context.visibilityMs) continue;
-      if (claimUndone(list[i - 1]!, list[i]!)) undone.add(list[i]!);
-      else early++;
+      const [before, after] = [list[i - 1]!, list[i]!];
+      if (after.t1 >= before.t0 + context.visibilityMs) continue;
+      if (claimUndone(before, after)) undone.add(after);
+      else {
+        early++;
+        sample('early', before, after);
+      }
     }
   }
   let duplicates = 0;
@@ -77,16 +89,27 @@ export function judge(
     const ids = new Set(list.map((d) => d.id));
     duplicates += list.length - 1;
     for (let i = 1; i < list.length; i++) {
-      const before = list[i - 1]!;
+      const [before, after] = [list[i - 1]!, list[i]!];
       const explained =
         (context.killed.get(before.p) ?? 0) >= before.t1 ||
         context.ackFailed.has(`${before.s}:${before.p}`) ||
         // Sent (or moved) as a second message: each id is then delivered once.
         ids.size > 1;
       if (explained) continue;
-      if (claimUndone(before, list[i]!) || ackUndoable(before)) undone.add(list[i]!);
-      else unexplained++;
+      if (claimUndone(before, after) || ackUndoable(before)) undone.add(after);
+      else {
+        unexplained++;
+        sample('unexplained duplicate', before, after);
+      }
     }
   }
-  return { delivered: bySeq.size, neverDelivered, early, duplicates, unexplained, undone: undone.size };
+  return {
+    delivered: bySeq.size,
+    neverDelivered,
+    early,
+    duplicates,
+    unexplained,
+    undone: undone.size,
+    samples,
+  };
 }

@@ -33,6 +33,7 @@ describe.skipIf(missing !== undefined)(
         expect(r.completed).toBe(true);
         expect(r.sent).toBe(2000);
         expect(r.kills).toBeGreaterThan(0);
+        expect(r.consumerExits).toEqual([]);
         expect(r.serverRestarts).toBe(1);
         expect(r.lost).toBe(0);
         expect(r.delivered).toBe(2000);

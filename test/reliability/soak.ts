@@ -66,6 +66,8 @@ export interface SoakReport {
   sent: number;
   sendFailures: number;
   deliveries: number;
+  /** Consumers that exited without being killed (the library failed its process): exit code or signal, stderr's end. */
+  consumerExits: string[];
   /** Sequence numbers delivered at least once. */
   delivered: number;
   /** Sequence numbers with an ack that was answered (the others' consumer died between ack and line). */
@@ -84,6 +86,8 @@ export interface SoakReport {
   earlyRedeliveries: number;
   /** Redeliveries explained only by a lease write (claim or ack) the server crash undid. */
   crashRedeliveries: number;
+  /** The first early or unexplained redeliveries, each with the deliveries, kill and ack times behind it (JSON). */
+  suspicious: string[];
   /** ms from the server going down until the first ack after it was back. */
   restartRecoveryMs: number;
   durationMs: number;
@@ -190,6 +194,7 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
   let ackFailures = 0;
   let receiveErrors = 0;
   let kills = 0;
+  const consumerExits: string[] = [];
   let lastAckAt = 0;
   const children = new Set<ChildProcess>();
 
@@ -201,10 +206,21 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
         SOAK_QUEUE: queue,
         SOAK_VISIBILITY: String(visibilityMs / 1000),
       },
-      stdio: ['ignore', 'pipe', 'ignore'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.add(child);
-    child.once('exit', () => children.delete(child));
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-2000);
+    });
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      // Only the killer and the end of the run stop a consumer: anything else is the library failing it.
+      if (running && !killed.has(child.pid!)) {
+        consumerExits.push(`${signal ?? code}: ${stderr.trim()}`);
+        log(`consumer ${child.pid} exited by itself (${consumerExits.at(-1)})`);
+      }
+    });
     createInterface({ input: child.stdout! }).on('line', (text) => {
       let line: { e: string; id: string; s: number; a: number; t0: number; t1: number; t: number; p: number };
       try {
@@ -338,6 +354,7 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
       messages,
       consumers: consumerCount,
       kills,
+      consumerExits,
       serverRestarts: restarted ? 1 : 0,
       sent: sentCount,
       sendFailures,
@@ -353,6 +370,7 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
       unexplainedDuplicates: judged.unexplained,
       earlyRedeliveries: judged.early,
       crashRedeliveries: judged.undone,
+      suspicious: judged.samples,
       restartRecoveryMs,
       durationMs: Math.round(performance.now() - started),
       completed,

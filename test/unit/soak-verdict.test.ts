@@ -40,6 +40,7 @@ describe('crash soak verdict', () => {
       duplicates: 0,
       unexplained: 0,
       undone: 0,
+      samples: [],
     });
   });
 
@@ -49,7 +50,13 @@ describe('crash soak verdict', () => {
     expect(verdict(claimUndone, { crash })).toMatchObject({ early: 0, undone: 1 });
     // The claim survived (the count went on): the crash does not explain it.
     const claimKept = [delivery('a', 0, 1, crashAt - 300, 1), delivery('a', 0, 2, crashAt + 1600, 2)];
-    expect(verdict(claimKept, { crash })).toMatchObject({ early: 1, undone: 0 });
+    const kept = verdict(claimKept, { crash });
+    expect(kept).toMatchObject({ early: 1, undone: 0 });
+    // Early, and a duplicate nothing explains (no kill, no failed ack): both sampled with their evidence.
+    expect(kept.samples.map((x) => JSON.parse(x))).toEqual([
+      { why: 'early', before: claimKept[0], after: claimKept[1], crash },
+      { why: 'unexplained duplicate', before: claimKept[0], after: claimKept[1], crash },
+    ]);
     // Both deliveries after the server was back: no crash in between.
     const afterCrash = [delivery('a', 0, 1, upAt + 100, 1), delivery('a', 0, 1, upAt + 200, 2)];
     expect(verdict(afterCrash, { crash })).toMatchObject({ early: 1, undone: 0 });
