@@ -1,37 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../../../errors.js';
 import { isoTime as iso, type QueueDriver } from '../../driver.js';
-import type { DeadMessage, ReceivedMessage } from '../../types.js';
+import type { DeadMessage } from '../../types.js';
 import { parseJson } from '../../validate.js';
 import { Batcher } from '../batcher.js';
 import type { Row } from '../sql.js';
-import { MAX_BATCH, num, type StoreContext, sum, UUID } from './context.js';
+import { MAX_BATCH, num, type StoreContext, UUID } from './context.js';
+import { type MessageRow, QueueClaims } from './queues.claims.js';
 import { queuePlans } from './queues.sql.js';
-
-type MessageRow = {
-  id: string;
-  receipt: string | null;
-  payload: string;
-  attempts: number;
-  state: 'leased' | 'dead';
-  enqueued: number;
-  died: number | null;
-  seq: number;
-};
-
-/** What one queue call asks of the shared statement (see `ops` below). */
-type QueueOp =
-  | { kind: 'ack'; queue: string; id: string; receipt: string }
-  | { kind: 'claim'; queue: string; max: number; visibilityMs: number };
-type QueueOpResult = boolean | ReceivedMessage[];
-type Ack = Extract<QueueOp, { kind: 'ack' }>;
-type Claim = Extract<QueueOp, { kind: 'claim' }>;
-
-/**
- * `ackAndClaim` statements one storage has under way at once. Commits wait for the disk: two at
- * a time let the server flush them together, as the separate ack and claim batches did.
- */
-const OPS_IN_FLIGHT = 2;
 
 export function pgQueues(ctx: StoreContext) {
   const { config, table, query, wakeups, state } = ctx;
@@ -79,91 +55,7 @@ export function pgQueues(ctx: StoreContext) {
   };
   const settle = (queue: string) => query(plans.settle, [queue, maxAttempts]);
 
-  /**
-   * One `ackAndClaim`: `acks` removed (answers the ids removed) and up to `max` messages of
-   * `queue` leased, in FIFO order. Messages that died on the way took places: the claim looks
-   * again for the rest (without the acks, done by then).
-   */
-  const ackAndClaim = async (
-    acks: readonly Ack[],
-    queue: string,
-    max: number,
-    visibilityMs: number,
-  ): Promise<{ acked: Set<string>; messages: ReceivedMessage[] }> => {
-    const [row] = await query<{ acked: string; claimed: string }>(plans.ackAndClaim, [
-      queue,
-      max,
-      visibilityMs,
-      maxAttempts,
-      acks.map((a) => a.queue),
-      acks.map((a) => a.id),
-      acks.map((a) => a.receipt),
-    ]);
-    const acked = new Set(JSON.parse(row?.acked ?? '[]') as string[]);
-    const rows = JSON.parse(row?.claimed ?? '[]') as MessageRow[];
-    const delivered = rows.filter((r) => r.state === 'leased').sort((a, b) => num(a.seq) - num(b.seq));
-    const messages = delivered.map(
-      (message): ReceivedMessage => ({
-        id: message.id,
-        receipt: message.receipt!,
-        payload: parseJson(message.payload),
-        attempts: num(message.attempts),
-        enqueuedAt: iso(num(message.enqueued)),
-      }),
-    );
-    if (delivered.length < rows.length && messages.length < max)
-      messages.push(...(await ackAndClaim([], queue, max - messages.length, visibilityMs)).messages);
-    return { acked, messages };
-  };
-  /**
-   * Acks and claims made at the same moment share statements (natural batching, batcher.ts):
-   * every ack of the batch and the claims of one queue and lease length go out as one
-   * `ackAndClaim`, one commit; claims of other queues or lease lengths get one statement per
-   * queue. A receiver that acks its message and asks for the next thus costs its share of one
-   * statement. Claims of one queue get the first messages in FIFO order, handed out in turn,
-   * each its `max` at most; an ack answers whether its message was removed (the first of two
-   * acks of one message counts).
-   */
-  const ops = new Batcher<QueueOp, QueueOpResult>(
-    async (items) => {
-      const only = items.length === 1 ? items[0]! : undefined;
-      // A lone call (every call of a sequential caller) skips the grouping below.
-      if (only?.kind === 'ack') return [(await ackAndClaim([only], '', 0, 0)).acked.has(only.id)];
-      if (only?.kind === 'claim')
-        return [(await ackAndClaim([], only.queue, only.max, only.visibilityMs)).messages];
-      const acks = items.filter((i): i is Ack => i.kind === 'ack');
-      const groups = new Map<string, Claim[]>();
-      for (const item of items) {
-        if (item.kind !== 'claim') continue;
-        const key = `${item.queue}\0${item.visibilityMs}`;
-        groups.set(key, [...(groups.get(key) ?? []), item]);
-      }
-      const claimGroups = [...groups.values()];
-      const handedOut = new Map<Claim, ReceivedMessage[]>();
-      const claimFor = async (claims: Claim[], withAcks: readonly Ack[]) => {
-        const { queue, visibilityMs } = claims[0]!;
-        const wanted = sum(claims.map((c) => c.max));
-        const got = await ackAndClaim(withAcks, queue, wanted, visibilityMs);
-        let at = 0;
-        for (const claim of claims) {
-          handedOut.set(claim, got.messages.slice(at, at + claim.max));
-          at += claim.max;
-        }
-        return got.acked;
-      };
-      const [first, ...rest] = claimGroups;
-      const [acked] = await Promise.all([
-        first ? claimFor(first, acks) : ackAndClaim(acks, '', 0, 0).then((r) => r.acked),
-        ...rest.map((claims) => claimFor(claims, [])),
-      ]);
-      return items.map((item) => (item.kind === 'ack' ? acked.delete(item.id) : handedOut.get(item)!));
-    },
-    MAX_BATCH,
-    undefined,
-    OPS_IN_FLIGHT,
-  );
-  const claim = (queue: string, max: number, visibilityMs: number) =>
-    ops.add({ kind: 'claim', queue, max, visibilityMs }) as Promise<ReceivedMessage[]>;
+  const claims = new QueueClaims(query, plans.ackAndClaim, maxAttempts);
   /** Concurrent sends without a dedupId go out as one INSERT (ids in `items` order, so FIFO holds). */
   const sends = new Batcher<{ id: string; queue: string; json: string; delayMs: number }, void>(
     async (items) => {
@@ -238,7 +130,7 @@ export function pgQueues(ctx: StoreContext) {
       }
     },
     async receive(queue, max, visibilityMs, waitMs) {
-      if (waitMs === 0) return claim(queue, max, visibilityMs);
+      if (waitMs === 0) return claims.claim(queue, max, visibilityMs);
       const deadline = Date.now() + waitMs;
       // Notifications wake this wait at once; until they flow (or without them) it polls.
       await wakeups.listen(channel, Math.min(waitMs, 2000));
@@ -255,7 +147,7 @@ export function pgQueues(ctx: StoreContext) {
           // A storage closed while this call waited answers what a wait without messages does.
           if (state.closed) return [];
           const mark = signalOf(queue);
-          const got = await claim(queue, max, visibilityMs);
+          const got = await claims.claim(queue, max, visibilityMs);
           if (got.length > 0) return got;
           const now = Date.now();
           if (now >= deadline || state.closed) return [];
@@ -275,7 +167,7 @@ export function pgQueues(ctx: StoreContext) {
       }
     },
     async ack(queue, id, receipt) {
-      if (UUID.test(id) && UUID.test(receipt) && (await ops.add({ kind: 'ack', queue, id, receipt }))) return;
+      if (UUID.test(id) && UUID.test(receipt) && (await claims.ack(queue, id, receipt))) return;
       await leaseError(queue, id);
     },
     async nack(queue, id, receipt, delayMs) {
