@@ -7,6 +7,7 @@ import { Batcher } from '../batcher.js';
 import type { Row } from '../sql.js';
 import { MAX_BATCH, num, type StoreContext, UUID } from './context.js';
 import { type MessageRow, QueueClaims } from './queues.claims.js';
+import { QueueNextDue } from './queues.next-due.js';
 import { queuePlans } from './queues.sql.js';
 
 export function pgQueues(ctx: StoreContext) {
@@ -69,25 +70,7 @@ export function pgQueues(ctx: StoreContext) {
     },
     MAX_BATCH,
   );
-  /** Milliseconds until something in `queue` becomes visible by itself (a delay or lease ending). */
-  const lookUpDue = async (queue: string): Promise<number> => {
-    const [row] = await query<{ due: number | null }>(plans.nextDue, [queue]);
-    return row?.due === null || row?.due === undefined ? Number.POSITIVE_INFINITY : num(row.due);
-  };
-  /**
-   * The look-up under way per queue: receivers of one queue that found it empty together (a
-   * notification wakes them all, one claim takes what came) share one statement. A slightly
-   * earlier answer only shortens a wait that notifications and `pollMs` bound anyway.
-   */
-  const dueLookUps = new Map<string, Promise<number>>();
-  const nextDue = (queue: string): Promise<number> => {
-    let due = dueLookUps.get(queue);
-    if (!due) {
-      due = lookUpDue(queue).finally(() => dueLookUps.delete(queue));
-      dueLookUps.set(queue, due);
-    }
-    return due;
-  };
+  const nextDue = new QueueNextDue(query, plans.nextDue);
   const stopWaking = wakeups.handle(channel, wake);
   const sleep = (queue: string, delayMs: number) =>
     new Promise<void>((resolve) => {
@@ -151,7 +134,7 @@ export function pgQueues(ctx: StoreContext) {
           if (got.length > 0) return got;
           const now = Date.now();
           if (now >= deadline || state.closed) return [];
-          const due = await nextDue(queue);
+          const due = await nextDue.of(queue);
           // Visible now but not claimable: other receivers hold those rows for a moment.
           const pause = due > 0 ? due : 20;
           // A notification since the claim began means something may have arrived: look again at once.
