@@ -9,6 +9,7 @@ import { MAX_BATCH, num, type StoreContext, UUID } from './context.js';
 import { type MessageRow, QueueClaims } from './queues.claims.js';
 import { QueueNextDue } from './queues.next-due.js';
 import { queuePlans } from './queues.sql.js';
+import { QueueWaits } from './queues.waits.js';
 
 export function pgQueues(ctx: StoreContext) {
   const { config, table, query, wakeups, state } = ctx;
@@ -18,21 +19,7 @@ export function pgQueues(ctx: StoreContext) {
   const maxAttempts = config.queues.maxAttempts;
   const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
   const pollMs = Math.round(config.postgresql.pollInterval * 1000);
-  /** In-process waiters per queue, woken by a notification or when the storage closes. */
-  const waiters = new Map<string, Set<() => void>>();
-  /** Notifications seen per queue (and in all, for reconnects): a receive that saw one while claiming looks again at once. */
-  const signals = new Map<string, number>();
-  let reconnects = 0;
-  const signalOf = (queue: string) => `${signals.get(queue) ?? 0}:${reconnects}`;
-  const wake = (queue: string | undefined) => {
-    if (queue === undefined) {
-      reconnects++;
-      for (const set of waiters.values()) for (const w of set) w();
-      return;
-    }
-    if (waiters.has(queue)) signals.set(queue, (signals.get(queue) ?? 0) + 1);
-    for (const w of waiters.get(queue) ?? []) w();
-  };
+  const waits = new QueueWaits();
 
   /** Why a lease call matched no row: NotFoundError for an unknown message, else ConflictError. */
   const leaseError = async (queue: string, id: string): Promise<never> => {
@@ -71,23 +58,7 @@ export function pgQueues(ctx: StoreContext) {
     MAX_BATCH,
   );
   const nextDue = new QueueNextDue(query, plans.nextDue);
-  const stopWaking = wakeups.handle(channel, wake);
-  const sleep = (queue: string, delayMs: number) =>
-    new Promise<void>((resolve) => {
-      let set = waiters.get(queue);
-      if (!set) {
-        set = new Set();
-        waiters.set(queue, set);
-      }
-      const done = () => {
-        clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0 && waiters.get(queue) === set) waiters.delete(queue);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(1, delayMs));
-      set.add(done);
-    });
+  const stopWaking = wakeups.handle(channel, waits.wake);
 
   const driver: QueueDriver = {
     async send(queue, json, delayMs, dedupId) {
@@ -118,18 +89,12 @@ export function pgQueues(ctx: StoreContext) {
       // Notifications wake this wait at once; until they flow (or without them) it polls.
       await wakeups.listen(channel, Math.min(waitMs, 2000));
       // A slot in the queue's waiters for the whole call, so notifications are counted from now.
-      let mine = waiters.get(queue);
-      if (!mine) {
-        mine = new Set();
-        waiters.set(queue, mine);
-      }
-      const keep = () => {};
-      mine.add(keep);
+      const release = waits.hold(queue);
       try {
         for (;;) {
           // A storage closed while this call waited answers what a wait without messages does.
           if (state.closed) return [];
-          const mark = signalOf(queue);
+          const mark = waits.signalOf(queue);
           const got = await claims.claim(queue, max, visibilityMs);
           if (got.length > 0) return got;
           const now = Date.now();
@@ -138,15 +103,12 @@ export function pgQueues(ctx: StoreContext) {
           // Visible now but not claimable: other receivers hold those rows for a moment.
           const pause = due > 0 ? due : 20;
           // A notification since the claim began means something may have arrived: look again at once.
-          if (signalOf(queue) === mark) await sleep(queue, Math.min(deadline - now, pause, pollMs));
+          if (waits.signalOf(queue) === mark)
+            await waits.sleep(queue, Math.min(deadline - now, pause, pollMs));
           if (state.closed) return [];
         }
       } finally {
-        mine.delete(keep);
-        if (mine.size === 0 && waiters.get(queue) === mine) {
-          waiters.delete(queue);
-          signals.delete(queue);
-        }
+        release();
       }
     },
     async ack(queue, id, receipt) {
@@ -193,7 +155,7 @@ export function pgQueues(ctx: StoreContext) {
   return {
     driver,
     close() {
-      wake(undefined);
+      waits.wake(undefined);
       stopWaking();
     },
   };
