@@ -1,16 +1,20 @@
-import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../../../errors.js';
 import { isoTime as iso, type QueueDriver } from '../../driver.js';
 import type { DeadMessage } from '../../types.js';
 import { parseJson } from '../../validate.js';
-import { Batcher } from '../batcher.js';
 import type { Row } from '../sql.js';
-import { MAX_BATCH, num, type StoreContext, UUID } from './context.js';
+import { num, type StoreContext, UUID } from './context.js';
 import { type MessageRow, QueueClaims } from './queues.claims.js';
 import { QueueNextDue } from './queues.next-due.js';
+import { QueueSends } from './queues.sends.js';
 import { queuePlans } from './queues.sql.js';
 import { QueueWaits } from './queues.waits.js';
 
+/**
+ * The PostgreSQL queue store: the QueueDriver over the statements of queues.sql.ts. Acks and
+ * claims batch in `QueueClaims`, sends in `QueueSends`; a long poll sleeps in `QueueWaits`
+ * between claims, for as long as `QueueNextDue` says nothing becomes visible by itself.
+ */
 export function pgQueues(ctx: StoreContext) {
   const { config, table, query, wakeups, state } = ctx;
   const channel = ctx.channels.queues;
@@ -44,44 +48,13 @@ export function pgQueues(ctx: StoreContext) {
   const settle = (queue: string) => query(plans.settle, [queue, maxAttempts]);
 
   const claims = new QueueClaims(query, plans.ackAndClaim, maxAttempts);
-  /** Concurrent sends without a dedupId go out as one INSERT (ids in `items` order, so FIFO holds). */
-  const sends = new Batcher<{ id: string; queue: string; json: string; delayMs: number }, void>(
-    async (items) => {
-      await query(plans.sendMany, [
-        items.map((i) => i.id),
-        items.map((i) => i.queue),
-        items.map((i) => i.json),
-        items.map((i) => i.delayMs),
-      ]);
-      return items.map(() => undefined);
-    },
-    MAX_BATCH,
-  );
+  const sends = new QueueSends(query, plans, dedupWindowMs);
   const nextDue = new QueueNextDue(query, plans.nextDue);
   const stopWaking = wakeups.handle(channel, waits.wake);
 
   const driver: QueueDriver = {
-    async send(queue, json, delayMs, dedupId) {
-      const id = randomUUID();
-      if (dedupId === undefined) {
-        await sends.add({ id, queue, json, delayMs });
-        return { id, duplicate: false };
-      }
-      for (let attempt = 0; ; attempt++) {
-        const [row] = await query<{ sent: number; existing: string | null }>(plans.sendDeduplicated, [
-          id,
-          queue,
-          json,
-          delayMs,
-          dedupId,
-          dedupWindowMs,
-        ]);
-        if (num(row?.sent) === 1) return { id, duplicate: false };
-        if (row?.existing) return { id: row.existing, duplicate: true };
-        // A concurrent send committed the dedup row after this statement's snapshot (the stale
-        // row it replaced does not count: its window ended): look again with a new snapshot.
-        if (attempt >= 5) throw new ConflictError(`dedupId ${JSON.stringify(dedupId)} is contended; retry`);
-      }
+    send(queue, json, delayMs, dedupId) {
+      return sends.send(queue, json, delayMs, dedupId);
     },
     async receive(queue, max, visibilityMs, waitMs) {
       if (waitMs === 0) return claims.claim(queue, max, visibilityMs);
