@@ -12,8 +12,9 @@ import { QueueWaits } from './queues.waits.js';
 
 /**
  * The PostgreSQL queue store: the QueueDriver over the statements of queues.sql.ts. Acks and
- * claims batch in `QueueClaims`, sends in `QueueSends`; a long poll sleeps in `QueueWaits`
- * between claims, for as long as `QueueNextDue` says nothing becomes visible by itself.
+ * claims batch in `QueueClaims`, sends in `QueueSends`; between claims a long poll sleeps in
+ * `QueueWaits` until a notification, `pollMs`, or when `QueueNextDue` says something becomes
+ * visible by itself.
  */
 export function pgQueues(ctx: StoreContext) {
   const { config, table, query, wakeups, state } = ctx;
