@@ -34,10 +34,31 @@ const rows: Record<string, unknown[]> = {
     },
   ],
 };
+/** A queue message as the fake claim answers it, and the ack of it (both of `ackAndClaim`). */
+const MESSAGE_ID = '00000000-0000-4000-8000-000000000001';
+const RECEIPT = '00000000-0000-4000-8000-000000000002';
+const ackAndClaim = [
+  {
+    acked: JSON.stringify([MESSAGE_ID]),
+    claimed: JSON.stringify([
+      {
+        id: MESSAGE_ID,
+        receipt: RECEIPT,
+        payload: TEXT,
+        attempts: 1,
+        state: 'leased',
+        enqueued: 1_765_000_000_000,
+        died: null,
+        seq: 1,
+      },
+    ]),
+  },
+];
 const client = {
   query(config: { text: string } | string) {
     const text = typeof config === 'string' ? config : config.text;
     if (text.includes('.sessions (')) return Promise.resolve({ rows: rows.session });
+    if (text.includes(' AS acked')) return Promise.resolve({ rows: ackAndClaim });
     return Promise.resolve({
       rows: text.includes('EXISTS')
         ? rows.active
@@ -68,6 +89,9 @@ const ops: Record<string, (i: number) => Promise<unknown>> = {
   'kv.set': (i) => storage.kv.set(`k${i % 100}`, VALUE),
   'cluster active': () => storage.sessions.isClusterActive('bench-active'),
   'session create': (i) => storage.sessions.create({ clusterId: `c${i % 10}`, userId: 'bench', ttl: 600 }),
+  'queue send': () => storage.queues.send('bench', VALUE),
+  'queue receive': () => storage.queues.receive('bench'),
+  'queue ack': () => storage.queues.ack('bench', MESSAGE_ID, RECEIPT),
   'raw-shaped get': (i) => rawGet(`k${i % 100}`),
 };
 const N = 100_000;
