@@ -16,7 +16,7 @@ export type MessageRow = {
   seq: number;
 };
 
-/** What one queue call asks of the shared statement (see `QueueClaims`). */
+/** What one queue call asks of the shared statement (see `queueClaims`). */
 type QueueOp =
   | { kind: 'ack'; queue: string; id: string; receipt: string }
   | { kind: 'claim'; queue: string; max: number; visibilityMs: number };
@@ -39,82 +39,23 @@ const OPS_IN_FLIGHT = 2;
  * each its `max` at most; an ack answers whether its message was removed (the first of two
  * acks of one message counts).
  */
-export class QueueClaims {
-  private readonly ops = new Batcher<QueueOp, QueueOpResult>(
-    (items) => this.run(items),
-    MAX_BATCH,
-    undefined,
-    OPS_IN_FLIGHT,
-  );
-
-  /** `statement`: the plan `ackAndClaim` (queues.sql.ts). */
-  constructor(
-    private readonly query: Query,
-    private readonly statement: string,
-    private readonly maxAttempts: number,
-  ) {}
-
-  /** Up to `max` messages of `queue`, leased for `visibilityMs`, in FIFO order. */
-  claim(queue: string, max: number, visibilityMs: number): Promise<ReceivedMessage[]> {
-    return this.ops.add({ kind: 'claim', queue, max, visibilityMs }) as Promise<ReceivedMessage[]>;
-  }
-
-  /** Removes a leased message; answers whether it was removed (`receipt` held its live lease). */
-  ack(queue: string, id: string, receipt: string): Promise<boolean> {
-    return this.ops.add({ kind: 'ack', queue, id, receipt }) as Promise<boolean>;
-  }
-
-  /** One batch: a result per item, in order. */
-  private async run(items: QueueOp[]): Promise<QueueOpResult[]> {
-    const only = items.length === 1 ? items[0]! : undefined;
-    // A lone call (every call of a sequential caller) skips the grouping below.
-    if (only?.kind === 'ack') return [(await this.ackAndClaim([only], '', 0, 0)).acked.has(only.id)];
-    if (only?.kind === 'claim')
-      return [(await this.ackAndClaim([], only.queue, only.max, only.visibilityMs)).messages];
-    const acks = items.filter((i): i is Ack => i.kind === 'ack');
-    const groups = new Map<string, Claim[]>();
-    for (const item of items) {
-      if (item.kind !== 'claim') continue;
-      const key = `${item.queue}\0${item.visibilityMs}`;
-      groups.set(key, [...(groups.get(key) ?? []), item]);
-    }
-    const claimGroups = [...groups.values()];
-    const handedOut = new Map<Claim, ReceivedMessage[]>();
-    const claimFor = async (claims: Claim[], withAcks: readonly Ack[]) => {
-      const { queue, visibilityMs } = claims[0]!;
-      const wanted = sum(claims.map((c) => c.max));
-      const got = await this.ackAndClaim(withAcks, queue, wanted, visibilityMs);
-      let at = 0;
-      for (const claim of claims) {
-        handedOut.set(claim, got.messages.slice(at, at + claim.max));
-        at += claim.max;
-      }
-      return got.acked;
-    };
-    const [first, ...rest] = claimGroups;
-    const [acked] = await Promise.all([
-      first ? claimFor(first, acks) : this.ackAndClaim(acks, '', 0, 0).then((r) => r.acked),
-      ...rest.map((claims) => claimFor(claims, [])),
-    ]);
-    return items.map((item) => (item.kind === 'ack' ? acked.delete(item.id) : handedOut.get(item)!));
-  }
-
+export function queueClaims(query: Query, statement: string, maxAttempts: number) {
   /**
-   * One `ackAndClaim`: `acks` removed (answers the ids removed) and up to `max` messages of
-   * `queue` leased, in FIFO order. Messages that died on the way took places: the claim looks
-   * again for the rest (without the acks, done by then).
+   * One `ackAndClaim` (`statement`, queues.sql.ts): `acks` removed (answers the ids removed) and
+   * up to `max` messages of `queue` leased, in FIFO order. Messages that died on the way took
+   * places: the claim looks again for the rest (without the acks, done by then).
    */
-  private async ackAndClaim(
+  const ackAndClaim = async (
     acks: readonly Ack[],
     queue: string,
     max: number,
     visibilityMs: number,
-  ): Promise<{ acked: Set<string>; messages: ReceivedMessage[] }> {
-    const [row] = await this.query<{ acked: string; claimed: string }>(this.statement, [
+  ): Promise<{ acked: Set<string>; messages: ReceivedMessage[] }> => {
+    const [row] = await query<{ acked: string; claimed: string }>(statement, [
       queue,
       max,
       visibilityMs,
-      this.maxAttempts,
+      maxAttempts,
       acks.map((a) => a.queue),
       acks.map((a) => a.id),
       acks.map((a) => a.receipt),
@@ -132,7 +73,52 @@ export class QueueClaims {
       }),
     );
     if (delivered.length < rows.length && messages.length < max)
-      messages.push(...(await this.ackAndClaim([], queue, max - messages.length, visibilityMs)).messages);
+      messages.push(...(await ackAndClaim([], queue, max - messages.length, visibilityMs)).messages);
     return { acked, messages };
-  }
+  };
+
+  /** One batch: a result per item, in order. */
+  const run = async (items: QueueOp[]): Promise<QueueOpResult[]> => {
+    const only = items.length === 1 ? items[0]! : undefined;
+    // A lone call (every call of a sequential caller) skips the grouping below.
+    if (only?.kind === 'ack') return [(await ackAndClaim([only], '', 0, 0)).acked.has(only.id)];
+    if (only?.kind === 'claim')
+      return [(await ackAndClaim([], only.queue, only.max, only.visibilityMs)).messages];
+    const acks = items.filter((i): i is Ack => i.kind === 'ack');
+    const groups = new Map<string, Claim[]>();
+    for (const item of items) {
+      if (item.kind !== 'claim') continue;
+      const key = `${item.queue}\0${item.visibilityMs}`;
+      groups.set(key, [...(groups.get(key) ?? []), item]);
+    }
+    const claimGroups = [...groups.values()];
+    const handedOut = new Map<Claim, ReceivedMessage[]>();
+    const claimFor = async (claims: Claim[], withAcks: readonly Ack[]) => {
+      const { queue, visibilityMs } = claims[0]!;
+      const wanted = sum(claims.map((c) => c.max));
+      const got = await ackAndClaim(withAcks, queue, wanted, visibilityMs);
+      let at = 0;
+      for (const claim of claims) {
+        handedOut.set(claim, got.messages.slice(at, at + claim.max));
+        at += claim.max;
+      }
+      return got.acked;
+    };
+    const [first, ...rest] = claimGroups;
+    const [acked] = await Promise.all([
+      first ? claimFor(first, acks) : ackAndClaim(acks, '', 0, 0).then((r) => r.acked),
+      ...rest.map((claims) => claimFor(claims, [])),
+    ]);
+    return items.map((item) => (item.kind === 'ack' ? acked.delete(item.id) : handedOut.get(item)!));
+  };
+
+  const ops = new Batcher<QueueOp, QueueOpResult>(run, MAX_BATCH, undefined, OPS_IN_FLIGHT);
+  return {
+    /** Up to `max` messages of `queue`, leased for `visibilityMs`, in FIFO order. */
+    claim: (queue: string, max: number, visibilityMs: number) =>
+      ops.add({ kind: 'claim', queue, max, visibilityMs }) as Promise<ReceivedMessage[]>,
+    /** Removes a leased message; answers whether it was removed (`receipt` held its live lease). */
+    ack: (queue: string, id: string, receipt: string) =>
+      ops.add({ kind: 'ack', queue, id, receipt }) as Promise<boolean>,
+  };
 }

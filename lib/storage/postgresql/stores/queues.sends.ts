@@ -8,11 +8,11 @@ import type { queuePlans } from './queues.sql.js';
 type SendPlans = Pick<ReturnType<typeof queuePlans>, 'sendMany' | 'sendDeduplicated'>;
 
 /** The sends of one storage's queues: with a dedupId one statement each, else batched. */
-export class QueueSends {
+export function queueSends(query: Query, plans: SendPlans, dedupWindowMs: number) {
   /** Concurrent sends without a dedupId go out as one INSERT (ids in `items` order, so FIFO holds). */
-  private readonly batched = new Batcher<{ id: string; queue: string; json: string; delayMs: number }, void>(
+  const batched = new Batcher<{ id: string; queue: string; json: string; delayMs: number }, void>(
     async (items) => {
-      await this.query(this.plans.sendMany, [
+      await query(plans.sendMany, [
         items.map((i) => i.id),
         items.map((i) => i.queue),
         items.map((i) => i.json),
@@ -23,26 +23,25 @@ export class QueueSends {
     MAX_BATCH,
   );
 
-  constructor(
-    private readonly query: Query,
-    private readonly plans: SendPlans,
-    private readonly dedupWindowMs: number,
-  ) {}
-
-  async send(queue: string, json: string, delayMs: number, dedupId: string | undefined): Promise<SendResult> {
+  return async (
+    queue: string,
+    json: string,
+    delayMs: number,
+    dedupId: string | undefined,
+  ): Promise<SendResult> => {
     const id = randomUUID();
     if (dedupId === undefined) {
-      await this.batched.add({ id, queue, json, delayMs });
+      await batched.add({ id, queue, json, delayMs });
       return { id, duplicate: false };
     }
     for (let attempt = 0; ; attempt++) {
-      const [row] = await this.query<{ sent: number; existing: string | null }>(this.plans.sendDeduplicated, [
+      const [row] = await query<{ sent: number; existing: string | null }>(plans.sendDeduplicated, [
         id,
         queue,
         json,
         delayMs,
         dedupId,
-        this.dedupWindowMs,
+        dedupWindowMs,
       ]);
       if (num(row?.sent) === 1) return { id, duplicate: false };
       if (row?.existing) return { id: row.existing, duplicate: true };
@@ -50,5 +49,5 @@ export class QueueSends {
       // row it replaced does not count: its window ended): look again with a new snapshot.
       if (attempt >= 5) throw new ConflictError(`dedupId ${JSON.stringify(dedupId)} is contended; retry`);
     }
-  }
+  };
 }

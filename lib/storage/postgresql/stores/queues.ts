@@ -4,16 +4,16 @@ import type { DeadMessage } from '../../types.js';
 import { parseJson } from '../../validate.js';
 import type { Row } from '../sql.js';
 import { num, type StoreContext, UUID } from './context.js';
-import { type MessageRow, QueueClaims } from './queues.claims.js';
-import { QueueNextDue } from './queues.next-due.js';
-import { QueueSends } from './queues.sends.js';
+import { type MessageRow, queueClaims } from './queues.claims.js';
+import { queueNextDue } from './queues.next-due.js';
+import { queueSends } from './queues.sends.js';
 import { queuePlans } from './queues.sql.js';
-import { QueueWaits } from './queues.waits.js';
+import { queueWaits } from './queues.waits.js';
 
 /**
  * The PostgreSQL queue store: the QueueDriver over the statements of queues.sql.ts. Acks and
- * claims batch in `QueueClaims`, sends in `QueueSends`; between claims a long poll sleeps in
- * `QueueWaits` until a notification, `pollMs`, or when `QueueNextDue` says something becomes
+ * claims batch in `queueClaims`, sends in `queueSends`; between claims a long poll sleeps in
+ * `queueWaits` until a notification, `pollMs`, or when `queueNextDue` says something becomes
  * visible by itself.
  */
 export function pgQueues(ctx: StoreContext) {
@@ -24,7 +24,7 @@ export function pgQueues(ctx: StoreContext) {
   const maxAttempts = config.queues.maxAttempts;
   const dedupWindowMs = Math.round(config.queues.dedupWindow * 1000);
   const pollMs = Math.round(config.postgresql.pollInterval * 1000);
-  const waits = new QueueWaits();
+  const waits = queueWaits();
 
   /** Why a lease call matched no row: NotFoundError for an unknown message, else ConflictError. */
   const leaseError = async (queue: string, id: string): Promise<never> => {
@@ -48,14 +48,14 @@ export function pgQueues(ctx: StoreContext) {
   };
   const settle = (queue: string) => query(plans.settle, [queue, maxAttempts]);
 
-  const claims = new QueueClaims(query, plans.ackAndClaim, maxAttempts);
-  const sends = new QueueSends(query, plans, dedupWindowMs);
-  const nextDue = new QueueNextDue(query, plans.nextDue);
+  const claims = queueClaims(query, plans.ackAndClaim, maxAttempts);
+  const send = queueSends(query, plans, dedupWindowMs);
+  const nextDue = queueNextDue(query, plans.nextDue);
   const stopWaking = wakeups.handle(channel, waits.wake);
 
   const driver: QueueDriver = {
     send(queue, json, delayMs, dedupId) {
-      return sends.send(queue, json, delayMs, dedupId);
+      return send(queue, json, delayMs, dedupId);
     },
     async receive(queue, max, visibilityMs, waitMs) {
       if (waitMs === 0) return claims.claim(queue, max, visibilityMs);
@@ -73,7 +73,7 @@ export function pgQueues(ctx: StoreContext) {
           if (got.length > 0) return got;
           const now = Date.now();
           if (now >= deadline || state.closed) return [];
-          const due = await nextDue.of(queue);
+          const due = await nextDue(queue);
           // Visible now but not claimable: other receivers hold those rows for a moment.
           const pause = due > 0 ? due : 20;
           // A notification since the claim began means something may have arrived: look again at once.
