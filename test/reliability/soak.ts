@@ -15,11 +15,10 @@
  * restart is a crash, so it may undo a claim or an ack answered just before it
  * (docs/reliability.md, "Queue leases and server crashes"). With asynchronous lease commits, a
  * redelivery is also explained when the crash undid its previous delivery's claim (the queue's
- * attempt count shows it: soak-verdict.ts) or may have undone its ack (answered between
- * ACK_UNDO_MS before the server went down and its start again); those are counted apart
- * (`crashRedeliveries`). Sends keep committing until the crash, and each flushes every lease
- * write before it, so only the last moment before the crash can be undone: ACK_UNDO_MS is that
- * moment with a wide margin.
+ * attempt count shows it: soak-verdict.ts) or may have undone its ack; those are counted apart
+ * (`crashRedeliveries`). An ack may have been undone only when no send acknowledged before the
+ * crash began after the ack was answered: a send's commit waits for the write-ahead log up to
+ * itself, and so makes every commit before it durable too.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -96,9 +95,6 @@ export interface SoakReport {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** How long before the server went down an asynchronous ack may still be undone, ms. */
-const ACK_UNDO_MS = 2000;
-
 /** Builds soak-consumer.ts into one file next to node_modules (its packages stay external). */
 async function bundleConsumer(): Promise<string> {
   const dir = join(import.meta.dirname, '../../node_modules/.cache/kst-soak');
@@ -119,7 +115,8 @@ async function bundleConsumer(): Promise<string> {
 
 interface Servers {
   config: StorageConfigInput;
-  restart(downMs: number): Promise<void>;
+  /** Crashes the server, calls `onDown` once it is down, and starts it again after `downMs`. */
+  restart(downMs: number, onDown: () => void): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -133,13 +130,14 @@ async function startServers(backend: SoakBackend, leaseCommit: 'async' | 'sync')
         postgresql: { url: server.url, schema: 'soak', migrate: true, poolSize: 3, leaseCommit },
         queues,
       },
-      restart: (downMs) => server.restart(downMs),
+      restart: (downMs, onDown) => server.restart(downMs, onDown),
       stop: () => server.stop(),
     };
   }
   const redis = await PrivateRedis.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
-  const restartRedis = async (downMs: number) => {
+  const restartRedis = async (downMs: number, onDown: () => void) => {
     await redis.kill('SIGKILL');
+    onDown();
     await sleep(downMs);
     await redis.launch();
   };
@@ -248,7 +246,10 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
   let sendFailures = 0;
   let restarted = false;
   let restartRecoveryMs = 0;
-  let crash: { downAt: number; upAt: number } | undefined;
+  let crash: { upAt: number } | undefined;
+  let serverDown = false;
+  /** When the last send acknowledged before the crash began: every commit before then survived it. */
+  let durableBefore = 0;
 
   try {
     // Schema migrated, scripts loaded, connections up before the consumers start.
@@ -274,9 +275,11 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
       restarted = true;
       const downAt = Date.now();
       log(`restarting the server (${options.backend}) after ${sentCount} sends, ${acked.size} acks`);
-      await servers.restart(options.serverDownMs ?? 1000);
+      await servers.restart(options.serverDownMs ?? 1000, () => {
+        serverDown = true;
+      });
       const backAt = Date.now();
-      crash = { downAt, upAt: backAt };
+      crash = { upAt: backAt };
       while (running && lastAckAt <= backAt) await sleep(20);
       restartRecoveryMs = lastAckAt - downAt;
       log(`acks again ${restartRecoveryMs} ms after the server went down`);
@@ -291,7 +294,9 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
         if (!restarted && s >= messages / 2) restarting = restart();
         for (;;) {
           try {
+            const begun = Date.now();
             await producer.queues.send(queue, { s }, { dedupId: `s${s}` });
+            if (!serverDown) durableBefore = Math.max(durableBefore, begun);
             sentCount++;
             break;
           } catch {
@@ -343,7 +348,7 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
     const asyncLeases = options.backend === 'postgresql' && leaseCommit === 'async';
     const crashed =
       asyncLeases && crash
-        ? { upAt: crash.upAt, ackUndoable: { from: crash.downAt - ACK_UNDO_MS, to: crash.upAt } }
+        ? { upAt: crash.upAt, ackUndoable: { from: durableBefore, to: crash.upAt } }
         : undefined;
     const judged = judge(deliveries, { messages, visibilityMs, killed, ackFailed, ackTimes, crash: crashed });
     const lost = Math.max(0, judged.neverDelivered - end.waiting);

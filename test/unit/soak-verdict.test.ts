@@ -4,7 +4,7 @@ import { type Delivery, judge } from '../reliability/soak-verdict.js';
 const visibilityMs = 5000;
 const crashAt = 100_000;
 const upAt = crashAt + 1500;
-/** As the soak passes it with asynchronous lease commits. */
+/** Asynchronous lease commits; the last send acknowledged before the crash began 2 s before it. */
 const crash = { upAt, ackUndoable: { from: crashAt - 2000, to: upAt } };
 
 const delivery = (id: string, s: number, a: number, t0: number, p: number, t1 = t0 + 5): Delivery => ({

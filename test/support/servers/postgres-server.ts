@@ -65,9 +65,10 @@ export class PrivatePostgres {
     return server;
   }
 
-  /** Stops the server as a crash would (no shutdown checkpoint) and starts it again. */
-  async restart(downMs = 0): Promise<void> {
+  /** Stops the server as a crash would (no shutdown checkpoint) and starts it again; `onDown` runs once it is down. */
+  async restart(downMs = 0, onDown?: () => void): Promise<void> {
     await this.ctl('stop', ['-m', 'immediate']);
+    onDown?.();
     if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
     await this.ctl('start');
   }
