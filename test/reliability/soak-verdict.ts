@@ -37,8 +37,10 @@ function groupBy<K>(items: Delivery[], key: (d: Delivery) => K): Map<K, Delivery
  * When `crash` is given (lease writes committed asynchronously), a redelivery the crash explains
  * is counted in `undone` instead: its previous delivery's claim did not survive (the previous
  * receive returned before the server was back, and the queue counts no more attempts now than
- * then: every claim that survives counts one), or its previous delivery's ack was answered in
- * `crash.ackUndoable` (an undone ack leaves no trace in the count).
+ * then: every claim that survives counts one), or its previous delivery's ack was answered
+ * between `crash.durableBefore` (the start of the last send acknowledged before the crash: its
+ * commit made every earlier one durable) and `crash.upAt` (an undone ack leaves no trace in the
+ * count).
  */
 export function judge(
   deliveries: Delivery[],
@@ -48,7 +50,7 @@ export function judge(
     killed: Map<number, number>;
     ackFailed: Set<string>;
     ackTimes: Map<string, number[]>;
-    crash?: { upAt: number; ackUndoable: { from: number; to: number } };
+    crash?: { durableBefore: number; upAt: number };
   },
 ) {
   const bySeq = groupBy(deliveries, (d) => d.s);
@@ -59,9 +61,7 @@ export function judge(
     crash !== undefined && after.id === before.id && after.a <= before.a && before.t1 <= crash.upAt;
   const ackUndoable = (d: Delivery) =>
     crash !== undefined &&
-    (context.ackTimes.get(`${d.id}:${d.p}`) ?? []).some(
-      (t) => t >= crash.ackUndoable.from && t <= crash.ackUndoable.to,
-    );
+    (context.ackTimes.get(`${d.id}:${d.p}`) ?? []).some((t) => t >= crash.durableBefore && t <= crash.upAt);
   const undone = new Set<Delivery>();
   /** The first few redeliveries that count against the run, with what the lines say of them. */
   const samples: string[] = [];

@@ -246,7 +246,8 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
   let sendFailures = 0;
   let restarted = false;
   let restartRecoveryMs = 0;
-  let crash: { upAt: number } | undefined;
+  /** When the server was answering again after its crash. */
+  let upAt: number | undefined;
   let serverDown = false;
   /** When the last send acknowledged before the crash began: every commit before then survived it. */
   let durableBefore = 0;
@@ -279,7 +280,7 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
         serverDown = true;
       });
       const backAt = Date.now();
-      crash = { upAt: backAt };
+      upAt = backAt;
       while (running && lastAckAt <= backAt) await sleep(20);
       restartRecoveryMs = lastAckAt - downAt;
       log(`acks again ${restartRecoveryMs} ms after the server went down`);
@@ -346,11 +347,8 @@ export async function crashSoak(options: SoakOptions): Promise<SoakReport> {
 
     const end = await left();
     const asyncLeases = options.backend === 'postgresql' && leaseCommit === 'async';
-    const crashed =
-      asyncLeases && crash
-        ? { upAt: crash.upAt, ackUndoable: { from: durableBefore, to: crash.upAt } }
-        : undefined;
-    const judged = judge(deliveries, { messages, visibilityMs, killed, ackFailed, ackTimes, crash: crashed });
+    const crash = asyncLeases && upAt !== undefined ? { durableBefore, upAt } : undefined;
+    const judged = judge(deliveries, { messages, visibilityMs, killed, ackFailed, ackTimes, crash });
     const lost = Math.max(0, judged.neverDelivered - end.waiting);
 
     return {

@@ -5,7 +5,7 @@ const visibilityMs = 5000;
 const crashAt = 100_000;
 const upAt = crashAt + 1500;
 /** Asynchronous lease commits; the last send acknowledged before the crash began 2 s before it. */
-const crash = { upAt, ackUndoable: { from: crashAt - 2000, to: upAt } };
+const crash = { durableBefore: crashAt - 2000, upAt };
 
 const delivery = (id: string, s: number, a: number, t0: number, p: number, t1 = t0 + 5): Delivery => ({
   id,
