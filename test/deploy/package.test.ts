@@ -10,6 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { captureEmf, type Emf } from '../support/emf.js';
 import { type EmittedMetric, emittedMetrics } from './emitted-metrics.js';
 import { PACKAGE_TIMEOUT_MS, type Packaged, root, serverlessPackage, type Template } from './support.js';
 
@@ -370,27 +371,18 @@ async function publishedAs(): Promise<{ namespace: string; dimensions: string[] 
   vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
   vi.stubEnv('POWERTOOLS_DEV', '');
   vi.stubEnv('POWERTOOLS_SERVICE_NAME', SERVICE);
-  const lines: string[] = [];
-  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    lines.push(String(chunk));
-    return true;
-  });
+  const capture = captureEmf();
+  let emitted: Emf[] = [];
   try {
     const { emitMetric } = await import('../../functions/runtime/metrics.js');
     emitMetric({ name: 'Deadlocks', value: 1, unit: 'Count', dimensions: { backend: 'postgresql' } });
   } finally {
-    write.mockRestore();
+    emitted = capture.stop();
   }
-  const emf = JSON.parse(
-    lines
-      .join('')
-      .trim()
-      .split('\n')
-      .find((line) => line.includes('CloudWatchMetrics'))!,
-  );
+  const emf = emitted[0]!;
   expect(emf.service).toBe(SERVICE);
-  const [directive] = emf._aws.CloudWatchMetrics;
-  return { namespace: directive.Namespace, dimensions: directive.Dimensions[0] };
+  const directive = emf._aws.CloudWatchMetrics[0]!;
+  return { namespace: directive.Namespace, dimensions: directive.Dimensions[0]! };
 }
 
 describe('monitoring', () => {

@@ -8,6 +8,7 @@ import { resolveConfig } from '../../lib/config/index.js';
 import { createStorage } from '../../lib/storage/index.js';
 import type { Storage } from '../../lib/storage/types.js';
 import { postgresBackend, redisBackend } from '../support/backends.js';
+import { captureEmf, type Emf } from '../support/emf.js';
 import { lambdaContext } from '../support/lambda.js';
 import { describeOnBackends } from './api-support.js';
 
@@ -24,41 +25,19 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-interface Emf {
-  _aws: {
-    CloudWatchMetrics: {
-      Namespace: string;
-      Dimensions: string[][];
-      Metrics: { Name: string; Unit: string }[];
-    }[];
-  };
-  [key: string]: unknown;
-}
-
 /** Runs `fn`, collecting the EMF documents written to stdout meanwhile. */
 async function capturingEmf<T>(
   fn: () => Promise<T>,
 ): Promise<{ result: T | undefined; error: unknown; emf: Emf[] }> {
-  const lines: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  vi.spyOn(process.stdout, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    if (text.includes('"_aws"')) {
-      lines.push(...text.split('\n').filter((line) => line.includes('"_aws"')));
-      return true;
-    }
-    return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
-  }) as typeof process.stdout.write);
+  const capture = captureEmf();
   let result: T | undefined;
   let error: unknown;
   try {
     result = await fn();
   } catch (caught) {
     error = caught;
-  } finally {
-    vi.mocked(process.stdout.write).mockRestore();
   }
-  return { result, error, emf: lines.map((line) => JSON.parse(line) as Emf) };
+  return { result, error, emf: capture.stop() };
 }
 
 function metricNames(document: Emf): string[] {

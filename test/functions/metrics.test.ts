@@ -1,22 +1,12 @@
 /** Every HTTP request emits one EMF latency metric named by its operation, on success and on error. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createStorage, type Storage } from '../../lib/storage/index.js';
+import { captureEmf, type Emf } from '../support/emf.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
   vi.unstubAllEnvs();
 });
-
-interface Emf {
-  _aws: {
-    CloudWatchMetrics: {
-      Namespace: string;
-      Dimensions: string[][];
-      Metrics: { Name: string; Unit: string }[];
-    }[];
-  };
-  [key: string]: unknown;
-}
 
 type Call = typeof import('./api-support.js')['call'];
 
@@ -32,24 +22,16 @@ async function emfDuring(
   vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
   vi.stubEnv('POWERTOOLS_DEV', '');
   vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
-  const lines: string[] = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    lines.push(String(chunk));
-    return true;
-  });
+  const capture = captureEmf();
   const { call, serveFrom } = await import('./api-support.js');
   try {
     serveFrom(storage);
     const { token } = await storage.tokens.issue({ identity: 'metrics', scopes: ['admin'] });
     await requests(call, token);
   } finally {
-    vi.mocked(process.stdout.write).mockRestore();
     await storage.close();
   }
-  return lines
-    .flatMap((line) => line.split('\n'))
-    .filter((line) => line.includes('CloudWatchMetrics'))
-    .map((line) => JSON.parse(line) as Emf);
+  return capture.stop();
 }
 
 describe('operation metrics (EMF)', () => {
@@ -108,13 +90,10 @@ describe('operation metrics (EMF)', () => {
     vi.resetModules();
     vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
     vi.stubEnv('POWERTOOLS_DEV', '');
-    const lines: string[] = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      lines.push(String(chunk));
-      return true;
-    });
+    const capture = captureEmf();
     const { emitMetric, metrics } = await import('../../functions/runtime/metrics.js');
     const singleMetric = vi.spyOn(metrics, 'singleMetric');
+    let emf: Emf[] = [];
     try {
       emitMetric({
         name: 'Latency',
@@ -125,12 +104,8 @@ describe('operation metrics (EMF)', () => {
       });
       emitMetric({ name: 'PoolInUse', value: 2, unit: 'Count', dimensions: { backend: 'postgresql' } });
     } finally {
-      vi.mocked(process.stdout.write).mockRestore();
+      emf = capture.stop();
     }
-    const emf = lines
-      .flatMap((line) => line.split('\n'))
-      .filter((line) => line.includes('CloudWatchMetrics'))
-      .map((line) => JSON.parse(line) as Emf);
     expect(emf.map(({ _aws, ...fields }) => [_aws.CloudWatchMetrics[0]!.Dimensions, fields])).toEqual([
       [
         [['service', 'operation', 'backend']],

@@ -2,6 +2,7 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { afterEach, expect, it, vi } from 'vitest';
 import { emfSink } from '../../lib/storage/hybrid/index.js';
+import { captureEmf } from '../support/emf.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -11,11 +12,7 @@ afterEach(() => {
 it('emfSink writes one EMF line per metric with its dimensions and unit', () => {
   vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
   vi.stubEnv('POWERTOOLS_DEV', '');
-  const lines: string[] = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    lines.push(String(chunk));
-    return true;
-  });
+  const capture = captureEmf();
   const metrics = new Metrics({ namespace: 'KubentlyStorage', serviceName: 'test' });
   emfSink(metrics)({
     name: 'BackendLatency',
@@ -23,14 +20,10 @@ it('emfSink writes one EMF line per metric with its dimensions and unit', () => 
     unit: 'Milliseconds',
     dimensions: { backend: 'redis', operation: 'kv.get' },
   });
-  vi.mocked(process.stdout.write).mockRestore();
-  const emf = lines
-    .flatMap((line) => line.split('\n'))
-    .filter((line) => line.includes('CloudWatchMetrics'))
-    .map((line) => JSON.parse(line));
+  const emf = capture.stop();
   expect(emf).toHaveLength(1);
   expect(emf[0]).toMatchObject({ backend: 'redis', operation: 'kv.get', BackendLatency: 1.235 });
-  expect(emf[0]._aws.CloudWatchMetrics[0]).toMatchObject({
+  expect(emf[0]!._aws.CloudWatchMetrics[0]).toMatchObject({
     Namespace: 'KubentlyStorage',
     Metrics: [{ Name: 'BackendLatency', Unit: 'Milliseconds' }],
   });
